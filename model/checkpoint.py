@@ -1,0 +1,233 @@
+"""Checkpoint layouts: Hugging Face (config.json + safetensors) and Meta (params.json + consolidated.NN.pth).
+
+Readers hand out one tensor at a time, already renamed to our parameter names and in our layout, so the
+loader can stream (and quantize) a model bigger than host or GPU memory would hold twice.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Protocol
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+from torch import Tensor
+
+from .config import ModelArgs, read_json
+from .tokenizer import Tokenizer
+
+
+class CheckpointError(ValueError):
+    """A checkpoint directory that cannot be used; the message names the file and tensor at fault."""
+
+
+class Reader(Protocol):
+    args: ModelArgs
+    def get(self, name: str) -> Tensor: ...
+
+
+# Our (Meta) name -> Hugging Face name; layer tensors use {i}.
+_HF_NAMES = {
+    "tok_embeddings.weight": "model.embed_tokens.weight",
+    "norm.weight": "model.norm.weight",
+    "output.weight": "lm_head.weight",
+    "layers.{i}.attention.wq.weight": "model.layers.{i}.self_attn.q_proj.weight",
+    "layers.{i}.attention.wk.weight": "model.layers.{i}.self_attn.k_proj.weight",
+    "layers.{i}.attention.wv.weight": "model.layers.{i}.self_attn.v_proj.weight",
+    "layers.{i}.attention.wo.weight": "model.layers.{i}.self_attn.o_proj.weight",
+    "layers.{i}.feed_forward.w1.weight": "model.layers.{i}.mlp.gate_proj.weight",
+    "layers.{i}.feed_forward.w2.weight": "model.layers.{i}.mlp.down_proj.weight",
+    "layers.{i}.feed_forward.w3.weight": "model.layers.{i}.mlp.up_proj.weight",
+    "layers.{i}.attention_norm.weight": "model.layers.{i}.input_layernorm.weight",
+    "layers.{i}.ffn_norm.weight": "model.layers.{i}.post_attention_layernorm.weight",
+}
+_LAYER = re.compile(r"^layers\.(\d+)\.")
+
+
+def hf_name(name: str) -> str:
+    m = _LAYER.match(name)
+    template = _LAYER.sub("layers.{i}.", name) if m else name
+    return _HF_NAMES[template].replace("{i}", m.group(1)) if m else _HF_NAMES[template]
+
+
+def permute_for_rotate_half(w: Tensor, n_heads: int) -> Tensor:
+    """Meta's interleaved q/k rows -> Hugging Face's rotate-half order (as HF's converter does)."""
+    rows, cols = w.shape
+    return w.view(n_heads, rows // n_heads // 2, 2, cols).transpose(1, 2).reshape(rows, cols)
+
+
+def unpermute_from_rotate_half(w: Tensor, n_heads: int) -> Tensor:
+    rows, cols = w.shape
+    return w.view(n_heads, 2, rows // n_heads // 2, cols).transpose(1, 2).reshape(rows, cols)
+
+
+class HFReader:
+    """config.json + model.safetensors, or shards listed in model.safetensors.index.json."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.args = ModelArgs.from_hf_config(read_json(root / "config.json"))
+        self.tied = bool(read_json(root / "config.json").get("tie_word_embeddings", False))
+        index = root / "model.safetensors.index.json"
+        if index.exists():
+            weight_map: dict[str, str] = read_json(index)["weight_map"]
+        elif (root / "model.safetensors").exists():
+            weight_map = {n: "model.safetensors" for n in self._open("model.safetensors").keys()}
+        else:
+            raise CheckpointError(f"{root}: no model.safetensors or model.safetensors.index.json "
+                                  "(PyTorch .bin checkpoints are not supported: convert them to safetensors)")
+        self.weight_map = weight_map
+        self._files: dict[str, object] = {}
+
+    def _open(self, file: str):  # noqa: ANN202 - safetensors' handle type is not exported
+        path = self.root / file
+        try:
+            return safe_open(str(path), framework="pt", device="cpu")
+        except Exception as e:  # safetensors raises its own error types for truncated or corrupt files
+            raise CheckpointError(f"cannot read {path}: {e}") from e
+
+    def get(self, name: str) -> Tensor:
+        source = hf_name(name)
+        if source == "lm_head.weight" and self.tied and source not in self.weight_map:
+            source = "model.embed_tokens.weight"
+        file = self.weight_map.get(source)
+        if file is None:
+            raise CheckpointError(f"{self.root}: tensor {source} is missing from the checkpoint")
+        if file not in self._files:
+            self._files[file] = self._open(file)
+        try:
+            t = self._files[file].get_tensor(source)
+        except Exception as e:
+            raise CheckpointError(f"{self.root / file}: cannot read tensor {source}: {e}") from e
+        if name.endswith(("attention.wq.weight", "attention.wk.weight")):
+            heads = self.args.n_heads if name.endswith("wq.weight") else self.args.n_kv_heads
+            t = unpermute_from_rotate_half(t, heads)
+        return t
+
+
+# How Meta's model-parallel shards split each tensor (fairscale Column/RowParallelLinear, ParallelEmbedding).
+_META_SPLIT_DIM = {"tok_embeddings": 1, "wq": 0, "wk": 0, "wv": 0, "w1": 0, "w3": 0, "output": 0, "wo": 1, "w2": 1}
+
+
+class MetaReader:
+    """params.json + consolidated.00.pth ... consolidated.NN.pth (model-parallel shards)."""
+
+    def __init__(self, root: Path, vocab_size: int) -> None:
+        self.root = root
+        self.args = ModelArgs.from_meta_params(read_json(root / "params.json"), vocab_size)
+        self.files = sorted(root.glob("consolidated.*.pth"))
+        if not self.files:
+            raise CheckpointError(f"{root}: params.json but no consolidated.NN.pth shards")
+        expected = [root / f"consolidated.{i:02d}.pth" for i in range(len(self.files))]
+        if self.files != expected:
+            raise CheckpointError(f"{root}: shards must be consolidated.00.pth ... numbered without gaps; "
+                                  f"found {[f.name for f in self.files]}")
+        self.shards = []
+        for f in self.files:
+            try:  # mmap: tensors are paged in one at a time; weights_only: never run pickled code
+                self.shards.append(torch.load(f, map_location="cpu", mmap=True, weights_only=True))
+            except Exception as e:
+                raise CheckpointError(f"cannot read {f}: {e}") from e
+
+    def get(self, name: str) -> Tensor:
+        parts = []
+        for f, shard in zip(self.files, self.shards):
+            if name not in shard:
+                raise CheckpointError(f"{f}: tensor {name} is missing")
+            parts.append(shard[name])
+        if len(parts) == 1:
+            return parts[0]
+        kind = name.split(".")[-2]
+        dim = _META_SPLIT_DIM.get(kind)
+        return parts[0] if dim is None else torch.cat(parts, dim=dim)  # norms are replicated
+
+
+def resolve_model_dir(model: str | os.PathLike[str]) -> Path:
+    """A checkpoint directory, or a Hugging Face repo id found in the local cache (never downloaded)."""
+    path = Path(model).expanduser()
+    if path.is_dir():
+        return path
+    if isinstance(model, str) and re.fullmatch(r"[\w.-]+/[\w.-]+", model) and not path.exists():
+        hub = Path(os.environ.get("HF_HUB_CACHE") or Path(os.environ.get("HF_HOME", "~/.cache/huggingface"))
+                   .expanduser() / "hub")
+        repo = hub / ("models--" + model.replace("/", "--"))
+        ref = repo / "refs" / "main"
+        snapshots = repo / "snapshots"
+        if ref.is_file() and (snapshots / ref.read_text().strip()).is_dir():
+            return snapshots / ref.read_text().strip()
+        if snapshots.is_dir() and (found := sorted(snapshots.iterdir())):
+            return found[-1]
+        raise CheckpointError(f"{model!r} is not a directory and is not in the Hugging Face cache at {hub} "
+                              f"(download it there first, e.g. `huggingface-cli download {model}`)")
+    raise CheckpointError(f"model directory {path} does not exist")
+
+
+def open_checkpoint(model: str | os.PathLike[str]) -> tuple[Tokenizer, Reader]:
+    root = resolve_model_dir(model)
+    tok_path = root / "tokenizer.model"
+    if not tok_path.is_file():
+        raise CheckpointError(f"{root}: tokenizer.model is missing (Code Llama checkpoints ship a SentencePiece model)")
+    tokenizer = Tokenizer(tok_path)
+    if (root / "config.json").is_file():
+        reader: Reader = HFReader(root)
+    elif (root / "params.json").is_file():
+        reader = MetaReader(root, tokenizer.n_words)
+    else:
+        raise CheckpointError(f"{root}: neither config.json (Hugging Face) nor params.json (Meta) found")
+    if reader.args.vocab_size != tokenizer.n_words:
+        raise CheckpointError(f"{root}: the model's vocabulary ({reader.args.vocab_size}) and tokenizer.model's "
+                              f"({tokenizer.n_words}) differ")
+    return tokenizer, reader
+
+
+def parameter_names(args: ModelArgs) -> Iterator[str]:
+    yield "tok_embeddings.weight"
+    for i in range(args.n_layers):
+        for t in _HF_NAMES:
+            if t.startswith("layers."):
+                yield t.replace("{i}", str(i))
+    yield "norm.weight"
+    yield "output.weight"
+
+
+def save_hf(state: dict[str, Tensor], args: ModelArgs, out: Path, *, shards: int = 1) -> None:
+    """Write `state` (our names and layout) as a Hugging Face checkpoint (config.json is written too)."""
+    out.mkdir(parents=True, exist_ok=True)
+    hf = {}
+    for name, t in state.items():
+        if name.endswith(("attention.wq.weight", "attention.wk.weight")):
+            t = permute_for_rotate_half(t, args.n_heads if name.endswith("wq.weight") else args.n_kv_heads)
+        hf[hf_name(name)] = t.contiguous()
+    (out / "config.json").write_text(json.dumps(args.to_hf_config(), indent=2))
+    if shards == 1:
+        save_file(hf, str(out / "model.safetensors"), metadata={"format": "pt"})
+        return
+    names = list(hf)
+    weight_map = {}
+    for s in range(shards):
+        file = f"model-{s + 1:05d}-of-{shards:05d}.safetensors"
+        part = {n: hf[n] for n in names[s::shards]}
+        save_file(part, str(out / file), metadata={"format": "pt"})
+        weight_map.update({n: file for n in part})
+    (out / "model.safetensors.index.json").write_text(json.dumps({"metadata": {}, "weight_map": weight_map}))
+
+
+def save_meta(state: dict[str, Tensor], args: ModelArgs, out: Path, *, shards: int = 1,
+              multiple_of: int = 256, ffn_dim_multiplier: float | None = None) -> None:
+    """Write `state` as Meta's params.json + consolidated.NN.pth, split like model-parallel shards."""
+    out.mkdir(parents=True, exist_ok=True)
+    params = {"dim": args.dim, "n_layers": args.n_layers, "n_heads": args.n_heads, "n_kv_heads": args.n_kv_heads,
+              "multiple_of": multiple_of, "ffn_dim_multiplier": ffn_dim_multiplier, "norm_eps": args.norm_eps,
+              "rope_theta": args.rope_theta, "vocab_size": args.vocab_size}
+    (out / "params.json").write_text(json.dumps(params))
+    for s in range(shards):
+        shard = {}
+        for name, t in state.items():
+            dim = _META_SPLIT_DIM.get(name.split(".")[-2])
+            shard[name] = t if dim is None or shards == 1 else t.chunk(shards, dim=dim)[s].clone()
+        torch.save(shard, out / f"consolidated.{s:02d}.pth")

@@ -1,0 +1,75 @@
+"""Permissively licensed Python source found on this machine, split into training and held-out files.
+
+The split is a pure function of each file's name, so evaluation finds the same held-out files on any
+machine without a stored list.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata as md
+import sysconfig
+from dataclasses import dataclass
+from pathlib import Path
+
+# Packages besides the standard library, if installed; each one's licence is read from its metadata.
+EXTRA_PACKAGES = ("networkx", "attrs", "cattrs", "pygls", "lsprotocol", "jinja2", "markupsafe", "packaging")
+PERMISSIVE = ("MIT", "BSD", "Apache", "PSF", "Python Software Foundation", "ISC", "Unlicense")
+HELD_OUT_PERCENT = 3
+SKIP_DIRS = {"test", "tests", "idle_test", "site-packages", "__pycache__", "lib2to3", "ensurepip", "_vendor"}
+MAX_FILE_BYTES = 200_000  # generated tables and giant modules teach little
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    name: str  # package-relative path, e.g. "stdlib/json/decoder.py"
+    path: Path
+    licence: str
+
+
+def is_held_out(name: str) -> bool:
+    return int(hashlib.sha256(name.encode()).hexdigest(), 16) % 100 < HELD_OUT_PERCENT
+
+
+def _python_files(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*.py")
+                  if not SKIP_DIRS.intersection(p.relative_to(root).parts[:-1])
+                  and p.stat().st_size <= MAX_FILE_BYTES)
+
+
+def package_licence(dist: md.Distribution) -> str:
+    meta = dist.metadata
+    text = meta.get("License-Expression") or ""
+    if not text:
+        classifiers = [c.split("::")[-1].strip() for c in meta.get_all("Classifier") or [] if c.startswith("License")]
+        text = "; ".join(classifiers) or (meta.get("License") or "").splitlines()[0:1] and meta["License"].splitlines()[0]
+    return str(text or "unknown")
+
+
+def collect(extra_packages: tuple[str, ...] = EXTRA_PACKAGES) -> list[SourceFile]:
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    files = [SourceFile(f"stdlib/{p.relative_to(stdlib)}", p, "PSF-2.0") for p in _python_files(stdlib)]
+    for name in extra_packages:
+        try:
+            dist = md.distribution(name)
+        except md.PackageNotFoundError:
+            continue
+        licence = package_licence(dist)
+        if not any(word.lower() in licence.lower() for word in PERMISSIVE):
+            continue
+        top = (dist.read_text("top_level.txt") or name).split()
+        for module in top:
+            root = Path(str(dist.locate_file(module)))
+            if root.is_dir():
+                files += [SourceFile(f"{name}/{p.relative_to(root.parent)}", p, licence) for p in _python_files(root)]
+    return files
+
+
+def read(f: SourceFile) -> str:
+    return f.path.read_text(encoding="utf-8", errors="replace")
+
+
+def split(files: list[SourceFile]) -> tuple[list[SourceFile], list[SourceFile]]:
+    train = [f for f in files if not is_held_out(f.name)]
+    held = [f for f in files if is_held_out(f.name)]
+    return train, held

@@ -1,0 +1,165 @@
+"""The Llama transformer behind Code Llama, in plain PyTorch.
+
+Parameter names follow Meta's checkpoints (tok_embeddings, layers.N.attention.wq, ...), so Meta weights
+load as they are. Rotary embeddings rotate interleaved pairs (Meta's layout); Hugging Face checkpoints,
+whose q/k rows are permuted for rotate-half, are un-permuted by the loader.
+
+Inference keeps a static KV cache as module buffers and takes explicit positions, so one forward serves
+prefill (T prompt tokens) and decode (T = 1).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .config import ModelArgs
+
+
+class KVCache(nn.Module):
+    def __init__(self, batch: int, seq_len: int, n_kv_heads: int, head_dim: int, dtype: torch.dtype) -> None:
+        super().__init__()
+        shape = (batch, n_kv_heads, seq_len, head_dim)
+        self.register_buffer("k_cache", torch.zeros(shape, dtype=dtype), persistent=False)
+        self.register_buffer("v_cache", torch.zeros(shape, dtype=dtype), persistent=False)
+
+    def update(self, input_pos: Tensor, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        # input_pos: (T,); k, v: (B, n_kv_heads, T, head_dim)
+        self.k_cache.index_copy_(2, input_pos, k.to(self.k_cache.dtype))
+        self.v_cache.index_copy_(2, input_pos, v.to(self.v_cache.dtype))
+        return self.k_cache, self.v_cache
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim: int, eps: float) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: Tensor) -> Tensor:
+        xf = x.float()
+        return (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)).type_as(x) * self.weight
+
+
+def rope_table(seq_len: int, head_dim: int, theta: float) -> Tensor:
+    """cos/sin of every position and frequency: (seq_len, head_dim // 2, 2), float32."""
+    freqs = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim))
+    angles = torch.outer(torch.arange(seq_len, dtype=torch.float32), freqs)
+    return torch.stack([angles.cos(), angles.sin()], dim=-1)
+
+
+def apply_rope(x: Tensor, rope: Tensor) -> Tensor:
+    # x: (B, T, n_heads, head_dim); rope: (T, head_dim // 2, 2). Rotates pairs (x[2i], x[2i+1]).
+    pairs = x.float().reshape(*x.shape[:-1], -1, 2)
+    cos, sin = rope[None, :, None, :, 0], rope[None, :, None, :, 1]
+    real, imag = pairs[..., 0], pairs[..., 1]
+    out = torch.stack([real * cos - imag * sin, imag * cos + real * sin], dim=-1)
+    return out.flatten(3).type_as(x)
+
+
+class Attention(nn.Module):
+    def __init__(self, args: ModelArgs) -> None:
+        super().__init__()
+        self.n_heads, self.n_kv_heads, self.head_dim = args.n_heads, args.n_kv_heads, args.head_dim
+        self.wq = nn.Linear(args.dim, args.n_heads * args.head_dim, bias=False)
+        self.wk = nn.Linear(args.dim, args.n_kv_heads * args.head_dim, bias=False)
+        self.wv = nn.Linear(args.dim, args.n_kv_heads * args.head_dim, bias=False)
+        self.wo = nn.Linear(args.n_heads * args.head_dim, args.dim, bias=False)
+        self.kv_cache: KVCache | None = None
+
+    def forward(self, x: Tensor, rope: Tensor, mask: Tensor | None, input_pos: Tensor | None,
+                kv_len: int | None) -> Tensor:
+        B, T, _ = x.shape
+        q = apply_rope(self.wq(x).view(B, T, self.n_heads, self.head_dim), rope)
+        k = apply_rope(self.wk(x).view(B, T, self.n_kv_heads, self.head_dim), rope)
+        v = self.wv(x).view(B, T, self.n_kv_heads, self.head_dim)
+        q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # (B, heads, T, head_dim)
+        if self.kv_cache is not None:
+            assert input_pos is not None, "a model with a KV cache needs input_pos"
+            k, v = self.kv_cache.update(input_pos, k, v)  # (B, n_kv_heads, cache_len, head_dim)
+            if kv_len is not None:  # attend only to the filled part (eager); None keeps shapes static
+                k, v = k[:, :, :kv_len], v[:, :, :kv_len]
+            y = F.scaled_dot_product_attention(q, k.to(q.dtype), v.to(q.dtype), attn_mask=mask,
+                                               enable_gqa=self.n_kv_heads != self.n_heads)
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True,
+                                               enable_gqa=self.n_kv_heads != self.n_heads)
+        return self.wo(y.transpose(1, 2).reshape(B, T, -1))
+
+
+class FeedForward(nn.Module):
+    def __init__(self, args: ModelArgs) -> None:
+        super().__init__()
+        self.w1 = nn.Linear(args.dim, args.hidden_dim, bias=False)
+        self.w2 = nn.Linear(args.hidden_dim, args.dim, bias=False)
+        self.w3 = nn.Linear(args.dim, args.hidden_dim, bias=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.w2(F.silu(self.w1(x)) * self.w3(x))
+
+
+class TransformerBlock(nn.Module):
+    def __init__(self, args: ModelArgs) -> None:
+        super().__init__()
+        self.attention = Attention(args)
+        self.feed_forward = FeedForward(args)
+        self.attention_norm = RMSNorm(args.dim, args.norm_eps)
+        self.ffn_norm = RMSNorm(args.dim, args.norm_eps)
+
+    def forward(self, x: Tensor, rope: Tensor, mask: Tensor | None, input_pos: Tensor | None,
+                kv_len: int | None) -> Tensor:
+        h = x + self.attention(self.attention_norm(x), rope, mask, input_pos, kv_len)
+        return h + self.feed_forward(self.ffn_norm(h))
+
+
+class Transformer(nn.Module):
+    def __init__(self, args: ModelArgs) -> None:
+        super().__init__()
+        self.args = args
+        self.tok_embeddings = nn.Embedding(args.vocab_size, args.dim)
+        self.layers = nn.ModuleList(TransformerBlock(args) for _ in range(args.n_layers))
+        self.norm = RMSNorm(args.dim, args.norm_eps)
+        self.output = nn.Linear(args.dim, args.vocab_size, bias=False)
+        self.cache_len = 0
+        # Not registered as buffers: they are rebuilt by setup_caches, never loaded from a checkpoint.
+        self.rope: Tensor | None = None
+        self.causal_mask: Tensor | None = None
+
+    def setup_caches(self, cache_len: int, *, batch: int = 1, dtype: torch.dtype | None = None,
+                     device: torch.device | str | None = None) -> None:
+        """Allocate the KV cache (cache_len positions) and the rope/mask tables on the model's device."""
+        if cache_len > self.args.max_seq_len:
+            raise ValueError(f"cache of {cache_len} tokens exceeds the model's context of {self.args.max_seq_len}")
+        device = device or self.tok_embeddings.weight.device
+        dtype = dtype or self.tok_embeddings.weight.dtype
+        for layer in self.layers:
+            layer.attention.kv_cache = KVCache(batch, cache_len, self.args.n_kv_heads, self.args.head_dim,
+                                               dtype).to(device)
+        self.rope = rope_table(cache_len, self.args.head_dim, self.args.rope_theta).to(device)
+        self.causal_mask = torch.ones(cache_len, cache_len, dtype=torch.bool, device=device).tril()
+        self.cache_len = cache_len
+
+    def forward(self, idx: Tensor, input_pos: Tensor | None = None, *, kv_len: int | None = None,
+                last_only: bool = False) -> Tensor:
+        """idx: (B, T) token ids; input_pos: (T,) their positions when a KV cache is set up.
+
+        kv_len limits attention to the first kv_len cache positions (eager speed); last_only returns the
+        logits of the last position only (prefill needs no others). Returns float32 logits (B, T, vocab).
+        """
+        T = idx.shape[1]
+        if self.cache_len:
+            assert input_pos is not None and self.rope is not None and self.causal_mask is not None
+            rope = self.rope[input_pos]
+            mask = self.causal_mask[None, None, input_pos]  # (1, 1, T, cache_len)
+            if kv_len is not None:
+                mask = mask[..., :kv_len]
+        else:  # training / plain scoring: full causal attention over idx
+            rope = rope_table(T, self.args.head_dim, self.args.rope_theta).to(idx.device)
+            mask = None
+        h = self.tok_embeddings(idx)
+        for layer in self.layers:
+            h = layer(h, rope, mask, input_pos, kv_len)
+        if last_only:
+            h = h[:, -1:]
+        return self.output(self.norm(h)).float()

@@ -1,0 +1,114 @@
+"""SentencePiece tokenizer with Code Llama's infilling pieces, and the FIM prompt formats.
+
+Control ids are resolved once, by piece name, when the tokenizer is loaded: the same code serves
+Code Llama (where `▁<PRE>` is 32007) and any model of our own that carries the same pieces.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import sentencepiece as spm
+
+FimMode = Literal["psm", "spm"]
+
+PREFIX_PIECE, SUFFIX_PIECE, MIDDLE_PIECE, EOT_PIECE = "▁<PRE>", "▁<SUF>", "▁<MID>", "▁<EOT>"
+FIM_PIECES = (PREFIX_PIECE, SUFFIX_PIECE, MIDDLE_PIECE, EOT_PIECE)
+# Encoding "☺" + text and dropping the sentinel's tokens encodes text without SentencePiece's
+# implicit leading space (Meta's encode_infilling does the same).
+SENTINEL = "☺"
+
+
+class Tokenizer:
+    def __init__(self, model_path: str | Path) -> None:
+        path = Path(model_path)
+        if not path.is_file():
+            raise FileNotFoundError(f"tokenizer model not found: {path}")
+        try:
+            self.sp = spm.SentencePieceProcessor(model_file=str(path))
+        except (OSError, RuntimeError) as e:
+            raise ValueError(f"{path} is not a SentencePiece model: {e}") from e
+        self.path = path
+        self.n_words: int = self.sp.vocab_size()
+        self.bos_id: int = self.sp.bos_id()
+        self.eos_id: int = self.sp.eos_id()
+        self.prefix_id = self._piece_id(PREFIX_PIECE)
+        self.suffix_id = self._piece_id(SUFFIX_PIECE)
+        self.middle_id = self._piece_id(MIDDLE_PIECE)
+        self.eot_id = self._piece_id(EOT_PIECE)
+        self.has_fim = None not in (self.prefix_id, self.suffix_id, self.middle_id, self.eot_id)
+
+        self._sentinel_id = self._piece_id(SENTINEL)
+        self._sentinel_ids: list[int] = self.sp.encode(SENTINEL)
+        if self._sentinel_id is None or self.sp.decode(self._sentinel_ids) != SENTINEL:
+            raise ValueError(f"{path}: the vocabulary has no {SENTINEL!r} piece, needed to encode infilling text")
+        # Ids that ordinary text must never produce: a document spelling " <EOT>" stays text.
+        self._reserved = {i for i in (self.bos_id, self.eos_id, self.prefix_id, self.suffix_id,
+                                      self.middle_id, self.eot_id) if i is not None and i >= 0}
+        self.stop_ids = frozenset(i for i in (self.eot_id, self.eos_id) if i is not None and i >= 0)
+
+    def _piece_id(self, piece: str) -> int | None:
+        i = self.sp.piece_to_id(piece)
+        # piece_to_id answers unk for a piece the vocabulary lacks.
+        return None if i == self.sp.unk_id() and piece != self.sp.id_to_piece(i) else i
+
+    def encode(self, s: str, *, bos: bool, eos: bool) -> list[int]:
+        """Encode text as SentencePiece does (with its implicit leading space)."""
+        ids = self._guard(self.sp.encode(s))
+        return ([self.bos_id] if bos else []) + ids + ([self.eos_id] if eos else [])
+
+    def encode_infilling(self, s: str) -> list[int]:
+        """Encode text without the implicit leading space (for a suffix, which continues a line)."""
+        ids = self.sp.encode(SENTINEL + s)
+        n = len(self._sentinel_ids)
+        assert ids[:n] == self._sentinel_ids, "sentinel merged with the text"
+        return self._guard(ids[n:])
+
+    def decode(self, ids: list[int]) -> str:
+        return self.sp.decode([i for i in ids if i not in self._reserved])
+
+    def decode_infilling(self, ids: list[int]) -> str:
+        """Decode a generated middle, keeping a leading space the model generated."""
+        return self.sp.decode([self._sentinel_id] + [i for i in ids if i not in self._reserved])[len(SENTINEL):]
+
+    def count_tokens(self, s: str) -> int:
+        return len(self.sp.encode(s))
+
+    def _guard(self, ids: list[int]) -> list[int]:
+        if self._reserved.isdisjoint(ids):
+            return ids
+        out: list[int] = []
+        for i in ids:
+            out.extend(self._spell(i) if i in self._reserved else (i,))
+        return out
+
+    def _spell(self, token_id: int) -> list[int]:
+        # A reserved piece that came out of user text: encode its characters one by one, so that no
+        # multi-character piece, and so no control piece, can form again.
+        text = self.sp.id_to_piece(token_id).replace("▁", " ")
+        return [t for ch in text for t in self.sp.encode(SENTINEL + ch)[len(self._sentinel_ids):]]
+
+
+def psm_prompt(tok: Tokenizer, prefix: str, suffix: str) -> list[int]:
+    # BOS <PRE> enc(prefix) <SUF> enc_infilling(suffix) <MID>
+    return ([tok.bos_id, tok.prefix_id] + tok.encode(prefix, bos=False, eos=False)
+            + [tok.suffix_id] + tok.encode_infilling(suffix) + [tok.middle_id])
+
+
+def spm_prompt(tok: Tokenizer, prefix: str, suffix: str) -> list[int]:
+    # BOS <PRE> <SUF> enc_infilling(suffix) <MID> enc(prefix)
+    return ([tok.bos_id, tok.prefix_id, tok.suffix_id] + tok.encode_infilling(suffix)
+            + [tok.middle_id] + tok.encode(prefix, bos=False, eos=False))
+
+
+def infill_prompt(tok: Tokenizer, prefix: str, suffix: str, mode: FimMode = "psm") -> list[int]:
+    """The prompt whose continuation, up to <EOT>, is the text between prefix and suffix."""
+    if not tok.has_fim:
+        raise ValueError(f"{tok.path}: this tokenizer has no infilling pieces "
+                         "(Code Llama's Python variants and 34B cannot fill in the middle)")
+    if mode == "psm":
+        return psm_prompt(tok, prefix, suffix)
+    if mode == "spm":
+        return spm_prompt(tok, prefix, suffix)
+    raise ValueError(f"unknown FIM mode {mode!r}; expected 'psm' or 'spm'")

@@ -1,0 +1,68 @@
+"""Tiny checkpoints for tests: a SentencePiece model trained here, random Llama weights, both layouts."""
+
+from __future__ import annotations
+
+import shutil
+import sysconfig
+from pathlib import Path
+
+import torch
+
+from model.checkpoint import parameter_names, save_hf, save_meta
+from model.config import ModelArgs
+from model.tokenizer_train import train_tokenizer
+
+STDLIB = Path(sysconfig.get_paths()["stdlib"])
+
+
+def corpus(max_files: int = 40) -> list[str]:
+    files = sorted((STDLIB / "json").glob("*.py")) + sorted((STDLIB / "email").glob("*.py"))
+    return [f.read_text(encoding="utf-8") for f in files[:max_files]]
+
+
+def make_tokenizer(path: Path, vocab_size: int = 512, fim_as: str = "user_defined") -> Path:
+    return train_tokenizer(corpus(), path, vocab_size, fim_as=fim_as)
+
+
+def tiny_args(vocab_size: int, *, gqa: bool = False, layers: int = 2) -> ModelArgs:
+    # hidden_dim as Meta's formula gives for dim 64, multiple_of 32: int(2 * 256 / 3) = 170 -> 192
+    return ModelArgs(dim=64, n_layers=layers, n_heads=4, n_kv_heads=2 if gqa else 4, vocab_size=vocab_size,
+                     hidden_dim=192, norm_eps=1e-5, rope_theta=1e6, max_seq_len=512)
+
+
+def random_state(args: ModelArgs, seed: int = 0) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    shapes = {
+        "tok_embeddings.weight": (args.vocab_size, args.dim), "output.weight": (args.vocab_size, args.dim),
+        "norm.weight": (args.dim,),
+    }
+    kv = args.n_kv_heads * args.head_dim
+    per_layer = {"attention.wq.weight": (args.dim, args.dim), "attention.wk.weight": (kv, args.dim),
+                 "attention.wv.weight": (kv, args.dim), "attention.wo.weight": (args.dim, args.dim),
+                 "feed_forward.w1.weight": (args.hidden_dim, args.dim),
+                 "feed_forward.w2.weight": (args.dim, args.hidden_dim),
+                 "feed_forward.w3.weight": (args.hidden_dim, args.dim),
+                 "attention_norm.weight": (args.dim,), "ffn_norm.weight": (args.dim,)}
+    state = {}
+    for name in parameter_names(args):
+        shape = shapes.get(name) or per_layer[name.split(".", 2)[2]]
+        if len(shape) == 1:
+            state[name] = 1.0 + 0.1 * torch.randn(shape, generator=g)
+        else:
+            state[name] = torch.randn(shape, generator=g) * (0.5 / shape[1] ** 0.5)
+    return state
+
+
+def make_checkpoint(out: Path, tokenizer: Path, *, layout: str = "hf", gqa: bool = False, shards: int = 1,
+                    seed: int = 0) -> Path:
+    """A random tiny model in `layout` ("hf" or "meta") with `shards` files, plus its tokenizer."""
+    import sentencepiece as spm
+    vocab = spm.SentencePieceProcessor(model_file=str(tokenizer)).vocab_size()
+    args = tiny_args(vocab, gqa=gqa)
+    state = random_state(args, seed)
+    if layout == "hf":
+        save_hf(state, args, out, shards=shards)
+    else:
+        save_meta(state, args, out, shards=shards, multiple_of=32)
+    shutil.copy(tokenizer, out / "tokenizer.model")
+    return out
