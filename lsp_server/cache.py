@@ -1,0 +1,114 @@
+"""LRU cache of completions with type-through.
+
+Keys are the *document* text before/after the cursor (not the prompt
+windows), so a hit means "same document, same cursor". Type-through: when the
+user types exactly the characters the shown completion starts with, the rest
+of that completion is still valid and is served without running the model.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+
+__all__ = ["CompletionCache"]
+
+# Characters of an entry's prefix compared before the full ``startswith``; a
+# cheap filter that rejects almost every non-matching entry.
+_TAIL_CHECK = 64
+
+
+@dataclass(frozen=True)
+class _Entry:
+    prefix: str
+    suffix: str
+    completion: str
+    suffix_hash: int
+
+
+class CompletionCache:
+    """Bounded LRU ``(prefix, suffix) -> completion`` with type-through look-ups.
+
+    An empty completion may be stored to remember "the model had nothing
+    here"; an exact look-up then returns ``""`` (a hit, distinct from the
+    ``None`` of a miss). Type-through only serves a non-empty remainder.
+    """
+
+    def __init__(self, capacity: int = 128) -> None:
+        self.capacity = max(1, capacity)
+        self._entries: OrderedDict[tuple[str, str], _Entry] = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @property
+    def hit_rate(self) -> float:
+        """Hits / look-ups; 0.0 before the first look-up."""
+        total = self.hits + self.misses
+        return self.hits / total if total else 0.0
+
+    def put(self, prefix: str, suffix: str, completion: str) -> None:
+        """Store (or refresh to most-recent) a completion; evicts the LRU entry."""
+        key = (prefix, suffix)
+        self._entries[key] = _Entry(prefix, suffix, completion, hash(suffix))
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.capacity:
+            self._entries.popitem(last=False)
+
+    def lookup(self, prefix: str, suffix: str) -> str | None:
+        """Exact hit, else the remainder of a completion the user typed into.
+
+        Type-through matches an entry when ``prefix == entry.prefix + typed``,
+        ``suffix == entry.suffix`` and ``entry.completion`` starts with a
+        non-empty ``typed`` and is longer than it. Newest entries are tried
+        first. Each candidate is filtered by lengths, the suffix's hash and a
+        short tail compare before any full-length string comparison.
+        """
+        key = (prefix, suffix)
+        entry = self._entries.get(key)
+        if entry is not None:
+            self._entries.move_to_end(key)
+            self.hits += 1
+            return entry.completion
+
+        suffix_len = len(suffix)
+        suffix_hash = hash(suffix)
+        prefix_len = len(prefix)
+        for entry in reversed(self._entries.values()):
+            n = len(entry.prefix)
+            typed_len = prefix_len - n
+            if (
+                typed_len <= 0
+                or typed_len >= len(entry.completion)
+                or len(entry.suffix) != suffix_len
+                or entry.suffix_hash != suffix_hash
+            ):
+                continue
+            typed = prefix[n:]
+            if not entry.completion.startswith(typed):
+                continue
+            tail = min(n, _TAIL_CHECK)
+            if prefix[n - tail : n] != entry.prefix[n - tail :]:
+                continue
+            if not prefix.startswith(entry.prefix) or entry.suffix != suffix:
+                continue
+            self._entries.move_to_end((entry.prefix, entry.suffix))
+            self.hits += 1
+            return entry.completion[typed_len:]
+        self.misses += 1
+        return None
+
+    def clear(self) -> None:
+        """Drop all entries (counters are kept)."""
+        self._entries.clear()
+
+    def stats(self) -> dict[str, float | int]:
+        """Counters for logging/metrics."""
+        return {
+            "entries": len(self._entries),
+            "hits": self.hits,
+            "misses": self.misses,
+            "hit_rate": self.hit_rate,
+        }

@@ -1,0 +1,148 @@
+"""The `codellama-lsp` command: serve, complete, demo, eval, bench, train-demo."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from .settings import Settings
+
+ENGINE_FLAGS = ("model", "device", "dtype", "quant", "context_length")
+
+
+def add_engine_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("model")
+    g.add_argument("--model", help="checkpoint directory or cached HF repo id (default: the embedded demo model)")
+    g.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto)")
+    g.add_argument("--dtype", default="auto", help="auto | float32 | bfloat16 | float16")
+    g.add_argument("--quant", default="auto", help="auto | nf4 | fp4 | int8 | none (auto: nf4 on CUDA, none on CPU)")
+    g.add_argument("--context-length", type=int, default=Settings.context_length, help="KV cache size in tokens")
+
+
+def settings_from(args: argparse.Namespace, **extra: object) -> Settings:
+    raw = {k: getattr(args, k) for k in ENGINE_FLAGS if getattr(args, k, None) is not None}
+    from .settings import parse_settings
+    settings, warnings = parse_settings({**raw, **extra}, Settings())
+    if warnings:
+        raise SystemExit("codellama-lsp: " + "; ".join(warnings))
+    return settings
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    from .server import create_server
+    server = create_server(settings_from(args))
+    if args.tcp:
+        host, _, port = args.tcp.rpartition(":")
+        server.start_tcp(host or "127.0.0.1", int(port))
+    else:
+        server.start_io()
+
+
+def cmd_complete(args: argparse.Namespace) -> None:
+    from model.tokenizer import infill_prompt
+
+    from .completion import complete, line_around, load_engine, window
+    from .shaping import completion_mode
+    from .text import offset_at
+
+    path = Path(args.file)
+    try:
+        # bytes, not read_text(): universal newlines would turn CRLF into LF and shift every offset
+        text = path.read_bytes().decode("utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise SystemExit(f"codellama-lsp: cannot read {path}: {e}") from e
+    settings = settings_from(args, fim_mode=args.fim_mode, temperature=args.temperature,
+                             **({"max_tokens": args.max_tokens, "max_tokens_single_line": args.max_tokens}
+                                if args.max_tokens else {}))
+    offset = offset_at(text, args.line, args.character)
+    if args.dump_prompt:
+        engine_tok = _tokenizer_only(settings)
+        if args.raw:
+            ids = infill_prompt(engine_tok, text[:offset], text[offset:], settings.fim_mode)
+        else:
+            ids = _windowed_prompt(engine_tok, text, offset, settings)
+        print(json.dumps(ids))
+        return
+    engine = load_engine(settings)
+    if args.raw:  # Meta's reference behaviour: whole file, stop only at <EOT>/EOS/max tokens, text untouched
+        gen = engine.infill(text[:offset], text[offset:], mode=settings.fim_mode,
+                            max_new_tokens=args.max_tokens or settings.max_tokens, temperature=settings.temperature,
+                            top_p=settings.top_p)
+        sys.stdout.write(gen.text)
+        return
+    suggestion = complete(engine, text, offset, settings)
+    if suggestion is not None:
+        sys.stdout.write(suggestion.text + "\n")
+
+
+def _tokenizer_only(settings: Settings):  # noqa: ANN202 - model.tokenizer.Tokenizer
+    from model.checkpoint import open_checkpoint, resolve_model_dir
+    from model.loader import DEMO_MODEL_DIR
+    tokenizer, _ = open_checkpoint(resolve_model_dir(settings.model) if settings.model else DEMO_MODEL_DIR)
+    return tokenizer
+
+
+def _windowed_prompt(tokenizer, text: str, offset: int, settings: Settings) -> list[int]:  # noqa: ANN001
+    from model.tokenizer import infill_prompt
+
+    from .completion import budgets, line_around
+    from .context import build_context
+    from .shaping import completion_mode
+    mode = completion_mode(*line_around(text, offset), settings.line_policy)
+    max_tokens = settings.max_tokens_single_line if mode == "single" else settings.max_tokens
+    prefix_tokens, suffix_tokens = budgets(settings, max_tokens, settings.context_length)
+    ctx = build_context(text, offset, tokenizer.count_tokens, prefix_tokens=prefix_tokens,
+                        suffix_tokens=suffix_tokens)
+    return infill_prompt(tokenizer, ctx.prefix, ctx.suffix, settings.fim_mode)
+
+
+def _passthrough(module: str):  # noqa: ANN202
+    def run(args: argparse.Namespace) -> None:
+        import importlib
+        importlib.import_module(module).main(args.rest)
+    return run
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="codellama-lsp", description=__doc__)
+    p.add_argument("--log-level", default="INFO", help="DEBUG shows per-request timings (logs go to stderr)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("serve", help="run the language server (stdio by default)")
+    add_engine_flags(s)
+    s.add_argument("--tcp", metavar="HOST:PORT", help="listen on TCP instead of stdio (host defaults to 127.0.0.1)")
+    s.set_defaults(run=cmd_serve)
+
+    c = sub.add_parser("complete", help="print the completion at a position of FILE")
+    c.add_argument("file")
+    c.add_argument("--line", type=int, required=True, help="zero-based line")
+    c.add_argument("--character", type=int, required=True, help="zero-based UTF-16 column, as in LSP")
+    add_engine_flags(c)
+    c.add_argument("--max-tokens", type=int)
+    c.add_argument("--temperature", type=float, default=0.0)
+    c.add_argument("--fim-mode", choices=("psm", "spm"), default="spm")
+    c.add_argument("--raw", action="store_true",
+                   help="Meta-exact prompt from the whole file; stop only at EOT/EOS/max tokens; no shaping")
+    c.add_argument("--dump-prompt", action="store_true", help="print the prompt token ids as JSON and exit")
+    c.set_defaults(run=cmd_complete)
+
+    for name, module, text in (("demo", "lsp_server.demo", "show a completion and a docstring through LSP"),
+                               ("eval", "lsp_server.evaluate", "evaluate completions on held-out files"),
+                               ("bench", "model.bench", "benchmark the engine on a random checkpoint"),
+                               ("train-demo", "model.train", "train the embedded demo model")):
+        x = sub.add_parser(name, help=text, add_help=False)
+        x.add_argument("rest", nargs=argparse.REMAINDER)
+        x.set_defaults(run=_passthrough(module))
+
+    args = p.parse_args(argv)
+    level = args.log_level.upper()
+    logging.basicConfig(level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if level != "DEBUG":  # pygls logs every message it sends at INFO
+        logging.getLogger("pygls").setLevel(logging.WARNING)
+    try:
+        args.run(args)
+    except (ValueError, FileNotFoundError) as e:  # bad input: one clear line, no traceback
+        raise SystemExit(f"codellama-lsp: {e}") from e

@@ -1,0 +1,63 @@
+"""A minimal LSP client for the demo and the typing benchmark: start the real server process, talk to it."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+from lsprotocol import types
+from pygls.lsp.client import LanguageClient
+
+
+class ServerProcess:
+    """`python -m lsp_server serve ARGS` over stdio, initialized and with its model loaded."""
+
+    def __init__(self, server_args: list[str], capabilities: types.ClientCapabilities | None = None) -> None:
+        self.args = server_args
+        self.capabilities = capabilities or types.ClientCapabilities()
+        self.client = LanguageClient("codellama-lsp-client", "0.1")
+        self.stderr: list[bytes] = []
+        self._drain: asyncio.Task[None] | None = None
+
+    async def start(self, timeout: float = 300) -> dict:
+        """Start, initialize and wait for the model; returns `codellama.status`."""
+        await self.client.start_io(sys.executable, "-m", "lsp_server", "--log-level", "WARNING", "serve", *self.args)
+        server = self.client._server
+        self._drain = asyncio.create_task(self._read_stderr(server.stderr if server else None))
+        await self.client.initialize_async(types.InitializeParams(capabilities=self.capabilities, process_id=None))
+        self.client.initialized(types.InitializedParams())
+        loop = asyncio.get_running_loop()
+        end = loop.time() + timeout
+        while (status := await self.status())["state"] in ("idle", "loading") and loop.time() < end:
+            await asyncio.sleep(0.1)
+        return status
+
+    async def _read_stderr(self, stream: asyncio.StreamReader | None) -> None:
+        while stream is not None and (line := await stream.readline()):
+            self.stderr.append(line)  # an unread pipe would block the server once full
+
+    async def status(self) -> dict:
+        return await self.client.workspace_execute_command_async(types.ExecuteCommandParams("codellama.status"))
+
+    async def inline(self, uri: str, line: int, character: int) -> list[types.InlineCompletionItem]:
+        result = await self.client.text_document_inline_completion_async(types.InlineCompletionParams(
+            context=types.InlineCompletionContext(types.InlineCompletionTriggerKind.Automatic),
+            text_document=types.TextDocumentIdentifier(uri), position=types.Position(line, character)))
+        return list(result.items) if isinstance(result, types.InlineCompletionList) else list(result or [])
+
+    def open(self, uri: str, text: str, language: str = "python") -> None:
+        self.client.text_document_did_open(types.DidOpenTextDocumentParams(
+            types.TextDocumentItem(uri, language, 1, text)))
+
+    def insert(self, uri: str, version: int, line: int, character: int, text: str) -> None:
+        at = types.Position(line, character)
+        self.client.text_document_did_change(types.DidChangeTextDocumentParams(
+            types.VersionedTextDocumentIdentifier(uri, version),
+            [types.TextDocumentContentChangePartial(types.Range(at, at), text)]))
+
+    async def stop(self) -> None:
+        await self.client.shutdown_async(None)
+        self.client.exit(None)
+        await self.client.stop()
+        if self._drain:
+            self._drain.cancel()

@@ -1,0 +1,102 @@
+"""One inline completion, from document text and cursor to the text the editor shows.
+
+    text, offset -> windows (context.py) -> FIM prompt -> engine.infill (early stop) -> shaping.py -> Suggestion
+
+This module is the whole completion path without LSP: the server, the `complete` CLI and the evaluation
+all call it, so what they measure is what users get.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from model.engine import Engine, Timings
+from model.loader import load_model, resolve_device, resolve_dtype, resolve_quant
+
+from .context import FimContext, build_context
+from .settings import Settings
+from .shaping import block_indent, completion_mode, make_stop, next_suffix_line, shape
+
+log = logging.getLogger(__name__)
+PROMPT_OVERHEAD = 8  # BOS and FIM control tokens, with room to spare
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    text: str
+    replace_chars: int  # characters right of the cursor (on its line) that the text replaces
+    mode: str  # single | multi
+    stop_reason: str
+    timings: Timings
+    context_ms: float
+
+
+def load_engine(settings: Settings, progress: Callable[[float, str], None] | None = None) -> Engine:
+    """Load the configured model (None: the embedded demo) and wrap it in a warm engine."""
+    device = resolve_device(settings.device)
+    model, tokenizer = load_model(settings.model, device=device, dtype=resolve_dtype(settings.dtype, device),
+                                  quant=resolve_quant(settings.quant, device), progress=progress)
+    return Engine(model, tokenizer, context_length=settings.context_length)
+
+
+def budgets(settings: Settings, max_tokens: int, context_length: int) -> tuple[int, int]:
+    """Prefix and suffix token budgets, shrunk in proportion when the model's context is smaller."""
+    room = context_length - max_tokens - PROMPT_OVERHEAD
+    want = settings.prefix_tokens + settings.suffix_tokens
+    if want <= room:
+        return settings.prefix_tokens, settings.suffix_tokens
+    scale = max(room, 16) / want
+    return max(8, int(settings.prefix_tokens * scale)), max(8, int(settings.suffix_tokens * scale))
+
+
+def line_around(text: str, offset: int) -> tuple[str, str]:
+    """The cursor line's text before and after the cursor."""
+    start = max(text.rfind("\n", 0, offset), text.rfind("\r", 0, offset)) + 1
+    ends = [i for i in (text.find("\n", offset), text.find("\r", offset)) if i >= 0]
+    return text[start:offset], text[offset:min(ends) if ends else len(text)]
+
+
+def window(engine: Engine, text: str, offset: int, settings: Settings, mode: str, extra: str = "") -> FimContext:
+    max_tokens = settings.max_tokens_single_line if mode == "single" else settings.max_tokens
+    prefix_tokens, suffix_tokens = budgets(settings, max_tokens, engine.context_length)
+    return build_context(text, offset, engine.tokenizer.count_tokens, prefix_tokens=prefix_tokens,
+                         suffix_tokens=suffix_tokens, extra=extra)
+
+
+def complete(engine: Engine, text: str, offset: int, settings: Settings, *, extra: str = "",
+             cancel: Callable[[], bool] | None = None) -> Suggestion | None:
+    """The shaped completion at `offset` (a code-point offset into `text`), or None when there is none."""
+    t0 = time.perf_counter()
+    before, after = line_around(text, offset)
+    mode = completion_mode(before, after, settings.line_policy)
+    ctx = window(engine, text, offset, settings, mode, extra)
+    stop = make_stop(mode, line_before_cursor=before, next_suffix_line=next_suffix_line(ctx.suffix),
+                     block_indent=block_indent(ctx.prefix))
+    context_ms = (time.perf_counter() - t0) * 1000
+    deadline = time.monotonic() + settings.time_budget_ms / 1000
+    gen = engine.infill(ctx.prefix, ctx.suffix, mode=settings.fim_mode,
+                        max_new_tokens=settings.max_tokens_single_line if mode == "single" else settings.max_tokens,
+                        temperature=settings.temperature, top_p=settings.top_p, stop=stop, cancel=cancel,
+                        deadline=deadline)
+    if gen.stop_reason == "cancel":
+        return None
+    shaped = shape(gen.text, prefix=ctx.prefix, suffix=ctx.suffix, mode=mode)
+    t = gen.timings
+    log.debug("completion mode=%s context=%.1fms prompt=%d cached=%d prefill=%.1fms first=%.1fms decode=%.1fms "
+              "new=%d total=%.1fms stop=%s", mode, context_ms, t.prompt_tokens, t.cached_tokens, t.prefill_ms,
+              t.first_token_ms, t.decode_ms, t.new_tokens, t.total_ms, gen.stop_reason)
+    if shaped is None:
+        return None
+    return Suggestion(shaped.text, shaped.replace_chars, mode, gen.stop_reason, t, context_ms)
+
+
+def infill_text(engine: Engine, prefix: str, suffix: str, max_tokens: int, settings: Settings,
+                cancel: Callable[[], bool] | None = None) -> str:
+    """A plain infill (the docstring writer's model call): stops at <EOT> or a blank line."""
+    gen = engine.infill(prefix, suffix, mode=settings.fim_mode, max_new_tokens=max_tokens,
+                        temperature=settings.temperature, top_p=settings.top_p, cancel=cancel,
+                        stop=lambda s: "\n" in s.lstrip("\n"))
+    return gen.text

@@ -1,0 +1,525 @@
+"""Prompt windows around the cursor: the FIM prefix/suffix and other-file context.
+
+Everything here is pure and model-free; the tokenizer enters only as a
+``count_tokens(str) -> int`` callable. Token costs are computed per line and
+memoized, so a keystroke costs dictionary look-ups for the unchanged lines plus
+one count of the line being edited, not a tokenization of the whole window.
+
+Budgets are enforced on the *sum of per-line counts* (each line counted with
+its newline). For subadditive tokenizers (BPE/sentencepiece in practice, and
+the usual test fakes) that sum is an upper bound on the count of the joined
+window, so the window never exceeds its budget.
+"""
+
+from __future__ import annotations
+
+import bisect
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from urllib.parse import unquote, urlparse
+
+from .text import line_starts, split_lines
+
+__all__ = [
+    "ContextChunk",
+    "ExtraContext",
+    "FimContext",
+    "TokenCounter",
+    "build_context",
+    "comment_syntax",
+]
+
+CountTokens = Callable[[str], int]
+
+
+# --------------------------------------------------------------------------
+# Memoized token counting
+# --------------------------------------------------------------------------
+
+
+class TokenCounter:
+    """``count_tokens`` wrapper with a bounded LRU memo keyed by the string.
+
+    Pass one of these to :func:`build_context` to control the cache; plain
+    callables are wrapped automatically (see :func:`_counter_for`). Safe to
+    share between threads (the tokenizer itself is called outside the lock).
+    """
+
+    # Strings longer than this are counted but not memoized: caching them
+    # would pin large blobs (minified files) in memory for little gain.
+    MAX_MEMO_CHARS = 2048
+
+    def __init__(self, count_tokens: CountTokens, max_entries: int = 8192) -> None:
+        self._count = count_tokens
+        self._max_entries = max(1, max_entries)
+        self._memo: OrderedDict[str, int] = OrderedDict()
+        self._lock = threading.Lock()
+        self.calls = 0  # underlying tokenizer invocations (for tests/metrics)
+
+    def __call__(self, s: str) -> int:
+        memo = self._memo
+        with self._lock:
+            cached = memo.get(s)
+            if cached is not None:
+                memo.move_to_end(s)
+                return cached
+            self.calls += 1
+        n = int(self._count(s))
+        if len(s) <= self.MAX_MEMO_CHARS:
+            with self._lock:
+                memo[s] = n
+                if len(memo) > self._max_entries:
+                    memo.popitem(last=False)
+        return n
+
+    def __len__(self) -> int:
+        return len(self._memo)
+
+
+# A handful of recently used raw callables -> their TokenCounter, so callers
+# that pass the same function (or bound method: equal and equal-hashing across
+# accesses) every keystroke still get memoization. Bounded, so per-call
+# lambdas in tests cannot grow it.
+_COUNTERS: OrderedDict[Hashable, TokenCounter] = OrderedDict()
+_COUNTERS_LOCK = threading.Lock()
+_MAX_COUNTERS = 8
+
+
+def _counter_for(count_tokens: CountTokens) -> TokenCounter:
+    if isinstance(count_tokens, TokenCounter):
+        return count_tokens
+    try:
+        hash(count_tokens)
+    except TypeError:  # unhashable callable: memoize for this call only
+        return TokenCounter(count_tokens)
+    with _COUNTERS_LOCK:
+        counter = _COUNTERS.get(count_tokens)
+        if counter is None:
+            counter = TokenCounter(count_tokens)
+            _COUNTERS[count_tokens] = counter
+            if len(_COUNTERS) > _MAX_COUNTERS:
+                _COUNTERS.popitem(last=False)
+        else:
+            _COUNTERS.move_to_end(count_tokens)
+        return counter
+
+
+# --------------------------------------------------------------------------
+# FIM prefix/suffix windows
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FimContext:
+    """The prompt windows around the cursor.
+
+    ``prefix`` is ``extra`` followed by the document from the start of line
+    ``prefix_start_line`` up to the cursor; ``suffix`` is the document from the
+    cursor to the end of line ``suffix_end_line`` (inclusive, without its
+    terminator). Line breaks in both are normalized to ``"\\n"`` (the model
+    was trained on LF text; the editor converts inserted text back).
+    """
+
+    prefix: str
+    suffix: str
+    prefix_start_line: int
+    suffix_end_line: int
+
+
+# When a single line alone exceeds the budget it is cut at a multiple of this
+# many code points, so the cut (and the KV-cache prefix) stays put while the
+# user types instead of sliding on every keystroke.
+_CUT_GRAIN = 64
+
+
+def build_context(
+    text: str,
+    offset: int,
+    count_tokens: CountTokens,
+    *,
+    prefix_tokens: int,
+    suffix_tokens: int,
+    snap_lines: int = 32,
+    extra: str = "",
+) -> FimContext:
+    """Cut the prefix/suffix windows around code-point ``offset`` in ``text``.
+
+    Prefix: whole lines backward from the cursor line (whose text before the
+    cursor is always included), starting at the *earliest multiple of
+    ``snap_lines``* whose window fits ``prefix_tokens``. Because the start
+    only moves when that rule's answer changes, it stays fixed while the user
+    types on a line or moves a few lines down, which keeps the engine's KV
+    prefix cache hitting. If no multiple of ``snap_lines`` fits, finer grains
+    (halving down to 1) are tried. If even the cursor line's head does not
+    fit, it is cut from the left (at a multiple of 64 code points when
+    possible).
+
+    Suffix: the rest of the cursor line, then whole following lines while
+    within ``suffix_tokens`` (the rest of the line is cut from the right only
+    if it alone exceeds the budget). It does not depend on the text before the
+    cursor, so it is stable while typing.
+
+    ``extra`` (already formatted other-file context) is prepended to the
+    prefix, followed by a newline if it lacks one; it is not charged to
+    ``prefix_tokens`` (it has its own budget upstream). Never raises for an
+    out-of-range ``offset``; it is clamped.
+    """
+    counter = _counter_for(count_tokens)
+    lines = split_lines(text)
+    starts = line_starts(text)
+    offset = max(0, min(offset, len(text)))
+    cur = bisect.bisect_right(starts, offset) - 1
+    line_text = lines[cur]
+    col = min(offset - starts[cur], len(line_text))  # clamps an offset inside "\r\n"
+    head, rest = line_text[:col], line_text[col:]
+
+    start_line, prefix_window = _prefix_window(
+        lines, cur, head, counter, max(0, prefix_tokens), max(1, snap_lines)
+    )
+    end_line, suffix_window = _suffix_window(lines, cur, rest, counter, max(0, suffix_tokens))
+
+    if extra and not extra.endswith("\n"):
+        extra += "\n"
+    return FimContext(
+        prefix=extra + prefix_window,
+        suffix=suffix_window,
+        prefix_start_line=start_line,
+        suffix_end_line=end_line,
+    )
+
+
+def _line_cost(counter: TokenCounter, line: str) -> int:
+    # Always the line *with* its newline, so prefix and suffix share memo keys.
+    return counter(line + "\n")
+
+
+def _prefix_window(
+    lines: list[str], cur: int, head: str, counter: TokenCounter, budget: int, snap: int
+) -> tuple[int, str]:
+    head_cost = counter(head)
+    if head_cost > budget:
+        return cur, head[_fit_tail(head, counter, budget) :]
+    available = budget - head_cost
+    # Walk backward to the earliest start line that fits (costs are monotone:
+    # an earlier start only adds lines).
+    earliest = cur
+    spent = 0
+    while earliest > 0:
+        cost = _line_cost(counter, lines[earliest - 1])
+        if spent + cost > available:
+            break
+        spent += cost
+        earliest -= 1
+    # Earliest multiple of the grain at or after `earliest`; it fits because
+    # it starts no earlier than `earliest`. The grain-1 pass always succeeds.
+    grain = snap
+    while True:
+        start = -(-earliest // grain) * grain
+        if start <= cur:
+            break
+        grain //= 2
+    body = "".join(line + "\n" for line in lines[start:cur])
+    return start, body + head
+
+
+def _suffix_window(
+    lines: list[str], cur: int, rest: str, counter: TokenCounter, budget: int
+) -> tuple[int, str]:
+    rest_cost = counter(rest)
+    if rest_cost > budget:
+        return cur, rest[: _fit_head(rest, counter, budget)]
+    spent = rest_cost
+    end = cur
+    while end + 1 < len(lines):
+        cost = _line_cost(counter, lines[end + 1])
+        if spent + cost > budget:
+            break
+        spent += cost
+        end += 1
+    return end, rest + "".join("\n" + line for line in lines[cur + 1 : end + 1])
+
+
+def _fit_tail(s: str, count: CountTokens, budget: int) -> int:
+    """Smallest cut index with ``count(s[cut:]) <= budget``.
+
+    Prefers cuts at multiples of ``_CUT_GRAIN`` (stable while typing at the
+    end of ``s``); falls back to a code-point-exact cut inside the last grain.
+    Assumes ``count`` is monotone in the string length.
+    """
+    n = len(s)
+    # Binary search over grid cuts 0, g, 2g, ..., then n (the empty tail).
+    grid: list[int] = [*range(0, n, _CUT_GRAIN), n]
+    lo, hi = 0, len(grid) - 1
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if count(s[grid[mid] :]) <= budget:
+            hi = mid
+        else:
+            lo = mid + 1
+    cut = grid[lo]
+    if cut == n and n > 0:
+        # Only the empty tail fits on the grid: search the last grain exactly.
+        lo, hi = grid[-2], n  # n > 0, so grid holds 0 and n at least
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if count(s[mid:]) <= budget:
+                hi = mid
+            else:
+                lo = mid + 1
+        cut = lo
+    return cut
+
+
+def _fit_head(s: str, count: CountTokens, budget: int) -> int:
+    """Largest end index with ``count(s[:end]) <= budget`` (code-point exact)."""
+    lo, hi = 0, len(s)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if count(s[:mid]) <= budget:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+# --------------------------------------------------------------------------
+# Other-file context
+# --------------------------------------------------------------------------
+
+# Line-comment syntax per LSP language id: (opener, closer).
+_HASH = ("#", "")
+_SLASH = ("//", "")
+_DASH = ("--", "")
+_COMMENT_SYNTAX: dict[str, tuple[str, str]] = {
+    **dict.fromkeys(
+        (
+            "python", "shellscript", "sh", "bash", "zsh", "fish", "ruby", "yaml",
+            "toml", "perl", "r", "makefile", "dockerfile", "powershell", "elixir",
+            "julia", "nim", "coffeescript", "cmake", "gdscript", "starlark",
+        ),
+        _HASH,
+    ),
+    **dict.fromkeys(
+        (
+            "c", "cpp", "cuda-cpp", "objective-c", "objective-cpp", "csharp", "java",
+            "javascript", "javascriptreact", "typescript", "typescriptreact", "go",
+            "rust", "swift", "kotlin", "scala", "dart", "php", "groovy", "zig",
+            "jsonc", "proto", "solidity", "glsl", "hlsl", "verilog", "fsharp",
+        ),
+        _SLASH,
+    ),
+    **dict.fromkeys(("lua", "sql", "haskell", "ada", "elm", "vhdl", "purescript"), _DASH),
+    **dict.fromkeys(("latex", "tex", "matlab", "erlang", "prolog"), ("%", "")),
+    **dict.fromkeys(("clojure", "lisp", "scheme", "racket", "commonlisp", "ini"), (";", "")),
+    **dict.fromkeys(("html", "xml", "markdown", "vue", "svelte"), ("<!--", " -->")),
+    **dict.fromkeys(("css", "scss", "less"), ("/*", " */")),
+    "vim": ('"', ""),
+    "bat": ("REM", ""),
+    "ocaml": ("(*", " *)"),
+}
+
+# Languages whose files meaningfully share context (same ecosystem).
+_FAMILY: dict[str, str] = {
+    **dict.fromkeys(("javascript", "javascriptreact", "typescript", "typescriptreact"), "js"),
+    **dict.fromkeys(("c", "cpp", "cuda-cpp", "objective-c", "objective-cpp"), "c"),
+    **dict.fromkeys(("shellscript", "sh", "bash", "zsh"), "sh"),
+}
+
+
+def comment_syntax(language_id: str) -> tuple[str, str]:
+    """``(opener, closer)`` of a one-line comment; ``//`` for unknown languages."""
+    return _COMMENT_SYNTAX.get(language_id.lower(), _SLASH)
+
+
+def _family(language_id: str) -> str:
+    lid = language_id.lower()
+    return _FAMILY.get(lid, lid)
+
+
+@dataclass(frozen=True)
+class ContextChunk:
+    """Lines ``start_line..end_line`` (exclusive) of a document; ``focus_line`` is
+    where the user was, kept when the chunk must be trimmed to a budget."""
+
+    uri: str
+    language_id: str
+    text: str
+    start_line: int
+    end_line: int
+    focus_line: int
+
+
+class ExtraContext:
+    """Ring buffer of snippets from other documents, rendered as prompt context.
+
+    Dedup rules on insert: a chunk with the same uri and text as an existing
+    one replaces it (becoming newest); older chunks of the same uri whose line
+    range overlaps the new one are dropped (they are stale views of the same
+    region, e.g. successive edits); a chunk whose text is contained in another
+    chunk is dropped (the container is refreshed to newest instead), and
+    chunks contained in the new one are removed.
+    """
+
+    def __init__(
+        self,
+        max_chunks: int = 16,
+        *,
+        document_lines: int = 20,
+        edit_lines: int = 8,
+        root_uri: str | None = None,
+    ) -> None:
+        self.max_chunks = max(1, max_chunks)
+        self.document_lines = max(0, document_lines)
+        self.edit_lines = max(0, edit_lines)
+        self.root_uri = root_uri  # paths in headers are shown relative to it
+        self._chunks: list[ContextChunk] = []  # oldest first
+
+    @property
+    def chunks(self) -> tuple[ContextChunk, ...]:
+        """Current chunks, oldest first."""
+        return tuple(self._chunks)
+
+    def note_document(self, uri: str, language_id: str, text: str, cursor_line: int) -> None:
+        """Record ``±document_lines`` lines around ``cursor_line`` (on open/save)."""
+        self._add(_make_chunk(uri, language_id, text, cursor_line, self.document_lines))
+
+    def note_edit(self, uri: str, language_id: str, text: str, line: int) -> None:
+        """Record ``±edit_lines`` lines around an edit at ``line`` (on change)."""
+        self._add(_make_chunk(uri, language_id, text, line, self.edit_lines))
+
+    def forget(self, uri: str) -> None:
+        """Drop every chunk of ``uri`` (e.g. on close or delete)."""
+        self._chunks = [c for c in self._chunks if c.uri != uri]
+
+    def _add(self, new: ContextChunk | None) -> None:
+        if new is None:
+            return
+        kept: list[ContextChunk] = []
+        container: ContextChunk | None = None
+        for old in self._chunks:
+            if old.uri == new.uri and (
+                old.text == new.text
+                or (old.start_line < new.end_line and new.start_line < old.end_line)
+            ):
+                continue  # same or stale view of the same region: new one wins
+            if container is None and new.text in old.text:
+                container = old
+                continue
+            if old.text in new.text:
+                continue
+            kept.append(old)
+        kept.append(container if container is not None else new)
+        self._chunks = kept[-self.max_chunks :]
+
+    def render(
+        self, language_id: str, exclude_uri: str, count_tokens: CountTokens, budget: int
+    ) -> str:
+        """Format same-language chunks (never ``exclude_uri``) within ``budget``.
+
+        Chunks are picked newest first; one that does not fit whole is trimmed
+        to the lines around its focus line. Output is oldest-first so the
+        newest chunk ends up closest to the cursor. Each chunk is a comment
+        header naming the file, the code, and a blank line.
+        """
+        counter = _counter_for(count_tokens)
+        family = _family(language_id)
+        remaining = budget
+        picked: list[str] = []
+        for chunk in reversed(self._chunks):
+            if remaining <= 0:
+                break
+            if chunk.uri == exclude_uri or _family(chunk.language_id) != family:
+                continue
+            opener, closer = comment_syntax(chunk.language_id)
+            header = f"{opener} Path: {self._display_path(chunk.uri)}{closer}\n"
+            # The trailing blank line is charged like any other line.
+            fixed = counter(header) + _line_cost(counter, "")
+            rendered = _fit_lines(chunk, counter, remaining - fixed)
+            if rendered is None:
+                continue
+            code, cost = rendered
+            picked.append(header + code + "\n")
+            remaining -= fixed + cost
+        return "".join(reversed(picked))
+
+    def _display_path(self, uri: str) -> str:
+        path = _uri_to_path(uri)
+        if self.root_uri:
+            root = _uri_to_path(self.root_uri).rstrip("/\\")
+            if root and (path.startswith(root + "/") or path.startswith(root + "\\")):
+                return path[len(root) + 1 :]
+        return path
+
+
+def _make_chunk(
+    uri: str, language_id: str, text: str, line: int, radius: int
+) -> ContextChunk | None:
+    lines = split_lines(text)
+    line = max(0, min(line, len(lines) - 1))
+    start = max(0, line - radius)
+    end = min(len(lines), line + radius + 1)
+    # Drop blank edges: they cost tokens and carry nothing.
+    while start < end and not lines[start].strip():
+        start += 1
+    while end > start and not lines[end - 1].strip():
+        end -= 1
+    if start >= end:
+        return None
+    return ContextChunk(
+        uri=uri,
+        language_id=language_id,
+        text="\n".join(lines[start:end]),
+        start_line=start,
+        end_line=end,
+        focus_line=max(start, min(line, end - 1)),
+    )
+
+
+def _fit_lines(chunk: ContextChunk, counter: TokenCounter, budget: int) -> tuple[str, int] | None:
+    """The chunk's code (each line newline-terminated) within ``budget``, and its cost.
+
+    Whole chunk if it fits; otherwise grow a window outward from the focus
+    line, alternating down/up, while lines fit. None if nothing non-blank fits.
+    """
+    if budget <= 0:
+        return None
+    lines = chunk.text.split("\n")
+    costs = [_line_cost(counter, line) for line in lines]
+    total = sum(costs)
+    if total <= budget:
+        return "".join(line + "\n" for line in lines), total
+    focus = chunk.focus_line - chunk.start_line
+    lo, hi, spent = focus, focus, 0  # window is lines[lo:hi]
+    down_ok = up_ok = True
+    while down_ok or up_ok:
+        if down_ok:
+            if hi < len(lines) and spent + costs[hi] <= budget:
+                spent += costs[hi]
+                hi += 1
+            else:
+                down_ok = False
+        if up_ok:
+            if lo > 0 and spent + costs[lo - 1] <= budget:
+                spent += costs[lo - 1]
+                lo -= 1
+            else:
+                up_ok = False
+    window = lines[lo:hi]
+    if not any(line.strip() for line in window):
+        return None
+    return "".join(line + "\n" for line in window), spent
+
+
+def _uri_to_path(uri: str) -> str:
+    parsed = urlparse(uri)
+    if parsed.scheme != "file":
+        return uri
+    path = unquote(parsed.path)
+    # file:///C:/x -> C:/x on Windows-style URIs.
+    if len(path) >= 3 and path[0] == "/" and path[2] == ":" and path[1].isalpha():
+        path = path[1:]
+    if parsed.netloc:  # UNC: file://server/share/x
+        path = f"//{parsed.netloc}{path}"
+    return path or "/"

@@ -1,0 +1,456 @@
+"""Turn the model's raw FIM middle into what the editor shows.
+
+Pure functions, one rule each. The pipeline is :func:`shape`; the engine's
+early-stop predicate (:func:`make_stop`) applies the same end-of-block rules
+incrementally so generation stops where shaping would cut anyway.
+
+Conventions: indentation widths expand tabs to the next multiple of
+:data:`TAB_WIDTH` (4) columns, the common editor default; mixing tabs and
+spaces in one file is rare enough that an exact per-file width is not needed
+for a "shallower than the block" comparison.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from .text import split_lines
+
+__all__ = [
+    "Mode",
+    "Shaped",
+    "TAB_WIDTH",
+    "block_indent",
+    "completion_mode",
+    "indent_width",
+    "make_stop",
+    "next_suffix_line",
+    "opens_block",
+    "shape",
+]
+
+Mode = Literal["single", "multi"]
+
+TAB_WIDTH = 4
+
+# Characters that may sit right of the cursor and be "typed over" by a
+# completion that ends with them (auto-closed brackets/quotes and the
+# punctuation editors leave after them, e.g. `]):` or `");`).
+_CLOSER_CHARS = frozenset(")]}>\"'`;:, ")
+_CLOSE_BRACKETS = {")": "(", "]": "[", "}": "{"}
+_QUOTES = "\"'`"
+
+# A line that only closes blocks: `}`, `})`, `]);`, `end`, `fi`, ...
+_CLOSING_LINE = re.compile(r"^(?:[)\]}]+|end|fi|done|esac)[)\]};,]*$")
+_CLOSING_WORDS = ("end", "fi", "done", "esac")
+
+_OPENER_WORD = re.compile(r"(?:^|[^\w.$])(?:do|then|else|begin|repeat)$")
+
+# Defensive: some checkpoints/engines leave the end-of-infill marker in text.
+_EOT_MARKERS = ("<EOT>", "<|endoftext|>", "</s>")
+
+
+@dataclass(frozen=True)
+class Shaped:
+    """A shaped completion: insert ``text`` at the cursor, replacing the first
+    ``replace_chars`` characters of the line right of the cursor."""
+
+    text: str
+    replace_chars: int = 0
+
+
+# --------------------------------------------------------------------------
+# Helpers
+# --------------------------------------------------------------------------
+
+
+def indent_width(line: str) -> int:
+    """Columns of leading whitespace; a tab advances to the next tab stop."""
+    width = 0
+    for ch in line:
+        if ch == " ":
+            width += 1
+        elif ch == "\t":
+            width += TAB_WIDTH - width % TAB_WIDTH
+        else:
+            break
+    return width
+
+
+def opens_block(line: str) -> bool:
+    """Whether ``line`` ends with a block/continuation opener.
+
+    ``:`` (not ``::``), ``{``, ``(``, ``[``, ``=>``, ``->`` (only after a space
+    or ``)``, so C's ``ptr->`` member access is not an opener), and the words
+    ``do then else begin repeat``.
+    """
+    s = line.rstrip()
+    if not s:
+        return False
+    if s.endswith("::"):
+        return False  # C++/Rust path separator: the user is typing a name
+    if s.endswith((":", "{", "(", "[", "=>")):
+        return True
+    if s.endswith("->"):
+        return len(s) == 2 or s[-3] in " \t)"
+    return _OPENER_WORD.search(s) is not None
+
+
+def next_suffix_line(suffix: str) -> str | None:
+    """First non-blank line after the cursor's line in ``suffix``, or None."""
+    for line in split_lines(suffix)[1:]:
+        if line.strip():
+            return line
+    return None
+
+
+def _block_info(prefix: str) -> tuple[int, int | None]:
+    """``(block_indent, opener_indent)`` for the cursor at the end of ``prefix``.
+
+    ``opener_indent`` is the indent of the line that opened the cursor's block
+    when that line is the cursor line or the previous non-blank line, else None.
+    """
+    lines = split_lines(prefix)
+    current = lines[-1]
+    if current.strip():
+        width = indent_width(current)
+        return (width + 1, width) if opens_block(current) else (width, None)
+    column = indent_width(current)
+    for previous in reversed(lines[:-1]):
+        if previous.strip():
+            if opens_block(previous):
+                width = indent_width(previous)
+                return max(column, width + 1), width
+            break
+    return column, None
+
+
+def block_indent(prefix: str) -> int:
+    """Minimum indent of a line that still belongs to the cursor's block.
+
+    After a block opener (on the cursor line, or on the previous non-blank
+    line when the cursor line is blank) it is the opener's indent + 1, i.e.
+    anything deeper; on a blank line it is at least the cursor's column (the
+    editor's auto-indent says where the block is); otherwise it is the cursor
+    line's indent. Tabs count to the next multiple of :data:`TAB_WIDTH`.
+    """
+    return _block_info(prefix)[0]
+
+
+# --------------------------------------------------------------------------
+# Mode and early stop
+# --------------------------------------------------------------------------
+
+
+def completion_mode(line_before_cursor: str, line_after_cursor: str, policy: str) -> Mode:
+    """Single- or multi-line completion for this cursor.
+
+    ``policy`` ``single``/``multi`` force the mode; anything else means auto.
+    Auto is multi only with nothing but whitespace right of the cursor and
+    either a blank line before it or a line ending in a block opener; code
+    right of the cursor means an inline edit, which stays single-line.
+    """
+    if policy in ("single", "multi"):
+        return policy  # type: ignore[return-value]
+    if line_after_cursor.strip():
+        return "single"
+    if not line_before_cursor.strip() or opens_block(line_before_cursor):
+        return "multi"
+    return "single"
+
+
+def _end_of_block(
+    lines: list[str],
+    *,
+    line_before_cursor: str,
+    next_line: str | None,
+    block_indent: int,
+    opener_indent: int | None = None,
+) -> int | None:
+    """How many of ``lines`` (the completion split at newlines) to keep, or None
+    if the block has not ended within them.
+
+    The first line continues the cursor line, so only later lines are checked
+    for dedent. Ends: a line shallower than ``block_indent`` (kept if it is a
+    closing-only line like ``}`` at exactly ``opener_indent``), a line equal to
+    the next non-blank suffix line (the model is re-emitting existing code), or
+    two consecutive blank lines.
+    """
+    target = next_line.strip() if next_line else ""
+    blank_run = 0
+    for i, line in enumerate(lines):
+        full = line_before_cursor + line if i == 0 else line
+        stripped = full.strip()
+        if not stripped:
+            blank_run += 1
+            if blank_run == 2:
+                return i - 1
+            continue
+        blank_run = 0
+        if target and stripped == target:
+            return i
+        if i > 0 and indent_width(line) < block_indent:
+            if (
+                opener_indent is not None
+                and indent_width(line) == opener_indent
+                and _CLOSING_LINE.match(stripped)
+            ):
+                return i + 1
+            return i
+    return None
+
+
+def _dedent_in_progress(line: str, block_indent: int) -> bool:
+    """Whether a not-yet-finished line already shows a dedent that will be cut.
+
+    Not when it could still become a closing-only line (``}``, ``end``...),
+    which shaping may keep: then we must see the whole line.
+    """
+    stripped = line.lstrip(" \t")
+    if not stripped or indent_width(line) >= block_indent or stripped[0] in ")]}":
+        return False
+    word = re.match(r"\w+", stripped)
+    # A word that may still grow into `end`, `fi`, ...: wait for the newline.
+    return not (word and any(w.startswith(word.group()) for w in _CLOSING_WORDS))
+
+
+def make_stop(
+    mode: str,
+    *,
+    line_before_cursor: str,
+    next_suffix_line: str | None,
+    block_indent: int,
+    max_lines: int | None = 16,
+) -> Callable[[str], bool]:
+    """Early-stop predicate over the generated text so far.
+
+    Single mode: stop at the first newline (shaping keeps only the first line,
+    so anything after it is wasted work; a leading newline means the model
+    considers the line complete). Multi mode: stop when a completed line ends
+    the block (see :func:`shape`), when an unfinished line is already
+    shallower than the block, or after ``max_lines`` completed lines (default
+    16, the same as :func:`shape`'s cut; None for no limit).
+    """
+    if mode != "multi":
+        return lambda text: "\n" in text
+
+    def stop(text: str) -> bool:
+        if "\n" not in text:
+            return False
+        lines = text.split("\n")
+        complete, partial = lines[:-1], lines[-1]
+        if (
+            _end_of_block(
+                complete,
+                line_before_cursor=line_before_cursor,
+                next_line=next_suffix_line,
+                block_indent=block_indent,
+            )
+            is not None
+        ):
+            return True
+        if max_lines is not None and len(complete) >= max_lines:
+            return True
+        return _dedent_in_progress(partial, block_indent)
+
+    return stop
+
+
+# --------------------------------------------------------------------------
+# Shaping
+# --------------------------------------------------------------------------
+
+
+def shape(
+    raw: str, *, prefix: str, suffix: str, mode: str, max_lines: int = 16
+) -> Shaped | None:
+    """Shape the model's raw middle for display; None if nothing is left.
+
+    In order: normalize newlines and drop end markers; single mode keeps the
+    first line, multi mode cuts at the end of the block (dedent, a repeat of
+    the next suffix line, a blank-line pair) and at ``max_lines``; trim
+    trailing whitespace; drop an end that duplicates the start of the suffix;
+    finally, if the completion itself closes what the closers right of the
+    cursor (``)``, ``")``, ``]):`` ...) close, report how many of them it
+    replaces in ``replace_chars`` so accepting leaves exactly one set.
+    """
+    text = _clean_raw(raw)
+    prefix_lines = split_lines(prefix)
+    line_before = prefix_lines[-1]
+    rest_of_line = split_lines(suffix)[0]
+
+    if mode == "multi":
+        text = _cut_multi(text, prefix=prefix, suffix=suffix, max_lines=max_lines)
+    else:
+        text = text.split("\n", 1)[0]
+
+    text = _trim_trailing_whitespace(text, rest_of_line)
+    if not text.strip():
+        return None
+    text = _trim_suffix_overlap(text, suffix.replace("\r\n", "\n").replace("\r", "\n"))
+    if not text.strip():
+        return None
+    return Shaped(text=text, replace_chars=_closer_overlap(text, rest_of_line, line_before))
+
+
+def _clean_raw(raw: str) -> str:
+    text = raw.replace("\r\n", "\n").replace("\r", "\n")
+    for marker in _EOT_MARKERS:
+        cut = text.find(marker)
+        if cut != -1:
+            text = text[:cut]
+    return text
+
+
+def _cut_multi(text: str, *, prefix: str, suffix: str, max_lines: int) -> str:
+    indent, opener = _block_info(prefix)
+    lines = text.split("\n")
+    keep = _end_of_block(
+        lines,
+        line_before_cursor=split_lines(prefix)[-1],
+        next_line=next_suffix_line(suffix),
+        block_indent=indent,
+        opener_indent=opener,
+    )
+    if keep is not None:
+        lines = lines[:keep]
+    return "\n".join(lines[: max(1, max_lines)])
+
+
+def _trim_trailing_whitespace(text: str, rest_of_line: str) -> str:
+    """Strip trailing whitespace of every line and drop trailing blank lines.
+
+    Exception: the last line's trailing whitespace is kept when it joins
+    non-whitespace text right of the cursor (``foo(a, |b)`` needs the space).
+    """
+    lines = text.split("\n")
+    while len(lines) > 1 and not lines[-1].strip():
+        lines.pop()
+    keep_last = bool(rest_of_line) and not rest_of_line[0].isspace() and bool(lines[-1].strip())
+    last = lines[-1]
+    lines = [line.rstrip() for line in lines]
+    if keep_last:
+        lines[-1] = last
+    return "\n".join(lines)
+
+
+def _trim_suffix_overlap(text: str, suffix: str) -> str:
+    """Drop the completion's end where it duplicates the start of the suffix.
+
+    The overlap must contain non-whitespace, and be at least 3 characters or
+    end exactly at a line end of the suffix (so a lone shared letter is not
+    mistaken for a duplicate). Overlaps made only of closers within the
+    cursor's line are left to :func:`_closer_overlap`, which replaces them.
+    """
+    for k in range(min(len(text), len(suffix)), 0, -1):
+        overlap = suffix[:k]
+        if not text.endswith(overlap) or not overlap.strip():
+            continue
+        if k < 3 and suffix[k : k + 1] not in ("", "\n"):
+            continue
+        if "\n" not in overlap and all(ch in _CLOSER_CHARS for ch in overlap):
+            continue
+        return text[:-k]
+    return text
+
+
+def _closer_overlap(text: str, rest_of_line: str, line_before: str) -> int:
+    """Characters right of the cursor that the completion already closes.
+
+    Applies when the rest of the line is only closers/punctuation (``)``,
+    ``")``, ``]):``, ``};``). The brackets/quotes in it close, innermost first,
+    things opened before the cursor; so do the completion's *outer* closers
+    (ones with no opener inside the completion). If the completion's outer
+    closers start like the rest of the line's, those closers are duplicates:
+    replace them, plus the punctuation after them (``;``, ``:``) when the
+    completion also wrote it. A completion that closes nothing outer keeps
+    the line's closers (0).
+    """
+    closers = rest_of_line.rstrip()
+    if not closers or any(ch not in _CLOSER_CHARS for ch in closers):
+        return 0
+    outer = sorted(_closes_outer(text, _open_quote(line_before)))
+    wanted = [i for i, ch in enumerate(closers) if ch in _CLOSE_BRACKETS or ch in _QUOTES]
+    matched = min(len(outer), len(wanted))
+    if matched == 0 or [text[i] for i in outer[:matched]] != [closers[i] for i in wanted[:matched]]:
+        return 0
+    k = wanted[matched - 1] + 1
+    # Extend over trailing punctuation the completion also wrote after its
+    # last matched closer (e.g. the `;` of `");`, the `:` of `):`).
+    after = text[outer[matched - 1] + 1 :]
+    j = 0
+    while (
+        k < len(closers)
+        and j < len(after)
+        and closers[k] not in _CLOSE_BRACKETS
+        and closers[k] not in _QUOTES
+        and after[j] == closers[k]
+    ):
+        k += 1
+        j += 1
+    return k
+
+
+_DIRECTIVE = re.compile(r"^\s*#\s*[a-z]+")
+
+
+def _open_quote(line: str) -> str | None:
+    """Quote character of a string still open at the end of ``line``, if any.
+
+    Stops at a ``//`` or ``#`` comment (but ``#include "...`` is code).
+    """
+    quote: str | None = None
+    i = 0
+    while i < len(line):
+        ch = line[i]
+        if quote:
+            if ch == "\\":
+                i += 2
+                continue
+            if ch == quote:
+                quote = None
+        elif ch in _QUOTES:
+            quote = ch
+        elif (ch == "#" and not _DIRECTIVE.match(line)) or line.startswith("//", i):
+            return None  # comment: quotes after it are prose
+        i += 1
+    return quote
+
+
+def _closes_outer(text: str, open_quote: str | None) -> set[int]:
+    """Indices in ``text`` of closers that close something opened before it.
+
+    Brackets with no opener inside ``text``, and the quote that ends a string
+    ``open_quote`` that was open at the cursor.
+    """
+    outer: set[int] = set()
+    stack: list[str] = []
+    quote = open_quote
+    from_outside = open_quote is not None
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if quote:
+            if ch == "\\":
+                i += 2
+                continue
+            if ch == quote:
+                if from_outside:
+                    outer.add(i)
+                quote, from_outside = None, False
+            elif ch == "\n" and quote != "`":
+                quote, from_outside = None, False
+        elif ch in _QUOTES:
+            quote, from_outside = ch, False
+        elif ch in "([{":
+            stack.append(ch)
+        elif ch in _CLOSE_BRACKETS:
+            if stack:
+                stack.pop()
+            else:
+                outer.add(i)
+        i += 1
+    return outer

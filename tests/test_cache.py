@@ -1,0 +1,117 @@
+from __future__ import annotations
+
+import time
+
+from lsp_server.cache import CompletionCache
+
+PREFIX = "def greet(name):\n    return "
+SUFFIX = "\n\nprint(greet('世界😀'))\n"
+
+
+def test_exact_hit_and_miss_counters() -> None:
+    cache = CompletionCache()
+    assert cache.lookup(PREFIX, SUFFIX) is None
+    cache.put(PREFIX, SUFFIX, 'f"Hello, {name}!"')
+    assert cache.lookup(PREFIX, SUFFIX) == 'f"Hello, {name}!"'
+    assert cache.lookup(PREFIX, SUFFIX + "x") is None
+    assert (cache.hits, cache.misses) == (1, 2)
+    assert cache.hit_rate == 1 / 3
+    assert cache.stats() == {"entries": 1, "hits": 1, "misses": 2, "hit_rate": 1 / 3}
+
+
+def test_hit_rate_empty() -> None:
+    assert CompletionCache().hit_rate == 0.0
+
+
+def test_type_through() -> None:
+    cache = CompletionCache()
+    cache.put(PREFIX, SUFFIX, 'f"Hello, {name}!"')
+    assert cache.lookup(PREFIX + "f", SUFFIX) == '"Hello, {name}!"'
+    assert cache.lookup(PREFIX + 'f"Hello, ', SUFFIX) == '{name}!"'
+    assert cache.lookup(PREFIX + 'f"Hello, {name}!', SUFFIX) == '"'
+
+
+def test_type_through_rejections() -> None:
+    cache = CompletionCache()
+    cache.put(PREFIX, SUFFIX, "name.upper()")
+    assert cache.lookup(PREFIX + "x", SUFFIX) is None  # typed something else
+    assert cache.lookup(PREFIX + "name.upper()", SUFFIX) is None  # nothing left over
+    assert cache.lookup(PREFIX + "na", SUFFIX + "#") is None  # suffix changed
+    assert cache.lookup(PREFIX[:-1], SUFFIX) is None  # backspace: not a type-through
+    assert cache.lookup("X" + PREFIX[1:] + "na", SUFFIX) is None  # earlier text differs
+    assert cache.hits == 0
+
+
+def test_type_through_multiline_with_emoji() -> None:
+    cache = CompletionCache()
+    completion = "\n    emoji = '😀'\n    return f'{emoji} {name}'"
+    cache.put("def f(name):", "\n", completion)
+    assert cache.lookup("def f(name):\n    emoji = '😀", "\n") == "'\n    return f'{emoji} {name}'"
+
+
+def test_newest_entry_wins_type_through() -> None:
+    cache = CompletionCache()
+    cache.put("x = ", "", "foo(1)")
+    cache.put("x = ", "\n", "bar")  # different suffix
+    cache.put("x = f", "", "oo(2)")
+    # Both "x = " + "fo" -> "o(1)" and "x = f" + "o" -> "o(2)" match; newest first.
+    assert cache.lookup("x = fo", "") == "o(2)"
+
+
+def test_lru_eviction_and_refresh() -> None:
+    cache = CompletionCache(capacity=2)
+    cache.put("a", "", "1")
+    cache.put("b", "", "2")
+    assert cache.lookup("a", "") == "1"  # refreshes "a"
+    cache.put("c", "", "3")  # evicts "b"
+    assert len(cache) == 2
+    assert cache.lookup("b", "") is None
+    assert cache.lookup("a", "") == "1"
+    assert cache.lookup("c", "") == "3"
+    cache.put("a", "", "updated")
+    assert cache.lookup("a", "") == "updated"
+    assert len(cache) == 2
+
+
+def test_type_through_refreshes_entry() -> None:
+    cache = CompletionCache(capacity=2)
+    cache.put("a", "", "bcd")
+    cache.put("x", "", "yz")
+    assert cache.lookup("ab", "") == "cd"  # touches "a"
+    cache.put("q", "", "r")  # evicts "x", not "a"
+    assert cache.lookup("x", "") is None
+    assert cache.lookup("a", "") == "bcd"
+
+
+def test_empty_completion_is_a_negative_hit() -> None:
+    cache = CompletionCache()
+    cache.put("x = 1", "\n", "")
+    assert cache.lookup("x = 1", "\n") == ""
+    assert cache.lookup("x = 1;", "\n") is None
+
+
+def test_clear_keeps_counters() -> None:
+    cache = CompletionCache()
+    cache.put("a", "", "b")
+    cache.lookup("a", "")
+    cache.clear()
+    assert len(cache) == 0
+    assert cache.lookup("a", "") is None
+    assert (cache.hits, cache.misses) == (1, 1)
+
+
+def test_large_documents_are_fast() -> None:
+    # 128 entries over a ~100 KB document: lookups must not compare full
+    # documents against every entry.
+    doc = "".join(f"line_{i} = compute({i}, 'ü')\n" for i in range(4000))
+    cache = CompletionCache()
+    for i in range(128):
+        cut = 50_000 + i * 40
+        cache.put(doc[:cut], doc[cut:], "value")
+    cut = 50_000 + 127 * 40
+    start = time.perf_counter()
+    for _ in range(50):
+        assert cache.lookup(doc[:cut] + "va", doc[cut:]) == "lue"
+        assert cache.lookup(doc[:cut] + "zz", doc[cut:]) is None
+    elapsed = time.perf_counter() - start
+    assert elapsed < 1.0

@@ -1,0 +1,345 @@
+from __future__ import annotations
+
+import pytest
+
+from lsp_server.shaping import (
+    Shaped,
+    block_indent,
+    completion_mode,
+    indent_width,
+    make_stop,
+    next_suffix_line,
+    opens_block,
+    shape,
+)
+
+# --------------------------------------------------------------------------
+# helpers
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("line", "width"),
+    [("", 0), ("x", 0), ("    x", 4), ("\tx", 4), ("  \tx", 4), ("\t  x", 6), ("\t\t", 8), ("   ", 3)],
+)
+def test_indent_width(line: str, width: int) -> None:
+    assert indent_width(line) == width
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("def f(x):", True),
+        ("if (x) {", True),
+        ("foo(", True),
+        ("xs = [", True),
+        ("const f = (a) =>", True),
+        ("fn add(a: i32) ->", True),
+        ("  for i in 1..3 do", True),
+        ("if x then", True),
+        ("} else", True),
+        ("x = 1", False),
+        ("return x", False),
+        ("std::", False),
+        ("p->", False),  # C member access, not an opener
+        ("undo", False),
+        ("obj.do", False),
+        ("", False),
+        ("   ", False),
+    ],
+)
+def test_opens_block(line: str, expected: bool) -> None:
+    assert opens_block(line) is expected
+
+
+def test_next_suffix_line() -> None:
+    assert next_suffix_line(")\n\n    return x\n") == "    return x"
+    assert next_suffix_line("rest of line only") is None
+    assert next_suffix_line("\r\n\r\n}\r\n") == "}"
+    assert next_suffix_line("") is None
+
+
+@pytest.mark.parametrize(
+    ("prefix", "expected"),
+    [
+        ("def f():\n    x = 1\n    ", 4),  # blank line: the cursor column
+        ("def f():", 1),  # opener on the cursor line: anything deeper
+        ("    if x:", 5),
+        ("def f():\n", 1),  # blank cursor line at col 0 right after an opener
+        ("def f():\n    ", 4),
+        ("class A:\n\tdef f(self):\n\t\t", 8),
+        ("    return foo(a,", 4),
+        ("x = 1\n\n\n", 0),
+        ("", 0),
+        ("int main() {\r\n    int x;\r\n    ", 4),
+    ],
+)
+def test_block_indent(prefix: str, expected: int) -> None:
+    assert block_indent(prefix) == expected
+
+
+# --------------------------------------------------------------------------
+# completion_mode
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "policy", "mode"),
+    [
+        ("    ", "", "auto", "multi"),  # blank line
+        ("", "", "auto", "multi"),
+        ("def parse(text):", "", "auto", "multi"),
+        ("    for (int i = 0; i < n; i++) {", "", "auto", "multi"),
+        ("const add = (a, b) =>", "  ", "auto", "multi"),
+        ("    result = compute(", "", "auto", "multi"),
+        ("    x = 1", "", "auto", "single"),  # the line already has code
+        ("    return a +", "", "auto", "single"),
+        ("print(", ")", "auto", "single"),  # mid-line: code right of the cursor
+        ("    ", "return x", "auto", "single"),
+        ("    x = 1", "", "multi", "multi"),
+        ("    ", "", "single", "single"),
+        ("    ", "", "bogus", "multi"),  # unknown policy behaves as auto
+    ],
+)
+def test_completion_mode(before: str, after: str, policy: str, mode: str) -> None:
+    assert completion_mode(before, after, policy) == mode
+
+
+# --------------------------------------------------------------------------
+# make_stop
+# --------------------------------------------------------------------------
+
+
+def _first_stop(stop, text: str) -> str | None:
+    """Feed ``text`` one character at a time; return the text at the first stop."""
+    for i in range(1, len(text) + 1):
+        if stop(text[:i]):
+            return text[:i]
+    return None
+
+
+def test_stop_single_mode_at_first_newline() -> None:
+    stop = make_stop("single", line_before_cursor="x = ", next_suffix_line=None, block_indent=0)
+    assert _first_stop(stop, "compute(a, b)\nprint(x)\n") == "compute(a, b)\n"
+    assert _first_stop(stop, "\nfoo") == "\n"  # the model ended the line: nothing to add
+    assert _first_stop(stop, "abc") is None
+
+
+def test_stop_multi_on_dedent_python() -> None:
+    stop = make_stop("multi", line_before_cursor="def f(x):", next_suffix_line=None, block_indent=1)
+    raw = "\n    y = x * 2\n    return y\n\ndef g():\n    pass\n"
+    # Stops as soon as the dedented `d` appears, without waiting for the newline.
+    # Stops once the dedented line can no longer become a closing line like
+    # `done`/`end` (kept, see below), without waiting for its newline.
+    assert _first_stop(stop, raw) == "\n    y = x * 2\n    return y\n\nde"
+
+
+def test_stop_multi_waits_for_possible_closing_line() -> None:
+    stop = make_stop("multi", line_before_cursor="int main() {", next_suffix_line=None, block_indent=1)
+    raw = "\n    return 0;\n}\nint g;"
+    assert _first_stop(stop, raw) == "\n    return 0;\n}\n"
+    ruby = make_stop("multi", line_before_cursor="  items.each do |i|", next_suffix_line=None,
+                     block_indent=3)
+    assert _first_stop(ruby, "\n    puts i\n  end\nfoo") == "\n    puts i\n  end\n"
+    assert _first_stop(ruby, "\n    puts i\n  endpoint = 1\n") == "\n    puts i\n  endp"
+
+
+def test_stop_multi_on_suffix_repeat() -> None:
+    stop = make_stop("multi", line_before_cursor="    ", next_suffix_line="    return total",
+                     block_indent=4)
+    raw = "total += x\n    return total\n    extra\n"
+    assert _first_stop(stop, raw) == "total += x\n    return total\n"
+    # The first line counts with the text before the cursor.
+    assert _first_stop(stop, "return total\n") == "return total\n"
+
+
+def test_stop_multi_on_blank_pair() -> None:
+    stop = make_stop("multi", line_before_cursor="", next_suffix_line=None, block_indent=0)
+    assert _first_stop(stop, "import os\nimport sys\n\n\nx = 1\n") == "import os\nimport sys\n\n\n"
+    assert _first_stop(stop, "a = 1\n\nb = 2\n") is None  # one blank line is fine
+
+
+def test_stop_multi_max_lines() -> None:
+    stop = make_stop("multi", line_before_cursor="", next_suffix_line=None, block_indent=0,
+                     max_lines=2)
+    assert _first_stop(stop, "a\nb\nc\nd\n") == "a\nb\n"
+    default = make_stop("multi", line_before_cursor="", next_suffix_line=None, block_indent=0)
+    raw = "".join(f"x{i} = {i}\n" for i in range(20))
+    assert _first_stop(default, raw) == "".join(f"x{i} = {i}\n" for i in range(16))
+
+
+# --------------------------------------------------------------------------
+# shape: golden cases
+# --------------------------------------------------------------------------
+
+
+def test_single_line_cut_at_newline() -> None:
+    got = shape("os.path.join(root, name)\n    print(x)\n", prefix="    path = ",
+                suffix="\n    return path\n", mode="single")
+    assert got == Shaped("os.path.join(root, name)", 0)
+
+
+def test_none_for_empty_or_whitespace() -> None:
+    assert shape("", prefix="x = ", suffix="", mode="single") is None
+    assert shape("   \n  foo", prefix="x = ", suffix="", mode="single") is None
+    assert shape("\n\n\n", prefix="def f():", suffix="", mode="multi") is None
+    assert shape("<EOT>", prefix="x = ", suffix="", mode="single") is None
+
+
+def test_eot_and_crlf_cleaned() -> None:
+    got = shape("1\r\n    y = 2<EOT>junk", prefix="def f():\n    x = ", suffix="", mode="multi")
+    assert got == Shaped("1\n    y = 2", 0)
+
+
+def test_multi_python_function_body_dedent() -> None:
+    prefix = "import math\n\n\ndef area(r):"
+    suffix = "\n\n\ndef main():\n    print(area(2))\n"
+    raw = "\n    return math.pi * r ** 2\n\n\ndef perimeter(r):\n    return 2 * math.pi * r\n"
+    got = shape(raw, prefix=prefix, suffix=suffix, mode="multi")
+    assert got == Shaped("\n    return math.pi * r ** 2", 0)
+
+
+def test_multi_python_else_is_dedent() -> None:
+    raw = "\n        return -x\n    else:\n        return x\n"
+    got = shape(raw, prefix="def absval(x):\n    if x < 0:", suffix="\n", mode="multi")
+    assert got == Shaped("\n        return -x", 0)
+
+
+def test_multi_blank_line_in_body() -> None:
+    prefix = "def main():\n    "
+    raw = "args = parse()\n\n    run(args)\n    return 0\nif __name__"
+    got = shape(raw, prefix=prefix, suffix="\n", mode="multi")
+    assert got == Shaped("args = parse()\n\n    run(args)\n    return 0", 0)
+
+
+def test_multi_cut_at_suffix_repeat() -> None:
+    prefix = "def total(xs):\n    s = 0\n    "
+    suffix = "\n    return s\n"
+    raw = "for x in xs:\n        s += x\n    return s\n"
+    got = shape(raw, prefix=prefix, suffix=suffix, mode="multi")
+    assert got == Shaped("for x in xs:\n        s += x", 0)
+
+
+def test_multi_c_closing_brace_kept_when_missing() -> None:
+    prefix = "#include <stdio.h>\n\nint main(void) {"
+    raw = "\n    printf(\"hi\\n\");\n    return 0;\n}\n\nint other(void) {\n"
+    got = shape(raw, prefix=prefix, suffix="\n", mode="multi")
+    assert got == Shaped("\n    printf(\"hi\\n\");\n    return 0;\n}", 0)
+
+
+def test_multi_c_closing_brace_not_duplicated() -> None:
+    prefix = "int main(void) {\n    "
+    raw = "return 0;\n}\n"
+    got = shape(raw, prefix=prefix, suffix="\n}\n", mode="multi")
+    assert got == Shaped("return 0;", 0)
+
+
+def test_multi_js_arrow_closer_line() -> None:
+    prefix = "const handler = async (req, res) => {"
+    raw = "\n  const user = await db.find(req.id);\n  res.json(user);\n});\n\napp.listen(3000);\n"
+    got = shape(raw, prefix=prefix, suffix="\n", mode="multi")
+    assert got == Shaped("\n  const user = await db.find(req.id);\n  res.json(user);\n});", 0)
+
+
+def test_multi_closing_line_at_wrong_indent_is_cut() -> None:
+    # Cursor inside a body (no opener just above): a `}` closes an outer block.
+    prefix = "int f(int x) {\n    int y = x * 2;\n    "
+    raw = "y += 1;\n    return y;\n}\n"
+    got = shape(raw, prefix=prefix, suffix="\n\nint g;", mode="multi")
+    assert got == Shaped("y += 1;\n    return y;", 0)
+
+
+def test_multi_max_lines() -> None:
+    raw = "".join(f"x{i} = {i}\n" for i in range(30))
+    got = shape(raw, prefix="", suffix="", mode="multi", max_lines=3)
+    assert got == Shaped("x0 = 0\nx1 = 1\nx2 = 2", 0)
+
+
+def test_trailing_whitespace_trimmed() -> None:
+    raw = "\n    a = 1   \n    b = 2\t\n    \n"
+    got = shape(raw, prefix="def f():", suffix="", mode="multi")
+    assert got == Shaped("\n    a = 1\n    b = 2", 0)
+
+
+def test_trailing_space_kept_when_it_joins_text_right_of_cursor() -> None:
+    got = shape("alpha, ", prefix="call(", suffix="beta)\n", mode="single")
+    assert got == Shaped("alpha, ", 0)
+    got = shape("alpha ", prefix="x = ", suffix="\n", mode="single")
+    assert got == Shaped("alpha", 0)
+
+
+def test_suffix_overlap_trimmed_mid_line() -> None:
+    # Model re-typed the rest of the line.
+    got = shape("a, b, c)", prefix="print(", suffix="b, c)\n", mode="single")
+    assert got == Shaped("a, ", 0)
+    # C: the condition's rest `) {` duplicated.
+    got = shape(" > 0) {", prefix="    if (n", suffix=") {\n", mode="single")
+    assert got == Shaped(" > 0", 0)
+
+
+def test_suffix_overlap_requires_meaningful_match() -> None:
+    # A lone shared letter mid-line is not treated as a duplicate.
+    got = shape("total", prefix="x = ", suffix="l + 1\n", mode="single")
+    assert got == Shaped("total", 0)
+    # ...but a whole-line duplicate is, however short.
+    assert shape("ab", prefix="x = ", suffix="ab\n", mode="single") is None
+
+
+def test_suffix_overlap_across_lines() -> None:
+    prefix = "function add(a, b) {\n  "
+    raw = "const sum = a + b;\n  return sum;"
+    got = shape(raw, prefix=prefix, suffix="\n  return sum;\n}\n", mode="multi")
+    assert got == Shaped("const sum = a + b;", 0)
+
+
+@pytest.mark.parametrize(
+    ("prefix", "suffix", "raw", "expected"),
+    [
+        # Python: the completion closes print( itself -> type over `)`.
+        ('    print(', ")\n", "f'{name}: {value}')", Shaped("f'{name}: {value}')", 1)),
+        # Completion lacks the closer -> keep the existing one.
+        ("    print(", ")\n", "f'{name}: {value}'", Shaped("f'{name}: {value}'", 0)),
+        # The `)` closes the completion's own call: not a duplicate.
+        ("    print(", ")\n", "len(items)", Shaped("len(items)", 0)),
+        # Both: own call closed, then the outer one.
+        ("    print(", ")\n", "len(items))", Shaped("len(items))", 1)),
+        # Inside a string: the quote and paren both close outer things.
+        ('    log("hel', '")\n', 'lo, world")', Shaped('lo, world")', 2)),
+        # A quote the completion opened itself is not a closer.
+        ("    log(", ")\n", '"hi")', Shaped('"hi")', 1)),
+        # `]):` after a comprehension in a call in an if.
+        ("    if any([x.ok for x in", "]):\n", " items]):", Shaped(" items]):", 3)),
+        # Partial: completion ends with `)` only, `:` is kept.
+        ("def handle(request", "):\n", ", *args)", Shaped(", *args)", 1)),
+        # JS: `");` after the cursor.
+        # The completion closes the string and the call, then goes on: the
+        # whole `");` is replaced, or accepting would leave `n);");`.
+        ('  console.log("count', '");\n', ': " + n);', Shaped(': " + n);', 3)),
+        ('  console.log("count: ', '");\n', '" + n);', Shaped('" + n);', 3)),
+        # Closes the outer call and adds a comment after it.
+        ("    run(", ")\n", "job)  # retry later", Shaped("job)  # retry later", 1)),
+        # Closes more than the line has: replace what is there.
+        ("    f(g(", ")\n", "x))", Shaped("x))", 1)),
+        # Closes in a different order than the line: leave it alone.
+        ("    f([", "])\n", "x)", Shaped("x)", 0)),
+        ('  console.log("count: ', '");\n', 'ok");', Shaped('ok");', 3)),
+        # C: array initializer.
+        ("int xs[] = {1, 2", "};\n", ", 3};", Shaped(", 3};", 2)),
+        # Emoji/CJK content does not confuse the count (code points).
+        ('    label = t("😀 日本', '")\n', '語")', Shaped('語")', 2)),
+    ],
+)
+def test_closers_right_of_cursor(prefix: str, suffix: str, raw: str, expected: Shaped) -> None:
+    assert shape(raw, prefix=prefix, suffix=suffix, mode="single") == expected
+
+
+def test_closers_in_multi_line_completion() -> None:
+    prefix = "result = compute("
+    raw = "\n    alpha,\n    beta,\n)"
+    got = shape(raw, prefix=prefix, suffix=")\n", mode="multi")
+    assert got == Shaped("\n    alpha,\n    beta,\n)", 1)
+
+
+def test_comment_apostrophe_does_not_open_string() -> None:
+    got = shape("x)", prefix="foo(  # don't ", suffix=")\n", mode="single")
+    assert got == Shaped("x)", 1)

@@ -1,0 +1,151 @@
+from __future__ import annotations
+
+import pytest
+
+from lsp_server.text import (
+    index_to_utf16,
+    line_starts,
+    offset_at,
+    position_at,
+    split_lines,
+    utf16_len,
+    utf16_to_index,
+)
+
+# "ab" CRLF "cd" LF "😀x" LF "" -- offsets: a0 b1 \r2 \n3 c4 d5 \n6 😀7 x8 \n9, len 10
+DOC = "ab\r\ncd\n😀x\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("", [""]),
+        ("a", ["a"]),
+        ("a\n", ["a", ""]),
+        ("\r\n", ["", ""]),
+        ("a\nb\r\nc\rd", ["a", "b", "c", "d"]),
+        ("a\r\r\nb", ["a", "", "b"]),
+        ("a\n\r\nb", ["a", "", "b"]),
+        # Not LSP line breaks: form feed, vertical tab, unicode line separator.
+        ("x\u2028y\x0cz\x0bw", ["x\u2028y\x0cz\x0bw"]),
+        (DOC, ["ab", "cd", "😀x", ""]),
+    ],
+)
+def test_split_lines(text: str, expected: list[str]) -> None:
+    assert split_lines(text) == expected
+
+
+def test_line_starts() -> None:
+    assert line_starts(DOC) == [0, 4, 7, 10]
+    assert line_starts("") == [0]
+    assert line_starts("a\rb") == [0, 2]
+
+
+@pytest.mark.parametrize(
+    ("s", "n"),
+    [("", 0), ("abc", 3), ("😀", 2), ("a😀b", 4), ("日本語", 3), ("é😀😀", 5), ("\U0010ffff", 2)],
+)
+def test_utf16_len(s: str, n: int) -> None:
+    assert utf16_len(s) == n
+
+
+@pytest.mark.parametrize(
+    ("character", "index"),
+    [(-1, 0), (0, 0), (1, 1), (2, 1), (3, 2), (4, 3), (5, 3), (99, 3)],
+)
+def test_utf16_to_index_with_surrogates(character: int, index: int) -> None:
+    # "a😀b": the emoji occupies UTF-16 units 1-2; unit 2 is its low half.
+    assert utf16_to_index("a😀b", character) == index
+
+
+def test_utf16_to_index_cjk_and_ascii() -> None:
+    assert utf16_to_index("日本語x", 2) == 2
+    assert utf16_to_index("日本語x", 4) == 4
+    assert utf16_to_index("abc", 10) == 3
+    assert utf16_to_index("", 3) == 0
+    assert utf16_to_index("😀😀", 3) == 1  # middle of the second pair rounds down
+
+
+@pytest.mark.parametrize(
+    ("index", "character"), [(-5, 0), (0, 0), (1, 1), (2, 3), (3, 4), (99, 4)]
+)
+def test_index_to_utf16(index: int, character: int) -> None:
+    assert index_to_utf16("a😀b", index) == character
+
+
+@pytest.mark.parametrize(
+    ("line", "character", "offset"),
+    [
+        (0, 0, 0),
+        (0, 2, 2),
+        (0, 5, 2),  # past line end: clamps before the CRLF
+        (1, 0, 4),  # CRLF counts as two code points
+        (1, 1, 5),
+        (1, 99, 6),
+        (2, 0, 7),
+        (2, 1, 7),  # inside the emoji's surrogate pair: rounds down
+        (2, 2, 8),
+        (2, 3, 9),
+        (3, 0, 10),  # the empty last line after the final LF
+        (3, 7, 10),
+        (4, 0, 10),  # past the last line: document end
+        (100, 100, 10),
+        (-1, 3, 0),
+        (1, -2, 4),
+    ],
+)
+def test_offset_at(line: int, character: int, offset: int) -> None:
+    assert offset_at(DOC, line, character) == offset
+
+
+@pytest.mark.parametrize(
+    ("offset", "position"),
+    [
+        (-3, (0, 0)),
+        (0, (0, 0)),
+        (2, (0, 2)),
+        (3, (0, 2)),  # between \r and \n: end of line 0
+        (4, (1, 0)),
+        (6, (1, 2)),
+        (7, (2, 0)),
+        (8, (2, 2)),  # after the emoji: 2 UTF-16 units
+        (9, (2, 3)),
+        (10, (3, 0)),
+        (50, (3, 0)),
+    ],
+)
+def test_position_at(offset: int, position: tuple[int, int]) -> None:
+    assert position_at(DOC, offset) == position
+
+
+def test_lone_cr_document() -> None:
+    text = "x = 1\rprint(x)\r"
+    assert offset_at(text, 1, 6) == 12
+    assert position_at(text, 12) == (1, 6)
+    assert position_at(text, len(text)) == (2, 0)
+
+
+def test_empty_document() -> None:
+    assert offset_at("", 0, 0) == 0
+    assert offset_at("", 3, 3) == 0
+    assert position_at("", 0) == (0, 0)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        DOC,
+        "def f():\r\n    return '日本語😀'\r\n",
+        "int main() {\n\treturn 0; // 🎉\n}",
+        "\n\n\r\r\n",
+        "",
+    ],
+)
+def test_round_trip(text: str) -> None:
+    lines = split_lines(text)
+    for offset in range(len(text) + 1):
+        if 0 < offset < len(text) and text[offset - 1 : offset + 1] == "\r\n":
+            continue  # mid-CRLF is not a position; tested above
+        line, character = position_at(text, offset)
+        assert offset_at(text, line, character) == offset
+        assert utf16_to_index(lines[line], character) == offset - line_starts(text)[line]
