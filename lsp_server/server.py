@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 CMD_STATUS, CMD_RELOAD, CMD_TOGGLE, CMD_DOCSTRING = (
     "codellama.status", "codellama.reloadModel", "codellama.toggle", "codellama.generateDocstring")
+COMMANDS = (CMD_STATUS, CMD_RELOAD, CMD_TOGGLE, CMD_DOCSTRING)
 RELOAD_KEYS = ("model", "device", "dtype", "quant", "context_length")
 
 

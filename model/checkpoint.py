@@ -153,15 +153,16 @@ def resolve_model_dir(model: str | os.PathLike[str]) -> Path:
     if path.is_dir():
         return path
     if isinstance(model, str) and re.fullmatch(r"[\w.-]+/[\w.-]+", model) and not path.exists():
-        hub = Path(os.environ.get("HF_HUB_CACHE") or Path(os.environ.get("HF_HOME", "~/.cache/huggingface"))
-                   .expanduser() / "hub")
+        hub = Path(os.environ.get("HF_HUB_CACHE")
+                   or Path(os.environ.get("HF_HOME", "~/.cache/huggingface")) / "hub").expanduser()
         repo = hub / ("models--" + model.replace("/", "--"))
         ref = repo / "refs" / "main"
         snapshots = repo / "snapshots"
         if ref.is_file() and (snapshots / ref.read_text().strip()).is_dir():
             return snapshots / ref.read_text().strip()
-        if snapshots.is_dir() and (found := sorted(snapshots.iterdir())):
-            return found[-1]
+        if snapshots.is_dir() and (found := [p for p in snapshots.iterdir() if p.is_dir()]):
+            # Snapshot names are commit hashes: their order means nothing, the newest download wins.
+            return max(found, key=lambda p: p.stat().st_mtime)
         raise CheckpointError(f"{model!r} is not a directory and is not in the Hugging Face cache at {hub} "
                               f"(download it there first, e.g. `huggingface-cli download {model}`)")
     raise CheckpointError(f"model directory {path} does not exist")

@@ -1,6 +1,6 @@
 """Train the embedded demo model: a small Llama with Code Llama's tokenizer pieces and infilling objective.
 
-    python -m model.train --out model/demo --steps 1400
+    python -m model.train --out model/demo --steps 1000
 
 Documents are cut into windows and split at random character positions into prefix / middle / suffix,
 formatted half PSM and half SPM exactly as model.tokenizer builds inference prompts, with the middle
@@ -37,7 +37,7 @@ class TrainConfig:
     n_heads: int = 8
     seq_len: int = 1024
     batch_size: int = 8
-    steps: int = 1400
+    steps: int = 1000
     lr: float = 2e-3
     warmup: int = 60
     weight_decay: float = 0.1

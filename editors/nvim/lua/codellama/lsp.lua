@@ -1,0 +1,143 @@
+--- Starting the codellama-lsp server and talking to it.
+local config = require('codellama.config')
+
+local M = {}
+
+--- Name of the client, as used by `vim.lsp.config()` / `vim.lsp.enable()`.
+M.name = 'codellama'
+
+---@class codellama.ClientState
+---@field loading table<string|integer, true> Work-done progress tokens that have begun but not ended.
+---@field enabled boolean? Last known value of the server's `enabled` flag.
+
+---@type table<integer, codellama.ClientState>
+local client_state = {}
+
+---@param client_id integer
+---@return codellama.ClientState
+local function state_of(client_id)
+  client_state[client_id] = client_state[client_id] or { loading = {} }
+  return client_state[client_id]
+end
+
+--- The codellama client attached to {bufnr} (default: current buffer), if any.
+---@param bufnr? integer
+---@return vim.lsp.Client?
+function M.get_client(bufnr)
+  bufnr = bufnr or vim.api.nvim_get_current_buf()
+  return vim.lsp.get_clients({ bufnr = bufnr, name = M.name })[1]
+end
+
+--- The `vim.lsp.Config` for the server, built from the plugin options.
+---@return vim.lsp.Config
+function M.client_config()
+  local opts = config.options
+  local capabilities = vim.lsp.protocol.make_client_capabilities()
+  -- Positions are exchanged in UTF-16 code units, the LSP default every server supports.
+  capabilities.general = capabilities.general or {}
+  capabilities.general.positionEncodings = { 'utf-16' }
+  capabilities.textDocument.inlineCompletion = { dynamicRegistration = false }
+
+  ---@type vim.lsp.Config
+  return {
+    cmd = opts.cmd,
+    filetypes = opts.filetypes,
+    -- No root: one server (one model in memory) serves every buffer of the session.
+    root_markers = nil,
+    capabilities = capabilities,
+    init_options = { codellama = config.server_settings() },
+    settings = { codellama = config.server_settings() },
+  }
+end
+
+--- Register the config with `vim.lsp.config()` and enable it for the configured filetypes.
+function M.enable()
+  vim.lsp.config(M.name, M.client_config())
+  vim.lsp.enable(M.name)
+end
+
+--- Send new settings to running servers (`workspace/didChangeConfiguration`).
+---@param settings table<string, any> camelCase keys of the `codellama` section
+function M.update_settings(settings)
+  config.options.settings = vim.tbl_extend('force', config.options.settings, settings)
+  vim.lsp.config(M.name, { settings = { codellama = config.server_settings() } })
+  for _, client in ipairs(vim.lsp.get_clients({ name = M.name })) do
+    client.settings = { codellama = config.server_settings() }
+    client:notify('workspace/didChangeConfiguration', { settings = client.settings })
+  end
+end
+
+--- Run a server command (`workspace/executeCommand`).
+---@param command string e.g. `codellama.status`
+---@param arguments? any[]
+---@param on_result? fun(err: lsp.ResponseError?, result: any)
+---@param bufnr? integer
+---@return boolean sent false when no codellama client is attached to the buffer
+function M.exec(command, arguments, on_result, bufnr)
+  bufnr = bufnr or vim.api.nvim_get_current_buf()
+  local client = M.get_client(bufnr)
+  if not client then
+    vim.notify('codellama: no codellama-lsp client in this buffer', vim.log.levels.WARN)
+    return false
+  end
+  client:exec_cmd({ title = command, command = command, arguments = arguments }, { bufnr = bufnr }, function(err, result)
+    if command == 'codellama.toggle' and not err then
+      local enabled = result
+      if type(result) == 'table' then
+        enabled = result.enabled
+      end
+      if type(enabled) == 'boolean' then
+        state_of(client.id).enabled = enabled
+      end
+    elseif command == 'codellama.status' and not err and type(result) == 'table' and type(result.enabled) == 'boolean' then
+      state_of(client.id).enabled = result.enabled
+    end
+    if on_result then
+      on_result(err, result)
+    end
+  end)
+  return true
+end
+
+--- Short state for statuslines: `""` (no server), `"loading"`, `"off"` or `"ready"`.
+---@param bufnr? integer
+---@return string
+function M.status_text(bufnr)
+  local client = M.get_client(bufnr)
+  if not client then
+    return ''
+  end
+  local st = state_of(client.id)
+  if not client.initialized or next(st.loading) ~= nil then
+    return 'loading'
+  end
+  local enabled = st.enabled
+  if enabled == nil then
+    enabled = config.options.settings.enabled ~= false
+  end
+  return enabled and 'ready' or 'off'
+end
+
+--- Track `$/progress` (model loading) for `status_text()`.
+---@param group integer augroup
+---@param on_end? fun(client: vim.lsp.Client) called when a progress of the server ends
+function M.track_progress(group, on_end)
+  vim.api.nvim_create_autocmd('LspProgress', {
+    group = group,
+    pattern = { 'begin', 'end' },
+    callback = function(args)
+      local client = vim.lsp.get_client_by_id(args.data.client_id)
+      if not client or client.name ~= M.name then
+        return
+      end
+      local token = args.data.params.token
+      state_of(client.id).loading[token] = args.match == 'begin' or nil
+      vim.cmd.redrawstatus({ bang = true })
+      if args.match == 'end' and on_end then
+        on_end(client)
+      end
+    end,
+  })
+end
+
+return M

@@ -1,0 +1,435 @@
+--- Inline (ghost text) suggestions: requesting `textDocument/inlineCompletion`,
+--- drawing the first item with extmarks, and accepting or dismissing it.
+---
+--- Only one suggestion exists at a time: the one at the cursor of the current
+--- insert-mode window.
+local config = require('codellama.config')
+local lsp = require('codellama.lsp')
+
+local api = vim.api
+
+local M = {}
+
+M.ns = api.nvim_create_namespace('codellama.suggestion')
+M.hl_group = 'CodellamaSuggestion'
+
+---@class codellama.Snapshot
+---@field bufnr integer
+---@field tick integer  b:changedtick
+---@field row integer   0-based cursor line
+---@field col integer   0-based cursor byte column
+
+---@class codellama.Suggestion: codellama.Snapshot
+---@field client_id integer
+---@field text string          What is still to be inserted at the cursor (the ghost text).
+---@field replace_end integer  Byte column on `row` up to which existing text is replaced on accept.
+---@field line_rest string     The text of `row` after the cursor when the suggestion was drawn.
+---@field is_snippet boolean   The item's insertText is a snippet (expanded with |vim.snippet|).
+---@field snippet string?      Full snippet text of the item (only when `is_snippet`).
+---@field snippet_start integer? Byte column where the snippet's range starts.
+---@field command lsp.Command? Command to run after the item has been accepted.
+---@field extmark integer?
+
+---@class codellama.Request
+---@field client vim.lsp.Client
+---@field id integer
+---@field snapshot codellama.Snapshot
+
+---@type codellama.Suggestion?
+local current = nil
+---@type codellama.Request?
+local pending = nil
+---@type uv.uv_timer_t?
+local timer = nil
+--- Where the last answer (possibly empty) was received; not asked again until something changes.
+---@type codellama.Snapshot?
+local answered = nil
+
+-- ---------------------------------------------------------------------------
+-- Helpers
+-- ---------------------------------------------------------------------------
+
+---@return codellama.Snapshot
+local function snapshot()
+  local bufnr = api.nvim_get_current_buf()
+  local cursor = api.nvim_win_get_cursor(0)
+  return { bufnr = bufnr, tick = api.nvim_buf_get_changedtick(bufnr), row = cursor[1] - 1, col = cursor[2] }
+end
+
+---@param a codellama.Snapshot?
+---@param b codellama.Snapshot?
+---@return boolean
+local function same_place(a, b)
+  return a ~= nil and b ~= nil and a.bufnr == b.bufnr and a.tick == b.tick and a.row == b.row and a.col == b.col
+end
+
+---@return boolean
+local function in_insert_mode()
+  return api.nvim_get_mode().mode:sub(1, 1) == 'i'
+end
+
+---@param bufnr integer
+---@param row integer
+---@return string
+local function get_line(bufnr, row)
+  return api.nvim_buf_get_lines(bufnr, row, row + 1, false)[1] or ''
+end
+
+--- LSP character offset → byte column on a line.
+---@param line string
+---@param character integer
+---@param encoding string
+---@return integer
+local function byte_col(line, character, encoding)
+  if encoding == 'utf-8' then
+    return math.min(character, #line)
+  end
+  return vim.str_byteindex(line, encoding, character, false)
+end
+
+--- Text as it is displayed: tabs expanded (virtual text does not expand them).
+---@param text string
+---@param bufnr integer
+---@return string
+local function display(text, bufnr)
+  return (text:gsub('\t', string.rep(' ', vim.bo[bufnr].tabstop)))
+end
+
+--- Approximate display of a snippet: placeholders shown by their default text.
+---@param text string
+---@return string
+local function snippet_preview(text)
+  local preview = text:gsub('%${%d+:([^}]*)}', '%1'):gsub('%${%d+}', ''):gsub('%$%d+', ''):gsub('\\([$}\\])', '%1')
+  return preview
+end
+
+---@param bufnr integer
+---@return boolean
+local function is_auto_trigger_allowed(bufnr)
+  return config.options.auto_trigger and vim.b[bufnr].codellama_enabled ~= false and vim.g.codellama_enabled ~= false
+end
+
+-- ---------------------------------------------------------------------------
+-- Drawing
+-- ---------------------------------------------------------------------------
+
+local function clear_extmark()
+  if current and current.extmark and api.nvim_buf_is_valid(current.bufnr) then
+    pcall(api.nvim_buf_del_extmark, current.bufnr, M.ns, current.extmark)
+  end
+end
+
+---@param s codellama.Suggestion
+local function draw(s)
+  local lines = vim.split(s.text, '\n', { plain = true })
+  ---@type vim.api.keyset.set_extmark
+  local opts = {
+    virt_text_pos = 'inline',
+    hl_mode = 'combine',
+    right_gravity = false,
+    priority = 65535,
+  }
+  if lines[1] ~= '' then
+    opts.virt_text = { { display(lines[1], s.bufnr), M.hl_group } }
+  end
+  if #lines > 1 then
+    opts.virt_lines = {}
+    for i = 2, #lines do
+      table.insert(opts.virt_lines, { { display(lines[i], s.bufnr), M.hl_group } })
+    end
+  end
+  s.extmark = api.nvim_buf_set_extmark(s.bufnr, M.ns, s.row, s.col, opts)
+end
+
+--- Hide the suggestion, if any.
+function M.clear()
+  clear_extmark()
+  current = nil
+end
+
+--- Cancel the in-flight request and the debounce timer.
+function M.cancel()
+  if timer then
+    timer:stop()
+  end
+  if pending then
+    local req = pending
+    pending = nil
+    if not req.client:is_stopped() then
+      req.client:cancel_request(req.id)
+    end
+  end
+end
+
+-- ---------------------------------------------------------------------------
+-- Building a suggestion from an LSP item
+-- ---------------------------------------------------------------------------
+
+--- Turn an InlineCompletionItem into a suggestion at the snapshot's cursor, or
+--- nil when it cannot be shown as text inserted at the cursor (e.g. its range
+--- starts on another line, or the item does not agree with what was typed).
+---@param item lsp.InlineCompletionItem
+---@param snap codellama.Snapshot
+---@param client vim.lsp.Client
+---@return codellama.Suggestion?
+local function from_item(item, snap, client)
+  local insert = item.insertText
+  local is_snippet = type(insert) == 'table'
+  local text = is_snippet and insert.value or insert
+  if type(text) ~= 'string' then
+    return nil
+  end
+  text = text:gsub('\r\n', '\n')
+
+  local line = get_line(snap.bufnr, snap.row)
+  local start_col, end_col = snap.col, snap.col
+  if item.range and item.range ~= vim.NIL then
+    local r = item.range
+    if r.start.line ~= snap.row or r['end'].line ~= snap.row then
+      return nil
+    end
+    start_col = byte_col(line, r.start.character, client.offset_encoding)
+    end_col = byte_col(line, r['end'].character, client.offset_encoding)
+    if start_col > snap.col or end_col < snap.col then
+      return nil
+    end
+  end
+
+  -- The part of the range before the cursor has been typed already; the item
+  -- must start with it (case-sensitively) to be shown as a continuation.
+  local typed = line:sub(start_col + 1, snap.col)
+  local full = is_snippet and snippet_preview(text) or text
+  if full:sub(1, #typed) ~= typed then
+    return nil
+  end
+  local shown = full:sub(#typed + 1)
+  if shown == '' then
+    return nil
+  end
+
+  ---@type codellama.Suggestion
+  return {
+    bufnr = snap.bufnr,
+    tick = snap.tick,
+    row = snap.row,
+    col = snap.col,
+    client_id = client.id,
+    text = shown,
+    replace_end = end_col,
+    line_rest = line:sub(snap.col + 1),
+    is_snippet = is_snippet,
+    snippet = is_snippet and text or nil,
+    snippet_start = start_col,
+    command = item.command ~= vim.NIL and item.command or nil,
+  }
+end
+
+-- ---------------------------------------------------------------------------
+-- Requesting
+-- ---------------------------------------------------------------------------
+
+--- Send `textDocument/inlineCompletion` for the cursor now.
+---@param trigger_kind? integer 1 = invoked (explicit), 2 = automatic (typing, default)
+function M.request(trigger_kind)
+  M.cancel()
+  local bufnr = api.nvim_get_current_buf()
+  local client = lsp.get_client(bufnr)
+  if not client or not in_insert_mode() or not client.server_capabilities.inlineCompletionProvider then
+    return
+  end
+
+  local snap = snapshot()
+  local params = vim.lsp.util.make_position_params(0, client.offset_encoding)
+  ---@cast params lsp.InlineCompletionParams
+  params.context = { triggerKind = trigger_kind or 2 }
+
+  local req ---@type codellama.Request?
+  local ok, id = client:request('textDocument/inlineCompletion', params, function(err, result)
+    if pending ~= req then
+      return -- superseded or cancelled
+    end
+    pending = nil
+    answered = snap
+    if err then
+      if err.code ~= -32800 then -- RequestCancelled
+        vim.notify_once('codellama: inlineCompletion failed: ' .. (err.message or vim.inspect(err)), vim.log.levels.WARN)
+      end
+      return
+    end
+    -- Drop results for a cursor/buffer state that no longer exists.
+    if not in_insert_mode() or not same_place(snap, snapshot()) then
+      return
+    end
+    if result == nil or result == vim.NIL then
+      return
+    end
+    -- InlineCompletionList or InlineCompletionItem[]
+    local items = result.items or result
+    for _, item in ipairs(items) do
+      local s = from_item(item, snap, client)
+      if s then
+        M.clear()
+        current = s
+        draw(s)
+        return
+      end
+    end
+  end, bufnr)
+  if ok and id then
+    req = { client = client, id = id, snapshot = snap }
+    pending = req
+  end
+end
+
+--- Debounced automatic request after typing / cursor movement.
+function M.schedule()
+  timer = timer or assert(vim.uv.new_timer())
+  timer:stop()
+  timer:start(
+    config.options.debounce_ms,
+    0,
+    vim.schedule_wrap(function()
+      if in_insert_mode() then
+        M.request(2)
+      end
+    end)
+  )
+end
+
+--- If the user typed exactly the next characters of the suggestion, keep it
+--- (shortened) instead of asking the server again.
+---@param snap codellama.Snapshot
+---@return boolean kept
+local function type_through(snap)
+  local s = current
+  if not s or s.bufnr ~= snap.bufnr or s.row ~= snap.row or snap.col <= s.col then
+    return false
+  end
+  local line = get_line(snap.bufnr, snap.row)
+  local typed = line:sub(s.col + 1, snap.col)
+  if s.is_snippet or s.text:sub(1, #typed) ~= typed or #typed >= #s.text then
+    return false
+  end
+  if line:sub(snap.col + 1) ~= s.line_rest then
+    return false -- something else changed the rest of the line (autopairs, …)
+  end
+  clear_extmark()
+  s.text = s.text:sub(#typed + 1)
+  s.replace_end = s.replace_end + #typed
+  s.tick, s.col = snap.tick, snap.col
+  draw(s)
+  return true
+end
+
+--- Handler for TextChangedI / TextChangedP / CursorMovedI in an attached buffer.
+function M.on_change()
+  local snap = snapshot()
+  if same_place(current, snap) or same_place(answered, snap) or (pending and same_place(pending.snapshot, snap)) then
+    return -- nothing changed since the suggestion was drawn / requested / answered
+  end
+  if type_through(snap) then
+    M.cancel()
+    return
+  end
+  M.clear()
+  M.cancel()
+  if is_auto_trigger_allowed(snap.bufnr) and vim.bo[snap.bufnr].buftype == '' then
+    M.schedule()
+  end
+end
+
+--- Ask again at the cursor even if the server already answered there (e.g. with
+--- an empty list while the model was still loading).
+function M.refresh()
+  answered = nil
+  M.on_change()
+end
+
+-- ---------------------------------------------------------------------------
+-- Accepting
+-- ---------------------------------------------------------------------------
+
+--- Whether a suggestion is shown at the cursor of the current window.
+---@return boolean
+function M.is_visible()
+  return current ~= nil and same_place(current, snapshot())
+end
+
+--- A copy of the shown suggestion (for statuslines, tests and other plugins).
+---@return { text: string, bufnr: integer, row: integer, col: integer, replace_end: integer }?
+function M.get()
+  if not M.is_visible() then
+    return nil
+  end
+  local s = assert(current)
+  return { text = s.text, bufnr = s.bufnr, row = s.row, col = s.col, replace_end = s.replace_end }
+end
+
+--- Insert {text} at the suggestion's cursor, replacing up to {replace_end}, and
+--- put the cursor after it.
+---@param s codellama.Suggestion
+---@param text string
+---@param replace_end integer
+local function insert_at_cursor(s, text, replace_end)
+  local lines = vim.split(text, '\n', { plain = true })
+  api.nvim_buf_set_text(s.bufnr, s.row, s.col, s.row, replace_end, lines)
+  local end_row = s.row + #lines - 1
+  local end_col = (#lines == 1 and s.col or 0) + #lines[#lines]
+  api.nvim_win_set_cursor(0, { end_row + 1, end_col })
+end
+
+--- Accept the suggestion.
+---@param part? 'all'|'line' `line`: only up to the end of the next line; the rest stays shown.
+---@return boolean accepted false when no suggestion was shown
+function M.accept(part)
+  if not M.is_visible() then
+    return false
+  end
+  local s = assert(current)
+  M.cancel()
+  clear_extmark()
+
+  if part == 'line' and not s.is_snippet then
+    local stop = s.text:find('\n', s.text:sub(1, 1) == '\n' and 2 or 1, true)
+    if stop then
+      insert_at_cursor(s, s.text:sub(1, stop - 1), s.col)
+      -- Keep the remainder as the suggestion at the new cursor; the replaced
+      -- text after the old cursor (if any) now follows the new one.
+      local snap = snapshot()
+      s.text = s.text:sub(stop)
+      s.replace_end = snap.col + (s.replace_end - s.col)
+      s.line_rest = get_line(snap.bufnr, snap.row):sub(snap.col + 1)
+      s.tick, s.row, s.col = snap.tick, snap.row, snap.col
+      draw(s)
+      return true
+    end
+  end
+
+  current = nil
+  if s.is_snippet then
+    api.nvim_buf_set_text(s.bufnr, s.row, s.snippet_start, s.row, s.replace_end, { '' })
+    api.nvim_win_set_cursor(0, { s.row + 1, s.snippet_start })
+    vim.snippet.expand(assert(s.snippet))
+  else
+    insert_at_cursor(s, s.text, s.replace_end)
+  end
+
+  if s.command then
+    local client = vim.lsp.get_client_by_id(s.client_id)
+    if client then
+      client:exec_cmd(s.command, { bufnr = s.bufnr }, function() end)
+    end
+  end
+  return true
+end
+
+--- Hide the suggestion and stop waiting for one.
+---@return boolean dismissed false when nothing was shown
+function M.dismiss()
+  local was_visible = M.is_visible()
+  M.cancel()
+  M.clear()
+  return was_visible
+end
+
+return M

@@ -1,0 +1,237 @@
+"""Broken checkpoints fail with a message that names the file and tensor; HF-cache repo ids resolve offline."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from model.checkpoint import CheckpointError, resolve_model_dir
+from model.loader import load_model
+
+CPU = torch.device("cpu")
+
+
+def load(path: Path | str) -> None:
+    load_model(str(path), device=CPU, dtype=torch.float32, quant="none")
+
+
+@pytest.fixture()
+def copy_of(checkpoint_factory, tmp_path: Path):  # noqa: ANN201 - a small closure factory
+    """`copy_of(layout, shards=1, gqa=False) -> Path`: a private, editable copy of a session checkpoint."""
+    def make(layout: str = "hf", *, shards: int = 1, gqa: bool = False) -> Path:
+        return Path(shutil.copytree(checkpoint_factory(layout, gqa=gqa, shards=shards), tmp_path / "ckpt"))
+    return make
+
+
+def edit_json(path: Path, **changes: object) -> None:
+    path.write_text(json.dumps(json.loads(path.read_text()) | changes))
+
+
+def truncate(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def test_the_intact_copies_load(copy_of) -> None:
+    load(copy_of("hf", shards=2))  # the baseline the damaged variants below start from
+
+
+def test_missing_tensor_hf(copy_of) -> None:
+    root = copy_of("hf")
+    tensors = load_file(str(root / "model.safetensors"))
+    del tensors["model.layers.1.mlp.up_proj.weight"]
+    save_file(tensors, str(root / "model.safetensors"))
+    with pytest.raises(CheckpointError, match=re.escape(f"{root}: tensor model.layers.1.mlp.up_proj.weight "
+                                                        "is missing from the checkpoint")):
+        load(root)
+
+
+def test_tensor_listed_in_index_but_absent_from_shard(copy_of) -> None:
+    root = copy_of("hf", shards=2)
+    index = json.loads((root / "model.safetensors.index.json").read_text())["weight_map"]
+    name = "model.layers.0.self_attn.o_proj.weight"
+    shard = root / index[name]
+    tensors = load_file(str(shard))
+    del tensors[name]
+    save_file(tensors, str(shard))
+    with pytest.raises(CheckpointError, match=re.escape(f"{shard}: cannot read tensor {name}")):
+        load(root)
+
+
+def test_index_names_a_missing_shard_file(copy_of) -> None:
+    root = copy_of("hf", shards=2)
+    (root / "model-00002-of-00002.safetensors").unlink()
+    with pytest.raises(CheckpointError, match=re.escape(f"cannot read {root / 'model-00002-of-00002.safetensors'}")):
+        load(root)
+
+
+def test_missing_tensor_meta(copy_of) -> None:
+    root = copy_of("meta", shards=2)
+    shard = root / "consolidated.01.pth"
+    tensors = torch.load(shard, weights_only=True)
+    del tensors["layers.1.feed_forward.w3.weight"]
+    torch.save(tensors, shard)
+    with pytest.raises(CheckpointError, match=re.escape(f"{shard}: tensor layers.1.feed_forward.w3.weight "
+                                                        "is missing")):
+        load(root)
+
+
+@pytest.mark.parametrize(("shards", "victim"), [(1, "model.safetensors"), (2, "model-00002-of-00002.safetensors")])
+def test_truncated_safetensors(copy_of, shards: int, victim: str) -> None:
+    root = copy_of("hf", shards=shards)
+    truncate(root / victim)
+    with pytest.raises(CheckpointError, match=re.escape(f"cannot read {root / victim}: ")):
+        load(root)
+
+
+@pytest.mark.parametrize("victim", ["consolidated.00.pth", "consolidated.01.pth"])
+def test_truncated_pth(copy_of, victim: str) -> None:
+    root = copy_of("meta", shards=2)
+    truncate(root / victim)
+    with pytest.raises(CheckpointError, match=re.escape(f"cannot read {root / victim}: ")):
+        load(root)
+
+
+def test_shape_mismatch_hf(copy_of) -> None:
+    root = copy_of("hf")
+    edit_json(root / "config.json", intermediate_size=256)
+    with pytest.raises(CheckpointError, match=re.escape("tensor layers.0.feed_forward.w1.weight has shape (192, 64), "
+                                                        "but the config implies (256, 64)")) as err:
+        load(root)
+    assert str(root) in str(err.value)
+
+
+def test_shape_mismatch_hf_gqa(copy_of) -> None:
+    root = copy_of("hf", gqa=True)
+    edit_json(root / "config.json", num_key_value_heads=4)  # the files hold 2 K/V heads
+    with pytest.raises(CheckpointError, match=re.escape("tensor layers.0.attention.wk.weight has shape (32, 64), "
+                                                        "but the config implies (64, 64)")):
+        load(root)
+
+
+def test_shape_mismatch_meta(copy_of) -> None:
+    root = copy_of("meta")
+    edit_json(root / "params.json", multiple_of=256)  # the FFN formula now gives 256, the files hold 192
+    with pytest.raises(CheckpointError, match=re.escape("tensor layers.0.feed_forward.w1.weight has shape (192, 64), "
+                                                        "but the config implies (256, 64)")):
+        load(root)
+
+
+@pytest.mark.parametrize("layout", ["hf", "meta"])
+def test_missing_tokenizer(copy_of, layout: str) -> None:
+    root = copy_of(layout)
+    (root / "tokenizer.model").unlink()
+    with pytest.raises(CheckpointError, match=re.escape(f"{root}: tokenizer.model is missing")):
+        load(root)
+
+
+def test_vocab_mismatch_hf(copy_of) -> None:
+    root = copy_of("hf")
+    edit_json(root / "config.json", vocab_size=600)
+    with pytest.raises(CheckpointError, match=re.escape(f"{root}: the model's vocabulary (600) and "
+                                                        "tokenizer.model's (512) differ")):
+        load(root)
+
+
+def test_vocab_mismatch_meta(copy_of) -> None:
+    root = copy_of("meta")
+    edit_json(root / "params.json", vocab_size=600)
+    with pytest.raises(ValueError, match=re.escape("params.json vocab_size 600 != tokenizer vocabulary 512")):
+        load(root)
+
+
+def test_gapped_meta_shards(copy_of) -> None:
+    root = copy_of("meta", shards=2)
+    (root / "consolidated.01.pth").rename(root / "consolidated.02.pth")
+    with pytest.raises(CheckpointError, match=r"numbered without gaps; found \['consolidated.00.pth', "
+                                              r"'consolidated.02.pth'\]"):
+        load(root)
+
+
+def test_meta_without_shards(copy_of) -> None:
+    root = copy_of("meta")
+    (root / "consolidated.00.pth").unlink()
+    with pytest.raises(CheckpointError, match=re.escape(f"{root}: params.json but no consolidated.NN.pth shards")):
+        load(root)
+
+
+def test_no_config_and_no_safetensors(copy_of) -> None:
+    root = copy_of("hf")
+    (root / "model.safetensors").rename(root / "pytorch_model.bin")
+    with pytest.raises(CheckpointError, match=re.escape(f"{root}: no model.safetensors")):
+        load(root)
+    (root / "config.json").unlink()
+    with pytest.raises(CheckpointError, match="neither config.json .* nor params.json"):
+        load(root)
+
+
+def test_corrupt_config_json(copy_of) -> None:
+    root = copy_of("hf")
+    (root / "config.json").write_text("{not json")
+    with pytest.raises(ValueError, match=re.escape(f"cannot read {root / 'config.json'}")):
+        load(root)
+
+
+def test_missing_directory(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match=re.escape(f"model directory {tmp_path / 'nope'} does not exist")):
+        load(tmp_path / "nope")
+
+
+def _fake_hub(hub: Path, repo: str, checkpoint: Path, *, with_ref: bool = True) -> Path:
+    entry = hub / ("models--" + repo.replace("/", "--"))
+    snapshot = entry / "snapshots" / "0123456789abcdef0123456789abcdef01234567"
+    shutil.copytree(checkpoint, snapshot)
+    # An older, empty snapshot whose hash sorts last: the resolver must not pick it by name.
+    stale = entry / "snapshots" / "ffffffffffffffffffffffffffffffffffffffff"
+    stale.mkdir()
+    os.utime(stale, (1_000_000_000, 1_000_000_000))
+    if with_ref:
+        (entry / "refs").mkdir()
+        (entry / "refs" / "main").write_text(snapshot.name + "\n")
+    return snapshot
+
+
+def test_unknown_hf_cache_repo_id(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    with pytest.raises(CheckpointError, match=re.escape(f"'acme/no-such-model' is not a directory and is not in "
+                                                        f"the Hugging Face cache at {tmp_path / 'hub'}")):
+        load("acme/no-such-model")
+
+
+def test_resolve_repo_id_in_hf_hub_cache(checkpoint_factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                         ) -> None:
+    monkeypatch.chdir(tmp_path)  # "acme/tiny-code" must not exist relative to the working directory
+    snapshot = _fake_hub(tmp_path / "hub", "acme/tiny-code", checkpoint_factory("hf"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    assert resolve_model_dir("acme/tiny-code") == snapshot
+    load("acme/tiny-code")  # end to end through the loader
+
+
+def test_resolve_repo_id_via_hf_home(checkpoint_factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    snapshot = _fake_hub(tmp_path / "home" / "hub", "acme/tiny-code", checkpoint_factory("meta"))
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "home"))
+    assert resolve_model_dir("acme/tiny-code") == snapshot
+
+
+def test_resolve_repo_id_without_refs(checkpoint_factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    snapshot = _fake_hub(tmp_path / "hub", "acme/tiny-code", checkpoint_factory("hf"), with_ref=False)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    assert resolve_model_dir("acme/tiny-code") == snapshot
+
+
+def test_hf_hub_cache_with_tilde(checkpoint_factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    snapshot = _fake_hub(tmp_path / "user" / "hub", "acme/tiny-code", checkpoint_factory("hf"))
+    monkeypatch.setenv("HOME", str(tmp_path / "user"))
+    monkeypatch.setenv("HF_HUB_CACHE", "~/hub")  # as users write it in shell profiles
+    assert resolve_model_dir("acme/tiny-code") == snapshot

@@ -1,0 +1,91 @@
+"""The `codellama-lsp complete` command, run as a user runs it, against transformers as the reference."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from model.tokenizer import Tokenizer, infill_prompt
+
+DOCUMENT = "import math\n\n\ndef circle_area(r):\n    return math.pi * \n\n\nprint(circle_area(2.0))\n"
+CURSOR = (4, 21)  # after "return math.pi * "
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "lsp_server", "complete", *args], capture_output=True, text=True,
+                          timeout=120)
+
+
+def reference_infill(model_dir: Path, prefix: str, suffix: str, mode: str, max_new_tokens: int) -> str:
+    """transformers' greedy generation on the same prompt ids, stopped at <EOT>/EOS."""
+    from transformers import LlamaForCausalLM
+
+    tok = Tokenizer(model_dir / "tokenizer.model")
+    ids = infill_prompt(tok, prefix, suffix, mode)  # type: ignore[arg-type]
+    model = LlamaForCausalLM.from_pretrained(str(model_dir), torch_dtype=torch.float32).eval()
+    with torch.no_grad():
+        out = model.generate(torch.tensor([ids]), max_new_tokens=max_new_tokens, do_sample=False,
+                             eos_token_id=sorted(tok.stop_ids), pad_token_id=tok.eos_id)
+    new = [t for t in out[0, len(ids):].tolist()]
+    for i, t in enumerate(new):
+        if t in tok.stop_ids:
+            new = new[:i]
+            break
+    return tok.decode_infilling(new)
+
+
+@pytest.mark.parametrize("layout,shards,gqa,mode", [
+    ("hf", 1, False, "psm"), ("hf", 2, True, "spm"), ("meta", 1, False, "spm"), ("meta", 2, True, "psm")])
+def test_raw_complete_matches_transformers(checkpoint_factory, tmp_path: Path, layout: str, shards: int,
+                                           gqa: bool, mode: str) -> None:
+    model_dir = checkpoint_factory(layout, gqa=gqa, shards=shards)
+    twin = checkpoint_factory("hf", gqa=gqa, shards=1)  # same seed: the same weights in HF layout
+    doc = tmp_path / "doc.py"
+    doc.write_text(DOCUMENT)
+    result = run_cli(str(doc), "--line", str(CURSOR[0]), "--character", str(CURSOR[1]), "--model", str(model_dir),
+                     "--raw", "--device", "cpu", "--dtype", "float32", "--quant", "none", "--max-tokens", "24",
+                     "--fim-mode", mode)
+    assert result.returncode == 0, result.stderr
+    offset = DOCUMENT.index("* ") + 2
+    expected = reference_infill(twin, DOCUMENT[:offset], DOCUMENT[offset:], mode, 24)
+    assert result.stdout == expected
+
+
+def test_dump_prompt_keeps_spelled_control_pieces_as_text(checkpoint_factory, tmp_path: Path) -> None:
+    model_dir = checkpoint_factory("hf")
+    tok = Tokenizer(model_dir / "tokenizer.model")
+    doc = tmp_path / "tricky.py"
+    doc.write_text('s = " <PRE> <SUF> <MID> <EOT>"\nx = "<EOT>" + \ny = "▁<EOT>"\n', encoding="utf-8")
+    for raw in (["--raw"], []):
+        result = run_cli(str(doc), "--line", "1", "--character", "13", "--model", str(model_dir),
+                         "--dump-prompt", *raw)
+        assert result.returncode == 0, result.stderr
+        ids = json.loads(result.stdout)
+        assert ids.count(tok.prefix_id) == 1 and ids.count(tok.suffix_id) == 1 and ids.count(tok.middle_id) == 1
+        assert tok.eot_id not in ids
+
+
+def test_crlf_file_positions(checkpoint_factory, tmp_path: Path) -> None:
+    model_dir = checkpoint_factory("hf")
+    tok = Tokenizer(model_dir / "tokenizer.model")
+    doc = tmp_path / "crlf.py"
+    doc.write_bytes(b"a = 1\r\nb = a + \r\nprint(b)\r\n")
+    result = run_cli(str(doc), "--line", "1", "--character", "8", "--model", str(model_dir), "--dump-prompt",
+                     "--raw", "--fim-mode", "psm")
+    assert result.returncode == 0, result.stderr
+    # The cursor sits after "b = a + ": the prefix is the first line and a half, with the file's CRLF kept.
+    assert json.loads(result.stdout) == infill_prompt(tok, "a = 1\r\nb = a + ", "\r\nprint(b)\r\n", "psm")
+
+
+def test_bad_input_gives_one_clear_line(tmp_path: Path, checkpoint_factory) -> None:
+    missing = run_cli(str(tmp_path / "nope.py"), "--line", "0", "--character", "0")
+    assert missing.returncode != 0 and "cannot read" in missing.stderr and "Traceback" not in missing.stderr
+    doc = tmp_path / "ok.py"
+    doc.write_text("x = 1\n")
+    bad_model = run_cli(str(doc), "--line", "0", "--character", "0", "--model", str(tmp_path / "no-model"))
+    assert bad_model.returncode != 0 and "does not exist" in bad_model.stderr and "Traceback" not in bad_model.stderr

