@@ -1,0 +1,61 @@
+"""Data types shared by the docstring engine (no LSP or model imports)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+# (prefix, suffix, max_new_tokens) -> generated middle text, already stopped at end-of-infill.
+Infill = Callable[[str, str, int], str]
+
+
+@dataclass(frozen=True)
+class DocTarget:
+    """A function, method or class that lacks a docstring / doc comment."""
+
+    language: str
+    kind: str  # "function" | "method" | "class"
+    name: str
+    params: tuple[str, ...]
+    returns: bool
+    yields: bool
+    raises: tuple[str, ...]
+    line: int
+    insert_line: int
+    indent: str
+
+
+@dataclass(frozen=True)
+class DocEdit:
+    """A pure insertion: `new_text` goes at (line, character), character in UTF-16 units."""
+
+    line: int
+    character: int
+    new_text: str
+
+
+def split_lines(text: str) -> list[str]:
+    """Split on '\\n' only, dropping a trailing '\\r', so line numbers agree with ast and tree-sitter.
+
+    str.splitlines() also breaks on form feeds and U+2028, which would shift every later line.
+    """
+    return [line[:-1] if line.endswith("\r") else line for line in text.split("\n")]
+
+
+def line_offset(text: str, line: int) -> int:
+    """Character offset of the start of `line` (len(text) when past the end)."""
+    offset = 0
+    for _ in range(line):
+        nl = text.find("\n", offset)
+        if nl < 0:
+            return len(text)
+        offset = nl + 1
+    return offset
+
+
+def leading_ws(line: str) -> str:
+    return line[: len(line) - len(line.lstrip(" \t"))]
+
+
+def utf16_len(s: str) -> int:
+    return sum(2 if ord(ch) > 0xFFFF else 1 for ch in s)

@@ -1,0 +1,89 @@
+"""Fill a docstring skeleton blank by blank with fill-in-the-middle calls, and build the edit."""
+
+from __future__ import annotations
+
+from .clean import clean, max_tokens
+from .core import DocEdit, DocTarget, Infill, line_offset, split_lines, utf16_len
+from .python_target import header_colon
+from .styles import Part, skeleton
+
+PREFIX_CHARS = 4000
+SUFFIX_CHARS = 2000
+
+
+def generate_docstring(text: str, target: DocTarget, infill: Infill, *,
+                       style: str = "google", max_words: int = 40) -> DocEdit:
+    lines = split_lines(text)
+    char, head, tail = 0, "", ""
+    if target.language == "python":
+        split = _python_split(text, lines, target)
+        if split is not None:
+            char, tail = split
+            head = "\n"
+    parts: list[Part] = [head, *skeleton(target, style, _unit(target.indent)), tail]
+    offset = line_offset(text, target.insert_line) + char
+    # The skeleton uses '\n'; give the model one line-ending convention throughout.
+    before = _tail(text[:offset], PREFIX_CHARS).replace("\r\n", "\n")
+    after = _head(text[offset:], SUFFIX_CHARS).replace("\r\n", "\n")
+
+    filled: list[str] = []
+    for i, part in enumerate(parts):
+        if isinstance(part, str):
+            filled.append(part)
+            continue
+        prefix = before + "".join(filled)
+        suffix = _render_rest(parts[i + 1:]) + after
+        filled.append(clean(infill(prefix, suffix, max_tokens(max_words)), part, target, max_words))
+
+    new_text = "".join(filled)
+    if target.language == "python" and "\\" in new_text:
+        new_text = new_text.replace('"""', 'r"""', 1)  # PEP 257: backslashes need a raw docstring
+    if "\r\n" in text:
+        new_text = new_text.replace("\n", "\r\n")
+    line_text = lines[target.insert_line] if target.insert_line < len(lines) else ""
+    return DocEdit(target.insert_line, utf16_len(line_text[:char]), new_text)
+
+
+def _python_split(text: str, lines: list[str], target: DocTarget) -> tuple[int, str] | None:
+    """For a one-line body (`def f(x): return x`) return (column, trailing indent) that moves
+    the statement onto its own line below the docstring; None for an ordinary body."""
+    colon = header_colon(text, target.line)
+    if colon is None or colon[0] != target.insert_line:
+        return None
+    row, col = colon
+    rest = lines[row][col + 1:]
+    gap = rest[: len(rest) - len(rest.lstrip(" \t"))]
+    if not rest.strip() or rest.lstrip().startswith("#"):
+        return None
+    # Insert right after the colon so no trailing blank is left on the header line; the blank
+    # gap that followed the colon then leads the statement line, so shorten its indent by it.
+    if target.indent.endswith(gap):
+        return col + 1, target.indent[: len(target.indent) - len(gap)]
+    return col + 1 + len(gap), target.indent
+
+
+def _unit(indent: str) -> str:
+    return "\t" if "\t" in indent else "    "
+
+
+def _render_rest(parts: list[Part]) -> str:
+    """The skeleton after a blank, with later blanks left empty (and no dangling spaces)."""
+    text = "".join(p for p in parts if isinstance(p, str))
+    return "\n".join(line.rstrip(" \t") for line in text.split("\n"))
+
+
+def _tail(text: str, limit: int) -> str:
+    """The last `limit` characters, starting at a line boundary when truncated."""
+    if len(text) <= limit:
+        return text
+    cut = text[-limit:]
+    nl = cut.find("\n")
+    return cut[nl + 1:] if nl >= 0 else cut
+
+
+def _head(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    cut = text[:limit]
+    nl = cut.rfind("\n")
+    return cut[: nl + 1] if nl >= 0 else cut

@@ -1,0 +1,92 @@
+"""C and C++ declarations for Doxygen comments."""
+
+from __future__ import annotations
+
+from .ts_util import Facts, Found, Node, dedupe, own_descendants, text_of
+
+_TYPES = frozenset({"struct_specifier", "class_specifier", "union_specifier", "enum_specifier"})
+_PROTOTYPES = frozenset({"declaration", "field_declaration"})
+_WRAPPED = frozenset({"pointer_declarator", "reference_declarator", "parenthesized_declarator",
+                      "attributed_declarator"})
+_STOP = _TYPES | frozenset({"lambda_expression", "function_definition"})
+_IN_CLASS = frozenset({"field_declaration_list"})
+
+
+def describe(node: Node) -> Found | None:
+    if node.type == "function_definition" or (node.type in _PROTOTYPES and not _in_body(node)):
+        func = function_declarator(node.child_by_field_name("declarator"))
+        if func is None:
+            return None
+        name = text_of(func.child_by_field_name("declarator"))
+        in_class = node.parent is not None and node.parent.type in _IN_CLASS
+        kind = "method" if in_class or "::" in name else "function"
+        return Found(kind, name.rsplit("::", 1)[-1], node, _outer(node).start_point.row)
+    if node.type in _TYPES and node.child_by_field_name("body") is not None:
+        outer = _outer(node)
+        name_node = node.child_by_field_name("name")
+        if name_node is None and outer.type == "type_definition":  # typedef struct { ... } Name;
+            name_node = outer.child_by_field_name("declarator")
+        return Found("class", text_of(name_node), node, outer.start_point.row) if name_node else None
+    return None
+
+
+def _in_body(node: Node) -> bool:
+    """A "prototype" inside a function body is really a variable (`Widget w(Gadget());`)."""
+    return node.parent is not None and node.parent.type == "compound_statement"
+
+
+def _outer(node: Node) -> Node:
+    """Climb to what the comment must precede: `template <...>`, or the declaration/typedef
+    that a struct definition is part of."""
+    cur = node
+    while cur.parent is not None and (
+        cur.parent.type == "template_declaration"
+        or (cur.type in _TYPES and cur.parent.type in ("declaration", "type_definition")
+            and cur.parent.start_point.row == cur.start_point.row)
+    ):
+        cur = cur.parent
+    return cur
+
+
+def function_declarator(decl: Node | None) -> Node | None:
+    """The function_declarator under pointer/reference wrappers (`char *name(...)`)."""
+    while decl is not None and decl.type in _WRAPPED:
+        decl = decl.child_by_field_name("declarator") or (decl.named_children[-1] if decl.named_children else None)
+    return decl if decl is not None and decl.type == "function_declarator" else None
+
+
+def _first_identifier(node: Node | None) -> str:
+    """A parameter's name: the identifier inside `*argv[]`, `&b`, `(*cb)(int)`."""
+    stack = [node] if node is not None else []
+    while stack:
+        cur = stack.pop()
+        if cur.type == "identifier":
+            return text_of(cur)
+        if cur.type != "parameter_list":  # a function pointer's own parameters are not ours
+            stack.extend(reversed(cur.named_children))
+    return ""
+
+
+def facts(found: Found) -> Facts:
+    decl = found.decl
+    if found.kind == "class":
+        return (), False, False, ()
+    top = decl.child_by_field_name("declarator")
+    func = function_declarator(top)
+    params = func.child_by_field_name("parameters") if func is not None else None
+    names = [_first_identifier(p.child_by_field_name("declarator"))
+             for p in (params.named_children if params is not None else [])
+             if p.type in ("parameter_declaration", "optional_parameter_declaration")]
+    result = decl.child_by_field_name("type")
+    # `void *f()` returns a pointer: only a bare `void` declarator means no value.
+    returns = result is not None and not (text_of(result) == "void" and top is func)
+    body = decl.child_by_field_name("body")
+    thrown = []
+    for n in sorted(own_descendants(body, _STOP) if body is not None else [], key=lambda n: n.start_byte):
+        if n.type == "throw_statement" and n.named_children:
+            value = n.named_children[0]
+            if value.type == "call_expression":
+                value = value.child_by_field_name("function") or value
+            if value.type in ("identifier", "qualified_identifier", "type_identifier"):
+                thrown.append(text_of(value))
+    return dedupe(names), returns, False, dedupe(thrown)

@@ -1,0 +1,33 @@
+"""Go declarations for `// Name ...` doc comments."""
+
+from __future__ import annotations
+
+from .ts_util import Facts, Found, Node, text_of
+
+
+def describe(node: Node) -> Found | None:
+    if node.type in ("function_declaration", "method_declaration"):
+        kind = "function" if node.type == "function_declaration" else "method"
+        name = node.child_by_field_name("name")
+        return Found(kind, text_of(name), node, node.start_point.row) if name is not None else None
+    if node.type == "type_spec":
+        name = node.child_by_field_name("name")
+        parent = node.parent
+        # `type T struct{}` is documented above `type`; inside `type ( ... )` above the spec.
+        start = parent if parent is not None and parent.start_point.row == node.start_point.row else node
+        return Found("class", text_of(name), node, start.start_point.row) if name is not None else None
+    return None
+
+
+def facts(found: Found) -> Facts:
+    if found.kind == "class":
+        return (), False, False, ()
+    params = found.decl.child_by_field_name("parameters")
+    names = []
+    for p in params.named_children if params is not None else []:
+        if p.type in ("parameter_declaration", "variadic_parameter_declaration"):
+            # `a, b int` declares two names; unnamed parameters (`func(int)`) have none.
+            names += [text_of(n) for n in p.children_by_field_name("name")]
+    returns = found.decl.child_by_field_name("result") is not None
+    # Go has no exceptions; panics are not part of the doc convention.
+    return tuple(names), returns, False, ()

@@ -1,0 +1,98 @@
+"""JavaScript / TypeScript (and JSX/TSX) declarations for JSDoc comments."""
+
+from __future__ import annotations
+
+from .ts_util import Facts, Found, Node, dedupe, own_descendants, start_with_siblings, text_of
+
+_FUNCS = frozenset({"function_declaration", "generator_function_declaration", "function_expression",
+                    "function", "generator_function", "arrow_function"})
+_METHODS = frozenset({"method_definition", "abstract_method_signature", "method_signature"})
+_CLASSES = frozenset({"class_declaration", "abstract_class_declaration", "class"})
+_STOP = _FUNCS | _METHODS | _CLASSES
+_FIELDS = frozenset({"field_definition", "public_field_definition"})
+_DECORATORS = frozenset({"decorator"})
+_NO_VALUE_TYPES = {"void", "never", "undefined", "Promise<void>"}
+
+
+def describe(node: Node) -> Found | None:
+    kind = "class" if node.type in _CLASSES else "method" if node.type in _METHODS else None
+    name = node.child_by_field_name("name")
+    if node.type in ("function_declaration", "generator_function_declaration"):
+        kind = "function"
+    elif node.type in _FUNCS and node.parent is not None:
+        # Function values are documented where they are bound: `const f = () => ...`, `h = () => ...`.
+        owner = node.parent
+        if owner.type == "variable_declarator":
+            kind, name = "function", owner.child_by_field_name("name")
+        elif owner.type in _FIELDS:
+            kind = "method"
+            name = owner.child_by_field_name("property") or owner.child_by_field_name("name")
+    if kind is None or name is None:
+        return None
+    # TypeScript puts member decorators beside the member in the class body.
+    return Found(kind, text_of(name), node, start_with_siblings(_outer(node), _DECORATORS))
+
+
+def _outer(node: Node) -> Node:
+    """The statement the comment must precede: the declaration, its `const`, its `export`."""
+    cur = node
+    if cur.parent is not None and cur.parent.type in ("variable_declarator", *_FIELDS):
+        cur = cur.parent
+        if cur.type == "variable_declarator" and cur.parent is not None:
+            cur = cur.parent
+    if cur.parent is not None and cur.parent.type == "export_statement":
+        cur = cur.parent
+    return cur
+
+
+def facts(found: Found) -> Facts:
+    decl = found.decl
+    if found.kind == "class":
+        return (), False, False, ()
+    own = list(own_descendants(decl.child_by_field_name("body") or decl, _STOP))
+    yields = any(n.type == "yield_expression" for n in own)
+    return _params(decl), _returns(decl, own, yields, found.name), yields, _throws(own)
+
+
+def _params(decl: Node) -> tuple[str, ...]:
+    single = decl.child_by_field_name("parameter")  # `x => x`
+    if single is not None:
+        return (text_of(single),)
+    params = decl.child_by_field_name("parameters")
+    names: list[str] = []
+    for i, p in enumerate(params.named_children if params is not None else []):
+        if p.type in ("required_parameter", "optional_parameter"):
+            p = p.child_by_field_name("pattern") or p
+        if p.type == "assignment_pattern":
+            p = p.child_by_field_name("left") or p
+        if p.type == "rest_pattern" and p.named_children:
+            p = p.named_children[0]
+        if p.type in ("comment", "this"):
+            continue
+        # Destructured parameters get JSDoc's conventional positional name.
+        names.append(text_of(p) if p.type == "identifier" else f"param{i}")
+    return tuple(names)
+
+
+def _returns(decl: Node, own: list[Node], yields: bool, name: str) -> bool:
+    annotation = decl.child_by_field_name("return_type")
+    if any(n.type == "return_statement" and n.named_children for n in own):
+        return True
+    if yields or name == "constructor":
+        return False
+    if annotation is not None:
+        return text_of(annotation).lstrip(":").replace(" ", "") not in _NO_VALUE_TYPES
+    body = decl.child_by_field_name("body")
+    return decl.type == "arrow_function" and body is not None and body.type != "statement_block"
+
+
+def _throws(own: list[Node]) -> tuple[str, ...]:
+    names = []
+    for n in sorted((n for n in own if n.type == "throw_statement"), key=lambda n: n.start_byte):
+        value = n.named_children[0] if n.named_children else None
+        if value is not None and value.type in ("new_expression", "call_expression"):
+            value = value.child_by_field_name("constructor") or value.child_by_field_name("function")
+        name = text_of(value) if value is not None and value.type in ("identifier", "member_expression") else ""
+        if name.rsplit(".", 1)[-1][:1].isupper():  # `throw err` rethrows a variable, not a type
+            names.append(name)
+    return dedupe(names)

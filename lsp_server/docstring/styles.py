@@ -1,0 +1,136 @@
+"""Docstring / doc-comment skeletons: literal text derived from the code, with `Slot`s where
+the model writes a description."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .core import DocTarget
+
+STYLES = ("google", "numpy", "sphinx", "plain")
+
+
+@dataclass(frozen=True)
+class Slot:
+    role: str  # "summary" | "param" | "returns" | "yields" | "raises"
+    subject: str = ""  # the parameter or exception name
+
+
+Part = str | Slot
+
+
+class _Lines:
+    """Accumulates parts line by line, prefixing each with the comment leader."""
+
+    def __init__(self, lead: str, blank: str) -> None:
+        self.parts: list[Part] = []
+        self.lead, self.blank_line = lead, blank
+
+    def add(self, *items: Part) -> None:
+        self.parts += [self.lead, *items, "\n"]
+
+    def blank(self) -> None:
+        self.parts.append(self.blank_line + "\n")  # bare leader: no trailing whitespace
+
+
+def _entries(t: DocTarget) -> list[tuple[str, list[tuple[str, Slot]]]]:
+    """(section, [(label, slot)]) for the sections the code calls for, in conventional order."""
+    sections = [("params", [(p, Slot("param", p)) for p in t.params]),
+                ("returns", [("", Slot("returns"))] if t.returns else []),
+                ("yields", [("", Slot("yields"))] if t.yields else []),
+                ("raises", [(r, Slot("raises", r)) for r in t.raises])]
+    return [(key, items) for key, items in sections if items]
+
+
+def skeleton(t: DocTarget, style: str = "google", unit: str = "    ") -> list[Part]:
+    """The complete text to insert, as parts; `unit` is one indentation step (Python only)."""
+    if t.language == "python":
+        return _python(t, style if style in STYLES else "google", unit)
+    if t.language == "go":
+        return _go(t)
+    if t.language == "rust":
+        return _rust(t)
+    return _block(t)
+
+
+def _python(t: DocTarget, style: str, unit: str) -> list[Part]:
+    q, sections = '"""', _entries(t)
+    if style == "plain" or not sections:
+        return [t.indent + q, Slot("summary"), q + "\n"]
+    out = _Lines(t.indent, "")
+    out.parts += [t.indent + q, Slot("summary"), "\n"]
+    if style == "sphinx":
+        out.blank()
+        fields = {"params": ":param {}: ", "returns": ":returns: ", "yields": ":yields: ", "raises": ":raises {}: "}
+        for key, items in sections:
+            for label, slot in items:
+                out.add(fields[key].format(label), slot)
+    else:
+        titles = {"params": "Parameters", "returns": "Returns", "yields": "Yields", "raises": "Raises"}
+        for key, items in sections:
+            out.blank()
+            if style == "google":
+                out.add("Args:" if key == "params" else titles[key] + ":")
+                for label, slot in items:
+                    out.add(unit, label + ": " if label else "", slot)
+            else:
+                # numpy: underlined headings; a name line then the indented description. DocTarget
+                # carries no types, so a Returns/Yields entry is the description line alone.
+                out.add(titles[key])
+                out.add("-" * len(titles[key]))
+                for label, slot in items:
+                    if label:
+                        out.add(label)
+                    out.add(unit if label else "", slot)
+    out.add(q)
+    return out.parts
+
+
+_JSDOC_TAGS = {"params": "@param {} - ", "returns": "@returns ", "yields": "@yields ", "raises": "@throws {{{}}} "}
+# Javadoc and Doxygen share these; neither has a yields tag.
+_JAVADOC_TAGS = {"params": "@param {} ", "returns": "@return ", "yields": "@return ", "raises": "@throws {} "}
+
+
+def _block(t: DocTarget) -> list[Part]:
+    """JSDoc, Javadoc and Doxygen: `/** ... */` with @-tags."""
+    brief = "@brief " if t.language in ("c", "cpp") else ""
+    sections = _entries(t)
+    if not sections:
+        return [t.indent + "/** " + brief, Slot("summary"), " */\n"]
+    out = _Lines(t.indent + " * ", t.indent + " *")
+    out.parts.append(t.indent + "/**\n")
+    out.add(brief, Slot("summary"))
+    out.blank()
+    tags = _JSDOC_TAGS if t.language not in ("java", "c", "cpp") else _JAVADOC_TAGS
+    for key, items in sections:
+        for label, slot in items:
+            out.add(tags[key].format(label), slot)
+    out.parts.append(t.indent + " */\n")
+    return out.parts
+
+
+def _go(t: DocTarget) -> list[Part]:
+    out = _Lines(t.indent + "// ", t.indent + "//")
+    out.add(t.name + " ", Slot("summary"))  # Go doc comments start with the declared name
+    if t.params:
+        out.blank()
+        out.add("Parameters:")
+        for p in t.params:
+            out.add("  - ", p, ": ", Slot("param", p))  # gofmt's list form: "//   - item"
+    if t.returns:
+        out.blank()
+        out.add("Returns: ", Slot("returns"))
+    return out.parts
+
+
+def _rust(t: DocTarget) -> list[Part]:
+    out = _Lines(t.indent + "/// ", t.indent + "///")
+    out.add(Slot("summary"))
+    headings = {"params": "# Arguments", "returns": "# Returns", "yields": "# Yields", "raises": "# Panics"}
+    for key, items in _entries(t):
+        out.blank()
+        out.add(headings[key])
+        out.blank()
+        for label, slot in items:
+            out.add(f"* `{label}` - " if key == "params" else "", slot)
+    return out.parts

@@ -1,0 +1,105 @@
+"""Tree-sitter parser loading and small node helpers shared by the per-language modules."""
+
+from __future__ import annotations
+
+import functools
+import importlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import tree_sitter
+
+# LSP languageId -> (grammar module, function returning the language pointer).
+_GRAMMARS: dict[str, tuple[str, str]] = {
+    "python": ("tree_sitter_python", "language"),
+    "javascript": ("tree_sitter_javascript", "language"),
+    "javascriptreact": ("tree_sitter_javascript", "language"),  # the JS grammar parses JSX
+    "typescript": ("tree_sitter_typescript", "language_typescript"),
+    "typescriptreact": ("tree_sitter_typescript", "language_tsx"),
+    "java": ("tree_sitter_java", "language"),
+    "go": ("tree_sitter_go", "language"),
+    "rust": ("tree_sitter_rust", "language"),
+    "c": ("tree_sitter_c", "language"),
+    "cpp": ("tree_sitter_cpp", "language"),
+}
+
+Node = tree_sitter.Node
+
+
+@functools.cache
+def _parser(language_id: str) -> tree_sitter.Parser | None:
+    spec = _GRAMMARS.get(language_id)
+    if spec is None:
+        return None
+    try:
+        module = importlib.import_module(spec[0])
+    except ImportError:  # grammar not installed: treat the language as unsupported
+        return None
+    return tree_sitter.Parser(tree_sitter.Language(getattr(module, spec[1])()))
+
+
+def parse(text: str, language_id: str) -> Node | None:
+    parser = _parser(language_id)
+    return None if parser is None else parser.parse(text.encode("utf-8")).root_node
+
+
+def text_of(node: Node | None) -> str:
+    return "" if node is None or node.text is None else node.text.decode("utf-8", "replace")
+
+
+def last_row(node: Node) -> int:
+    """Last row holding the node's text (a node ending in '\\n' reports the next row, column 0)."""
+    end = node.end_point
+    return end.row - 1 if end.column == 0 and end.row > node.start_point.row else end.row
+
+
+def enclosing(root: Node, first: int, last: int,
+              start_row: Callable[[Node], int] = lambda n: n.start_point.row) -> Iterator[Node]:
+    """Named nodes whose rows cover [first, last], outermost first. `start_row` may extend a
+    node upwards (over decorators or attributes that the grammar puts beside it)."""
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        covering = [c for c in node.named_children if start_row(c) <= first and last <= last_row(c)]
+        yield from covering
+        stack.extend(reversed(covering))
+
+
+def own_descendants(node: Node, stop: frozenset[str]) -> Iterator[Node]:
+    """Descendants of `node`, not entering nested nodes of the `stop` types (inner functions,
+    lambdas, classes), whose returns and throws belong to them, not to `node`."""
+    stack = list(node.named_children)
+    while stack:
+        cur = stack.pop()
+        yield cur
+        if cur.type not in stop:
+            stack.extend(cur.named_children)
+
+
+@dataclass(frozen=True)
+class Found:
+    """A documentable declaration: `decl` holds its parameters/body; the comment goes above `start_row`."""
+
+    kind: str
+    name: str
+    decl: Node
+    start_row: int
+
+
+# (params, returns, yields, raises) as DocTarget stores them.
+Facts = tuple[tuple[str, ...], bool, bool, tuple[str, ...]]
+
+
+def dedupe(names: list[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(n for n in names if n))
+
+
+def start_with_siblings(node: Node, types: frozenset[str]) -> int:
+    """First row of the `types` siblings (attributes, decorators) directly above `node`: some
+    grammars put them beside the declaration instead of inside it."""
+    row = node.start_point.row
+    prev = node.prev_named_sibling
+    while prev is not None and prev.type in types and last_row(prev) >= row - 1:
+        row = prev.start_point.row
+        prev = prev.prev_named_sibling
+    return row

@@ -1,0 +1,366 @@
+"""Python docstrings: targets found with ast (tree-sitter when the file has syntax errors),
+skeletons in each style, and the fill-in-the-middle contract with the model."""
+
+from __future__ import annotations
+
+import ast
+import textwrap
+
+import pytest
+
+from lsp_server.docstring import DocEdit, DocTarget, find_target, generate_docstring
+
+
+def target_at(text: str, language: str, line: int, end_line: int | None = None) -> DocTarget:
+    """find_target for a position that must have a target."""
+    target = find_target(text, language, line, end_line)
+    assert target is not None
+    return target
+
+
+class Numbered:
+    """Fake model: the n-th blank gets "text n", and every call is recorded."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, int]] = []
+
+    def __call__(self, prefix: str, suffix: str, max_new_tokens: int) -> str:
+        self.calls.append((prefix, suffix, max_new_tokens))
+        return f"text {len(self.calls)}"
+
+
+def replying(*answers: str):
+    """Fake model returning the given answers in order, then nothing."""
+    queue = list(answers)
+    return lambda prefix, suffix, n: queue.pop(0) if queue else ""
+
+
+def apply(text: str, edit: DocEdit) -> str:
+    lines = text.split("\n")
+    line = lines[edit.line]
+    lines[edit.line] = line[: edit.character] + edit.new_text + line[edit.character:]  # ASCII tests
+    return "\n".join(lines)
+
+
+def first_docstring(src: str) -> str:
+    node = ast.parse(src).body[0]
+    assert isinstance(node, ast.FunctionDef)
+    doc = ast.get_docstring(node)
+    assert doc is not None
+    return doc
+
+
+def document(src: str, line: int, **kw) -> tuple[DocTarget, str]:
+    src = textwrap.dedent(src)
+    target = target_at(src, "python", line)
+    assert target is not None
+    out = apply(src, generate_docstring(src, target, Numbered(), **kw))
+    ast.parse(out)
+    return target, out
+
+
+AREA = '''\
+def area(width, height):
+    if width < 0:
+        raise ValueError("negative")
+    return width * height
+'''
+
+
+def test_google_golden_and_position() -> None:
+    target = target_at(AREA, "python", 0)
+    assert target == DocTarget("python", "function", "area", ("width", "height"), True, False,
+                               ("ValueError",), 0, 1, "    ")
+    edit = generate_docstring(AREA, target, Numbered())
+    assert (edit.line, edit.character) == (1, 0)
+    assert edit.new_text == '''\
+    """Text 1.
+
+    Args:
+        width: Text 2.
+        height: Text 3.
+
+    Returns:
+        Text 4.
+
+    Raises:
+        ValueError: Text 5.
+    """
+'''
+    assert first_docstring(apply(AREA, edit)).startswith("Text 1.")
+
+
+@pytest.mark.parametrize("style, expected", [
+    ("numpy", '''\
+    """Text 1.
+
+    Parameters
+    ----------
+    width
+        Text 2.
+    height
+        Text 3.
+
+    Returns
+    -------
+    Text 4.
+
+    Raises
+    ------
+    ValueError
+        Text 5.
+    """
+'''),
+    ("sphinx", '''\
+    """Text 1.
+
+    :param width: Text 2.
+    :param height: Text 3.
+    :returns: Text 4.
+    :raises ValueError: Text 5.
+    """
+'''),
+    ("plain", '    """Text 1."""\n'),
+])
+def test_other_styles(style: str, expected: str) -> None:
+    target = target_at(AREA, "python", 2)
+    edit = generate_docstring(AREA, target, Numbered(), style=style)
+    assert edit.new_text == expected
+    ast.parse(apply(AREA, edit))
+
+
+def test_infill_gets_prefix_up_to_blank_and_suffix_after_it() -> None:
+    model = Numbered()
+    generate_docstring(AREA, target_at(AREA, "python", 0), model, max_words=10)
+    assert len(model.calls) == 5
+    prefix, suffix, budget = model.calls[2]  # the `height` blank
+    assert prefix == 'def area(width, height):\n    """Text 1.\n\n    Args:\n        width: Text 2.\n        height: '
+    assert suffix == ('\n\n    Returns:\n\n\n    Raises:\n        ValueError:\n    """\n'
+                      '    if width < 0:\n        raise ValueError("negative")\n    return width * height\n')
+    assert budget == 20
+    summary_prefix, summary_suffix, _ = model.calls[0]
+    assert summary_prefix.endswith('def area(width, height):\n    """')
+    assert summary_suffix.startswith('\n\n    Args:\n        width:\n        height:\n')
+
+
+def test_context_is_truncated_at_line_boundaries() -> None:
+    filler = "".join(f"x{i} = {i}\n" for i in range(2000))
+    src = filler + "def f(a):\n    return a\n" + filler
+    model = Numbered()
+    generate_docstring(src, target_at(src, "python", 2000), model)
+    prefix, suffix, _ = model.calls[0]
+    assert len(prefix) <= 4010 and prefix.startswith("x") and prefix.endswith('def f(a):\n    """')
+    assert len(suffix) <= 2000 + 200 and suffix.endswith("\n") and "return a" in suffix
+
+
+def test_methods_skip_self_and_cls_but_not_staticmethod_args() -> None:
+    src = textwrap.dedent('''\
+        class Box:
+            def put(self, item, /, *, force=False):
+                self.items.append(item)
+
+            @classmethod
+            def make(cls, *args, **kwargs):
+                return cls(*args, **kwargs)
+
+            @staticmethod
+            def check(value):
+                pass
+        ''')
+    put, make, check = (target_at(src, "python", n) for n in (2, 4, 9))
+    assert (put.kind, put.params, put.returns) == ("method", ("item", "force"), False)
+    assert (make.params, make.returns, make.line) == (("*args", "**kwargs"), True, 5)
+    assert check.params == ("value",)
+    out = apply(src, generate_docstring(src, make, replying("Build a box", "", "")))
+    assert """
+    def make(cls, *args, **kwargs):
+        \"\"\"Build a box.
+
+        Args:
+            *args: Additional positional arguments.
+            **kwargs: Additional keyword arguments.
+
+        Returns:
+            The result.
+        \"\"\"
+        return cls(*args, **kwargs)
+""" in out
+
+
+def test_decorator_line_and_multiline_signature() -> None:
+    src = '''\
+import functools
+
+@functools.cache
+@other(
+    1,
+)
+async def fetch(
+    url: str,
+    *,
+    timeout: float = 1.0,
+) -> dict[str, int]:
+    # a comment before the first statement
+    ...
+'''
+    target = target_at(src, "python", 3)  # cursor on a decorator
+    assert (target.name, target.line, target.insert_line, target.indent) == ("fetch", 6, 11, "    ")
+    assert target.params == ("url", "timeout") and target.returns  # annotated, body is `...`
+    out = apply(src, generate_docstring(src, target, Numbered()))
+    assert out.split("\n")[10:13] == [") -> dict[str, int]:", '    """Text 1.', ""]
+    ast.parse(out)
+
+
+def test_tabs_are_kept() -> None:
+    src = "class A:\n\tdef f(self, x):\n\t\treturn x\n"
+    target = target_at(src, "python", 2)
+    edit = generate_docstring(src, target, Numbered())
+    assert target.indent == "\t\t"
+    assert edit.new_text == '\t\t"""Text 1.\n\n\t\tArgs:\n\t\t\tx: Text 2.\n\n\t\tReturns:\n\t\t\tText 3.\n\t\t"""\n'
+    ast.parse(apply(src, edit))
+
+
+def test_nested_defs_pick_the_innermost() -> None:
+    src = textwrap.dedent('''\
+        def outer(a):
+            def inner(b):
+                yield b
+            return inner(a)
+        ''')
+    inner = target_at(src, "python", 2)
+    outer = target_at(src, "python", 3)
+    assert (inner.name, inner.yields, inner.returns, inner.indent) == ("inner", True, False, "        ")
+    # The inner generator's yield is not outer's; outer returns a value.
+    assert (outer.name, outer.yields, outer.returns, outer.insert_line) == ("outer", False, True, 1)
+    assert target_at(src, "python", 0, 3).name == "outer"  # a selection spanning both
+
+
+def test_one_line_body_is_split() -> None:
+    src = "def double(x): return 2 * x\nclass Empty: pass\n"
+    target = target_at(src, "python", 0)
+    assert (target.insert_line, target.indent) == (0, "    ")
+    edit = generate_docstring(src, target, Numbered())
+    out = apply(src, edit)
+    assert out.split("\n")[:9] == ["def double(x):", '    """Text 1.', "", "    Args:", "        x: Text 2.",
+                                   "", "    Returns:", "        Text 3.", '    """']
+    assert out.split("\n")[9] == "    return 2 * x"
+    out2 = apply(out, generate_docstring(out, target_at(out, "python", 10), Numbered()))
+    assert out2.split("\n")[10:13] == ["class Empty:", '    """Text 1."""', "    pass"]
+    ast.parse(out2)
+
+
+def test_class_docstring_lists_init_params() -> None:
+    _, out = document('''\
+        class Point:
+            def __init__(self, x, y=0):
+                self.x, self.y = x, y
+        ''', 0)
+    assert '    """Text 1.\n\n    Args:\n        x: Text 2.\n        y: Text 3.\n    """\n    def __init__' in out
+
+
+@pytest.mark.parametrize("src, line", [
+    ('def f(x):\n    """Has one."""\n    return x\n', 2),
+    ("def f(x):\n    'single quoted'\n", 0),
+    ("class A:\n    r'''Raw.'''\n", 0),
+    ("import os\n\nx = 1\n", 2),        # not in any def
+    ("def f(x):\n    return x\n\n\ny = 2\n", 4),  # after the def
+])
+def test_no_target(src: str, line: int) -> None:
+    assert find_target(src, "python", line) is None
+
+
+def test_unsupported_language() -> None:
+    assert find_target("def f(): pass\n", "cobol", 0) is None
+    assert find_target("sub f { }\n", "perl", 0) is None
+
+
+def test_documented_method_in_undocumented_class_is_not_a_target() -> None:
+    src = 'class A:\n    def f(self):\n        """Doc."""\n        return 1\n'
+    assert find_target(src, "python", 3) is None  # innermost def decides
+    assert target_at(src, "python", 0).name == "A"
+
+
+def test_syntax_error_elsewhere_falls_back_to_tree_sitter() -> None:
+    src = textwrap.dedent('''\
+        class Service:
+            @property
+            def name(self, default=None):
+                if default is None:
+                    raise KeyError("name")
+                return default
+
+            def broken(self:
+                pass
+
+        x = (
+        ''')
+    target = target_at(src, "python", 4)
+    assert target == DocTarget("python", "method", "name", ("default",), True, False, ("KeyError",), 2, 3, "        ")
+    out = apply(src, generate_docstring(src, target, Numbered()))
+    assert out.split("\n")[2:5] == ["    def name(self, default=None):", '        """Text 1.', ""]
+    # The class itself holds the error; its header and first statement still place a docstring.
+    cls = target_at(src, "python", 0)
+    assert (cls.kind, cls.insert_line, cls.indent) == ("class", 1, "    ")
+    # Inside the broken def tree-sitter sees no def, so the enclosing class is the target.
+    assert target_at(src, "python", 8).name == "Service"
+
+
+def test_raises_resolves_except_aliases_and_skips_variables() -> None:
+    src = textwrap.dedent('''\
+        def load(path):
+            try:
+                return open(path).read()
+            except (OSError, UnicodeError) as exc:
+                raise exc
+            except Exception as err:
+                raise errors.LoadError(path) from err
+            raise build_error()
+        ''')
+    assert target_at(src, "python", 0).raises == ("OSError", "UnicodeError", "errors.LoadError")
+
+
+def test_none_returns_and_generators() -> None:
+    src = textwrap.dedent('''\
+        def a() -> None:
+            return None
+        def b() -> Iterator[int]:
+            yield from range(3)
+        def c():
+            return
+        ''')
+    a, b, c = (target_at(src, "python", n) for n in (0, 2, 4))
+    assert (a.returns, b.returns, b.yields, c.returns) == (False, False, True, False)
+
+
+def test_model_output_is_cleaned() -> None:
+    src = "def f(a, b, c):\n    pass\n"
+    target = target_at(src, "python", 0)
+    model = replying(
+        '  Compute   the thing"""\n    more',       # delimiter, newline, extra spaces
+        "a: the first value\nignored",               # repeated label
+        "Args:",                                     # another section: unusable
+        " " + " ".join(["word"] * 50),               # over max_words
+    )
+    text = generate_docstring(src, target, model, max_words=5, style="google").new_text
+    assert text == ('    """Compute the thing.\n\n    Args:\n        a: The first value.\n'
+                    '        b: The b.\n        c: Word word word word word.\n    """\n')
+
+
+def test_backslashes_make_a_raw_docstring() -> None:
+    src = "def digits(s):\n    pass\n"
+    edit = generate_docstring(src, target_at(src, "python", 0), replying(r"Match \d+ or \N", "the s"))
+    assert edit.new_text.startswith('    r"""Match \\d+ or \\N.')
+    assert first_docstring(apply(src, edit)).startswith("Match \\d+")
+
+
+def test_crlf_and_selection_range() -> None:
+    src = "def f(x):\r\n    y = x\r\n    return y\r\n"
+    target = target_at(src, "python", 2, 1)  # reversed selection
+    edit = generate_docstring(src, target, Numbered(), style="plain")
+    assert (edit.line, edit.new_text) == (1, '    """Text 1."""\r\n')
+
+
+def test_non_ascii_before_a_one_line_body_uses_utf16_columns() -> None:
+    src = "def f(x=\"😀\"): return x\n"
+    edit = generate_docstring(src, target_at(src, "python", 0), Numbered(), style="plain")
+    assert (edit.line, edit.character) == (0, len("def f(x=\"😀\"):") + 1)  # the emoji is 2 UTF-16 units

@@ -1,0 +1,263 @@
+"""Doc comments for the tree-sitter languages: JSDoc, Javadoc, Go, Rust and Doxygen."""
+
+from __future__ import annotations
+
+import pytest
+
+from lsp_server.docstring import SUPPORTED_LANGUAGES, DocEdit, DocTarget, find_target, generate_docstring
+from lsp_server.docstring.ts_util import Node, parse
+
+
+def target_at(text: str, language: str, line: int, end_line: int | None = None) -> DocTarget:
+    """find_target for a position that must have a target."""
+    target = find_target(text, language, line, end_line)
+    assert target is not None
+    return target
+
+
+class Numbered:
+    """Fake model: the n-th blank gets "text n", and every call is recorded."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, int]] = []
+
+    def __call__(self, prefix: str, suffix: str, max_new_tokens: int) -> str:
+        self.calls.append((prefix, suffix, max_new_tokens))
+        return f"text {len(self.calls)}"
+
+
+def apply(text: str, edit: DocEdit) -> str:
+    lines = text.split("\n")
+    lines[edit.line] = lines[edit.line][: edit.character] + edit.new_text + lines[edit.line][edit.character:]
+    return "\n".join(lines)
+
+
+def errors(text: str, language: str) -> int:
+    def count(node: Node) -> int:
+        return (node.type == "ERROR" or node.is_missing) + sum(count(c) for c in node.children)
+    root = parse(text, language)
+    assert root is not None
+    return count(root)
+
+
+def document(src: str, language: str, line: int) -> tuple[DocTarget, DocEdit, str]:
+    target = target_at(src, language, line)
+    assert target is not None
+    edit = generate_docstring(src, target, Numbered())
+    out = apply(src, edit)
+    assert errors(out, language) == errors(src, language)
+    assert all(line == line.rstrip() for line in edit.new_text.split("\n"))
+    return target, edit, out
+
+
+CASES = [
+    ("javascript", "import x from 'y';\n\nexport function scale(v, {factor}, ...rest) {\n"
+                   "  if (!v) throw new TypeError('v');\n  return v * factor;\n}\n", 3, 2, """\
+/**
+ * Text 1.
+ *
+ * @param v - Text 2.
+ * @param param1 - Text 3.
+ * @param rest - Text 4.
+ * @returns Text 5.
+ * @throws {TypeError} Text 6.
+ */
+"""),
+    ("javascriptreact", "const Button = ({label}) => <button>{label}</button>;\n", 0, 0, """\
+/**
+ * Text 1.
+ *
+ * @param param0 - Text 2.
+ * @returns Text 3.
+ */
+"""),
+    ("typescript", "class Repo {\n  @cached()\n  async get(id: string, opt?: number): Promise<void> {\n"
+                   "    await this.db.load(id);\n  }\n}\n", 1, 1, """\
+  /**
+   * Text 1.
+   *
+   * @param id - Text 2.
+   * @param opt - Text 3.
+   */
+"""),
+    ("typescriptreact", "export const View = (p: Props): JSX.Element => <div/>;\n", 0, 0, """\
+/**
+ * Text 1.
+ *
+ * @param p - Text 2.
+ * @returns Text 3.
+ */
+"""),
+    ("java", "public class Io {\n    @Override\n    public int read(byte[] buf, int... more) throws IOException {\n"
+             "        return 0;\n    }\n}\n", 3, 1, """\
+    /**
+     * Text 1.
+     *
+     * @param buf Text 2.
+     * @param more Text 3.
+     * @return Text 4.
+     * @throws IOException Text 5.
+     */
+"""),
+    ("go", "package geo\n\nfunc (p *Point) Move(dx, dy float64, tags ...string) (Point, error) {\n"
+           "\treturn *p, nil\n}\n", 3, 2, """\
+// Move text 1.
+//
+// Parameters:
+//   - dx: Text 2.
+//   - dy: Text 3.
+//   - tags: Text 4.
+//
+// Returns: Text 5.
+"""),
+    ("rust", "impl Stack {\n    #[inline]\n    #[must_use]\n    pub fn pop(&mut self, n: usize) -> Option<u8> {\n"
+             "        if n == 0 { panic!(\"empty\"); }\n        self.items.pop()\n    }\n}\n", 2, 1, """\
+    /// Text 1.
+    ///
+    /// # Arguments
+    ///
+    /// * `n` - Text 2.
+    ///
+    /// # Returns
+    ///
+    /// Text 3.
+    ///
+    /// # Panics
+    ///
+    /// Text 4.
+"""),
+    ("c", "#include <stdio.h>\n\nstatic char *join(const char **parts, size_t n, ...) {\n  return 0;\n}\n", 2, 2, """\
+/**
+ * @brief Text 1.
+ *
+ * @param parts Text 2.
+ * @param n Text 3.
+ * @return Text 4.
+ */
+"""),
+    ("cpp", "namespace m {\ntemplate <typename T>\nvoid check(const T& value) {\n"
+            "  if (!value) throw std::invalid_argument(\"value\");\n}\n}\n", 3, 1, """\
+/**
+ * @brief Text 1.
+ *
+ * @param value Text 2.
+ * @throws std::invalid_argument Text 3.
+ */
+"""),
+]
+
+
+@pytest.mark.parametrize("language, src, cursor, insert_line, expected", CASES, ids=[c[0] for c in CASES])
+def test_golden_doc_comment(language: str, src: str, cursor: int, insert_line: int, expected: str) -> None:
+    target, edit, out = document(src, language, cursor)
+    assert (edit.line, edit.character, target.line, target.insert_line) == (insert_line, 0, insert_line, insert_line)
+    assert edit.new_text == expected
+    # Documenting again finds the new comment and offers nothing.
+    assert find_target(out, language, cursor + expected.count("\n")) is None
+
+
+def test_supported_languages() -> None:
+    expected = {"python", "javascript", "javascriptreact", "typescript", "typescriptreact",
+                "java", "go", "rust", "c", "cpp"}
+    assert expected == SUPPORTED_LANGUAGES
+    assert find_target("fn main() {}\n", "zig", 0) is None
+
+
+def test_summary_only_is_one_line() -> None:
+    _, edit, _ = document("class Queue {\n  size = 0;\n}\n", "javascript", 1)
+    assert edit.new_text == "/** Text 1. */\n"
+    _, edit, _ = document("pub struct Id(u32);\n", "rust", 0)
+    assert edit.new_text == "/// Text 1.\n"
+    _, edit, _ = document("package a\n\ntype (\n\tID int\n\tName string\n)\n", "go", 4)
+    assert edit.new_text == "\t// Name text 1.\n"
+
+
+def test_targets_describe_the_code() -> None:
+    ts = "export const load = async (url: string, retries = 3): Promise<Response> => {\n  return fetch(url);\n};\n"
+    assert target_at(ts, "typescript", 1) == DocTarget(
+        "typescript", "function", "load", ("url", "retries"), True, False, (), 0, 0, "")
+    js = "function* ids(start) {\n  yield start;\n}\n"
+    assert target_at(js, "javascript", 0).yields and not target_at(js, "javascript", 0).returns
+    java = "record Pair(int left, int right) {}\n"
+    assert target_at(java, "java", 0).params == ("left", "right")
+    cpp = "class Shape {\n public:\n  Shape(int sides);\n  virtual ~Shape() {}\n  double area() const;\n};\n"
+    assert [(t.kind, t.name, t.returns) for t in (target_at(cpp, "cpp", n) for n in (2, 3, 4, 0))] == [
+        ("method", "Shape", False), ("method", "~Shape", False), ("method", "area", True), ("class", "Shape", False)]
+    c = "typedef struct {\n  int x;\n} Vec;\nvoid free_vec(Vec *v);\n"
+    assert (target_at(c, "c", 1).name, target_at(c, "c", 3).returns) == ("Vec", False)
+    go = "package a\n\nfunc noop(int) {}\n"
+    assert target_at(go, "go", 2).params == ()
+
+
+def test_nested_innermost_and_outside() -> None:
+    js = "function outer(a) {\n  const inner = (b) => b + 1;\n  return inner(a);\n}\n\nlet z = 1;\n"
+    assert target_at(js, "javascript", 1).name == "inner"
+    assert target_at(js, "javascript", 2).name == "outer"
+    assert find_target(js, "javascript", 5) is None
+    assert find_target(js, "javascript", 4) is None
+
+
+@pytest.mark.parametrize("language, src, line", [
+    ("javascript", "/**\n * Adds.\n */\nfunction add(a, b) { return a + b; }\n", 3),
+    ("typescript", "class A {\n  /** Doc. */\n  @dec\n  m(): void {}\n}\n", 3),
+    ("java", "class A {\n  /**\n   * Doc.\n   */\n  @Override\n  public void m() {}\n}\n", 5),
+    ("go", "package a\n\n// Add adds.\nfunc Add(a, b int) int { return a + b }\n", 3),
+    ("go", "package a\n\n/* Add adds. */\nfunc Add(a, b int) int { return a + b }\n", 3),
+    ("rust", "/// Doc.\n#[derive(Debug)]\nstruct S;\n", 2),
+    ("rust", "#[derive(Debug)]\n/// Doc.\nstruct S;\n", 2),
+    ("c", "/** @brief Doc. */\nint f(void);\n", 1),
+    ("cpp", "/// Doc.\nint f();\n", 1),
+    ("cpp", "//! Doc.\nint f();\n", 1),
+])
+def test_existing_doc_comment_means_no_target(language: str, src: str, line: int) -> None:
+    assert find_target(src, language, line) is None
+
+
+@pytest.mark.parametrize("language, src, line", [
+    ("javascript", "// just a note\nfunction f() {}\n", 1),
+    ("javascript", "/** Detached. */\n\nfunction f() {}\n", 2),
+    ("java", "class A {\n  /* not javadoc */\n  void m() {}\n}\n", 2),
+    ("go", "package a\n\n//go:noinline\nfunc F() {}\n", 3),
+    ("rust", "// plain\nfn f() {}\n", 1),
+    ("rust", "//// not doc\nfn f() {}\n", 1),
+])
+def test_ordinary_comment_does_not_count(language: str, src: str, line: int) -> None:
+    assert target_at(src, language, line) is not None
+
+
+@pytest.mark.parametrize("language, src, line, name", [
+    ("javascript", "const x = {;\n\nfunction ok(a) {\n  return a;\n}\n", 3, "ok"),
+    ("typescript", "function ok(a: number): number {\n  return a;\n}\nfunction bad( {\n", 1, "ok"),
+    ("java", "class A {\n  int ok(int a) { return a; }\n  void bad( { }\n}\n", 1, "ok"),
+    ("go", "package main\n\nfunc ok(a int) int {\n\treturn a\n}\n\nfunc bad( {\n", 3, "ok"),
+    ("rust", "fn ok(a: i32) -> i32 { a }\n\nfn bad( {\n", 0, "ok"),
+    ("c", "int ok(int a) { return a; }\nint bad( { \n", 0, "ok"),
+    ("cpp", "int ok(int a) { return a; }\nclass {\n", 0, "ok"),
+])
+def test_syntax_errors_elsewhere(language: str, src: str, line: int, name: str) -> None:
+    target, _, _ = document(src, language, line)  # also checks no new ERROR nodes
+    assert target.name == name and target.params == ("a",)
+
+
+def test_infill_prefix_and_suffix_for_a_comment() -> None:
+    src = "const a = 1;\n\nfunction add(x, y) {\n  return x + y;\n}\n\nconst b = 2;\n"
+    model = Numbered()
+    generate_docstring(src, target_at(src, "javascript", 2), model)
+    prefix, suffix, _ = model.calls[1]  # the `x` blank
+    assert prefix == "const a = 1;\n\n/**\n * Text 1.\n *\n * @param x - "
+    assert suffix == ("\n * @param y -\n * @returns\n */\n"
+                      "function add(x, y) {\n  return x + y;\n}\n\nconst b = 2;\n")
+
+
+def test_go_summary_continues_the_name() -> None:
+    src = "package a\n\nfunc Sum(xs []int) int { return 0 }\n"
+    answers = iter(["Sum Adds up xs", "the numbers */", ""])
+    edit = generate_docstring(src, target_at(src, "go", 2), lambda p, s, n: next(answers))
+    assert edit.new_text == ("// Sum adds up xs.\n//\n// Parameters:\n//   - xs: The numbers.\n//\n"
+                             "// Returns: The result.\n")
+
+
+def test_jsdoc_close_in_model_output_cannot_break_the_comment() -> None:
+    src = "function f(a) {}\n"
+    edit = generate_docstring(src, target_at(src, "javascript", 0), lambda p, s, n: "ends here */ code();")
+    assert edit.new_text == "/**\n * Ends here.\n *\n * @param a - Ends here.\n */\n"
