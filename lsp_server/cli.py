@@ -44,8 +44,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
 def cmd_complete(args: argparse.Namespace) -> None:
     from model.tokenizer import infill_prompt
 
-    from .completion import complete, line_around, load_engine, window
-    from .shaping import completion_mode
+    from .completion import complete, load_engine
     from .text import offset_at
 
     path = Path(args.file)

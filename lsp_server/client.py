@@ -52,7 +52,7 @@ class ServerProcess:
     def insert(self, uri: str, version: int, line: int, character: int, text: str) -> None:
         at = types.Position(line, character)
         self.client.text_document_did_change(types.DidChangeTextDocumentParams(
-            types.VersionedTextDocumentIdentifier(uri, version),
+            types.VersionedTextDocumentIdentifier(version=version, uri=uri),
             [types.TextDocumentContentChangePartial(types.Range(at, at), text)]))
 
     async def stop(self) -> None:

@@ -6,24 +6,7 @@ import pytest
 
 from lsp_server.docstring import SUPPORTED_LANGUAGES, DocEdit, DocTarget, find_target, generate_docstring
 from lsp_server.docstring.ts_util import Node, parse
-
-
-def target_at(text: str, language: str, line: int, end_line: int | None = None) -> DocTarget:
-    """find_target for a position that must have a target."""
-    target = find_target(text, language, line, end_line)
-    assert target is not None
-    return target
-
-
-class Numbered:
-    """Fake model: the n-th blank gets "text n", and every call is recorded."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, str, int]] = []
-
-    def __call__(self, prefix: str, suffix: str, max_new_tokens: int) -> str:
-        self.calls.append((prefix, suffix, max_new_tokens))
-        return f"text {len(self.calls)}"
+from tests.docstring_helpers import Numbered, target_at
 
 
 def apply(text: str, edit: DocEdit) -> str:

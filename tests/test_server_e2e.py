@@ -5,11 +5,11 @@ from __future__ import annotations
 import ast
 import asyncio
 import sys
-from pathlib import Path
 
 import pytest
 import pytest_lsp
 from lsprotocol import types
+from pygls.exceptions import JsonRpcRequestCancelled
 from pytest_lsp import ClientServerConfig, LanguageClient
 
 from lsp_server.server import COMMANDS
@@ -109,18 +109,28 @@ async def test_crlf_document(client: LanguageClient) -> None:
 
 async def test_type_through_answers_from_cache(client: LanguageClient) -> None:
     await ready(client)
-    text = "import os\n\n\ndef read_file(path):\n    with open(path) as f:\n        return \n"
-    open_doc(client, text)
-    first = await inline(client, 5, 15)
-    assert first and len(first[0].insert_text) > 1
+    # A few places to complete: type-through needs a suggestion of two characters or more.
+    docs = ["import os\n\n\ndef read_file(path):\n    with open(path) as f:\n        return \n",
+            "def total(items):\n    result = 0\n    for item in items:\n        result += \n    return result\n",
+            "class Config:\n    def __init__(self, name):\n        self.name = \n"]
+    for n, text in enumerate(docs):
+        uri = f"file:///work/typing_{n}.py"
+        open_doc(client, text, uri=uri)
+        row = next(i for i, line in enumerate(text.split("\n")) if line.endswith(("return ", "+= ", "= ")))
+        col = len(text.split("\n")[row])
+        first = await inline(client, row, col, uri=uri)
+        if first and len(first[0].insert_text) > 1:
+            break
+    else:
+        pytest.fail("no multi-character suggestion to type through")
     suggestion = first[0].insert_text
     before = await client.workspace_execute_command_async(types.ExecuteCommandParams("codellama.status"))
     # The user types the suggestion's first character.
     client.text_document_did_change(types.DidChangeTextDocumentParams(
-        types.VersionedTextDocumentIdentifier(URI, 2),
-        [types.TextDocumentContentChangePartial(types.Range(types.Position(5, 15), types.Position(5, 15)),
+        types.VersionedTextDocumentIdentifier(version=2, uri=uri),
+        [types.TextDocumentContentChangePartial(types.Range(types.Position(row, col), types.Position(row, col)),
                                                 suggestion[0])]))
-    second = await inline(client, 5, 16)
+    second = await inline(client, row, col + 1, uri=uri)
     after = await client.workspace_execute_command_async(types.ExecuteCommandParams("codellama.status"))
     assert second and second[0].insert_text == suggestion[1:]
     assert after["cache_hit_rate"] > before["cache_hit_rate"]
@@ -139,15 +149,21 @@ async def test_newest_request_wins(client: LanguageClient) -> None:
     assert newer
 
 
-async def test_cancel_request_keeps_server_alive(client: LanguageClient) -> None:
+async def test_cancel_request_is_honoured(client: LanguageClient) -> None:
     await ready(client)
+    client.workspace_did_change_configuration(types.DidChangeConfigurationParams(
+        {"codellama": {"linePolicy": "multi", "maxTokens": 256, "timeBudgetMs": 20000}}))
     open_doc(client, "def fib(n):\n    \n")
-    task = asyncio.ensure_future(inline(client, 1, 4))
-    await asyncio.sleep(0.02)
-    task.cancel()  # pygls sends $/cancelRequest
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    assert (await ready(client))["state"] == "ready"
+    params = types.InlineCompletionParams(
+        context=types.InlineCompletionContext(types.InlineCompletionTriggerKind.Invoked),
+        text_document=types.TextDocumentIdentifier(URI), position=types.Position(1, 4))
+    pending = asyncio.ensure_future(client.protocol.send_request_async(
+        types.TEXT_DOCUMENT_INLINE_COMPLETION, params, msg_id="to-cancel"))
+    await asyncio.sleep(0)  # the request goes out first
+    client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id="to-cancel"))
+    with pytest.raises(JsonRpcRequestCancelled):
+        await pending
+    assert (await ready(client))["state"] == "ready"  # and the server goes on answering
     assert await inline(client, 1, 4) is not None
 
 
@@ -159,7 +175,7 @@ async def test_did_change_is_handled_while_generating(client: LanguageClient) ->
     pending = asyncio.ensure_future(inline(client, 1, 4))
     await asyncio.sleep(0)
     client.text_document_did_change(types.DidChangeTextDocumentParams(
-        types.VersionedTextDocumentIdentifier("file:///work/other.py", 2), []))
+        types.VersionedTextDocumentIdentifier(version=2, uri="file:///work/other.py"), []))
     status = await client.workspace_execute_command_async(types.ExecuteCommandParams("codellama.status"))
     # The event loop answered while the model thread was busy with the completion.
     assert status["state"] == "ready" and not pending.done()
