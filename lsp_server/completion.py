@@ -18,7 +18,7 @@ from model.loader import load_model, resolve_device, resolve_dtype, resolve_quan
 
 from .context import FimContext, build_context
 from .settings import Settings
-from .shaping import block_indent, completion_mode, make_stop, next_suffix_line, shape
+from .shaping import block_indent, completion_mode, make_stop, next_suffix_line, repetition_start, shape
 
 log = logging.getLogger(__name__)
 PROMPT_OVERHEAD = 8  # BOS and FIM control tokens, with room to spare
@@ -73,8 +73,12 @@ def complete(engine: Engine, text: str, offset: int, settings: Settings, *, extr
     before, after = line_around(text, offset)
     mode = completion_mode(before, after, settings.line_policy)
     ctx = window(engine, text, offset, settings, mode, extra)
-    stop = make_stop(mode, line_before_cursor=before, next_suffix_line=next_suffix_line(ctx.suffix),
-                     block_indent=block_indent(ctx.prefix))
+    block_end = make_stop(mode, line_before_cursor=before, next_suffix_line=next_suffix_line(ctx.suffix),
+                          block_indent=block_indent(ctx.prefix))
+
+    def stop(text: str) -> bool:
+        return block_end(text) or repetition_start(text) is not None
+
     context_ms = (time.perf_counter() - t0) * 1000
     deadline = time.monotonic() + settings.time_budget_ms / 1000
     gen = engine.infill(ctx.prefix, ctx.suffix, mode=settings.fim_mode,
@@ -83,7 +87,8 @@ def complete(engine: Engine, text: str, offset: int, settings: Settings, *, extr
                         deadline=deadline)
     if gen.stop_reason == "cancel":
         return None
-    shaped = shape(gen.text, prefix=ctx.prefix, suffix=ctx.suffix, mode=mode)
+    raw = gen.text[:repetition_start(gen.text) or len(gen.text)]
+    shaped = shape(raw, prefix=ctx.prefix, suffix=ctx.suffix, mode=mode)
     t = gen.timings
     log.debug("completion mode=%s context=%.1fms prompt=%d cached=%d prefill=%.1fms first=%.1fms decode=%.1fms "
               "new=%d total=%.1fms stop=%s", mode, context_ms, t.prompt_tokens, t.cached_tokens, t.prefill_ms,
@@ -95,8 +100,8 @@ def complete(engine: Engine, text: str, offset: int, settings: Settings, *, extr
 
 def infill_text(engine: Engine, prefix: str, suffix: str, max_tokens: int, settings: Settings,
                 cancel: Callable[[], bool] | None = None) -> str:
-    """A plain infill (the docstring writer's model call): stops at <EOT> or a blank line."""
+    """A plain infill (the docstring writer's model call): stops at <EOT>, a new line or a loop."""
     gen = engine.infill(prefix, suffix, mode=settings.fim_mode, max_new_tokens=max_tokens,
                         temperature=settings.temperature, top_p=settings.top_p, cancel=cancel,
-                        stop=lambda s: "\n" in s.lstrip("\n"))
-    return gen.text
+                        stop=lambda s: "\n" in s.lstrip("\n") or repetition_start(s) is not None)
+    return gen.text[:repetition_start(gen.text) or len(gen.text)]

@@ -29,6 +29,7 @@ __all__ = [
     "make_stop",
     "next_suffix_line",
     "opens_block",
+    "repetition_start",
     "shape",
 ]
 
@@ -454,3 +455,23 @@ def _closes_outer(text: str, open_quote: str | None) -> set[int]:
                 outer.add(i)
         i += 1
     return outer
+
+
+def repetition_start(text: str, *, min_repeats: int = 4, max_unit: int = 24) -> int | None:
+    """Where a degenerate loop at the end of `text` begins, after its first occurrence; else None.
+
+    Small models fall into loops (`1, 1, 1, 1, …`, `'S', 'S', 'S', …`). When the text ends with the same
+    unit (1 to `max_unit` characters, with a letter or digit: `----` separators are fine) `min_repeats`
+    times in a row, generation can stop, and the completion keeps one copy of the unit.
+    """
+    for unit_len in range(1, max_unit + 1):
+        span = unit_len * min_repeats
+        if span > len(text):
+            break
+        unit = text[-unit_len:]
+        if any(c.isalnum() for c in unit) and text.endswith(unit * min_repeats):
+            start = len(text) - span
+            while start >= unit_len and text[start - unit_len:start] == unit:
+                start -= unit_len
+            return start + unit_len
+    return None

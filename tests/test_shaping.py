@@ -10,6 +10,7 @@ from lsp_server.shaping import (
     make_stop,
     next_suffix_line,
     opens_block,
+    repetition_start,
     shape,
 )
 
@@ -343,3 +344,15 @@ def test_closers_in_multi_line_completion() -> None:
 def test_comment_apostrophe_does_not_open_string() -> None:
     got = shape("x)", prefix="foo(  # don't ", suffix=")\n", mode="single")
     assert got == Shaped("x)", 1)
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("print(1, 1, 1, 1, 1", 10),            # keeps "print(1, 1": the first ", 1" of the loop
+    ("x = ['S', 'S', 'S', 'S', 'S', ", 10),
+    ("return a + b", None),
+    ("0000", 1),
+    ("        ", None),                    # indentation is not a loop
+    ("# " + "-" * 40, None),              # nor is a separator line
+])
+def test_repetition_start(text: str, expected: int | None) -> None:
+    assert repetition_start(text) == expected
