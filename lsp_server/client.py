@@ -12,8 +12,10 @@ from pygls.lsp.client import LanguageClient
 class ServerProcess:
     """`python -m lsp_server serve ARGS` over stdio, initialized and with its model loaded."""
 
-    def __init__(self, server_args: list[str], capabilities: types.ClientCapabilities | None = None) -> None:
+    def __init__(self, server_args: list[str], capabilities: types.ClientCapabilities | None = None,
+                 settings: dict | None = None) -> None:
         self.args = server_args
+        self.settings = settings
         self.capabilities = capabilities or types.ClientCapabilities()
         self.client = LanguageClient("codellama-lsp-client", "0.1")
         self.stderr: list[bytes] = []
@@ -24,7 +26,9 @@ class ServerProcess:
         await self.client.start_io(sys.executable, "-m", "lsp_server", "--log-level", "WARNING", "serve", *self.args)
         server = self.client._server
         self._drain = asyncio.create_task(self._read_stderr(server.stderr if server else None))
-        await self.client.initialize_async(types.InitializeParams(capabilities=self.capabilities, process_id=None))
+        await self.client.initialize_async(types.InitializeParams(
+            capabilities=self.capabilities, process_id=None,
+            initialization_options={"codellama": self.settings} if self.settings else None))
         self.client.initialized(types.InitializedParams())
         loop = asyncio.get_running_loop()
         end = loop.time() + timeout

@@ -59,6 +59,17 @@ def line_around(text: str, offset: int) -> tuple[str, str]:
     return text[start:offset], text[offset:min(ends) if ends else len(text)]
 
 
+def healed_whitespace(line_before_cursor: str) -> str:
+    """Trailing blanks after code on the cursor's line, which the prompt leaves out.
+
+    A prompt ending in a lone space token ("return ▁") is one the model rarely saw in training: words
+    carry their leading space ("▁self"), so a bare "▁" mostly came before digits and it answers "0".
+    Leaving the blanks out and asking for them back ("token healing") gives the model the usual split.
+    """
+    stripped = line_before_cursor.rstrip(" \t")
+    return line_before_cursor[len(stripped):] if stripped.strip() else ""
+
+
 def window(engine: Engine, text: str, offset: int, settings: Settings, mode: str, extra: str = "") -> FimContext:
     max_tokens = settings.max_tokens_single_line if mode == "single" else settings.max_tokens
     prefix_tokens, suffix_tokens = budgets(settings, max_tokens, engine.context_length)
@@ -76,18 +87,26 @@ def complete(engine: Engine, text: str, offset: int, settings: Settings, *, extr
     block_end = make_stop(mode, line_before_cursor=before, next_suffix_line=next_suffix_line(ctx.suffix),
                           block_indent=block_indent(ctx.prefix))
 
+    healed = healed_whitespace(before)
+
     def stop(text: str) -> bool:
+        if not text.startswith(healed[:len(text)]):
+            return True  # it continues the word before the space: nothing to show
+        text = text[len(healed):]
         return block_end(text) or repetition_start(text) is not None
 
     context_ms = (time.perf_counter() - t0) * 1000
     deadline = time.monotonic() + settings.time_budget_ms / 1000
-    gen = engine.infill(ctx.prefix, ctx.suffix, mode=settings.fim_mode,
+    gen = engine.infill(ctx.prefix[:len(ctx.prefix) - len(healed)], ctx.suffix, mode=settings.fim_mode,
                         max_new_tokens=settings.max_tokens_single_line if mode == "single" else settings.max_tokens,
                         temperature=settings.temperature, top_p=settings.top_p, stop=stop, cancel=cancel,
                         deadline=deadline)
     if gen.stop_reason == "cancel":
         return None
-    raw = gen.text[:repetition_start(gen.text) or len(gen.text)]
+    if not gen.text.startswith(healed):
+        return None
+    raw = gen.text[len(healed):]
+    raw = raw[:repetition_start(raw) or len(raw)]
     shaped = shape(raw, prefix=ctx.prefix, suffix=ctx.suffix, mode=mode)
     t = gen.timings
     log.debug("completion mode=%s context=%.1fms prompt=%d cached=%d prefill=%.1fms first=%.1fms decode=%.1fms "

@@ -35,8 +35,8 @@ async def timed_inline(server: ServerProcess, uri: str, line: int, col: int) -> 
     return (time.perf_counter() - t) * 1000, text if isinstance(text, str) else text.value
 
 
-async def replay(server_args: list[str], lines: int, seed: int) -> dict:
-    server = ServerProcess(server_args)
+async def replay(server_args: list[str], lines: int, seed: int, settings: dict | None = None) -> dict:
+    server = ServerProcess(server_args, settings=settings)
     if (s := await server.start())["state"] != "ready":
         raise SystemExit(f"model failed to load: {s['error']}")
     rng = random.Random(seed)
@@ -80,7 +80,7 @@ async def replay(server_args: list[str], lines: int, seed: int) -> dict:
     final = await server.status()
     await server.stop()
     return {
-        "model": final["model"], "device": final["device"], "lines": lines,
+        "model": final["model"], "device": final["device"], "fim_mode": final["fim_mode"], "lines": lines,
         "cold_p50_ms": pct(cold, 0.5), "cold_p95_ms": pct(cold, 0.95),
         "keystroke_p50_ms": pct(warm, 0.5), "keystroke_p95_ms": pct(warm, 0.95), "keystroke_n": len(warm),
         "type_through_p50_ms": pct(hits, 0.5), "type_through_p95_ms": pct(hits, 0.95), "type_through_n": len(hits),
@@ -95,10 +95,12 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m lsp_server.replay", description=__doc__.split("\n\n")[0])
     p.add_argument("--lines", type=int, default=20, help="held-out lines to type")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--fim-mode", choices=("psm", "spm"), help="override the server's default")
     p.add_argument("--json", type=Path)
     p.add_argument("server_args", nargs="*", help="`serve` flags after --, e.g. -- --model DIR")
     a = p.parse_args(argv)
-    result = asyncio.run(replay(a.server_args, a.lines, a.seed))
+    settings = {"fimMode": a.fim_mode} if a.fim_mode else None
+    result = asyncio.run(replay(a.server_args, a.lines, a.seed, settings))
     for k, v in result.items():
         print(f"{k:34s} {v}")
     if a.json:

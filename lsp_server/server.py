@@ -259,7 +259,7 @@ def create_server(settings: Settings) -> CodeLlamaServer:
         rng = replace_range(doc, params.position, s.replace_chars)
         return types.InlineCompletionList(items=[types.InlineCompletionItem(insert_text=s.text, range=rng)])
 
-    @ls.feature(types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions(trigger_characters=[".", "(", " "]))
+    @ls.feature(types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions(trigger_characters=[".", "("]))
     async def completion(ls: CodeLlamaServer, params: types.CompletionParams) -> types.CompletionList:
         found = await ls.suggest(params.text_document.uri, params.position)
         if found is None:

@@ -14,6 +14,7 @@ import argparse
 import json
 import math
 import random
+import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ from . import corpus
 from .checkpoint import save_hf
 from .config import ModelArgs
 from .llama import Transformer
+from .loader import load_model
 from .tokenizer import Tokenizer
 from .tokenizer_train import train_tokenizer
 
@@ -117,19 +119,29 @@ def loss_on(model: Transformer, rows: torch.Tensor, device: torch.device, amp: t
     return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-1)
 
 
-def train(cfg: TrainConfig, out: Path, device: torch.device, log_every: int = 20) -> dict:
+def train(cfg: TrainConfig, out: Path, device: torch.device, log_every: int = 20, init: Path | None = None) -> dict:
+    """Train from scratch, or continue from the checkpoint `init` (its tokenizer and weights)."""
     torch.manual_seed(cfg.seed)
     rng = random.Random(cfg.seed)
     train_files, held_files = corpus.split(corpus.collect())
     texts = [corpus.read(f) for f in train_files]
     out.mkdir(parents=True, exist_ok=True)
-    tok_path = train_tokenizer(texts, out / "tokenizer.model", cfg.vocab_size, fim_as="user_defined")
+    if init is None:
+        tok_path = train_tokenizer(texts, out / "tokenizer.model", cfg.vocab_size, fim_as="user_defined")
+    else:
+        tok_path = out / "tokenizer.model"
+        shutil.copy(init / "tokenizer.model", tok_path)
     tok = Tokenizer(tok_path)
     args = cfg.model_args()
     model = Transformer(args).to(device)
-    for name, p in model.named_parameters():  # small init keeps the residual stream calm at the start
-        if p.dim() == 2:
-            torch.nn.init.normal_(p, std=0.02 / (math.sqrt(2 * cfg.n_layers) if name.endswith(("wo.weight", "w2.weight")) else 1))
+    if init is not None:
+        loaded, _ = load_model(init, device=device, dtype=torch.float32, quant="none")
+        model.load_state_dict({k: v.detach().clone() for k, v in loaded.state_dict().items()})
+    else:
+        for name, p in model.named_parameters():  # small init keeps the residual stream calm at the start
+            if p.dim() == 2:
+                std = 0.02 / (math.sqrt(2 * cfg.n_layers) if name.endswith(("wo.weight", "w2.weight")) else 1)
+                torch.nn.init.normal_(p, std=std)
     decay = [p for p in model.parameters() if p.dim() == 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
@@ -162,12 +174,12 @@ def train(cfg: TrainConfig, out: Path, device: torch.device, log_every: int = 20
             print(json.dumps(entry), flush=True)
             if step % (log_every * 10) == 0 and step:
                 save(model, args, out, cfg, curve, train_files, held_files, texts, t0, device)
-    return save(model, args, out, cfg, curve, train_files, held_files, texts, t0, device)
+    return save(model, args, out, cfg, curve, train_files, held_files, texts, t0, device, init)
 
 
 def save(model: Transformer, args: ModelArgs, out: Path, cfg: TrainConfig, curve: list[dict],
          train_files: list[corpus.SourceFile], held_files: list[corpus.SourceFile], texts: list[str],
-         t0: float, device: torch.device) -> dict:
+         t0: float, device: torch.device, init: Path | None = None) -> dict:
     """Write the checkpoint (fp16, Hugging Face layout) and the training log beside it."""
     state = {k: v.detach().to(torch.float16).cpu() for k, v in model.state_dict().items()}
     save_hf(state, args, out)
@@ -181,6 +193,7 @@ def save(model: Transformer, args: ModelArgs, out: Path, cfg: TrainConfig, curve
         "sources": sorted({(f.name.split("/")[0], f.licence) for f in train_files}),
         "train_seconds": round(time.time() - t0), "device": str(device), "torch": torch.__version__,
         "curve": curve,
+        "continued_from": None if init is None else json.loads((init / "train_log.json").read_text()),
     }
     (out / "train_log.json").write_text(json.dumps(manifest, indent=1))
     return manifest
@@ -191,11 +204,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", type=Path, default=Path("runs/demo"))
     p.add_argument("--device", default="cpu")
     p.add_argument("--log-every", type=int, default=20)
+    p.add_argument("--init", type=Path, help="continue training this checkpoint (keeps its tokenizer)")
     for f in TrainConfig.__dataclass_fields__.values():
         p.add_argument("--" + f.name.replace("_", "-"), type=type(f.default), default=f.default)
     a = vars(p.parse_args(argv))
-    out, device, log_every = a.pop("out"), torch.device(a.pop("device")), a.pop("log_every")
-    train(TrainConfig(**a), out, device, log_every)
+    out, device, log_every, init = a.pop("out"), torch.device(a.pop("device")), a.pop("log_every"), a.pop("init")
+    train(TrainConfig(**a), out, device, log_every, init)
 
 
 if __name__ == "__main__":
