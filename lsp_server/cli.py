@@ -98,11 +98,11 @@ def _windowed_prompt(tokenizer, text: str, offset: int, settings: Settings) -> l
     return infill_prompt(tokenizer, ctx.prefix, ctx.suffix, settings.fim_mode)
 
 
-def _passthrough(module: str):  # noqa: ANN202
-    def run(args: argparse.Namespace) -> None:
-        import importlib
-        importlib.import_module(module).main(args.rest)
-    return run
+# Subcommands that own their flags: everything after the name goes to the module's main().
+PASSTHROUGH = {"demo": ("lsp_server.demo", "show completions and a docstring through LSP on an example file"),
+               "eval": ("lsp_server.evaluate", "evaluate completions on held-out files"),
+               "bench": ("model.bench", "benchmark the engine on a random checkpoint of a named shape"),
+               "train-demo": ("model.train", "train the embedded demo model")}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -128,14 +128,16 @@ def main(argv: list[str] | None = None) -> None:
     c.add_argument("--dump-prompt", action="store_true", help="print the prompt token ids as JSON and exit")
     c.set_defaults(run=cmd_complete)
 
-    for name, module, text in (("demo", "lsp_server.demo", "show a completion and a docstring through LSP"),
-                               ("eval", "lsp_server.evaluate", "evaluate completions on held-out files"),
-                               ("bench", "model.bench", "benchmark the engine on a random checkpoint"),
-                               ("train-demo", "model.train", "train the embedded demo model")):
-        x = sub.add_parser(name, help=text, add_help=False)
-        x.add_argument("rest", nargs=argparse.REMAINDER)
-        x.set_defaults(run=_passthrough(module))
+    for name, (_, text) in PASSTHROUGH.items():
+        sub.add_parser(name, help=f"{text} (see `codellama-lsp {name} --help`)", add_help=False)
 
+    argv = sys.argv[1:] if argv is None else argv
+    command = next((a for a in argv if not a.startswith("-")), None)
+    if command in PASSTHROUGH:
+        import importlib
+        logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+        importlib.import_module(PASSTHROUGH[command][0]).main(argv[argv.index(command) + 1:])
+        return
     args = p.parse_args(argv)
     level = args.log_level.upper()
     logging.basicConfig(level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
