@@ -42,8 +42,6 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
 
 def cmd_complete(args: argparse.Namespace) -> None:
-    from model.tokenizer import infill_prompt
-
     from .completion import complete, load_engine
     from .text import offset_at
 
@@ -58,12 +56,7 @@ def cmd_complete(args: argparse.Namespace) -> None:
                                 if args.max_tokens else {}))
     offset = offset_at(text, args.line, args.character)
     if args.dump_prompt:
-        engine_tok = _tokenizer_only(settings)
-        if args.raw:
-            ids = infill_prompt(engine_tok, text[:offset], text[offset:], settings.fim_mode)
-        else:
-            ids = _windowed_prompt(engine_tok, text, offset, settings)
-        print(json.dumps(ids))
+        print(json.dumps(_windowed_prompt(settings, text, offset, args.raw)))
         return
     engine = load_engine(settings)
     if args.raw:  # Meta's reference behaviour: whole file, stop only at <EOT>/EOS/max tokens, text untouched
@@ -77,25 +70,25 @@ def cmd_complete(args: argparse.Namespace) -> None:
         sys.stdout.write(suggestion.text + "\n")
 
 
-def _tokenizer_only(settings: Settings):  # noqa: ANN202 - model.tokenizer.Tokenizer
+def _windowed_prompt(settings: Settings, text: str, offset: int, raw: bool) -> list[int]:
+    """The prompt `complete` would run, from the tokenizer and config alone (no weights are loaded)."""
     from model.checkpoint import open_checkpoint, resolve_model_dir
     from model.loader import DEMO_MODEL_DIR
-    tokenizer, _ = open_checkpoint(resolve_model_dir(settings.model) if settings.model else DEMO_MODEL_DIR)
-    return tokenizer
-
-
-def _windowed_prompt(tokenizer, text: str, offset: int, settings: Settings) -> list[int]:  # noqa: ANN001
     from model.tokenizer import infill_prompt
 
-    from .completion import budgets, line_around
-    from .context import build_context
+    from .completion import fitting_prompt, healed_whitespace, line_around
     from .shaping import completion_mode
-    mode = completion_mode(*line_around(text, offset), settings.line_policy)
-    max_tokens = settings.max_tokens_single_line if mode == "single" else settings.max_tokens
-    prefix_tokens, suffix_tokens = budgets(settings, max_tokens, settings.context_length)
-    ctx = build_context(text, offset, tokenizer.count_tokens, prefix_tokens=prefix_tokens,
-                        suffix_tokens=suffix_tokens)
-    return infill_prompt(tokenizer, ctx.prefix, ctx.suffix, settings.fim_mode)
+
+    tokenizer, reader = open_checkpoint(resolve_model_dir(settings.model) if settings.model else DEMO_MODEL_DIR)
+    if raw:
+        return infill_prompt(tokenizer, text[:offset], text[offset:], settings.fim_mode)  # type: ignore[arg-type]
+    before, after = line_around(text, offset)
+    context_length = min(settings.context_length, reader.args.max_seq_len)
+    fitted = fitting_prompt(tokenizer, context_length, text, offset, settings,
+                            completion_mode(before, after, settings.line_policy), healed=healed_whitespace(before))
+    if fitted is None:
+        raise ValueError(f"no prompt fits the context of {context_length} tokens")
+    return fitted[1]
 
 
 # Subcommands that own their flags: everything after the name goes to the module's main().

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from model.engine import Engine, Timings
+from model.tokenizer import Tokenizer, infill_prompt
 from model.loader import load_model, resolve_device, resolve_dtype, resolve_quant
 
 from .context import FimContext, build_context
@@ -42,9 +43,9 @@ def load_engine(settings: Settings, progress: Callable[[float, str], None] | Non
     return Engine(model, tokenizer, context_length=settings.context_length)
 
 
-def budgets(settings: Settings, max_tokens: int, context_length: int) -> tuple[int, int]:
+def budgets(settings: Settings, max_tokens: int, context_length: int, extra_tokens: int = 0) -> tuple[int, int]:
     """Prefix and suffix token budgets, shrunk in proportion when the model's context is smaller."""
-    room = context_length - max_tokens - PROMPT_OVERHEAD
+    room = context_length - max_tokens - PROMPT_OVERHEAD - extra_tokens
     want = settings.prefix_tokens + settings.suffix_tokens
     if want <= room:
         return settings.prefix_tokens, settings.suffix_tokens
@@ -70,11 +71,27 @@ def healed_whitespace(line_before_cursor: str) -> str:
     return line_before_cursor[len(stripped):] if stripped.strip() else ""
 
 
-def window(engine: Engine, text: str, offset: int, settings: Settings, mode: str, extra: str = "") -> FimContext:
+def fitting_prompt(tokenizer: Tokenizer, context_length: int, text: str, offset: int, settings: Settings,
+                   mode: str, extra: str = "", healed: str = "") -> tuple[FimContext, list[int]] | None:
+    """The windows around `offset` and the FIM prompt built from them, leaving room for max_tokens.
+
+    The windows are sized by per-line token counts; tokens can merge across line ends, so a prompt that
+    still comes out too long is rebuilt with smaller windows. `healed` blanks are left out of the prompt.
+    """
     max_tokens = settings.max_tokens_single_line if mode == "single" else settings.max_tokens
-    prefix_tokens, suffix_tokens = budgets(settings, max_tokens, engine.context_length)
-    return build_context(text, offset, engine.tokenizer.count_tokens, prefix_tokens=prefix_tokens,
-                         suffix_tokens=suffix_tokens, extra=extra)
+    extra_tokens = tokenizer.count_tokens(extra) if extra else 0
+    prefix_tokens, suffix_tokens = budgets(settings, max_tokens, context_length, extra_tokens)
+    room = context_length - max_tokens
+    shrink = 1.0
+    for _ in range(4):
+        ctx = build_context(text, offset, tokenizer.count_tokens, prefix_tokens=int(prefix_tokens * shrink),
+                            suffix_tokens=int(suffix_tokens * shrink), extra=extra)
+        prompt = infill_prompt(tokenizer, ctx.prefix[:len(ctx.prefix) - len(healed)], ctx.suffix,
+                               settings.fim_mode)  # type: ignore[arg-type]
+        if len(prompt) <= room:
+            return ctx, prompt
+        shrink *= 0.9 * room / len(prompt)
+    return None
 
 
 def complete(engine: Engine, text: str, offset: int, settings: Settings, *, extra: str = "",
@@ -83,11 +100,13 @@ def complete(engine: Engine, text: str, offset: int, settings: Settings, *, extr
     t0 = time.perf_counter()
     before, after = line_around(text, offset)
     mode = completion_mode(before, after, settings.line_policy)
-    ctx = window(engine, text, offset, settings, mode, extra)
+    healed = healed_whitespace(before)
+    fitted = fitting_prompt(engine.tokenizer, engine.context_length, text, offset, settings, mode, extra, healed)
+    if fitted is None:
+        return None
+    ctx, prompt = fitted
     block_end = make_stop(mode, line_before_cursor=before, next_suffix_line=next_suffix_line(ctx.suffix),
                           block_indent=block_indent(ctx.prefix))
-
-    healed = healed_whitespace(before)
 
     def stop(text: str) -> bool:
         if not text.startswith(healed[:len(text)]):
@@ -97,10 +116,9 @@ def complete(engine: Engine, text: str, offset: int, settings: Settings, *, extr
 
     context_ms = (time.perf_counter() - t0) * 1000
     deadline = time.monotonic() + settings.time_budget_ms / 1000
-    gen = engine.infill(ctx.prefix[:len(ctx.prefix) - len(healed)], ctx.suffix, mode=settings.fim_mode,
-                        max_new_tokens=settings.max_tokens_single_line if mode == "single" else settings.max_tokens,
-                        temperature=settings.temperature, top_p=settings.top_p, stop=stop, cancel=cancel,
-                        deadline=deadline)
+    max_tokens = settings.max_tokens_single_line if mode == "single" else settings.max_tokens
+    gen = engine.generate(prompt, max_new_tokens=max_tokens, temperature=settings.temperature,
+                          top_p=settings.top_p, stop=stop, cancel=cancel, deadline=deadline)
     if gen.stop_reason == "cancel":
         return None
     if not gen.text.startswith(healed):

@@ -160,6 +160,9 @@ class CodeLlamaServer(LanguageServer):
                 uri, lambda engine, cancel: complete(engine, text, offset, settings, extra=extra, cancel=cancel))
         except Cancelled:
             return None
+        except Exception:  # a completion that fails is no completion; the editor gets no error popup
+            log.exception("completion failed at %s:%s", uri, position)
+            return None
         self.stats.record((time.perf_counter() - t0) * 1000, cache_hit=False)
         if suggestion is None:
             return None
