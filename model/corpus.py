@@ -39,11 +39,13 @@ def _python_files(root: Path) -> list[Path]:
 
 def package_licence(dist: md.Distribution) -> str:
     meta = dist.metadata
-    text = meta.get("License-Expression") or ""
-    if not text:
-        classifiers = [c.split("::")[-1].strip() for c in meta.get_all("Classifier") or [] if c.startswith("License")]
-        text = "; ".join(classifiers) or (meta.get("License") or "").splitlines()[0:1] and meta["License"].splitlines()[0]
-    return str(text or "unknown")
+    if expression := meta.get("License-Expression"):
+        return str(expression)
+    classifiers = [c.split("::")[-1].strip() for c in meta.get_all("Classifier") or [] if c.startswith("License")]
+    if classifiers:
+        return "; ".join(classifiers)
+    lines = str(meta.get("License") or "").strip().splitlines()
+    return lines[0] if lines else "unknown"
 
 
 def collect(extra_packages: tuple[str, ...] = EXTRA_PACKAGES) -> list[SourceFile]:
