@@ -26,6 +26,7 @@ from .docstring import DocEdit, DocTarget, find_target, generate_docstring
 from .metrics import LatencyStats
 from .settings import Settings, parse_settings
 from .shaping import Shaped, shape
+from .text import offset_at
 from .worker import CancelFlag, Cancelled, ModelWorker
 
 log = logging.getLogger(__name__)
@@ -192,7 +193,11 @@ class CodeLlamaServer(LanguageServer):
             edit = await self.worker.run(uri + "#docstring", write)
         except Cancelled:
             return None
-        at = types.Position(edit.line, edit.character)
+        except Exception:
+            log.exception("docstring generation failed at %s:%s", uri, target.line)
+            return None
+        # DocEdit counts UTF-16 units; the client may have negotiated another position encoding.
+        at = doc.client_position_at_offset(offset_at(text, edit.line, edit.character))
         return types.WorkspaceEdit(changes={uri: [types.TextEdit(types.Range(at, at), edit.new_text)]})
 
     async def pull_configuration(self) -> None:
