@@ -19,7 +19,13 @@ class ServerProcess:
         self.capabilities = capabilities or types.ClientCapabilities()
         self.client = LanguageClient("codellama-lsp-client", "0.1")
         self.stderr: list[bytes] = []
+        self.messages: list[str] = []  # window/logMessage and window/showMessage, kept for the caller
         self._drain: asyncio.Task[None] | None = None
+
+        @self.client.feature(types.WINDOW_LOG_MESSAGE)
+        @self.client.feature(types.WINDOW_SHOW_MESSAGE)
+        def message(params: types.LogMessageParams | types.ShowMessageParams) -> None:
+            self.messages.append(params.message)
 
     async def start(self, timeout: float = 300) -> dict:
         """Start, initialize and wait for the model; returns `codellama.status`."""
