@@ -1,6 +1,6 @@
 """One inline completion, from document text and cursor to the text the editor shows.
 
-    text, offset -> windows (context.py) -> FIM prompt -> engine.infill (early stop) -> shaping.py -> Suggestion
+    text, offset -> windows (context.py) -> FIM prompt -> engine.generate (early stop) -> shaping.py -> Suggestion
 
 This module is the whole completion path without LSP: the server, the `complete` CLI and the evaluation
 all call it, so what they measure is what users get.
@@ -14,8 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from model.engine import Engine, Timings
-from model.tokenizer import Tokenizer, infill_prompt
 from model.loader import load_model, resolve_device, resolve_dtype, resolve_quant
+from model.tokenizer import Tokenizer, infill_prompt
 
 from .context import FimContext, build_context
 from .settings import Settings
@@ -108,11 +108,11 @@ def complete(engine: Engine, text: str, offset: int, settings: Settings, *, extr
     block_end = make_stop(mode, line_before_cursor=before, next_suffix_line=next_suffix_line(ctx.suffix),
                           block_indent=block_indent(ctx.prefix))
 
-    def stop(text: str) -> bool:
-        if not text.startswith(healed[:len(text)]):
-            return True  # it continues the word before the space: nothing to show
-        text = text[len(healed):]
-        return block_end(text) or repetition_start(text) is not None
+    def stop(generated: str) -> bool:
+        if not generated.startswith(healed[:len(generated)]):
+            return True  # it continues the word before the blank: nothing to show
+        generated = generated[len(healed):]
+        return block_end(generated) or repetition_start(generated) is not None
 
     context_ms = (time.perf_counter() - t0) * 1000
     deadline = time.monotonic() + settings.time_budget_ms / 1000
