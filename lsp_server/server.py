@@ -124,6 +124,16 @@ class CodeLlamaServer(LanguageServer):
             "cache_hit_rate": round(self.cache.hit_rate, 3),
         }
 
+    def document(self, uri: str) -> TextDocument | None:
+        """The open document, or the file on disk; None when neither can be read."""
+        doc = self.workspace.get_text_document(uri)
+        try:
+            doc.source  # an unopened document is read from disk here
+        except (OSError, UnicodeDecodeError) as e:
+            log.warning("cannot read %s: %s", uri, e)
+            return None
+        return doc
+
     # -- completions ------------------------------------------------------------------------------------
     def completion_allowed(self, doc: TextDocument) -> bool:
         return (self.enabled and self.worker.ready
@@ -131,8 +141,8 @@ class CodeLlamaServer(LanguageServer):
 
     async def suggest(self, uri: str, position: types.Position) -> tuple[TextDocument, Shaped] | None:
         """The shaped suggestion at `position`, from the cache or the model; None when there is none."""
-        doc = self.workspace.get_text_document(uri)
-        if not self.completion_allowed(doc):
+        doc = self.document(uri)
+        if doc is None or not self.completion_allowed(doc):
             return None
         t0 = time.perf_counter()
         text = doc.source
@@ -178,7 +188,9 @@ class CodeLlamaServer(LanguageServer):
 
     async def docstring_edit(self, uri: str, target: DocTarget) -> types.WorkspaceEdit | None:
         """Write the docstring for `target` on the model thread; None when superseded or out of time."""
-        doc = self.workspace.get_text_document(uri)
+        doc = self.document(uri)
+        if doc is None:
+            return None
         text, settings = doc.source, self.settings
         deadline = time.monotonic() + 4 * settings.time_budget_ms / 1000
 
@@ -286,9 +298,11 @@ def create_server(settings: Settings) -> CodeLlamaServer:
     @ls.feature(types.TEXT_DOCUMENT_CODE_ACTION, types.CodeActionOptions(
         code_action_kinds=[types.CodeActionKind.RefactorRewrite], resolve_provider=True))
     async def code_action(ls: CodeLlamaServer, params: types.CodeActionParams) -> list[types.CodeAction] | None:
-        doc = ls.workspace.get_text_document(params.text_document.uri)
+        doc = ls.document(params.text_document.uri)
+        if doc is None or not ls.worker.ready:
+            return None
         target = find_target(doc.source, doc.language_id or "", params.range.start.line, params.range.end.line)
-        if target is None or not ls.worker.ready:
+        if target is None:
             return None
         data = {"uri": doc.uri, "line": params.range.start.line, "endLine": params.range.end.line}
         action = types.CodeAction(title=f"Generate docstring for {target.name}",
@@ -307,19 +321,19 @@ def create_server(settings: Settings) -> CodeLlamaServer:
         uri = data.get("uri")
         if not isinstance(uri, str):
             return action
-        doc = ls.workspace.get_text_document(uri)
-        target = find_target(doc.source, doc.language_id or "", int(data.get("line", 0)),
-                             int(data.get("endLine", data.get("line", 0))))
-        if target is not None:
+        doc = ls.document(uri)
+        target = doc and find_target(doc.source, doc.language_id or "", int(data.get("line", 0)),
+                                     int(data.get("endLine", data.get("line", 0))))
+        if target:
             action.edit = await ls.docstring_edit(uri, target)
         return action
 
     @ls.command(CMD_DOCSTRING)
     async def generate_docstring_command(ls: CodeLlamaServer, *args: Any) -> dict[str, Any]:
         uri, line = _uri_and_line(args)
-        doc = ls.workspace.get_text_document(uri)
-        target = find_target(doc.source, doc.language_id or "", line)
-        if target is None:
+        doc = ls.document(uri)
+        target = doc and find_target(doc.source, doc.language_id or "", line)
+        if not target:
             return {"applied": False, "reason": "no function or class without a docstring here"}
         if not ls.worker.ready:
             return {"applied": False, "reason": f"model {ls.worker.state}"}

@@ -259,3 +259,12 @@ async def test_bad_model_path_reports_and_stays_up(bad_model_client: LanguageCli
     assert errors and "codellama.model" in errors[0]
     open_doc(client, "x = 1\n")
     assert await inline(client, 0, 5) == []
+
+
+async def test_unknown_document_gets_an_empty_answer(client: LanguageClient) -> None:
+    await ready(client)
+    assert await inline(client, 0, 0, uri="file:///nowhere/missing.py") == []
+    assert not await client.text_document_code_action_async(types.CodeActionParams(
+        types.TextDocumentIdentifier("file:///nowhere/missing.py"),
+        types.Range(types.Position(0, 0), types.Position(0, 0)), types.CodeActionContext(diagnostics=[])))
+    assert (await ready(client))["state"] == "ready"
