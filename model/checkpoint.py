@@ -106,6 +106,9 @@ class HFReader:
             raise CheckpointError(f"{self.root / file}: cannot read tensor {source}: {e}") from e
         if name.endswith(("attention.wq.weight", "attention.wk.weight")):
             heads = self.args.n_heads if name.endswith("wq.weight") else self.args.n_kv_heads
+            if t.dim() != 2 or t.shape[0] % (2 * heads):  # cannot even be split into heads to un-permute
+                raise CheckpointError(f"{self.root / file}: tensor {source} has shape {tuple(t.shape)}, "
+                                      f"which does not split into {heads} heads")
             t = unpermute_from_rotate_half(t, heads)
         return t
 

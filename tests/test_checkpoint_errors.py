@@ -235,3 +235,14 @@ def test_hf_hub_cache_with_tilde(checkpoint_factory, tmp_path: Path, monkeypatch
     monkeypatch.setenv("HOME", str(tmp_path / "user"))
     monkeypatch.setenv("HF_HUB_CACHE", "~/hub")  # as users write it in shell profiles
     assert resolve_model_dir("acme/tiny-code") == snapshot
+
+
+def test_hf_query_rows_that_do_not_match_the_heads_name_the_tensor(checkpoint_factory, tmp_path: Path) -> None:
+    broken = tmp_path / "broken"
+    shutil.copytree(checkpoint_factory("hf"), broken)
+    tensors = load_file(str(broken / "model.safetensors"))
+    name = "model.layers.0.self_attn.q_proj.weight"
+    tensors[name] = tensors[name][:-2].contiguous()
+    save_file(tensors, str(broken / "model.safetensors"), metadata={"format": "pt"})
+    with pytest.raises(CheckpointError, match="q_proj.weight has shape \\(62, 64\\), which does not split"):
+        load_model(broken, device=torch.device("cpu"), dtype=torch.float32, quant="none")
