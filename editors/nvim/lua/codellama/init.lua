@@ -192,24 +192,18 @@ function M.setup(opts)
     end
   end)
 
-  api.nvim_create_autocmd('LspAttach', {
-    group = augroup,
-    callback = function(args)
-      local client = vim.lsp.get_client_by_id(args.data.client_id)
-      if client and client.name == lsp.name then
-        attach(args.buf)
-      end
-    end,
-  })
-  api.nvim_create_autocmd('LspDetach', {
-    group = augroup,
-    callback = function(args)
-      local client = vim.lsp.get_client_by_id(args.data.client_id)
-      if client and client.name == lsp.name then
-        detach(args.buf)
-      end
-    end,
-  })
+  -- Follow our own server's buffers only.
+  for event, handler in pairs({ LspAttach = attach, LspDetach = detach }) do
+    api.nvim_create_autocmd(event, {
+      group = augroup,
+      callback = function(args)
+        local client = vim.lsp.get_client_by_id(args.data.client_id)
+        if client and client.name == lsp.name then
+          handler(args.buf)
+        end
+      end,
+    })
+  end
 
   -- Buffers already attached when setup() runs again (e.g. after changing options).
   for _, client in ipairs(vim.lsp.get_clients({ name = lsp.name })) do
