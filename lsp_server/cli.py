@@ -10,7 +10,7 @@ from pathlib import Path
 
 from .settings import Settings
 
-ENGINE_FLAGS = ("model", "device", "dtype", "quant", "context_length")
+ENGINE_FLAGS = ("model", "device", "dtype", "quant", "kernel", "context_length")
 
 
 def add_engine_flags(p: argparse.ArgumentParser) -> None:
@@ -19,6 +19,8 @@ def add_engine_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto)")
     g.add_argument("--dtype", default="auto", help="auto | float32 | bfloat16 | float16")
     g.add_argument("--quant", default="auto", help="auto | nf4 | fp4 | int8 | none (auto: nf4 on CUDA, none on CPU)")
+    g.add_argument("--kernel", default="auto",
+                   help="auto | bnb | triton: 4-bit decode kernel (auto: our Triton kernel on CUDA when installed)")
     g.add_argument("--context-length", type=int, default=Settings.context_length, help="KV cache size in tokens")
 
 

@@ -14,7 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from model.engine import Engine, Timings
-from model.loader import load_model, resolve_device, resolve_dtype, resolve_quant
+from model.loader import load_model, resolve_device, resolve_dtype, resolve_kernel, resolve_quant
+from model.quant import use_4bit_kernel
 from model.tokenizer import Tokenizer, infill_prompt
 
 from .context import FimContext, build_context
@@ -36,11 +37,20 @@ class Suggestion:
 
 
 def load_engine(settings: Settings, progress: Callable[[float, str], None] | None = None) -> Engine:
-    """Load the configured model (None: the embedded demo) and wrap it in a warm engine."""
+    """Load the configured model (None: the embedded demo) and wrap it in a warm engine.
+
+    progress(fraction, message) sees the tensors load (to 90%), then the warm-up: the first forward pass and,
+    on CUDA, the capture of the decode graphs (the rest), so that no request pays for either.
+    """
     device = resolve_device(settings.device)
+    quant = resolve_quant(settings.quant, device)
+    loading = (lambda f, m: progress(0.9 * f, m)) if progress else None
+    warming = (lambda f, m: progress(0.9 + 0.1 * f, m)) if progress else None
     model, tokenizer = load_model(settings.model, device=device, dtype=resolve_dtype(settings.dtype, device),
-                                  quant=resolve_quant(settings.quant, device), progress=progress)
-    return Engine(model, tokenizer, context_length=settings.context_length)
+                                  quant=quant, progress=loading)
+    if quant in ("nf4", "fp4"):
+        use_4bit_kernel(model, resolve_kernel(settings.kernel, device, quant))
+    return Engine(model, tokenizer, context_length=settings.context_length, progress=warming)
 
 
 def budgets(settings: Settings, max_tokens: int, context_length: int, extra_tokens: int = 0) -> tuple[int, int]:

@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 CMD_STATUS, CMD_RELOAD, CMD_TOGGLE, CMD_DOCSTRING = (
     "codellama.status", "codellama.reloadModel", "codellama.toggle", "codellama.generateDocstring")
 COMMANDS = (CMD_STATUS, CMD_RELOAD, CMD_TOGGLE, CMD_DOCSTRING)
-RELOAD_KEYS = ("model", "device", "dtype", "quant", "context_length")
+RELOAD_KEYS = ("model", "device", "dtype", "quant", "kernel", "context_length")
 
 
 class CodeLlamaServer(LanguageServer):
@@ -119,6 +119,7 @@ class CodeLlamaServer(LanguageServer):
             "device": str(engine.device) if engine else None,
             "memory_mib": round(engine.memory_bytes() / 2**20, 1) if engine else None,
             "context_length": engine.context_length if engine else None,
+            "runtime": engine.describe() if engine else None,
             "fim_mode": self.settings.fim_mode,
             **self.stats.summary(),
             "cache_hit_rate": round(self.cache.hit_rate, 3),

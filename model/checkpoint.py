@@ -189,6 +189,16 @@ def open_checkpoint(model: str | os.PathLike[str]) -> tuple[Tokenizer, Reader]:
     return tokenizer, reader
 
 
+def checkpoint_shapes(args: ModelArgs) -> dict[str, tuple[int, ...]]:
+    """Every checkpoint tensor (our names, Meta's layout), in checkpoint order, with its shape per the config."""
+    kv = args.n_kv_heads * args.head_dim
+    shapes = {"tok_embeddings": (args.vocab_size, args.dim), "output": (args.vocab_size, args.dim),
+              "norm": (args.dim,), "attention_norm": (args.dim,), "ffn_norm": (args.dim,),
+              "wq": (args.dim, args.dim), "wk": (kv, args.dim), "wv": (kv, args.dim), "wo": (args.dim, args.dim),
+              "w1": (args.hidden_dim, args.dim), "w2": (args.dim, args.hidden_dim), "w3": (args.hidden_dim, args.dim)}
+    return {name: shapes[name.split(".")[-2]] for name in parameter_names(args)}
+
+
 def parameter_names(args: ModelArgs) -> Iterator[str]:
     yield "tok_embeddings.weight"
     for i in range(args.n_layers):

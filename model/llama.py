@@ -5,7 +5,9 @@ load as they are. Rotary embeddings rotate interleaved pairs (Meta's layout); Hu
 whose q/k rows are permuted for rotate-half, are un-permuted by the loader.
 
 Inference keeps a static KV cache as module buffers and takes explicit positions, so one forward serves
-prefill (T prompt tokens) and decode (T = 1).
+prefill (T prompt tokens) and decode (T = 1). The q/k/v projections run as one fused matmul (wqkv), and so
+do the SwiGLU gate and up projections (w13): fewer, larger kernels, which is what a GPU decode step needs.
+Checkpoints keep Meta's separate names; `fuse_state` / `split_state` convert between the two.
 """
 
 from __future__ import annotations
@@ -62,41 +64,44 @@ class Attention(nn.Module):
     def __init__(self, args: ModelArgs) -> None:
         super().__init__()
         self.n_heads, self.n_kv_heads, self.head_dim = args.n_heads, args.n_kv_heads, args.head_dim
-        self.wq = nn.Linear(args.dim, args.n_heads * args.head_dim, bias=False)
-        self.wk = nn.Linear(args.dim, args.n_kv_heads * args.head_dim, bias=False)
-        self.wv = nn.Linear(args.dim, args.n_kv_heads * args.head_dim, bias=False)
-        self.wo = nn.Linear(args.n_heads * args.head_dim, args.dim, bias=False)
+        self.q_size, self.kv_size = args.n_heads * args.head_dim, args.n_kv_heads * args.head_dim
+        self.wqkv = nn.Linear(args.dim, self.q_size + 2 * self.kv_size, bias=False)  # rows: wq | wk | wv
+        self.wo = nn.Linear(self.q_size, args.dim, bias=False)
         self.kv_cache: KVCache | None = None
 
     def forward(self, x: Tensor, rope: Tensor, mask: Tensor | None, input_pos: Tensor | None,
                 kv_len: int | None) -> Tensor:
         B, T, _ = x.shape
-        q = apply_rope(self.wq(x).view(B, T, self.n_heads, self.head_dim), rope)
-        k = apply_rope(self.wk(x).view(B, T, self.n_kv_heads, self.head_dim), rope)
-        v = self.wv(x).view(B, T, self.n_kv_heads, self.head_dim)
+        q, k, v = self.wqkv(x).split([self.q_size, self.kv_size, self.kv_size], dim=-1)
+        q = apply_rope(q.view(B, T, self.n_heads, self.head_dim), rope)
+        k = apply_rope(k.view(B, T, self.n_kv_heads, self.head_dim), rope)
+        v = v.view(B, T, self.n_kv_heads, self.head_dim)
         q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # (B, heads, T, head_dim)
+        gqa = self.n_kv_heads != self.n_heads
         if self.kv_cache is not None:
-            assert input_pos is not None, "a model with a KV cache needs input_pos"
-            k, v = self.kv_cache.update(input_pos, k, v)  # (B, n_kv_heads, cache_len, head_dim)
-            if kv_len is not None:  # attend only to the filled part (eager); None keeps shapes static
-                k, v = k[:, :, :kv_len], v[:, :, :kv_len]
-            y = F.scaled_dot_product_attention(q, k.to(q.dtype), v.to(q.dtype), attn_mask=mask,
-                                               enable_gqa=self.n_kv_heads != self.n_heads)
+            assert input_pos is not None and kv_len is not None, "a model with a KV cache needs input_pos, kv_len"
+            k_all, v_all = self.kv_cache.update(input_pos, k, v)  # (B, n_kv_heads, cache_len, head_dim)
+            if mask is None:  # a prefill from position 0: the new keys are the whole context
+                y = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=gqa)
+            else:
+                k, v = k_all[:, :, :kv_len], v_all[:, :, :kv_len]
+                y = F.scaled_dot_product_attention(q, k.to(q.dtype), v.to(q.dtype), attn_mask=mask,
+                                                   enable_gqa=gqa)
         else:
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=True,
-                                               enable_gqa=self.n_kv_heads != self.n_heads)
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=gqa)
         return self.wo(y.transpose(1, 2).reshape(B, T, -1))
 
 
 class FeedForward(nn.Module):
     def __init__(self, args: ModelArgs) -> None:
         super().__init__()
-        self.w1 = nn.Linear(args.dim, args.hidden_dim, bias=False)
+        self.hidden_dim = args.hidden_dim
+        self.w13 = nn.Linear(args.dim, 2 * args.hidden_dim, bias=False)  # rows: w1 (gate) | w3 (up)
         self.w2 = nn.Linear(args.hidden_dim, args.dim, bias=False)
-        self.w3 = nn.Linear(args.dim, args.hidden_dim, bias=False)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.w2(F.silu(self.w1(x)) * self.w3(x))
+        gate, up = self.w13(x).split(self.hidden_dim, dim=-1)
+        return self.w2(F.silu(gate) * up)
 
 
 class TransformerBlock(nn.Module):
@@ -124,11 +129,12 @@ class Transformer(nn.Module):
         self.cache_len = 0
         # Not registered as buffers: they are rebuilt by setup_caches, never loaded from a checkpoint.
         self.rope: Tensor | None = None
-        self.causal_mask: Tensor | None = None
+        self.positions: Tensor | None = None  # arange(cache_len): the key positions that masks compare against
+        self.register_load_state_dict_pre_hook(_fuse_on_load)
 
     def setup_caches(self, cache_len: int, *, batch: int = 1, dtype: torch.dtype | None = None,
                      device: torch.device | str | None = None) -> None:
-        """Allocate the KV cache (cache_len positions) and the rope/mask tables on the model's device."""
+        """Allocate the KV cache (cache_len positions) and the rope table on the model's device."""
         if cache_len > self.args.max_seq_len:
             raise ValueError(f"cache of {cache_len} tokens exceeds the model's context of {self.args.max_seq_len}")
         device = device or self.tok_embeddings.weight.device
@@ -137,23 +143,25 @@ class Transformer(nn.Module):
             layer.attention.kv_cache = KVCache(batch, cache_len, self.args.n_kv_heads, self.args.head_dim,
                                                dtype).to(device)
         self.rope = rope_table(cache_len, self.args.head_dim, self.args.rope_theta).to(device)
-        self.causal_mask = torch.ones(cache_len, cache_len, dtype=torch.bool, device=device).tril()
+        self.positions = torch.arange(cache_len, device=device)
         self.cache_len = cache_len
 
     def forward(self, idx: Tensor, input_pos: Tensor | None = None, *, kv_len: int | None = None,
                 last_only: bool = False) -> Tensor:
-        """idx: (B, T) token ids; input_pos: (T,) their positions when a KV cache is set up.
+        """idx: (B, T) token ids; input_pos: (T,) their positions, all below kv_len, when a KV cache is set up.
 
-        kv_len limits attention to the first kv_len cache positions (eager speed); last_only returns the
-        logits of the last position only (prefill needs no others). Returns float32 logits (B, T, vocab).
+        Attention reads the first kv_len cache positions, masked to each query's own position and before, so
+        a fixed kv_len gives fixed shapes (CUDA graphs) while a tight one (start + T) gives eager speed.
+        kv_len == T means a prefill from position 0 (causal attention over the new tokens alone).
+        last_only returns the logits of the last position only. Returns float32 logits (B, T, vocab).
         """
         T = idx.shape[1]
         if self.cache_len:
-            assert input_pos is not None and self.rope is not None and self.causal_mask is not None
+            assert input_pos is not None and self.rope is not None and self.positions is not None
+            kv_len = kv_len or self.cache_len
             rope = self.rope[input_pos]
-            mask = self.causal_mask[None, None, input_pos]  # (1, 1, T, cache_len)
-            if kv_len is not None:
-                mask = mask[..., :kv_len]
+            # (1, 1, T, kv_len): query at position p sees keys 0..p
+            mask = None if kv_len == T else (self.positions[:kv_len] <= input_pos[:, None])[None, None]
         else:  # training / plain scoring: full causal attention over idx
             rope = rope_table(T, self.args.head_dim, self.args.rope_theta).to(idx.device)
             mask = None
@@ -163,3 +171,45 @@ class Transformer(nn.Module):
         if last_only:
             h = h[:, -1:]
         return self.output(self.norm(h)).float()
+
+
+# Fused parameter -> the checkpoint tensors stacked (by rows) into it, in order.
+FUSED = {"attention.wqkv": ("attention.wq", "attention.wk", "attention.wv"),
+         "feed_forward.w13": ("feed_forward.w1", "feed_forward.w3")}
+
+
+def fuse_state(state: dict[str, Tensor]) -> dict[str, Tensor]:
+    """Checkpoint names (wq, wk, wv, w1, w3) -> this model's fused ones (wqkv, w13); other keys pass through."""
+    out = dict(state)
+    for fused, parts in FUSED.items():
+        first = f".{parts[0]}.weight"
+        for key in [k for k in state if k.endswith(first)]:
+            layer = key[: -len(first)]
+            names = [f"{layer}.{part}.weight" for part in parts]
+            if all(n in out for n in names):
+                out[f"{layer}.{fused}.weight"] = torch.cat([out.pop(n) for n in names])
+    return out
+
+
+def split_state(state: dict[str, Tensor], args: ModelArgs) -> dict[str, Tensor]:
+    """This model's fused names -> the checkpoint's (the inverse of fuse_state)."""
+    kv = args.n_kv_heads * args.head_dim
+    sizes = {"attention.wqkv": [args.dim, kv, kv], "feed_forward.w13": [args.hidden_dim, args.hidden_dim]}
+    out = {}
+    for key, t in state.items():
+        for fused, parts in FUSED.items():
+            if key.endswith(f".{fused}.weight"):
+                layer = key[: -len(f".{fused}.weight")]
+                out.update({f"{layer}.{p}.weight": piece for p, piece in zip(parts, t.split(sizes[fused]))})
+                break
+        else:
+            out[key] = t
+    return out
+
+
+def _fuse_on_load(module: nn.Module, state: dict[str, Tensor], prefix: str, *args: object) -> None:
+    # load_state_dict with checkpoint names (wq, wk, ...) fills the fused parameters.
+    fused = fuse_state({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
+    for k in [k for k in state if k.startswith(prefix)]:
+        del state[k]
+    state.update({prefix + k: v for k, v in fused.items()})

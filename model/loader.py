@@ -7,6 +7,7 @@ stays near the final footprint: a 7B model in NF4 never holds its 13.5 GB of fp1
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -14,9 +15,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .checkpoint import CheckpointError, open_checkpoint, parameter_names, resolve_model_dir
-from .llama import Transformer
-from .quant import QUANTS, Quant, quantized_linear
+from .checkpoint import CheckpointError, checkpoint_shapes, open_checkpoint, resolve_model_dir
+from .llama import FUSED, Transformer
+from .quant import KERNELS, QUANTS, Quant, quantized_linear
 from .tokenizer import Tokenizer
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -53,31 +54,60 @@ def resolve_quant(quant: str, device: torch.device) -> Quant:
     return quant  # type: ignore[return-value]
 
 
+def resolve_kernel(kernel: str, device: torch.device, quant: Quant) -> str:
+    """auto: our Triton kernel for 4-bit decoding on CUDA when Triton is installed, else bitsandbytes'."""
+    if kernel == "auto":
+        triton = importlib.util.find_spec("triton") is not None
+        return "triton" if device.type == "cuda" and quant in ("nf4", "fp4") and triton else "bnb"
+    if kernel not in KERNELS:
+        raise ValueError(f"unknown 4-bit kernel {kernel!r}; expected auto or one of {', '.join(KERNELS)}")
+    return kernel
+
+
 def load_model(model: str | os.PathLike[str] | None, *, device: torch.device, dtype: torch.dtype,
                quant: Quant, progress: Progress | None = None) -> tuple[Transformer, Tokenizer]:
     """Load `model` (a directory or cached HF repo id; None = the embedded demo model)."""
     tokenizer, reader = open_checkpoint(resolve_model_dir(model) if model is not None else DEMO_MODEL_DIR)
     with torch.device("meta"):
         net = Transformer(reader.args)
-    names = list(parameter_names(reader.args))
-    for k, name in enumerate(names):
-        module_path = name.rsplit(".", 1)[0]
-        module = net.get_submodule(module_path)
+    shapes = checkpoint_shapes(reader.args)
+    parts: dict[str, list[torch.Tensor]] = {}  # fused module -> its checkpoint tensors read so far
+    for k, (name, expected) in enumerate(shapes.items()):
         tensor = reader.get(name)
-        expected = tuple(module.weight.shape)
         if tuple(tensor.shape) != expected:
             raise CheckpointError(f"{getattr(reader, 'root', '')}: tensor {name} has shape {tuple(tensor.shape)}, "
                                   f"but the config implies {expected}")
-        # The vocabulary projection stays unquantized, as in transformers' bitsandbytes recipe.
-        if isinstance(module, nn.Linear) and module_path != "output":
-            parent, child = module_path.rsplit(".", 1)
-            setattr(net.get_submodule(parent), child, quantized_linear(tensor, quant, dtype, device))
-        else:
-            module.weight = nn.Parameter(tensor.to(device=device, dtype=dtype), requires_grad=False)
+        module_path, group_size = fused_module(name.removesuffix(".weight"))
+        parts.setdefault(module_path, []).append(tensor)
         del tensor
+        if len(parts[module_path]) == group_size:  # the whole (fused) weight is here: place it, drop the parts
+            group = parts.pop(module_path)
+            _place(net, module_path, group[0] if group_size == 1 else torch.cat(group), quant, dtype, device)
+            del group
         if progress:
-            progress((k + 1) / len(names), name)
+            progress((k + 1) / len(shapes), name)
     left = [n for n, p in net.named_parameters() if p.is_meta]
     if left:
         raise CheckpointError(f"parameters never loaded: {left[:5]}")
     return net.eval(), tokenizer
+
+
+def fused_module(module_path: str) -> tuple[str, int]:
+    """The module a checkpoint tensor loads into, and how many checkpoint tensors it stacks."""
+    layer, _, leaf = module_path.rpartition(".")
+    block, _, kind = layer.rpartition(".")
+    for fused, group in FUSED.items():
+        if f"{kind}.{leaf}" in group:
+            return f"{block}.{fused}", len(group)
+    return module_path, 1
+
+
+def _place(net: Transformer, module_path: str, weight: torch.Tensor, quant: Quant, dtype: torch.dtype,
+           device: torch.device) -> None:
+    module = net.get_submodule(module_path)
+    # The vocabulary projection stays unquantized, as in transformers' bitsandbytes recipe.
+    if isinstance(module, nn.Linear) and module_path != "output":
+        parent, child = module_path.rsplit(".", 1)
+        setattr(net.get_submodule(parent), child, quantized_linear(weight, quant, dtype, device))
+    else:
+        module.weight = nn.Parameter(weight.to(device=device, dtype=dtype), requires_grad=False)

@@ -1,4 +1,9 @@
-"""Weight-only quantization as a module swap: an nn.Linear becomes a bitsandbytes layer as its weight loads."""
+"""Weight-only quantization as a module swap: an nn.Linear becomes a bitsandbytes layer as its weight loads.
+
+The 4-bit settings are explicit, so a comparison with another recipe can use the very same ones:
+NF4 (or FP4) in blocks of 64 weights, with double quantization of the block scales (bitsandbytes'
+`Linear4bit` default; transformers' `bnb_4bit_use_double_quant=True`), computing in the model's dtype.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +14,12 @@ from torch import Tensor, nn
 
 Quant = Literal["nf4", "fp4", "int8", "none"]
 QUANTS: tuple[str, ...] = ("nf4", "fp4", "int8", "none")
+BLOCKSIZE_4BIT = 64  # weights per absmax scale
+DOUBLE_QUANT = True  # the fp32 scales are themselves quantized to 8 bits (0.5 -> 0.127 bits per weight)
 
 
 def quantized_linear(weight: Tensor, quant: Quant, compute_dtype: torch.dtype, device: torch.device) -> nn.Module:
-    """A bias-free Linear holding `weight` (out, in), quantized on `device` (the fp16 copy is dropped)."""
+    """A bias-free Linear holding `weight` (out, in), quantized on `device` (the 16-bit copy is dropped)."""
     out_features, in_features = weight.shape
     if quant == "none":
         layer = nn.Linear(in_features, out_features, bias=False, device="meta")
@@ -22,12 +29,14 @@ def quantized_linear(weight: Tensor, quant: Quant, compute_dtype: torch.dtype, d
         import bitsandbytes as bnb
     except ImportError as e:  # pragma: no cover - bitsandbytes is a runtime dependency
         raise RuntimeError(f"--quant {quant} needs bitsandbytes: pip install bitsandbytes ({e})") from e
-    # bitsandbytes quantizes when the parameter moves to its device; 16-bit input keeps that step cheap.
-    source = weight.to(torch.float16 if device.type == "cuda" else compute_dtype)
+    # bitsandbytes quantizes when the parameter moves to its device, from the dtype it is given: the compute
+    # dtype, so that the scales are computed from the values the model will compute with.
+    source = weight.to(compute_dtype)
     if quant in ("nf4", "fp4"):
         layer = bnb.nn.Linear4bit(in_features, out_features, bias=False, compute_dtype=compute_dtype,
-                                  quant_type=quant, device="meta")
-        layer.weight = bnb.nn.Params4bit(source, requires_grad=False, quant_type=quant)
+                                  quant_type=quant, compress_statistics=DOUBLE_QUANT, device="meta")
+        layer.weight = bnb.nn.Params4bit(source, requires_grad=False, quant_type=quant, blocksize=BLOCKSIZE_4BIT,
+                                         compress_statistics=DOUBLE_QUANT)
     elif quant == "int8":
         layer = bnb.nn.Linear8bitLt(in_features, out_features, bias=False, has_fp16_weights=False,
                                     threshold=6.0, device="meta")
@@ -38,4 +47,46 @@ def quantized_linear(weight: Tensor, quant: Quant, compute_dtype: torch.dtype, d
 
 
 def is_quantized(layer: nn.Module) -> bool:
-    return type(layer).__module__.startswith("bitsandbytes")
+    return type(layer).__module__.startswith("bitsandbytes") or hasattr(layer, "quant_state")
+
+
+def quant_state_bytes(model: nn.Module) -> int:
+    """Bytes of the quantization state (block scales, nested scales, code tables, int8 row scales)."""
+    total = 0
+    for module in model.modules():
+        weight = getattr(module, "weight", None)
+        state = getattr(weight, "quant_state", None)
+        while state is not None:  # a 4-bit QuantState, possibly nesting the quantized scales' own state
+            total += sum(t.numel() * t.element_size() for t in (state.absmax, state.code, state.offset)
+                         if isinstance(t, Tensor))
+            state = state.state2
+        scb = getattr(weight, "SCB", None)
+        if isinstance(scb, Tensor):
+            total += scb.numel() * scb.element_size()
+    return total
+
+
+KERNELS: tuple[str, ...] = ("bnb", "triton")
+
+
+def use_4bit_kernel(model: nn.Module, kernel: str) -> int:
+    """Run the model's 4-bit layers on `kernel` ("bnb": bitsandbytes' own; "triton": ours for few-row matmuls).
+
+    A swap of the layer's class: the packed weights and their state stay where they are. Returns the number of
+    layers switched.
+    """
+    if kernel not in KERNELS:
+        raise ValueError(f"unknown 4-bit kernel {kernel!r}; expected one of {', '.join(KERNELS)}")
+    import bitsandbytes as bnb
+
+    if kernel == "triton":
+        from .kernels.linear4bit import TritonLinear4bit
+        target: type[nn.Module] = TritonLinear4bit
+    else:
+        target = bnb.nn.Linear4bit
+    swapped = 0
+    for module in model.modules():
+        if isinstance(module, bnb.nn.Linear4bit) and type(module) is not target:
+            module.__class__ = target
+            swapped += 1
+    return swapped

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from . import corpus
 from .checkpoint import save_hf
 from .config import ModelArgs
-from .llama import Transformer
+from .llama import Transformer, split_state
 from .loader import load_model
 from .tokenizer import Tokenizer
 from .tokenizer_train import train_tokenizer
@@ -181,7 +181,7 @@ def save(model: Transformer, args: ModelArgs, out: Path, cfg: TrainConfig, curve
          train_files: list[corpus.SourceFile], held_files: list[corpus.SourceFile], texts: list[str],
          t0: float, device: torch.device, init: Path | None = None) -> dict:
     """Write the checkpoint (fp16, Hugging Face layout) and the training log beside it."""
-    state = {k: v.detach().to(torch.float16).cpu() for k, v in model.state_dict().items()}
+    state = split_state({k: v.detach().to(torch.float16).cpu() for k, v in model.state_dict().items()}, args)
     save_hf(state, args, out)
     step = curve[-1]["step"] + 1 if curve else 0
     manifest = {

@@ -228,8 +228,9 @@ def test_chunked_prefill_equals_single_pass(checkpoint_factory, tok: Tokenizer, 
     model = ours(checkpoint_factory("hf", gqa=True))
     prompt = long_ids[:400]
     single = Engine(model, tok, context_length=512).generate(prompt, max_new_tokens=8)
-    monkeypatch.setattr(engine_mod, "PREFILL_CHUNK", 64)
-    chunked = Engine(model, tok, context_length=512).generate(prompt, max_new_tokens=8)
+    chunking = Engine(model, tok, context_length=512)
+    chunking.prefill_chunk = 64
+    chunked = chunking.generate(prompt, max_new_tokens=8)
     assert chunked.tokens == single.tokens and len(single.tokens) == 8
 
 

@@ -16,8 +16,11 @@ from model.quant import is_quantized
 bnb = pytest.importorskip("bitsandbytes")
 
 CPU = torch.device("cpu")
-LINEARS = ("attention.wq", "attention.wk", "attention.wv", "attention.wo",
-           "feed_forward.w1", "feed_forward.w2", "feed_forward.w3")
+CHECKPOINT_LINEARS = ("attention.wq", "attention.wk", "attention.wv", "attention.wo",
+                      "feed_forward.w1", "feed_forward.w2", "feed_forward.w3")
+LINEARS = ("attention.wqkv", "attention.wo", "feed_forward.w13", "feed_forward.w2")  # wq|wk|wv and w1|w3 fused
+# The checkpoint tensor whose read completes each layer above: it must be quantized right then.
+COMPLETES = ("attention.wv.weight", "attention.wo.weight", "feed_forward.w2.weight", "feed_forward.w3.weight")
 # quant -> (bitsandbytes layer class name, stored weight dtype, minimum logit correlation with fp32)
 EXPECT = {"nf4": ("Linear4bit", torch.uint8, 0.95), "fp4": ("Linear4bit", torch.uint8, 0.9),
           "int8": ("Linear8bitLt", torch.int8, 0.99)}
@@ -60,11 +63,12 @@ def test_quantized_load_generate_and_fidelity(checkpoint_factory, fp32_model: Tr
 
     cls_name, stored, min_corr = EXPECT[quant]
     reads = [name for kind, name in log if kind == "read"]
-    linear_reads = [n for n in reads if any(n.endswith(f".{lin}.weight") for lin in LINEARS)]
+    linear_reads = [n for n in reads if any(n.endswith(f".{lin}.weight") for lin in CHECKPOINT_LINEARS)]
     assert len(linear_reads) == 7 * model.args.n_layers
     for i, (kind, what) in enumerate(log):
-        if kind == "read" and what in linear_reads:
+        if kind == "read" and what.endswith(COMPLETES):
             assert log[i + 1] == ("quantized", str(stored)), f"{what} was not quantized as it loaded"
+    assert sum(kind == "quantized" for kind, _ in log) == len(LINEARS) * model.args.n_layers
     assert all(kind != "plain" for kind, _ in log)
 
     for i, layer in enumerate(model.layers):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from model.checkpoint import parameter_names, save_hf, save_meta
+from model.checkpoint import checkpoint_shapes, save_hf, save_meta
 from model.config import ModelArgs
 from model.tokenizer_train import train_tokenizer
 
@@ -32,20 +32,8 @@ def tiny_args(vocab_size: int, *, gqa: bool = False, layers: int = 2) -> ModelAr
 
 def random_state(args: ModelArgs, seed: int = 0) -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
-    shapes = {
-        "tok_embeddings.weight": (args.vocab_size, args.dim), "output.weight": (args.vocab_size, args.dim),
-        "norm.weight": (args.dim,),
-    }
-    kv = args.n_kv_heads * args.head_dim
-    per_layer = {"attention.wq.weight": (args.dim, args.dim), "attention.wk.weight": (kv, args.dim),
-                 "attention.wv.weight": (kv, args.dim), "attention.wo.weight": (args.dim, args.dim),
-                 "feed_forward.w1.weight": (args.hidden_dim, args.dim),
-                 "feed_forward.w2.weight": (args.dim, args.hidden_dim),
-                 "feed_forward.w3.weight": (args.hidden_dim, args.dim),
-                 "attention_norm.weight": (args.dim,), "ffn_norm.weight": (args.dim,)}
     state = {}
-    for name in parameter_names(args):
-        shape = shapes.get(name) or per_layer[name.split(".", 2)[2]]
+    for name, shape in checkpoint_shapes(args).items():
         if len(shape) == 1:
             state[name] = 1.0 + 0.1 * torch.randn(shape, generator=g)
         else:
