@@ -67,7 +67,7 @@ def cmd_complete(args: argparse.Namespace) -> None:
                             top_p=settings.top_p)
         sys.stdout.write(gen.text)
         return
-    suggestion = complete(engine, text, offset, settings)
+    suggestion = complete(engine, text, offset, settings, timed=False)  # the model's answer, however busy the machine
     if suggestion is not None:
         sys.stdout.write(suggestion.text + "\n")
 
@@ -78,7 +78,7 @@ def _windowed_prompt(settings: Settings, text: str, offset: int, raw: bool) -> l
     from model.loader import DEMO_MODEL_DIR
     from model.tokenizer import infill_prompt
 
-    from .completion import fitting_prompt, healed_whitespace, line_around
+    from .completion import fitting_prompt, healing_text, line_around
     from .shaping import completion_mode
 
     tokenizer, reader = open_checkpoint(resolve_model_dir(settings.model) if settings.model else DEMO_MODEL_DIR)
@@ -87,7 +87,7 @@ def _windowed_prompt(settings: Settings, text: str, offset: int, raw: bool) -> l
     before, after = line_around(text, offset)
     context_length = min(settings.context_length, reader.args.max_seq_len)
     fitted = fitting_prompt(tokenizer, context_length, text, offset, settings,
-                            completion_mode(before, after, settings.line_policy), healed=healed_whitespace(before))
+                            completion_mode(before, after, settings.line_policy), healed=healing_text(tokenizer, before))
     if fitted is None:
         raise ValueError(f"no prompt fits the context of {context_length} tokens")
     return fitted[1]

@@ -13,14 +13,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from model.engine import Engine, Timings
+from model.backend import Backend, Timings, infill
+from model.engine import Engine
 from model.loader import load_model, resolve_device, resolve_dtype, resolve_kernel, resolve_quant
 from model.quant import use_4bit_kernel
 from model.tokenizer import Tokenizer, infill_prompt
 
 from .context import FimContext, build_context
 from .settings import Settings
-from .shaping import block_indent, completion_mode, make_stop, next_suffix_line, repetition_start, shape
+from .shaping import (block_indent, completion_mode, drop_partial_word, make_stop, next_suffix_line,
+                      repetition_start, shape)
 
 log = logging.getLogger(__name__)
 PROMPT_OVERHEAD = 8  # BOS and FIM control tokens, with room to spare
@@ -70,15 +72,25 @@ def line_around(text: str, offset: int) -> tuple[str, str]:
     return text[start:offset], text[offset:min(ends) if ends else len(text)]
 
 
-def healed_whitespace(line_before_cursor: str) -> str:
-    """Trailing blanks after code on the cursor's line, which the prompt leaves out.
+def healing_text(tokenizer: Tokenizer, line_before_cursor: str, *, words: bool = True) -> str:
+    """The end of the cursor's line that the prompt leaves out for the model to write back (token healing).
 
-    A prompt ending in a lone space token ("return ▁") is one the model rarely saw in training: words
-    carry their leading space ("▁self"), so a bare "▁" mostly came before digits and it answers "0".
-    Leaving the blanks out and asking for them back ("token healing") gives the model the usual split.
+    A prompt ending in a lone space token ("return ▁") is one the model rarely saw in training: words carry
+    their leading space ("▁self"), so a bare "▁" mostly came before digits and it answers "0". Likewise a
+    cursor inside a word ("os.pa") ends the prompt in a fragment ("pa") where training text had "path".
+    Leaving that tail out and constraining the first generated tokens to agree with it lets the model pick
+    its own split: trailing blanks after code, or (with `words`) the last token of a word being typed.
     """
     stripped = line_before_cursor.rstrip(" \t")
-    return line_before_cursor[len(stripped):] if stripped.strip() else ""
+    if not stripped.strip():
+        return ""
+    if len(stripped) < len(line_before_cursor):
+        return line_before_cursor[len(stripped):]
+    if words and (line_before_cursor[-1].isalnum() or line_before_cursor[-1] == "_"):
+        piece = tokenizer.last_piece(line_before_cursor)
+        if piece.strip() and line_before_cursor.endswith(piece):
+            return piece
+    return ""
 
 
 def fitting_prompt(tokenizer: Tokenizer, context_length: int, text: str, offset: int, settings: Settings,
@@ -86,7 +98,7 @@ def fitting_prompt(tokenizer: Tokenizer, context_length: int, text: str, offset:
     """The windows around `offset` and the FIM prompt built from them, leaving room for max_tokens.
 
     The windows are sized by per-line token counts; tokens can merge across line ends, so a prompt that
-    still comes out too long is rebuilt with smaller windows. `healed` blanks are left out of the prompt.
+    still comes out too long is rebuilt with smaller windows. The `healed` tail is left out of the prompt.
     """
     max_tokens = settings.max_tokens_single_line if mode == "single" else settings.max_tokens
     extra_tokens = tokenizer.count_tokens(extra) if extra else 0
@@ -104,13 +116,18 @@ def fitting_prompt(tokenizer: Tokenizer, context_length: int, text: str, offset:
     return None
 
 
-def complete(engine: Engine, text: str, offset: int, settings: Settings, *, extra: str = "",
-             cancel: Callable[[], bool] | None = None) -> Suggestion | None:
-    """The shaped completion at `offset` (a code-point offset into `text`), or None when there is none."""
+def complete(engine: Backend, text: str, offset: int, settings: Settings, *, extra: str = "",
+             cancel: Callable[[], bool] | None = None, timed: bool = True,
+             heal_words: bool = True) -> Suggestion | None:
+    """The shaped completion at `offset` (a code-point offset into `text`), or None when there is none.
+
+    timed: stop at the settings' time budget (interactive use); scripts and evaluations pass False, so that
+    their results depend on the model alone, not on how busy the machine is.
+    """
     t0 = time.perf_counter()
     before, after = line_around(text, offset)
     mode = completion_mode(before, after, settings.line_policy)
-    healed = healed_whitespace(before)
+    healed = healing_text(engine.tokenizer, before, words=heal_words)
     fitted = fitting_prompt(engine.tokenizer, engine.context_length, text, offset, settings, mode, extra, healed)
     if fitted is None:
         return None
@@ -119,36 +136,35 @@ def complete(engine: Engine, text: str, offset: int, settings: Settings, *, extr
                           block_indent=block_indent(ctx.prefix))
 
     def stop(generated: str) -> bool:
-        if not generated.startswith(healed[:len(generated)]):
-            return True  # it continues the word before the blank: nothing to show
-        generated = generated[len(healed):]
+        generated = generated[len(healed):]  # healing guarantees the text begins with `healed`
         return block_end(generated) or repetition_start(generated) is not None
 
     context_ms = (time.perf_counter() - t0) * 1000
-    deadline = time.monotonic() + settings.time_budget_ms / 1000
+    deadline = time.monotonic() + settings.time_budget_ms / 1000 if timed else None
     max_tokens = settings.max_tokens_single_line if mode == "single" else settings.max_tokens
     gen = engine.generate(prompt, max_new_tokens=max_tokens, temperature=settings.temperature,
-                          top_p=settings.top_p, stop=stop, cancel=cancel, deadline=deadline)
-    if gen.stop_reason == "cancel":
-        return None
-    if not gen.text.startswith(healed):
-        return None
+                          top_p=settings.top_p, stop=stop, cancel=cancel, deadline=deadline, constraint=healed)
+    if gen.stop_reason in ("cancel", "error") or not gen.text.startswith(healed):
+        return None  # cancelled, failed, or cut before it wrote the healed tail back
     raw = gen.text[len(healed):]
     raw = raw[:repetition_start(raw) or len(raw)]
+    if gen.stop_reason in ("deadline", "max_tokens", "context"):
+        raw = drop_partial_word(raw)  # cut mid-word: show whole words only
     shaped = shape(raw, prefix=ctx.prefix, suffix=ctx.suffix, mode=mode)
     t = gen.timings
     log.debug("completion mode=%s context=%.1fms prompt=%d cached=%d prefill=%.1fms first=%.1fms decode=%.1fms "
-              "new=%d total=%.1fms stop=%s", mode, context_ms, t.prompt_tokens, t.cached_tokens, t.prefill_ms,
-              t.first_token_ms, t.decode_ms, t.new_tokens, t.total_ms, gen.stop_reason)
+              "new=%d drafted=%d accepted=%d total=%.1fms stop=%s", mode, context_ms, t.prompt_tokens,
+              t.cached_tokens, t.prefill_ms, t.first_token_ms, t.decode_ms, t.new_tokens, t.drafted_tokens,
+              t.accepted_tokens, t.total_ms, gen.stop_reason)
     if shaped is None:
         return None
     return Suggestion(shaped.text, shaped.replace_chars, mode, gen.stop_reason, t, context_ms)
 
 
-def infill_text(engine: Engine, prefix: str, suffix: str, max_tokens: int, settings: Settings,
+def infill_text(engine: Backend, prefix: str, suffix: str, max_tokens: int, settings: Settings,
                 cancel: Callable[[], bool] | None = None) -> str:
     """A plain infill (the docstring writer's model call): stops at <EOT>, a new line or a loop."""
-    gen = engine.infill(prefix, suffix, mode=settings.fim_mode, max_new_tokens=max_tokens,
+    gen = infill(engine, prefix, suffix, mode=settings.fim_mode, max_new_tokens=max_tokens,
                         temperature=settings.temperature, top_p=settings.top_p, cancel=cancel,
                         stop=lambda s: "\n" in s.lstrip("\n") or repetition_start(s) is not None)
     return gen.text[:repetition_start(gen.text) or len(gen.text)]

@@ -16,7 +16,7 @@ from lsprotocol import types
 from pygls.lsp.server import LanguageServer
 from pygls.workspace import TextDocument
 
-from model.engine import Engine
+from model.backend import Backend
 
 from . import __version__
 from .cache import CompletionCache
@@ -92,7 +92,7 @@ class CodeLlamaServer(LanguageServer):
                 "codellama/CodeLlama-7b-hf) and run the `codellama.reloadModel` command."))
             return
         self.cache.clear()
-        msg = (f"{name} ready on {engine.device} in {time.perf_counter() - t0:.1f}s "
+        msg = (f"{name} ready on {engine.describe()['device']} in {time.perf_counter() - t0:.1f}s "
                f"({engine.memory_bytes() / 2**20:.0f} MiB)")
         log.info(msg)
         self.window_log_message(types.LogMessageParams(types.MessageType.Info, f"codellama: {msg}"))
@@ -116,7 +116,7 @@ class CodeLlamaServer(LanguageServer):
         return {
             "state": self.worker.state, "error": self.worker.error, "enabled": self.enabled,
             "model": self.settings.model or "embedded demo",
-            "device": str(engine.device) if engine else None,
+            "device": engine.describe()["device"] if engine else None,
             "memory_mib": round(engine.memory_bytes() / 2**20, 1) if engine else None,
             "context_length": engine.context_length if engine else None,
             "runtime": engine.describe() if engine else None,
@@ -195,7 +195,7 @@ class CodeLlamaServer(LanguageServer):
         text, settings = doc.source, self.settings
         deadline = time.monotonic() + 4 * settings.time_budget_ms / 1000
 
-        def write(engine: Engine, cancel: CancelFlag) -> DocEdit:
+        def write(engine: Backend, cancel: CancelFlag) -> DocEdit:
             def infill(prefix: str, suffix: str, max_tokens: int) -> str:
                 if time.monotonic() > deadline:  # out of time: the skeleton keeps its neutral words
                     return ""

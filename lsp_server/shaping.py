@@ -457,12 +457,17 @@ def _closes_outer(text: str, open_quote: str | None) -> set[int]:
     return outer
 
 
+def _is_word(c: str) -> bool:
+    return c.isalnum() or c == "_"
+
+
 def repetition_start(text: str, *, min_repeats: int = 4, max_unit: int = 24) -> int | None:
     """Where a degenerate loop at the end of `text` begins, after its first occurrence; else None.
 
     Small models fall into loops (`1, 1, 1, 1, …`, `'S', 'S', 'S', …`). When the text ends with the same
     unit (1 to `max_unit` characters, with a letter or digit: `----` separators are fine) `min_repeats`
-    times in a row, generation can stop, and the completion keeps one copy of the unit.
+    times in a row, generation can stop, and the completion keeps one copy of the unit. A repeat that
+    splits a word is no loop: `10000`, `0xFFFF` and `aaaa` are literals and names, never cut.
     """
     for unit_len in range(1, max_unit + 1):
         span = unit_len * min_repeats
@@ -473,5 +478,16 @@ def repetition_start(text: str, *, min_repeats: int = 4, max_unit: int = 24) -> 
             start = len(text) - span
             while start >= unit_len and text[start - unit_len:start] == unit:
                 start -= unit_len
+            if any(0 < b < len(text) and _is_word(text[b - 1]) and _is_word(text[b])
+                   for b in range(start, len(text), unit_len)):
+                continue  # a boundary between copies falls inside a word
             return start + unit_len
     return None
+
+
+def drop_partial_word(text: str) -> str:
+    """`text` without a trailing word fragment: generation was cut there, so the word may be unfinished."""
+    end = len(text)
+    while end and _is_word(text[end - 1]):
+        end -= 1
+    return text[:end]

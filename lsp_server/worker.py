@@ -13,7 +13,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
-from model.engine import Engine
+from model.backend import Backend
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -39,7 +39,7 @@ class ModelWorker:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
         self._latest: dict[str, CancelFlag] = {}
         self._lock = threading.Lock()  # _latest is touched by the event loop and the model thread
-        self.engine: Engine | None = None
+        self.engine: Backend | None = None
         self.state = "idle"  # idle | loading | ready | failed
         self.error: str | None = None
 
@@ -47,14 +47,14 @@ class ModelWorker:
     def ready(self) -> bool:
         return self.state == "ready" and self.engine is not None
 
-    def load(self, load: Callable[[], Engine]) -> Future[Engine]:
+    def load(self, load: Callable[[], Backend]) -> Future[Backend]:
         """Replace the engine by `load()`, run on the model thread after the jobs already queued."""
         self.state, self.error = "loading", None
         with self._lock:
             for flag in self._latest.values():
                 flag.set()
 
-        def run() -> Engine:
+        def run() -> Backend:
             self.engine = None  # drop the old model before the new one takes memory
             try:
                 engine = load()
@@ -66,7 +66,7 @@ class ModelWorker:
 
         return self._executor.submit(run)
 
-    def submit(self, key: str, job: Callable[[Engine, CancelFlag], T]) -> tuple[Future[T], CancelFlag]:
+    def submit(self, key: str, job: Callable[[Backend, CancelFlag], T]) -> tuple[Future[T], CancelFlag]:
         """Queue `job(engine, cancel)`; an older job with the same key is cancelled."""
         flag = CancelFlag()
         with self._lock:
@@ -88,7 +88,7 @@ class ModelWorker:
 
         return self._executor.submit(run), flag
 
-    async def run(self, key: str, job: Callable[[Engine, CancelFlag], T]) -> T:
+    async def run(self, key: str, job: Callable[[Backend, CancelFlag], T]) -> T:
         """Submit and await; cancelling the awaiting task (e.g. $/cancelRequest) cancels the job."""
         future, flag = self.submit(key, job)
         try:

@@ -12,41 +12,23 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from functools import cached_property
 
 import torch
 from torch import Tensor
 
+from . import backend
+from .backend import Generation, Timings
+from .healing import Constraint, PieceIndex
 from .llama import Transformer
 from .quant import is_quantized, quant_state_bytes
 from .speculate import PromptLookup
 from .steppers import Progress, Stepper, make_stepper
-from .tokenizer import FimMode, Tokenizer, infill_prompt
+from .tokenizer import FimMode, Tokenizer
 
 # Tokens per prefill step; cancellation is checked between chunks. A GPU runs 2,048 tokens in tens of
 # milliseconds, and every chunk pays for dequantizing all 4-bit weights once, so it takes bigger ones.
 PREFILL_CHUNK = {"cpu": 512, "cuda": 2048}
-
-
-@dataclass
-class Timings:
-    prompt_tokens: int = 0
-    cached_tokens: int = 0  # prompt tokens whose K/V were reused
-    new_tokens: int = 0
-    prefill_ms: float = 0.0
-    first_token_ms: float = 0.0
-    decode_ms: float = 0.0
-    total_ms: float = 0.0
-    drafted_tokens: int = 0  # prompt-lookup tokens proposed, and how many of them the model confirmed
-    accepted_tokens: int = 0
-
-
-@dataclass
-class Generation:
-    tokens: list[int]
-    text: str
-    stop_reason: str  # eot | eos | max_tokens | stop | deadline | cancel | context
-    timings: Timings = field(default_factory=Timings)
 
 
 def common_prefix_len(a: list[int], b: list[int]) -> int:
@@ -96,11 +78,12 @@ class Engine:
     def generate(self, prompt: list[int], *, max_new_tokens: int = 64, temperature: float = 0.0,
                  top_p: float = 0.95, stop: Callable[[str], bool] | None = None,
                  cancel: Callable[[], bool] | None = None, deadline: float | None = None,
-                 decode: Callable[[list[int]], str] | None = None) -> Generation:
+                 decode: Callable[[list[int]], str] | None = None, constraint: str = "") -> Generation:
         """Continue `prompt` until <EOT>/EOS, max_new_tokens, `stop(text)` is true, `cancel()` is true, or
         time.monotonic() passes `deadline`. Returns what was generated so far in every case.
 
-        `decode` turns generated ids into text for `stop` and the result (default: infilling decode).
+        `decode` turns generated ids into text for `stop` and the result (default: infilling decode); the
+        text begins with `constraint` (token healing: the first tokens are chosen among those that agree).
         """
         if not prompt:
             raise ValueError("empty prompt")
@@ -135,7 +118,8 @@ class Engine:
             t_decode = time.perf_counter()
             greedy = temperature <= 0
             drafts = PromptLookup(prompt, max_draft=self.speculate) if greedy and self.speculate else None
-            for token in self._decode(logits, budget, temperature, top_p, drafts, timings):
+            heal = Constraint(self.pieces, constraint) if constraint else None
+            for token in self._decode(logits, budget, temperature, top_p, drafts, heal, timings):
                 if not tokens:
                     timings.first_token_ms = (time.perf_counter() - t0) * 1000
                 if token in self.tokenizer.stop_ids:
@@ -143,6 +127,8 @@ class Engine:
                     break
                 tokens.append(token)
                 text = decode(tokens)
+                if heal is not None:
+                    heal.observe(text)
                 if stop is not None and stop(text):
                     reason = "stop"
                     break
@@ -159,16 +145,17 @@ class Engine:
             return Generation(tokens, text, reason, self._done(timings, t0))
 
     def _decode(self, logits: Tensor, budget: int, temperature: float, top_p: float,
-                drafts: PromptLookup | None, timings: Timings) -> Iterator[int]:
+                drafts: PromptLookup | None, heal: Constraint | None, timings: Timings) -> Iterator[int]:
         """Yield generated tokens one at a time; the caller stops pulling when it has enough.
 
         A token is fed to the model only when the next one is asked for, so the cache never holds a token
         the caller rejected. With `drafts`, each step also feeds the drafted continuation and yields the
         part of it that greedy decoding would have produced anyway, then the model's own next token.
+        While `heal` is unmet, tokens are chosen among those it allows (and nothing is drafted).
         """
         produced = 0
         while True:
-            token = sample(logits, temperature, top_p)
+            token = sample(heal.mask(logits) if heal is not None else logits, temperature, top_p)
             yield token
             produced += 1
             pos = len(self._cached)
@@ -176,7 +163,7 @@ class Engine:
             room = min(budget - produced, self.context_length - 1 - pos)
             if drafts is not None:
                 drafts.extend([token])
-            draft = drafts.draft(room) if drafts is not None else []
+            draft = drafts.draft(room) if drafts is not None and (heal is None or heal.done) else []
             rows = self.stepper([token, *draft], pos, all_logits=bool(draft))
             self._cached.append(token)
             if not draft:
@@ -202,7 +189,12 @@ class Engine:
 
     def infill(self, prefix: str, suffix: str, *, mode: FimMode = "psm", **kwargs: object) -> Generation:
         """Generate the middle between `prefix` and `suffix` (kwargs as for generate)."""
-        return self.generate(infill_prompt(self.tokenizer, prefix, suffix, mode), **kwargs)  # type: ignore[arg-type]
+        return backend.infill(self, prefix, suffix, mode=mode, **kwargs)
+
+    @cached_property
+    def pieces(self) -> PieceIndex:
+        """The vocabulary indexed for token healing (built on first use)."""
+        return PieceIndex(self.tokenizer)
 
     def reset_cache(self) -> None:
         with self._lock:
@@ -212,7 +204,8 @@ class Engine:
         """How this engine runs: forward passes (CUDA graphs or eager), linear layer kinds, drafted tokens."""
         graphs = bool(getattr(self.stepper, "graphs", None))
         layers = sorted({type(m).__name__ for m in self.model.modules() if is_quantized(m)}) or ["Linear"]
-        return {"steps": "cuda graphs" if graphs else "eager", "layers": layers, "speculate": self.speculate}
+        return {"backend": "local", "device": str(self.device), "steps": "cuda graphs" if graphs else "eager",
+                "layers": layers, "speculate": self.speculate}
 
     def memory_bytes(self) -> int:
         """Bytes held by weights, their quantization state and the KV cache."""

@@ -6,6 +6,7 @@ Code Llama (where `▁<PRE>` is 32007) and any model of our own that carries the
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -18,6 +19,13 @@ FIM_PIECES = (PREFIX_PIECE, SUFFIX_PIECE, MIDDLE_PIECE, EOT_PIECE)
 # Encoding "☺" + text and dropping the sentinel's tokens encodes text without SentencePiece's
 # implicit leading space (Meta's encode_infilling does the same).
 SENTINEL = "☺"
+# A lone UTF-16 surrogate (JSON allows "\ud800") is no character: SentencePiece cannot encode it.
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def clean_text(s: str) -> str:
+    """`s` with each lone surrogate replaced by U+FFFD (same length, so offsets into `s` stay valid)."""
+    return _LONE_SURROGATE.sub("\ufffd", s) if not s.isascii() else s
 
 
 class Tokenizer:
@@ -47,6 +55,8 @@ class Tokenizer:
         self._reserved = {i for i in (self.bos_id, self.eos_id, self.prefix_id, self.suffix_id,
                                       self.middle_id, self.eot_id) if i is not None and i >= 0}
         self.stop_ids = frozenset(i for i in (self.eot_id, self.eos_id) if i is not None and i >= 0)
+        # Byte-fallback pieces (<0xAB>) and their byte: a character outside the vocabulary spans several.
+        self._byte_of = {i: int(self.sp.id_to_piece(i)[3:5], 16) for i in range(self.n_words) if self.sp.is_byte(i)}
 
     def _piece_id(self, piece: str) -> int | None:
         i = self.sp.piece_to_id(piece)
@@ -55,12 +65,12 @@ class Tokenizer:
 
     def encode(self, s: str, *, bos: bool, eos: bool) -> list[int]:
         """Encode text as SentencePiece does (with its implicit leading space)."""
-        ids = self._guard(self.sp.encode(s))
+        ids = self._guard(self.sp.encode(clean_text(s)))
         return ([self.bos_id] if bos else []) + ids + ([self.eos_id] if eos else [])
 
     def encode_infilling(self, s: str) -> list[int]:
         """Encode text without the implicit leading space (for a suffix, which continues a line)."""
-        ids = self.sp.encode(SENTINEL + s)
+        ids = self.sp.encode(SENTINEL + clean_text(s))
         n = len(self._sentinel_ids)
         assert ids[:n] == self._sentinel_ids, "sentinel merged with the text"
         return self._guard(ids[n:])
@@ -69,11 +79,43 @@ class Tokenizer:
         return self.sp.decode([i for i in ids if i not in self._reserved])
 
     def decode_infilling(self, ids: list[int]) -> str:
-        """Decode a generated middle, keeping a leading space the model generated."""
-        return self.sp.decode([self._sentinel_id] + [i for i in ids if i not in self._reserved])[len(SENTINEL):]
+        """Decode a generated middle, keeping a leading space the model generated.
+
+        Generation can stop inside a character that the vocabulary spells as several bytes: those
+        trailing bytes are held back (they would decode to U+FFFD) until the character is complete.
+        """
+        ids = [i for i in ids if i not in self._reserved]
+        ids = ids[:len(ids) - self._incomplete_tail(ids)]
+        return self.sp.decode([self._sentinel_id] + ids)[len(SENTINEL):]
+
+    def _incomplete_tail(self, ids: list[int]) -> int:
+        """How many trailing byte pieces form an unfinished UTF-8 character (0 when none)."""
+        for back in range(1, min(4, len(ids)) + 1):
+            byte = self._byte_of.get(ids[-back])
+            if byte is None:
+                return 0
+            if byte & 0xC0 != 0x80:  # a lead byte: 110xxxxx starts 2 bytes, 1110xxxx 3, 11110xxx 4
+                need = 2 if byte >> 5 == 0b110 else 3 if byte >> 4 == 0b1110 else 4 if byte >> 3 == 0b11110 else 1
+                return back if back < need else 0
+        return 0
 
     def count_tokens(self, s: str) -> int:
-        return len(self.sp.encode(s))
+        return len(self.sp.encode(clean_text(s)))
+
+    def last_piece(self, s: str) -> str:
+        """The text of the last token `s` encodes to (as a continuation of a line): "pa" for "os.pa"."""
+        ids = self.encode_infilling(s)
+        return self.sp.id_to_piece(ids[-1]).replace("▁", " ") if ids and not self.sp.is_byte(ids[-1]) else ""
+
+    def piece_texts(self) -> list[str | None]:
+        """The text each id stands for in generated output (None for control and byte pieces)."""
+        texts: list[str | None] = []
+        for i in range(self.n_words):
+            piece = self.sp.id_to_piece(i)
+            plain = not (self.sp.is_control(i) or self.sp.is_unknown(i) or self.sp.is_byte(i)
+                         or i in self._reserved or piece == SENTINEL)
+            texts.append(piece.replace("▁", " ") if plain else None)
+        return texts
 
     def _guard(self, ids: list[int]) -> list[int]:
         if self._reserved.isdisjoint(ids):

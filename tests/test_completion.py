@@ -4,16 +4,30 @@ from __future__ import annotations
 
 import pytest
 
-from lsp_server.completion import budgets, healed_whitespace, line_around
+from lsp_server.completion import budgets, healing_text, line_around
 from lsp_server.settings import Settings
+from model.loader import DEMO_MODEL_DIR
+from model.tokenizer import Tokenizer
+
+TOKENIZER = Tokenizer(DEMO_MODEL_DIR / "tokenizer.model")
 
 
 @pytest.mark.parametrize("before,healed", [
     ("        return ", " "), ("x =   ", "   "), ("print(a,\t", "\t"),
     ("        ", ""),        # indentation only: the model must write the line, nothing to heal
-    ("return", ""), ("", "")])
-def test_healed_whitespace(before: str, healed: str) -> None:
-    assert healed_whitespace(before) == healed
+    ("", ""), ("x = (", ""), ("foo(a, b)", "")])
+def test_healing_text_blanks(before: str, healed: str) -> None:
+    assert healing_text(TOKENIZER, before) == healed
+    assert healing_text(TOKENIZER, before, words=False) == healed
+
+
+@pytest.mark.parametrize("before", ["    path = os.pa", "    return self.na", "x = calcul", "    return"])
+def test_healing_text_takes_back_the_last_token_of_a_word(before: str) -> None:
+    healed = healing_text(TOKENIZER, before)
+    # Leaving the healed tail out of the prompt removes exactly the line's last token.
+    assert healed.strip() and before.endswith(healed)
+    assert TOKENIZER.encode_infilling(before[:len(before) - len(healed)]) == TOKENIZER.encode_infilling(before)[:-1]
+    assert healing_text(TOKENIZER, before, words=False) == ""
 
 
 def test_budgets_fit_small_contexts_in_proportion() -> None:

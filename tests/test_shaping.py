@@ -10,6 +10,7 @@ from lsp_server.shaping import (
     make_stop,
     next_suffix_line,
     opens_block,
+    drop_partial_word,
     repetition_start,
     shape,
 )
@@ -350,9 +351,19 @@ def test_comment_apostrophe_does_not_open_string() -> None:
     ("print(1, 1, 1, 1, 1", 10),            # keeps "print(1, 1": the first ", 1" of the loop
     ("x = ['S', 'S', 'S', 'S', 'S', ", 10),
     ("return a + b", None),
-    ("0000", 1),
+    ("foo(foo(foo(foo(", 4),
+    # Literals and names are never loops, however many equal characters they hold.
+    ("0000", None), ("x = 10000", None), ("mask = 0xFFFF", None), ("if n == 1111", None), ("aaaa_aaaa", None),
+    ("x = 1000000000000000000000000000", None),
     ("        ", None),                    # indentation is not a loop
     ("# " + "-" * 40, None),              # nor is a separator line
 ])
 def test_repetition_start(text: str, expected: int | None) -> None:
     assert repetition_start(text) == expected
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("return self.na", "return self."), ("foo(a, ", "foo(a, "), ("x = 10", "x = "), ("", ""), ("abc", ""),
+])
+def test_drop_partial_word(text: str, expected: str) -> None:
+    assert drop_partial_word(text) == expected

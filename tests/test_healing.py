@@ -1,0 +1,91 @@
+"""Token healing (a logit mask over the vocabulary), held-back partial characters, lone surrogates, and
+completions cut mid-word: issue 10's defects, each pinned on the embedded demo model."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lsp_server.completion import complete
+from lsp_server.settings import Settings
+from model.engine import Engine
+from model.healing import Constraint, PieceIndex
+from model.loader import load_model
+from model.tokenizer import infill_prompt
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(scope="module")
+def engine() -> Engine:
+    model, tok = load_model(None, device=CPU, dtype=torch.float32, quant="none")
+    return Engine(model, tok, context_length=1024)
+
+
+def test_piece_index_agrees_with_a_scan_of_the_vocabulary(engine: Engine) -> None:
+    index, texts = PieceIndex(engine.tokenizer), engine.tokenizer.piece_texts()
+    for required in (" ", "    ", "pa", " self", "(", "th", "\t", "xyzzy"):
+        want = {i for i, t in enumerate(texts) if t and (t.startswith(required) or required.startswith(t))}
+        assert set(index.allowed(required)) == want, required
+    assert not any(engine.tokenizer.sp.is_control(i) for i in index.allowed(" "))
+
+
+@torch.inference_mode()
+def test_constrained_choice_is_the_best_token_that_fits(engine: Engine) -> None:
+    tok = engine.tokenizer
+    prompt = infill_prompt(tok, "import os\n\ndef walk(root):\n    for dirpath, _, names in os.walk(root):\n"
+                                "        yield os.path.join(dirpath,", "\n", "spm")
+    logits = engine.stepper(prompt, 0)[-1]
+    allowed = PieceIndex(tok).allowed(" ")
+    best = max(allowed, key=lambda i: logits[i].item())
+    engine.reset_cache()
+    gen = engine.generate(prompt, max_new_tokens=6, constraint=" ")
+    assert gen.tokens[0] == best and gen.text.startswith(" ")
+    masked = Constraint(PieceIndex(tok), " ").mask(logits)
+    assert int(masked.argmax()) == best and torch.isinf(masked).sum() == len(logits) - len(allowed)
+
+
+def test_healing_a_blank_never_discards_the_completion(engine: Engine) -> None:
+    # Before: the prompt dropped the blank, the model's first token had none, and the completion was dropped.
+    text = "import os\n\n\ndef files(root):\n    for dirpath, _, names in os.walk(root):\n" \
+           "        for name in names:\n            yield os.path.join(dirpath, \n"
+    offset = text.index("dirpath, ") + len("dirpath, ")
+    suggestion = complete(engine, text, offset, Settings(), timed=False)
+    assert suggestion is not None and suggestion.text.strip()
+    assert not suggestion.text.startswith(" ")  # the blank is the user's, already typed
+
+
+def test_healing_a_word_completes_the_word(engine: Engine) -> None:
+    text = "import os\n\n\ndef size(path):\n    return os.path.getsi\n"
+    offset = text.index("getsi") + len("getsi")
+    suggestion = complete(engine, text, offset, Settings(), timed=False)
+    assert suggestion is not None
+    # What shows continues the word being typed ("ze(path)"), never restarts it.
+    assert not suggestion.text.startswith((" ", "getsi"))
+
+
+def test_incomplete_character_is_held_back(engine: Engine) -> None:
+    tok = engine.tokenizer
+    ids = tok.encode_infilling("# ok 😋😋")
+    assert all(tok.decode_infilling(ids[:k]).count("\ufffd") == 0 for k in range(len(ids) + 1))
+    assert tok.decode_infilling(ids) == "# ok 😋😋"
+    assert tok.decode_infilling(ids[:-1]) == "# ok 😋"
+
+
+def test_lone_surrogate_in_the_document_still_completes(engine: Engine) -> None:
+    text = 'greeting = "\ud800"\n\n\ndef add(a, b):\n    return \n'
+    offset = text.index("return ") + len("return ")
+    assert complete(engine, text, offset, Settings(), timed=False) is not None
+    assert engine.tokenizer.count_tokens("x\udc00y") > 0
+
+
+def test_a_completion_cut_by_its_token_budget_ends_on_a_whole_word(engine: Engine) -> None:
+    text = "class Config:\n    def __init__(self, path):\n        self.\n"
+    offset = text.index("self.") + len("self.")
+    cut = 0
+    for budget in (1, 2, 3, 4, 5, 6):
+        suggestion = complete(engine, text, offset, Settings(max_tokens_single_line=budget), timed=False)
+        if suggestion is not None and suggestion.stop_reason == "max_tokens":
+            cut += 1
+            assert not (suggestion.text[-1].isalnum() or suggestion.text[-1] == "_"), suggestion.text
+    assert cut  # the budgets above do cut this line somewhere
