@@ -11,6 +11,7 @@ import argparse
 import json
 import random
 import statistics
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -99,7 +100,19 @@ def evaluate(settings: Settings, n: int, seed: int, verbose: bool = False,
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="codellama-lsp eval", description=__doc__.split("\n\n")[0])
+    argv = sys.argv[1:] if argv is None else argv
+    suite = argparse.ArgumentParser(add_help=False)
+    suite.add_argument("--suite", choices=("held-out", "humaneval-infilling"), default="held-out")
+    chosen, rest = suite.parse_known_args(argv)
+    if chosen.suite == "humaneval-infilling":
+        from . import humaneval
+        humaneval.main(rest)
+        return
+    p = argparse.ArgumentParser(prog="codellama-lsp eval", description=__doc__.split("\n\n")[0],
+                                epilog="--suite humaneval-infilling runs the public HumanEval infilling benchmark "
+                                       "instead (see `codellama-lsp eval --suite humaneval-infilling --help`).")
+    p.add_argument("--suite", choices=("held-out", "humaneval-infilling"), default="held-out",
+                   help="held-out lines of the project's own corpus (default), or HumanEval infilling")
     p.add_argument("--model", help="checkpoint (default: the embedded demo model)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--cases", type=int, default=200)
