@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import logging
+import re
+import socket
 import sys
 from pathlib import Path
 
@@ -33,14 +36,55 @@ def settings_from(args: argparse.Namespace, **extra: object) -> Settings:
     return settings
 
 
+def tcp_address(value: str) -> tuple[str, int]:
+    """--tcp's value: HOST:PORT, [IPV6]:PORT or PORT (on 127.0.0.1); port 0 picks a free one."""
+    m = re.fullmatch(r"\[([^\]]+)\]:(\d{1,5})|([^:\[\]]*):(\d{1,5})|(\d{1,5})", value)
+    if m is None:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, [IPV6]:PORT or PORT, not {value!r}")
+    host, port = m.group(1) or m.group(3) or "127.0.0.1", int(m.group(2) or m.group(4) or m.group(5))
+    if port > 65535:
+        raise argparse.ArgumentTypeError(f"port {port} is out of range (0-65535)")
+    return host, port
+
+
+def show_address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def remote_addresses(host: str, port: int) -> list[str]:
+    """The addresses `host` resolves to that other machines can reach (not loopback)."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as e:
+        raise SystemExit(f"codellama-lsp: cannot listen on {show_address(host, port)}: {e}") from e
+    addresses = {str(info[4][0]) for info in infos}
+    return sorted(a for a in addresses if not ipaddress.ip_address(a.split("%")[0]).is_loopback)
+
+
 def cmd_serve(args: argparse.Namespace) -> None:
     from .server import create_server
     server = create_server(settings_from(args))
-    if args.tcp:
-        host, _, port = args.tcp.rpartition(":")
-        server.start_tcp(host or "127.0.0.1", int(port))
-    else:
+    if not args.tcp:
         server.start_io()
+        sys.exit(server.exit_code)
+    host, port = args.tcp
+    where = show_address(host, port)
+    if remote := remote_addresses(host, port):
+        risk = (f"{where} can be reached from other machines ({', '.join(remote)}): anyone who connects uses "
+                "the model and sees the code sent to it, with no authentication")
+        if not args.allow_remote:
+            raise SystemExit(f"codellama-lsp: not listening on {risk}. Use a loopback address (127.0.0.1, "
+                             "[::1], localhost), or add --allow-remote if that is what you want.")
+        print(f"codellama-lsp: warning: {risk}", file=sys.stderr, flush=True)
+
+    def listening(bound_host: str, bound_port: int) -> None:  # the port is known only now when 0 was asked
+        print(f"codellama-lsp: listening on {show_address(bound_host, bound_port)}", file=sys.stderr, flush=True)
+
+    try:
+        server.start_tcp(host, port, listening)
+    except OSError as e:
+        raise SystemExit(f"codellama-lsp: cannot listen on {where}: {e.strerror or e}") from e
+    sys.exit(server.exit_code)
 
 
 def cmd_complete(args: argparse.Namespace) -> None:
@@ -107,7 +151,11 @@ def main(argv: list[str] | None = None) -> None:
 
     s = sub.add_parser("serve", help="run the language server (stdio by default)")
     add_engine_flags(s)
-    s.add_argument("--tcp", metavar="HOST:PORT", help="listen on TCP instead of stdio (host defaults to 127.0.0.1)")
+    s.add_argument("--tcp", metavar="HOST:PORT", type=tcp_address,
+                   help="listen on TCP instead of stdio, for one client (HOST:PORT, [IPV6]:PORT or PORT on "
+                        "127.0.0.1; port 0 picks a free one)")
+    s.add_argument("--allow-remote", action="store_true",
+                   help="let --tcp listen on an address other machines can reach (off: loopback only)")
     s.set_defaults(run=cmd_serve)
 
     c = sub.add_parser("complete", help="print the completion at a position of FILE")
