@@ -6,6 +6,7 @@ import argparse
 import ipaddress
 import json
 import logging
+import os
 import re
 import socket
 import sys
@@ -57,33 +58,35 @@ def remote_addresses(host: str, port: int) -> list[str]:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except OSError as e:
         raise SystemExit(f"codellama-lsp: cannot listen on {show_address(host, port)}: {e}") from e
-    addresses = {str(info[4][0]) for info in infos}
-    return sorted(a for a in addresses if not ipaddress.ip_address(a.split("%")[0]).is_loopback)
+    found = {ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos}
+    return sorted("every network interface" if a.is_unspecified else str(a) for a in found if not a.is_loopback)
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
     from .server import create_server
-    server = create_server(settings_from(args))
     if not args.tcp:
+        server = create_server(settings_from(args))
         server.start_io()
         sys.exit(server.exit_code)
     host, port = args.tcp
     where = show_address(host, port)
-    if remote := remote_addresses(host, port):
-        risk = (f"{where} can be reached from other machines ({', '.join(remote)}): anyone who connects uses "
-                "the model and sees the code sent to it, with no authentication")
+    if remote := remote_addresses(host, port):  # checked first: a refusal costs no model import
+        risk = (f"other machines can reach it ({', '.join(remote)}), and whoever connects uses the model and "
+                "sees the code sent to it: there is no authentication")
         if not args.allow_remote:
-            raise SystemExit(f"codellama-lsp: not listening on {risk}. Use a loopback address (127.0.0.1, "
-                             "[::1], localhost), or add --allow-remote if that is what you want.")
-        print(f"codellama-lsp: warning: {risk}", file=sys.stderr, flush=True)
+            raise SystemExit(f"codellama-lsp: refusing to listen on {where}: {risk}. Listen on a loopback "
+                             "address (127.0.0.1, [::1], localhost), or add --allow-remote to accept that.")
+        print(f"codellama-lsp: warning: listening on {where}: {risk}", file=sys.stderr, flush=True)
 
     def listening(bound_host: str, bound_port: int) -> None:  # the port is known only now when 0 was asked
         print(f"codellama-lsp: listening on {show_address(bound_host, bound_port)}", file=sys.stderr, flush=True)
 
+    server = create_server(settings_from(args))
     try:
         server.start_tcp(host, port, listening)
     except OSError as e:
-        raise SystemExit(f"codellama-lsp: cannot listen on {where}: {e.strerror or e}") from e
+        reason = os.strerror(e.errno) if e.errno else str(e)  # asyncio's message repeats the address
+        raise SystemExit(f"codellama-lsp: cannot listen on {where}: {reason}") from e
     sys.exit(server.exit_code)
 
 

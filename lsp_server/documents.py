@@ -107,13 +107,18 @@ def read_regular_file(path: str, limit: int) -> str:
     """
     # O_NONBLOCK: opening a FIFO without a writer would otherwise wait forever.
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
-    with os.fdopen(fd, "rb") as f:
+    try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise ValueError("not a regular file")
         if info.st_size > limit:
             raise ValueError(f"{info.st_size} bytes, more than the {limit} read for files that are not open")
-        data = f.read(limit + 1)
+        file = os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+    with file:
+        data = file.read(limit + 1)
     if len(data) > limit:  # it grew since fstat
         raise ValueError(f"more than the {limit} bytes read for files that are not open")
     return data.decode("utf-8")

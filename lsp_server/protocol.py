@@ -23,6 +23,7 @@ from pygls.exceptions import (
     JsonRpcInternalError,
     JsonRpcInvalidParams,
     JsonRpcInvalidRequest,
+    JsonRpcMethodNotFound,
     JsonRpcParseError,
     JsonRpcServerNotInitialized,
 )
@@ -151,6 +152,8 @@ class CodeLlamaProtocol(LanguageServerProtocol):
         if method != types.INITIALIZE and not self.initialize_received:
             raise Rejected(JsonRpcServerNotInitialized(f"Server not initialized: {method} before initialize"),
                            msg_id)
+        if method not in self.fm.builtin_features and method not in self.fm.features:
+            raise Rejected(JsonRpcMethodNotFound.of(method), msg_id)
         try:
             message = self.structure_message(data)
         except JsonRpcException as e:
@@ -190,10 +193,10 @@ class CodeLlamaProtocol(LanguageServerProtocol):
         if "method" not in data:
             kind = types.ResponseErrorMessage if "error" in data else (
                 self._result_types.pop(data["id"], None) or JsonRPCResponseMessage)
-        elif "id" in data:
-            kind = self.get_message_type(method) or JsonRPCRequestMessage
         else:
-            kind = self.get_message_type(method) or JsonRPCNotification
+            kind = self.get_message_type(method) or (JsonRPCRequestMessage if "id" in data else JsonRPCNotification)
+            if kind in (JsonRPCRequestMessage, JsonRPCNotification):
+                data = {"params": None, **data}  # optional in JSON-RPC, required by pygls' generic types
         try:
             return self._converter.structure(data, kind)
         except (BaseValidationError, TypeError, ValueError, KeyError, AttributeError) as e:
