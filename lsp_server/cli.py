@@ -78,8 +78,9 @@ def cmd_serve(args: argparse.Namespace) -> None:
                              "address (127.0.0.1, [::1], localhost), or add --allow-remote to accept that.")
         print(f"codellama-lsp: warning: listening on {where}: {risk}", file=sys.stderr, flush=True)
 
-    def listening(bound_host: str, bound_port: int) -> None:  # the port is known only now when 0 was asked
-        print(f"codellama-lsp: listening on {show_address(bound_host, bound_port)}", file=sys.stderr, flush=True)
+    def listening(addresses: list[tuple[str, int]]) -> None:  # the port is known only now when 0 was asked
+        shown = ", ".join(show_address(h, p) for h, p in addresses)
+        print(f"codellama-lsp: listening on {shown}", file=sys.stderr, flush=True)
 
     server = create_server(settings_from(args))
     try:

@@ -59,8 +59,6 @@ def decode(body: bytes) -> dict[str, Any]:
         raise Rejected(JsonRpcParseError(f"Parse error: {e}")) from e
     if not isinstance(data, dict):
         raise Rejected(JsonRpcInvalidRequest("Invalid request: a message is one JSON object (LSP has no batches)"))
-    if data.get("jsonrpc") != "2.0":
-        raise Rejected(JsonRpcInvalidRequest('Invalid request: "jsonrpc" must be "2.0"'), _valid_id(data.get("id")))
     return _scrub(data) if _ESCAPED_SURROGATE.search(text) else data
 
 
@@ -134,15 +132,17 @@ class CodeLlamaProtocol(LanguageServerProtocol):
         self._send_data({"jsonrpc": "2.0", "id": msg_id, "error": {"code": error.code, "message": error.message}})
 
     def _admit(self, data: dict[str, Any]) -> Any:
-        """The typed message, None to drop it silently, or Rejected."""
-        if "method" not in data:
+        """The typed message, None to drop it, or Rejected."""
+        if "method" not in data and ("result" in data or "error" in data):
             return self._admit_response(data)
-        method = data["method"]
-        if "id" not in data:
+        method = data.get("method")
+        if "id" not in data and method is not None:
             return self._admit_notification(method, data)
-        msg_id = _valid_id(data["id"])
+        msg_id = _valid_id(data.get("id"))
         if msg_id is None:
-            raise Rejected(JsonRpcInvalidRequest("Invalid request: id must be an integer or a string"))
+            raise Rejected(JsonRpcInvalidRequest("Invalid request: a request needs an id, an integer or a string"))
+        if data.get("jsonrpc") != "2.0":
+            raise Rejected(JsonRpcInvalidRequest('Invalid request: "jsonrpc" must be "2.0"'), msg_id)
         if not isinstance(method, str):
             raise Rejected(JsonRpcInvalidRequest("Invalid request: method must be a string"), msg_id)
         if self._shutdown:
@@ -166,8 +166,11 @@ class CodeLlamaProtocol(LanguageServerProtocol):
         if method == types.EXIT:
             self.exit_code = 0 if self._shutdown else 1
             return None
-        if not isinstance(method, str) or self._shutdown or not self.initialize_received:
-            log.info("dropped a %r notification (%s)", method,
+        if not isinstance(method, str) or data.get("jsonrpc") != "2.0":
+            log.warning("dropped a notification that is not JSON-RPC 2.0")
+            return None
+        if self._shutdown or not self.initialize_received:
+            log.info("dropped a %s notification (%s)", method,
                      "after shutdown" if self._shutdown else "before initialize")
             return None
         try:
@@ -177,10 +180,12 @@ class CodeLlamaProtocol(LanguageServerProtocol):
             return None
 
     def _admit_response(self, data: dict[str, Any]) -> Any:
+        """A response to one of the server's requests. Never answered, even when broken: two peers answering
+        each other's errors would never stop."""
         msg_id = _valid_id(data.get("id"))
-        if msg_id is None or ("result" in data) == ("error" in data):
-            raise Rejected(JsonRpcInvalidRequest("Invalid request: neither a request, a notification nor a "
-                                                 "response"))
+        if msg_id is None or ("result" in data and "error" in data) or data.get("jsonrpc") != "2.0":
+            log.warning("dropped a response that is not JSON-RPC 2.0 or has no usable id")
+            return None
         try:
             return self.structure_message(data)
         except JsonRpcException as e:  # fail the request it answers, rather than leave it waiting

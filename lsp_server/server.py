@@ -8,6 +8,7 @@ them through protocol.py (every request gets exactly one response) and transport
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import sys
 import time
@@ -97,7 +98,8 @@ class CodeLlamaServer(LanguageServer):
         finally:
             self.worker.shutdown()
 
-    def start_tcp(self, host: str, port: int, listening: Callable[[str, int], None] = lambda h, p: None) -> None:
+    def start_tcp(self, host: str, port: int,
+                  listening: Callable[[list[tuple[str, int]]], None] = lambda addresses: None) -> None:
         """Serve one client's session on host:port (OSError when it cannot listen there)."""
         try:
             self.exit_code = serve_tcp(self.protocol, host, port, listening)
@@ -151,15 +153,16 @@ class CodeLlamaServer(LanguageServer):
             log.exception("model load failed")
             if progress:
                 self.work_done_progress.end(token, types.WorkDoneProgressEnd(message="failed"))
-            previous = self.loaded
-            kept = f" Still using {model_name(previous)}." if previous and self.worker.engine else ""
+            previous, kept = self.loaded, self.worker.engine is not None
+            restore = previous is not None and not kept and previous is not settings
+            outcome = (f" Still using {model_name(previous)}." if previous and kept
+                       else f" Loading {model_name(previous)} again." if previous and restore else "")
             self.window_show_message(types.ShowMessageParams(
                 types.MessageType.Error,
                 f"codellama: could not load {name}: {e}. Fix the `codellama.model` setting (a Code Llama "
                 "directory with tokenizer.model and config.json or params.json, or a cached repo id such as "
-                f"codellama/CodeLlama-7b-hf) and run the `codellama.reloadModel` command.{kept}"))
-            if previous and self.worker.engine is None and previous is not settings:
-                log.warning("loading %s again", model_name(previous))
+                f"codellama/CodeLlama-7b-hf) and run the `codellama.reloadModel` command.{outcome}"))
+            if previous and restore:  # the model in use was already released: bring it back
                 self.loaded = None
                 await self._load(previous)
             return
@@ -201,9 +204,12 @@ class CodeLlamaServer(LanguageServer):
         }
 
     async def document(self, uri: str) -> Document | None:
-        """The open document, or else the file on disk (read off the event loop, regular files of a
-        bounded size only); None when neither can be had."""
-        return self.documents.get(uri) or await read_document(uri, self.documents.encoding)
+        """A snapshot of the open document (edits arriving while a request waits for the model do not move
+        its positions), or else the file on disk (read off the event loop, regular files of a bounded size
+        only); None when neither can be had."""
+        if (doc := self.documents.get(uri)) is not None:
+            return dataclasses.replace(doc)
+        return await read_document(uri, self.documents.encoding)
 
     # -- completions ------------------------------------------------------------------------------------
     def completion_allowed(self, doc: Document) -> bool:

@@ -83,10 +83,12 @@ def serve_stdio(protocol: CodeLlamaProtocol, stdin: BinaryIO, stdout: BinaryIO) 
     return session_exit_code(protocol)
 
 
-def serve_tcp(protocol: CodeLlamaProtocol, host: str, port: int, listening: Callable[[str, int], None]) -> int:
+def serve_tcp(protocol: CodeLlamaProtocol, host: str, port: int,
+              listening: Callable[[list[tuple[str, int]]], None]) -> int:
     """Listen on host:port (OSError when that fails), serve the first client's session; the exit code.
 
-    `listening(host, port)` is called once the socket is bound (port 0 binds a free port).
+    `listening(addresses)` is called once bound: a name such as localhost may bind IPv4 and IPv6 both,
+    and port 0 binds free ports.
     """
     async def main() -> None:
         done = asyncio.Event()
@@ -97,8 +99,8 @@ def serve_tcp(protocol: CodeLlamaProtocol, host: str, port: int, listening: Call
             peer = writer.get_extra_info("peername")
             if busy:
                 log.warning("refused a second client (%s): this server already has one", peer)
-                await refuse(reader, writer, f"codellama-lsp on {host}:{bound[1]} is serving another client; "
-                                             "start another server (with its own --tcp port) for this one")
+                await refuse(reader, writer, "this codellama-lsp is serving another client; start another "
+                                             "server (with its own --tcp port) for this one")
                 return
             busy = True
             log.info("client connected from %s", peer)
@@ -110,8 +112,7 @@ def serve_tcp(protocol: CodeLlamaProtocol, host: str, port: int, listening: Call
                 done.set()
 
         server = await asyncio.start_server(connected, host, port)
-        bound = server.sockets[0].getsockname()
-        listening(host, bound[1])
+        listening([sock.getsockname()[:2] for sock in server.sockets])
         async with server:
             await done.wait()
 

@@ -109,9 +109,22 @@ def test_a_bad_notification_is_dropped_without_a_popup(wire: Wire) -> None:
     assert wire.popups() == []
 
 
+def test_responses_are_never_answered_even_when_broken(wire: Wire) -> None:
+    """Answering a broken response with an error could start two peers answering each other forever."""
+    before = wire.answers[None]
+    wire.send({"jsonrpc": "2.0", "id": None, "error": {"code": PARSE_ERROR, "message": "your message was bad"}})
+    wire.send({"jsonrpc": "2.0", "id": "nobody-asked", "result": {"x": 1}})
+    wire.send({"jsonrpc": "1.0", "id": "old-response", "result": None})
+    assert wire.result("workspace/executeCommand", {"command": "codellama.status"})["state"] == "idle"
+    assert wire.answers[None] == before and wire.answers["nobody-asked"] == wire.answers["old-response"] == 0
+
+
+def containers(inner: st.SearchStrategy) -> st.SearchStrategy:
+    return st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+
+
 json_values = st.recursive(st.none() | st.booleans() | st.integers(-2**63, 2**63) | st.floats() | st.text(max_size=8),
-                           lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner,
-                                                                                       max_size=3), max_leaves=8)
+                           containers, max_leaves=8)
 numbers = st.integers(-2**40, 2**40) | st.floats() | st.text(max_size=4) | st.none()
 
 
@@ -165,21 +178,15 @@ def test_before_initialize_and_after_shutdown() -> None:
         server.kill()
 
 
-def test_exit_without_shutdown_exits_with_code_1() -> None:
+@pytest.mark.parametrize("ending", ["exit notification", "end of input"])
+def test_a_session_ended_without_shutdown_exits_with_code_1(ending: str) -> None:
     server = Wire()
     try:
         server.initialize()
-        server.notify("exit")
-        assert server.wait() == 1
-    finally:
-        server.kill()
-
-
-def test_end_of_input_ends_the_server() -> None:
-    server = Wire()
-    try:
-        server.initialize()
-        server.proc.stdin.close()  # the editor died
+        if ending == "exit notification":
+            server.notify("exit")
+        else:
+            server.proc.stdin.close()  # the editor died
         assert server.wait(10) == 1
     finally:
         server.kill()
