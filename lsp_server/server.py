@@ -13,7 +13,6 @@ import logging
 import sys
 import time
 import uuid
-
 from collections.abc import Awaitable, Callable
 from typing import Any, BinaryIO, TypeVar
 
