@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import logging
+import os
+import re
+import socket
 import sys
 from pathlib import Path
 
@@ -33,14 +37,58 @@ def settings_from(args: argparse.Namespace, **extra: object) -> Settings:
     return settings
 
 
+def tcp_address(value: str) -> tuple[str, int]:
+    """--tcp's value: HOST:PORT, [IPV6]:PORT or PORT (on 127.0.0.1); port 0 picks a free one."""
+    m = re.fullmatch(r"\[([^\]]+)\]:(\d{1,5})|([^:\[\]]*):(\d{1,5})|(\d{1,5})", value)
+    if m is None:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, [IPV6]:PORT or PORT, not {value!r}")
+    host, port = m.group(1) or m.group(3) or "127.0.0.1", int(m.group(2) or m.group(4) or m.group(5))
+    if port > 65535:
+        raise argparse.ArgumentTypeError(f"port {port} is out of range (0-65535)")
+    return host, port
+
+
+def show_address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def remote_addresses(host: str, port: int) -> list[str]:
+    """The addresses `host` resolves to that other machines can reach (not loopback)."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as e:
+        raise SystemExit(f"codellama-lsp: cannot listen on {show_address(host, port)}: {e}") from e
+    found = {ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos}
+    return sorted("every network interface" if a.is_unspecified else str(a) for a in found if not a.is_loopback)
+
+
 def cmd_serve(args: argparse.Namespace) -> None:
     from .server import create_server
-    server = create_server(settings_from(args))
-    if args.tcp:
-        host, _, port = args.tcp.rpartition(":")
-        server.start_tcp(host or "127.0.0.1", int(port))
-    else:
+    if not args.tcp:
+        server = create_server(settings_from(args))
         server.start_io()
+        sys.exit(server.exit_code)
+    host, port = args.tcp
+    where = show_address(host, port)
+    if remote := remote_addresses(host, port):  # checked first: a refusal costs no model import
+        risk = (f"other machines can reach it ({', '.join(remote)}), and whoever connects uses the model and "
+                "sees the code sent to it: there is no authentication")
+        if not args.allow_remote:
+            raise SystemExit(f"codellama-lsp: refusing to listen on {where}: {risk}. Listen on a loopback "
+                             "address (127.0.0.1, [::1], localhost), or add --allow-remote to accept that.")
+        print(f"codellama-lsp: warning: listening on {where}: {risk}", file=sys.stderr, flush=True)
+
+    def listening(addresses: list[tuple[str, int]]) -> None:  # the port is known only now when 0 was asked
+        shown = ", ".join(show_address(h, p) for h, p in addresses)
+        print(f"codellama-lsp: listening on {shown}", file=sys.stderr, flush=True)
+
+    server = create_server(settings_from(args))
+    try:
+        server.start_tcp(host, port, listening)
+    except OSError as e:
+        reason = os.strerror(e.errno) if e.errno else str(e)  # asyncio's message repeats the address
+        raise SystemExit(f"codellama-lsp: cannot listen on {where}: {reason}") from e
+    sys.exit(server.exit_code)
 
 
 def cmd_complete(args: argparse.Namespace) -> None:
@@ -107,7 +155,11 @@ def main(argv: list[str] | None = None) -> None:
 
     s = sub.add_parser("serve", help="run the language server (stdio by default)")
     add_engine_flags(s)
-    s.add_argument("--tcp", metavar="HOST:PORT", help="listen on TCP instead of stdio (host defaults to 127.0.0.1)")
+    s.add_argument("--tcp", metavar="HOST:PORT", type=tcp_address,
+                   help="listen on TCP instead of stdio, for one client (HOST:PORT, [IPV6]:PORT or PORT on "
+                        "127.0.0.1; port 0 picks a free one)")
+    s.add_argument("--allow-remote", action="store_true",
+                   help="let --tcp listen on an address other machines can reach (off: loopback only)")
     s.set_defaults(run=cmd_serve)
 
     c = sub.add_parser("complete", help="print the completion at a position of FILE")

@@ -1,51 +1,114 @@
 """The language server: one LanguageServer subclass holding the state, thin handlers around pure helpers.
 
 Handlers never run the model: they read the document, hand a job to the model thread (worker.py) and
-await it, so didChange and friends are processed while a completion is being generated.
+await it, so didChange and friends are processed while a completion is being generated. Messages reach
+them through protocol.py (every request gets exactly one response) and transport.py (stdio or TCP).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
+import sys
 import time
 import uuid
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, BinaryIO, TypeVar
 
 from lsprotocol import types
+from pygls.exceptions import JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
-from pygls.workspace import TextDocument
 
 from model.backend import Backend
+from model.checkpoint import check_shapes, open_checkpoint, resolve_model_dir
+from model.loader import DEMO_MODEL_DIR, resolve_device, resolve_dtype, resolve_kernel, resolve_quant
 
 from . import __version__
 from .cache import CompletionCache
 from .completion import complete, infill_text, load_engine
 from .context import ExtraContext
 from .docstring import DocEdit, DocTarget, find_target, generate_docstring
+from .documents import Document, Documents, encoding_named, read_document
 from .metrics import LatencyStats
+from .protocol import CodeLlamaProtocol
 from .settings import Settings, parse_settings
 from .shaping import Shaped, shape
 from .text import offset_at
+from .transport import serve_stdio, serve_tcp
 from .worker import CancelFlag, Cancelled, ModelWorker
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 CMD_STATUS, CMD_RELOAD, CMD_TOGGLE, CMD_DOCSTRING = (
     "codellama.status", "codellama.reloadModel", "codellama.toggle", "codellama.generateDocstring")
 COMMANDS = (CMD_STATUS, CMD_RELOAD, CMD_TOGGLE, CMD_DOCSTRING)
 RELOAD_KEYS = ("model", "device", "dtype", "quant", "kernel", "context_length")
+# How long the server waits for the client to answer its own requests (workspace/configuration,
+# window/workDoneProgress/create) before going on without: loading never depends on a client's goodwill.
+CLIENT_REPLY_S = 2.0
+APPLY_EDIT_REPLY_S = 30.0  # workspace/applyEdit may wait for the user (a file to save, a dialog)
+
+
+async def ask_client(request: Awaitable[T], what: str, timeout: float = CLIENT_REPLY_S) -> T:
+    """The client's answer to one of the server's requests; TimeoutError when it does not come in time."""
+    try:
+        # shield: a late answer then completes a request nobody waits for, instead of a cancelled one
+        return await asyncio.wait_for(asyncio.shield(request), timeout)
+    except asyncio.TimeoutError as e:
+        raise TimeoutError(f"the client did not answer {what} within {timeout:g}s") from e
+
+
+def check_model(settings: Settings) -> None:
+    """What can be checked before the current model is released: the checkpoint's files, config, tensor
+    names and shapes, and the device, dtype, quantization and kernel. Raises with the reason."""
+    _, reader = open_checkpoint(resolve_model_dir(settings.model) if settings.model else DEMO_MODEL_DIR)
+    check_shapes(reader)
+    device = resolve_device(settings.device)
+    resolve_dtype(settings.dtype, device)
+    resolve_kernel(settings.kernel, device, resolve_quant(settings.quant, device))
+
+
+def model_name(settings: Settings) -> str:
+    return settings.model or "the embedded demo model"
 
 
 class CodeLlamaServer(LanguageServer):
+    protocol: CodeLlamaProtocol  # made by pygls from protocol_cls
+
     def __init__(self, settings: Settings) -> None:
-        super().__init__("codellama-lsp", __version__)
+        super().__init__("codellama-lsp", __version__, protocol_cls=CodeLlamaProtocol)
         self.settings = settings
+        self.loaded: Settings | None = None  # the settings the model in use was loaded with
         self.worker = ModelWorker()
+        self.documents = Documents()
         self.cache = CompletionCache()
         self.extra = ExtraContext()
         self.stats = LatencyStats()
         self.enabled = settings.enabled
+        self.exit_code = 1  # LSP's, set when the session ends: 0 only after shutdown and exit
+
+    # -- transport --------------------------------------------------------------------------------------
+    def start_io(self, stdin: BinaryIO | None = None, stdout: BinaryIO | None = None) -> None:
+        """Serve one session on stdin/stdout; `exit_code` then holds LSP's exit code."""
+        try:
+            self.exit_code = serve_stdio(self.protocol, stdin or sys.stdin.buffer, stdout or sys.stdout.buffer)
+        finally:
+            self.worker.shutdown()
+
+    def start_tcp(self, host: str, port: int,
+                  listening: Callable[[list[tuple[str, int]]], None] = lambda addresses: None) -> None:
+        """Serve one client's session on host:port (OSError when it cannot listen there)."""
+        try:
+            self.exit_code = serve_tcp(self.protocol, host, port, listening)
+        finally:
+            self.worker.shutdown()
+
+    def report_server_error(self, error: Exception, source: Any) -> None:
+        # pygls' default shows a popup for errors outside requests; a request already carries its error
+        # in its response, and a bad notification is the client's bug, not the user's: log them.
+        log.error("%s", error)
 
     # -- settings and model ---------------------------------------------------------------------------
     def apply_settings(self, raw: object) -> None:
@@ -63,9 +126,12 @@ class CodeLlamaServer(LanguageServer):
     def start_loading(self) -> None:
         asyncio.ensure_future(self._load())
 
-    async def _load(self) -> None:
-        settings = self.settings
-        name = settings.model or "the embedded demo model"
+    async def _load(self, settings: Settings | None = None) -> None:
+        """Load the model of `settings` (default: the current ones). A load that fails keeps the model in
+        use: the checks that need no weights run before it is released, and should the load fail after
+        that, the previous model is loaded again."""
+        settings = settings or self.settings
+        name = model_name(settings)
         token = str(uuid.uuid4())
         loop = asyncio.get_running_loop()
         progress = await self._begin_progress(token, f"Loading {name}")
@@ -80,17 +146,26 @@ class CodeLlamaServer(LanguageServer):
 
         t0 = time.perf_counter()
         try:
-            engine = await asyncio.wrap_future(self.worker.load(lambda: load_engine(settings, report)))
+            engine = await asyncio.wrap_future(self.worker.load(lambda: load_engine(settings, report),
+                                                                check=lambda: check_model(settings)))
         except Exception as e:  # a bad path or a broken checkpoint must not take the server down
             log.exception("model load failed")
             if progress:
                 self.work_done_progress.end(token, types.WorkDoneProgressEnd(message="failed"))
+            previous, kept = self.loaded, self.worker.engine is not None
+            restore = previous is not None and not kept and previous is not settings
+            outcome = (f" Still using {model_name(previous)}." if previous and kept
+                       else f" Loading {model_name(previous)} again." if previous and restore else "")
             self.window_show_message(types.ShowMessageParams(
                 types.MessageType.Error,
                 f"codellama: could not load {name}: {e}. Fix the `codellama.model` setting (a Code Llama "
                 "directory with tokenizer.model and config.json or params.json, or a cached repo id such as "
-                "codellama/CodeLlama-7b-hf) and run the `codellama.reloadModel` command."))
+                f"codellama/CodeLlama-7b-hf) and run the `codellama.reloadModel` command.{outcome}"))
+            if previous and restore:  # the model in use was already released: bring it back
+                self.loaded = None
+                await self._load(previous)
             return
+        self.loaded = settings
         self.cache.clear()
         msg = (f"{name} ready on {engine.describe()['device']} in {time.perf_counter() - t0:.1f}s "
                f"({engine.memory_bytes() / 2**20:.0f} MiB)")
@@ -104,8 +179,9 @@ class CodeLlamaServer(LanguageServer):
         if not (caps and caps.work_done_progress):
             return False
         try:
-            await self.work_done_progress.create_async(token)
-        except Exception:  # the client refused: load silently
+            await ask_client(self.work_done_progress.create_async(token), "window/workDoneProgress/create")
+        except Exception as e:  # the client refused or is silent: load without progress
+            log.warning("no progress report: %s", e)
             return False
         self.work_done_progress.begin(token, types.WorkDoneProgressBegin(title=title, percentage=0,
                                                                          cancellable=False))
@@ -116,6 +192,7 @@ class CodeLlamaServer(LanguageServer):
         return {
             "state": self.worker.state, "error": self.worker.error, "enabled": self.enabled,
             "model": self.settings.model or "embedded demo",
+            "loaded": (self.loaded.model or "embedded demo") if self.loaded and engine else None,
             "device": engine.describe()["device"] if engine else None,
             "memory_mib": round(engine.memory_bytes() / 2**20, 1) if engine else None,
             "context_length": engine.context_length if engine else None,
@@ -125,29 +202,39 @@ class CodeLlamaServer(LanguageServer):
             "cache_hit_rate": round(self.cache.hit_rate, 3),
         }
 
-    def document(self, uri: str) -> TextDocument | None:
-        """The open document, or the file on disk; None when neither can be read."""
-        doc = self.workspace.get_text_document(uri)
-        try:
-            doc.source  # an unopened document is read from disk here
-        except (OSError, UnicodeDecodeError) as e:
-            log.warning("cannot read %s: %s", uri, e)
-            return None
-        return doc
+    async def document(self, uri: str) -> Document | None:
+        """A snapshot of the open document (edits arriving while a request waits for the model do not move
+        its positions), or else the file on disk (read off the event loop, regular files of a bounded size
+        only); None when neither can be had."""
+        if (doc := self.documents.get(uri)) is not None:
+            return dataclasses.replace(doc)
+        return await read_document(uri, self.documents.encoding)
 
     # -- completions ------------------------------------------------------------------------------------
-    def completion_allowed(self, doc: TextDocument) -> bool:
-        return (self.enabled and self.worker.ready
-                and (doc.language_id or "") not in self.settings.disabled_languages)
+    def completion_allowed(self, doc: Document) -> bool:
+        return self.enabled and self.worker.ready and doc.language_id not in self.settings.disabled_languages
 
-    async def suggest(self, uri: str, position: types.Position) -> tuple[TextDocument, Shaped] | None:
+    def extra_context(self, doc: Document) -> str:
+        """Snippets of other documents for the prompt; "" when off or when they cannot be had, since a
+        completion must never fail because of another document."""
+        engine = self.worker.engine
+        if not self.settings.extra_context or engine is None:
+            return ""
+        try:
+            return self.extra.render(doc.language_id, doc.uri, engine.tokenizer.count_tokens,
+                                     self.settings.extra_context_tokens)
+        except Exception:
+            log.exception("extra context left out")
+            return ""
+
+    async def suggest(self, uri: str, position: types.Position) -> tuple[Document, Shaped] | None:
         """The shaped suggestion at `position`, from the cache or the model; None when there is none."""
-        doc = self.document(uri)
+        doc = await self.document(uri)
         if doc is None or not self.completion_allowed(doc):
             return None
         t0 = time.perf_counter()
-        text = doc.source
-        offset = doc.offset_at_position(position)
+        text = doc.text
+        offset = doc.offset_at(position)
         prefix, suffix = text[:offset], text[offset:]
         cached = self.cache.lookup(prefix, suffix)
         if cached is not None:
@@ -162,11 +249,7 @@ class CodeLlamaServer(LanguageServer):
             await asyncio.sleep(self.settings.debounce_ms / 1000)
             if flag():
                 return None
-        settings = self.settings
-        extra = ""
-        if settings.extra_context and self.worker.engine is not None:
-            extra = self.extra.render(doc.language_id or "", uri, self.worker.engine.tokenizer.count_tokens,
-                                      settings.extra_context_tokens)
+        settings, extra = self.settings, self.extra_context(doc)
         try:
             suggestion = await self.worker.run(
                 uri, lambda engine, cancel: complete(engine, text, offset, settings, extra=extra, cancel=cancel))
@@ -187,12 +270,9 @@ class CodeLlamaServer(LanguageServer):
         support = caps and caps.code_action and caps.code_action.resolve_support
         return bool(support and "edit" in support.properties)
 
-    async def docstring_edit(self, uri: str, target: DocTarget) -> types.WorkspaceEdit | None:
+    async def docstring_edit(self, doc: Document, target: DocTarget) -> types.WorkspaceEdit | None:
         """Write the docstring for `target` on the model thread; None when superseded or out of time."""
-        doc = self.document(uri)
-        if doc is None:
-            return None
-        text, settings = doc.source, self.settings
+        uri, text, settings = doc.uri, doc.text, self.settings
         deadline = time.monotonic() + 4 * settings.time_budget_ms / 1000
 
         def write(engine: Backend, cancel: CancelFlag) -> DocEdit:
@@ -210,7 +290,7 @@ class CodeLlamaServer(LanguageServer):
             log.exception("docstring generation failed at %s:%s", uri, target.line)
             return None
         # DocEdit counts UTF-16 units; the client may have negotiated another position encoding.
-        at = doc.client_position_at_offset(offset_at(text, edit.line, edit.character))
+        at = doc.position_at(offset_at(text, edit.line, edit.character, "utf-16"))
         return types.WorkspaceEdit(changes={uri: [types.TextEdit(types.Range(at, at), edit.new_text)]})
 
     async def pull_configuration(self) -> None:
@@ -219,19 +299,20 @@ class CodeLlamaServer(LanguageServer):
         if not (caps and caps.configuration):
             return
         try:
-            result = await self.workspace_configuration_async(
-                types.ConfigurationParams(items=[types.ConfigurationItem(section="codellama")]))
-        except Exception as e:
+            result = await ask_client(self.workspace_configuration_async(
+                types.ConfigurationParams(items=[types.ConfigurationItem(section="codellama")])),
+                "workspace/configuration")
+        except Exception as e:  # go on with the settings already known
             log.warning("workspace/configuration failed: %s", e)
             return
         if result and isinstance(result[0], dict):
             self.apply_settings(result[0])
 
 
-def replace_range(doc: TextDocument, position: types.Position, replace_chars: int) -> types.Range:
+def replace_range(doc: Document, position: types.Position, replace_chars: int) -> types.Range:
     """The range a suggestion replaces: from the cursor over `replace_chars` characters of its line."""
-    offset = doc.offset_at_position(position)
-    return types.Range(position, doc.client_position_at_offset(offset + replace_chars))
+    offset = doc.offset_at(position)
+    return types.Range(doc.position_at(offset), doc.position_at(offset + replace_chars))
 
 
 def create_server(settings: Settings) -> CodeLlamaServer:
@@ -239,6 +320,7 @@ def create_server(settings: Settings) -> CodeLlamaServer:
 
     @ls.feature(types.INITIALIZE)
     def initialize(ls: CodeLlamaServer, params: types.InitializeParams) -> None:
+        ls.documents = Documents(encoding_named(ls.workspace.position_encoding))
         if params.initialization_options is not None:
             ls.apply_settings(params.initialization_options)
 
@@ -254,21 +336,27 @@ def create_server(settings: Settings) -> CodeLlamaServer:
         else:  # the "pull" model: the notification only says that something changed
             await ls.pull_configuration()
 
+    @ls.feature(types.SHUTDOWN)
+    def shutdown(ls: CodeLlamaServer, params: None) -> None:
+        ls.worker.shutdown()  # a generation under way stops within a token
+
     @ls.feature(types.TEXT_DOCUMENT_DID_OPEN)
     def did_open(ls: CodeLlamaServer, params: types.DidOpenTextDocumentParams) -> None:
-        d = params.text_document
-        ls.extra.note_document(d.uri, d.language_id, d.text, 0)
+        doc = ls.documents.open(params.text_document)
+        ls.extra.note_document(doc.uri, doc.language_id, doc.text, 0)
 
     @ls.feature(types.TEXT_DOCUMENT_DID_CHANGE)
     def did_change(ls: CodeLlamaServer, params: types.DidChangeTextDocumentParams) -> None:
-        doc = ls.workspace.get_text_document(params.text_document.uri)
-        changes = params.content_changes
-        line = changes[-1].range.start.line if changes and hasattr(changes[-1], "range") else 0
-        ls.extra.note_edit(doc.uri, doc.language_id or "", doc.source, line)
+        doc = ls.documents.change(params)
+        last = params.content_changes[-1] if params.content_changes else None
+        if doc is not None:
+            line = last.range.start.line if isinstance(last, types.TextDocumentContentChangePartial) else 0
+            ls.extra.note_edit(doc.uri, doc.language_id, doc.text, line)
 
     @ls.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: CodeLlamaServer, params: types.DidCloseTextDocumentParams) -> None:
-        pass  # its chunks stay in the ring buffer: recently seen code is still good context
+        # Its chunks stay in the extra context's ring buffer: recently seen code is still good context.
+        ls.documents.close(params.text_document.uri)
 
     @ls.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
     async def inline_completion(ls: CodeLlamaServer, params: types.InlineCompletionParams
@@ -299,10 +387,10 @@ def create_server(settings: Settings) -> CodeLlamaServer:
     @ls.feature(types.TEXT_DOCUMENT_CODE_ACTION, types.CodeActionOptions(
         code_action_kinds=[types.CodeActionKind.RefactorRewrite], resolve_provider=True))
     async def code_action(ls: CodeLlamaServer, params: types.CodeActionParams) -> list[types.CodeAction] | None:
-        doc = ls.document(params.text_document.uri)
+        doc = await ls.document(params.text_document.uri)
         if doc is None or not ls.worker.ready:
             return None
-        target = find_target(doc.source, doc.language_id or "", params.range.start.line, params.range.end.line)
+        target = find_target(doc.text, doc.language_id, params.range.start.line, params.range.end.line)
         if target is None:
             return None
         data = {"uri": doc.uri, "line": params.range.start.line, "endLine": params.range.end.line}
@@ -310,7 +398,7 @@ def create_server(settings: Settings) -> CodeLlamaServer:
                                   kind=types.CodeActionKind.RefactorRewrite, data=data)
         if ls.client_resolves_edits():
             return [action]
-        edit = await ls.docstring_edit(doc.uri, target)  # eager, within the time budget
+        edit = await ls.docstring_edit(doc, target)  # eager, within the time budget
         if edit is None:
             return None
         action.edit = edit
@@ -319,29 +407,34 @@ def create_server(settings: Settings) -> CodeLlamaServer:
     @ls.feature(types.CODE_ACTION_RESOLVE)
     async def resolve_code_action(ls: CodeLlamaServer, action: types.CodeAction) -> types.CodeAction:
         data = action.data if isinstance(action.data, dict) else {}
-        uri = data.get("uri")
-        if not isinstance(uri, str):
-            return action
-        doc = ls.document(uri)
-        target = doc and find_target(doc.source, doc.language_id or "", int(data.get("line", 0)),
-                                     int(data.get("endLine", data.get("line", 0))))
-        if target:
-            action.edit = await ls.docstring_edit(uri, target)
+        uri, line = data.get("uri"), data.get("line")
+        end_line = data.get("endLine", line)
+        if not (isinstance(uri, str) and isinstance(line, int) and isinstance(end_line, int)):
+            raise JsonRpcInvalidParams("codeAction/resolve: data must be {uri, line, endLine}, as sent")
+        doc = await ls.document(uri)
+        target = doc and find_target(doc.text, doc.language_id, line, end_line)
+        if doc and target:
+            action.edit = await ls.docstring_edit(doc, target)
         return action
 
     @ls.command(CMD_DOCSTRING)
     async def generate_docstring_command(ls: CodeLlamaServer, *args: Any) -> dict[str, Any]:
         uri, line = _uri_and_line(args)
-        doc = ls.document(uri)
-        target = doc and find_target(doc.source, doc.language_id or "", line)
-        if not target:
+        doc = await ls.document(uri)
+        target = doc and find_target(doc.text, doc.language_id, line)
+        if not doc or not target:
             return {"applied": False, "reason": "no function or class without a docstring here"}
         if not ls.worker.ready:
             return {"applied": False, "reason": f"model {ls.worker.state}"}
-        edit = await ls.docstring_edit(uri, target)
+        edit = await ls.docstring_edit(doc, target)
         if edit is None:
             return {"applied": False, "reason": "cancelled"}
-        result = await ls.workspace_apply_edit_async(types.ApplyWorkspaceEditParams(edit, label="Generate docstring"))
+        try:
+            result = await ask_client(ls.workspace_apply_edit_async(
+                types.ApplyWorkspaceEditParams(edit, label="Generate docstring")), "workspace/applyEdit",
+                APPLY_EDIT_REPLY_S)
+        except TimeoutError as e:
+            return {"applied": False, "reason": str(e)}
         return {"applied": bool(result and result.applied)}
 
     # -- commands ---------------------------------------------------------------------------------------
@@ -367,9 +460,9 @@ def _uri_and_line(args: tuple[Any, ...]) -> tuple[str, int]:
     if len(args) == 1 and isinstance(args[0], dict):
         args = (args[0].get("uri"), args[0].get("position"))
     if len(args) < 2 or not isinstance(args[0], str):
-        raise ValueError("codellama.generateDocstring takes [uri, {line, character}]")
+        raise JsonRpcInvalidParams("codellama.generateDocstring takes [uri, {line, character}]")
     pos = args[1]
     line = pos.get("line") if isinstance(pos, dict) else getattr(pos, "line", None)
-    if not isinstance(line, int):
-        raise ValueError("codellama.generateDocstring: position must be {line, character}")
+    if not isinstance(line, int) or isinstance(line, bool):
+        raise JsonRpcInvalidParams("codellama.generateDocstring: position must be {line, character}")
     return args[0], line

@@ -1,31 +1,44 @@
-"""Document positions in LSP terms.
+"""Document positions in LSP terms: the one place where positions and offsets are converted.
 
-LSP addresses text by ``(line, character)`` where ``character`` counts UTF-16
-code units and a line ends at ``\\n``, ``\\r\\n`` or ``\\r``. Python strings
-index by code point, so everything here converts between the two. All
-functions are total: out-of-range input is clamped, never raised on, because
-positions from an editor can race with document changes.
+LSP addresses text by ``(line, character)`` where a line ends at ``\\n``,
+``\\r\\n`` or ``\\r`` (never at a form feed or U+2028, which ``str.splitlines``
+would split on) and ``character`` counts code units of the negotiated position
+encoding: UTF-16 by default, UTF-8 or UTF-32 when the client offers them.
+Python strings index by code point, so everything here converts between the
+two. All functions are total: out-of-range input is clamped, never raised on,
+because positions from an editor can race with document changes.
 """
 
 from __future__ import annotations
 
 import re
+from typing import Literal
 
 __all__ = [
+    "Encoding",
+    "code_units",
     "index_to_utf16",
     "line_starts",
+    "lone_cr_to_lf",
     "offset_at",
     "position_at",
+    "replace_lone_surrogates",
     "split_lines",
+    "units_to_index",
     "utf16_len",
     "utf16_to_index",
 ]
 
+Encoding = Literal["utf-8", "utf-16", "utf-32"]  # LSP's PositionEncodingKind values
+
 # Order matters: "\r\n" must win over a lone "\r" so CRLF is one break.
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
+_LONE_CR = re.compile(r"\r(?!\n)")
 
 # Code points above the BMP take two UTF-16 code units (a surrogate pair).
 _ASTRAL = re.compile("[\U00010000-\U0010ffff]")
+# In a Python str every surrogate is a lone one: JSON's escaped pairs arrive already combined.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def split_lines(text: str) -> list[str]:
@@ -44,31 +57,70 @@ def line_starts(text: str) -> list[int]:
     return [0, *(m.end() for m in _LINE_BREAK.finditer(text))]
 
 
-def utf16_len(s: str) -> int:
-    """Length of ``s`` in UTF-16 code units."""
-    if s.isascii():  # fast path: the overwhelmingly common case for code
+def lone_cr_to_lf(text: str) -> str:
+    """``text`` with each lone ``\\r`` turned into ``\\n``: the same LSP lines at the same offsets.
+
+    For code that counts lines by ``\\n`` (tree-sitter does; ``ast`` also counts ``\\r``).
+    """
+    return _LONE_CR.sub("\n", text) if "\r" in text else text
+
+
+def replace_lone_surrogates(text: str) -> str:
+    """Lone UTF-16 surrogates (a JSON ``"\\ud800"`` escape) become U+FFFD, one code unit for one.
+
+    Such text cannot be encoded to UTF-8, so it would fail in the tokenizer or on the way back to the
+    client; the replacement keeps every position in every encoding where it was.
+    """
+    return _SURROGATE.sub("\ufffd", text)
+
+
+def _unit_width(ch: str, encoding: Encoding) -> int:
+    cp = ord(ch)
+    if encoding == "utf-16":
+        return 2 if cp > 0xFFFF else 1
+    if encoding == "utf-8":
+        return 1 if cp < 0x80 else 2 if cp < 0x800 else 3 if cp < 0x10000 else 4
+    return 1
+
+
+def code_units(s: str, encoding: Encoding = "utf-16") -> int:
+    """Length of ``s`` in code units of ``encoding``."""
+    if s.isascii() or encoding == "utf-32":  # fast path: the overwhelmingly common case for code
         return len(s)
-    return len(s) + len(_ASTRAL.findall(s))
+    if encoding == "utf-16":
+        return len(s) + len(_ASTRAL.findall(s))
+    return len(s.encode("utf-8", "surrogatepass"))
 
 
-def utf16_to_index(line_text: str, character: int) -> int:
-    """Code-point index in ``line_text`` for a UTF-16 ``character`` offset.
+def units_to_index(line_text: str, character: int, encoding: Encoding = "utf-16") -> int:
+    """Code-point index in ``line_text`` for an offset of ``character`` code units.
 
-    Clamps to ``[0, len(line_text)]``. A ``character`` pointing between the two
-    halves of a surrogate pair rounds down to the start of that code point.
+    Clamps to ``[0, len(line_text)]``. A ``character`` pointing inside a code
+    point (between the halves of a surrogate pair, or inside a UTF-8
+    sequence) rounds down to the start of that code point.
     """
     if character <= 0:
         return 0
-    if line_text.isascii():
+    if line_text.isascii() or encoding == "utf-32":
         return min(character, len(line_text))
     units = 0
     for index, ch in enumerate(line_text):
-        units += 2 if ord(ch) > 0xFFFF else 1
+        units += _unit_width(ch, encoding)
         if units > character:
             return index  # character is inside (or at the start of) ch
         if units == character:
             return index + 1
     return len(line_text)
+
+
+def utf16_len(s: str) -> int:
+    """Length of ``s`` in UTF-16 code units."""
+    return code_units(s, "utf-16")
+
+
+def utf16_to_index(line_text: str, character: int) -> int:
+    """Code-point index in ``line_text`` for a UTF-16 ``character`` offset (see :func:`units_to_index`)."""
+    return units_to_index(line_text, character, "utf-16")
 
 
 def index_to_utf16(line_text: str, index: int) -> int:
@@ -77,7 +129,7 @@ def index_to_utf16(line_text: str, index: int) -> int:
     return utf16_len(line_text[:index])
 
 
-def offset_at(text: str, line: int, character: int) -> int:
+def offset_at(text: str, line: int, character: int, encoding: Encoding = "utf-16") -> int:
     """Absolute code-point offset of LSP position ``(line, character)``.
 
     A ``\\r\\n`` contributes two code points to offsets but is one line break.
@@ -91,16 +143,16 @@ def offset_at(text: str, line: int, character: int) -> int:
     current = 0
     for match in _LINE_BREAK.finditer(text):
         if current == line:
-            return start + utf16_to_index(text[start : match.start()], character)
+            return start + units_to_index(text[start : match.start()], character, encoding)
         start = match.end()
         current += 1
     if line > current:  # past the last line
         return len(text)
-    return start + utf16_to_index(text[start:], character)
+    return start + units_to_index(text[start:], character, encoding)
 
 
-def position_at(text: str, offset: int) -> tuple[int, int]:
-    """Inverse of :func:`offset_at`: ``(line, utf16_character)`` of ``offset``.
+def position_at(text: str, offset: int, encoding: Encoding = "utf-16") -> tuple[int, int]:
+    """Inverse of :func:`offset_at`: ``(line, character)`` of ``offset``.
 
     Offsets are clamped to ``[0, len(text)]``. An offset between the ``\\r``
     and ``\\n`` of a CRLF maps to the end of that line.
@@ -116,4 +168,4 @@ def position_at(text: str, offset: int) -> tuple[int, int]:
             break
         line += 1
         start = match.end()
-    return line, utf16_len(text[start:line_end])
+    return line, code_units(text[start:line_end], encoding)

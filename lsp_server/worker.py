@@ -47,19 +47,26 @@ class ModelWorker:
     def ready(self) -> bool:
         return self.state == "ready" and self.engine is not None
 
-    def load(self, load: Callable[[], Backend]) -> Future[Backend]:
-        """Replace the engine by `load()`, run on the model thread after the jobs already queued."""
+    def load(self, load: Callable[[], Backend], check: Callable[[], object] | None = None) -> Future[Backend]:
+        """Replace the engine by `load()`, run on the model thread after the jobs already queued.
+
+        `check()` runs first, while the current engine is still held: when it raises, that engine stays in
+        use (with `error` saying why the new one was refused). Only then is it dropped, so that the new
+        model does not need room for both.
+        """
         self.state, self.error = "loading", None
         with self._lock:
             for flag in self._latest.values():
                 flag.set()
 
         def run() -> Backend:
-            self.engine = None  # drop the old model before the new one takes memory
             try:
+                if check is not None:
+                    check()
+                self.engine = None  # drop the old model before the new one takes memory
                 engine = load()
             except Exception as e:
-                self.state, self.error = "failed", str(e)
+                self.state, self.error = ("ready" if self.engine is not None else "failed"), str(e)
                 raise
             self.engine, self.state = engine, "ready"
             return engine

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Protocol
 
@@ -29,6 +29,8 @@ class CheckpointError(ValueError):
 class Reader(Protocol):
     args: ModelArgs
     def get(self, name: str) -> Tensor: ...
+    def shape(self, name: str) -> tuple[int, ...]: ...
+    def where(self, name: str) -> Path: ...
 
 
 # Our (Meta) name -> Hugging Face name; layer tensors use {i}.
@@ -47,6 +49,15 @@ _HF_NAMES = {
     "layers.{i}.ffn_norm.weight": "model.layers.{i}.post_attention_layernorm.weight",
 }
 _LAYER = re.compile(r"^layers\.(\d+)\.")
+_ANY_LAYER = re.compile(r"(?:^|\.)layers\.(\d+)\.")
+
+
+def check_layer_count(config: Path, key: str, args: ModelArgs, names: Iterable[str], listing: str) -> None:
+    """The config's layer count must be the checkpoint's (`names`, listed in the file `listing`): a wrong one
+    would fail late, or allocate for layers that are not there."""
+    found = 1 + max((int(m.group(1)) for n in names if (m := _ANY_LAYER.search(n))), default=-1)
+    if found != args.n_layers:
+        raise CheckpointError(f"{config}: {key} is {args.n_layers}, but {listing} holds {found} layers")
 
 
 def hf_name(name: str) -> str:
@@ -71,18 +82,24 @@ class HFReader:
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.args = ModelArgs.from_hf_config(read_json(root / "config.json"))
-        self.tied = bool(read_json(root / "config.json").get("tie_word_embeddings", False))
+        config = read_json(root / "config.json")
+        self.args = ModelArgs.from_hf_config(config, str(root / "config.json"))
+        self.tied = config.get("tie_word_embeddings") is True
         index = root / "model.safetensors.index.json"
         if index.exists():
-            weight_map: dict[str, str] = read_json(index)["weight_map"]
+            listed = read_json(index)
+            weight_map = listed.get("weight_map") if isinstance(listed, dict) else None
+            if not (isinstance(weight_map, dict) and all(isinstance(f, str) for f in weight_map.values())):
+                raise CheckpointError(f"{index}: weight_map must be an object naming a file for each tensor")
         elif (root / "model.safetensors").exists():
             weight_map = {n: "model.safetensors" for n in self._open("model.safetensors").keys()}
         else:
             raise CheckpointError(f"{root}: no model.safetensors or model.safetensors.index.json "
                                   "(PyTorch .bin checkpoints are not supported: convert them to safetensors)")
-        self.weight_map = weight_map
+        self.weight_map: dict[str, str] = weight_map
         self._files: dict[str, object] = {}
+        check_layer_count(root / "config.json", "num_hidden_layers", self.args, weight_map,
+                          index.name if index.exists() else "model.safetensors")
 
     def _open(self, file: str):  # noqa: ANN202 - safetensors' handle type is not exported
         path = self.root / file
@@ -91,7 +108,8 @@ class HFReader:
         except Exception as e:  # safetensors raises its own error types for truncated or corrupt files
             raise CheckpointError(f"cannot read {path}: {e}") from e
 
-    def get(self, name: str) -> Tensor:
+    def _locate(self, name: str) -> tuple[str, str]:
+        """(HF tensor name, file) of one of our tensor names."""
         source = hf_name(name)
         if source == "lm_head.weight" and self.tied and source not in self.weight_map:
             source = "model.embed_tokens.weight"
@@ -100,6 +118,21 @@ class HFReader:
             raise CheckpointError(f"{self.root}: tensor {source} is missing from the checkpoint")
         if file not in self._files:
             self._files[file] = self._open(file)
+        return source, file
+
+    def where(self, name: str) -> Path:
+        return self.root / self._locate(name)[1]
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        """From the file's header: no tensor data is read."""
+        source, file = self._locate(name)
+        try:
+            return tuple(self._files[file].get_slice(source).get_shape())
+        except Exception as e:
+            raise CheckpointError(f"{self.root / file}: cannot read tensor {source}: {e}") from e
+
+    def get(self, name: str) -> Tensor:
+        source, file = self._locate(name)
         try:
             t = self._files[file].get_tensor(source)
         except Exception as e:
@@ -122,7 +155,7 @@ class MetaReader:
 
     def __init__(self, root: Path, vocab_size: int) -> None:
         self.root = root
-        self.args = ModelArgs.from_meta_params(read_json(root / "params.json"), vocab_size)
+        self.args = ModelArgs.from_meta_params(read_json(root / "params.json"), vocab_size, str(root / "params.json"))
         self.files = sorted(root.glob("consolidated.*.pth"))
         if not self.files:
             raise CheckpointError(f"{root}: params.json but no consolidated.NN.pth shards")
@@ -136,13 +169,32 @@ class MetaReader:
                 self.shards.append(torch.load(f, map_location="cpu", mmap=True, weights_only=True))
             except Exception as e:
                 raise CheckpointError(f"cannot read {f}: {e}") from e
+            if not isinstance(self.shards[-1], dict):
+                raise CheckpointError(f"{f}: holds a {type(self.shards[-1]).__name__}, not a dict of tensors")
+        check_layer_count(root / "params.json", "n_layers", self.args, self.shards[0], self.files[0].name)
 
-    def get(self, name: str) -> Tensor:
+    def _parts(self, name: str) -> list[Tensor]:
         parts = []
         for f, shard in zip(self.files, self.shards):
-            if name not in shard:
+            if not isinstance(shard.get(name), Tensor):
                 raise CheckpointError(f"{f}: tensor {name} is missing")
             parts.append(shard[name])
+        return parts
+
+    def where(self, name: str) -> Path:
+        return self.root
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        """The merged tensor's shape, from the mmap'd shards' metadata: no tensor data is read."""
+        parts = self._parts(name)
+        dim = _META_SPLIT_DIM.get(name.split(".")[-2])
+        shape = list(parts[0].shape)
+        if dim is not None and len(parts) > 1 and dim < len(shape):
+            shape[dim] = sum(p.shape[dim] if p.dim() > dim else 0 for p in parts)
+        return tuple(shape)
+
+    def get(self, name: str) -> Tensor:
+        parts = self._parts(name)
         if len(parts) == 1:
             return parts[0]
         kind = name.split(".")[-2]
@@ -187,6 +239,15 @@ def open_checkpoint(model: str | os.PathLike[str]) -> tuple[Tokenizer, Reader]:
         raise CheckpointError(f"{root}: the model's vocabulary ({reader.args.vocab_size}) and tokenizer.model's "
                               f"({tokenizer.n_words}) differ")
     return tokenizer, reader
+
+
+def check_shapes(reader: Reader) -> None:
+    """Every tensor the config implies is in the checkpoint with the implied shape (headers only)."""
+    for name, expected in checkpoint_shapes(reader.args).items():
+        shape = reader.shape(name)
+        if shape != expected:
+            raise CheckpointError(f"{reader.where(name)}: tensor {name} has shape {shape}, "
+                                  f"but the config implies {expected}")
 
 
 def checkpoint_shapes(args: ModelArgs) -> dict[str, tuple[int, ...]]:

@@ -11,6 +11,18 @@ from typing import Any
 # Code Llama was trained (long-context fine-tuning) at 16k tokens; Meta's params.json does not record it.
 CODE_LLAMA_CONTEXT = 16384
 
+# Bounds far outside any Llama, inside what a loader can act on: a corrupt or hostile config fails here, with
+# its file and key named, before anything is allocated from it.
+MAX_LAYERS = 1024
+MAX_HEADS = 1024
+MAX_WIDTH = 1 << 18  # dim, hidden size
+MAX_VOCAB = 1 << 21
+MAX_CONTEXT = 1 << 24
+
+
+class ConfigError(ValueError):
+    """A checkpoint config that cannot describe a usable model; the message names the file and key."""
+
 
 @dataclass(frozen=True)
 class ModelArgs:
@@ -25,62 +37,67 @@ class ModelArgs:
     max_seq_len: int = CODE_LLAMA_CONTEXT
 
     def __post_init__(self) -> None:
-        if self.dim % self.n_heads:
-            raise ValueError(f"dim {self.dim} is not divisible by n_heads {self.n_heads}")
-        if self.n_heads % self.n_kv_heads:
-            raise ValueError(f"n_heads {self.n_heads} is not a multiple of n_kv_heads {self.n_kv_heads}")
-        if self.head_dim % 2:
-            raise ValueError(f"head_dim {self.head_dim} must be even for rotary embeddings")
+        check_heads(self.dim, self.n_heads, self.n_kv_heads, ("dim", "n_heads", "n_kv_heads"))
 
     @property
     def head_dim(self) -> int:
         return self.dim // self.n_heads
 
     @classmethod
-    def from_meta_params(cls, params: dict[str, Any], vocab_size: int) -> ModelArgs:
+    def from_meta_params(cls, params: object, vocab_size: int, source: str = "params.json") -> ModelArgs:
         """From Meta's params.json. The FFN size is derived exactly as Meta's reference model does."""
-        dim = int(params["dim"])
+        f = Fields(params, source)
+        dim = f.integer("dim", 1, MAX_WIDTH)
+        n_heads = f.integer("n_heads", 1, MAX_HEADS)
+        n_kv_heads = f.integer("n_kv_heads", 1, MAX_HEADS, n_heads)
         hidden = int(2 * (4 * dim) / 3)
-        if params.get("ffn_dim_multiplier") is not None:
-            hidden = int(float(params["ffn_dim_multiplier"]) * hidden)
-        multiple_of = int(params.get("multiple_of", 256))
+        multiplier = f.number("ffn_dim_multiplier", 0.0, 64.0, None)
+        if multiplier is not None:
+            hidden = int(multiplier * hidden)
+        multiple_of = f.integer("multiple_of", 1, MAX_WIDTH, 256)
         hidden = multiple_of * math.ceil(hidden / multiple_of)
-        file_vocab = int(params.get("vocab_size", -1))
+        file_vocab = f.integer("vocab_size", -1, MAX_VOCAB, -1)
         if file_vocab > 0 and file_vocab != vocab_size:
-            raise ValueError(f"params.json vocab_size {file_vocab} != tokenizer vocabulary {vocab_size}")
+            raise ConfigError(f"{source} vocab_size {file_vocab} != tokenizer vocabulary {vocab_size}")
+        f.consistent(dim, n_heads, n_kv_heads, ("dim", "n_heads", "n_kv_heads"))
         return cls(
             dim=dim,
-            n_layers=int(params["n_layers"]),
-            n_heads=int(params["n_heads"]),
-            n_kv_heads=int(params.get("n_kv_heads") or params["n_heads"]),
+            n_layers=f.integer("n_layers", 1, MAX_LAYERS),
+            n_heads=n_heads,
+            n_kv_heads=n_kv_heads,
             vocab_size=vocab_size,
             hidden_dim=hidden,
-            norm_eps=float(params.get("norm_eps", 1e-5)),
-            rope_theta=float(params.get("rope_theta", 10000.0)),
-            max_seq_len=int(params.get("max_seq_len", CODE_LLAMA_CONTEXT)),
+            norm_eps=f.number("norm_eps", 0.0, 1.0, 1e-5),
+            rope_theta=f.number("rope_theta", 0.0, 1e12, 10000.0),
+            max_seq_len=f.integer("max_seq_len", 1, MAX_CONTEXT, CODE_LLAMA_CONTEXT),
         )
 
     @classmethod
-    def from_hf_config(cls, config: dict[str, Any]) -> ModelArgs:
+    def from_hf_config(cls, config: object, source: str = "config.json") -> ModelArgs:
         """From a Hugging Face LlamaForCausalLM config.json."""
-        if config.get("model_type", "llama") != "llama":
-            raise ValueError(f"unsupported model_type {config.get('model_type')!r}; expected 'llama'")
-        scaling = config.get("rope_scaling")
+        f = Fields(config, source)
+        model_type = f.text("model_type", "llama")
+        if model_type != "llama":
+            raise ConfigError(f"{source}: unsupported model_type {model_type!r}; expected 'llama'")
+        scaling = f.mapping("rope_scaling")
         if scaling and scaling.get("rope_type", scaling.get("type")) not in (None, "default"):
-            raise ValueError(f"rope_scaling {scaling} is not supported (Code Llama uses none)")
-        theta = config.get("rope_theta")
-        if theta is None:  # transformers >= 5 nests it under rope_parameters
-            theta = (config.get("rope_parameters") or {}).get("rope_theta", 10000.0)
+            raise ConfigError(f"{source}: rope_scaling {scaling} is not supported (Code Llama uses none)")
+        theta_at = f if "rope_theta" in f.data or "rope_parameters" not in f.data else \
+            Fields(f.mapping("rope_parameters"), f"{source}: rope_parameters")  # transformers >= 5 nests it
+        dim = f.integer("hidden_size", 1, MAX_WIDTH)
+        n_heads = f.integer("num_attention_heads", 1, MAX_HEADS)
+        n_kv_heads = f.integer("num_key_value_heads", 1, MAX_HEADS, n_heads)
+        f.consistent(dim, n_heads, n_kv_heads, ("hidden_size", "num_attention_heads", "num_key_value_heads"))
         return cls(
-            dim=int(config["hidden_size"]),
-            n_layers=int(config["num_hidden_layers"]),
-            n_heads=int(config["num_attention_heads"]),
-            n_kv_heads=int(config.get("num_key_value_heads") or config["num_attention_heads"]),
-            vocab_size=int(config["vocab_size"]),
-            hidden_dim=int(config["intermediate_size"]),
-            norm_eps=float(config.get("rms_norm_eps", 1e-5)),
-            rope_theta=float(theta),
-            max_seq_len=int(config.get("max_position_embeddings", CODE_LLAMA_CONTEXT)),
+            dim=dim,
+            n_layers=f.integer("num_hidden_layers", 1, MAX_LAYERS),
+            n_heads=n_heads,
+            n_kv_heads=n_kv_heads,
+            vocab_size=f.integer("vocab_size", 1, MAX_VOCAB),
+            hidden_dim=f.integer("intermediate_size", 1, MAX_WIDTH),
+            norm_eps=f.number("rms_norm_eps", 0.0, 1.0, 1e-5),
+            rope_theta=theta_at.number("rope_theta", 0.0, 1e12, 10000.0),
+            max_seq_len=f.integer("max_position_embeddings", 1, MAX_CONTEXT, CODE_LLAMA_CONTEXT),
         )
 
     def to_hf_config(self) -> dict[str, Any]:
@@ -108,7 +125,80 @@ class ModelArgs:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
-def read_json(path: Path) -> dict[str, Any]:
+def check_heads(dim: int, heads: int, kv_heads: int, names: tuple[str, str, str]) -> None:
+    """Attention heads that split `dim` evenly into rotary (even-sized) heads; `names` are the keys to blame."""
+    d, h, kv = names
+    if dim % heads:
+        raise ValueError(f"{d} {dim} is not divisible by {h} {heads}")
+    if heads % kv_heads:
+        raise ValueError(f"{h} {heads} is not a multiple of {kv} {kv_heads}")
+    if (dim // heads) % 2:
+        raise ValueError(f"{d} / {h} = {dim // heads} must be even for rotary embeddings")
+
+
+_MISSING: Any = object()
+
+
+class Fields:
+    """Typed, range-checked reads from one config file's JSON object; errors name the file and key."""
+
+    def __init__(self, data: object, source: str) -> None:
+        if not isinstance(data, dict):
+            raise ConfigError(f"{source} must hold a JSON object, not {_json_type(data)}")
+        self.data: dict[str, Any] = data
+        self.source = source
+
+    def _value(self, key: str, default: Any) -> tuple[bool, Any]:
+        """(True, the file's value), or (False, default) when the key is absent or null."""
+        if self.data.get(key) is not None:
+            return True, self.data[key]
+        if default is _MISSING:
+            raise ConfigError(f"{self.source}: {key} is missing")
+        return False, default
+
+    def _wrong(self, key: str, wanted: str) -> ConfigError:
+        return ConfigError(f"{self.source}: {key} must be {wanted}, not {json.dumps(self.data[key])[:40]}")
+
+    def integer(self, key: str, low: int, high: int, default: Any = _MISSING) -> Any:
+        found, value = self._value(key, default)
+        if found and (not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high):
+            raise self._wrong(key, f"an integer from {low} to {high}")
+        return value
+
+    def number(self, key: str, low: float, high: float, default: Any = _MISSING) -> Any:
+        """A number with low < value <= high."""
+        found, value = self._value(key, default)
+        if not found:
+            return value
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not low < value <= high:
+            raise self._wrong(key, f"a number above {low:g} and at most {high:g}")
+        return float(value)
+
+    def text(self, key: str, default: Any = _MISSING) -> Any:
+        found, value = self._value(key, default)
+        if found and not isinstance(value, str):
+            raise self._wrong(key, "a string")
+        return value
+
+    def mapping(self, key: str) -> dict[str, Any]:
+        found, value = self._value(key, {})
+        if found and not isinstance(value, dict):
+            raise self._wrong(key, "an object")
+        return value
+
+    def consistent(self, dim: int, heads: int, kv_heads: int, names: tuple[str, str, str]) -> None:
+        try:
+            check_heads(dim, heads, kv_heads, names)
+        except ValueError as e:
+            raise ConfigError(f"{self.source}: {e}") from e
+
+
+def _json_type(value: object) -> str:
+    names = {list: "an array", str: "a string", bool: "a boolean", int: "a number", float: "a number"}
+    return "null" if value is None else names.get(type(value), type(value).__name__)
+
+
+def read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:

@@ -246,3 +246,71 @@ def test_hf_query_rows_that_do_not_match_the_heads_name_the_tensor(checkpoint_fa
     save_file(tensors, str(broken / "model.safetensors"), metadata={"format": "pt"})
     with pytest.raises(CheckpointError, match="q_proj.weight has shape \\(62, 64\\), which does not split"):
         load_model(broken, device=torch.device("cpu"), dtype=torch.float32, quant="none")
+
+
+# -- configs: every field checked, the file and key named, before anything is allocated ------------------
+def without(key: str):  # noqa: ANN201 - an edit for broken_config
+    return lambda config: {k: v for k, v in config.items() if k != key}
+
+
+def replaced(**changes: object):  # noqa: ANN201
+    return lambda config: config | changes
+
+
+@pytest.mark.parametrize(("layout", "edit", "message"), [
+    ("hf", lambda config: [config], "config.json must hold a JSON object, not an array"),
+    ("hf", lambda config: None, "config.json must hold a JSON object, not null"),
+    ("hf", without("hidden_size"), "config.json: hidden_size is missing"),
+    ("hf", without("vocab_size"), "config.json: vocab_size is missing"),
+    ("hf", replaced(hidden_size="64"), 'config.json: hidden_size must be an integer from 1 to 262144, not "64"'),
+    ("hf", replaced(num_attention_heads=0), "config.json: num_attention_heads must be an integer from 1"),
+    ("hf", replaced(num_key_value_heads=3), "config.json: num_attention_heads 4 is not a multiple of "
+                                            "num_key_value_heads 3"),
+    ("hf", replaced(num_attention_heads=3), "config.json: hidden_size 64 is not divisible by num_attention_heads 3"),
+    ("hf", replaced(num_attention_heads=64), "config.json: hidden_size / num_attention_heads = 1 must be even"),
+    ("hf", replaced(max_position_embeddings=0), "config.json: max_position_embeddings must be an integer from 1"),
+    ("hf", replaced(num_hidden_layers=10**9), "config.json: num_hidden_layers must be an integer from 1 to 1024"),
+    ("hf", replaced(num_hidden_layers=3), "config.json: num_hidden_layers is 3, but model.safetensors holds 2 layers"),
+    ("hf", replaced(num_hidden_layers=True), "config.json: num_hidden_layers must be an integer"),
+    ("hf", replaced(rms_norm_eps=-1), "config.json: rms_norm_eps must be a number above 0"),
+    ("hf", replaced(rope_theta="big"), "config.json: rope_theta must be a number above 0"),
+    ("hf", replaced(rope_scaling=[1]), "config.json: rope_scaling must be an object"),
+    ("hf", replaced(model_type=7), "config.json: model_type must be a string"),
+    ("meta", lambda params: [1, 2], "params.json must hold a JSON object, not an array"),
+    ("meta", without("n_heads"), "params.json: n_heads is missing"),
+    ("meta", replaced(dim=64.5), "params.json: dim must be an integer"),
+    ("meta", replaced(n_layers=10**9), "params.json: n_layers must be an integer from 1 to 1024"),
+    ("meta", replaced(n_layers=1), "params.json: n_layers is 1, but consolidated.00.pth holds 2 layers"),
+    ("meta", replaced(n_kv_heads=0), "params.json: n_kv_heads must be an integer from 1"),
+    ("meta", replaced(multiple_of=0), "params.json: multiple_of must be an integer from 1"),
+    ("meta", replaced(ffn_dim_multiplier="x"), "params.json: ffn_dim_multiplier must be a number above 0"),
+    ("meta", replaced(max_seq_len=0), "params.json: max_seq_len must be an integer from 1"),
+])
+def test_broken_configs_name_the_file_and_key(copy_of, layout: str, edit, message: str) -> None:
+    root = copy_of(layout)
+    name = "config.json" if layout == "hf" else "params.json"
+    (root / name).write_text(json.dumps(edit(json.loads((root / name).read_text()))))
+    with pytest.raises(ValueError) as err:
+        load(root)
+    assert str(err.value).startswith(str(root / name)) and message in str(err.value), str(err.value)
+
+
+def test_an_index_without_a_weight_map(copy_of) -> None:
+    root = copy_of("hf", shards=2)
+    (root / "model.safetensors.index.json").write_text(json.dumps({"weight_map": ["a"]}))
+    with pytest.raises(CheckpointError, match=re.escape(f"{root / 'model.safetensors.index.json'}: weight_map "
+                                                        "must be an object")):
+        load(root)
+
+
+@pytest.mark.parametrize("layout", ["hf", "meta"])
+def test_shapes_are_checked_from_the_headers(copy_of, layout: str) -> None:
+    from model.checkpoint import check_shapes, open_checkpoint
+    root = copy_of(layout, shards=2)
+    check_shapes(open_checkpoint(root)[1])  # the intact checkpoint passes
+    name = "config.json" if layout == "hf" else "params.json"
+    key = "intermediate_size" if layout == "hf" else "multiple_of"
+    (root / name).write_text(json.dumps(json.loads((root / name).read_text()) | {key: 256}))
+    with pytest.raises(CheckpointError, match=re.escape("tensor layers.0.feed_forward.w1.weight has shape "
+                                                        "(192, 64), but the config implies (256, 64)")):
+        check_shapes(open_checkpoint(root)[1])

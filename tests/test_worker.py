@@ -96,3 +96,28 @@ def test_failed_load_reports_error_and_jobs_fail_cleanly() -> None:
     with pytest.raises(RuntimeError, match="model not loaded"):
         worker.submit("a.py", lambda engine, cancel: None)[0].result(timeout=5)
     worker.shutdown()
+
+
+def test_a_load_refused_by_its_check_keeps_the_engine_in_use() -> None:
+    worker = loaded_worker()
+    engine = worker.engine
+
+    def refuse() -> None:
+        raise ValueError("config.json: num_attention_heads is missing")
+
+    with pytest.raises(ValueError):
+        worker.load(FakeEngine, check=refuse).result(timeout=5)  # type: ignore[arg-type]
+    assert worker.ready and worker.engine is engine
+    assert worker.error == "config.json: num_attention_heads is missing"
+    assert worker.submit("a.py", lambda e, cancel: e)[0].result(timeout=5) is engine
+
+
+def test_a_load_that_fails_after_its_check_leaves_no_engine() -> None:
+    worker = loaded_worker()
+
+    def broken() -> FakeEngine:
+        raise RuntimeError("out of memory")
+
+    with pytest.raises(RuntimeError):
+        worker.load(broken, check=lambda: None).result(timeout=5)  # type: ignore[arg-type]
+    assert worker.state == "failed" and worker.engine is None  # the server then loads the previous model again

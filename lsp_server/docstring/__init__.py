@@ -6,6 +6,7 @@ Pure Python: no LSP or model imports; the model is reached only through an injec
 
 from __future__ import annotations
 
+from ..text import lone_cr_to_lf
 from .core import DocEdit, DocTarget, Infill
 from .generate import generate_docstring
 from .python_target import find_python_target
@@ -22,6 +23,7 @@ def find_target(text: str, language_id: str, line: int, end_line: int | None = N
     first, last = (line, line) if end_line is None else (min(line, end_line), max(line, end_line))
     if first < 0:
         return None
+    text = lone_cr_to_lf(text)  # lines as LSP counts them, also for tree-sitter (which ignores a lone \r)
     if language_id == "python":
         return find_python_target(text, first, last)
     return find_ts_target(text, language_id, first, last)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..text import lone_cr_to_lf
 from .clean import clean, max_tokens
 from .core import DocEdit, DocTarget, Infill, line_offset, split_lines, utf16_len
 from .python_target import header_colon
@@ -13,6 +14,8 @@ SUFFIX_CHARS = 2000
 
 def generate_docstring(text: str, target: DocTarget, infill: Infill, *,
                        style: str = "google", max_words: int = 40) -> DocEdit:
+    """The edit inserting `target`'s docstring; its line is an LSP line of `text`, its character in UTF-16."""
+    text = lone_cr_to_lf(text)  # the same lines and offsets as LSP's, split on "\n" alone
     lines = split_lines(text)
     char, head, tail = 0, "", ""
     if target.language == "python":

@@ -1,0 +1,124 @@
+"""The documents the server works on: the client's open documents, and files read from disk on demand.
+
+Open documents are kept here rather than in pygls' workspace, whose position conversions and incremental
+edits split lines with ``str.splitlines`` (a form feed or U+2028 would move every later position). Every
+conversion goes through ``text.py``, in the position encoding negotiated with the client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import stat
+from dataclasses import dataclass
+from urllib.parse import unquote
+
+from lsprotocol import types
+from pygls.uris import to_fs_path
+
+from .text import Encoding, offset_at, position_at
+
+log = logging.getLogger(__name__)
+
+# Files that are not open in the editor are read only up to this size: a completion or a docstring never
+# needs more, and a request must not be able to make the server read without bound.
+MAX_FILE_BYTES = 4 << 20
+
+
+def encoding_named(kind: object) -> Encoding:
+    """The encoding of a PositionEncodingKind (or its string); UTF-16, LSP's default, for anything else."""
+    value = getattr(kind, "value", kind)
+    return value if value in ("utf-8", "utf-32") else "utf-16"  # type: ignore[return-value]
+
+
+@dataclass
+class Document:
+    uri: str
+    text: str
+    language_id: str = ""
+    version: int | None = None
+    encoding: Encoding = "utf-16"
+
+    def offset_at(self, position: types.Position) -> int:
+        """Code-point offset of a client position (clamped into the document)."""
+        return offset_at(self.text, position.line, position.character, self.encoding)
+
+    def position_at(self, offset: int) -> types.Position:
+        """Client position of a code-point offset."""
+        return types.Position(*position_at(self.text, offset, self.encoding))
+
+
+class Documents:
+    """The open documents by URI (percent-decoded, so that ``%20`` and a space name the same file)."""
+
+    def __init__(self, encoding: Encoding = "utf-16") -> None:
+        self.encoding = encoding
+        self._open: dict[str, Document] = {}
+
+    def get(self, uri: str) -> Document | None:
+        return self._open.get(unquote(uri))
+
+    def open(self, item: types.TextDocumentItem) -> Document:
+        doc = Document(item.uri, item.text, item.language_id or "", item.version, self.encoding)
+        self._open[unquote(item.uri)] = doc
+        return doc
+
+    def change(self, params: types.DidChangeTextDocumentParams) -> Document | None:
+        """Apply the changes in order (a change without a range replaces the whole text)."""
+        doc = self.get(params.text_document.uri)
+        if doc is None:
+            log.warning("didChange for %s, which is not open: ignored", params.text_document.uri)
+            return None
+        for change in params.content_changes:
+            if isinstance(change, types.TextDocumentContentChangePartial):
+                start, end = doc.offset_at(change.range.start), doc.offset_at(change.range.end)
+                start, end = min(start, end), max(start, end)
+                doc.text = doc.text[:start] + change.text + doc.text[end:]
+            else:
+                doc.text = change.text
+        doc.version = params.text_document.version
+        return doc
+
+    def close(self, uri: str) -> None:
+        self._open.pop(unquote(uri), None)
+
+
+async def read_document(uri: str, encoding: Encoding = "utf-16") -> Document | None:
+    """A file that is not open, read on a worker thread; None unless it is a readable regular UTF-8 file
+    of at most MAX_FILE_BYTES."""
+    path = to_fs_path(uri) if uri.startswith("file:") else None
+    if path is None:
+        return None
+    try:
+        text = await asyncio.to_thread(read_regular_file, path, MAX_FILE_BYTES)
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        log.warning("cannot read %s: %s", uri, e)
+        return None
+    return Document(uri, text, "", None, encoding)
+
+
+def read_regular_file(path: str, limit: int) -> str:
+    """The UTF-8 text of a regular file, never blocking on a FIFO or device and never past `limit` bytes.
+
+    Raises ValueError for anything else. The checks are made on the opened file, so a path swapped for a
+    FIFO between a check and the open cannot slip through. Bytes are decoded as they are (no universal
+    newlines), so offsets match what an editor would send.
+    """
+    # O_NONBLOCK: opening a FIFO without a writer would otherwise wait forever.
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ValueError("not a regular file")
+        if info.st_size > limit:
+            raise ValueError(f"{info.st_size} bytes, more than the {limit} read for files that are not open")
+        file = os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+    with file:
+        data = file.read(limit + 1)
+    if len(data) > limit:  # it grew since fstat
+        raise ValueError(f"more than the {limit} bytes read for files that are not open")
+    return data.decode("utf-8")

@@ -1,0 +1,208 @@
+"""JSON-RPC for the server, strict where pygls is lenient: every request gets exactly one response.
+
+pygls answers a request whose params do not parse with an error popup instead of a response, drops
+requests after shutdown silently and has no answer for a body that is not JSON. Here each message body
+is checked in order: UTF-8, JSON, a JSON-RPC envelope, the session's state (initialized, shut down),
+then the params' types; the first failure is the JSON-RPC error response to that request (-32700,
+-32600, -32002 or -32602), naming what was wrong. Notifications cannot be answered: a bad one is
+logged and dropped. Messages that pass are handled by pygls as usual.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from typing import Any
+
+import cattrs
+from cattrs.errors import BaseValidationError
+from lsprotocol import types
+from pygls.exceptions import (
+    JsonRpcException,
+    JsonRpcInternalError,
+    JsonRpcInvalidParams,
+    JsonRpcInvalidRequest,
+    JsonRpcMethodNotFound,
+    JsonRpcParseError,
+    JsonRpcServerNotInitialized,
+)
+from pygls.protocol import JsonRPCNotification, JsonRPCRequestMessage, JsonRPCResponseMessage, LanguageServerProtocol
+
+from .text import replace_lone_surrogates
+
+log = logging.getLogger(__name__)
+
+MsgId = int | str
+# JSON can only spell a lone surrogate as an escape; without one, a message needs no scrubbing.
+_ESCAPED_SURROGATE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
+class Rejected(Exception):
+    """A message that cannot be handled; `msg_id` is the request to answer with `error` (None: unknown)."""
+
+    def __init__(self, error: JsonRpcException, msg_id: MsgId | None = None) -> None:
+        super().__init__(error.message)
+        self.error, self.msg_id = error, msg_id
+
+
+def decode(body: bytes) -> dict[str, Any]:
+    """The JSON object in `body`, with lone surrogates replaced; Rejected when it is not one."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as e:
+        error = JsonRpcParseError(f"Parse error: the message is not UTF-8 ({e.reason} at byte {e.start})")
+        raise Rejected(error, request_id(body.decode("utf-8", "replace"))) from e
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError) as e:
+        raise Rejected(JsonRpcParseError(f"Parse error: {e}")) from e
+    if not isinstance(data, dict):
+        raise Rejected(JsonRpcInvalidRequest("Invalid request: a message is one JSON object (LSP has no batches)"))
+    return _scrub(data) if _ESCAPED_SURROGATE.search(text) else data
+
+
+def request_id(text: str) -> MsgId | None:
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    return _valid_id(data.get("id")) if isinstance(data, dict) else None
+
+
+def _valid_id(value: object) -> MsgId | None:
+    return value if isinstance(value, (int, str)) and not isinstance(value, bool) else None
+
+
+def _scrub(value: Any) -> Any:
+    if isinstance(value, str):
+        return replace_lone_surrogates(value)
+    if isinstance(value, list):
+        return [_scrub(v) for v in value]
+    if isinstance(value, dict):
+        return {_scrub(k): _scrub(v) for k, v in value.items()}
+    return value
+
+
+def _describe(error: BaseException) -> str:
+    """cattrs' validation errors as "field.path: problem", with LSP's camelCase field names."""
+    if not isinstance(error, BaseValidationError):
+        return str(error)
+    problems = []
+    for line in cattrs.transform_error(error):
+        problem, _, where = line.rpartition(" @ ")
+        where = re.sub(r"_([a-z])", lambda m: m.group(1).upper(), where.removeprefix("$").lstrip("."))
+        problems.append(f"{where}: {problem}" if where else problem)
+    return "; ".join(problems)
+
+
+class CodeLlamaProtocol(LanguageServerProtocol):
+    """pygls' LSP protocol, fed one body at a time by transport.py through `receive`."""
+
+    def __init__(self, server: Any, converter: cattrs.Converter) -> None:
+        super().__init__(server, converter)
+        # The server keeps the open documents itself (documents.py): pygls' copies would split lines with
+        # str.splitlines and apply edits at the wrong place after a form feed or U+2028.
+        for method in (types.TEXT_DOCUMENT_DID_OPEN, types.TEXT_DOCUMENT_DID_CHANGE, types.TEXT_DOCUMENT_DID_CLOSE):
+            self.fm.builtin_features.pop(method, None)
+        self.initialize_received = False
+        self.exit_code: int | None = None  # set by the exit notification: 0 after shutdown, 1 without
+
+    def receive(self, body: bytes) -> None:
+        """Handle one message body, answering a request that cannot be handled with its error."""
+        msg_id = None
+        try:
+            data = decode(body)
+            msg_id = _valid_id(data.get("id")) if "method" in data else None
+            message = self._admit(data)
+        except Rejected as rejected:
+            log.warning("%s", rejected.error.message)
+            self.send_error(rejected.msg_id, rejected.error)
+            return
+        except Exception as e:  # a bug here must cost one message, never the session
+            log.exception("cannot handle a message")
+            if msg_id is not None:
+                self.send_error(msg_id, JsonRpcInternalError(f"Internal error: {e}"))
+            return
+        if message is not None:
+            self.handle_message(message)
+
+    def send_error(self, msg_id: MsgId | None, error: JsonRpcException) -> None:
+        # Written by hand: lsprotocol's converter leaves out "id": null, which JSON-RPC requires here.
+        self._send_data({"jsonrpc": "2.0", "id": msg_id, "error": {"code": error.code, "message": error.message}})
+
+    def _admit(self, data: dict[str, Any]) -> Any:
+        """The typed message, None to drop it, or Rejected."""
+        if "method" not in data and ("result" in data or "error" in data):
+            return self._admit_response(data)
+        method = data.get("method")
+        if "id" not in data and method is not None:
+            return self._admit_notification(method, data)
+        msg_id = _valid_id(data.get("id"))
+        if msg_id is None:
+            raise Rejected(JsonRpcInvalidRequest("Invalid request: a request needs an id, an integer or a string"))
+        if data.get("jsonrpc") != "2.0":
+            raise Rejected(JsonRpcInvalidRequest('Invalid request: "jsonrpc" must be "2.0"'), msg_id)
+        if not isinstance(method, str):
+            raise Rejected(JsonRpcInvalidRequest("Invalid request: method must be a string"), msg_id)
+        if self._shutdown:
+            raise Rejected(JsonRpcInvalidRequest(f"Invalid request: {method} after shutdown"), msg_id)
+        if method == types.INITIALIZE and self.initialize_received:
+            raise Rejected(JsonRpcInvalidRequest("Invalid request: initialize was already received"), msg_id)
+        if method != types.INITIALIZE and not self.initialize_received:
+            raise Rejected(JsonRpcServerNotInitialized(f"Server not initialized: {method} before initialize"),
+                           msg_id)
+        if method not in self.fm.builtin_features and method not in self.fm.features:
+            raise Rejected(JsonRpcMethodNotFound.of(method), msg_id)
+        try:
+            message = self.structure_message(data)
+        except JsonRpcException as e:
+            raise Rejected(e, msg_id) from e
+        if method == types.INITIALIZE:
+            self.initialize_received = True
+        return message
+
+    def _admit_notification(self, method: object, data: dict[str, Any]) -> Any:
+        if method == types.EXIT:
+            self.exit_code = 0 if self._shutdown else 1
+            return None
+        if not isinstance(method, str) or data.get("jsonrpc") != "2.0":
+            log.warning("dropped a notification that is not JSON-RPC 2.0")
+            return None
+        if self._shutdown or not self.initialize_received:
+            log.info("dropped a %s notification (%s)", method,
+                     "after shutdown" if self._shutdown else "before initialize")
+            return None
+        try:
+            return self.structure_message(data)
+        except JsonRpcException as e:
+            log.warning("dropped a %s notification: %s", method, e.message)
+            return None
+
+    def _admit_response(self, data: dict[str, Any]) -> Any:
+        """A response to one of the server's requests. Never answered, even when broken: two peers answering
+        each other's errors would never stop."""
+        msg_id = _valid_id(data.get("id"))
+        if msg_id is None or ("result" in data and "error" in data) or data.get("jsonrpc") != "2.0":
+            log.warning("dropped a response that is not JSON-RPC 2.0 or has no usable id")
+            return None
+        try:
+            return self.structure_message(data)
+        except JsonRpcException as e:  # fail the request it answers, rather than leave it waiting
+            self._handle_response(msg_id, error=types.ResponseError(e.code, e.message))
+            return None
+
+    def structure_message(self, data: dict[str, Any]) -> Any:
+        """`data` as lsprotocol's type for its method; JsonRpcInvalidParams names each field that does not fit."""
+        method = data.get("method")
+        if "method" not in data:
+            kind = types.ResponseErrorMessage if "error" in data else (
+                self._result_types.pop(data["id"], None) or JsonRPCResponseMessage)
+        else:
+            kind = self.get_message_type(method) or (JsonRPCRequestMessage if "id" in data else JsonRPCNotification)
+            if kind in (JsonRPCRequestMessage, JsonRPCNotification):
+                data = {"params": None, **data}  # optional in JSON-RPC, required by pygls' generic types
+        try:
+            return self._converter.structure(data, kind)
+        except (BaseValidationError, TypeError, ValueError, KeyError, AttributeError) as e:
+            raise JsonRpcInvalidParams(f"Invalid params for {method or 'a response'}: {_describe(e)}") from e

@@ -1,0 +1,123 @@
+"""The server's documents: edits and positions in every position encoding, and files read from disk."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from lsprotocol import types
+
+from lsp_server.documents import Documents, read_regular_file
+from lsp_server.text import code_units, offset_at, position_at
+
+ENCODINGS = ["utf-8", "utf-16", "utf-32"]
+# Text with every kind of line break LSP knows, the ones it does not (\f, \v, U+2028/9, U+0085), and
+# characters one to four UTF-8 bytes and one or two UTF-16 units long.
+PIECES = ["a", "\n", "\r", "\r\n", "\f", "\v", "\u2028", "\u2029", "\x85", "é", "世", "😀", "\t", " "]
+texts = st.lists(st.sampled_from(PIECES), max_size=30).map("".join) | st.text(max_size=30)
+
+
+CODECS = {"utf-8": ("utf-8", 1), "utf-16": ("utf-16-le", 2), "utf-32": ("utf-32-le", 4)}
+
+
+def width(ch: str, encoding: str) -> int:
+    codec, unit = CODECS[encoding]
+    return len(ch.encode(codec, "surrogatepass")) // unit
+
+
+def reference_offset(text: str, line: int, character: int, encoding: str) -> int:
+    """Written independently of text.py: walk the characters, counting LSP line breaks and code units."""
+    i, current = 0, 0
+    while current < line:
+        if i >= len(text):
+            return len(text)
+        if text[i] in "\r\n":
+            i += 2 if text[i:i + 2] == "\r\n" else 1
+            current += 1
+        else:
+            i += 1
+    units = 0
+    while i < len(text) and text[i] not in "\r\n" and units + width(text[i], encoding) <= character:
+        units += width(text[i], encoding)
+        i += 1
+    return i
+
+
+@settings(max_examples=300, deadline=None)
+@given(texts, st.integers(-2, 12), st.integers(-2, 50), st.sampled_from(ENCODINGS))
+def test_offset_at_agrees_with_a_reference(text: str, line: int, character: int, encoding: str) -> None:
+    expected = 0 if line < 0 else reference_offset(text, line, max(character, 0), encoding)
+    assert offset_at(text, line, character, encoding) == expected  # type: ignore[arg-type]
+
+
+@settings(max_examples=300, deadline=None)
+@given(texts, st.data(), st.sampled_from(ENCODINGS))
+def test_position_at_round_trips(text: str, data: st.DataObject, encoding: str) -> None:
+    offset = data.draw(st.integers(0, len(text)))
+    if 0 < offset < len(text) and text[offset - 1:offset + 1] == "\r\n":
+        offset -= 1  # inside a CRLF is not a position
+    line, character = position_at(text, offset, encoding)  # type: ignore[arg-type]
+    assert offset_at(text, line, character, encoding) == offset  # type: ignore[arg-type]
+
+
+@settings(max_examples=200, deadline=None)
+@given(texts, st.lists(st.tuples(st.integers(0, 60), st.integers(0, 60), texts), max_size=5),
+       st.sampled_from(ENCODINGS))
+def test_incremental_edits_land_where_the_client_put_them(text: str, edits: list[tuple[int, int, str]],
+                                                          encoding: str) -> None:
+    docs = Documents(encoding)  # type: ignore[arg-type]
+    docs.open(types.TextDocumentItem("file:///t.txt", "plaintext", 1, text))
+    expected = text
+    for a, b, new in edits:
+        a, b = sorted((min(a, len(expected)), min(b, len(expected))))
+        if any(0 < cut < len(expected) and expected[cut - 1:cut + 1] == "\r\n" for cut in (a, b)):
+            continue  # no position lies inside a CRLF
+        start = types.Position(*position_at(expected, a, encoding))  # type: ignore[arg-type]
+        end = types.Position(*position_at(expected, b, encoding))  # type: ignore[arg-type]
+        docs.change(types.DidChangeTextDocumentParams(
+            types.VersionedTextDocumentIdentifier(2, "file:///t.txt"),
+            [types.TextDocumentContentChangePartial(types.Range(start, end), new)]))
+        expected = expected[:a] + new + expected[b:]
+    assert docs.get("file:///t.txt").text == expected
+
+
+def test_full_change_unknown_document_and_percent_encoded_uri() -> None:
+    docs = Documents()
+    docs.open(types.TextDocumentItem("file:///a%20b.py", "python", 1, "x"))
+    docs.change(types.DidChangeTextDocumentParams(types.VersionedTextDocumentIdentifier(2, "file:///a b.py"),
+                                                  [types.TextDocumentContentChangeWholeDocument("y = 2\n")]))
+    assert docs.get("file:///a%20b.py").text == "y = 2\n"
+    assert docs.change(types.DidChangeTextDocumentParams(types.VersionedTextDocumentIdentifier(2, "file:///c"),
+                                                         [])) is None
+    docs.close("file:///a b.py")
+    assert docs.get("file:///a%20b.py") is None
+
+
+def test_code_units() -> None:
+    assert [code_units("a😀é", e) for e in ENCODINGS] == [7, 4, 3]  # type: ignore[arg-type]
+
+
+def test_reading_files_that_are_not_regular_never_blocks(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    (tmp_path / "link").symlink_to(fifo)
+    big = tmp_path / "big.py"
+    big.write_bytes(b"x" * 101)
+    latin = tmp_path / "latin1.py"
+    latin.write_bytes(b"caf\xe9")
+    t0 = time.monotonic()
+    for path, error in [(fifo, "not a regular file"), (tmp_path / "link", "not a regular file"),
+                        (tmp_path, "not a regular file"), ("/dev/zero", "not a regular file"),
+                        (big, "101 bytes, more than the 100"), (tmp_path / "missing.py", "No such file")]:
+        with pytest.raises((ValueError, OSError), match=error):
+            read_regular_file(str(path), 100)
+    with pytest.raises(UnicodeDecodeError):
+        read_regular_file(str(latin), 100)
+    assert time.monotonic() - t0 < 5
+    crlf = tmp_path / "crlf.py"
+    crlf.write_bytes(b"a\r\nb\r")
+    assert read_regular_file(str(crlf), 100) == "a\r\nb\r"  # no newline translation: offsets as the editor's

@@ -1,0 +1,192 @@
+"""Protocol abuse against the real server process: every request gets exactly one response, a result or a
+JSON-RPC error with its id, and no error ever turns into a popup. The model is not loaded here (no
+`initialized`): these are the protocol's answers, which must not depend on it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.wire import Wire
+
+PARSE_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, INVALID_PARAMS, NOT_INITIALIZED = -32700, -32600, -32601, -32602, -32002
+URI = "file:///work/protocol.py"
+
+
+@pytest.fixture(scope="module")
+def wire() -> Iterator[Wire]:
+    server = Wire()
+    server.initialize()
+    server.open(URI, "def f(x):\n    return x\n")
+    yield server
+    server.kill()
+
+
+def error_of(reply: dict) -> int | None:
+    return reply["error"]["code"] if "error" in reply else None
+
+
+def position_params(line: object, character: object) -> dict:
+    return {"textDocument": {"uri": URI}, "position": {"line": line, "character": character},
+            "context": {"triggerKind": 2}}
+
+
+@pytest.mark.parametrize(("params", "field"), [
+    (position_params(-1, 0), "position"),
+    (position_params(0, "four"), "position.character"),
+    ({"position": {"line": 0, "character": 0}, "context": {"triggerKind": 2}}, "textDocument"),
+    (position_params(None, None), "position"),
+    (None, "params"),
+    ([1, 2], "params"),
+    ({"textDocument": None, "position": None, "context": None}, "textDocument"),
+])
+def test_params_that_do_not_parse_get_an_error_with_their_id(wire: Wire, params: object, field: str) -> None:
+    msg_id = wire.request("textDocument/inlineCompletion", params)
+    reply = wire.response(msg_id)
+    assert error_of(reply) == INVALID_PARAMS and field in reply["error"]["message"], reply
+    assert wire.answers[msg_id] == 1
+    assert wire.popups() == []
+
+
+def test_a_body_that_is_not_utf8_is_answered_with_its_id(wire: Wire) -> None:
+    body = b'{"jsonrpc": "2.0", "id": "latin-1", "method": "textDocument/inlineCompletion", "params": ' \
+           b'{"textDocument": {"uri": "file:///caf\xe9.py"}, "position": {"line": 0, "character": 0}}}'
+    wire.send(body)
+    reply = wire.response("latin-1")
+    assert error_of(reply) == PARSE_ERROR and "UTF-8" in reply["error"]["message"]
+
+
+@pytest.mark.parametrize(("body", "code"), [
+    (b'{"jsonrpc": "2.0", "id": 1, "method": ', PARSE_ERROR),
+    (b"", PARSE_ERROR),
+    (b"[" * 100_000 + b"]" * 100_000, PARSE_ERROR),  # nested past the JSON decoder's recursion limit
+    (b'[{"jsonrpc": "2.0", "id": 1, "method": "shutdown"}]', INVALID_REQUEST),  # LSP has no batches
+    (b'"just a string"', INVALID_REQUEST),
+    (b'{"jsonrpc": "2.0", "id": null, "method": "shutdown"}', INVALID_REQUEST),
+    (b'{"jsonrpc": "2.0", "id": {"a": 1}, "method": "shutdown"}', INVALID_REQUEST),
+    (b'{"jsonrpc": "2.0", "id": 1.5, "method": "shutdown"}', INVALID_REQUEST),
+    (b'{"jsonrpc": "2.0"}', INVALID_REQUEST),
+])
+def test_messages_without_a_usable_id_get_an_error_with_a_null_id(wire: Wire, body: bytes, code: int) -> None:
+    before = wire.answers[None]
+    wire.send(body)
+    reply = wire.response(None)
+    assert error_of(reply) == code
+    assert wire.answers[None] == before + 1  # exactly one
+    assert wire.result("workspace/executeCommand", {"command": "codellama.status"})["state"] == "idle"
+
+
+@pytest.mark.parametrize(("message", "code"), [
+    ({"jsonrpc": "1.0", "id": "old", "method": "shutdown"}, INVALID_REQUEST),
+    ({"jsonrpc": "2.0", "id": "num", "method": 42}, INVALID_REQUEST),
+    ({"jsonrpc": "2.0", "id": "unknown", "method": "codellama/noSuchMethod"}, METHOD_NOT_FOUND),
+    ({"jsonrpc": "2.0", "id": "again", "method": "initialize", "params": {"capabilities": {}}}, INVALID_REQUEST),
+    ({"jsonrpc": "2.0", "id": "cmd", "method": "workspace/executeCommand", "params": {"command": "nope"}},
+     INVALID_PARAMS),
+    ({"jsonrpc": "2.0", "id": "doc", "method": "workspace/executeCommand",
+      "params": {"command": "codellama.generateDocstring", "arguments": [1, "x"]}}, INVALID_PARAMS),
+    ({"jsonrpc": "2.0", "id": "resolve", "method": "codeAction/resolve",
+      "params": {"title": "t", "data": {"uri": URI, "line": "zero"}}}, INVALID_PARAMS),
+])
+def test_invalid_requests_are_answered_with_their_id(wire: Wire, message: dict, code: int) -> None:
+    wire.send(message)
+    reply = wire.response(message["id"])
+    assert error_of(reply) == code, reply
+    assert wire.answers[message["id"]] == 1
+
+
+def test_a_bad_notification_is_dropped_without_a_popup(wire: Wire) -> None:
+    wire.notify("textDocument/didOpen", {"textDocument": {"uri": 5}})
+    wire.notify("textDocument/didChange", {"textDocument": {"uri": URI, "version": 2},
+                                           "contentChanges": [{"range": "everywhere", "text": "x"}]})
+    wire.notify("workspace/didChangeConfiguration", None)
+    wire.notify("$/cancelRequest", {"id": None})
+    assert wire.result("workspace/executeCommand", {"command": "codellama.status"})["state"] == "idle"
+    assert wire.popups() == []
+
+
+def test_responses_are_never_answered_even_when_broken(wire: Wire) -> None:
+    """Answering a broken response with an error could start two peers answering each other forever."""
+    before = wire.answers[None]
+    wire.send({"jsonrpc": "2.0", "id": None, "error": {"code": PARSE_ERROR, "message": "your message was bad"}})
+    wire.send({"jsonrpc": "2.0", "id": "nobody-asked", "result": {"x": 1}})
+    wire.send({"jsonrpc": "1.0", "id": "old-response", "result": None})
+    assert wire.result("workspace/executeCommand", {"command": "codellama.status"})["state"] == "idle"
+    assert wire.answers[None] == before and wire.answers["nobody-asked"] == wire.answers["old-response"] == 0
+
+
+def containers(inner: st.SearchStrategy) -> st.SearchStrategy:
+    return st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+
+
+json_values = st.recursive(st.none() | st.booleans() | st.integers(-2**63, 2**63) | st.floats() | st.text(max_size=8),
+                           containers, max_leaves=8)
+numbers = st.integers(-2**40, 2**40) | st.floats() | st.text(max_size=4) | st.none()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(method=st.sampled_from(["textDocument/inlineCompletion", "textDocument/completion",
+                               "textDocument/codeAction", "codeAction/resolve", "workspace/executeCommand"]),
+       line=numbers, character=numbers, extra=st.dictionaries(st.sampled_from(["context", "range", "data", "command",
+                                                                              "arguments", "textDocument"]),
+                                                              json_values, max_size=3))
+def test_any_params_get_exactly_one_answer(wire: Wire, method: str, line: object, character: object,
+                                           extra: dict) -> None:
+    params = {**position_params(line, character), **extra}
+    msg_id = wire.request(method, params)
+    reply = wire.response(msg_id)
+    # A result, or InvalidParams: anything else (an internal error) is a server bug.
+    assert error_of(reply) in (None, INVALID_PARAMS), reply
+    assert wire.answers[msg_id] == 1
+
+
+def test_framing_errors_resynchronise(wire: Wire) -> None:
+    status = {"jsonrpc": "2.0", "method": "workspace/executeCommand", "params": {"command": "codellama.status"}}
+    body = json.dumps({**status, "id": "long"}).encode()
+    wire.send(body, length=len(body) + 25)  # runs 25 bytes into the next message
+    wire.send({**status, "id": "after-long"})
+    assert "result" in wire.response("long") and "result" in wire.response("after-long")
+    body = json.dumps({**status, "id": "short"}).encode()
+    wire.send(body, length=len(body) - 10)  # leaves 10 bytes behind
+    wire.send_bytes(b"garbage\r\n\r\nContent-Type: x\r\n")
+    wire.send({**status, "id": "after-short"})
+    assert error_of(wire.response(None)) == PARSE_ERROR  # the cut body: its id cannot be known
+    assert "result" in wire.response("after-short")
+    wire.send_bytes(b"Content-Length: 99999999999\r\n\r\n")  # over the size limit: skipped
+    wire.send({**status, "id": "after-huge"})
+    assert "result" in wire.response("after-huge")
+
+
+def test_before_initialize_and_after_shutdown() -> None:
+    server = Wire()
+    try:
+        early = server.call("textDocument/inlineCompletion", position_params(0, 0))
+        assert error_of(early) == NOT_INITIALIZED
+        server.notify("textDocument/didOpen", {"textDocument": {"uri": URI, "languageId": "python", "version": 1,
+                                                                "text": "x"}})  # dropped: before initialize
+        server.initialize()
+        assert server.result("shutdown") is None
+        late = server.call("workspace/executeCommand", {"command": "codellama.status"})
+        assert error_of(late) == INVALID_REQUEST and "after shutdown" in late["error"]["message"]
+        server.notify("exit")
+        assert server.wait() == 0
+    finally:
+        server.kill()
+
+
+@pytest.mark.parametrize("ending", ["exit notification", "end of input"])
+def test_a_session_ended_without_shutdown_exits_with_code_1(ending: str) -> None:
+    server = Wire()
+    try:
+        server.initialize()
+        if ending == "exit notification":
+            server.notify("exit")
+        else:
+            server.proc.stdin.close()  # the editor died
+        assert server.wait(10) == 1
+    finally:
+        server.kill()

@@ -1,0 +1,263 @@
+"""Reliability through the real server process: what a client asks for cannot freeze or break it.
+
+One loaded server (the demo model) is shared by most tests here; its client claims workspace/configuration
+and workDoneProgress but never answers the server's requests, so it also shows that loading does not
+depend on the client's goodwill.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from lsp_server.text import split_lines
+from tests.wire import Wire
+
+CAPABILITIES = {
+    "workspace": {"configuration": True, "applyEdit": True},
+    "window": {"workDoneProgress": True},
+    "textDocument": {"inlineCompletion": {}, "codeAction": {"dataSupport": True,
+                                                            "resolveSupport": {"properties": ["edit"]}}},
+}
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[Wire]:
+    wire = Wire()
+    wire.initialize(CAPABILITIES, load=True)
+    yield wire
+    wire.kill()
+
+
+def status(wire: Wire) -> dict:
+    return wire.result("workspace/executeCommand", {"command": "codellama.status"})
+
+
+def items(reply: dict) -> list[dict]:
+    assert "error" not in reply, reply
+    return reply["result"]["items"]
+
+
+def code_action(wire: Wire, uri: str, line: int) -> list[dict]:
+    at = {"line": line, "character": 0}
+    reply = wire.call("textDocument/codeAction", {"textDocument": {"uri": uri}, "range": {"start": at, "end": at},
+                                                  "context": {"diagnostics": []}})
+    assert "error" not in reply, reply
+    return reply["result"] or []
+
+
+def test_loads_although_the_client_never_answers(server: Wire) -> None:
+    t0 = time.monotonic()
+    assert server.wait_ready(60)["state"] == "ready"
+    asked = {r["method"] for r in server.server_requests}
+    assert {"workspace/configuration", "window/workDoneProgress/create"} <= asked  # asked, and never answered
+    assert time.monotonic() - t0 < 45
+
+
+# -- class 2: documents that are not open --------------------------------------------------------------
+def test_unopened_documents_that_are_not_regular_files_cannot_freeze_the_server(server: Wire,
+                                                                               tmp_path: Path) -> None:
+    server.wait_ready()
+    fifo = tmp_path / "fifo.py"
+    os.mkfifo(fifo)
+    big = tmp_path / "big.py"
+    big.write_bytes(b"x = 1\n" * (1 << 20))  # 6 MiB
+    readable = tmp_path / "on_disk.py"
+    readable.write_text("def double(x):\n    return \n")
+    t0 = time.monotonic()
+    for path in (fifo, "/dev/zero", "/dev/stdin", "/proc/self/fd/0", tmp_path, big, tmp_path / "missing.py"):
+        assert items(server.inline(f"file://{path}", 0, 0)) == []
+        assert code_action(server, f"file://{path}", 0) == []
+    assert time.monotonic() - t0 < 20
+    assert status(server)["state"] == "ready"
+    assert server.rss_kib() < 2 << 20  # nothing like /dev/zero's endless bytes was read
+    assert items(server.inline(f"file://{readable}", 1, 11))  # a regular file is read and completed
+
+
+# -- class 4: bad text in one document ------------------------------------------------------------------
+def test_a_lone_surrogate_in_one_document_breaks_nothing(server: Wire) -> None:
+    server.wait_ready()
+    # json.dumps spells the lone surrogate as the escape "\ud800", as a client's JSON would.
+    server.open("file:///work/bad.py", 'BAD = "\ud800"\n\ndef bad(x):\n    return x\n')
+    good = "def scale(values, factor):\n    return [v * factor for v in values]\n\n\nresult = scale(\n"
+    server.open("file:///work/good.py", good)
+    assert items(server.inline("file:///work/good.py", 4, 15))  # other-file context includes bad.py
+    assert "result" in server.inline("file:///work/bad.py", 1, 0)
+    assert [a["title"] for a in code_action(server, "file:///work/bad.py", 2)] == ["Generate docstring for bad"]
+    server.notify("textDocument/didClose", {"textDocument": {"uri": "file:///work/bad.py"}})
+    server.notify("textDocument/didChange", {"textDocument": {"uri": "file:///work/good.py", "version": 2},
+                                             "contentChanges": [{"range": {"start": {"line": 4, "character": 15},
+                                                                           "end": {"line": 4, "character": 15}},
+                                                                 "text": "\udfff"}]})
+    assert "result" in server.inline("file:///work/good.py", 4, 16)
+    assert server.popups() == []
+
+
+# -- class 5: one position conversion -------------------------------------------------------------------
+def test_positions_past_form_feeds_and_unicode_line_separators(server: Wire) -> None:
+    server.wait_ready()
+    # None of \f, \v, U+0085, U+2028 ends a line in LSP; str.splitlines would see seven lines before the def.
+    text = "# \f form feed\n# \u2028 line separator, \x85 next line, \v vertical tab\ndef area(w, h):\n" \
+           "    return w * h\n\n\nprint(area(2, \n"
+    uri = "file:///work/separators.py"
+    server.open(uri, text)
+    actions = code_action(server, uri, 2)
+    assert [a["title"] for a in actions] == ["Generate docstring for area"]
+    resolved = server.result("codeAction/resolve", actions[0])
+    edit = resolved["edit"]["changes"][uri][0]
+    assert edit["range"]["start"] == edit["range"]["end"] == {"line": 3, "character": 0}
+    lines = split_lines(text)
+    assert lines[3] == "    return w * h" and '"""' in edit["newText"]
+    completion = items(server.inline(uri, 6, 14))
+    assert completion and completion[0]["range"]["start"] == {"line": 6, "character": 14}
+
+
+JUNK = st.text(alphabet=st.sampled_from(["a", " ", "\f", "\v", "\x85", "\u2028", "\u2029", "é", "😀", "\ud800", "#"]),
+               max_size=6)
+BREAK = st.sampled_from(["\n", "\r\n", "\r"])
+
+
+LINE_BREAK = re.compile(r"\r\n|\r|\n")  # LSP's, written out here rather than taken from the server
+
+
+def utf16_position(text: str, offset: int) -> dict:
+    breaks = [m.end() for m in LINE_BREAK.finditer(text, 0, offset)]
+    start = breaks[-1] if breaks else 0
+    return {"line": len(breaks), "character": len(text[start:offset].encode("utf-16-le", "surrogatepass")) // 2}
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.integers(0, 2), st.integers(0, 6), st.integers(0, 6), JUNK,
+                          st.one_of(st.just(""), BREAK.map(lambda b: b + "# "))), max_size=5))
+def test_edits_with_any_code_points_keep_every_line_in_place(server: Wire, edits: list) -> None:
+    """Random edits inside comment lines full of characters that are not LSP line breaks (and of some that
+    are), sent as one didChange: the server's idea of where each def starts stays LSP's."""
+    server.wait_ready()
+    uri, names = "file:///work/edits.py", ["alpha", "beta"]
+    text = "# é\f😀\n" + "".join(f"def {n}(x):\n    return x\n# \u2028\x85 {n}\n" for n in names)
+    server.open(uri, text)
+    changes = []
+    for block, a, b, junk, new_line in edits:
+        lines = LINE_BREAK.split(text)
+        row = [i for i, line in enumerate(lines) if line.startswith("#")][block]
+        row_start = [0, *(m.end() for m in LINE_BREAK.finditer(text))][row]
+        a, b = sorted(max(2, min(x, len(lines[row]))) for x in (a, b))  # keep the "# " that makes a comment
+        start, end = row_start + a, row_start + b
+        changes.append({"range": {"start": utf16_position(text, start), "end": utf16_position(text, end)},
+                        "text": junk + new_line})
+        text = text[:start] + junk + new_line + text[end:]
+    server.notify("textDocument/didChange", {"textDocument": {"uri": uri, "version": 2}, "contentChanges": changes})
+    lines = LINE_BREAK.split(text)
+    for name in names:
+        row = next(i for i, line in enumerate(lines) if line.startswith(f"def {name}("))
+        assert [a["title"] for a in code_action(server, uri, row)] == [f"Generate docstring for {name}"]
+
+
+# -- class 6 (e2e): a failed reload keeps the model in use -----------------------------------------------
+def test_a_reload_with_a_broken_config_keeps_the_model_in_use(server: Wire, checkpoint_factory,
+                                                              tmp_path: Path) -> None:
+    server.wait_ready()
+    broken = Path(shutil.copytree(checkpoint_factory("hf"), tmp_path / "broken"))
+    config = json.loads((broken / "config.json").read_text())
+    (broken / "config.json").write_text(json.dumps(config | {"num_attention_heads": 0}))
+    server.notify("workspace/didChangeConfiguration", {"settings": {"codellama": {"model": str(broken)}}})
+    for _ in range(100):
+        if any("num_attention_heads" in p for p in server.popups()):
+            break
+        time.sleep(0.1)
+    message = next(p for p in server.popups() if "num_attention_heads" in p)
+    assert f"{broken / 'config.json'}: num_attention_heads must be an integer from 1" in message
+    assert "Still using the embedded demo model" in message
+    now = status(server)
+    assert now["state"] == "ready" and now["loaded"] == "embedded demo" and "num_attention_heads" in now["error"]
+    server.open("file:///work/after_reload.py", "def square(x):\n    return \n")
+    assert "result" in server.inline("file:///work/after_reload.py", 1, 11)
+    server.notify("workspace/didChangeConfiguration", {"settings": {"codellama": {"model": None}}})
+
+
+# -- fault injection ------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def faulty(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Wire, Path]]:
+    arm = tmp_path_factory.mktemp("fault") / "arm"
+    wire = Wire(command=[sys.executable, "tests/fault_server.py", str(arm), "--log-level", "WARNING", "serve"])
+    wire.initialize(CAPABILITIES | {"workspace": {}, "window": {}}, load=True)
+    wire.wait_ready()
+    yield wire, arm
+    wire.kill()
+
+
+@pytest.mark.parametrize(("kind", "logged"), [("error", "RuntimeError: injected fault"),
+                                              ("oom", "OutOfMemoryError: CUDA out of memory")])
+def test_a_fault_during_generation_costs_one_request(faulty: tuple[Wire, Path], kind: str, logged: str) -> None:
+    wire, arm = faulty
+    uri = f"file:///work/fault_{kind}.py"
+    wire.open(uri, f"def fib_{kind}(n):\n    if n < 2:\n        return n\n    return \n")  # no cache hit
+    arm.write_text(kind)
+    assert items(wire.inline(uri, 3, 11)) == []  # answered, empty
+    assert not arm.exists()  # the fault fired
+    assert wire.logged(logged)
+    assert items(wire.inline(uri, 3, 11))  # the next request works
+    assert wire.popups() == []
+
+
+def test_a_load_that_fails_after_its_checks_brings_the_previous_model_back(faulty: tuple[Wire, Path],
+                                                                           checkpoint_factory) -> None:
+    wire, arm = faulty
+    arm.write_text("load")  # the new model's warm-up forward pass fails
+    wire.notify("workspace/didChangeConfiguration",
+                {"settings": {"codellama": {"model": str(checkpoint_factory("hf"))}}})
+    for _ in range(300):
+        now = status(wire)
+        if any("injected fault: load" in p for p in wire.popups()) and now["state"] == "ready":
+            break
+        time.sleep(0.1)
+    assert now["state"] == "ready" and now["loaded"] == "embedded demo", now
+    wire.open("file:///work/after_fault.py", "def square(x):\n    return \n")
+    assert items(wire.inline("file:///work/after_fault.py", 1, 11))
+
+
+# -- load -----------------------------------------------------------------------------------------------
+def storm(wire: Wire, n: int, tag: str) -> int:
+    """n requests of every kind, sent without waiting, then all their answers; how many came."""
+    docs = [f"file:///work/storm_{i}.py" for i in range(3)]
+    for i, uri in enumerate(docs):
+        wire.open(uri, f"import os\n\n\ndef handler_{i}(event):\n    path = os.path.join(event, \n")
+    sent = []
+    for k in range(n):
+        uri = docs[k % 3]
+        if k % 5 == 4:
+            sent.append(wire.request("workspace/executeCommand", {"command": "codellama.status"}))
+        elif k % 7 == 6:
+            sent.append(wire.request("textDocument/inlineCompletion", {"textDocument": {"uri": uri}}))  # invalid
+        else:
+            sent.append(wire.request("textDocument/inlineCompletion", {
+                "textDocument": {"uri": uri}, "position": {"line": 4, "character": 30 - k % 4},
+                "context": {"triggerKind": 1}}))
+    answered = 0
+    for msg_id in sent:
+        wire.response(msg_id, timeout=120)
+        answered += wire.answers[msg_id]
+    return answered
+
+
+def test_sustained_load_is_answered_in_full_with_flat_memory(server: Wire) -> None:
+    server.wait_ready()
+    n = 600
+    assert storm(server, n, "warm-up") == n  # also brings caches and allocators to their working size
+    first = server.rss_kib()
+    t0 = time.monotonic()
+    assert storm(server, n, "second") == n
+    assert time.monotonic() - t0 < 120
+    grown = server.rss_kib() - first
+    assert grown < 16 << 10, f"memory grew by {grown} KiB over {n} requests"
+    assert status(server)["state"] == "ready"
