@@ -12,15 +12,16 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from model.engine import Engine, Timings
-from model.loader import load_model, resolve_device, resolve_dtype, resolve_kernel, resolve_quant
-from model.quant import use_4bit_kernel
 from model.tokenizer import Tokenizer, infill_prompt
 
 from .context import FimContext, build_context
 from .settings import Settings
 from .shaping import block_indent, completion_mode, make_stop, next_suffix_line, repetition_start, shape
+
+if TYPE_CHECKING:  # torch is imported with the model (load_engine), not with this module: start-up stays fast
+    from model.engine import Engine, Timings
 
 log = logging.getLogger(__name__)
 PROMPT_OVERHEAD = 8  # BOS and FIM control tokens, with room to spare
@@ -42,6 +43,10 @@ def load_engine(settings: Settings, progress: Callable[[float, str], None] | Non
     progress(fraction, message) sees the tensors load (to 90%), then the warm-up: the first forward pass and,
     on CUDA, the capture of the decode graphs (the rest), so that no request pays for either.
     """
+    from model.engine import Engine
+    from model.loader import load_model, resolve_device, resolve_dtype, resolve_kernel, resolve_quant
+    from model.quant import use_4bit_kernel
+
     device = resolve_device(settings.device)
     quant = resolve_quant(settings.quant, device)
     loading = (lambda f, m: progress(0.9 * f, m)) if progress else None

@@ -10,13 +10,11 @@ import asyncio
 import logging
 import time
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
 from pygls.workspace import TextDocument
-
-from model.engine import Engine
 
 from . import __version__
 from .cache import CompletionCache
@@ -28,6 +26,9 @@ from .settings import Settings, parse_settings
 from .shaping import Shaped, shape
 from .text import offset_at
 from .worker import CancelFlag, Cancelled, ModelWorker
+
+if TYPE_CHECKING:  # the model (and torch) load on the model thread, after the handshake
+    from model.engine import Engine
 
 log = logging.getLogger(__name__)
 

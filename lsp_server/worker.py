@@ -11,9 +11,10 @@ import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-from model.engine import Engine
+if TYPE_CHECKING:  # the model (and torch) load on the model thread, after the handshake
+    from model.engine import Engine
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
