@@ -3,17 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
 
 from . import __version__
 from .settings import Settings
-
-if TYPE_CHECKING:
-    from model.engine import Engine, Generation
 
 ENGINE_FLAGS = ("model", "device", "dtype", "quant", "kernel", "context_length")
 
@@ -62,111 +56,11 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
 
 def cmd_complete(args: argparse.Namespace) -> None:
-    from .completion import complete, load_engine
-    from .terminal import loading_bar
+    from .complete_command import run
 
-    path = Path(args.file)
-    try:
-        # bytes, not read_text(): universal newlines would turn CRLF into LF and shift every offset
-        text = path.read_bytes().decode("utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise SystemExit(f"codellama-lsp: cannot read {path}: {e}") from e
-    settings = settings_from(args, fim_mode=args.fim_mode, temperature=args.temperature,
-                             **({"max_tokens": args.max_tokens, "max_tokens_single_line": args.max_tokens}
-                                if args.max_tokens else {}))
-    offset = checked_offset(text, args.line, args.character, path)
-    if args.dump_prompt:
-        print(json.dumps(_windowed_prompt(settings, text, offset, args.raw)))
-        return
-    with loading_bar(settings.model or "the demo model") as progress:
-        engine = load_engine(settings, progress)
-    if args.raw:  # Meta's reference behaviour: whole file, stop only at <EOT>/EOS/max tokens, text untouched
-        gen = engine.infill(text[:offset], text[offset:], mode=settings.fim_mode,
-                            max_new_tokens=args.max_tokens or settings.max_tokens, temperature=settings.temperature,
-                            top_p=settings.top_p)
-        if gen.text:
-            sys.stdout.write(gen.text + "\n")
-        else:
-            _no_suggestion(path, args, why_nothing(gen, engine.context_length))
-        return
-    watched = GenerationWatch(engine)
-    suggestion = complete(cast("Engine", watched), text, offset, settings)
-    if suggestion is None:
-        _no_suggestion(path, args, why_nothing(watched.last, engine.context_length))
-        return
-    sys.stdout.write(suggestion.text + "\n")
-
-
-def checked_offset(text: str, line: int, character: int, path: Path) -> int:
-    """The offset of an LSP position given on the command line; a position outside the file is an error."""
-    from .text import offset_at, split_lines, utf16_len
-
-    lines = split_lines(text)
-    if not 0 <= line < len(lines):
-        raise ValueError(f"--line {line} is outside {path}, whose lines are 0 to {len(lines) - 1}")
-    width = utf16_len(lines[line])
-    if not 0 <= character <= width:
-        raise ValueError(f"--character {character} is outside line {line} of {path}, whose characters are "
-                         f"0 to {width} (UTF-16 code units)")
-    return offset_at(text, line, character)
-
-
-class GenerationWatch:
-    """An engine that remembers its last generation, so that an empty completion can say why it is empty."""
-
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-        self.last: Generation | None = None
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.engine, name)
-
-    def generate(self, *args: Any, **kwargs: Any) -> Generation:
-        self.last = self.engine.generate(*args, **kwargs)
-        return self.last
-
-
-STOPPED = {"eot": "it ended the infill (<EOT>)", "eos": "it ended the text (EOS)",
-           "max_tokens": "it reached the token limit", "stop": "a stop rule ended it",
-           "deadline": "the time budget ran out", "context": "the context is full", "cancel": "it was cancelled"}
-
-
-def why_nothing(gen: Generation | None, context_length: int) -> str:
-    """Why a completion came back empty, in words."""
-    if gen is None:
-        return f"no prompt fits the model's context of {context_length} tokens"
-    if not gen.text.strip():
-        if "\n" in gen.text:
-            return "the model ended the line at once: it takes the line to be complete"
-        return f"the model wrote nothing before {STOPPED.get(gen.stop_reason, gen.stop_reason)}"
-    return (f"the model wrote {gen.text!r}, and none of it fits here (it repeats the code after the cursor "
-            "or does not continue the line)")
-
-
-def _no_suggestion(path: Path, args: argparse.Namespace, why: str) -> None:
-    """Nothing on stdout (a script sees an empty answer), the reason on stderr (a person sees why)."""
-    print(f"codellama-lsp: no suggestion at {path}:{args.line}:{args.character}: {why}", file=sys.stderr)
-
-
-def _windowed_prompt(settings: Settings, text: str, offset: int, raw: bool) -> list[int]:
-    """The prompt `complete` would run, from the tokenizer and config alone (no weights are loaded)."""
-    from model.checkpoint import open_checkpoint, resolve_model_dir
-    from model.loader import DEMO_MODEL_DIR
-    from model.tokenizer import infill_prompt
-
-    from .completion import fitting_prompt, healed_whitespace, line_around
-    from .shaping import completion_mode
-
-    tokenizer, reader = open_checkpoint(resolve_model_dir(settings.model) if settings.model else DEMO_MODEL_DIR)
-    if raw:
-        return infill_prompt(tokenizer, text[:offset], text[offset:], settings.fim_mode)  # type: ignore[arg-type]
-    before, after = line_around(text, offset)
-    context_length = min(settings.context_length, reader.args.max_seq_len)
-    fitted = fitting_prompt(tokenizer, context_length, text, offset, settings,
-                            completion_mode(before, after, settings.line_policy), healed=healed_whitespace(before))
-    if fitted is None:
-        raise ValueError(f"no prompt fits the context of {context_length} tokens")
-    return fitted[1]
+    run(args, settings_from(args, fim_mode=args.fim_mode, temperature=args.temperature,
+                            **({"max_tokens": args.max_tokens, "max_tokens_single_line": args.max_tokens}
+                               if args.max_tokens else {})))
 
 
 # Subcommands that own their flags: everything after the name goes to the module's main().

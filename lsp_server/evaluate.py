@@ -21,7 +21,7 @@ from model import corpus
 
 from .completion import complete, load_engine
 from .settings import Settings
-from .terminal import format_table, loading_bar, ms, write_json
+from .terminal import format_table, loading_bar, ms, show_result
 
 
 @dataclass(frozen=True)
@@ -134,10 +134,8 @@ def main(argv: list[str] | None = None) -> None:
         report, rows = evaluate(settings, a.cases, a.seed, a.verbose)
     except ValueError as e:  # a bad --model or --device: one line, no traceback
         raise SystemExit(f"codellama-lsp eval: {e}") from e
-    if str(a.json) != "-":
-        print(format_report(report, settings))
-    if a.json:
-        write_json(a.json, {"report": asdict(report), "settings": asdict(settings), "cases": rows})
+    show_result(format_report(report, settings),
+                {"report": asdict(report), "settings": asdict(settings), "cases": rows}, a.json)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import random
 import time
 from pathlib import Path
@@ -23,7 +22,7 @@ from tqdm import tqdm
 from model import corpus
 
 from .client import ServerProcess
-from .terminal import format_table, loading_bar, ms, write_json
+from .terminal import format_table, loading_bar, ms, show_result
 
 
 def pct(values: list[float], q: float) -> float:
@@ -133,10 +132,7 @@ def main(argv: list[str] | None = None) -> None:
     a = build_parser().parse_args(argv)
     settings = {"fimMode": a.fim_mode} if a.fim_mode else None
     result = asyncio.run(replay(a.server_args, a.lines, a.seed, settings))
-    if str(a.json) != "-":
-        print(format_result(result))
-    if a.json:
-        write_json(a.json, result)
+    show_result(format_result(result), result, a.json)
 
 
 if __name__ == "__main__":

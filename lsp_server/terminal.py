@@ -47,8 +47,19 @@ def ms(value: float | None) -> str:
     return f"{value:.1f} ms" if value < 100 else f"{value:.0f} ms"
 
 
+def show_result(table: str, data: Any, json_dest: Path | None) -> None:
+    """Print the table for people, and with `--json PATH` write the full result for machines.
+
+    PATH '-' puts the JSON on stdout instead of the table, so that it can be piped as it is.
+    """
+    if json_dest is None or str(json_dest) != "-":
+        print(table)
+    if json_dest is not None:
+        write_json(json_dest, data)
+
+
 def write_json(dest: Path, data: Any) -> None:
-    """`--json PATH`: the full result for machines, written to PATH, or to stdout when PATH is '-'."""
+    """The full result for machines, written to `dest`, or to stdout when it is '-'."""
     text = json.dumps(data, indent=1)
     if str(dest) == "-":
         print(text)

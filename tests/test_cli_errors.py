@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from lsp_server import __version__
-from lsp_server.cli import STOPPED, why_nothing
+from lsp_server.complete_command import STOPPED, why_nothing
 from model.engine import Generation
 from model.loader import DEMO_MODEL_DIR
 

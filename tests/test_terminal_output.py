@@ -18,7 +18,7 @@ import pytest
 from lsp_server.evaluate import Report, format_report
 from lsp_server.replay import format_result
 from lsp_server.settings import Settings
-from lsp_server.terminal import format_table, ms, write_json
+from lsp_server.terminal import format_table, ms, show_result
 
 
 def run_with_terminal_stderr(*args: str, timeout: float = 300) -> tuple[subprocess.CompletedProcess[str], str]:
@@ -81,11 +81,13 @@ def test_ms(value: float | None, text: str) -> None:
     assert ms(value) == text
 
 
-def test_write_json_to_a_file_or_stdout(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    write_json(tmp_path / "r.json", {"a": 1})
-    assert json.loads((tmp_path / "r.json").read_text()) == {"a": 1}
-    write_json(Path("-"), {"b": 2})
-    assert json.loads(capsys.readouterr().out) == {"b": 2}
+def test_a_table_for_people_and_json_for_machines(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    show_result("the table", {"a": 1}, None)
+    assert capsys.readouterr().out == "the table\n"
+    show_result("the table", {"a": 1}, tmp_path / "r.json")
+    assert capsys.readouterr().out == "the table\n" and json.loads((tmp_path / "r.json").read_text()) == {"a": 1}
+    show_result("the table", {"b": 2}, Path("-"))
+    assert json.loads(capsys.readouterr().out) == {"b": 2}  # JSON alone on stdout, ready for a pipe
 
 
 def test_eval_report_in_words() -> None:
