@@ -223,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
                    f"dtype={dtype_name} quant={quant}", file=sys.stdout)
         sys.stdout.flush()
         stages.update()
-        stages.set_description("bench: measuring ours")
+        stages.set_description_str("bench: measuring ours")
         ours, why = _spawn("ours", ckpt, prompts_file, work, ns, str(device), dtype_name, quant)
         if ours is None:
             tqdm.write(f"our side failed ({why})", file=sys.stderr)
@@ -231,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
         stages.update()
         theirs = None
         if reference:
-            stages.set_description("bench: measuring the seed recipe (transformers)")
+            stages.set_description_str("bench: measuring the seed recipe (transformers)")
             if ns.layout != "hf":  # transformers reads HF layout only: the same weights, rewritten
                 shutil.rmtree(ckpt)
                 ckpt = work / f"random-{ns.shape}-hf"
