@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
-import json
 import logging
 import os
 import re
 import socket
 import sys
-from pathlib import Path
 
+from . import __version__
 from .settings import Settings
 
 ENGINE_FLAGS = ("model", "device", "dtype", "quant", "kernel", "context_length")
@@ -62,10 +61,23 @@ def remote_addresses(host: str, port: int) -> list[str]:
     return sorted("every network interface" if a.is_unspecified else str(a) for a in found if not a.is_loopback)
 
 
+def check_engine_settings(settings: Settings) -> None:
+    """Fail at start-up, not when an editor connects, when the model cannot load: its files are found and
+    parse (tokenizer, config, tensor index; no weights are read) and the device exists."""
+    from model.checkpoint import open_checkpoint
+    from model.loader import resolve_device
+
+    resolve_device(settings.device)
+    if settings.model is not None:  # the embedded demo model ships with the package
+        open_checkpoint(settings.model)
+
+
 def cmd_serve(args: argparse.Namespace) -> None:
+    settings = settings_from(args)
+    check_engine_settings(settings)
     from .server import create_server
     if not args.tcp:
-        server = create_server(settings_from(args))
+        server = create_server(settings)
         server.start_io()
         sys.exit(server.exit_code)
     host, port = args.tcp
@@ -82,7 +94,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
         shown = ", ".join(show_address(h, p) for h, p in addresses)
         print(f"codellama-lsp: listening on {shown}", file=sys.stderr, flush=True)
 
-    server = create_server(settings_from(args))
+    server = create_server(settings)
     try:
         server.start_tcp(host, port, listening)
     except OSError as e:
@@ -92,53 +104,11 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
 
 def cmd_complete(args: argparse.Namespace) -> None:
-    from .completion import complete, load_engine
-    from .text import offset_at
+    from .complete_command import run
 
-    path = Path(args.file)
-    try:
-        # bytes, not read_text(): universal newlines would turn CRLF into LF and shift every offset
-        text = path.read_bytes().decode("utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise SystemExit(f"codellama-lsp: cannot read {path}: {e}") from e
-    settings = settings_from(args, fim_mode=args.fim_mode, temperature=args.temperature,
-                             **({"max_tokens": args.max_tokens, "max_tokens_single_line": args.max_tokens}
-                                if args.max_tokens else {}))
-    offset = offset_at(text, args.line, args.character)
-    if args.dump_prompt:
-        print(json.dumps(_windowed_prompt(settings, text, offset, args.raw)))
-        return
-    engine = load_engine(settings)
-    if args.raw:  # Meta's reference behaviour: whole file, stop only at <EOT>/EOS/max tokens, text untouched
-        gen = engine.infill(text[:offset], text[offset:], mode=settings.fim_mode,
-                            max_new_tokens=args.max_tokens or settings.max_tokens, temperature=settings.temperature,
-                            top_p=settings.top_p)
-        sys.stdout.write(gen.text)
-        return
-    suggestion = complete(engine, text, offset, settings, timed=False)  # the model's answer, however busy the machine
-    if suggestion is not None:
-        sys.stdout.write(suggestion.text + "\n")
-
-
-def _windowed_prompt(settings: Settings, text: str, offset: int, raw: bool) -> list[int]:
-    """The prompt `complete` would run, from the tokenizer and config alone (no weights are loaded)."""
-    from model.checkpoint import open_checkpoint, resolve_model_dir
-    from model.loader import DEMO_MODEL_DIR
-    from model.tokenizer import infill_prompt
-
-    from .completion import fitting_prompt, healing_text, line_around
-    from .shaping import completion_mode
-
-    tokenizer, reader = open_checkpoint(resolve_model_dir(settings.model) if settings.model else DEMO_MODEL_DIR)
-    if raw:
-        return infill_prompt(tokenizer, text[:offset], text[offset:], settings.fim_mode)  # type: ignore[arg-type]
-    before, after = line_around(text, offset)
-    context_length = min(settings.context_length, reader.args.max_seq_len)
-    fitted = fitting_prompt(tokenizer, context_length, text, offset, settings,
-                            completion_mode(before, after, settings.line_policy), healed=healing_text(tokenizer, before))
-    if fitted is None:
-        raise ValueError(f"no prompt fits the context of {context_length} tokens")
-    return fitted[1]
+    run(args, settings_from(args, fim_mode=args.fim_mode, temperature=args.temperature,
+                            **({"max_tokens": args.max_tokens, "max_tokens_single_line": args.max_tokens}
+                               if args.max_tokens else {})))
 
 
 # Subcommands that own their flags: everything after the name goes to the module's main().
@@ -148,9 +118,10 @@ PASSTHROUGH = {"demo": ("lsp_server.demo", "show completions and a docstring thr
                "train-demo": ("model.train", "train the embedded demo model")}
 
 
-def main(argv: list[str] | None = None) -> None:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="codellama-lsp", description=__doc__)
     p.add_argument("--log-level", default="INFO", help="DEBUG shows per-request timings (logs go to stderr)")
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("serve", help="run the language server (stdio by default)")
@@ -163,13 +134,13 @@ def main(argv: list[str] | None = None) -> None:
     s.set_defaults(run=cmd_serve)
 
     c = sub.add_parser("complete", help="print the completion at a position of FILE")
-    c.add_argument("file")
+    c.add_argument("file", help="the source file (UTF-8)")
     c.add_argument("--line", type=int, required=True, help="zero-based line")
     c.add_argument("--character", type=int, required=True, help="zero-based UTF-16 column, as in LSP")
     add_engine_flags(c)
-    c.add_argument("--max-tokens", type=int)
-    c.add_argument("--temperature", type=float, default=0.0)
-    c.add_argument("--fim-mode", choices=("psm", "spm"), default="spm")
+    c.add_argument("--max-tokens", type=int, help="most tokens to generate (default: the server's maxTokens)")
+    c.add_argument("--temperature", type=float, default=0.0, help="sampling temperature (default 0: greedy)")
+    c.add_argument("--fim-mode", choices=("psm", "spm"), default="spm", help="infilling prompt order (default spm)")
     c.add_argument("--raw", action="store_true",
                    help="Meta-exact prompt from the whole file; stop only at EOT/EOS/max tokens; no shaping")
     c.add_argument("--dump-prompt", action="store_true", help="print the prompt token ids as JSON and exit")
@@ -177,7 +148,11 @@ def main(argv: list[str] | None = None) -> None:
 
     for name, (_, text) in PASSTHROUGH.items():
         sub.add_parser(name, help=f"{text} (see `codellama-lsp {name} --help`)", add_help=False)
+    return p
 
+
+def main(argv: list[str] | None = None) -> None:
+    p = build_parser()
     argv = sys.argv[1:] if argv is None else argv
     command = next((a for a in argv if not a.startswith("-")), None)
     if command in PASSTHROUGH:

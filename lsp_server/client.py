@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Callable
+from typing import Any
 
+import attrs
 from lsprotocol import types
 from pygls.lsp.client import LanguageClient
 
@@ -13,11 +16,14 @@ class ServerProcess:
     """`python -m lsp_server serve ARGS` over stdio, initialized and with its model loaded."""
 
     def __init__(self, server_args: list[str], capabilities: types.ClientCapabilities | None = None,
-                 settings: dict | None = None) -> None:
+                 settings: dict | None = None, loading: Callable[[float, str], None] | None = None) -> None:
+        """loading(fraction, message), when given, follows the model's load through LSP work-done progress."""
         self.args = server_args
         self.settings = settings
         self.capabilities = capabilities or types.ClientCapabilities()
         self.client = LanguageClient("codellama-lsp-client", "0.1")
+        if loading:
+            self._follow_progress(loading)
         self.stderr: list[bytes] = []
         self.messages: list[str] = []  # window/logMessage and window/showMessage, kept for the caller
         self._drain: asyncio.Task[None] | None = None
@@ -26,6 +32,23 @@ class ServerProcess:
         @self.client.feature(types.WINDOW_SHOW_MESSAGE)
         def message(params: types.LogMessageParams | types.ShowMessageParams) -> None:
             self.messages.append(params.message)
+
+    def _follow_progress(self, loading: Callable[[float, str], None]) -> None:
+        self.capabilities = attrs.evolve(self.capabilities, window=types.WindowClientCapabilities(
+            work_done_progress=True))
+
+        @self.client.feature(types.WINDOW_WORK_DONE_PROGRESS_CREATE)
+        def create(params: types.WorkDoneProgressCreateParams) -> None:
+            return None
+
+        @self.client.feature(types.PROGRESS)
+        def progress(params: types.ProgressParams) -> None:
+            value: Any = params.value
+            field = value.get if isinstance(value, dict) else lambda key: getattr(value, key, None)
+            if field("kind") == "end":
+                loading(1.0, field("message") or "")
+            elif field("percentage") is not None:
+                loading(field("percentage") / 100, field("message") or "")
 
     async def start(self, timeout: float = 300) -> dict:
         """Start, initialize and wait for the model; returns `codellama.status`."""

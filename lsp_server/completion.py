@@ -14,9 +14,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from model.backend import Backend, Timings, infill
-from model.engine import Engine
-from model.loader import load_model, resolve_device, resolve_dtype, resolve_kernel, resolve_quant
-from model.quant import use_4bit_kernel
 from model.tokenizer import Tokenizer, infill_prompt
 
 from .context import FimContext, build_context
@@ -38,12 +35,16 @@ class Suggestion:
     context_ms: float
 
 
-def load_engine(settings: Settings, progress: Callable[[float, str], None] | None = None) -> Engine:
+def load_engine(settings: Settings, progress: Callable[[float, str], None] | None = None) -> Backend:
     """Load the configured model (None: the embedded demo) and wrap it in a warm engine.
 
     progress(fraction, message) sees the tensors load (to 90%), then the warm-up: the first forward pass and,
     on CUDA, the capture of the decode graphs (the rest), so that no request pays for either.
     """
+    from model.engine import Engine
+    from model.loader import load_model, resolve_device, resolve_dtype, resolve_kernel, resolve_quant
+    from model.quant import use_4bit_kernel
+
     device = resolve_device(settings.device)
     quant = resolve_quant(settings.quant, device)
     loading = (lambda f, m: progress(0.9 * f, m)) if progress else None

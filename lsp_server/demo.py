@@ -17,6 +17,7 @@ from pathlib import Path
 from lsprotocol import types
 
 from .client import ServerProcess
+from .terminal import loading_bar
 
 EXAMPLE = Path(__file__).parent / "examples" / "shapes.py"
 DIM, BOLD, GREEN, RESET = "\033[2m", "\033[1m", "\033[32m", "\033[0m"
@@ -45,11 +46,12 @@ async def run(server_args: list[str], example: Path) -> int:
     caps = types.ClientCapabilities(text_document=types.TextDocumentClientCapabilities(
         code_action=types.CodeActionClientCapabilities(
             resolve_support=types.ClientCodeActionResolveOptions(properties=["edit"]), data_support=True)))
-    # The longest time budget the server accepts: what the demo shows is the model's answer, however busy
-    # the machine (an editor keeps the 2-second default, so that a slow answer never blocks typing).
-    server = ServerProcess(server_args, caps, settings={"timeBudgetMs": 600_000})
     t0 = time.perf_counter()
-    status = await server.start()
+    with loading_bar("the model in the server") as progress:
+        # The longest time budget the server accepts: what the demo shows is the model's answer, however busy
+        # the machine (an editor keeps the 2-second default, so that a slow answer never blocks typing).
+        server = ServerProcess(server_args, caps, loading=progress, settings={"timeBudgetMs": 600_000})
+        status = await server.start()
     if status["state"] != "ready":
         print(f"model failed to load: {status['error']}", file=sys.stderr)
         return 1
@@ -105,10 +107,14 @@ async def run(server_args: list[str], example: Path) -> int:
     return 0 if shown else 1
 
 
-def main(argv: list[str] | None = None) -> None:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="codellama-lsp demo", description=__doc__.split("\n\n")[0])
     p.add_argument("server_args", nargs="*", help="extra `serve` flags after --, e.g. -- --model DIR")
-    a = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    a = build_parser().parse_args(argv)
     sys.exit(asyncio.run(run(a.server_args, EXAMPLE)))
 
 

@@ -16,10 +16,13 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from tqdm import tqdm
+
 from model import corpus
 
 from .completion import complete, load_engine
 from .settings import Settings
+from .terminal import format_table, loading_bar, ms, show_result
 
 
 @dataclass(frozen=True)
@@ -78,9 +81,10 @@ def evaluate(settings: Settings, n: int, seed: int, verbose: bool = False,
              heal_words: bool = True) -> tuple[Report, list[dict]]:
     _, held = corpus.split(corpus.collect())
     files = [(f.name, corpus.read(f)) for f in held]
-    engine = load_engine(settings)
+    with loading_bar(settings.model or "the demo model") as progress:
+        engine = load_engine(settings, progress)
     rows = []
-    for case in make_cases(files, n, seed):
+    for case in tqdm(make_cases(files, n, seed), desc="eval", unit="case", disable=None):
         t0 = time.perf_counter()
         # Untimed: a score must depend on the model, not on how busy the machine is.
         suggestion = complete(engine, case.text, case.offset, settings, timed=False, heal_words=heal_words)
@@ -90,7 +94,7 @@ def evaluate(settings: Settings, n: int, seed: int, verbose: bool = False,
                      "exact": got.strip() == case.expected.strip(),
                      "similarity": round(edit_similarity(got.strip(), case.expected.strip()), 3)})
         if verbose:
-            print(json.dumps(rows[-1]))
+            tqdm.write(json.dumps(rows[-1]))
     times = sorted(r["ms"] for r in rows)
     report = Report(len(rows), round(statistics.mean(r["exact"] for r in rows), 3),
                     round(statistics.mean(r["similarity"] for r in rows), 3),
@@ -99,35 +103,58 @@ def evaluate(settings: Settings, n: int, seed: int, verbose: bool = False,
     return report, rows
 
 
+def format_report(report: Report, settings: Settings) -> str:
+    """The scores as a table, with what was measured above it."""
+    model = settings.model or "the embedded demo model"
+    return (f"{report.cases} cursors in held-out files; {model} on {settings.device}, "
+            f"{settings.fim_mode.upper()} prompts\n\n" + format_table(["measure", "result"], [
+                ["exact match (the completed line as written)", f"{report.exact_match:.1%}"],
+                ["edit similarity (1 = identical, 0 = nothing alike)", f"{report.edit_similarity:.3f}"],
+                ["no suggestion", f"{report.empty:.1%}"],
+                ["latency p50", ms(report.p50_ms)],
+                ["latency p95", ms(report.p95_ms)]]))
+
+
+SUITES = ("held-out", "humaneval-infilling")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="codellama-lsp eval", description=__doc__.split("\n\n")[0],
+                                epilog="--suite humaneval-infilling runs the public HumanEval infilling benchmark "
+                                       "instead (see `codellama-lsp eval --suite humaneval-infilling --help`).")
+    p.add_argument("--suite", choices=SUITES, default="held-out",
+                   help="held-out lines of the project's own corpus (default), or HumanEval infilling")
+    p.add_argument("--model", help="checkpoint directory or cached HF repo id (default: the embedded demo model)")
+    p.add_argument("--device", default="cpu", help="cpu | cuda (default: cpu)")
+    p.add_argument("--cases", type=int, default=200, help="cursors to complete (default 200)")
+    p.add_argument("--seed", type=int, default=0, help="seed for the cursors' files, lines and columns (default 0)")
+    p.add_argument("--fim-mode", choices=("psm", "spm"), default=Settings.fim_mode,
+                   help=f"infilling prompt order (default {Settings.fim_mode})")
+    p.add_argument("--json", type=Path, metavar="PATH",
+                   help="write the report, the settings and every case as JSON to PATH ('-': stdout, no table)")
+    p.add_argument("--verbose", action="store_true", help="print each case (expected, got, latency) as it is done")
+    p.add_argument("--no-word-healing", action="store_true",
+                   help="heal only trailing blanks, not the last token of a word being typed (to measure it)")
+    return p
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     suite = argparse.ArgumentParser(add_help=False)
-    suite.add_argument("--suite", choices=("held-out", "humaneval-infilling"), default="held-out")
+    suite.add_argument("--suite", choices=SUITES, default="held-out")
     chosen, rest = suite.parse_known_args(argv)
     if chosen.suite == "humaneval-infilling":
         from . import humaneval
         humaneval.main(rest)
         return
-    p = argparse.ArgumentParser(prog="codellama-lsp eval", description=__doc__.split("\n\n")[0],
-                                epilog="--suite humaneval-infilling runs the public HumanEval infilling benchmark "
-                                       "instead (see `codellama-lsp eval --suite humaneval-infilling --help`).")
-    p.add_argument("--suite", choices=("held-out", "humaneval-infilling"), default="held-out",
-                   help="held-out lines of the project's own corpus (default), or HumanEval infilling")
-    p.add_argument("--model", help="checkpoint (default: the embedded demo model)")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--cases", type=int, default=200)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--fim-mode", choices=("psm", "spm"), default=Settings.fim_mode)
-    p.add_argument("--json", type=Path, help="write the report and every case here")
-    p.add_argument("--verbose", action="store_true")
-    p.add_argument("--no-word-healing", action="store_true",
-                   help="heal only trailing blanks, not the last token of a word being typed (to measure it)")
-    a = p.parse_args(argv)
+    a = build_parser().parse_args(argv)
     settings = Settings(model=a.model, device=a.device, fim_mode=a.fim_mode, line_policy="single")
-    report, rows = evaluate(settings, a.cases, a.seed, a.verbose, heal_words=not a.no_word_healing)
-    print(json.dumps(asdict(report)))
-    if a.json:
-        a.json.write_text(json.dumps({"report": asdict(report), "settings": asdict(settings), "cases": rows}, indent=1))
+    try:
+        report, rows = evaluate(settings, a.cases, a.seed, a.verbose, heal_words=not a.no_word_healing)
+    except ValueError as e:  # a bad --model or --device: one line, no traceback
+        raise SystemExit(f"codellama-lsp eval: {e}") from e
+    show_result(format_report(report, settings),
+                {"report": asdict(report), "settings": asdict(settings), "cases": rows}, a.json)
 
 
 if __name__ == "__main__":

@@ -13,14 +13,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import random
 import time
 from pathlib import Path
 
+from tqdm import tqdm
+
 from model import corpus
 
 from .client import ServerProcess
+from .terminal import format_table, loading_bar, ms, show_result
 
 
 def pct(values: list[float], q: float) -> float:
@@ -36,15 +38,16 @@ async def timed_inline(server: ServerProcess, uri: str, line: int, col: int) -> 
 
 
 async def replay(server_args: list[str], lines: int, seed: int, settings: dict | None = None) -> dict:
-    server = ServerProcess(server_args, settings=settings)
-    if (s := await server.start())["state"] != "ready":
-        raise SystemExit(f"model failed to load: {s['error']}")
+    with loading_bar("the model in the server") as progress:
+        server = ServerProcess(server_args, settings=settings, loading=progress)
+        if (s := await server.start())["state"] != "ready":
+            raise SystemExit(f"model failed to load: {s['error']}")
     rng = random.Random(seed)
     _, held = corpus.split(corpus.collect())
     cold: list[float] = []
     warm: list[float] = []
     hits: list[float] = []
-    for n in range(lines):
+    for n in tqdm(range(lines), desc="typing held-out lines", unit="line", disable=None):
         text_lines = corpus.read(rng.choice(held)).split("\n")
         row = rng.choice([i for i, x in enumerate(text_lines) if len(x.strip()) >= 12 and not x.strip().startswith("#")])
         line = text_lines[row]
@@ -91,20 +94,45 @@ async def replay(server_args: list[str], lines: int, seed: int, settings: dict |
     }
 
 
-def main(argv: list[str] | None = None) -> None:
+def format_result(result: dict) -> str:
+    """The replay's figures as a table, in words and units."""
+
+    def ratio(key: str) -> str:
+        return f"{result[key]:.3g}x" if result.get(key) is not None else "-"
+
+    def row(label: str, kind: str, count: str, vs_cold: str) -> list[str]:
+        return [label, ms(result[f"{kind}_p50_ms"]), ms(result[f"{kind}_p95_ms"]), count, vs_cold]
+
+    head = (f"typing replay: {result['lines']} held-out lines typed back; {result['model']} on {result['device']}, "
+            f"{result['fim_mode'].upper()} prompts")
+    table = format_table(["completion request (client round trip)", "p50", "p95", "requests", "p50 / cold"], [
+        row("cold: first in a new document", "cold", str(result["lines"]), "1x"),
+        row("keystroke: the model runs, reusing its KV cache", "keystroke", str(result["keystroke_n"]),
+            ratio("keystroke_vs_cold")),
+        row("type-through: typed what was shown, from the cache", "type_through", str(result["type_through_n"]),
+            ratio("type_through_vs_cold")),
+        row("all completions, as the server timed them", "server", "-", "-")])
+    busy = (f"a request sent while a generation runs: p50 {ms(result['request_while_generating_p50_ms'])} "
+            f"(idle server: {ms(result['request_idle_p50_ms'])})")
+    return f"{head}\n\n{table}\n\n{busy}"
+
+
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m lsp_server.replay", description=__doc__.split("\n\n")[0])
-    p.add_argument("--lines", type=int, default=20, help="held-out lines to type")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--fim-mode", choices=("psm", "spm"), help="override the server's default")
-    p.add_argument("--json", type=Path)
+    p.add_argument("--lines", type=int, default=20, help="held-out lines to type (default 20)")
+    p.add_argument("--seed", type=int, default=0, help="seed for the lines chosen (default 0)")
+    p.add_argument("--fim-mode", choices=("psm", "spm"), help="override the server's default infilling order")
+    p.add_argument("--json", type=Path, metavar="PATH",
+                   help="write every figure as JSON to PATH ('-': stdout, no table)")
     p.add_argument("server_args", nargs="*", help="`serve` flags after --, e.g. -- --model DIR")
-    a = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    a = build_parser().parse_args(argv)
     settings = {"fimMode": a.fim_mode} if a.fim_mode else None
     result = asyncio.run(replay(a.server_args, a.lines, a.seed, settings))
-    for k, v in result.items():
-        print(f"{k:34s} {v}")
-    if a.json:
-        a.json.write_text(json.dumps(result, indent=1))
+    show_result(format_result(result), result, a.json)
 
 
 if __name__ == "__main__":

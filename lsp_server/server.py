@@ -21,8 +21,6 @@ from pygls.exceptions import JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
 
 from model.backend import Backend
-from model.checkpoint import check_shapes, open_checkpoint, resolve_model_dir
-from model.loader import DEMO_MODEL_DIR, resolve_device, resolve_dtype, resolve_kernel, resolve_quant
 
 from . import __version__
 from .cache import CompletionCache
@@ -63,6 +61,9 @@ async def ask_client(request: Awaitable[T], what: str, timeout: float = CLIENT_R
 def check_model(settings: Settings) -> None:
     """What can be checked before the current model is released: the checkpoint's files, config, tensor
     names and shapes, and the device, dtype, quantization and kernel. Raises with the reason."""
+    from model.checkpoint import check_shapes, open_checkpoint, resolve_model_dir  # torch: not at start-up
+    from model.loader import DEMO_MODEL_DIR, resolve_device, resolve_dtype, resolve_kernel, resolve_quant
+
     _, reader = open_checkpoint(resolve_model_dir(settings.model) if settings.model else DEMO_MODEL_DIR)
     check_shapes(reader)
     device = resolve_device(settings.device)

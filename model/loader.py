@@ -11,9 +11,11 @@ import importlib.util
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from .checkpoint import CheckpointError, checkpoint_shapes, open_checkpoint, resolve_model_dir
 from .llama import FUSED, Transformer
@@ -68,7 +70,7 @@ def load_model(model: str | os.PathLike[str] | None, *, device: torch.device, dt
                quant: Quant, progress: Progress | None = None) -> tuple[Transformer, Tokenizer]:
     """Load `model` (a directory or cached HF repo id; None = the embedded demo model)."""
     tokenizer, reader = open_checkpoint(resolve_model_dir(model) if model is not None else DEMO_MODEL_DIR)
-    with torch.device("meta"):
+    with torch.device("meta"), _SkipInit():
         net = Transformer(reader.args)
     shapes = checkpoint_shapes(reader.args)
     parts: dict[str, list[torch.Tensor]] = {}  # fused module -> its checkpoint tensors read so far
@@ -90,6 +92,19 @@ def load_model(model: str | os.PathLike[str] | None, *, device: torch.device, dt
     if left:
         raise CheckpointError(f"parameters never loaded: {left[:5]}")
     return net.eval(), tokenizer
+
+
+class _SkipInit(TorchFunctionMode):
+    """Leave `torch.nn.init` out while a model is built on the meta device: every weight comes from the checkpoint.
+
+    Initialising a meta tensor is no work, but nn.Embedding's normal_ on meta runs a Python decomposition whose
+    first call imports torch._dynamo: 2.5 s of every model load, `codellama-lsp complete` included.
+    """
+
+    def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
+        if getattr(func, "__module__", None) == "torch.nn.init":
+            return args[0] if args else kwargs["tensor"]  # type: ignore[index]
+        return func(*args, **(kwargs or {}))
 
 
 def fused_module(module_path: str) -> tuple[str, int]:

@@ -1,6 +1,6 @@
 """Train the embedded demo model: a small Llama with Code Llama's tokenizer pieces and infilling objective.
 
-    python -m model.train --out model/demo --steps 1000
+    codellama-lsp train-demo --out runs/demo --steps 1000
 
 Documents are cut into windows and split at random character positions into prefix / middle / suffix,
 formatted half PSM and half SPM exactly as model.tokenizer builds inference prompts, with the middle
@@ -21,6 +21,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from tqdm import tqdm
 
 from . import corpus
 from .checkpoint import save_hf
@@ -51,6 +52,16 @@ class TrainConfig:
         return ModelArgs(dim=self.dim, n_layers=self.n_layers, n_heads=self.n_heads, n_kv_heads=self.n_heads,
                          vocab_size=self.vocab_size, hidden_dim=hidden, norm_eps=1e-5, rope_theta=1e6,
                          max_seq_len=self.seq_len)
+
+
+# What each field means, as `codellama-lsp train-demo --help` shows it.
+FIELD_HELP: dict[str, str] = {
+    "vocab_size": "SentencePiece vocabulary of a fresh tokenizer", "dim": "model width",
+    "n_layers": "transformer blocks", "n_heads": "attention heads", "seq_len": "tokens per training row",
+    "batch_size": "rows per step", "steps": "optimizer steps", "lr": "peak learning rate",
+    "warmup": "linear warm-up steps", "weight_decay": "AdamW weight decay of the matrices",
+    "fim_rate": "share of windows that become infilling examples", "seed": "seed for data order and init",
+}
 
 
 def fim_example(text: str, tok: Tokenizer, rng: random.Random, fim_rate: float) -> list[int]:
@@ -153,7 +164,8 @@ def train(cfg: TrainConfig, out: Path, device: torch.device, log_every: int = 20
     curve = []
     t0 = time.time()
     stream = batches(texts, tok, cfg, rng)
-    for step in range(cfg.steps):
+    bar = tqdm(range(cfg.steps), desc="training", unit="step", disable=None)
+    for step in bar:
         for group in opt.param_groups:
             group["lr"] = lr_at(step, cfg)
         loss = loss_on(model, next(stream), device, amp)
@@ -171,10 +183,18 @@ def train(cfg: TrainConfig, out: Path, device: torch.device, log_every: int = 20
                                                        for _, r in held_rows) / len(held_rows), 4)
                 model.train()
             curve.append(entry)
-            print(json.dumps(entry), flush=True)
+            bar.set_postfix(loss=entry["loss"], refresh=False)
+            tqdm.write(log_line(entry, cfg.steps))
             if step % (log_every * 10) == 0 and step:
                 save(model, args, out, cfg, curve, train_files, held_files, texts, t0, device)
     return save(model, args, out, cfg, curve, train_files, held_files, texts, t0, device, init)
+
+
+def log_line(entry: dict, steps: int) -> str:
+    """One logged step for people (the full curve is kept in train_log.json)."""
+    held = f"  held-out {entry['held_out_loss']:.3f}" if "held_out_loss" in entry else ""
+    return (f"step {entry['step']:>{len(str(steps))}}/{steps}  loss {entry['loss']:.3f}{held}  "
+            f"lr {entry['lr']:.2e}  {entry['elapsed_s']:.0f} s")
 
 
 def save(model: Transformer, args: ModelArgs, out: Path, cfg: TrainConfig, curve: list[dict],
@@ -199,15 +219,21 @@ def save(model: Transformer, args: ModelArgs, out: Path, cfg: TrainConfig, curve
     return manifest
 
 
-def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m model.train", description=__doc__.split("\n\n")[0])
-    p.add_argument("--out", type=Path, default=Path("runs/demo"))
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--log-every", type=int, default=20)
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="codellama-lsp train-demo", description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", type=Path, default=Path("runs/demo"),
+                   help="directory for the checkpoint and train_log.json (default runs/demo)")
+    p.add_argument("--device", default="cpu", help="cpu | cuda (default: cpu)")
+    p.add_argument("--log-every", type=int, default=20, help="steps between log lines (default 20)")
     p.add_argument("--init", type=Path, help="continue training this checkpoint (keeps its tokenizer)")
     for f in TrainConfig.__dataclass_fields__.values():
-        p.add_argument("--" + f.name.replace("_", "-"), type=type(f.default), default=f.default)
-    a = vars(p.parse_args(argv))
+        p.add_argument("--" + f.name.replace("_", "-"), type=type(f.default), default=f.default,
+                       help=f"{FIELD_HELP[f.name]} (default {f.default})")
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    a = vars(build_parser().parse_args(argv))
     out, device, log_every, init = a.pop("out"), torch.device(a.pop("device")), a.pop("log_every"), a.pop("init")
     train(TrainConfig(**a), out, device, log_every, init)
 

@@ -53,7 +53,7 @@ def test_raw_complete_matches_transformers(checkpoint_factory, tmp_path: Path, l
     assert result.returncode == 0, result.stderr
     offset = DOCUMENT.index("* ") + 2
     expected = reference_infill(twin, DOCUMENT[:offset], DOCUMENT[offset:], mode, 24)
-    assert result.stdout == expected
+    assert result.stdout == expected + "\n"  # like every answer of `complete`, a line
 
 
 def test_dump_prompt_keeps_spelled_control_pieces_as_text(checkpoint_factory, tmp_path: Path) -> None:

@@ -244,9 +244,12 @@ async def test_eager_docstring_and_utf8_positions(eager_utf8_client: LanguageCli
     assert '"""' in actions[0].edit.changes[URI][0].new_text
 
 
-@pytest_lsp.fixture(config=ClientServerConfig(server_command=SERVE + ["--model", "/nonexistent/model"]))
+# A bad --model stops `serve` at start-up (tests/test_cli_errors.py); a bad model *setting* from the editor
+# must leave the server up and say what to fix.
+@pytest_lsp.fixture(config=ClientServerConfig(server_command=SERVE))
 async def bad_model_client(lsp_client: LanguageClient):
-    await lsp_client.initialize_session(types.InitializeParams(capabilities=capabilities()))
+    await lsp_client.initialize_session(types.InitializeParams(
+        capabilities=capabilities(), initialization_options={"codellama": {"model": "/nonexistent/model"}}))
     yield
     await lsp_client.shutdown_session()
 

@@ -27,6 +27,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tqdm import tqdm
+
 from .fixtures import EDITED_TAIL, VOCAB
 
 # Shapes as ModelArgs fields (vocab added at build time). 7B/13B are Code Llama's; tiny runs in seconds on CPU.
@@ -137,7 +139,7 @@ def format_table(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="codellama-lsp bench", description=__doc__.split("\n\n")[0])
     p.add_argument("--shape", choices=sorted(SHAPES), default="tiny", help="model shape (default tiny)")
     p.add_argument("--layout", choices=("hf", "meta"), default="hf", help="checkpoint layout to load (default hf)")
@@ -162,6 +164,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ckpt", help=argparse.SUPPRESS)
     p.add_argument("--prompts", help=argparse.SUPPRESS)
     p.add_argument("--result", help=argparse.SUPPRESS)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = build_parser()
     ns = p.parse_args(argv)
     if ns.worker:
         worker_main(ns)
@@ -194,7 +201,10 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"prompts and decoding must fit the context of {ns.context} tokens")
     reference = not ns.no_reference and importlib.util.find_spec("transformers") is not None
 
-    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+    # Progress by stage, on stderr and only on a terminal; each side measures in its own process, undisturbed.
+    stages = tqdm(total=2 + reference, desc="bench: building the checkpoint", unit="stage", leave=False,
+                  disable=None, bar_format="{desc} ({n_fmt}/{total_fmt} stages done, {elapsed})")
+    with stages, tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         work = ns.workdir or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
         ckpt = work / f"random-{ns.shape}-{ns.layout}"
@@ -207,24 +217,29 @@ def main(argv: list[str] | None = None) -> int:
         prompts_file = work / "prompts.json"
         prompts = make_prompts(tokenizer, texts, sizes, ns.decode_context, decode_tokens)
         prompts_file.write_text(json.dumps(prompts))
-        print(f"checkpoint: {ns.shape}, {ns.layout} layout"
-              + (f", {ns.shards} shards" if ns.layout == "meta" else "")
-              + f" ({weight_bytes / 2**30:.2f} GiB fp16, built in {build_s:.1f}s); device={device} "
-              f"dtype={dtype_name} quant={quant}", flush=True)
-
+        tqdm.write(f"checkpoint: {ns.shape}, {ns.layout} layout"
+                   + (f", {ns.shards} shards" if ns.layout == "meta" else "")
+                   + f" ({weight_bytes / 2**30:.2f} GiB fp16, built in {build_s:.1f}s); device={device} "
+                   f"dtype={dtype_name} quant={quant}", file=sys.stdout)
+        sys.stdout.flush()
+        stages.update()
+        stages.set_description_str("bench: measuring ours")
         ours, why = _spawn("ours", ckpt, prompts_file, work, ns, str(device), dtype_name, quant)
         if ours is None:
-            print(f"our side failed ({why})", file=sys.stderr)
+            tqdm.write(f"our side failed ({why})", file=sys.stderr)
             return 1
+        stages.update()
         theirs = None
         if reference:
+            stages.set_description_str("bench: measuring the seed recipe (transformers)")
             if ns.layout != "hf":  # transformers reads HF layout only: the same weights, rewritten
                 shutil.rmtree(ckpt)
                 ckpt = work / f"random-{ns.shape}-hf"
                 write_random_checkpoint(ckpt, args, tokenizer, seed=ns.seed)
             theirs, why = _spawn("transformers", ckpt, prompts_file, work, ns, str(device), dtype_name, quant)
             if theirs is None:  # a comparison without its baseline is no comparison: say so, and fail
-                print(f"the seed recipe (transformers) failed ({why})", file=sys.stderr)
+                tqdm.write(f"the seed recipe (transformers) failed ({why})", file=sys.stderr)
+            stages.update()
 
     report: dict[str, Any] = {
         "shape": ns.shape, "layout": ns.layout, "shards": ns.shards, "args": args.to_dict(), "device": str(device),

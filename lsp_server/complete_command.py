@@ -1,0 +1,124 @@
+"""`codellama-lsp complete`: one completion from the command line, for scripts and debugging.
+
+The suggestion goes to stdout as a line; when there is none, stdout stays empty and stderr says why.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from model.backend import Backend, Generation, infill
+
+from .completion import complete, load_engine
+from .settings import Settings
+from .terminal import loading_bar
+from .text import offset_at, split_lines, utf16_len
+
+
+def run(args: argparse.Namespace, settings: Settings) -> None:
+    """Print the completion at args.line/args.character of args.file (settings already hold the flags)."""
+    path = Path(args.file)
+    try:
+        # bytes, not read_text(): universal newlines would turn CRLF into LF and shift every offset
+        text = path.read_bytes().decode("utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise SystemExit(f"codellama-lsp: cannot read {path}: {e}") from e
+    offset = checked_offset(text, args.line, args.character, path)
+    if args.dump_prompt:
+        print(json.dumps(_windowed_prompt(settings, text, offset, args.raw)))
+        return
+    with loading_bar(settings.model or "the demo model") as progress:
+        engine = load_engine(settings, progress)
+    if args.raw:  # Meta's reference behaviour: whole file, stop only at <EOT>/EOS/max tokens, text untouched
+        gen = infill(engine, text[:offset], text[offset:], mode=settings.fim_mode,
+                            max_new_tokens=args.max_tokens or settings.max_tokens, temperature=settings.temperature,
+                            top_p=settings.top_p)
+        if gen.text:
+            sys.stdout.write(gen.text + "\n")
+        else:
+            _no_suggestion(path, args, why_nothing(gen, engine.context_length))
+        return
+    watched = GenerationWatch(engine)
+    # Untimed: the model's answer, however busy the machine.
+    suggestion = complete(watched, text, offset, settings, timed=False)  # type: ignore[arg-type]
+    if suggestion is None:
+        _no_suggestion(path, args, why_nothing(watched.last, engine.context_length))
+        return
+    sys.stdout.write(suggestion.text + "\n")
+
+
+def checked_offset(text: str, line: int, character: int, path: Path) -> int:
+    """The offset of an LSP position given on the command line; a position outside the file is an error."""
+    lines = split_lines(text)
+    if not 0 <= line < len(lines):
+        raise ValueError(f"--line {line} is outside {path}, whose lines are 0 to {len(lines) - 1}")
+    width = utf16_len(lines[line])
+    if not 0 <= character <= width:
+        raise ValueError(f"--character {character} is outside line {line} of {path}, whose characters are "
+                         f"0 to {width} (UTF-16 code units)")
+    return offset_at(text, line, character)
+
+
+class GenerationWatch:
+    """An engine that remembers its last generation, so that an empty completion can say why it is empty.
+
+    complete() answers None for several reasons without naming one; its single model call tells them apart.
+    """
+
+    def __init__(self, engine: Backend) -> None:
+        self.engine = engine
+        self.last: Generation | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.engine, name)
+
+    def generate(self, *args: Any, **kwargs: Any) -> Generation:
+        self.last = self.engine.generate(*args, **kwargs)
+        return self.last
+
+
+STOPPED = {"eot": "it ended the infill (<EOT>)", "eos": "it ended the text (EOS)",
+           "max_tokens": "it reached the token limit", "stop": "a stop rule ended it",
+           "deadline": "the time budget ran out", "context": "the context is full", "cancel": "it was cancelled"}
+
+
+def why_nothing(gen: Generation | None, context_length: int) -> str:
+    """Why a completion came back empty, in words."""
+    if gen is None:
+        return f"no prompt fits the model's context of {context_length} tokens"
+    if not gen.text.strip():
+        if "\n" in gen.text:
+            return "the model ended the line at once: it takes the line to be complete"
+        return f"the model wrote nothing before {STOPPED.get(gen.stop_reason, gen.stop_reason)}"
+    return (f"the model wrote {gen.text!r}, and none of it fits here (it repeats the code after the cursor "
+            "or does not continue the line)")
+
+
+def _no_suggestion(path: Path, args: argparse.Namespace, why: str) -> None:
+    """Nothing on stdout (a script sees an empty answer), the reason on stderr (a person sees why)."""
+    print(f"codellama-lsp: no suggestion at {path}:{args.line}:{args.character}: {why}", file=sys.stderr)
+
+
+def _windowed_prompt(settings: Settings, text: str, offset: int, raw: bool) -> list[int]:
+    """The prompt `complete` would run, from the tokenizer and config alone (no weights are loaded)."""
+    from model.checkpoint import open_checkpoint, resolve_model_dir
+    from model.loader import DEMO_MODEL_DIR
+    from model.tokenizer import infill_prompt
+
+    from .completion import fitting_prompt, healing_text, line_around
+    from .shaping import completion_mode
+
+    tokenizer, reader = open_checkpoint(resolve_model_dir(settings.model) if settings.model else DEMO_MODEL_DIR)
+    if raw:
+        return infill_prompt(tokenizer, text[:offset], text[offset:], settings.fim_mode)  # type: ignore[arg-type]
+    before, after = line_around(text, offset)
+    context_length = min(settings.context_length, reader.args.max_seq_len)
+    fitted = fitting_prompt(tokenizer, context_length, text, offset, settings,
+                            completion_mode(before, after, settings.line_policy), healed=healing_text(tokenizer, before))
+    if fitted is None:
+        raise ValueError(f"no prompt fits the context of {context_length} tokens")
+    return fitted[1]

@@ -1,0 +1,136 @@
+"""The command line as a new user meets it: version, help, and one clear line with a non-zero exit for bad input."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lsp_server import __version__
+from lsp_server.complete_command import STOPPED, why_nothing
+from model.engine import Generation
+from model.loader import DEMO_MODEL_DIR
+
+COMPLETE_LINE = "x = [1, 2, 3]\n"
+
+
+def codellama(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """`codellama-lsp ARGS` as a user runs it (stdin closed, so a server that did start would stop)."""
+    return subprocess.run([sys.executable, "-m", "lsp_server", *args], capture_output=True, text=True,
+                          stdin=subprocess.DEVNULL, timeout=timeout)
+
+
+def one_clear_line(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode != 0, result.stdout
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+def test_version() -> None:
+    result = codellama("--version")
+    assert result.returncode == 0 and result.stdout.strip() == f"codellama-lsp {__version__}"
+
+
+def _parsers() -> dict[str, argparse.ArgumentParser]:
+    from lsp_server import demo, evaluate, replay
+    from lsp_server.cli import build_parser
+    from model import bench, train
+
+    top = build_parser()
+    sub = next(a for a in top._actions if isinstance(a, argparse._SubParsersAction))
+    return {"codellama-lsp": top, "serve": sub.choices["serve"], "complete": sub.choices["complete"],
+            "demo": demo.build_parser(), "eval": evaluate.build_parser(), "bench": bench.build_parser(),
+            "train-demo": train.build_parser(), "replay": replay.build_parser()}
+
+
+@pytest.mark.parametrize("name", list(_parsers()))
+def test_every_option_has_help(name: str) -> None:
+    parser = _parsers()[name]
+    for action in parser._actions:
+        if action.help == argparse.SUPPRESS or isinstance(action, argparse._SubParsersAction):
+            continue  # internal flags (bench's worker mode) stay hidden
+        assert action.help and action.help.strip(), f"{name}: {action.option_strings or action.dest} has no help"
+
+
+@pytest.mark.parametrize("command", ["bench", "train-demo", "eval", "demo"])
+def test_subcommand_help_names_the_command(command: str) -> None:
+    result = codellama(command, "--help")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"usage: codellama-lsp {command}")
+    assert "python -m" not in result.stdout
+
+
+@pytest.mark.parametrize("make_model,expected", [
+    (lambda tmp: tmp / "missing", "does not exist"),
+    (lambda tmp: (tmp / "empty").mkdir() or tmp / "empty", "tokenizer.model is missing"),
+    (lambda tmp: shutil.copy(DEMO_MODEL_DIR / "model.safetensors", tmp) and tmp / "model.safetensors",
+     "is a file; give the directory that holds it"),
+])
+def test_serve_rejects_a_bad_model_at_start_up(tmp_path: Path, make_model, expected: str) -> None:
+    model = make_model(tmp_path)
+    line = one_clear_line(codellama("serve", "--model", str(model), timeout=60))
+    assert line.startswith("codellama-lsp: ") and expected in line and str(model) in line
+
+
+def test_serve_rejects_a_checkpoint_whose_config_does_not_parse(tmp_path: Path) -> None:
+    model = tmp_path / "broken"
+    shutil.copytree(DEMO_MODEL_DIR, model)
+    (model / "config.json").write_text('{"hidden_size": 256,')
+    line = one_clear_line(codellama("serve", "--model", str(model), timeout=60))
+    assert f"cannot read {model / 'config.json'}" in line
+
+
+async def test_serve_accepts_a_good_model() -> None:
+    from lsp_server.client import ServerProcess
+
+    server = ServerProcess(["--model", str(DEMO_MODEL_DIR), "--device", "cpu"])
+    status = await server.start(timeout=120)
+    await server.stop()
+    assert status["state"] == "ready", status
+
+
+@pytest.fixture()
+def complete_line(tmp_path: Path) -> Path:
+    doc = tmp_path / "done.py"
+    doc.write_text(COMPLETE_LINE)
+    return doc
+
+
+@pytest.mark.parametrize("line,character,expected", [
+    (2, 0, "--line 2 is outside"), (-1, 0, "--line -1 is outside"),
+    (0, 14, "--character 14 is outside line 0"), (0, -3, "--character -3 is outside line 0")])
+def test_complete_position_outside_the_file(complete_line: Path, line: int, character: int, expected: str) -> None:
+    result = codellama("complete", str(complete_line), "--line", str(line), "--character", str(character))
+    assert expected in one_clear_line(result)
+
+
+def test_complete_says_why_there_is_no_suggestion(complete_line: Path) -> None:
+    # At the end of a finished line the demo model's first token is the line end: nothing to show.
+    result = codellama("complete", str(complete_line), "--line", "0", "--character", str(len(COMPLETE_LINE) - 1))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == ""
+    assert result.stderr.strip() == (f"codellama-lsp: no suggestion at {complete_line}:0:13: the model ended the "
+                                     "line at once: it takes the line to be complete")
+
+
+def test_complete_prints_lines_and_no_progress_off_a_terminal(tmp_path: Path) -> None:
+    doc = tmp_path / "area.py"
+    doc.write_text("import math\n\n\ndef circle_area(r):\n    return math.pi * \n")
+    for raw in ([], ["--raw"]):
+        result = codellama("complete", str(doc), "--line", "4", "--character", "21", "--max-tokens", "8", *raw)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip() and result.stdout.endswith("\n")  # a line, ready for a shell
+        assert result.stderr == ""  # no progress bar: stderr is a pipe here
+
+
+def test_why_nothing_in_words() -> None:
+    assert why_nothing(None, 1024) == "no prompt fits the model's context of 1024 tokens"
+    assert why_nothing(Generation([], "", "eot"), 1024) == f"the model wrote nothing before {STOPPED['eot']}"
+    assert "line to be complete" in why_nothing(Generation([18], "\n", "stop"), 1024)
+    assert "'x.y'" in why_nothing(Generation([5, 6], "x.y", "stop"), 1024)
