@@ -347,3 +347,36 @@ def test_non_ascii_before_a_one_line_body_uses_utf16_columns() -> None:
     src = "def f(x=\"😀\"): return x\n"
     edit = generate_docstring(src, target_at(src, "python", 0), Numbered(), style="plain")
     assert (edit.line, edit.character) == (0, len("def f(x=\"😀\"):") + 1)  # the emoji is 2 UTF-16 units
+
+
+# --- model words that are no description --------------------------------------------------------------
+
+GRAPH = '''def nodes(graph):
+    """The number of nodes in the graph."""
+    return len(graph)
+
+
+def distance(a, b):
+    return abs(a - b)
+'''
+
+
+@pytest.mark.parametrize("words", [
+    "x1: 0x00ef, 0x00f6.",                          # numbers, not words
+    "Returns: The number of nodes in the graph.",   # another section's label
+    "The number of nodes in the graph.",            # copied from another docstring in the file
+    "distance distance distance distance",          # a loop
+    "the the difference",
+])
+def test_poor_model_words_give_way_to_the_neutral_wording(words: str) -> None:
+    target = target_at(GRAPH, "python", GRAPH[:GRAPH.index("def distance")].count("\n"))
+    edit = generate_docstring(GRAPH, target, lambda prefix, suffix, n: words)
+    body = edit.new_text
+    assert words.rstrip(".") not in body and "Distance." in body  # the summary falls back to the name
+    ast.parse(GRAPH[:GRAPH.index("    return abs")] + body + GRAPH[GRAPH.index("    return abs"):])
+
+
+def test_a_real_sentence_is_kept() -> None:
+    target = target_at(GRAPH, "python", GRAPH[:GRAPH.index("def distance")].count("\n"))
+    edit = generate_docstring(GRAPH, target, lambda prefix, suffix, n: "the absolute difference between a and b")
+    assert "The absolute difference between a and b." in edit.new_text

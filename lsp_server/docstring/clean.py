@@ -20,7 +20,31 @@ def max_tokens(max_words: int) -> int:
     return min(128, max(16, 2 * max_words))
 
 
-def clean(raw: str, slot: Slot, t: DocTarget, max_words: int = 40) -> str:
+# A label of another section leading the words: "Returns: the number of ..." written into a summary.
+_FOREIGN_LABEL = re.compile(r"^(?:args|arguments|parameters|params|returns?|yields?|raises|throws|note|example)\s*:",
+                            re.IGNORECASE)
+_WORD = re.compile(r"[^\W\d_]{2,}")  # letters only: "x1" and "0x00ef" are not words of a sentence
+
+
+def poor(text: str, document: str = "") -> str | None:
+    """Why model words are no description worth showing (None when they are): too few real words (numbers,
+    hex, symbols), a word repeated over and over, another section's label, or a run of four or more words
+    copied from elsewhere in the file (another docstring's line, a comment)."""
+    words = _WORD.findall(text)
+    if len(words) < 2 or sum(map(len, words)) < 0.5 * sum(c.isalnum() for c in text):
+        return "too few words"
+    lowered = [w.lower() for w in words]
+    if any(a == b for a, b in zip(lowered, lowered[1:])) or max(map(lowered.count, lowered)) >= 4:
+        return "repeated words"
+    if _FOREIGN_LABEL.match(text):
+        return "another section's label"
+    if len(text.split()) >= 4 and " ".join(text.rstrip(".").split()).lower() in " ".join(document.split()).lower():
+        return "copied from the file"
+    return None
+
+
+def clean(raw: str, slot: Slot, t: DocTarget, max_words: int = 40, document: str = "") -> str:
+    """One description from raw model output for `slot`; the neutral fallback when it is unusable."""
     text = raw.lstrip(" \t").split("\n", 1)[0]
     for delimiter in _DELIMITERS:
         text = text.split(delimiter, 1)[0]
@@ -31,7 +55,7 @@ def clean(raw: str, slot: Slot, t: DocTarget, max_words: int = 40) -> str:
     text = re.sub(r'\s*(?:""|\*+|/)$', "", text)
     if text.count('"') % 2:
         text = text.rstrip('"')
-    if not any(ch.isalnum() for ch in text) or _SECTION.match(text):
+    if not any(ch.isalnum() for ch in text) or _SECTION.match(text) or poor(text, document):
         return fallback(slot, t)
     words = text.split()
     if len(words) > max_words:

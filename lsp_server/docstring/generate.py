@@ -36,7 +36,7 @@ def generate_docstring(text: str, target: DocTarget, infill: Infill, *,
             continue
         prefix = before + "".join(filled)
         suffix = _render_rest(parts[i + 1:]) + after
-        filled.append(clean(infill(prefix, suffix, max_tokens(max_words)), part, target, max_words))
+        filled.append(clean(infill(prefix, suffix, max_tokens(max_words)), part, target, max_words, document=text))
 
     new_text = "".join(filled)
     if target.language == "python" and "\\" in new_text:
