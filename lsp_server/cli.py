@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import socket
 import sys
 from pathlib import Path
 
@@ -34,13 +35,33 @@ def settings_from(args: argparse.Namespace, **extra: object) -> Settings:
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
+    if args.node_ipc:
+        raise SystemExit("codellama-lsp: --node-ipc is a Node.js-only channel; start the server with stdio "
+                         "(TransportKind.stdio), --socket=PORT or --pipe=PATH instead")
     from .server import create_server
     server = create_server(settings_from(args))
     if args.tcp:
         host, _, port = args.tcp.rpartition(":")
         server.start_tcp(host or "127.0.0.1", int(port))
+    elif args.socket is not None or args.pipe is not None:
+        stream = _connect_to_client(args.socket, args.pipe)
+        server.start_io(stream.makefile("rb"), stream.makefile("wb"))
     else:
         server.start_io()
+
+
+def _connect_to_client(port: int | None, pipe: str | None) -> socket.socket:
+    """The connection to an editor that listens itself (vscode-languageclient's socket and pipe transports)."""
+    if pipe is not None and not hasattr(socket, "AF_UNIX"):
+        raise SystemExit("codellama-lsp: --pipe needs Unix domain sockets; use stdio on this system")
+    try:
+        if pipe is None:
+            return socket.create_connection(("127.0.0.1", port))
+        stream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        stream.connect(pipe)
+        return stream
+    except OSError as e:
+        raise SystemExit(f"codellama-lsp: cannot connect to the editor at {pipe or f'127.0.0.1:{port}'}: {e}") from e
 
 
 def cmd_complete(args: argparse.Namespace) -> None:
@@ -102,12 +123,25 @@ PASSTHROUGH = {"demo": ("lsp_server.demo", "show completions and a docstring thr
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="codellama-lsp", description=__doc__)
-    p.add_argument("--log-level", default="INFO", help="DEBUG shows per-request timings (logs go to stderr)")
+    log_help = "WARNING (default) | INFO | DEBUG: DEBUG shows per-request timings (logs go to stderr)"
+    p.add_argument("--log-level", default="WARNING", help=log_help)
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("serve", help="run the language server (stdio by default)")
     add_engine_flags(s)
-    s.add_argument("--tcp", metavar="HOST:PORT", help="listen on TCP instead of stdio (host defaults to 127.0.0.1)")
+    # Also after `serve`, where editors' "server arguments" settings put it; SUPPRESS keeps the value given before.
+    s.add_argument("--log-level", default=argparse.SUPPRESS, help=log_help)
+    t = s.add_argument_group("transport (the flags LSP clients such as vscode-languageclient pass)")
+    transport = t.add_mutually_exclusive_group()
+    transport.add_argument("--stdio", action="store_true", help="talk LSP over stdin/stdout (the default)")
+    transport.add_argument("--tcp", metavar="HOST:PORT",
+                           help="listen on TCP instead of stdio (host defaults to 127.0.0.1)")
+    transport.add_argument("--socket", type=int, metavar="PORT",
+                           help="connect to the editor listening on 127.0.0.1:PORT")
+    transport.add_argument("--pipe", metavar="PATH", help="connect to the editor listening on a Unix domain socket")
+    transport.add_argument("--node-ipc", action="store_true", help=argparse.SUPPRESS)  # rejected with a reason
+    # vscode-languageclient appends its pid; the server ends when the connection closes, so it is not needed.
+    s.add_argument("--clientProcessId", help=argparse.SUPPRESS)
     s.set_defaults(run=cmd_serve)
 
     c = sub.add_parser("complete", help="print the completion at a position of FILE")
@@ -138,6 +172,9 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if level != "DEBUG":  # pygls logs every message it sends at INFO
         logging.getLogger("pygls").setLevel(logging.WARNING)
+    # Clients cancel requests the server has just answered (a race LSP allows); pygls warns about each one.
+    logging.getLogger("pygls.protocol.json_rpc").addFilter(
+        lambda record: not record.getMessage().startswith("Cancel notification for unknown message id"))
     try:
         args.run(args)
     except (ValueError, FileNotFoundError) as e:  # bad input: one clear line, no traceback

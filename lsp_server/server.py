@@ -12,8 +12,10 @@ import time
 import uuid
 from typing import Any
 
+from cattrs import Converter
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
+from pygls.protocol import default_converter
 from pygls.workspace import TextDocument
 
 from model.engine import Engine
@@ -37,9 +39,29 @@ COMMANDS = (CMD_STATUS, CMD_RELOAD, CMD_TOGGLE, CMD_DOCSTRING)
 RELOAD_KEYS = ("model", "device", "dtype", "quant", "kernel", "context_length")
 
 
+def lenient_converter() -> Converter:
+    """pygls' converter, also accepting the trigger kinds of pre-3.18 inline completion clients.
+
+    vscode-languageclient 9 numbered them like VS Code's API (0 = invoked, 1 = automatic); lsprotocol only
+    knows 3.18's 1 and 2 and would reject the request before any handler sees it.
+    """
+    converter = default_converter()
+
+    def trigger_kind(value: object, _: type) -> types.InlineCompletionTriggerKind:
+        if value == 0:
+            return types.InlineCompletionTriggerKind.Invoked
+        try:
+            return types.InlineCompletionTriggerKind(value)
+        except ValueError:  # a kind from a newer protocol: nothing explicit is known about it
+            return types.InlineCompletionTriggerKind.Automatic
+
+    converter.register_structure_hook(types.InlineCompletionTriggerKind, trigger_kind)
+    return converter
+
+
 class CodeLlamaServer(LanguageServer):
     def __init__(self, settings: Settings) -> None:
-        super().__init__("codellama-lsp", __version__)
+        super().__init__("codellama-lsp", __version__, converter_factory=lenient_converter)
         self.settings = settings
         self.worker = ModelWorker()
         self.cache = CompletionCache()
