@@ -167,6 +167,13 @@ local function as_displayed(text, bufnr)
   return table.concat(lines, '\n')
 end
 
+local notifications = {}
+local notify = vim.notify
+vim.notify = function(msg, ...)
+  table.insert(notifications, msg)
+  return notify(msg, ...)
+end
+
 local progress_ended = false
 api.nvim_create_autocmd('LspProgress', { pattern = 'end', callback = function() progress_ended = true end })
 
@@ -190,6 +197,11 @@ local function main()
   api.nvim_win_set_cursor(0, { tonumber(vim.env.CODELLAMA_ROW), 0 })
   feed('A')
   wait_until('ghost text', 40000, codellama.is_visible)
+  -- Leaving and re-entering Insert mode at the same place asks again.
+  feed('<Esc>')
+  wait_until('dismissed', 5000, function() return not codellama.is_visible() end)
+  feed('A')
+  result.reentered = pcall(wait_until, 'ghost text again', 20000, codellama.is_visible)
   local suggestion = codellama.get_suggestion()
   result.suggestion = suggestion
   result.extmark = extmark_text(bufnr)
@@ -219,6 +231,20 @@ local function main()
   require('codellama.commands').last_status = nil
   vim.cmd('CodellamaStatus')
   result.status = wait_until('status', 10000, function() return require('codellama.commands').last_status end)
+
+  local hl = api.nvim_get_hl(0, { name = 'CodellamaSuggestion' })
+  result.highlight = { fg = hl.fg, ctermfg = hl.ctermfg, italic = hl.italic,
+                       normal_ctermfg = api.nvim_get_hl(0, { name = 'Normal' }).ctermfg }
+
+  -- Outside any function the docstring command says why nothing happened.
+  api.nvim_win_set_cursor(0, { api.nvim_buf_line_count(bufnr), 0 })
+  vim.cmd('CodellamaDocstring')
+  result.docstring_notice = wait_until('docstring notice', 10000, function()
+    return vim.iter(notifications):find(function(m) return m:find('no docstring written', 1, true) end)
+  end)
+
+  vim.cmd('checkhealth codellama')
+  result.health = api.nvim_buf_get_lines(0, 0, -1, false)
 end
 
 co = coroutine.create(function()
@@ -318,3 +344,66 @@ def test_nvim_inline_completion_with_the_real_server(tmp_path: Path, tiny_model_
     assert after == line[: tab["col"]] + b" " * pad + line[tab["col"]:]
 
     assert isinstance(result["status"], dict) and "model" in result["status"]
+    assert result["reentered"], "re-entering Insert mode at the same place did not ask again"
+
+    # Ghost text is grey italics in true colour and in 16/256-colour terminals, unlike normal text.
+    highlight = result["highlight"]
+    assert highlight["fg"] is not None and highlight["italic"]
+    assert highlight["ctermfg"] is not None and highlight["ctermfg"] < 16
+    assert highlight["ctermfg"] != highlight.get("normal_ctermfg")
+
+    assert "no function or class" in result["docstring_notice"]
+    health = "\n".join(result["health"])
+    assert "OK server:" in health and "runs" in health, health
+    assert "state: ready" in health, health
+
+
+NVIM_WITHOUT_SERVER = r"""
+vim.opt.runtimepath:prepend(vim.env.CODELLAMA_NVIM_PLUGIN)
+local notes = {}
+vim.notify = function(msg) table.insert(notes, msg) end
+vim.api.nvim_set_hl(0, 'CodellamaSuggestion', { fg = '#ff0000' }) -- the user's own colour, set first
+require('codellama').setup({ cmd = { '/nonexistent/bin/codellama-lsp', 'serve' } })
+vim.cmd.edit(vim.fn.fnameescape(vim.env.CODELLAMA_FILE))
+vim.wait(300)
+local result = {
+  notes = notes,
+  clients = #vim.lsp.get_clients({ name = 'codellama' }),
+  fg = vim.api.nvim_get_hl(0, { name = 'CodellamaSuggestion' }).fg,
+}
+vim.cmd('checkhealth codellama')
+result.health = vim.api.nvim_buf_get_lines(0, 0, -1, false)
+vim.cmd('helptags ' .. vim.fn.fnameescape(vim.env.CODELLAMA_NVIM_PLUGIN .. '/doc'))
+vim.cmd('help codellama')
+result.help = vim.fn.expand('%:t')
+local f = assert(io.open(vim.env.CODELLAMA_RESULT, 'w'))
+f:write(vim.json.encode(result))
+f:close()
+vim.cmd('qall!')
+"""
+
+
+def test_nvim_without_the_server_says_how_to_fix_it(tmp_path: Path) -> None:
+    """Missing server: one message with the fix, a failing :checkhealth; the user's highlight and :help work."""
+    nvim = _nvim_binary()
+    plugin = tmp_path / "plugin"
+    shutil.copytree(NVIM_DIR, plugin)  # :helptags writes doc/tags next to the help file
+    (tmp_path / "init.lua").write_text(NVIM_WITHOUT_SERVER, encoding="utf-8")
+    sample = tmp_path / "sample.py"
+    sample.write_text(SAMPLE, encoding="utf-8")
+    result_path = tmp_path / "result.json"
+    env = {**os.environ, "CODELLAMA_NVIM_PLUGIN": str(plugin), "CODELLAMA_FILE": str(sample),
+           "CODELLAMA_RESULT": str(result_path), **{f"XDG_{d}_HOME": str(tmp_path / d.lower())
+                                                    for d in ("STATE", "DATA", "CACHE", "CONFIG")}}
+    proc = subprocess.run([str(nvim), "--headless", "--clean", "-u", str(tmp_path / "init.lua")], env=env,
+                          stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
+    assert result_path.is_file(), (proc.stdout + proc.stderr).decode("utf-8", "replace")
+    result = json.loads(result_path.read_text(encoding="utf-8"))
+
+    (note,) = result["notes"]  # said once, not once per buffer
+    assert "/nonexistent/bin/codellama-lsp" in note and "was not found" in note and "cmd = {" in note
+    assert result["clients"] == 0
+    health = "\n".join(result["health"])
+    assert "ERROR" in health and "was not found" in health, health
+    assert result["fg"] == 0xFF0000  # setup() keeps a highlight the user defined
+    assert result["help"] == "codellama.txt"

@@ -45,15 +45,32 @@ function M.client_config()
     -- No root: one server (one model in memory) serves every buffer of the session.
     root_markers = nil,
     capabilities = capabilities,
-    init_options = { codellama = config.server_settings() },
+    -- Answered to the server's `workspace/configuration` request; not also sent as
+    -- `init_options`, or the server would check (and warn about) them twice.
     settings = { codellama = config.server_settings() },
   }
+end
+
+--- Whether the server command can be run; says how to fix it (once) when it cannot.
+---@return boolean
+function M.check_command()
+  local program = config.options.cmd[1]
+  if vim.fn.executable(program) == 1 then
+    return true
+  end
+  vim.notify_once(
+    ('codellama: `%s` was not found. Install the server (pip install codellama-lsp) or give its full path, '
+      .. "e.g. require('codellama').setup({ cmd = { '/path/to/.venv/bin/codellama-lsp', 'serve' } }); "
+      .. 'see :checkhealth codellama'):format(program),
+    vim.log.levels.WARN
+  )
+  return false
 end
 
 --- Register the config with `vim.lsp.config()` and enable it for the configured filetypes.
 function M.enable()
   vim.lsp.config(M.name, M.client_config())
-  vim.lsp.enable(M.name)
+  vim.lsp.enable(M.name, M.check_command())
 end
 
 --- Send new settings to running servers (`workspace/didChangeConfiguration`).
