@@ -174,7 +174,10 @@ async function main() {
     await line.click({ button: 'right' });
     const entry = page.locator('.context-view .action-item:has-text("Generate Docstring")');
     await entry.waitFor({ state: 'visible', timeout: 10000 });
-    await entry.click();
+    // Hover highlights the entry, Enter runs it: a click can land while the menu is still opening.
+    await entry.hover();
+    await page.waitForTimeout(300);
+    await page.keyboard.press('Enter');
     await waitFor('a docstring under def scale', async () => ((await editorLines())[row + 1] ?? '').includes('"""'), 60000);
     result.afterContextMenu = await saveAndRead();
   });

@@ -89,6 +89,7 @@ class CodeLlamaClient extends LanguageClient {
 
 async function startClient(): Promise<void> {
   statusBar.starting();
+  settings.reset();
   const server = serverCommand();
   const serverLog = new ServerLog();
   const follow = serverLog.follow.bind(serverLog);
@@ -109,7 +110,8 @@ async function startClient(): Promise<void> {
     {
       // Every text document; the server filters with `codellama.disabledLanguages`.
       documentSelector: [{ scheme: 'file' }, { scheme: 'untitled' }],
-      initializationOptions: () => ({ [SECTION]: settings.initial() }),
+      // No initializationOptions: the server asks for its settings (workspace/configuration, answered
+      // by the middleware) right after starting, and would otherwise check and warn about them twice.
       outputChannel: output,
       stdioOptions: { stdout: follow, stderr: follow },
       initializationFailedHandler: () => false,

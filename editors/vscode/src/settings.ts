@@ -69,10 +69,9 @@ export type SettingsUpdate = { kind: 'send'; settings: Record<string, unknown> }
 export class SettingsSync {
   private sent: Record<string, unknown> = {};
 
-  /** The settings for `initializationOptions`; the baseline of later updates. */
-  initial(): Record<string, unknown> {
+  /** A new server starts from what the user set now (it asks for that itself). */
+  reset(): void {
     this.sent = userSettings();
-    return this.sent;
   }
 
   update(): SettingsUpdate {
