@@ -7,6 +7,7 @@ the ghost-text extmark, accepts it with the plugin's mapping and checks the buff
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import shutil
@@ -23,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 VSCODE_DIR = ROOT / "editors" / "vscode"
 NVIM_DIR = ROOT / "editors" / "nvim"
 
-CLIENT_ONLY_SETTINGS = {"serverPath", "serverArgs"}
+CLIENT_ONLY_SETTINGS = {"serverPath", "serverArgs", "trace.server"}  # read by the extension, never sent
 
 
 def _manifest() -> dict[str, Any]:
@@ -167,6 +168,17 @@ local function as_displayed(text, bufnr)
   return table.concat(lines, '\n')
 end
 
+--- What Neovim shows, row by row (|screenstring()|), for the screenshot.
+local function screen_rows()
+  local rows = {}
+  for row = 1, vim.o.lines - 1 do
+    local cells = {}
+    for col = 1, vim.o.columns do cells[#cells + 1] = vim.fn.screenstring(row, col) end
+    rows[#rows + 1] = table.concat(cells)
+  end
+  return rows
+end
+
 local notifications = {}
 local notify = vim.notify
 vim.notify = function(msg, ...)
@@ -206,6 +218,9 @@ local function main()
   result.suggestion = suggestion
   result.extmark = extmark_text(bufnr)
   result.expected_display = as_displayed(suggestion.text, bufnr)
+  vim.cmd('redraw')
+  result.screen = screen_rows()
+  result.cursor_screen = { vim.fn.screenrow(), vim.fn.screencol() }
   result.before = api.nvim_buf_get_lines(bufnr, 0, -1, false)
 
   feed(require('codellama.config').options.keymaps.accept)
@@ -276,6 +291,35 @@ def _splice_utf8(line: str, start: int, end: int, text: str) -> str:
     return (raw[:start] + text.encode("utf-8") + raw[end:]).decode("utf-8")
 
 
+def save_screenshot(result: dict[str, Any], png: Path) -> None:
+    """Neovim's screen as it showed the suggestion (its text from screenstring(), the ghost-text cells in the
+    CodellamaSuggestion colours), rendered by headless Chromium."""
+    chromium = shutil.which("chromium")
+    assert chromium, "CODELLAMA_SCREENSHOTS is set but there is no chromium to render the screenshot with"
+    rows: list[str] = result["screen"]
+    ghost_lines = result["extmark"]["text"].split("\n")
+    cursor_row, cursor_col = result["cursor_screen"]
+    first, rest = ghost_lines[0], ghost_lines[1:]
+    html_rows = []
+    for number, text in enumerate(rows, start=1):
+        if number == cursor_row and first:
+            start = cursor_col - 1
+            text = html.escape(text[:start]) + f"<i>{html.escape(text[start:start + len(first)])}</i>" + \
+                html.escape(text[start + len(first):])
+        elif cursor_row < number <= cursor_row + len(rest):
+            text = f"<i>{html.escape(text)}</i>"
+        else:
+            text = html.escape(text)
+        html_rows.append(text)
+    page = png.with_suffix(".html")
+    page.write_text("<style>body{margin:0;background:#14161b}pre{margin:8px;font:15px monospace;color:#e0e2ea}"
+                    "i{color:#808080}</style><pre>" + "\n".join(html_rows) + "</pre>", encoding="utf-8")
+    subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                    f"--screenshot={png}", "--window-size=760,440", page.as_uri()],
+                   capture_output=True, timeout=60, check=True)
+    page.unlink()
+
+
 def test_nvim_inline_completion_with_the_real_server(tmp_path: Path, tiny_model_dir: Path) -> None:
     model_dir = tiny_model_dir
     nvim = _nvim_binary()
@@ -335,6 +379,9 @@ def test_nvim_inline_completion_with_the_real_server(tmp_path: Path, tiny_model_
     inserted = (before[row].encode("utf-8")[:col] + text.encode("utf-8")).decode("utf-8").split("\n")
     assert result["cursor_after"] == [row + len(inserted) - 1, len(inserted[-1].encode("utf-8"))]
     assert result["mode_after"] == "i"
+
+    if screenshots := os.environ.get("CODELLAMA_SCREENSHOTS"):
+        save_screenshot(result, Path(screenshots) / "nvim-ghost-text.png")
 
     # Nothing shown: <Tab> falls back to an ordinary Tab (expandtab, softtabstop=4: 1 to 4 spaces).
     tab = result["tab_fallback"]
