@@ -262,8 +262,31 @@ local function main()
   result.health = api.nvim_buf_get_lines(0, 0, -1, false)
 end
 
+--- A multi-line suggestion for the window's last line scrolls into view instead of being cut off.
+local function bottom()
+  local codellama = require('codellama')
+  vim.cmd.edit(vim.fn.fnameescape(vim.env.CODELLAMA_FILE))
+  local bufnr = api.nvim_get_current_buf()
+  wait_until('client initialized', 30000, function()
+    local c = require('codellama.lsp').get_client(bufnr)
+    return c and c.initialized
+  end)
+  pcall(wait_until, 'model loaded', 60000, function() return progress_ended end)
+  vim.cmd('split')
+  api.nvim_win_set_height(0, 6)
+  api.nvim_win_set_cursor(0, { tonumber(vim.env.CODELLAMA_ROW), 0 })
+  vim.cmd('normal! zb') -- the cursor line is the window's last one
+  result.winline_before = vim.fn.winline()
+  feed('A')
+  wait_until('ghost text', 40000, codellama.is_visible)
+  vim.cmd('redraw')
+  result.virt_lines = #vim.split(codellama.get_suggestion().text, '\n', { plain = true }) - 1
+  result.winline = vim.fn.winline()
+  result.height = api.nvim_win_get_height(0)
+end
+
 co = coroutine.create(function()
-  local ok, err = xpcall(main, debug.traceback)
+  local ok, err = xpcall(vim.env.CODELLAMA_SCENARIO == 'bottom' and bottom or main, debug.traceback)
   if not ok then result.error = err end
   finish()
 end)
@@ -315,18 +338,18 @@ def save_screenshot(result: dict[str, Any], png: Path) -> None:
     page.write_text("<style>body{margin:0;background:#14161b}pre{margin:8px;font:15px monospace;color:#e0e2ea}"
                     "i{color:#808080}</style><pre>" + "\n".join(html_rows) + "</pre>", encoding="utf-8")
     subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-                    f"--screenshot={png}", "--window-size=760,440", page.as_uri()],
+                    f"--screenshot={png}", "--window-size=760,150", page.as_uri()],
                    capture_output=True, timeout=60, check=True)
     page.unlink()
 
 
-def test_nvim_inline_completion_with_the_real_server(tmp_path: Path, tiny_model_dir: Path) -> None:
-    model_dir = tiny_model_dir
+def _run_nvim_driver(tmp_path: Path, model_dir: Path, text: str, row: int, scenario: str = "main") -> dict[str, Any]:
+    """Run NVIM_DRIVER's {scenario} in headless nvim against the real server on a file holding {text}."""
     nvim = _nvim_binary()
     (tmp_path / "init.lua").write_text(NVIM_INIT, encoding="utf-8")
     (tmp_path / "driver.lua").write_text(NVIM_DRIVER, encoding="utf-8")
     sample = tmp_path / "sample.py"
-    sample.write_text(SAMPLE, encoding="utf-8")
+    sample.write_text(text, encoding="utf-8")
     result_path = tmp_path / "result.json"
 
     server_cmd = [sys.executable, "-m", "lsp_server", "serve", "--model", str(model_dir)]
@@ -335,7 +358,8 @@ def test_nvim_inline_completion_with_the_real_server(tmp_path: Path, tiny_model_
         "CODELLAMA_NVIM_PLUGIN": str(NVIM_DIR),
         "CODELLAMA_CMD": json.dumps(server_cmd),
         "CODELLAMA_FILE": str(sample),
-        "CODELLAMA_ROW": "1",
+        "CODELLAMA_ROW": str(row),
+        "CODELLAMA_SCENARIO": scenario,
         "CODELLAMA_RESULT": str(result_path),
         "CODELLAMA_WATCHDOG_MS": "100000",
         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
@@ -357,6 +381,11 @@ def test_nvim_inline_completion_with_the_real_server(tmp_path: Path, tiny_model_
     assert result_path.is_file(), f"nvim (rc={proc.returncode}) wrote no result:\n{output}"
     result = json.loads(result_path.read_text(encoding="utf-8"))
     assert "error" not in result, f"{result['error']}\n{result.get('steps')}\n{output}"
+    return result
+
+
+def test_nvim_inline_completion_with_the_real_server(tmp_path: Path, tiny_model_dir: Path) -> None:
+    result = _run_nvim_driver(tmp_path, tiny_model_dir, SAMPLE, row=1)
 
     assert result["filetype"] == "python"
     assert result["offset_encoding"] == "utf-16"
@@ -403,6 +432,10 @@ def test_nvim_inline_completion_with_the_real_server(tmp_path: Path, tiny_model_
     health = "\n".join(result["health"])
     assert "OK server:" in health and "runs" in health, health
     assert "state: ready" in health, health
+
+    # Neovim logs each stderr line of a server as [ERROR]: by default the server writes none.
+    lsp_log = tmp_path / "state" / "nvim" / "lsp.log"
+    assert "[ERROR]" not in (lsp_log.read_text(encoding="utf-8") if lsp_log.exists() else "")
 
 
 NVIM_WITHOUT_SERVER = r"""
@@ -454,3 +487,11 @@ def test_nvim_without_the_server_says_how_to_fix_it(tmp_path: Path) -> None:
     assert "ERROR" in health and "was not found" in health, health
     assert result["fg"] == 0xFF0000  # setup() keeps a highlight the user defined
     assert result["help"] == "codellama.txt"
+
+
+def test_nvim_multiline_suggestion_on_the_last_line_scrolls_into_view(tmp_path: Path, tiny_model_dir: Path) -> None:
+    text = "import math\n" * 12 + SAMPLE
+    result = _run_nvim_driver(tmp_path, tiny_model_dir, text, row=13, scenario="bottom")
+    assert result["winline_before"] == result["height"]  # the cursor line was the window's last one
+    assert result["virt_lines"] >= 1, "the demo model's suggestion here is expected to span lines"
+    assert result["winline"] + result["virt_lines"] <= result["height"], result

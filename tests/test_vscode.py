@@ -42,6 +42,9 @@ def scale(values, factor):
 
 
 def area(width, height)
+
+
+def volume(x, y, z)
 '''
 TYPED_LINE = "def area(width, height):"
 # Flags the settings must not override (the status shows them) and a log level given after `serve`.
@@ -169,6 +172,8 @@ def test_extension_in_a_real_vscode(tmp_path: Path) -> None:
     check_ghost_text(result)
     check_docstrings(result)
     check_commands(result, log)
+    # With inline suggestions off, the same suggestion comes as an item of the completion list.
+    assert result["completionItems"] and not result["ghostWhileOff"], result["completionItems"]
 
 
 def check_ghost_text(result: dict[str, Any]) -> None:
@@ -197,6 +202,9 @@ def check_docstrings(result: dict[str, Any]) -> None:
 def check_commands(result: dict[str, Any], log: str) -> None:
     """Status, toggle and reload work; serverArgs reach the server and settings do not override them."""
     assert "ready" in result["readyLabel"]
+    # "ready" only once the model has loaded (it used to flash between the server's start and the load).
+    labels = result["startLabels"]
+    assert any("loading the model" in label for label in labels[:-1]), labels
     status = result["statusToast"]
     assert "state: ready" in status, status
     assert f"model: {DEMO_MODEL_DIR}" in status, status

@@ -122,8 +122,14 @@ async function main() {
     );
     await page.keyboard.press('Enter');
     await page.waitForSelector('.monaco-editor .view-lines', { timeout: 30000 });
-    // Keystrokes before the inline completion provider is registered are never asked again.
-    result.readyLabel = await waitForStatus('ready', 120000);
+    // Keystrokes before the inline completion provider is registered are never asked again. Every label
+    // shown on the way is kept: "ready" must not flash before the model has loaded.
+    result.startLabels = [];
+    result.readyLabel = await waitFor('the status bar item to say "ready"', async () => {
+      const label = (await statusLabel()).split('\n')[0];
+      if (label !== result.startLabels[result.startLabels.length - 1]) result.startLabels.push(label);
+      return label.includes('ready') && label;
+    }, 120000);
   });
 
   await stage('ghost text while typing', async () => {
@@ -205,6 +211,21 @@ async function main() {
     result.badArgsLabel = await waitForStatus('not running');
     fs.writeFileSync(MACHINE_SETTINGS, good);
     await waitForStatus('ready');
+  });
+
+  await stage('completion list when ghost text is off', async () => {
+    const userSettings = path.join(path.dirname(MACHINE_SETTINGS), '..', 'User', 'settings.json');
+    const settings = JSON.parse(fs.readFileSync(userSettings, 'utf8'));
+    fs.writeFileSync(userSettings, JSON.stringify({ ...settings, 'editor.inlineSuggest.enabled': false }, null, 2));
+    await page.waitForTimeout(1000); // VS Code picks up the changed file
+    await goToLineStarting('def volume(x, y, z)');
+    await page.keyboard.type(':');
+    await page.keyboard.press('Control+Space');
+    const rows = page.locator('.suggest-widget .monaco-list-row');
+    await waitFor('the completion list', async () => (await rows.count()) > 0, 30000);
+    result.completionItems = await rows.allTextContents();
+    result.ghostWhileOff = await ghostShown();
+    await page.keyboard.press('Escape');
   });
 }
 

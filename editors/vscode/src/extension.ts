@@ -59,7 +59,7 @@ async function onConfigurationChanged(event: vscode.ConfigurationChangeEvent): P
   }
   const update = settings.update();
   if (update.kind === 'restart') {
-    return restartClient('A model setting was removed; the server restarts so that serverArgs and defaults apply');
+    return restartClient('A model setting was removed (its serverArgs flag or default applies again)');
   }
   if (update.kind === 'send' && client?.isRunning()) {
     await client.sendNotification(DidChangeConfigurationNotification.type, { settings: { [SECTION]: update.settings } });
