@@ -16,6 +16,7 @@ const env = (name) => {
 const OUT = env('CODELLAMA_OUT');
 const SAMPLE = env('CODELLAMA_SAMPLE');
 const MACHINE_SETTINGS = env('CODELLAMA_MACHINE_SETTINGS');
+const USER_SETTINGS = path.join(path.dirname(MACHINE_SETTINGS), '..', 'User', 'settings.json');
 const STATUS_ITEM = '[id="codellama-lsp.codellama-lsp.codellama.status"]';
 // Ghost text: the rest of the cursor line is injected into it, the lines below go into a view zone.
 const GHOST_INLINE = '.view-lines .ghost-text-decoration';
@@ -45,20 +46,6 @@ const statusLabel = () => page.locator(STATUS_ITEM).getAttribute('aria-label', {
 const waitForStatus = (word, timeoutMs = 60000) =>
   waitFor(`the status bar item to say "${word}"`, async () => (await statusLabel()).includes(word) && (await statusLabel()), timeoutMs);
 
-/** The editor's lines as displayed, without ghost text (spaces are rendered as U+00A0). */
-async function editorLines() {
-  return page.$$eval('.monaco-editor .view-lines .view-line', (lines) =>
-    lines
-      .map((line) => {
-        const copy = line.cloneNode(true);
-        copy.querySelectorAll('[class*="ghost-text"]').forEach((ghost) => ghost.remove());
-        return [parseFloat(line.style.top), copy.textContent.replace(/\u00a0/g, ' ')];
-      })
-      .sort((a, b) => a[0] - b[0])
-      .map(([, text]) => text),
-  );
-}
-
 /** The ghost text as displayed: `inline` on the cursor line, `lines` below it (empty when none is shown). */
 async function ghostText() {
   const texts = (selector) =>
@@ -72,7 +59,7 @@ const ghostShown = async () => {
 
 /** Put the cursor at the end of the first line that starts with {prefix} (Ctrl+G, like a user). */
 async function goToLineStarting(prefix) {
-  const index = (await editorLines()).findIndex((line) => line.startsWith(prefix));
+  const index = (await fileLines()).findIndex((line) => line.startsWith(prefix));
   if (index < 0) throw new Error(`no line starts with ${JSON.stringify(prefix)}`);
   await page.keyboard.press('Control+G');
   await page.keyboard.type(String(index + 1));
@@ -108,6 +95,8 @@ const saveAndRead = async () => {
   await page.waitForTimeout(500);
   return fs.readFileSync(SAMPLE, 'utf8');
 };
+/** The document's lines, all of them (the editor only renders those in view), as saved now. */
+const fileLines = async () => (await saveAndRead()).split('\n');
 
 async function main() {
   await stage('workbench loaded, server ready', async () => {
@@ -170,7 +159,7 @@ async function main() {
       await page.keyboard.press('ArrowDown');
     }
     await page.keyboard.press('Enter');
-    await waitFor('a docstring under def add', async () => ((await editorLines())[row + 1] ?? '').includes('"""'), 60000);
+    await waitFor('a docstring under def add', async () => ((await fileLines())[row + 1] ?? '').includes('"""'), 60000);
     result.afterCodeAction = await saveAndRead();
   });
 
@@ -184,7 +173,7 @@ async function main() {
     await entry.hover();
     await page.waitForTimeout(300);
     await page.keyboard.press('Enter');
-    await waitFor('a docstring under def scale', async () => ((await editorLines())[row + 1] ?? '').includes('"""'), 60000);
+    await waitFor('a docstring under def scale', async () => ((await fileLines())[row + 1] ?? '').includes('"""'), 60000);
     result.afterContextMenu = await saveAndRead();
   });
 
@@ -204,9 +193,9 @@ async function main() {
 
   await stage('bad serverArgs: the server says why', async () => {
     const good = fs.readFileSync(MACHINE_SETTINGS, 'utf8');
-    const settings = JSON.parse(good);
-    settings['codellama.serverArgs'] = [...settings['codellama.serverArgs'], '--no-such-flag'];
-    fs.writeFileSync(MACHINE_SETTINGS, JSON.stringify(settings, null, 2));
+    const machine = JSON.parse(good);
+    machine['codellama.serverArgs'] = [...machine['codellama.serverArgs'], '--no-such-flag'];
+    fs.writeFileSync(MACHINE_SETTINGS, JSON.stringify(machine, null, 2));
     result.badArgsToast = await toastWith('no-such-flag');
     result.badArgsLabel = await waitForStatus('not running');
     fs.writeFileSync(MACHINE_SETTINGS, good);
@@ -214,10 +203,13 @@ async function main() {
   });
 
   await stage('completion list when ghost text is off', async () => {
-    const userSettings = path.join(path.dirname(MACHINE_SETTINGS), '..', 'User', 'settings.json');
-    const settings = JSON.parse(fs.readFileSync(userSettings, 'utf8'));
-    fs.writeFileSync(userSettings, JSON.stringify({ ...settings, 'editor.inlineSuggest.enabled': false }, null, 2));
-    await page.waitForTimeout(1000); // VS Code picks up the changed file
+    const settings = JSON.parse(fs.readFileSync(USER_SETTINGS, 'utf8'));
+    fs.writeFileSync(USER_SETTINGS, JSON.stringify({ ...settings, 'editor.inlineSuggest.enabled': false }, null, 2));
+    // A fresh window reads the settings for certain (a running one notices the file at its own pace).
+    await runCommand('Developer: Reload Window');
+    await page.waitForTimeout(2000);
+    await waitForStatus('ready', 120000);
+    await page.locator('.monaco-editor .view-lines').click();
     await goToLineStarting('def volume(x, y, z)');
     await page.keyboard.type(':');
     await page.keyboard.press('Control+Space');
