@@ -101,7 +101,7 @@ vim.o.shiftwidth = 4
 vim.o.softtabstop = 4
 require('codellama').setup({
   cmd = vim.json.decode(vim.env.CODELLAMA_CMD),
-  settings = { maxTokens = 24, maxTokensSingleLine = 16 },
+  settings = { maxTokens = 24, maxTokensSingleLine = 16, noSuchSetting = true },
   debounce_ms = 50,
 })
 """
@@ -260,6 +260,7 @@ local function main()
 
   vim.cmd('checkhealth codellama')
   result.health = api.nvim_buf_get_lines(0, 0, -1, false)
+  result.messages = vim.fn.execute('messages') -- window/showMessage is echoed into the message history
 end
 
 --- A multi-line suggestion for the window's last line scrolls into view instead of being cut off.
@@ -429,6 +430,8 @@ def test_nvim_inline_completion_with_the_real_server(tmp_path: Path, tiny_model_
     assert highlight["ctermfg"] != highlight.get("normal_ctermfg")
 
     assert "no function or class" in result["docstring_notice"]
+    # The server warns about a bad setting once, not once for init_options and again for workspace/configuration.
+    assert result["messages"].count("noSuchSetting") == 1, result["messages"]
     health = "\n".join(result["health"])
     assert "OK server:" in health and "runs" in health, health
     assert "state: ready" in health, health

@@ -45,9 +45,16 @@ function M.client_config()
     -- No root: one server (one model in memory) serves every buffer of the session.
     root_markers = nil,
     capabilities = capabilities,
-    -- Answered to the server's `workspace/configuration` request; not also sent as
-    -- `init_options`, or the server would check (and warn about) them twice.
-    settings = { codellama = config.server_settings() },
+    -- The settings reach the server once: it asks for them (`workspace/configuration`) when it has
+    -- started. Neither `init_options` nor `settings` (which Neovim also pushes with
+    -- `workspace/didChangeConfiguration`) carry them, or the server would check them twice.
+    handlers = {
+      ['workspace/configuration'] = function(_, params)
+        return vim.tbl_map(function(item)
+          return item.section == 'codellama' and config.server_settings() or vim.NIL
+        end, params.items)
+      end,
+    },
   }
 end
 
@@ -77,10 +84,8 @@ end
 ---@param settings table<string, any> camelCase keys of the `codellama` section
 function M.update_settings(settings)
   config.options.settings = vim.tbl_extend('force', config.options.settings, settings)
-  vim.lsp.config(M.name, { settings = { codellama = config.server_settings() } })
   for _, client in ipairs(vim.lsp.get_clients({ name = M.name })) do
-    client.settings = { codellama = config.server_settings() }
-    client:notify('workspace/didChangeConfiguration', { settings = client.settings })
+    client:notify('workspace/didChangeConfiguration', { settings = { codellama = config.server_settings() } })
   end
 end
 
