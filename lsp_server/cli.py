@@ -73,11 +73,18 @@ def check_engine_settings(settings: Settings) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
+    if args.node_ipc:
+        raise SystemExit("codellama-lsp: --node-ipc is a Node.js-only channel; start the server with stdio "
+                         "(TransportKind.stdio), --socket=PORT or --pipe=PATH instead")
     settings = settings_from(args)
     check_engine_settings(settings)
     from .server import create_server
     if not args.tcp:
         server = create_server(settings)
+        if args.socket is not None or args.pipe is not None:  # the editor listens; we connect
+            stream = _connect_to_client(args.socket, args.pipe)
+            server.start_io(stream.makefile("rb"), stream.makefile("wb"))
+            sys.exit(server.exit_code)
         server.start_io()
         sys.exit(server.exit_code)
     host, port = args.tcp
@@ -103,6 +110,20 @@ def cmd_serve(args: argparse.Namespace) -> None:
     sys.exit(server.exit_code)
 
 
+def _connect_to_client(port: int | None, pipe: str | None) -> socket.socket:
+    """The connection to an editor that listens itself (vscode-languageclient's socket and pipe transports)."""
+    if pipe is not None and not hasattr(socket, "AF_UNIX"):
+        raise SystemExit("codellama-lsp: --pipe needs Unix domain sockets; use stdio on this system")
+    try:
+        if pipe is None:
+            return socket.create_connection(("127.0.0.1", port))
+        stream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        stream.connect(pipe)
+        return stream
+    except OSError as e:
+        raise SystemExit(f"codellama-lsp: cannot connect to the editor at {pipe or f'127.0.0.1:{port}'}: {e}") from e
+
+
 def cmd_complete(args: argparse.Namespace) -> None:
     from .complete_command import run
 
@@ -120,15 +141,27 @@ PASSTHROUGH = {"demo": ("lsp_server.demo", "show completions and a docstring thr
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="codellama-lsp", description=__doc__)
-    p.add_argument("--log-level", default="INFO", help="DEBUG shows per-request timings (logs go to stderr)")
+    log_help = "WARNING (default) | INFO | DEBUG: DEBUG shows per-request timings (logs go to stderr)"
+    p.add_argument("--log-level", default="WARNING", help=log_help)
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("serve", help="run the language server (stdio by default)")
     add_engine_flags(s)
-    s.add_argument("--tcp", metavar="HOST:PORT", type=tcp_address,
-                   help="listen on TCP instead of stdio, for one client (HOST:PORT, [IPV6]:PORT or PORT on "
-                        "127.0.0.1; port 0 picks a free one)")
+    # Also after `serve`, where editors' "server arguments" settings put it; SUPPRESS keeps the value given before.
+    s.add_argument("--log-level", default=argparse.SUPPRESS, help=log_help)
+    t = s.add_argument_group("transport (the flags LSP clients such as vscode-languageclient pass)")
+    transport = t.add_mutually_exclusive_group()
+    transport.add_argument("--stdio", action="store_true", help="talk LSP over stdin/stdout (the default)")
+    transport.add_argument("--tcp", metavar="HOST:PORT", type=tcp_address,
+                           help="listen on TCP instead of stdio, for one client (HOST:PORT, [IPV6]:PORT or PORT on "
+                                "127.0.0.1; port 0 picks a free one)")
+    transport.add_argument("--socket", type=int, metavar="PORT",
+                           help="connect to the editor listening on 127.0.0.1:PORT")
+    transport.add_argument("--pipe", metavar="PATH", help="connect to the editor listening on a Unix domain socket")
+    transport.add_argument("--node-ipc", action="store_true", help=argparse.SUPPRESS)  # rejected with a reason
+    # vscode-languageclient appends its pid; the server ends when the connection closes, so it is not needed.
+    s.add_argument("--clientProcessId", help=argparse.SUPPRESS)
     s.add_argument("--allow-remote", action="store_true",
                    help="let --tcp listen on an address other machines can reach (off: loopback only)")
     s.set_defaults(run=cmd_serve)
@@ -165,6 +198,9 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if level != "DEBUG":  # pygls logs every message it sends at INFO
         logging.getLogger("pygls").setLevel(logging.WARNING)
+    # Clients cancel requests the server has just answered (a race LSP allows); pygls warns about each one.
+    logging.getLogger("pygls.protocol.json_rpc").addFilter(
+        lambda record: not record.getMessage().startswith("Cancel notification for unknown message id"))
     try:
         args.run(args)
     except (ValueError, FileNotFoundError) as e:  # bad input: one clear line, no traceback

@@ -16,9 +16,11 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, BinaryIO, TypeVar
 
+from cattrs import Converter
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
+from pygls.protocol import default_converter
 
 from model.backend import Backend
 
@@ -75,11 +77,32 @@ def model_name(settings: Settings) -> str:
     return settings.model or "the embedded demo model"
 
 
+def lenient_converter() -> Converter:
+    """pygls' converter, also accepting the trigger kinds of pre-3.18 inline completion clients.
+
+    vscode-languageclient 9 numbered them like VS Code's API (0 = invoked, 1 = automatic); lsprotocol only
+    knows 3.18's 1 and 2 and would reject the request before any handler sees it.
+    """
+    converter = default_converter()
+
+    def trigger_kind(value: object, _: type) -> types.InlineCompletionTriggerKind:
+        if value == 0:
+            return types.InlineCompletionTriggerKind.Invoked
+        try:
+            return types.InlineCompletionTriggerKind(value)
+        except ValueError:  # a kind from a newer protocol: nothing explicit is known about it
+            return types.InlineCompletionTriggerKind.Automatic
+
+    converter.register_structure_hook(types.InlineCompletionTriggerKind, trigger_kind)
+    return converter
+
+
 class CodeLlamaServer(LanguageServer):
     protocol: CodeLlamaProtocol  # made by pygls from protocol_cls
 
     def __init__(self, settings: Settings) -> None:
-        super().__init__("codellama-lsp", __version__, protocol_cls=CodeLlamaProtocol)
+        super().__init__("codellama-lsp", __version__, protocol_cls=CodeLlamaProtocol,
+                         converter_factory=lenient_converter)
         self.settings = settings
         self.loaded: Settings | None = None  # the settings the model in use was loaded with
         self.worker = ModelWorker()

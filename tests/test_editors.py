@@ -7,6 +7,7 @@ the ghost-text extmark, accepts it with the plugin's mapping and checks the buff
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import shutil
@@ -23,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 VSCODE_DIR = ROOT / "editors" / "vscode"
 NVIM_DIR = ROOT / "editors" / "nvim"
 
-CLIENT_ONLY_SETTINGS = {"serverPath", "serverArgs"}
+CLIENT_ONLY_SETTINGS = {"serverPath", "serverArgs", "trace.server"}  # read by the extension, never sent
 
 
 def _manifest() -> dict[str, Any]:
@@ -100,7 +101,7 @@ vim.o.shiftwidth = 4
 vim.o.softtabstop = 4
 require('codellama').setup({
   cmd = vim.json.decode(vim.env.CODELLAMA_CMD),
-  settings = { maxTokens = 24, maxTokensSingleLine = 16 },
+  settings = { maxTokens = 24, maxTokensSingleLine = 16, noSuchSetting = true },
   debounce_ms = 50,
 })
 """
@@ -167,6 +168,24 @@ local function as_displayed(text, bufnr)
   return table.concat(lines, '\n')
 end
 
+--- What Neovim shows, row by row (|screenstring()|), for the screenshot.
+local function screen_rows()
+  local rows = {}
+  for row = 1, vim.o.lines - 1 do
+    local cells = {}
+    for col = 1, vim.o.columns do cells[#cells + 1] = vim.fn.screenstring(row, col) end
+    rows[#rows + 1] = table.concat(cells)
+  end
+  return rows
+end
+
+local notifications = {}
+local notify = vim.notify
+vim.notify = function(msg, ...)
+  table.insert(notifications, msg)
+  return notify(msg, ...)
+end
+
 local progress_ended = false
 api.nvim_create_autocmd('LspProgress', { pattern = 'end', callback = function() progress_ended = true end })
 
@@ -190,10 +209,18 @@ local function main()
   api.nvim_win_set_cursor(0, { tonumber(vim.env.CODELLAMA_ROW), 0 })
   feed('A')
   wait_until('ghost text', 40000, codellama.is_visible)
+  -- Leaving and re-entering Insert mode at the same place asks again.
+  feed('<Esc>')
+  wait_until('dismissed', 5000, function() return not codellama.is_visible() end)
+  feed('A')
+  result.reentered = pcall(wait_until, 'ghost text again', 20000, codellama.is_visible)
   local suggestion = codellama.get_suggestion()
   result.suggestion = suggestion
   result.extmark = extmark_text(bufnr)
   result.expected_display = as_displayed(suggestion.text, bufnr)
+  vim.cmd('redraw')
+  result.screen = screen_rows()
+  result.cursor_screen = { vim.fn.screenrow(), vim.fn.screencol() }
   result.before = api.nvim_buf_get_lines(bufnr, 0, -1, false)
 
   feed(require('codellama.config').options.keymaps.accept)
@@ -219,10 +246,48 @@ local function main()
   require('codellama.commands').last_status = nil
   vim.cmd('CodellamaStatus')
   result.status = wait_until('status', 10000, function() return require('codellama.commands').last_status end)
+
+  local hl = api.nvim_get_hl(0, { name = 'CodellamaSuggestion' })
+  result.highlight = { fg = hl.fg, ctermfg = hl.ctermfg, italic = hl.italic,
+                       normal_ctermfg = api.nvim_get_hl(0, { name = 'Normal' }).ctermfg }
+
+  -- Outside any function the docstring command says why nothing happened.
+  api.nvim_win_set_cursor(0, { api.nvim_buf_line_count(bufnr), 0 })
+  vim.cmd('CodellamaDocstring')
+  result.docstring_notice = wait_until('docstring notice', 10000, function()
+    return vim.iter(notifications):find(function(m) return m:find('no docstring written', 1, true) end)
+  end)
+
+  vim.cmd('checkhealth codellama')
+  result.health = api.nvim_buf_get_lines(0, 0, -1, false)
+  result.messages = vim.fn.execute('messages') -- window/showMessage is echoed into the message history
+end
+
+--- A multi-line suggestion for the window's last line scrolls into view instead of being cut off.
+local function bottom()
+  local codellama = require('codellama')
+  vim.cmd.edit(vim.fn.fnameescape(vim.env.CODELLAMA_FILE))
+  local bufnr = api.nvim_get_current_buf()
+  wait_until('client initialized', 30000, function()
+    local c = require('codellama.lsp').get_client(bufnr)
+    return c and c.initialized
+  end)
+  pcall(wait_until, 'model loaded', 60000, function() return progress_ended end)
+  vim.cmd('split')
+  api.nvim_win_set_height(0, 6)
+  api.nvim_win_set_cursor(0, { tonumber(vim.env.CODELLAMA_ROW), 0 })
+  vim.cmd('normal! zb') -- the cursor line is the window's last one
+  result.winline_before = vim.fn.winline()
+  feed('A')
+  wait_until('ghost text', 40000, codellama.is_visible)
+  vim.cmd('redraw')
+  result.virt_lines = #vim.split(codellama.get_suggestion().text, '\n', { plain = true }) - 1
+  result.winline = vim.fn.winline()
+  result.height = api.nvim_win_get_height(0)
 end
 
 co = coroutine.create(function()
-  local ok, err = xpcall(main, debug.traceback)
+  local ok, err = xpcall(vim.env.CODELLAMA_SCENARIO == 'bottom' and bottom or main, debug.traceback)
   if not ok then result.error = err end
   finish()
 end)
@@ -250,13 +315,42 @@ def _splice_utf8(line: str, start: int, end: int, text: str) -> str:
     return (raw[:start] + text.encode("utf-8") + raw[end:]).decode("utf-8")
 
 
-def test_nvim_inline_completion_with_the_real_server(tmp_path: Path, tiny_model_dir: Path) -> None:
-    model_dir = tiny_model_dir
+def save_screenshot(result: dict[str, Any], png: Path) -> None:
+    """Neovim's screen as it showed the suggestion (its text from screenstring(), the ghost-text cells in the
+    CodellamaSuggestion colours), rendered by headless Chromium."""
+    chromium = shutil.which("chromium")
+    assert chromium, "CODELLAMA_SCREENSHOTS is set but there is no chromium to render the screenshot with"
+    rows: list[str] = result["screen"]
+    ghost_lines = result["extmark"]["text"].split("\n")
+    cursor_row, cursor_col = result["cursor_screen"]
+    first, rest = ghost_lines[0], ghost_lines[1:]
+    html_rows = []
+    for number, text in enumerate(rows, start=1):
+        if number == cursor_row and first:
+            start = cursor_col - 1
+            text = html.escape(text[:start]) + f"<i>{html.escape(text[start:start + len(first)])}</i>" + \
+                html.escape(text[start + len(first):])
+        elif cursor_row < number <= cursor_row + len(rest):
+            text = f"<i>{html.escape(text)}</i>"
+        else:
+            text = html.escape(text)
+        html_rows.append(text)
+    page = png.with_suffix(".html")
+    page.write_text("<style>body{margin:0;background:#14161b}pre{margin:8px;font:15px monospace;color:#e0e2ea}"
+                    "i{color:#808080}</style><pre>" + "\n".join(html_rows) + "</pre>", encoding="utf-8")
+    subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                    f"--screenshot={png}", "--window-size=760,150", page.as_uri()],
+                   capture_output=True, timeout=60, check=True)
+    page.unlink()
+
+
+def _run_nvim_driver(tmp_path: Path, model_dir: Path, text: str, row: int, scenario: str = "main") -> dict[str, Any]:
+    """Run NVIM_DRIVER's {scenario} in headless nvim against the real server on a file holding {text}."""
     nvim = _nvim_binary()
     (tmp_path / "init.lua").write_text(NVIM_INIT, encoding="utf-8")
     (tmp_path / "driver.lua").write_text(NVIM_DRIVER, encoding="utf-8")
     sample = tmp_path / "sample.py"
-    sample.write_text(SAMPLE, encoding="utf-8")
+    sample.write_text(text, encoding="utf-8")
     result_path = tmp_path / "result.json"
 
     server_cmd = [sys.executable, "-m", "lsp_server", "serve", "--model", str(model_dir)]
@@ -265,7 +359,8 @@ def test_nvim_inline_completion_with_the_real_server(tmp_path: Path, tiny_model_
         "CODELLAMA_NVIM_PLUGIN": str(NVIM_DIR),
         "CODELLAMA_CMD": json.dumps(server_cmd),
         "CODELLAMA_FILE": str(sample),
-        "CODELLAMA_ROW": "1",
+        "CODELLAMA_ROW": str(row),
+        "CODELLAMA_SCENARIO": scenario,
         "CODELLAMA_RESULT": str(result_path),
         "CODELLAMA_WATCHDOG_MS": "100000",
         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
@@ -287,6 +382,11 @@ def test_nvim_inline_completion_with_the_real_server(tmp_path: Path, tiny_model_
     assert result_path.is_file(), f"nvim (rc={proc.returncode}) wrote no result:\n{output}"
     result = json.loads(result_path.read_text(encoding="utf-8"))
     assert "error" not in result, f"{result['error']}\n{result.get('steps')}\n{output}"
+    return result
+
+
+def test_nvim_inline_completion_with_the_real_server(tmp_path: Path, tiny_model_dir: Path) -> None:
+    result = _run_nvim_driver(tmp_path, tiny_model_dir, SAMPLE, row=1)
 
     assert result["filetype"] == "python"
     assert result["offset_encoding"] == "utf-16"
@@ -310,6 +410,9 @@ def test_nvim_inline_completion_with_the_real_server(tmp_path: Path, tiny_model_
     assert result["cursor_after"] == [row + len(inserted) - 1, len(inserted[-1].encode("utf-8"))]
     assert result["mode_after"] == "i"
 
+    if screenshots := os.environ.get("CODELLAMA_SCREENSHOTS"):
+        save_screenshot(result, Path(screenshots) / "nvim-ghost-text.png")
+
     # Nothing shown: <Tab> falls back to an ordinary Tab (expandtab, softtabstop=4: 1 to 4 spaces).
     tab = result["tab_fallback"]
     line, after = tab["before"].encode("utf-8"), tab["after"].encode("utf-8")
@@ -318,3 +421,80 @@ def test_nvim_inline_completion_with_the_real_server(tmp_path: Path, tiny_model_
     assert after == line[: tab["col"]] + b" " * pad + line[tab["col"]:]
 
     assert isinstance(result["status"], dict) and "model" in result["status"]
+    assert result["reentered"], "re-entering Insert mode at the same place did not ask again"
+
+    # Ghost text is grey italics in true colour and in 16/256-colour terminals, unlike normal text.
+    highlight = result["highlight"]
+    assert highlight["fg"] is not None and highlight["italic"]
+    assert highlight["ctermfg"] is not None and highlight["ctermfg"] < 16
+    assert highlight["ctermfg"] != highlight.get("normal_ctermfg")
+
+    assert "no function or class" in result["docstring_notice"]
+    # The server warns about a bad setting once, not once for init_options and again for workspace/configuration.
+    assert result["messages"].count("noSuchSetting") == 1, result["messages"]
+    health = "\n".join(result["health"])
+    assert "OK server:" in health and "runs" in health, health
+    assert "state: ready" in health, health
+
+    # Neovim logs each stderr line of a server as [ERROR]: by default the server writes none.
+    lsp_log = tmp_path / "state" / "nvim" / "lsp.log"
+    assert "[ERROR]" not in (lsp_log.read_text(encoding="utf-8") if lsp_log.exists() else "")
+
+
+NVIM_WITHOUT_SERVER = r"""
+vim.opt.runtimepath:prepend(vim.env.CODELLAMA_NVIM_PLUGIN)
+local notes = {}
+vim.notify = function(msg) table.insert(notes, msg) end
+vim.api.nvim_set_hl(0, 'CodellamaSuggestion', { fg = '#ff0000' }) -- the user's own colour, set first
+require('codellama').setup({ cmd = { '/nonexistent/bin/codellama-lsp', 'serve' } })
+vim.cmd.edit(vim.fn.fnameescape(vim.env.CODELLAMA_FILE))
+vim.wait(300)
+local result = {
+  notes = notes,
+  clients = #vim.lsp.get_clients({ name = 'codellama' }),
+  fg = vim.api.nvim_get_hl(0, { name = 'CodellamaSuggestion' }).fg,
+}
+vim.cmd('checkhealth codellama')
+result.health = vim.api.nvim_buf_get_lines(0, 0, -1, false)
+vim.cmd('helptags ' .. vim.fn.fnameescape(vim.env.CODELLAMA_NVIM_PLUGIN .. '/doc'))
+vim.cmd('help codellama')
+result.help = vim.fn.expand('%:t')
+local f = assert(io.open(vim.env.CODELLAMA_RESULT, 'w'))
+f:write(vim.json.encode(result))
+f:close()
+vim.cmd('qall!')
+"""
+
+
+def test_nvim_without_the_server_says_how_to_fix_it(tmp_path: Path) -> None:
+    """Missing server: one message with the fix, a failing :checkhealth; the user's highlight and :help work."""
+    nvim = _nvim_binary()
+    plugin = tmp_path / "plugin"
+    shutil.copytree(NVIM_DIR, plugin)  # :helptags writes doc/tags next to the help file
+    (tmp_path / "init.lua").write_text(NVIM_WITHOUT_SERVER, encoding="utf-8")
+    sample = tmp_path / "sample.py"
+    sample.write_text(SAMPLE, encoding="utf-8")
+    result_path = tmp_path / "result.json"
+    env = {**os.environ, "CODELLAMA_NVIM_PLUGIN": str(plugin), "CODELLAMA_FILE": str(sample),
+           "CODELLAMA_RESULT": str(result_path), **{f"XDG_{d}_HOME": str(tmp_path / d.lower())
+                                                    for d in ("STATE", "DATA", "CACHE", "CONFIG")}}
+    proc = subprocess.run([str(nvim), "--headless", "--clean", "-u", str(tmp_path / "init.lua")], env=env,
+                          stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
+    assert result_path.is_file(), (proc.stdout + proc.stderr).decode("utf-8", "replace")
+    result = json.loads(result_path.read_text(encoding="utf-8"))
+
+    (note,) = result["notes"]  # said once, not once per buffer
+    assert "/nonexistent/bin/codellama-lsp" in note and "was not found" in note and "cmd = {" in note
+    assert result["clients"] == 0
+    health = "\n".join(result["health"])
+    assert "ERROR" in health and "was not found" in health, health
+    assert result["fg"] == 0xFF0000  # setup() keeps a highlight the user defined
+    assert result["help"] == "codellama.txt"
+
+
+def test_nvim_multiline_suggestion_on_the_last_line_scrolls_into_view(tmp_path: Path, tiny_model_dir: Path) -> None:
+    text = "import math\n" * 12 + SAMPLE
+    result = _run_nvim_driver(tmp_path, tiny_model_dir, text, row=13, scenario="bottom")
+    assert result["winline_before"] == result["height"]  # the cursor line was the window's last one
+    assert result["virt_lines"] >= 1, "the demo model's suggestion here is expected to span lines"
+    assert result["winline"] + result["virt_lines"] <= result["height"], result

@@ -64,9 +64,11 @@ function M.docstring()
     return
   end
   local position = vim.lsp.util.make_position_params(0, client.offset_encoding).position
-  lsp.exec('codellama.generateDocstring', { vim.uri_from_bufnr(bufnr), position }, function(err)
+  lsp.exec('codellama.generateDocstring', { vim.uri_from_bufnr(bufnr), position }, function(err, result)
     if err then
       report_error('codellama.generateDocstring', err)
+    elseif type(result) == 'table' and result.applied == false then
+      vim.notify(('codellama: no docstring written (%s)'):format(result.reason or 'no reason given'), vim.log.levels.WARN)
     end
   end, bufnr)
 end

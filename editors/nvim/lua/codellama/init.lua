@@ -131,19 +131,41 @@ end
 -- Attaching
 -- ---------------------------------------------------------------------------
 
+--- Neovim 0.12+ draws inline completions itself (|vim.lsp.inline_completion|): use it, with the
+--- plugin's accept key; 0.11 gets the plugin's own ghost text.
+---@param bufnr integer
+local function attach_builtin(bufnr)
+  local builtin = assert(vim.lsp.inline_completion)
+  builtin.enable(true, { bufnr = bufnr })
+  local keys = config.options.keymaps
+  if keys and keys.accept then
+    local lhs = keys.accept
+    vim.keymap.set('i', lhs, function()
+      if not builtin.get() then
+        return lhs
+      end
+    end, { buffer = bufnr, expr = true, replace_keycodes = true, desc = 'codellama: accept suggestion' })
+  end
+end
+
 ---@param bufnr integer
 local function attach(bufnr)
   if vim.b[bufnr].codellama_attached then
     return
   end
   vim.b[bufnr].codellama_attached = true
+  if vim.lsp.inline_completion then
+    return attach_builtin(bufnr)
+  end
   create_buffer_keymaps(bufnr)
 
-  api.nvim_create_autocmd({ 'InsertEnter', 'TextChangedI', 'TextChangedP', 'CursorMovedI' }, {
+  api.nvim_create_autocmd({ 'TextChangedI', 'TextChangedP', 'CursorMovedI' }, {
     group = augroup,
     buffer = bufnr,
     callback = suggestion.on_change,
   })
+  -- A new Insert session asks again, even where the last one was answered.
+  api.nvim_create_autocmd('InsertEnter', { group = augroup, buffer = bufnr, callback = suggestion.refresh })
   api.nvim_create_autocmd({ 'InsertLeave', 'BufLeave' }, {
     group = augroup,
     buffer = bufnr,
@@ -159,6 +181,9 @@ local function detach(bufnr)
     return
   end
   vim.b[bufnr].codellama_attached = nil
+  if vim.lsp.inline_completion then
+    vim.lsp.inline_completion.enable(false, { bufnr = bufnr })
+  end
   suggestion.dismiss()
   api.nvim_clear_autocmds({ group = augroup, buffer = bufnr })
   local keys = config.options.keymaps
@@ -177,8 +202,16 @@ function M.setup(opts)
   config.setup(opts)
   api.nvim_clear_autocmds({ group = augroup })
 
+  -- Grey italics, visible in 16- and 256-colour terminals (ctermfg 8: bright black) and in true colour;
+  -- `default` keeps a colorscheme's or the user's own definition.
   local function set_highlight()
-    api.nvim_set_hl(0, suggestion.hl_group, { link = 'Comment', default = true })
+    api.nvim_set_hl(0, suggestion.hl_group, {
+      fg = '#808080',
+      ctermfg = 8,
+      italic = true,
+      cterm = { italic = true },
+      default = true,
+    })
   end
   set_highlight()
   api.nvim_create_autocmd('ColorScheme', { group = augroup, callback = set_highlight })

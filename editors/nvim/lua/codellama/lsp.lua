@@ -45,25 +45,47 @@ function M.client_config()
     -- No root: one server (one model in memory) serves every buffer of the session.
     root_markers = nil,
     capabilities = capabilities,
-    init_options = { codellama = config.server_settings() },
-    settings = { codellama = config.server_settings() },
+    -- The settings reach the server once: it asks for them (`workspace/configuration`) when it has
+    -- started. Neither `init_options` nor `settings` (which Neovim also pushes with
+    -- `workspace/didChangeConfiguration`) carry them, or the server would check them twice.
+    handlers = {
+      ['workspace/configuration'] = function(_, params)
+        return vim.tbl_map(function(item)
+          return item.section == 'codellama' and config.server_settings() or vim.NIL
+        end, params.items)
+      end,
+    },
   }
+end
+
+--- Whether the server command can be run; says how to fix it (once) when it cannot.
+---@return boolean
+function M.check_command()
+  local program = config.options.cmd[1]
+  if vim.fn.executable(program) == 1 then
+    return true
+  end
+  vim.notify_once(
+    ('codellama: `%s` was not found. Install the server (pip install codellama-lsp) or give its full path, '
+      .. "e.g. require('codellama').setup({ cmd = { '/path/to/.venv/bin/codellama-lsp', 'serve' } }); "
+      .. 'see :checkhealth codellama'):format(program),
+    vim.log.levels.WARN
+  )
+  return false
 end
 
 --- Register the config with `vim.lsp.config()` and enable it for the configured filetypes.
 function M.enable()
   vim.lsp.config(M.name, M.client_config())
-  vim.lsp.enable(M.name)
+  vim.lsp.enable(M.name, M.check_command())
 end
 
 --- Send new settings to running servers (`workspace/didChangeConfiguration`).
 ---@param settings table<string, any> camelCase keys of the `codellama` section
 function M.update_settings(settings)
   config.options.settings = vim.tbl_extend('force', config.options.settings, settings)
-  vim.lsp.config(M.name, { settings = { codellama = config.server_settings() } })
   for _, client in ipairs(vim.lsp.get_clients({ name = M.name })) do
-    client.settings = { codellama = config.server_settings() }
-    client:notify('workspace/didChangeConfiguration', { settings = client.settings })
+    client:notify('workspace/didChangeConfiguration', { settings = { codellama = config.server_settings() } })
   end
 end
 

@@ -139,6 +139,12 @@ local function draw(s)
     end
   end
   s.extmark = api.nvim_buf_set_extmark(s.bufnr, M.ns, s.row, s.col, opts)
+  -- Virtual lines below the window's last line are not drawn: scroll them into view.
+  local overflow = vim.fn.winline() + #(opts.virt_lines or {}) - api.nvim_win_get_height(0)
+  if overflow > 0 then
+    local view = vim.fn.winsaveview()
+    vim.fn.winrestview({ topline = math.min(view.topline + overflow, s.row + 1) })
+  end
 end
 
 --- Hide the suggestion, if any.
@@ -338,8 +344,8 @@ function M.on_change()
   end
 end
 
---- Ask again at the cursor even if the server already answered there (e.g. with
---- an empty list while the model was still loading).
+--- Ask again at the cursor even if the server already answered there (on entering
+--- Insert mode, or after an empty answer given while the model was still loading).
 function M.refresh()
   answered = nil
   M.on_change()

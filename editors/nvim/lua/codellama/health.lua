@@ -1,0 +1,77 @@
+--- `:checkhealth codellama`: is the server there and runnable, and what is its model doing?
+local config = require('codellama.config')
+local lsp = require('codellama.lsp')
+
+local health = vim.health
+
+local M = {}
+
+--- The command that prints the server's usage: `cmd` up to `serve`, then `--help`.
+---@param cmd string[]
+---@return string[]
+local function help_command(cmd)
+  local help = {}
+  for _, arg in ipairs(cmd) do
+    help[#help + 1] = arg
+    if arg == 'serve' then
+      break
+    end
+  end
+  help[#help + 1] = '--help'
+  return help
+end
+
+local function check_server()
+  local cmd = config.options.cmd
+  local program = vim.fn.exepath(cmd[1])
+  if program == '' then
+    health.error(('`%s` was not found'):format(cmd[1]), {
+      'Install the server: pip install codellama-lsp (e.g. in a virtual environment)',
+      "Or give its full path: require('codellama').setup({ cmd = { '/path/to/.venv/bin/codellama-lsp', 'serve' } })",
+    })
+    return
+  end
+  health.ok(('server: %s'):format(program))
+  local run = vim.system(help_command(cmd), { text = true }):wait(30000)
+  if run.code == 0 then
+    health.ok(('`%s` runs'):format(table.concat(help_command(cmd), ' ')))
+  else
+    health.error(('`%s` failed (exit %s): %s'):format(table.concat(help_command(cmd), ' '), tostring(run.code),
+      vim.trim(run.stderr or '')))
+  end
+end
+
+local function check_client()
+  local client = vim.lsp.get_clients({ name = lsp.name })[1]
+  if not client then
+    health.info(('not running: it starts with a buffer of a configured filetype (%s)'):format(
+      table.concat(config.options.filetypes, ', ')))
+    return
+  end
+  local response = client:request_sync('workspace/executeCommand', { command = 'codellama.status', arguments = {} },
+    10000)
+  local status = response and response.result
+  if type(status) ~= 'table' then
+    health.warn('the server did not answer codellama.status: ' .. vim.inspect(response and response.err))
+    return
+  end
+  local model = ('model: %s, state: %s, device: %s'):format(tostring(status.model), tostring(status.state),
+    tostring(status.device ~= vim.NIL and status.device or 'none yet'))
+  if status.state == 'failed' then
+    health.error(model, { 'load error: ' .. tostring(status.error), 'fix the model setting, then :CodellamaReload' })
+  elseif status.state == 'ready' then
+    health.ok(model)
+  else
+    health.info(model)
+  end
+  health.info('completions ' .. (status.enabled and 'enabled' or 'disabled (:CodellamaToggle)'))
+end
+
+function M.check()
+  health.start('codellama: server')
+  check_server()
+  health.start('codellama: model')
+  check_client()
+end
+
+return M

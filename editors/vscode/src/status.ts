@@ -1,0 +1,175 @@
+/**
+ * The status bar item: server and model state, driven by the client's state,
+ * the server's `$/progress` (model loading) and `codellama.status` results.
+ */
+import * as vscode from 'vscode';
+
+export const CMD_STATUS = 'codellama.status';
+export const CMD_RELOAD = 'codellama.reloadModel';
+export const CMD_TOGGLE = 'codellama.toggle';
+
+type ClientState = 'starting' | 'running' | 'stopped';
+type UiState = 'starting' | 'loading' | 'ready' | 'off' | 'failed' | 'error';
+
+export class StatusBar implements vscode.Disposable {
+  private readonly item: vscode.StatusBarItem;
+  private clientState: ClientState = 'starting';
+  /** Server-initiated work-done progresses (model loads) that have begun and not ended. */
+  private activeProgress = 0;
+  /** The model `state` of the last `codellama.status`: idle | loading | ready | failed; unknown until asked. */
+  private modelState: string | undefined;
+  private modelError: string | undefined;
+  private details: Record<string, unknown> | undefined;
+  private stopReason: string | undefined;
+  enabled: boolean;
+
+  constructor(enabled: boolean) {
+    this.enabled = enabled;
+    this.item = vscode.window.createStatusBarItem('codellama.status', vscode.StatusBarAlignment.Right, 100);
+    this.item.name = 'Code Llama';
+    this.item.command = CMD_STATUS;
+    this.render();
+    this.item.show();
+  }
+
+  dispose(): void {
+    this.item.dispose();
+  }
+
+  /** A (re)started client: nothing is known about its model yet. */
+  starting(): void {
+    this.clientState = 'starting';
+    this.activeProgress = 0;
+    this.modelState = this.modelError = this.details = this.stopReason = undefined;
+    this.render();
+  }
+
+  running(): void {
+    this.clientState = 'running';
+    this.render();
+  }
+
+  stopped(reason?: string): void {
+    this.clientState = 'stopped';
+    this.activeProgress = 0;
+    this.stopReason = reason;
+    this.render();
+  }
+
+  progressBegan(): void {
+    this.activeProgress += 1;
+    this.render();
+  }
+
+  progressEnded(): void {
+    this.activeProgress = Math.max(0, this.activeProgress - 1);
+    this.render();
+  }
+
+  get progressActive(): boolean {
+    return this.activeProgress > 0;
+  }
+
+  get loading(): boolean {
+    return this.activeProgress > 0 || this.modelState === undefined || this.modelState === 'loading' || this.modelState === 'idle';
+  }
+
+  /** Update from a `codellama.status` result (the server's status dict). */
+  apply(status: unknown): void {
+    if (!isRecord(status)) {
+      return;
+    }
+    if (typeof status.enabled === 'boolean') {
+      this.enabled = status.enabled;
+    }
+    if (typeof status.state === 'string') {
+      this.modelState = status.state;
+      this.modelError = typeof status.error === 'string' ? status.error : undefined;
+      this.details = status;
+    }
+    this.render();
+  }
+
+  private state(): UiState {
+    if (this.clientState !== 'running') {
+      return this.clientState === 'stopped' ? 'error' : 'starting';
+    }
+    if (this.loading) {
+      return 'loading';
+    }
+    if (this.modelState === 'failed') {
+      return 'failed';
+    }
+    return this.enabled ? 'ready' : 'off';
+  }
+
+  render(): void {
+    const item = this.item;
+    item.backgroundColor = undefined;
+    switch (this.state()) {
+      case 'starting':
+        item.text = '$(sync~spin) Code Llama';
+        item.tooltip = 'Code Llama: starting the server…';
+        break;
+      case 'loading':
+        item.text = '$(sync~spin) Code Llama';
+        item.tooltip = 'Code Llama: loading the model…';
+        break;
+      case 'ready':
+        item.text = '$(sparkle) Code Llama';
+        item.tooltip = this.detailsTooltip('ready (click for status)');
+        break;
+      case 'off':
+        item.text = '$(circle-slash) Code Llama';
+        item.tooltip = this.detailsTooltip('completions off (click for status, "Code Llama: Toggle Completions" to enable)');
+        break;
+      case 'failed':
+        item.text = '$(warning) Code Llama';
+        item.tooltip =
+          `Code Llama: the model failed to load${this.modelError ? `: ${this.modelError}` : ''} ` +
+          '(fix "codellama.model", then run "Code Llama: Reload Model")';
+        item.backgroundColor = new vscode.ThemeColor('statusBarItem.warningBackground');
+        break;
+      case 'error':
+        item.text = '$(error) Code Llama';
+        item.tooltip = `Code Llama: the server is not running${this.stopReason ? `: ${this.stopReason}` : ''} (see the "Code Llama" output)`;
+        item.backgroundColor = new vscode.ThemeColor('statusBarItem.errorBackground');
+        break;
+    }
+  }
+
+  private detailsTooltip(summary: string): vscode.MarkdownString | string {
+    if (!this.details) {
+      return `Code Llama: ${summary}`;
+    }
+    return new vscode.MarkdownString(
+      [`**Code Llama**: ${summary}`, '', ...describeStatus(this.details).map((line) => `- ${line}`)].join('\n'),
+    );
+  }
+}
+
+/** `key: value` lines for a status dict; nested objects are flattened one level. */
+export function describeStatus(status: Record<string, unknown>): string[] {
+  return Object.entries(status).map(([key, value]) => {
+    if (isRecord(value)) {
+      return `${key}: ${Object.entries(value)
+        .map(([k, v]) => `${k}=${formatValue(v)}`)
+        .join(', ')}`;
+    }
+    return `${key}: ${formatValue(value)}`;
+  });
+}
+
+function formatValue(value: unknown): string {
+  if (typeof value === 'number' && !Number.isInteger(value)) {
+    return value.toFixed(2);
+  }
+  if (value === null || value === undefined) {
+    return '—';
+  }
+  return typeof value === 'object' ? JSON.stringify(value) : String(value);
+}
+
+export function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}

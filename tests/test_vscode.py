@@ -1,0 +1,218 @@
+"""The VS Code extension end to end, in a real workbench: code-server (VS Code 1.100.3 in a browser) driven
+through headless Chromium by tests/vscode_driver.js, with the VSIX built by the documented command and the real
+server process behind it.
+
+Needs what `.ci/vscode-setup` installs; selected with `pytest -m vscode` (the default run leaves it out).
+The screenshot of ghost text goes to $CODELLAMA_SCREENSHOTS when that is set.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from model.loader import DEMO_MODEL_DIR
+
+pytestmark = pytest.mark.vscode
+
+ROOT = Path(__file__).resolve().parents[1]
+VSCODE_DIR = ROOT / "editors" / "vscode"
+E2E = ROOT / ".vscode-e2e" / "node_modules"
+CODE_SERVER = E2E / ".bin" / "code-server"
+CHROMIUM = Path("/usr/lib/chromium/chromium")
+SERVER = Path(sys.executable).with_name("codellama-lsp")
+
+SAMPLE = '''def add(a, b):
+    return a + b
+
+
+def scale(values, factor):
+    return [v * factor for v in values]
+
+
+def area(width, height)
+
+
+def volume(x, y, z)
+'''
+TYPED_LINE = "def area(width, height):"
+# Flags the settings must not override (the status shows them) and a log level given after `serve`.
+SERVER_ARGS = ["--model", str(DEMO_MODEL_DIR), "--log-level", "INFO"]
+USER_SETTINGS = {
+    "workbench.startupEditor": "none",
+    "workbench.tips.enabled": False,
+    "telemetry.telemetryLevel": "off",
+    "extensions.autoCheckUpdates": False,
+    "extensions.autoUpdate": False,
+    # Tab must accept the ghost text, not an item of the suggest widget.
+    "editor.quickSuggestions": {"other": "off", "comments": "off", "strings": "off"},
+    "editor.wordBasedSuggestions": "off",
+    "codellama.maxTokens": 32,
+}
+NPM_ENV = {"npm_config_audit": "false", "npm_config_fund": "false", "npm_config_update_notifier": "false"}
+
+
+def run(cmd: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: float = 600) -> None:
+    proc = subprocess.run(cmd, cwd=cwd, env={**os.environ, **(env or {})}, capture_output=True, text=True,
+                          timeout=timeout)
+    assert proc.returncode == 0, f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"code-server exited with {proc.returncode}"
+        try:
+            with urllib.request.urlopen(f"{url}/healthz", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.3)
+    raise AssertionError(f"code-server did not answer {url}/healthz within {timeout} s")
+
+
+def docstring_of(source: str, function: str) -> str:
+    """What stands between `def function(…):` and its `return` (the demo model's completions elsewhere in the
+    file need not parse)."""
+    body = source.split(f"def {function}(", 1)[1].split("\n", 1)[1]
+    return body.split("\n    return ", 1)[0]
+
+
+def output_log(user_data: Path) -> str:
+    """The extension's "Code Llama" output channel, as VS Code wrote it to disk."""
+    logs = sorted(user_data.glob("logs/*/exthost*/codellama-lsp.codellama-lsp/Code Llama.log"))
+    return "\n".join(log.read_text(encoding="utf-8") for log in logs)
+
+
+def test_extension_in_a_real_vscode(tmp_path: Path) -> None:
+    timings: dict[str, float] = {}
+    if not CODE_SERVER.exists():
+        pytest.fail(f"code-server is not installed in {CODE_SERVER.parent}: run .ci/vscode-setup first")
+
+    # The VSIX, built by the commands the extension's README gives.
+    start = time.monotonic()
+    extension = tmp_path / "extension"
+    shutil.copytree(VSCODE_DIR, extension, ignore=shutil.ignore_patterns("node_modules", "out", "*.vsix"))
+    run(["npm", "ci"], extension, NPM_ENV)
+    run(["npm", "run", "package"], extension, NPM_ENV)
+    (vsix,) = extension.glob("*.vsix")
+    timings["build the VSIX (npm ci, npm run package)"] = time.monotonic() - start
+
+    start = time.monotonic()
+    user_data, extensions, workspace, out = (tmp_path / name for name in ("user-data", "extensions", "ws", "out"))
+    for folder in (user_data / "User", user_data / "Machine", extensions, workspace, out):
+        folder.mkdir(parents=True)
+    (user_data / "User" / "settings.json").write_text(json.dumps(USER_SETTINGS, indent=2))
+    # In a remote window (code-server) serverPath and serverArgs are read from the machine's settings.
+    machine_settings = user_data / "Machine" / "settings.json"
+    machine_settings.write_text(json.dumps({"codellama.serverPath": str(SERVER), "codellama.serverArgs": SERVER_ARGS}))
+    sample = workspace / "sample.py"
+    sample.write_text(SAMPLE, encoding="utf-8")
+    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "xdg-config"), "XDG_DATA_HOME": str(tmp_path / "xdg-data")}
+    code_server = [str(CODE_SERVER), "--user-data-dir", str(user_data), "--extensions-dir", str(extensions)]
+    install = subprocess.run([*code_server, "--install-extension", str(vsix)], env=env, capture_output=True,
+                             text=True, timeout=120)
+    assert install.returncode == 0 and "successfully installed" in install.stdout, install.stdout + install.stderr
+    timings["install the VSIX"] = time.monotonic() - start
+
+    start = time.monotonic()
+    url = f"http://127.0.0.1:{free_port()}"
+    server_log = (tmp_path / "code-server.log").open("wb")
+    proc = subprocess.Popen([*code_server, "--bind-addr", url.removeprefix("http://"), "--auth", "none",
+                             "--disable-telemetry", "--disable-update-check", "--disable-workspace-trust",
+                             str(workspace)], env=env, stdout=server_log, stderr=subprocess.STDOUT)
+    try:
+        wait_healthy(url, proc)
+        timings["start code-server"] = time.monotonic() - start
+        driver_env = {
+            **env,
+            "NODE_PATH": str(E2E),
+            "CODELLAMA_URL": f"{url}/?folder={workspace}",
+            "CODELLAMA_SAMPLE": str(sample),
+            "CODELLAMA_MACHINE_SETTINGS": str(machine_settings),
+            "CODELLAMA_CHROMIUM": str(CHROMIUM),
+            "CODELLAMA_OUT": str(out),
+        }
+        driver = subprocess.run(["node", str(ROOT / "tests" / "vscode_driver.js")], env=driver_env,
+                                capture_output=True, text=True, timeout=540)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        server_log.close()
+
+    result_path = out / "result.json"
+    assert result_path.is_file(), f"the driver wrote no result:\n{driver.stdout}\n{driver.stderr}"
+    result: dict[str, Any] = json.loads(result_path.read_text())
+    for item in result["stages"]:
+        timings[item["name"]] = item["seconds"]
+    print("\n".join(f"{seconds:6.1f} s  {name}" for name, seconds in timings.items()))
+    if (screenshots := os.environ.get("CODELLAMA_SCREENSHOTS")) and (out / "vscode-ghost-text.png").exists():
+        shutil.copy(out / "vscode-ghost-text.png", Path(screenshots))
+    log = output_log(user_data)
+    assert "error" not in result, f"{result['error']}\n(failure.png in {out})\n--- output channel:\n{log}"
+
+    check_ghost_text(result)
+    check_docstrings(result)
+    check_commands(result, log)
+    # With inline suggestions off, the same suggestion comes as an item of the completion list.
+    assert result["completionItems"] and not result["ghostWhileOff"], result["completionItems"]
+
+
+def check_ghost_text(result: dict[str, Any]) -> None:
+    """Typing shows ghost text; after Escape, Alt+\\ shows it again and Tab inserts exactly what is shown."""
+    assert result["ghost"]["inline"] or result["ghost"]["lines"], result["ghost"]
+    ghost = result["explicitGhost"]
+    shown = ghost["inline"] + "".join("\n" + line for line in ghost["lines"])
+    assert shown.strip(), ghost
+    before, after = result["beforeAccept"], result["afterAccept"]
+    assert TYPED_LINE in before
+    cut = before.index(TYPED_LINE) + len(TYPED_LINE)
+    assert after == before[:cut] + shown + before[cut:]
+
+
+def check_docstrings(result: dict[str, Any]) -> None:
+    """The code action and the context-menu command each document their function, naming its parameters."""
+    add_doc = docstring_of(result["afterCodeAction"], "add")
+    scale_doc = docstring_of(result["afterContextMenu"], "scale")
+    for doc, names in ((add_doc, ("a", "b")), (scale_doc, ("values", "factor"))):
+        assert doc.count('"""') == 2, doc
+        for name in names:
+            assert re.search(rf"^\s+{name}\b", doc, re.M), (name, doc)
+    assert docstring_of(result["afterContextMenu"], "add") == add_doc  # the first one is kept
+
+
+def check_commands(result: dict[str, Any], log: str) -> None:
+    """Status, toggle and reload work; serverArgs reach the server and settings do not override them."""
+    assert "ready" in result["readyLabel"]
+    # "ready" only once the model has loaded (it used to flash between the server's start and the load).
+    labels = result["startLabels"]
+    assert any("loading the model" in label for label in labels[:-1]), labels
+    status = result["statusToast"]
+    assert "state: ready" in status, status
+    assert f"model: {DEMO_MODEL_DIR}" in status, status
+    assert "completions off" in result["offLabel"]
+    assert "ready" in result["reloadedLabel"]
+    assert len(re.findall(r"\] codellama: .* ready on ", log)) >= 2, log  # loaded, then reloaded
+    assert "unrecognized arguments: --no-such-flag" in result["badArgsToast"], result["badArgsToast"]
+    assert "not running" in result["badArgsLabel"]
+    # --log-level INFO after `serve` took effect; nothing but set settings were sent; no noise.
+    assert "INFO lsp_server.server" in log
+    for noise in ("unknown setting", "[object Object]", "Cancel notification"):
+        assert noise not in log, noise

@@ -1,0 +1,241 @@
+// Drives a real VS Code workbench (code-server in headless Chromium, through playwright-core) the way a
+// user would: types, presses Tab / Alt+\ / Ctrl+., uses the context menu and the command palette.
+// tests/test_vscode.py starts code-server with the extension installed, runs this script and checks
+// what it reports in $CODELLAMA_OUT/result.json (observations and the time of each stage).
+'use strict';
+
+const fs = require('fs');
+const path = require('path');
+const { chromium } = require('playwright-core');
+
+const env = (name) => {
+  const value = process.env[name];
+  if (!value) throw new Error(`${name} is not set`);
+  return value;
+};
+const OUT = env('CODELLAMA_OUT');
+const SAMPLE = env('CODELLAMA_SAMPLE');
+const MACHINE_SETTINGS = env('CODELLAMA_MACHINE_SETTINGS');
+const USER_SETTINGS = path.join(path.dirname(MACHINE_SETTINGS), '..', 'User', 'settings.json');
+const STATUS_ITEM = '[id="codellama-lsp.codellama-lsp.codellama.status"]';
+// Ghost text: the rest of the cursor line is injected into it, the lines below go into a view zone.
+const GHOST_INLINE = '.view-lines .ghost-text-decoration';
+const GHOST_LINES = '.suggest-preview-text .view-line';
+
+const result = { stages: [] };
+let page;
+
+async function waitFor(what, predicate, timeoutMs = 30000) {
+  const start = Date.now();
+  for (;;) {
+    const value = await predicate().catch(() => undefined);
+    if (value) return value;
+    if (Date.now() - start > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await page.waitForTimeout(200);
+  }
+}
+
+async function stage(name, body) {
+  const start = Date.now();
+  result.current = name;
+  await body();
+  result.stages.push({ name, seconds: (Date.now() - start) / 1000 });
+}
+
+const statusLabel = () => page.locator(STATUS_ITEM).getAttribute('aria-label', { timeout: 1000 });
+const waitForStatus = (word, timeoutMs = 60000) =>
+  waitFor(`the status bar item to say "${word}"`, async () => (await statusLabel()).includes(word) && (await statusLabel()), timeoutMs);
+
+/** The ghost text as displayed: `inline` on the cursor line, `lines` below it (empty when none is shown). */
+async function ghostText() {
+  const texts = (selector) =>
+    page.$$eval(selector, (parts) => parts.map((part) => part.textContent.replace(/\u00a0/g, ' ')));
+  return { inline: (await texts(GHOST_INLINE)).join(''), lines: await texts(GHOST_LINES) };
+}
+const ghostShown = async () => {
+  const { inline, lines } = await ghostText();
+  return inline !== '' || lines.length > 0;
+};
+
+/** Put the cursor at the end of the first line that starts with {prefix} (Ctrl+G, like a user). */
+async function goToLineStarting(prefix) {
+  const index = (await fileLines()).findIndex((line) => line.startsWith(prefix));
+  if (index < 0) throw new Error(`no line starts with ${JSON.stringify(prefix)}`);
+  await page.keyboard.press('Control+G');
+  await page.keyboard.type(String(index + 1));
+  await page.keyboard.press('Enter');
+  await page.keyboard.press('End');
+  return index;
+}
+
+async function runCommand(title) {
+  await page.keyboard.press('F1');
+  await page.waitForSelector('.quick-input-widget input', { state: 'visible' });
+  await page.keyboard.type(title);
+  await waitFor(`"${title}" in the command palette`, () =>
+    page.locator('.quick-input-list .monaco-list-row.focused').first().textContent().then((text) => text.includes(title)),
+  );
+  await page.keyboard.press('Enter');
+}
+
+/** Text of the newest notification toast containing {text}. */
+const toastWith = (text) =>
+  waitFor(`a notification containing "${text}"`, async () => {
+    const toasts = await page.locator('.notifications-toasts .notification-list-item-message').allTextContents();
+    return toasts.reverse().find((toast) => toast.includes(text));
+  });
+
+async function closeToasts() {
+  // "Clear all notifications": toasts would otherwise cover the editor in screenshots.
+  await runCommand('Notifications: Clear All Notifications');
+}
+
+const saveAndRead = async () => {
+  await page.keyboard.press('Control+S');
+  await page.waitForTimeout(500);
+  return fs.readFileSync(SAMPLE, 'utf8');
+};
+/** The document's lines, all of them (the editor only renders those in view), as saved now. */
+const fileLines = async () => (await saveAndRead()).split('\n');
+
+async function main() {
+  await stage('workbench loaded, server ready', async () => {
+    await page.goto(env('CODELLAMA_URL'));
+    await page.waitForSelector('.monaco-workbench .part.statusbar', { timeout: 90000 });
+    await waitFor('the workspace in the explorer', () => page.locator('.explorer-folders-view').isVisible(), 60000);
+    // Quick Open, as a user would: the editor gets the workspace's own URI for the file.
+    await page.keyboard.press('Control+P');
+    await page.keyboard.type(path.basename(SAMPLE));
+    await waitFor('the file in Quick Open', () =>
+      page.locator('.quick-input-list .monaco-list-row.focused').first().textContent().then((text) => text.includes(path.basename(SAMPLE))),
+    );
+    await page.keyboard.press('Enter');
+    await page.waitForSelector('.monaco-editor .view-lines', { timeout: 30000 });
+    // Keystrokes before the inline completion provider is registered are never asked again. Every label
+    // shown on the way is kept: "ready" must not flash before the model has loaded.
+    result.startLabels = [];
+    result.readyLabel = await waitFor('the status bar item to say "ready"', async () => {
+      const label = (await statusLabel()).split('\n')[0];
+      if (label !== result.startLabels[result.startLabels.length - 1]) result.startLabels.push(label);
+      return label.includes('ready') && label;
+    }, 120000);
+  });
+
+  await stage('ghost text while typing', async () => {
+    await page.locator('.monaco-editor .view-lines').click();
+    await goToLineStarting('def area(width, height)');
+    await page.keyboard.type(':', { delay: 50 });
+    await waitFor('ghost text', ghostShown, 30000);
+    await page.waitForTimeout(300); // let the view zone with the following lines settle
+    result.ghost = await ghostText();
+    await page.screenshot({ path: path.join(OUT, 'vscode-ghost-text.png') });
+    await page.keyboard.press('Escape');
+    await waitFor('Escape to hide the ghost text', async () => !(await ghostShown()), 5000);
+  });
+
+  await stage('Alt+\\ asks again, Tab accepts', async () => {
+    await page.keyboard.press('Alt+Backslash');
+    await waitFor('ghost text after Alt+\\', ghostShown, 30000);
+    await page.waitForTimeout(300);
+    result.explicitGhost = await ghostText();
+    result.beforeAccept = await saveAndRead();
+    await page.keyboard.press('Tab');
+    await waitFor('the ghost text to be gone', async () => !(await ghostShown()), 5000);
+    result.afterAccept = await saveAndRead();
+  });
+
+  await stage('code action writes a docstring', async () => {
+    const row = await goToLineStarting('def add(a, b)');
+    await page.keyboard.press('Control+Period');
+    const rows = page.locator('.action-widget .monaco-list-row');
+    await waitFor('the code action menu', async () => (await rows.count()) > 0, 15000);
+    const titles = await rows.allTextContents();
+    result.codeActions = titles;
+    const target = titles.findIndex((title) => title.includes('Generate docstring for add'));
+    if (target < 0) throw new Error(`no docstring action in ${JSON.stringify(titles)}`);
+    // Rows are picked with the keyboard: the list may scroll and headers are not selectable.
+    const focused = async () => (await page.locator('.action-widget .monaco-list-row.focused').textContent()) ?? '';
+    for (let i = 0; i < titles.length && !(await focused()).includes('Generate docstring for add'); i++) {
+      await page.keyboard.press('ArrowDown');
+    }
+    await page.keyboard.press('Enter');
+    await waitFor('a docstring under def add', async () => ((await fileLines())[row + 1] ?? '').includes('"""'), 60000);
+    result.afterCodeAction = await saveAndRead();
+  });
+
+  await stage('context menu writes a docstring', async () => {
+    const row = await goToLineStarting('def scale(values, factor)');
+    const line = page.locator('.monaco-editor .view-lines .view-line').filter({ hasText: 'def scale(values, factor)' });
+    await line.click({ button: 'right' });
+    const entry = page.locator('.context-view .action-item:has-text("Generate Docstring")');
+    await entry.waitFor({ state: 'visible', timeout: 10000 });
+    // Hover highlights the entry, Enter runs it: a click can land while the menu is still opening.
+    await entry.hover();
+    await page.waitForTimeout(300);
+    await page.keyboard.press('Enter');
+    await waitFor('a docstring under def scale', async () => ((await fileLines())[row + 1] ?? '').includes('"""'), 60000);
+    result.afterContextMenu = await saveAndRead();
+  });
+
+  await stage('status, toggle and reload', async () => {
+    await closeToasts();
+    await runCommand('Code Llama: Show Status');
+    result.statusToast = await toastWith('Code Llama: state:');
+    await closeToasts();
+    await runCommand('Code Llama: Toggle Completions');
+    result.offLabel = await waitForStatus('completions off');
+    await runCommand('Code Llama: Toggle Completions');
+    await waitForStatus('ready');
+    await runCommand('Code Llama: Reload Model');
+    await page.waitForTimeout(500); // a reload of the cached demo model can take less than a poll
+    result.reloadedLabel = await waitForStatus('ready');
+  });
+
+  await stage('bad serverArgs: the server says why', async () => {
+    const good = fs.readFileSync(MACHINE_SETTINGS, 'utf8');
+    const machine = JSON.parse(good);
+    machine['codellama.serverArgs'] = [...machine['codellama.serverArgs'], '--no-such-flag'];
+    fs.writeFileSync(MACHINE_SETTINGS, JSON.stringify(machine, null, 2));
+    result.badArgsToast = await toastWith('no-such-flag');
+    result.badArgsLabel = await waitForStatus('not running');
+    fs.writeFileSync(MACHINE_SETTINGS, good);
+    await waitForStatus('ready');
+  });
+
+  await stage('completion list when ghost text is off', async () => {
+    const settings = JSON.parse(fs.readFileSync(USER_SETTINGS, 'utf8'));
+    fs.writeFileSync(USER_SETTINGS, JSON.stringify({ ...settings, 'editor.inlineSuggest.enabled': false }, null, 2));
+    // A fresh window reads the settings for certain (a running one notices the file at its own pace).
+    await runCommand('Developer: Reload Window');
+    await page.waitForTimeout(2000);
+    await waitForStatus('ready', 120000);
+    await page.locator('.monaco-editor .view-lines').click();
+    await goToLineStarting('def volume(x, y, z)');
+    await page.keyboard.type(':');
+    await page.keyboard.press('Control+Space');
+    const rows = page.locator('.suggest-widget .monaco-list-row');
+    await waitFor('the completion list', async () => (await rows.count()) > 0, 30000);
+    result.completionItems = await rows.allTextContents();
+    result.ghostWhileOff = await ghostShown();
+    await page.keyboard.press('Escape');
+  });
+}
+
+(async () => {
+  const browser = await chromium.launch({
+    executablePath: env('CODELLAMA_CHROMIUM'),
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync'], // in a fresh, empty profile
+  });
+  try {
+    page = await browser.newPage({ viewport: { width: 1100, height: 700 } });
+    await main();
+    delete result.current;
+  } catch (error) {
+    result.error = `${result.current}: ${error.stack || error}`;
+    await page?.screenshot({ path: path.join(OUT, 'failure.png') }).catch(() => undefined);
+  } finally {
+    fs.writeFileSync(path.join(OUT, 'result.json'), JSON.stringify(result, null, 2));
+    await browser.close();
+  }
+})();
