@@ -14,6 +14,9 @@ from pathlib import Path
 
 # Packages besides the standard library, if installed; each one's licence is read from its metadata.
 EXTRA_PACKAGES = ("networkx", "attrs", "cattrs", "pygls", "lsprotocol", "jinja2", "markupsafe", "packaging")
+# More code to learn from, never held out: adding them leaves the held-out files (and so every evaluation)
+# exactly as they were. Chosen for varied, idiomatic Python; not transformers (its modules copy each other).
+TRAIN_ONLY_PACKAGES = ("numpy", "rich", "triton")
 PERMISSIVE = ("MIT", "BSD", "Apache", "PSF", "Python Software Foundation", "ISC", "Unlicense")
 HELD_OUT_PERCENT = 3
 SKIP_DIRS = {"test", "tests", "idle_test", "site-packages", "__pycache__", "lib2to3", "ensurepip", "_vendor"}
@@ -25,6 +28,7 @@ class SourceFile:
     name: str  # package-relative path, e.g. "stdlib/json/decoder.py"
     path: Path
     licence: str
+    train_only: bool = False
 
 
 def is_held_out(name: str) -> bool:
@@ -48,10 +52,11 @@ def package_licence(dist: md.Distribution) -> str:
     return lines[0] if lines else "unknown"
 
 
-def collect(extra_packages: tuple[str, ...] = EXTRA_PACKAGES) -> list[SourceFile]:
+def collect(extra_packages: tuple[str, ...] = EXTRA_PACKAGES,
+            train_only: tuple[str, ...] = TRAIN_ONLY_PACKAGES) -> list[SourceFile]:
     stdlib = Path(sysconfig.get_paths()["stdlib"])
     files = [SourceFile(f"stdlib/{p.relative_to(stdlib)}", p, "PSF-2.0") for p in _python_files(stdlib)]
-    for name in extra_packages:
+    for name in extra_packages + train_only:
         try:
             dist = md.distribution(name)
         except md.PackageNotFoundError:
@@ -63,7 +68,8 @@ def collect(extra_packages: tuple[str, ...] = EXTRA_PACKAGES) -> list[SourceFile
         for module in top:
             root = Path(str(dist.locate_file(module)))
             if root.is_dir():
-                files += [SourceFile(f"{name}/{p.relative_to(root.parent)}", p, licence) for p in _python_files(root)]
+                files += [SourceFile(f"{name}/{p.relative_to(root.parent)}", p, licence, name in train_only)
+                          for p in _python_files(root)]
     return files
 
 
@@ -72,6 +78,7 @@ def read(f: SourceFile) -> str:
 
 
 def split(files: list[SourceFile]) -> tuple[list[SourceFile], list[SourceFile]]:
-    train = [f for f in files if not is_held_out(f.name)]
-    held = [f for f in files if is_held_out(f.name)]
+    held = [f for f in files if is_held_out(f.name) and not f.train_only]
+    held_names = {f.name for f in held}
+    train = [f for f in files if f.name not in held_names]
     return train, held
