@@ -20,12 +20,17 @@ class ServerProcess:
         self.client = LanguageClient("codellama-lsp-client", "0.1")
         self.stderr: list[bytes] = []
         self.messages: list[str] = []  # window/logMessage and window/showMessage, kept for the caller
+        self.shown: list[str] = []  # window/showMessage alone: what an editor pops up
         self._drain: asyncio.Task[None] | None = None
 
         @self.client.feature(types.WINDOW_LOG_MESSAGE)
-        @self.client.feature(types.WINDOW_SHOW_MESSAGE)
-        def message(params: types.LogMessageParams | types.ShowMessageParams) -> None:
+        def log_message(params: types.LogMessageParams) -> None:
             self.messages.append(params.message)
+
+        @self.client.feature(types.WINDOW_SHOW_MESSAGE)
+        def show_message(params: types.ShowMessageParams) -> None:
+            self.messages.append(params.message)
+            self.shown.append(params.message)
 
     async def start(self, timeout: float = 300) -> dict:
         """Start, initialize and wait for the model; returns `codellama.status`."""

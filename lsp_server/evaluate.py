@@ -102,6 +102,8 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="codellama-lsp eval", description=__doc__.split("\n\n")[0])
     p.add_argument("--model", help="checkpoint (default: the embedded demo model)")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--backend", choices=("local", "vllm"), default="local")
+    p.add_argument("--remote-url", default=Settings.remote_url, help="the vLLM server, with --backend vllm")
     p.add_argument("--cases", type=int, default=200)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--fim-mode", choices=("psm", "spm"), default=Settings.fim_mode)
@@ -110,7 +112,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--no-word-healing", action="store_true",
                    help="heal only trailing blanks, not the last token of a word being typed (to measure it)")
     a = p.parse_args(argv)
-    settings = Settings(model=a.model, device=a.device, fim_mode=a.fim_mode, line_policy="single")
+    try:
+        settings = Settings(model=a.model, device=a.device, fim_mode=a.fim_mode, line_policy="single").merged(
+            backend=a.backend, remote_url=a.remote_url)
+    except ValueError as e:  # an unusable --remote-url
+        p.error(str(e))
     report, rows = evaluate(settings, a.cases, a.seed, a.verbose, heal_words=not a.no_word_healing)
     print(json.dumps(asdict(report)))
     if a.json:

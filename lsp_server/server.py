@@ -16,7 +16,7 @@ from lsprotocol import types
 from pygls.lsp.server import LanguageServer
 from pygls.workspace import TextDocument
 
-from model.backend import Backend
+from model.backend import Backend, BackendUnavailable
 
 from . import __version__
 from .cache import CompletionCache
@@ -24,6 +24,7 @@ from .completion import complete, infill_text, load_engine
 from .context import ExtraContext
 from .docstring import DocEdit, DocTarget, find_target, generate_docstring
 from .metrics import LatencyStats
+from .outage import OutageNotice
 from .settings import Settings, parse_settings
 from .shaping import Shaped, shape
 from .text import offset_at
@@ -34,7 +35,8 @@ log = logging.getLogger(__name__)
 CMD_STATUS, CMD_RELOAD, CMD_TOGGLE, CMD_DOCSTRING = (
     "codellama.status", "codellama.reloadModel", "codellama.toggle", "codellama.generateDocstring")
 COMMANDS = (CMD_STATUS, CMD_RELOAD, CMD_TOGGLE, CMD_DOCSTRING)
-RELOAD_KEYS = ("model", "device", "dtype", "quant", "kernel", "context_length")
+RELOAD_KEYS = ("model", "device", "dtype", "quant", "kernel", "context_length", "backend", "remote_url",
+               "remote_timeout_ms")
 
 
 class CodeLlamaServer(LanguageServer):
@@ -46,6 +48,9 @@ class CodeLlamaServer(LanguageServer):
         self.extra = ExtraContext()
         self.stats = LatencyStats()
         self.enabled = settings.enabled
+        self.outage = OutageNotice(
+            lambda m: self.window_show_message(types.ShowMessageParams(types.MessageType.Error, m)),
+            lambda m: self.window_log_message(types.LogMessageParams(types.MessageType.Info, m)))
 
     # -- settings and model ---------------------------------------------------------------------------
     def apply_settings(self, raw: object) -> None:
@@ -172,9 +177,13 @@ class CodeLlamaServer(LanguageServer):
                 uri, lambda engine, cancel: complete(engine, text, offset, settings, extra=extra, cancel=cancel))
         except Cancelled:
             return None
+        except BackendUnavailable as e:  # an empty answer; the user hears of it once per outage
+            self.outage.failed(e)
+            return None
         except Exception:  # a completion that fails is no completion; the editor gets no error popup
             log.exception("completion failed at %s:%s", uri, position)
             return None
+        self.outage.succeeded()
         self.stats.record((time.perf_counter() - t0) * 1000, cache_hit=False)
         if suggestion is None:
             return None
@@ -206,9 +215,13 @@ class CodeLlamaServer(LanguageServer):
             edit = await self.worker.run(uri + "#docstring", write)
         except Cancelled:
             return None
+        except BackendUnavailable as e:
+            self.outage.failed(e)
+            return None
         except Exception:
             log.exception("docstring generation failed at %s:%s", uri, target.line)
             return None
+        self.outage.succeeded()
         # DocEdit counts UTF-16 units; the client may have negotiated another position encoding.
         at = doc.client_position_at_offset(offset_at(text, edit.line, edit.character))
         return types.WorkspaceEdit(changes={uri: [types.TextEdit(types.Range(at, at), edit.new_text)]})
