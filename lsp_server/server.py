@@ -49,7 +49,7 @@ class CodeLlamaServer(LanguageServer):
         self.stats = LatencyStats()
         self.enabled = settings.enabled
         self.outage = OutageNotice(
-            lambda m: self.window_show_message(types.ShowMessageParams(types.MessageType.Error, m)),
+            lambda m: self.window_show_message(types.ShowMessageParams(types.MessageType.Warning, m)),
             lambda m: self.window_log_message(types.LogMessageParams(types.MessageType.Info, m)))
 
     # -- settings and model ---------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, NoReturn
@@ -103,11 +103,18 @@ def http_error(status: int, body: str) -> str:
 
 def pick_model(models: list[dict[str, Any]], wanted: str | None) -> ServedModel:
     """The served model to use: the one named `wanted` (its id, path or last path part), else the only one."""
-    def matches(m: dict[str, Any]) -> bool:
-        names = {str(m.get("id")), str(m.get("root"))}
-        return wanted in names or wanted.rstrip("/").rsplit("/", 1)[-1] in {n.rstrip("/").rsplit("/", 1)[-1]
-                                                                               for n in names}
-    found = [m for m in models if wanted and matches(m)] or (models if len(models) == 1 else [])
+    def names(m: dict[str, Any]) -> set[str]:
+        return {str(m.get("id")), str(m.get("root"))}
+
+    def last_part(name: str) -> str:
+        return name.rstrip("/").rsplit("/", 1)[-1]
+
+    found: list[dict[str, Any]] = []
+    if wanted:
+        found = ([m for m in models if wanted in names(m)]
+                 or [m for m in models if last_part(wanted) in {last_part(n) for n in names(m)}])
+    if not found and len(models) == 1:
+        found = models
     if not found:
         ids = ", ".join(str(m.get("id")) for m in models) or "nothing"
         raise IncompatibleModel(f"the server serves {ids}; pass --model with the one to use")
@@ -127,19 +134,14 @@ class VllmBackend:
         self.tokenizer = tokenizer
         self.timeout = timeout
         self._wanted = model
-        self._context_length = context_length
+        self._configured_context = context_length
+        # The smaller of the configured context and the served model's, once it is known (kept through outages).
+        self.context_length = context_length
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
         self._served: ServedModel | None = None  # set once the server's model is checked; None after a failure
-        self._max_model_len: int | None = None  # the served model's context, kept through outages
         self.error: str | None = None  # why the server is unreachable, while it is
         self._retry_at = 0.0
-
-    @property
-    def context_length(self) -> int:
-        """The smaller of the configured context and the served model's (known once it has been reached)."""
-        served = self._max_model_len
-        return min(self._context_length, served) if served else self._context_length
 
     @cached_property
     def pieces(self) -> PieceIndex:
@@ -186,7 +188,7 @@ class VllmBackend:
         return Generation(tokens, text, reason, timings)
 
     def _tokens(self, model: str, prompt: list[int], budget: int, temperature: float, top_p: float,
-                heal: Constraint | None, deadline: float | None) -> Iterator[int]:
+                heal: Constraint | None, deadline: float | None) -> Generator[int, None, None]:
         """Generated token ids: while `heal` is unmet one request per token among those it allows (the caller
         observes each token before the next is asked for), then one stream for the rest of the budget."""
         produced: list[int] = []
@@ -206,7 +208,7 @@ class VllmBackend:
                 model, prompt + produced, max_tokens=budget - len(produced), temperature=temperature,
                 top_p=top_p, stop_ids=self.tokenizer.stop_ids), deadline)
 
-    def _stream(self, body: dict[str, Any], deadline: float | None) -> Iterator[int]:
+    def _stream(self, body: dict[str, Any], deadline: float | None) -> Generator[int, None, None]:
         """Token ids as the server streams them, until it ends or `deadline` passes while waiting for one.
         Closing this generator closes the connection."""
         self._check_retry()
@@ -242,7 +244,9 @@ class VllmBackend:
                 self._check_vocabulary(served.name)
             except BackendUnavailable as e:
                 self._fail(str(e), IncompatibleModel if isinstance(e, IncompatibleModel) else BackendUnavailable)
-            self._served, self._max_model_len, self.error = served, served.max_model_len or None, None
+            self._served, self.error = served, None
+            if served.max_model_len:
+                self.context_length = min(self._configured_context, served.max_model_len)
         return self._served
 
     def _check_vocabulary(self, model: str) -> None:

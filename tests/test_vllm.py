@@ -18,6 +18,7 @@ import pytest
 from lsprotocol import types
 from pygls.exceptions import JsonRpcRequestCancelled
 
+from lsp_server import typists
 from lsp_server.client import ServerProcess
 from lsp_server.completion import connect_vllm
 from lsp_server.demo import EXAMPLE, PROBES, Probe
@@ -171,6 +172,16 @@ async def test_a_model_with_another_vocabulary_is_refused(vllm: VllmServer, toke
     assert status["state"] == "failed" and "vocabulary" in status["error"]
     assert len(server.shown) == 1 and "vocabulary" in server.shown[0]
     await server.stop()
+
+
+async def test_typists_benchmark_types_alike_on_both_sides(vllm: VllmServer) -> None:
+    result = await typists.compare([], vllm.url, typists=2, lines=1, seed=0, rounds=1)
+    local, remote = result["local"], result["vllm"]
+    assert local["keystroke_n"] > 0 and remote["keystroke_n"] > 0, result
+    # Equal answers make equal work: type-through skips the model on the same keystrokes (a near-tie that
+    # batching tips the other way may change one answer, hence the slack).
+    assert abs(local["keystroke_n"] - remote["keystroke_n"]) <= max(2, local["keystroke_n"] // 10), result
+    print(typists.table(result))
 
 
 async def test_an_outage_gives_empty_answers_one_message_and_recovery(vllm: VllmServer) -> None:

@@ -5,6 +5,7 @@ The real server is exercised by tests/test_vllm.py (`pytest -m vllm`).
 
 from __future__ import annotations
 
+import socket
 import time
 from pathlib import Path
 
@@ -96,6 +97,18 @@ def test_an_unreachable_server_fails_fast_and_is_retried(tiny_model_dir: Path) -
         backend.generate([1, 2, 3])
     assert backend._retry_at > retry_at
     assert backend.memory_bytes() == 0 and backend.describe()["backend"] == "vllm"
+
+
+def test_a_server_that_never_answers_times_out(tiny_model_dir: Path) -> None:
+    with socket.socket() as silent:  # accepts connections (the kernel's backlog), never reads or writes
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        backend = VllmBackend(url, Tokenizer(tiny_model_dir / "tokenizer.model"), timeout=0.3)
+        t0 = time.monotonic()
+        backend.connect()
+        assert time.monotonic() - t0 < 3
+        assert backend.describe()["health"] == f"unreachable: {url}: timed out (ReadTimeout)"
 
 
 def test_one_message_per_outage() -> None:
