@@ -70,18 +70,20 @@ async def compare(server_args: list[str], remote_url: str, typists: int, lines: 
         await run_side(local, [*server_args, "--backend", "local"], typists, lines, round_seed)
         await run_side(remote, [*server_args, "--backend", "vllm", "--remote-url", remote_url], typists, lines,
                        round_seed)
-    return {"typists": typists, "lines_each": lines * rounds, "threads_per_local_engine": os.environ.get("OMP_NUM_THREADS"),
+    return {"typists": typists, "lines_each": lines * rounds,
+            "threads_per_local_engine": os.environ.get("OMP_NUM_THREADS"),
             "local": local.summary(), "vllm": remote.summary()}
 
 
 def table(result: dict) -> str:
+    """compare()'s result, the two sides in columns."""
     n = result["typists"]
     local, remote = result["local"], result["vllm"]
     rows = [("keystroke p50 / p95 (ms)", "keystroke_p50_ms", "keystroke_p95_ms"),
             ("new document p50 / p95 (ms)", "cold_p50_ms", "cold_p95_ms")]
     out = [f"{n} typists at once, {result['lines_each']} lines each; keystrokes that ran the model: "
            f"local {local['keystroke_n']}, vllm {remote['keystroke_n']}; "
-           f"{result['threads_per_local_engine']} thread(s) per local engine",
+           f"{result['threads_per_local_engine'] or 'default'} torch thread(s) per local engine",
            f"{'':30s}{f'local: {n} engines':>22s}{'vllm: 1 server':>22s}"]
     for label, p50, p95 in rows:
         out.append(f"{label:30s}{f'{local[p50]} / {local[p95]}':>22s}{f'{remote[p50]} / {remote[p95]}':>22s}")

@@ -11,6 +11,7 @@ import itertools
 import os
 import shutil
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,11 +26,13 @@ from lsp_server.demo import EXAMPLE, PROBES, Probe
 from lsp_server.settings import Settings
 from model.loader import DEMO_MODEL_DIR
 from model.tokenizer import infill_prompt
-from model.vllm_backend import IncompatibleModel
+from model.backend import BackendUnavailable
+from model.vllm_backend import API_KEY_ENV, IncompatibleModel
 from tests.vllm_server import VLLM_PYTHON, VllmServer
 
 pytestmark = pytest.mark.vllm
 
+API_KEY = "sk-test-" + os.urandom(8).hex()
 GENERATED = "vllm:generation_tokens_total"
 RUNNING = "vllm:num_requests_running"
 # Untimed (the longest budget there is), so that both backends give the model's whole answer.
@@ -47,12 +50,15 @@ def vllm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VllmServer]:
         if os.environ.get("CODELLAMA_REQUIRE_VLLM") == "1":
             pytest.fail(message)
         pytest.skip(message)
-    server = VllmServer(DEMO_MODEL_DIR, tmp_path_factory.mktemp("vllm") / "vllm.log")
+    # The server wants an API key; the language servers started by the tests find it in their environment.
+    server = VllmServer(DEMO_MODEL_DIR, tmp_path_factory.mktemp("vllm") / "vllm.log", api_key=API_KEY)
     server.start()
     try:
         seconds = server.wait_ready()
         print(f"vLLM ready in {seconds:.0f}s at {server.url}")
-        yield server
+        with pytest.MonkeyPatch.context() as env:
+            env.setenv(API_KEY_ENV, API_KEY)
+            yield server
     finally:
         server.stop()
 
@@ -72,6 +78,13 @@ async def first_text(server: ServerProcess, uri: str, line: int, character: int)
     items = await server.inline(uri, line, character)
     text = items[0].insert_text if items else ""
     return text if isinstance(text, str) else text.value
+
+
+async def complete_in(server: ServerProcess, text: str, line: int, character: int) -> str:
+    """The inline completion at (line, character) of a new document holding `text`."""
+    uri = f"file:///vllm-test/{uuid.uuid4().hex}.py"  # new: the completion cache cannot answer
+    server.open(uri, text)
+    return await first_text(server, uri, line, character)
 
 
 async def answers(server: ServerProcess) -> list[str]:
@@ -124,41 +137,51 @@ def test_closing_the_stream_stops_generation_on_the_server(vllm: VllmServer) -> 
                     lambda: backend.generate(prompt, max_new_tokens=600, deadline=time.monotonic() + 0.5)):
         before = vllm.metric(GENERATED)
         gen = stopped()
+        closed = time.monotonic()
         assert gen.stop_reason in ("cancel", "deadline") and gen.tokens == whole.tokens[:len(gen.tokens)]
         wait_until_idle(vllm)
+        idle_after = time.monotonic() - closed
         time.sleep(0.5)  # a request still running would go on adding tokens
-        assert vllm.metric(GENERATED) - before < len(gen.tokens) + 50, gen.stop_reason
+        # A loaded API server can send several tokens per event, so vLLM may be ahead of what was read; but had
+        # the request gone on, it would have run the whole 600 tokens, several seconds' worth.
+        assert vllm.metric(GENERATED) - before < 300 and idle_after < 2, (gen.stop_reason, idle_after)
     backend.close()
 
 
 async def test_cancel_request_stops_generation_on_the_server(vllm: VllmServer) -> None:
     settings = {**SETTINGS, "linePolicy": "multi", "maxTokens": 400}
     server = await started(remote_args(vllm), settings)
-    uri, doc = "file:///vllm-test/fib.py", "def fib(n):\n    \n"
-    server.open(uri, doc)
+    uri = "file:///vllm-test/imports.py"
+    server.open(uri, "import os\nimport sys\n\n\n")  # the demo model writes a long module header here
     before = vllm.metric(GENERATED)
-    assert await first_text(server, uri, 1, 4)
+    assert await first_text(server, uri, 3, 0)
     whole = vllm.metric(GENERATED) - before
-    assert whole >= 40  # long enough to be cut short
+    assert whole >= 60  # long enough to be cut short
 
-    # The same request again (new settings clear the completion cache), cancelled as soon as vLLM runs it.
-    server.client.workspace_did_change_configuration(types.DidChangeConfigurationParams({"codellama": settings}))
-    before = vllm.metric(GENERATED)
+    # The same request again (new settings clear the completion cache), cancelled once vLLM generates for it.
+    # A cancel that lands after the answer (a loaded machine can be that slow to report) proves nothing: again.
     params = types.InlineCompletionParams(
         context=types.InlineCompletionContext(types.InlineCompletionTriggerKind.Invoked),
-        text_document=types.TextDocumentIdentifier(uri), position=types.Position(1, 4))
-    pending = asyncio.ensure_future(server.client.protocol.send_request_async(
-        types.TEXT_DOCUMENT_INLINE_COMPLETION, params, msg_id="cancel-me"))
-    for _ in range(2000):
-        if vllm.metric(GENERATED) > before:
+        text_document=types.TextDocumentIdentifier(uri), position=types.Position(3, 0))
+    for attempt in range(5):
+        server.client.workspace_did_change_configuration(types.DidChangeConfigurationParams({"codellama": settings}))
+        before = vllm.metric(GENERATED)
+        pending = asyncio.ensure_future(server.client.protocol.send_request_async(
+            types.TEXT_DOCUMENT_INLINE_COMPLETION, params, msg_id=f"cancel-{attempt}"))
+        for _ in range(2000):
+            if vllm.metric(GENERATED) > before:
+                break
+            await asyncio.sleep(0.005)
+        server.client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id=f"cancel-{attempt}"))
+        try:
+            await pending
+        except JsonRpcRequestCancelled:
             break
-        await asyncio.sleep(0.005)
-    server.client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id="cancel-me"))
-    with pytest.raises(JsonRpcRequestCancelled):
-        await pending
+    else:
+        pytest.fail("every answer came back before its $/cancelRequest")
     wait_until_idle(vllm)
     await asyncio.sleep(0.5)
-    assert vllm.metric(GENERATED) - before < whole / 2
+    assert 0 < vllm.metric(GENERATED) - before < whole / 2
     await server.stop()
 
 
@@ -172,6 +195,25 @@ async def test_a_model_with_another_vocabulary_is_refused(vllm: VllmServer, toke
     assert status["state"] == "failed" and "vocabulary" in status["error"]
     assert len(server.shown) == 1 and "vocabulary" in server.shown[0]
     await server.stop()
+
+
+async def test_without_the_api_key_the_user_is_told_which_variable_to_set(
+        vllm: VllmServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(API_KEY_ENV)
+    backend = connect_vllm(Settings(backend="vllm", remote_url=vllm.url))
+    with pytest.raises(BackendUnavailable, match=f"HTTP 401.*set {API_KEY_ENV}"):
+        backend.generate([1, 2, 3])
+    server = await started(remote_args(vllm))
+    assert await complete_in(server, "def area(width, height):\n    return ", 1, 11) == ""
+    assert len(server.shown) == 1 and API_KEY_ENV in server.shown[0]
+    await server.stop()
+
+    monkeypatch.setenv(API_KEY_ENV, API_KEY)
+    server = await started(remote_args(vllm))
+    assert await complete_in(server, "def area(width, height):\n    return ", 1, 11)
+    await server.stop()
+    logged = b"".join(server.stderr).decode(errors="replace") + "\n".join(server.messages)
+    assert API_KEY not in logged
 
 
 async def test_typists_benchmark_types_alike_on_both_sides(vllm: VllmServer) -> None:
@@ -188,10 +230,8 @@ async def test_an_outage_gives_empty_answers_one_message_and_recovery(vllm: Vllm
     settings = {**SETTINGS, "extraContext": False}  # each answer depends on its document alone
     server = await started(remote_args(vllm), settings)
 
-    async def complete_new(n: int) -> str:
-        uri = f"file:///vllm-test/outage{n}.py"  # a new document each time: the cache cannot answer
-        server.open(uri, f"def area_{n}(width, height):\n    return ")
-        return await first_text(server, uri, 1, 11)
+    async def complete_new(n: int) -> str:  # a new document each time, each with a function of its own
+        return await complete_in(server, f"def area_{n}(width, height):\n    return ", 1, 11)
 
     first = await complete_new(0)
     assert first

