@@ -149,8 +149,9 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     level = args.log_level.upper()
     logging.basicConfig(level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if level != "DEBUG":  # pygls logs every message it sends at INFO
+    if level != "DEBUG":  # pygls logs every message it sends at INFO, httpx every request to a vLLM server
         logging.getLogger("pygls").setLevel(logging.WARNING)
+        logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         args.run(args)
     except (ValueError, FileNotFoundError, BackendUnavailable) as e:  # bad input or no server: one clear line
