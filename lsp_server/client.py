@@ -26,12 +26,17 @@ class ServerProcess:
             self._follow_progress(loading)
         self.stderr: list[bytes] = []
         self.messages: list[str] = []  # window/logMessage and window/showMessage, kept for the caller
+        self.shown: list[str] = []  # window/showMessage alone: what an editor pops up
         self._drain: asyncio.Task[None] | None = None
 
         @self.client.feature(types.WINDOW_LOG_MESSAGE)
-        @self.client.feature(types.WINDOW_SHOW_MESSAGE)
-        def message(params: types.LogMessageParams | types.ShowMessageParams) -> None:
+        def log_message(params: types.LogMessageParams) -> None:
             self.messages.append(params.message)
+
+        @self.client.feature(types.WINDOW_SHOW_MESSAGE)
+        def show_message(params: types.ShowMessageParams) -> None:
+            self.messages.append(params.message)
+            self.shown.append(params.message)
 
     def _follow_progress(self, loading: Callable[[float, str], None]) -> None:
         self.capabilities = attrs.evolve(self.capabilities, window=types.WindowClientCapabilities(

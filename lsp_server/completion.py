@@ -9,9 +9,11 @@ all call it, so what they measure is what users get.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from model.backend import Backend, Timings, infill
 from model.tokenizer import Tokenizer, infill_prompt
@@ -20,6 +22,9 @@ from .context import FimContext, build_context
 from .settings import Settings
 from .shaping import (block_indent, completion_mode, drop_partial_word, make_stop, next_suffix_line,
                       repetition_start, shape)
+
+if TYPE_CHECKING:
+    from model.vllm_backend import VllmBackend
 
 log = logging.getLogger(__name__)
 PROMPT_OVERHEAD = 8  # BOS and FIM control tokens, with room to spare
@@ -36,11 +41,15 @@ class Suggestion:
 
 
 def load_engine(settings: Settings, progress: Callable[[float, str], None] | None = None) -> Backend:
-    """Load the configured model (None: the embedded demo) and wrap it in a warm engine.
+    """The configured backend: a warm local engine, or the vLLM server at `remote_url` (see connect_vllm).
 
-    progress(fraction, message) sees the tensors load (to 90%), then the warm-up: the first forward pass and,
-    on CUDA, the capture of the decode graphs (the rest), so that no request pays for either.
+    Local: the model (None: the embedded demo) is loaded and warmed up. progress(fraction, message) sees the
+    tensors load (to 90%), then the warm-up: the first forward pass and, on CUDA, the capture of the decode
+    graphs (the rest), so that no request pays for either.
     """
+    if settings.backend == "vllm":
+        return connect_vllm(settings)
+
     from model.engine import Engine
     from model.loader import load_model, resolve_device, resolve_dtype, resolve_kernel, resolve_quant
     from model.quant import use_4bit_kernel
@@ -54,6 +63,24 @@ def load_engine(settings: Settings, progress: Callable[[float, str], None] | Non
     if quant in ("nf4", "fp4"):
         use_4bit_kernel(model, resolve_kernel(settings.kernel, device, quant))
     return Engine(model, tokenizer, context_length=settings.context_length, progress=warming)
+
+
+def connect_vllm(settings: Settings) -> VllmBackend:
+    """Generation on the vLLM server at `remote_url`; only our tokenizer is loaded here, from `model`.
+
+    The served model is checked now: one whose vocabulary is not the tokenizer's is refused (IncompatibleModel).
+    A server that cannot be reached yet is not an error: requests fail until it answers.
+    """
+    from model.checkpoint import resolve_model_dir
+    from model.loader import DEMO_MODEL_DIR
+    from model.vllm_backend import API_KEY_ENV, VllmBackend  # httpx is imported only by those who use it
+
+    root = resolve_model_dir(settings.model) if settings.model else DEMO_MODEL_DIR
+    backend = VllmBackend(settings.remote_url, Tokenizer(root / "tokenizer.model"), model=settings.model,
+                          api_key=os.environ.get(API_KEY_ENV) or None, timeout=settings.remote_timeout_ms / 1000,
+                          context_length=settings.context_length)
+    backend.connect()
+    return backend
 
 
 def budgets(settings: Settings, max_tokens: int, context_length: int, extra_tokens: int = 0) -> tuple[int, int]:

@@ -19,6 +19,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from model import corpus
+from model.backend import BackendUnavailable
 
 from .completion import complete, load_engine
 from .settings import Settings
@@ -106,7 +107,8 @@ def evaluate(settings: Settings, n: int, seed: int, verbose: bool = False,
 def format_report(report: Report, settings: Settings) -> str:
     """The scores as a table, with what was measured above it."""
     model = settings.model or "the embedded demo model"
-    return (f"{report.cases} cursors in held-out files; {model} on {settings.device}, "
+    where = f"the vLLM server at {settings.remote_url}" if settings.backend == "vllm" else settings.device
+    return (f"{report.cases} cursors in held-out files; {model} on {where}, "
             f"{settings.fim_mode.upper()} prompts\n\n" + format_table(["measure", "result"], [
                 ["exact match (the completed line as written)", f"{report.exact_match:.1%}"],
                 ["edit similarity (1 = identical, 0 = nothing alike)", f"{report.edit_similarity:.3f}"],
@@ -126,6 +128,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="held-out lines of the project's own corpus (default), or HumanEval infilling")
     p.add_argument("--model", help="checkpoint directory or cached HF repo id (default: the embedded demo model)")
     p.add_argument("--device", default="cpu", help="cpu | cuda (default: cpu)")
+    p.add_argument("--backend", choices=("local", "vllm"), default="local",
+                   help="generate here (default) or on the vLLM server at --remote-url")
+    p.add_argument("--remote-url", default=Settings.remote_url,
+                   help=f"the vLLM server, with --backend vllm (default {Settings.remote_url})")
     p.add_argument("--cases", type=int, default=200, help="cursors to complete (default 200)")
     p.add_argument("--seed", type=int, default=0, help="seed for the cursors' files, lines and columns (default 0)")
     p.add_argument("--fim-mode", choices=("psm", "spm"), default=Settings.fim_mode,
@@ -147,11 +153,16 @@ def main(argv: list[str] | None = None) -> None:
         from . import humaneval
         humaneval.main(rest)
         return
-    a = build_parser().parse_args(argv)
-    settings = Settings(model=a.model, device=a.device, fim_mode=a.fim_mode, line_policy="single")
+    p = build_parser()
+    a = p.parse_args(argv)
+    try:
+        settings = Settings(model=a.model, device=a.device, fim_mode=a.fim_mode, line_policy="single").merged(
+            backend=a.backend, remote_url=a.remote_url)
+    except ValueError as e:  # an unusable --remote-url
+        p.error(str(e))
     try:
         report, rows = evaluate(settings, a.cases, a.seed, a.verbose, heal_words=not a.no_word_healing)
-    except ValueError as e:  # a bad --model or --device: one line, no traceback
+    except (ValueError, BackendUnavailable) as e:  # a bad --model or --device, no vLLM: one line, no traceback
         raise SystemExit(f"codellama-lsp eval: {e}") from e
     show_result(format_report(report, settings),
                 {"report": asdict(report), "settings": asdict(settings), "cases": rows}, a.json)

@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import random
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tqdm import tqdm
@@ -37,32 +38,49 @@ async def timed_inline(server: ServerProcess, uri: str, line: int, col: int) -> 
     return (time.perf_counter() - t) * 1000, text if isinstance(text, str) else text.value
 
 
-async def replay(server_args: list[str], lines: int, seed: int, settings: dict | None = None) -> dict:
-    with loading_bar("the model in the server") as progress:
-        server = ServerProcess(server_args, settings=settings, loading=progress)
-        if (s := await server.start())["state"] != "ready":
-            raise SystemExit(f"model failed to load: {s['error']}")
+@dataclass
+class Typed:
+    """Client round trips (ms) of one typing session, by kind (see the module's docstring)."""
+    cold: list[float] = field(default_factory=list)
+    keystroke: list[float] = field(default_factory=list)
+    type_through: list[float] = field(default_factory=list)
+
+
+async def type_lines(server: ServerProcess, lines: int, seed: int, uri_prefix: str = "file:///replay",
+                     progress: bool = False) -> Typed:
+    """Erase the tails of `lines` held-out lines (chosen by `seed`) and type each back, as an editor would.
+
+    progress: a bar on stderr (a terminal only); concurrent typists leave it off.
+    """
     rng = random.Random(seed)
     _, held = corpus.split(corpus.collect())
-    cold: list[float] = []
-    warm: list[float] = []
-    hits: list[float] = []
-    for n in tqdm(range(lines), desc="typing held-out lines", unit="line", disable=None):
+    typed = Typed()
+    for n in tqdm(range(lines), desc="typing held-out lines", unit="line", disable=None if progress else True):
         text_lines = corpus.read(rng.choice(held)).split("\n")
         row = rng.choice([i for i, x in enumerate(text_lines) if len(x.strip()) >= 12 and not x.strip().startswith("#")])
         line = text_lines[row]
         start = len(line) - len(line.lstrip()) + 1
         tail = line[start:]
         text_lines[row] = line[:start]
-        uri = f"file:///replay/{n}.py"
+        uri = f"{uri_prefix}/{n}.py"
         server.open(uri, "\n".join(text_lines))
         ms, shown = await timed_inline(server, uri, row, start)
-        cold.append(ms)
+        typed.cold.append(ms)
         for k, ch in enumerate(tail[:24]):
             server.insert(uri, k + 2, row, start + k, ch)
             typed_through = len(shown) > 1 and shown.startswith(ch)
             ms, shown = await timed_inline(server, uri, row, start + k + 1)
-            (hits if typed_through else warm).append(ms)
+            (typed.type_through if typed_through else typed.keystroke).append(ms)
+    return typed
+
+
+async def replay(server_args: list[str], lines: int, seed: int, settings: dict | None = None) -> dict:
+    with loading_bar("the model in the server") as progress:
+        server = ServerProcess(server_args, settings=settings, loading=progress)
+        if (s := await server.start())["state"] != "ready":
+            raise SystemExit(f"model failed to load: {s['error']}")
+    typed = await type_lines(server, lines, seed, progress=True)
+    cold, warm, hits = typed.cold, typed.keystroke, typed.type_through
 
     # Is the event loop free while the model generates? A request's round trip, busy against idle.
     uri = "file:///replay/busy.py"

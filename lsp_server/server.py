@@ -22,7 +22,7 @@ from pygls.exceptions import JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import default_converter
 
-from model.backend import Backend
+from model.backend import Backend, BackendUnavailable
 
 from . import __version__
 from .cache import CompletionCache
@@ -31,6 +31,7 @@ from .context import ExtraContext
 from .docstring import DocEdit, DocTarget, find_target, generate_docstring
 from .documents import Document, Documents, encoding_named, read_document
 from .metrics import LatencyStats
+from .outage import OutageNotice
 from .protocol import CodeLlamaProtocol
 from .settings import Settings, parse_settings
 from .shaping import Shaped, shape
@@ -44,7 +45,8 @@ T = TypeVar("T")
 CMD_STATUS, CMD_RELOAD, CMD_TOGGLE, CMD_DOCSTRING = (
     "codellama.status", "codellama.reloadModel", "codellama.toggle", "codellama.generateDocstring")
 COMMANDS = (CMD_STATUS, CMD_RELOAD, CMD_TOGGLE, CMD_DOCSTRING)
-RELOAD_KEYS = ("model", "device", "dtype", "quant", "kernel", "context_length")
+RELOAD_KEYS = ("model", "device", "dtype", "quant", "kernel", "context_length", "backend", "remote_url",
+               "remote_timeout_ms")
 # How long the server waits for the client to answer its own requests (workspace/configuration,
 # window/workDoneProgress/create) before going on without: loading never depends on a client's goodwill.
 CLIENT_REPLY_S = 2.0
@@ -66,7 +68,12 @@ def check_model(settings: Settings) -> None:
     from model.checkpoint import check_shapes, open_checkpoint, resolve_model_dir  # torch: not at start-up
     from model.loader import DEMO_MODEL_DIR, resolve_device, resolve_dtype, resolve_kernel, resolve_quant
 
-    _, reader = open_checkpoint(resolve_model_dir(settings.model) if settings.model else DEMO_MODEL_DIR)
+    root = resolve_model_dir(settings.model) if settings.model else DEMO_MODEL_DIR
+    if settings.backend == "vllm":  # only the tokenizer is loaded here; the vLLM server is checked on connect
+        if not (root / "tokenizer.model").is_file():
+            raise FileNotFoundError(f"{root}: no tokenizer.model (the vLLM backend needs the model's tokenizer)")
+        return
+    _, reader = open_checkpoint(root)
     check_shapes(reader)
     device = resolve_device(settings.device)
     resolve_dtype(settings.dtype, device)
@@ -112,6 +119,9 @@ class CodeLlamaServer(LanguageServer):
         self.stats = LatencyStats()
         self.enabled = settings.enabled
         self.exit_code = 1  # LSP's, set when the session ends: 0 only after shutdown and exit
+        self.outage = OutageNotice(
+            lambda m: self.window_show_message(types.ShowMessageParams(types.MessageType.Warning, m)),
+            lambda m: self.window_log_message(types.LogMessageParams(types.MessageType.Info, m)))
 
     # -- transport --------------------------------------------------------------------------------------
     def start_io(self, stdin: BinaryIO | None = None, stdout: BinaryIO | None = None) -> None:
@@ -279,9 +289,13 @@ class CodeLlamaServer(LanguageServer):
                 uri, lambda engine, cancel: complete(engine, text, offset, settings, extra=extra, cancel=cancel))
         except Cancelled:
             return None
+        except BackendUnavailable as e:  # an empty answer; the user hears of it once per outage
+            self.outage.failed(e)
+            return None
         except Exception:  # a completion that fails is no completion; the editor gets no error popup
             log.exception("completion failed at %s:%s", uri, position)
             return None
+        self.outage.succeeded()
         self.stats.record((time.perf_counter() - t0) * 1000, cache_hit=False)
         if suggestion is None:
             return None
@@ -310,9 +324,13 @@ class CodeLlamaServer(LanguageServer):
             edit = await self.worker.run(uri + "#docstring", write)
         except Cancelled:
             return None
+        except BackendUnavailable as e:
+            self.outage.failed(e)
+            return None
         except Exception:
             log.exception("docstring generation failed at %s:%s", uri, target.line)
             return None
+        self.outage.succeeded()
         # DocEdit counts UTF-16 units; the client may have negotiated another position encoding.
         at = doc.position_at(offset_at(text, edit.line, edit.character, "utf-16"))
         return types.WorkspaceEdit(changes={uri: [types.TextEdit(types.Range(at, at), edit.new_text)]})

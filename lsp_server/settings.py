@@ -15,6 +15,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
+from urllib.parse import urlsplit
 
 __all__ = ["SETTING_NAMES", "Settings", "parse_settings"]
 
@@ -46,6 +47,9 @@ class Settings:
     docstring_style: str = "google"  # google|numpy|sphinx|plain
     enabled: bool = True
     context_length: int = 4096  # KV cache size (tokens)
+    backend: str = "local"  # local|vllm: generate here, or on the vLLM server at remote_url
+    remote_url: str = "http://127.0.0.1:8000"  # the vLLM server (its API key: $CODELLAMA_API_KEY)
+    remote_timeout_ms: int = 5000  # wait this long to connect, or for the next token, before calling it down
 
     def merged(self, **changes: Any) -> Settings:
         """Copy with ``changes`` (snake_case or camelCase) applied and validated.
@@ -197,6 +201,17 @@ def _model(value: object) -> str | None:
     return value.strip() or None  # "" means "use the demo model" too
 
 
+def _url(value: object) -> str:
+    if not isinstance(value, str):
+        raise _Invalid("expected an http:// or https:// URL")
+    url = value.strip().rstrip("/")
+    url = url[: -len("/v1")] if url.endswith("/v1") else url  # an OpenAI base URL names the same server
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise _Invalid("expected an http:// or https:// URL")
+    return url
+
+
 def _languages(value: object) -> tuple[str, ...]:
     if isinstance(value, str):  # "markdown, plaintext" from a flat config
         items: list[object] = list(value.split(","))
@@ -236,6 +251,9 @@ _COERCE: dict[str, Callable[[object], Any]] = {
     "docstring_style": _enum("google", "numpy", "sphinx", "plain"),
     "enabled": _as_bool,
     "context_length": _int_range(128, 1 << 20),
+    "backend": _enum("local", "vllm"),
+    "remote_url": _url,
+    "remote_timeout_ms": _int_range(1, 600_000),
 }
 assert set(_COERCE) == set(_FIELD_NAMES), "every setting needs a coercer"
 

@@ -7,7 +7,8 @@ generated token ids, stopping when told, and reports how long it took.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -35,6 +36,10 @@ class Generation:
     timings: Timings = field(default_factory=Timings)
 
 
+class BackendUnavailable(Exception):
+    """The generator could not be reached or refused the request (a remote backend's outage): no tokens."""
+
+
 class Backend(Protocol):
     tokenizer: Tokenizer
     context_length: int
@@ -45,7 +50,8 @@ class Backend(Protocol):
                  decode: Callable[[list[int]], str] | None = None, constraint: str = "") -> Generation:
         """Continue `prompt` (token ids) until <EOT>/EOS, max_new_tokens, `stop(text)` is true, `cancel()` is
         true, or time.monotonic() passes `deadline`; the text (by `decode`, default the tokenizer's infilling
-        decode) begins with `constraint`. Returns what was generated so far in every case."""
+        decode) begins with `constraint`. Returns what was generated so far in every case; a remote backend
+        raises BackendUnavailable when its server cannot be reached or fails."""
         ...
 
     def reset_cache(self) -> None:
@@ -64,3 +70,36 @@ class Backend(Protocol):
 def infill(backend: Backend, prefix: str, suffix: str, *, mode: FimMode = "psm", **kwargs: object) -> Generation:
     """Generate the middle between `prefix` and `suffix` (kwargs as for generate)."""
     return backend.generate(infill_prompt(backend.tokenizer, prefix, suffix, mode), **kwargs)  # type: ignore[arg-type]
+
+
+def take_tokens(source: Iterable[int], tokenizer: Tokenizer, *, budget: int, exhausted: str, timings: Timings,
+                t0: float, decode: Callable[[list[int]], str], stop: Callable[[str], bool] | None,
+                cancel: Callable[[], bool], deadline: float | None,
+                observe: Callable[[str], None] | None = None) -> tuple[list[int], str, str]:
+    """Pull generated tokens from `source` until the contract of `Backend.generate` says stop.
+
+    Every backend stops by these same rules, so that they answer alike: a stop id (<EOT>/EOS, not kept), then
+    after each kept token `stop(text)`, `cancel()`, the deadline and the budget. `observe(text)` sees the text
+    after each token (token healing). Returns (tokens, text, stop reason); the reason is `exhausted` when the
+    budget or the source ran out. Sets timings.first_token_ms (from `t0`, a perf_counter time).
+    """
+    tokens: list[int] = []
+    text = ""
+    for token in source:
+        if not tokens:
+            timings.first_token_ms = (time.perf_counter() - t0) * 1000
+        if token in tokenizer.stop_ids:
+            return tokens, text, "eot" if token == tokenizer.eot_id else "eos"
+        tokens.append(token)
+        text = decode(tokens)
+        if observe is not None:
+            observe(text)
+        if stop is not None and stop(text):
+            return tokens, text, "stop"
+        if cancel():
+            return tokens, text, "cancel"
+        if deadline is not None and time.monotonic() > deadline:
+            return tokens, text, "deadline"
+        if len(tokens) == budget:
+            break
+    return tokens, text, exhausted

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from . import backend
-from .backend import Generation, Timings
+from .backend import Generation, Timings, take_tokens
 from .healing import Constraint, PieceIndex
 from .llama import Transformer
 from .quant import is_quantized, quant_state_bytes
@@ -111,35 +111,16 @@ class Engine:
             self._sync()  # the GPU runs behind the host: time the prefill, not its launch
             timings.prefill_ms = (time.perf_counter() - t0) * 1000
 
-            tokens: list[int] = []
-            text = ""
             budget = min(max_new_tokens, self.context_length - len(prompt))
-            reason = "max_tokens" if budget == max_new_tokens else "context"
             t_decode = time.perf_counter()
             greedy = temperature <= 0
             drafts = PromptLookup(prompt, max_draft=self.speculate) if greedy and self.speculate else None
             heal = Constraint(self.pieces, constraint) if constraint else None
-            for token in self._decode(logits, budget, temperature, top_p, drafts, heal, timings):
-                if not tokens:
-                    timings.first_token_ms = (time.perf_counter() - t0) * 1000
-                if token in self.tokenizer.stop_ids:
-                    reason = "eot" if token == self.tokenizer.eot_id else "eos"
-                    break
-                tokens.append(token)
-                text = decode(tokens)
-                if heal is not None:
-                    heal.observe(text)
-                if stop is not None and stop(text):
-                    reason = "stop"
-                    break
-                if cancelled():
-                    reason = "cancel"
-                    break
-                if deadline is not None and time.monotonic() > deadline:
-                    reason = "deadline"
-                    break
-                if len(tokens) == budget:
-                    break
+            tokens, text, reason = take_tokens(
+                self._decode(logits, budget, temperature, top_p, drafts, heal, timings), self.tokenizer,
+                budget=budget, exhausted="max_tokens" if budget == max_new_tokens else "context", timings=timings,
+                t0=t0, decode=decode, stop=stop, cancel=cancelled, deadline=deadline,
+                observe=heal.observe if heal is not None else None)
             timings.new_tokens = len(tokens)
             timings.decode_ms = (time.perf_counter() - t_decode) * 1000
             return Generation(tokens, text, reason, self._done(timings, t0))

@@ -224,6 +224,8 @@ def save(model: Transformer, args: ModelArgs, out: Path, cfg: TrainConfig, curve
     """Write the checkpoint (fp16, Hugging Face layout) and the training log beside it."""
     state = split_state({k: v.detach().to(torch.float16).cpu() for k, v in model.state_dict().items()}, args)
     save_hf(state, args, out)
+    # Serving stacks that read Hugging Face directories (vLLM) need to know which tokenizer class reads ours.
+    (out / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "LlamaTokenizer"}) + "\n")
     step = curve[-1]["step"] + 1 if curve else 0
     manifest = {
         "config": asdict(cfg), "model_args": args.to_dict(),

@@ -13,11 +13,11 @@ def target_at(text: str, language: str, line: int, end_line: int | None = None) 
 
 
 class Numbered:
-    """Fake model: the n-th blank gets "text n", and every call is recorded."""
+    """Fake model: the n-th blank gets "text number n", and every call is recorded."""
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, str, int]] = []
 
     def __call__(self, prefix: str, suffix: str, max_new_tokens: int) -> str:
         self.calls.append((prefix, suffix, max_new_tokens))
-        return f"text {len(self.calls)}"
+        return f"text number {len(self.calls)}"

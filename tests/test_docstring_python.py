@@ -57,53 +57,53 @@ def test_google_golden_and_position() -> None:
     edit = generate_docstring(AREA, target, Numbered())
     assert (edit.line, edit.character) == (1, 0)
     assert edit.new_text == '''\
-    """Text 1.
+    """Text number 1.
 
     Args:
-        width: Text 2.
-        height: Text 3.
+        width: Text number 2.
+        height: Text number 3.
 
     Returns:
-        Text 4.
+        Text number 4.
 
     Raises:
-        ValueError: Text 5.
+        ValueError: Text number 5.
     """
 '''
-    assert first_docstring(apply(AREA, edit)).startswith("Text 1.")
+    assert first_docstring(apply(AREA, edit)).startswith("Text number 1.")
 
 
 @pytest.mark.parametrize("style, expected", [
     ("numpy", '''\
-    """Text 1.
+    """Text number 1.
 
     Parameters
     ----------
     width
-        Text 2.
+        Text number 2.
     height
-        Text 3.
+        Text number 3.
 
     Returns
     -------
-    Text 4.
+    Text number 4.
 
     Raises
     ------
     ValueError
-        Text 5.
+        Text number 5.
     """
 '''),
     ("sphinx", '''\
-    """Text 1.
+    """Text number 1.
 
-    :param width: Text 2.
-    :param height: Text 3.
-    :returns: Text 4.
-    :raises ValueError: Text 5.
+    :param width: Text number 2.
+    :param height: Text number 3.
+    :returns: Text number 4.
+    :raises ValueError: Text number 5.
     """
 '''),
-    ("plain", '    """Text 1."""\n'),
+    ("plain", '    """Text number 1."""\n'),
 ])
 def test_other_styles(style: str, expected: str) -> None:
     target = target_at(AREA, "python", 2)
@@ -117,7 +117,7 @@ def test_infill_gets_prefix_up_to_blank_and_suffix_after_it() -> None:
     generate_docstring(AREA, target_at(AREA, "python", 0), model, max_words=10)
     assert len(model.calls) == 5
     prefix, suffix, budget = model.calls[2]  # the `height` blank
-    assert prefix == 'def area(width, height):\n    """Text 1.\n\n    Args:\n        width: Text 2.\n        height: '
+    assert prefix == 'def area(width, height):\n    """Text number 1.\n\n    Args:\n        width: Text number 2.\n        height: '
     assert suffix == ('\n\n    Returns:\n\n\n    Raises:\n        ValueError:\n    """\n'
                       '    if width < 0:\n        raise ValueError("negative")\n    return width * height\n')
     assert budget == 20
@@ -190,7 +190,7 @@ async def fetch(
     assert (target.name, target.line, target.insert_line, target.indent) == ("fetch", 6, 11, "    ")
     assert target.params == ("url", "timeout") and target.returns  # annotated, body is `...`
     out = apply(src, generate_docstring(src, target, Numbered()))
-    assert out.split("\n")[10:13] == [") -> dict[str, int]:", '    """Text 1.', ""]
+    assert out.split("\n")[10:13] == [") -> dict[str, int]:", '    """Text number 1.', ""]
     ast.parse(out)
 
 
@@ -199,7 +199,7 @@ def test_tabs_are_kept() -> None:
     target = target_at(src, "python", 2)
     edit = generate_docstring(src, target, Numbered())
     assert target.indent == "\t\t"
-    assert edit.new_text == '\t\t"""Text 1.\n\n\t\tArgs:\n\t\t\tx: Text 2.\n\n\t\tReturns:\n\t\t\tText 3.\n\t\t"""\n'
+    assert edit.new_text == '\t\t"""Text number 1.\n\n\t\tArgs:\n\t\t\tx: Text number 2.\n\n\t\tReturns:\n\t\t\tText number 3.\n\t\t"""\n'
     ast.parse(apply(src, edit))
 
 
@@ -224,11 +224,11 @@ def test_one_line_body_is_split() -> None:
     assert (target.insert_line, target.indent) == (0, "    ")
     edit = generate_docstring(src, target, Numbered())
     out = apply(src, edit)
-    assert out.split("\n")[:9] == ["def double(x):", '    """Text 1.', "", "    Args:", "        x: Text 2.",
-                                   "", "    Returns:", "        Text 3.", '    """']
+    assert out.split("\n")[:9] == ["def double(x):", '    """Text number 1.', "", "    Args:", "        x: Text number 2.",
+                                   "", "    Returns:", "        Text number 3.", '    """']
     assert out.split("\n")[9] == "    return 2 * x"
     out2 = apply(out, generate_docstring(out, target_at(out, "python", 10), Numbered()))
-    assert out2.split("\n")[10:13] == ["class Empty:", '    """Text 1."""', "    pass"]
+    assert out2.split("\n")[10:13] == ["class Empty:", '    """Text number 1."""', "    pass"]
     ast.parse(out2)
 
 
@@ -238,7 +238,7 @@ def test_class_docstring_lists_init_params() -> None:
             def __init__(self, x, y=0):
                 self.x, self.y = x, y
         ''', 0)
-    assert '    """Text 1.\n\n    Args:\n        x: Text 2.\n        y: Text 3.\n    """\n    def __init__' in out
+    assert '    """Text number 1.\n\n    Args:\n        x: Text number 2.\n        y: Text number 3.\n    """\n    def __init__' in out
 
 
 @pytest.mark.parametrize("src, line", [
@@ -280,7 +280,7 @@ def test_syntax_error_elsewhere_falls_back_to_tree_sitter() -> None:
     target = target_at(src, "python", 4)
     assert target == DocTarget("python", "method", "name", ("default",), True, False, ("KeyError",), 2, 3, "        ")
     out = apply(src, generate_docstring(src, target, Numbered()))
-    assert out.split("\n")[2:5] == ["    def name(self, default=None):", '        """Text 1.', ""]
+    assert out.split("\n")[2:5] == ["    def name(self, default=None):", '        """Text number 1.', ""]
     # The class itself holds the error; its header and first statement still place a docstring.
     cls = target_at(src, "python", 0)
     assert (cls.kind, cls.insert_line, cls.indent) == ("class", 1, "    ")
@@ -322,11 +322,11 @@ def test_model_output_is_cleaned() -> None:
         '  Compute   the thing"""\n    more',       # delimiter, newline, extra spaces
         "a: the first value\nignored",               # repeated label
         "Args:",                                     # another section: unusable
-        " " + " ".join(["word"] * 50),               # over max_words
+        " quick brown foxes jump over lazy dogs near quiet rivers",  # over max_words
     )
     text = generate_docstring(src, target, model, max_words=5, style="google").new_text
     assert text == ('    """Compute the thing.\n\n    Args:\n        a: The first value.\n'
-                    '        b: The b.\n        c: Word word word word word.\n    """\n')
+                    '        b: The b.\n        c: Quick brown foxes jump over.\n    """\n')
 
 
 def test_backslashes_make_a_raw_docstring() -> None:
@@ -340,7 +340,7 @@ def test_crlf_and_selection_range() -> None:
     src = "def f(x):\r\n    y = x\r\n    return y\r\n"
     target = target_at(src, "python", 2, 1)  # reversed selection
     edit = generate_docstring(src, target, Numbered(), style="plain")
-    assert (edit.line, edit.new_text) == (1, '    """Text 1."""\r\n')
+    assert (edit.line, edit.new_text) == (1, '    """Text number 1."""\r\n')
 
 
 def test_non_ascii_before_a_one_line_body_uses_utf16_columns() -> None:

@@ -37,94 +37,94 @@ CASES = [
     ("javascript", "import x from 'y';\n\nexport function scale(v, {factor}, ...rest) {\n"
                    "  if (!v) throw new TypeError('v');\n  return v * factor;\n}\n", 3, 2, """\
 /**
- * Text 1.
+ * Text number 1.
  *
- * @param v - Text 2.
- * @param param1 - Text 3.
- * @param rest - Text 4.
- * @returns Text 5.
- * @throws {TypeError} Text 6.
+ * @param v - Text number 2.
+ * @param param1 - Text number 3.
+ * @param rest - Text number 4.
+ * @returns Text number 5.
+ * @throws {TypeError} Text number 6.
  */
 """),
     ("javascriptreact", "const Button = ({label}) => <button>{label}</button>;\n", 0, 0, """\
 /**
- * Text 1.
+ * Text number 1.
  *
- * @param param0 - Text 2.
- * @returns Text 3.
+ * @param param0 - Text number 2.
+ * @returns Text number 3.
  */
 """),
     ("typescript", "class Repo {\n  @cached()\n  async get(id: string, opt?: number): Promise<void> {\n"
                    "    await this.db.load(id);\n  }\n}\n", 1, 1, """\
   /**
-   * Text 1.
+   * Text number 1.
    *
-   * @param id - Text 2.
-   * @param opt - Text 3.
+   * @param id - Text number 2.
+   * @param opt - Text number 3.
    */
 """),
     ("typescriptreact", "export const View = (p: Props): JSX.Element => <div/>;\n", 0, 0, """\
 /**
- * Text 1.
+ * Text number 1.
  *
- * @param p - Text 2.
- * @returns Text 3.
+ * @param p - Text number 2.
+ * @returns Text number 3.
  */
 """),
     ("java", "public class Io {\n    @Override\n    public int read(byte[] buf, int... more) throws IOException {\n"
              "        return 0;\n    }\n}\n", 3, 1, """\
     /**
-     * Text 1.
+     * Text number 1.
      *
-     * @param buf Text 2.
-     * @param more Text 3.
-     * @return Text 4.
-     * @throws IOException Text 5.
+     * @param buf Text number 2.
+     * @param more Text number 3.
+     * @return Text number 4.
+     * @throws IOException Text number 5.
      */
 """),
     ("go", "package geo\n\nfunc (p *Point) Move(dx, dy float64, tags ...string) (Point, error) {\n"
            "\treturn *p, nil\n}\n", 3, 2, """\
-// Move text 1.
+// Move text number 1.
 //
 // Parameters:
-//   - dx: Text 2.
-//   - dy: Text 3.
-//   - tags: Text 4.
+//   - dx: Text number 2.
+//   - dy: Text number 3.
+//   - tags: Text number 4.
 //
-// Returns: Text 5.
+// Returns: Text number 5.
 """),
     ("rust", "impl Stack {\n    #[inline]\n    #[must_use]\n    pub fn pop(&mut self, n: usize) -> Option<u8> {\n"
              "        if n == 0 { panic!(\"empty\"); }\n        self.items.pop()\n    }\n}\n", 2, 1, """\
-    /// Text 1.
+    /// Text number 1.
     ///
     /// # Arguments
     ///
-    /// * `n` - Text 2.
+    /// * `n` - Text number 2.
     ///
     /// # Returns
     ///
-    /// Text 3.
+    /// Text number 3.
     ///
     /// # Panics
     ///
-    /// Text 4.
+    /// Text number 4.
 """),
     ("c", "#include <stdio.h>\n\nstatic char *join(const char **parts, size_t n, ...) {\n  return 0;\n}\n", 2, 2, """\
 /**
- * @brief Text 1.
+ * @brief Text number 1.
  *
- * @param parts Text 2.
- * @param n Text 3.
- * @return Text 4.
+ * @param parts Text number 2.
+ * @param n Text number 3.
+ * @return Text number 4.
  */
 """),
     ("cpp", "namespace m {\ntemplate <typename T>\nvoid check(const T& value) {\n"
             "  if (!value) throw std::invalid_argument(\"value\");\n}\n}\n", 3, 1, """\
 /**
- * @brief Text 1.
+ * @brief Text number 1.
  *
- * @param value Text 2.
- * @throws std::invalid_argument Text 3.
+ * @param value Text number 2.
+ * @throws std::invalid_argument Text number 3.
  */
 """),
 ]
@@ -148,11 +148,11 @@ def test_supported_languages() -> None:
 
 def test_summary_only_is_one_line() -> None:
     _, edit, _ = document("class Queue {\n  size = 0;\n}\n", "javascript", 1)
-    assert edit.new_text == "/** Text 1. */\n"
+    assert edit.new_text == "/** Text number 1. */\n"
     _, edit, _ = document("pub struct Id(u32);\n", "rust", 0)
-    assert edit.new_text == "/// Text 1.\n"
+    assert edit.new_text == "/// Text number 1.\n"
     _, edit, _ = document("package a\n\ntype (\n\tID int\n\tName string\n)\n", "go", 4)
-    assert edit.new_text == "\t// Name text 1.\n"
+    assert edit.new_text == "\t// Name text number 1.\n"
 
 
 def test_targets_describe_the_code() -> None:
@@ -227,7 +227,7 @@ def test_infill_prefix_and_suffix_for_a_comment() -> None:
     model = Numbered()
     generate_docstring(src, target_at(src, "javascript", 2), model)
     prefix, suffix, _ = model.calls[1]  # the `x` blank
-    assert prefix == "const a = 1;\n\n/**\n * Text 1.\n *\n * @param x - "
+    assert prefix == "const a = 1;\n\n/**\n * Text number 1.\n *\n * @param x - "
     assert suffix == ("\n * @param y -\n * @returns\n */\n"
                       "function add(x, y) {\n  return x + y;\n}\n\nconst b = 2;\n")
 

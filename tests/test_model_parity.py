@@ -13,6 +13,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from model import backend as backend_mod
 from model import engine as engine_mod
 from model.checkpoint import save_hf, save_meta
 from model.config import ModelArgs
@@ -287,9 +288,11 @@ def test_cancel_flag_stops_generation(stop_setup, tok: Tokenizer) -> None:
 def test_deadline_stops_generation(stop_setup, tok: Tokenizer, monkeypatch: pytest.MonkeyPatch) -> None:
     engine, prompt, ref = stop_setup
     now = [1000.0]
-    # A fake monotonic clock for the engine alone: time jumps past the deadline while token 5 decodes.
-    monkeypatch.setattr(engine_mod, "time", SimpleNamespace(perf_counter=time.perf_counter,
-                                                            monotonic=lambda: now[0]))
+    # A fake monotonic clock for the engine and the stop rules it shares with every backend: time jumps past
+    # the deadline while token 5 decodes.
+    clock = SimpleNamespace(perf_counter=time.perf_counter, monotonic=lambda: now[0])
+    monkeypatch.setattr(engine_mod, "time", clock)
+    monkeypatch.setattr(backend_mod, "time", clock)
 
     def decode(ids: list[int]) -> str:
         if len(ids) == 5:

@@ -14,7 +14,7 @@ def test_setting_names_are_camel_case_and_complete() -> None:
         "model", "device", "dtype", "quant", "kernel", "maxTokens", "maxTokensSingleLine",
         "temperature", "topP", "prefixTokens", "suffixTokens", "fimMode", "extraContext",
         "extraContextTokens", "debounceMs", "timeBudgetMs", "disabledLanguages", "linePolicy",
-        "docstringStyle", "enabled", "contextLength",
+        "docstringStyle", "enabled", "contextLength", "backend", "remoteUrl", "remoteTimeoutMs",
     )  # fmt: skip
     assert len(SETTING_NAMES) == len(dataclasses.fields(Settings))
 
