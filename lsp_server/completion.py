@@ -71,12 +71,12 @@ def connect_vllm(settings: Settings) -> VllmBackend:
     The served model is checked now: one whose vocabulary is not the tokenizer's is refused (IncompatibleModel).
     A server that cannot be reached yet is not an error: requests fail until it answers.
     """
-    from model.checkpoint import resolve_model_dir
+    from model.checkpoint import open_tokenizer, resolve_model_dir
     from model.loader import DEMO_MODEL_DIR
     from model.vllm_backend import API_KEY_ENV, VllmBackend  # httpx is imported only by those who use it
 
     root = resolve_model_dir(settings.model) if settings.model else DEMO_MODEL_DIR
-    backend = VllmBackend(settings.remote_url, Tokenizer(root / "tokenizer.model"), model=settings.model,
+    backend = VllmBackend(settings.remote_url, open_tokenizer(root), model=settings.model,
                           api_key=os.environ.get(API_KEY_ENV) or None, timeout=settings.remote_timeout_ms / 1000,
                           context_length=settings.context_length)
     backend.connect()

@@ -65,13 +65,13 @@ async def ask_client(request: Awaitable[T], what: str, timeout: float = CLIENT_R
 def check_model(settings: Settings) -> None:
     """What can be checked before the current model is released: the checkpoint's files, config, tensor
     names and shapes, and the device, dtype, quantization and kernel. Raises with the reason."""
-    from model.checkpoint import check_shapes, open_checkpoint, resolve_model_dir  # torch: not at start-up
+    # torch: imported here, not at start-up
+    from model.checkpoint import check_shapes, open_checkpoint, open_tokenizer, resolve_model_dir
     from model.loader import DEMO_MODEL_DIR, resolve_device, resolve_dtype, resolve_kernel, resolve_quant
 
     root = resolve_model_dir(settings.model) if settings.model else DEMO_MODEL_DIR
     if settings.backend == "vllm":  # only the tokenizer is loaded here; the vLLM server is checked on connect
-        if not (root / "tokenizer.model").is_file():
-            raise FileNotFoundError(f"{root}: no tokenizer.model (the vLLM backend needs the model's tokenizer)")
+        open_tokenizer(root)
         return
     _, reader = open_checkpoint(root)
     check_shapes(reader)

@@ -226,12 +226,17 @@ def resolve_model_dir(model: str | os.PathLike[str]) -> Path:
     raise CheckpointError(f"model directory {path} does not exist")
 
 
-def open_checkpoint(model: str | os.PathLike[str]) -> tuple[Tokenizer, Reader]:
-    root = resolve_model_dir(model)
+def open_tokenizer(root: Path) -> Tokenizer:
+    """The checkpoint directory's tokenizer.model (all a remote backend needs of it)."""
     tok_path = root / "tokenizer.model"
     if not tok_path.is_file():
         raise CheckpointError(f"{root}: tokenizer.model is missing (Code Llama checkpoints ship a SentencePiece model)")
-    tokenizer = Tokenizer(tok_path)
+    return Tokenizer(tok_path)
+
+
+def open_checkpoint(model: str | os.PathLike[str]) -> tuple[Tokenizer, Reader]:
+    root = resolve_model_dir(model)
+    tokenizer = open_tokenizer(root)
     if (root / "config.json").is_file():
         reader: Reader = HFReader(root)
     elif (root / "params.json").is_file():

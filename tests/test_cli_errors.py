@@ -86,6 +86,20 @@ def test_serve_rejects_a_checkpoint_whose_config_does_not_parse(tmp_path: Path) 
     assert f"cannot read {model / 'config.json'}" in line
 
 
+def test_serve_with_vllm_needs_only_the_tokenizer(tmp_path: Path) -> None:
+    """The vLLM backend reads only tokenizer.model here: a directory without weights is fine, one without the
+    tokenizer is refused at start-up."""
+    from lsp_server.cli import check_engine_settings
+    from lsp_server.settings import Settings
+
+    shutil.copy(DEMO_MODEL_DIR / "tokenizer.model", tmp_path)
+    check_engine_settings(Settings(backend="vllm", model=str(tmp_path)))
+    with pytest.raises(ValueError, match="neither config.json"):
+        check_engine_settings(Settings(model=str(tmp_path)))
+    line = one_clear_line(codellama("serve", "--backend", "vllm", "--model", str(tmp_path / "missing"), timeout=60))
+    assert "does not exist" in line
+
+
 async def test_serve_accepts_a_good_model() -> None:
     from lsp_server.client import ServerProcess
 

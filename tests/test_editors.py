@@ -76,17 +76,19 @@ def test_vscode_commands_match_the_server() -> None:
 
 
 @pytest.mark.skipif(shutil.which("npm") is None, reason="npm is not installed: cannot build the VS Code extension")
-def test_vscode_extension_compiles(tmp_path: Path) -> None:
+def test_vscode_extension_compiles_and_packages(tmp_path: Path) -> None:
+    """tsc, then vsce: vsce refuses a README with links it cannot rewrite (relative ones, with no repository)."""
     work = tmp_path / "vscode"
     shutil.copytree(VSCODE_DIR, work, ignore=shutil.ignore_patterns("node_modules", "out", "*.vsix"))
     env = {**os.environ, "npm_config_audit": "false", "npm_config_fund": "false",
            "npm_config_update_notifier": "false"}
-    for cmd in (["npm", "ci", "--no-audit", "--no-fund"], ["npm", "run", "compile"]):
+    for cmd in (["npm", "ci", "--no-audit", "--no-fund"], ["npm", "run", "compile"], ["npm", "run", "package"]):
         proc = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True, timeout=600)
         assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout}\n{proc.stderr}"
     out = work / "out" / "extension.js"
     assert out.is_file()
     assert "vscode-languageclient/node" in out.read_text(encoding="utf-8")
+    assert list(work.glob("codellama-lsp-*.vsix"))
 
 
 # ---------------------------------------------------------------------------------------------------
