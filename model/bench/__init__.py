@@ -199,7 +199,10 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--context {ns.context} exceeds the model's {args.max_seq_len}")
     if not sizes or ns.decode_context + decode_tokens >= ns.context:
         p.error(f"prompts and decoding must fit the context of {ns.context} tokens")
-    reference = not ns.no_reference and importlib.util.find_spec("transformers") is not None
+    reference = not ns.no_reference
+    if reference and importlib.util.find_spec("transformers") is None:  # a baseline never drops out silently
+        p.error("the baseline (the seed recipe) needs transformers: pip install -e '.[bench]', "
+                "or --no-reference to measure ours alone")
 
     # Progress by stage, on stderr and only on a terminal; each side measures in its own process, undisturbed.
     stages = tqdm(total=2 + reference, desc="bench: building the checkpoint", unit="stage", leave=False,

@@ -140,7 +140,8 @@ def run_transformers(ckpt: Path, prompts: dict[str, Any], device_name: str, dtyp
     kwargs: dict[str, Any] = {"dtype" if Version(transformers.__version__) >= Version("4.56") else "torch_dtype": dtype}
     if device.type == "cuda":
         if importlib.util.find_spec("accelerate") is None:
-            raise RuntimeError("the seed recipe needs accelerate (device_map, BitsAndBytesConfig): pip install accelerate")
+            raise RuntimeError("the seed recipe needs accelerate (device_map, BitsAndBytesConfig): "
+                               "pip install -e '.[bench]'")
         kwargs["device_map"] = {"": device.index or 0}
         if quant in ("nf4", "fp4"):
             kwargs["quantization_config"] = transformers.BitsAndBytesConfig(
