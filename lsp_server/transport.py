@@ -8,6 +8,7 @@ the server exits when its client does.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import logging
 import os
@@ -53,7 +54,8 @@ class StdinReader:
     def __init__(self, fd: int, loop: asyncio.AbstractEventLoop) -> None:
         self._fd, self._loop = fd, loop
         self._chunks: asyncio.Queue[bytes] = asyncio.Queue(maxsize=16)  # a full queue pauses reading
-        threading.Thread(target=self._pump, name="stdin", daemon=True).start()
+        self.thread = threading.Thread(target=self._pump, name="stdin", daemon=True)
+        self.thread.start()
 
     def _pump(self) -> None:
         data = b"x"
@@ -62,9 +64,13 @@ class StdinReader:
                 data = os.read(self._fd, READ_CHUNK)
             except OSError:
                 data = b""
+            put = self._chunks.put(data)
             try:
-                asyncio.run_coroutine_threadsafe(self._chunks.put(data), self._loop).result()
-            except RuntimeError:  # the event loop has closed
+                asyncio.run_coroutine_threadsafe(put, self._loop).result()
+            except (RuntimeError, concurrent.futures.CancelledError):
+                # The event loop has closed (or cancelled the put on its way out): the session is over and
+                # the input goes nowhere. A put never scheduled is closed instead of left to warn.
+                put.close()
                 return
 
     async def read(self) -> bytes:

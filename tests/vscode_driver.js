@@ -46,6 +46,15 @@ const statusLabel = () => page.locator(STATUS_ITEM).getAttribute('aria-label', {
 const waitForStatus = (word, timeoutMs = 60000) =>
   waitFor(`the status bar item to say "${word}"`, async () => (await statusLabel()).includes(word) && (await statusLabel()), timeoutMs);
 
+/** Runs in the page, before the workbench: keeps each new first line of the status item's label. */
+function recordStatusLabels(selector) {
+  const labels = (window.codellamaStatusLabels = []);
+  new MutationObserver(() => {
+    const label = document.querySelector(selector)?.getAttribute('aria-label')?.split('\n')[0];
+    if (label && label !== labels[labels.length - 1]) labels.push(label);
+  }).observe(document, { subtree: true, childList: true, attributes: true, attributeFilter: ['aria-label'] });
+}
+
 /** The ghost text as displayed: `inline` on the cursor line, `lines` below it (empty when none is shown). */
 async function ghostText() {
   const texts = (selector) =>
@@ -59,14 +68,23 @@ const ghostShown = async () => {
 
 /** Put the cursor at the end of the first line that starts with {prefix} (Ctrl+G, like a user). */
 async function goToLineStarting(prefix) {
-  const index = (await fileLines()).findIndex((line) => line.startsWith(prefix));
+  const lines = await fileLines();
+  const index = lines.findIndex((line) => line.startsWith(prefix));
   if (index < 0) throw new Error(`no line starts with ${JSON.stringify(prefix)}`);
+  // Each step waits for the one before: keys sent before the Go to Line box has opened would be typed
+  // into the document (the workbench can be slow to take them, right after a window reload above all).
   await page.keyboard.press('Control+G');
+  await page.waitForSelector('.quick-input-widget input', { state: 'visible' });
   await page.keyboard.type(String(index + 1));
   await page.keyboard.press('Enter');
+  await page.waitForSelector('.quick-input-widget', { state: 'hidden' });
   await page.keyboard.press('End');
+  const where = `Ln ${index + 1}, Col ${lines[index].length + 1}`; // the sample has no tabs
+  await waitFor(`the cursor at the end of line ${index + 1}`, async () => (await cursorLabel()).startsWith(where), 10000);
   return index;
 }
+/** The status bar's cursor position, "Ln 12, Col 20". */
+const cursorLabel = () => page.locator('[id="status.editor.selection"]').textContent({ timeout: 1000 });
 
 async function runCommand(title) {
   await page.keyboard.press('F1');
@@ -111,14 +129,11 @@ async function main() {
     );
     await page.keyboard.press('Enter');
     await page.waitForSelector('.monaco-editor .view-lines', { timeout: 30000 });
-    // Keystrokes before the inline completion provider is registered are never asked again. Every label
-    // shown on the way is kept: "ready" must not flash before the model has loaded.
-    result.startLabels = [];
-    result.readyLabel = await waitFor('the status bar item to say "ready"', async () => {
-      const label = (await statusLabel()).split('\n')[0];
-      if (label !== result.startLabels[result.startLabels.length - 1]) result.startLabels.push(label);
-      return label.includes('ready') && label;
-    }, 120000);
+    // Keystrokes before the inline completion provider is registered are never asked again.
+    result.readyLabel = await waitForStatus('ready', 120000);
+    // Every label the item showed on the way ("ready" must not flash before the model has loaded), as
+    // the page recorded them: the model loads in a fraction of a second, too fast to catch by polling.
+    result.startLabels = await page.evaluate(() => window.codellamaStatusLabels);
   });
 
   await stage('ghost text while typing', async () => {
@@ -210,11 +225,15 @@ async function main() {
     await page.waitForTimeout(2000);
     await waitForStatus('ready', 120000);
     await page.locator('.monaco-editor .view-lines').click();
-    await goToLineStarting('def volume(x, y, z)');
+    const row = await goToLineStarting('def volume(x, y, z)');
     await page.keyboard.type(':');
+    await waitFor('the typed colon in the file', async () => (await fileLines())[row] === 'def volume(x, y, z):', 5000);
     await page.keyboard.press('Control+Space');
     const rows = page.locator('.suggest-widget .monaco-list-row');
-    await waitFor('the completion list', async () => (await rows.count()) > 0, 30000);
+    await waitFor('the completion list', async () => (await rows.count()) > 0, 30000).catch(async (error) => {
+      const said = await page.locator('.suggest-widget .message').allTextContents().catch(() => []);
+      throw new Error(`${error.message} (the suggest widget says ${JSON.stringify(said)})`);
+    });
     result.completionItems = await rows.allTextContents();
     result.ghostWhileOff = await ghostShown();
     await page.keyboard.press('Escape');
@@ -229,6 +248,7 @@ async function main() {
   });
   try {
     page = await browser.newPage({ viewport: { width: 1100, height: 700 } });
+    await page.addInitScript(recordStatusLabels, STATUS_ITEM);
     await main();
     delete result.current;
   } catch (error) {
