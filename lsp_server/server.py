@@ -261,8 +261,14 @@ class CodeLlamaServer(LanguageServer):
             log.exception("extra context left out")
             return ""
 
-    async def suggest(self, uri: str, position: types.Position) -> tuple[Document, Shaped] | None:
-        """The shaped suggestion at `position`, from the cache or the model; None when there is none."""
+    async def suggest(self, uri: str, position: types.Position, *, invoked: bool = False
+                      ) -> tuple[Document, Shaped] | None:
+        """The shaped suggestion at `position`, from the cache or the model; None when there is none.
+
+        invoked: the user asked (Alt+\\, Ctrl+Space) and is waiting for this answer: no debounce, and no
+        wall-clock cut (maxTokens bounds it, a newer request still cancels it). Suggestions made as the
+        user types stop at timeBudgetMs.
+        """
         doc = await self.document(uri)
         if doc is None or not self.completion_allowed(doc):
             return None
@@ -278,7 +284,7 @@ class CodeLlamaServer(LanguageServer):
             self.stats.record((time.perf_counter() - t0) * 1000, cache_hit=True)
             log.debug("completion from cache in %.2fms", (time.perf_counter() - t0) * 1000)
             return (doc, shaped) if shaped else None
-        if self.settings.debounce_ms:
+        if self.settings.debounce_ms and not invoked:
             flag = self.worker.submit(uri, lambda engine, cancel: None)[1]  # supersedes older jobs now
             await asyncio.sleep(self.settings.debounce_ms / 1000)
             if flag():
@@ -286,7 +292,8 @@ class CodeLlamaServer(LanguageServer):
         settings, extra = self.settings, self.extra_context(doc)
         try:
             suggestion = await self.worker.run(
-                uri, lambda engine, cancel: complete(engine, text, offset, settings, extra=extra, cancel=cancel))
+                uri, lambda engine, cancel: complete(engine, text, offset, settings, extra=extra, cancel=cancel,
+                                                     timed=not invoked))
         except Cancelled:
             return None
         except BackendUnavailable as e:  # an empty answer; the user hears of it once per outage
@@ -299,8 +306,18 @@ class CodeLlamaServer(LanguageServer):
         self.stats.record((time.perf_counter() - t0) * 1000, cache_hit=False)
         if suggestion is None:
             return None
-        self.cache.put(prefix, suffix, suggestion.text)
+        if suggestion.stop_reason != "deadline":  # a half answer from a busy moment is not served again
+            self.cache.put(prefix, suffix, suggestion.text)
         return doc, Shaped(suggestion.text, suggestion.replace_chars)
+
+    def completion_documentation(self, text: str) -> str | types.MarkupContent:
+        """A completion item's full text: a Markdown code block where the client reads Markdown there, else
+        a plain string (which every client takes)."""
+        caps = self.client_capabilities.text_document
+        item = caps and caps.completion and caps.completion.completion_item
+        if item and types.MarkupKind.Markdown in (item.documentation_format or ()):
+            return types.MarkupContent(types.MarkupKind.Markdown, f"```\n{text}\n```")
+        return text
 
     # -- docstrings -------------------------------------------------------------------------------------
     def client_resolves_edits(self) -> bool:
@@ -403,7 +420,8 @@ def create_server(settings: Settings) -> CodeLlamaServer:
     @ls.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
     async def inline_completion(ls: CodeLlamaServer, params: types.InlineCompletionParams
                                 ) -> types.InlineCompletionList | None:
-        found = await ls.suggest(params.text_document.uri, params.position)
+        invoked = params.context.trigger_kind == types.InlineCompletionTriggerKind.Invoked
+        found = await ls.suggest(params.text_document.uri, params.position, invoked=invoked)
         if found is None:
             return types.InlineCompletionList(items=[])
         doc, s = found
@@ -412,7 +430,8 @@ def create_server(settings: Settings) -> CodeLlamaServer:
 
     @ls.feature(types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions(trigger_characters=[".", "("]))
     async def completion(ls: CodeLlamaServer, params: types.CompletionParams) -> types.CompletionList:
-        found = await ls.suggest(params.text_document.uri, params.position)
+        invoked = params.context is not None and params.context.trigger_kind == types.CompletionTriggerKind.Invoked
+        found = await ls.suggest(params.text_document.uri, params.position, invoked=invoked)
         if found is None:
             return types.CompletionList(is_incomplete=True, items=[])
         doc, s = found
@@ -420,7 +439,7 @@ def create_server(settings: Settings) -> CodeLlamaServer:
         label = text.strip().split("\n", 1)[0][:60] or text
         item = types.CompletionItem(
             label=label, kind=types.CompletionItemKind.Snippet, detail="codellama",
-            documentation=types.MarkupContent(types.MarkupKind.Markdown, f"```\n{text}\n```"),
+            documentation=ls.completion_documentation(text),
             text_edit=types.TextEdit(rng, text), insert_text_format=types.InsertTextFormat.PlainText,
             sort_text="0", filter_text=text.split("\n", 1)[0], preselect=True)
         return types.CompletionList(is_incomplete=True, items=[item])

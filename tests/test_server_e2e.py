@@ -12,7 +12,9 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcRequestCancelled
 from pytest_lsp import ClientServerConfig, LanguageClient
 
+from lsp_server.completion import complete, load_engine
 from lsp_server.server import COMMANDS
+from lsp_server.settings import Settings
 from model.loader import DEMO_MODEL_DIR
 
 SERVE = [sys.executable, "-m", "lsp_server", "serve"]
@@ -32,9 +34,11 @@ def open_doc(client: LanguageClient, text: str, uri: str = URI, language: str = 
     client.text_document_did_open(types.DidOpenTextDocumentParams(types.TextDocumentItem(uri, language, 1, text)))
 
 
-async def inline(client: LanguageClient, line: int, character: int, uri: str = URI) -> list[types.InlineCompletionItem]:
+async def inline(client: LanguageClient, line: int, character: int, uri: str = URI,
+                 kind: types.InlineCompletionTriggerKind = types.InlineCompletionTriggerKind.Automatic,
+                 ) -> list[types.InlineCompletionItem]:
     result = await client.text_document_inline_completion_async(types.InlineCompletionParams(
-        context=types.InlineCompletionContext(types.InlineCompletionTriggerKind.Automatic),
+        context=types.InlineCompletionContext(kind),
         text_document=types.TextDocumentIdentifier(uri), position=types.Position(line, character)))
     return list(result.items) if isinstance(result, types.InlineCompletionList) else list(result or [])
 
@@ -147,6 +151,25 @@ async def test_newest_request_wins(client: LanguageClient) -> None:
     newer = await inline(client, 2, 8)
     assert await older == []  # superseded: answered empty, within a token
     assert newer
+
+
+async def test_an_invoked_request_gets_the_whole_suggestion_whatever_the_time_budget(client: LanguageClient) -> None:
+    await ready(client)
+    settings = Settings(model=str(DEMO_MODEL_DIR)).merged(linePolicy="multi", maxTokens=24)
+    client.workspace_did_change_configuration(types.DidChangeConfigurationParams(
+        {"codellama": {"linePolicy": "multi", "maxTokens": 24, "timeBudgetMs": 1}}))
+    text = "class Stack:\n    def __init__(self):\n        \n"
+    open_doc(client, text)
+    # Typing: 1 ms is spent before the first token is out, so the answer is cut short (and not cached) ...
+    typed = "".join(item.insert_text for item in await inline(client, 2, 8))
+    # ... asking (Alt+\\) gets what the model writes given all the time it needs: maxTokens bounds it.
+    asked = "".join(item.insert_text for item in await inline(client, 2, 8, kind=types.InlineCompletionTriggerKind.Invoked))
+    whole = complete(load_engine(settings), text, len(text) - 1, settings, timed=False)  # at (2, 8)
+    assert whole is not None and asked == whole.text
+    assert len(typed) < len(asked)
+    listed = await client.text_document_completion_async(types.CompletionParams(  # Ctrl+Space, the same
+        types.TextDocumentIdentifier(URI), types.Position(2, 8), types.CompletionContext(types.CompletionTriggerKind.Invoked)))
+    assert [item.text_edit.new_text for item in listed.items] == [whole.text]
 
 
 async def test_cancel_request_is_honoured(client: LanguageClient) -> None:
