@@ -73,19 +73,16 @@ def remote_addresses(host: str, port: int) -> list[str]:
 
 
 def check_engine_settings(settings: Settings) -> None:
-    """Fail at start-up, not when an editor connects, when the model cannot load: its files are found and
-    parse (tokenizer, config, tensor index; no weights are read) and the device exists. With the vLLM
-    backend only the tokenizer is read here; the served model is checked when the server connects."""
-    from model.checkpoint import open_checkpoint, open_tokenizer, resolve_model_dir
-    from model.loader import resolve_device
-
-    if settings.backend == "vllm":
-        if settings.model is not None:
-            open_tokenizer(resolve_model_dir(settings.model))
+    """Fail at start-up, not when an editor connects, when the model cannot load: the server's own check
+    before a reload (files, config, tensor names and shapes, device, dtype, kernel; no weights are read;
+    with the vLLM backend, the tokenizer alone)."""
+    if settings.model is None:  # the embedded demo model ships with the package: only the device can be wrong
+        if settings.backend == "local":
+            from model.loader import resolve_device
+            resolve_device(settings.device)
         return
-    resolve_device(settings.device)
-    if settings.model is not None:  # the embedded demo model ships with the package
-        open_checkpoint(settings.model)
+    from .server import check_model
+    check_model(settings)
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
