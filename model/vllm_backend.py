@@ -3,8 +3,9 @@
 Only token generation moves. Prompts go out as the token ids our tokenizer built (`prompt` as a list of ints
 on /v1/completions), so they stay Meta-exact and control-piece text in a document stays text. Tokens come
 back as ids in server-sent events (`return_token_ids`; one per event, several when the server runs behind its
-clients), and the stop rules every backend shares run on them one by one here (model/backend.py: take_tokens). Leaving the stream early closes its connection, which makes vLLM abort
-the request. Token healing asks for one token at a time among the pieces that agree with the healed text
+clients), and the stop rules every backend shares run on them one by one here (model/backend.py:
+take_tokens). Leaving the stream early closes its connection, which makes vLLM abort the request (nearly
+always: vLLM now and then misses a closed connection, vllm-project/vllm#54947). Token healing asks for one token at a time among the pieces that agree with the healed text
 (`allowed_token_ids`), then streams the rest after them.
 
 The server's model is checked when first reached, and again after every outage: it must have our
