@@ -15,7 +15,7 @@ from model.backend import BackendUnavailable
 from . import __version__
 from .settings import Settings
 
-ENGINE_FLAGS = ("model", "device", "dtype", "quant", "kernel", "context_length", "backend", "remote_url",
+ENGINE_FLAGS = ("model", "device", "dtype", "quant", "kernel", "ngram_cache", "context_length", "backend", "remote_url",
                 "remote_timeout_ms")
 
 
@@ -27,6 +27,9 @@ def add_engine_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--quant", default="auto", help="auto | nf4 | fp4 | int8 | none (auto: nf4 on CUDA, none on CPU)")
     g.add_argument("--kernel", default="auto",
                    help="auto | bnb | triton: 4-bit decode kernel (auto: our Triton kernel on CUDA when installed)")
+    g.add_argument("--ngram-cache", choices=("auto", "on", "off"),
+                   help="mix a document n-gram cache into the model's next-token choices (auto, the default: when "
+                        "the model directory's generation_config.json asks for it, as the demo model's does)")
     g.add_argument("--context-length", type=int, default=Settings.context_length, help="KV cache size in tokens")
     r = p.add_argument_group("remote generation")
     r.add_argument("--backend", choices=("local", "vllm"),

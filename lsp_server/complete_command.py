@@ -105,14 +105,13 @@ def _no_suggestion(path: Path, args: argparse.Namespace, why: str) -> None:
 
 def _windowed_prompt(settings: Settings, text: str, offset: int, raw: bool) -> list[int]:
     """The prompt `complete` would run, from the tokenizer and config alone (no weights are loaded)."""
-    from model.checkpoint import open_checkpoint, resolve_model_dir
-    from model.loader import DEMO_MODEL_DIR
+    from model.checkpoint import open_checkpoint
     from model.tokenizer import infill_prompt
 
-    from .completion import fitting_prompt, healing_text, line_around
+    from .completion import fitting_prompt, healing_text, line_around, model_dir
     from .shaping import completion_mode
 
-    tokenizer, reader = open_checkpoint(resolve_model_dir(settings.model) if settings.model else DEMO_MODEL_DIR)
+    tokenizer, reader = open_checkpoint(model_dir(settings))
     if raw:
         return infill_prompt(tokenizer, text[:offset], text[offset:], settings.fim_mode)  # type: ignore[arg-type]
     before, after = line_around(text, offset)

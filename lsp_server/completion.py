@@ -13,6 +13,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from model.backend import Backend, Timings, infill
@@ -52,17 +53,27 @@ def load_engine(settings: Settings, progress: Callable[[float, str], None] | Non
 
     from model.engine import Engine
     from model.loader import load_model, resolve_device, resolve_dtype, resolve_kernel, resolve_quant
+    from model.ngram_cache import resolve_weights
     from model.quant import use_4bit_kernel
 
     device = resolve_device(settings.device)
     quant = resolve_quant(settings.quant, device)
+    ngram_cache = resolve_weights(settings.ngram_cache, model_dir(settings))
     loading = (lambda f, m: progress(0.9 * f, m)) if progress else None
     warming = (lambda f, m: progress(0.9 + 0.1 * f, m)) if progress else None
     model, tokenizer = load_model(settings.model, device=device, dtype=resolve_dtype(settings.dtype, device),
                                   quant=quant, progress=loading)
     if quant in ("nf4", "fp4"):
         use_4bit_kernel(model, resolve_kernel(settings.kernel, device, quant))
-    return Engine(model, tokenizer, context_length=settings.context_length, progress=warming)
+    return Engine(model, tokenizer, context_length=settings.context_length, ngram_cache=ngram_cache,
+                  progress=warming)
+
+
+def model_dir(settings: Settings) -> Path:
+    """The directory of the configured model (the embedded demo model's when none is)."""
+    from model.checkpoint import resolve_model_dir
+    from model.loader import DEMO_MODEL_DIR
+    return resolve_model_dir(settings.model) if settings.model else DEMO_MODEL_DIR
 
 
 def connect_vllm(settings: Settings) -> VllmBackend:
@@ -71,12 +82,13 @@ def connect_vllm(settings: Settings) -> VllmBackend:
     The served model is checked now: one whose vocabulary is not the tokenizer's is refused (IncompatibleModel).
     A server that cannot be reached yet is not an error: requests fail until it answers.
     """
-    from model.checkpoint import open_tokenizer, resolve_model_dir
-    from model.loader import DEMO_MODEL_DIR
+    from model.checkpoint import open_tokenizer
     from model.vllm_backend import API_KEY_ENV, VllmBackend  # httpx is imported only by those who use it
 
-    root = resolve_model_dir(settings.model) if settings.model else DEMO_MODEL_DIR
-    backend = VllmBackend(settings.remote_url, open_tokenizer(root), model=settings.model,
+    if settings.ngram_cache == "on":
+        raise ValueError("ngramCache \"on\" needs the local backend: vLLM chooses the tokens on its own server, "
+                         "where the n-gram cache cannot take part; set it to auto or off")
+    backend = VllmBackend(settings.remote_url, open_tokenizer(model_dir(settings)), model=settings.model,
                           api_key=os.environ.get(API_KEY_ENV) or None, timeout=settings.remote_timeout_ms / 1000,
                           context_length=settings.context_length)
     backend.connect()

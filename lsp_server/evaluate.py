@@ -136,6 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed for the cursors' files, lines and columns (default 0)")
     p.add_argument("--fim-mode", choices=("psm", "spm"), default=Settings.fim_mode,
                    help=f"infilling prompt order (default {Settings.fim_mode})")
+    p.add_argument("--ngram-cache", choices=("auto", "on", "off"), default=Settings.ngram_cache,
+                   help="the document n-gram cache (default auto: as the model directory asks)")
     p.add_argument("--json", type=Path, metavar="PATH",
                    help="write the report, the settings and every case as JSON to PATH ('-': stdout, no table)")
     p.add_argument("--verbose", action="store_true", help="print each case (expected, got, latency) as it is done")
@@ -157,7 +159,7 @@ def main(argv: list[str] | None = None) -> None:
     a = p.parse_args(argv)
     try:
         settings = Settings(model=a.model, device=a.device, fim_mode=a.fim_mode, line_policy="single").merged(
-            backend=a.backend, remote_url=a.remote_url)
+            backend=a.backend, remote_url=a.remote_url, ngram_cache=a.ngram_cache)
     except ValueError as e:  # an unusable --remote-url
         p.error(str(e))
     try:

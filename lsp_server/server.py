@@ -26,7 +26,7 @@ from model.backend import Backend, BackendUnavailable
 
 from . import __version__
 from .cache import CompletionCache
-from .completion import complete, infill_text, load_engine
+from .completion import complete, infill_text, load_engine, model_dir
 from .context import ExtraContext
 from .docstring import DocEdit, DocTarget, find_target, generate_docstring
 from .documents import Document, Documents, encoding_named, read_document
@@ -45,7 +45,7 @@ T = TypeVar("T")
 CMD_STATUS, CMD_RELOAD, CMD_TOGGLE, CMD_DOCSTRING = (
     "codellama.status", "codellama.reloadModel", "codellama.toggle", "codellama.generateDocstring")
 COMMANDS = (CMD_STATUS, CMD_RELOAD, CMD_TOGGLE, CMD_DOCSTRING)
-RELOAD_KEYS = ("model", "device", "dtype", "quant", "kernel", "context_length", "backend", "remote_url",
+RELOAD_KEYS = ("model", "device", "dtype", "quant", "kernel", "ngram_cache", "context_length", "backend", "remote_url",
                "remote_timeout_ms")
 # How long the server waits for the client to answer its own requests (workspace/configuration,
 # window/workDoneProgress/create) before going on without: loading never depends on a client's goodwill.
@@ -64,17 +64,20 @@ async def ask_client(request: Awaitable[T], what: str, timeout: float = CLIENT_R
 
 def check_model(settings: Settings) -> None:
     """What can be checked before the current model is released: the checkpoint's files, config, tensor
-    names and shapes, and the device, dtype, quantization and kernel. Raises with the reason."""
+    names and shapes, the n-gram cache's weights, and the device, dtype, quantization and kernel. Raises with
+    the reason."""
     # torch: imported here, not at start-up
-    from model.checkpoint import check_shapes, open_checkpoint, open_tokenizer, resolve_model_dir
-    from model.loader import DEMO_MODEL_DIR, resolve_device, resolve_dtype, resolve_kernel, resolve_quant
+    from model.checkpoint import check_shapes, open_checkpoint, open_tokenizer
+    from model.loader import resolve_device, resolve_dtype, resolve_kernel, resolve_quant
+    from model.ngram_cache import resolve_weights
 
-    root = resolve_model_dir(settings.model) if settings.model else DEMO_MODEL_DIR
+    root = model_dir(settings)
     if settings.backend == "vllm":  # only the tokenizer is loaded here; the vLLM server is checked on connect
         open_tokenizer(root)
         return
     _, reader = open_checkpoint(root)
     check_shapes(reader)
+    resolve_weights(settings.ngram_cache, root)
     device = resolve_device(settings.device)
     resolve_dtype(settings.dtype, device)
     resolve_kernel(settings.kernel, device, resolve_quant(settings.quant, device))

@@ -31,6 +31,7 @@ class Settings:
     dtype: str = "auto"  # auto|float32|bfloat16|float16
     quant: str = "auto"  # auto|nf4|fp4|int8|none  (auto: nf4 on cuda, none on cpu)
     kernel: str = "auto"  # auto|bnb|triton: 4-bit decode kernel (auto: triton on cuda when installed)
+    ngram_cache: str = "auto"  # auto|on|off: mix a document n-gram cache into the model's (auto: if the model asks)
     max_tokens: int = 96  # multi-line completions
     max_tokens_single_line: int = 48
     temperature: float = 0.0
@@ -235,6 +236,7 @@ _COERCE: dict[str, Callable[[object], Any]] = {
     "dtype": _enum("auto", "float32", "bfloat16", "float16"),
     "quant": _enum("auto", "nf4", "fp4", "int8", "none"),
     "kernel": _enum("auto", "bnb", "triton"),
+    "ngram_cache": _enum("auto", "on", "off"),
     "max_tokens": _int_range(1, 4096),
     "max_tokens_single_line": _int_range(1, 4096),
     "temperature": _float_range(0.0, 2.0),

@@ -63,11 +63,13 @@ async def run_side(side: Side, server_args: list[str], typists: int, lines: int,
 async def compare(server_args: list[str], remote_url: str, typists: int, lines: int, seed: int,
                   rounds: int) -> dict:
     """The two sides in turn, `rounds` times each, so that a change in the machine's other load over the run
-    falls on both. Server processes inherit this process's environment (OMP_NUM_THREADS)."""
+    falls on both. Server processes inherit this process's environment (OMP_NUM_THREADS). The local side
+    decodes as vLLM does, without the n-gram cache, so that both sides answer alike and do the same work."""
     local, remote = Side(), Side()
     for r in range(rounds):
         round_seed = seed + r * typists  # new lines each round, the same for both sides
-        await run_side(local, [*server_args, "--backend", "local"], typists, lines, round_seed)
+        await run_side(local, ["--ngram-cache", "off", *server_args, "--backend", "local"], typists, lines,
+                       round_seed)
         await run_side(remote, [*server_args, "--backend", "vllm", "--remote-url", remote_url], typists, lines,
                        round_seed)
     return {"typists": typists, "lines_each": lines * rounds,

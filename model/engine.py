@@ -4,14 +4,15 @@ The engine remembers which tokens its KV cache holds. A new prompt is prefilled 
 common prefix with them, so a re-request while the user types (same window start, a few new tokens at the
 end) costs a few tokens of prefill, not the whole window. The forward passes themselves are a stepper's
 (model/steppers.py: eager, or CUDA graph replays); greedy decoding verifies prompt-lookup drafts
-(model/speculate.py) so that one forward pass can yield several tokens.
+(model/speculate.py) so that one forward pass can yield several tokens. Models that ask for it mix a
+document n-gram cache into their next-token distribution (model/ngram_cache.py).
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from functools import cached_property
 
 import torch
@@ -21,6 +22,7 @@ from . import backend
 from .backend import Generation, Timings, take_tokens
 from .healing import Constraint, PieceIndex
 from .llama import Transformer
+from .ngram_cache import NgramCache
 from .quant import is_quantized, quant_state_bytes
 from .speculate import PromptLookup
 from .steppers import Progress, Stepper, make_stepper
@@ -53,11 +55,12 @@ def sample(logits: Tensor, temperature: float, top_p: float, generator: torch.Ge
 
 class Engine:
     def __init__(self, model: Transformer, tokenizer: Tokenizer, *, context_length: int = 4096,
-                 graphs: bool | None = None, speculate: int | None = None,
+                 graphs: bool | None = None, speculate: int | None = None, ngram_cache: Sequence[float] = (),
                  progress: Progress | None = None) -> None:
         """A warm model. graphs: CUDA graphs (default: on CUDA). speculate: most prompt-lookup tokens drafted
         per greedy step (default: 7 on CUDA, where checking 8 tokens costs about what checking 1 does; 0 on
-        the CPU, where it costs 8 times as much)."""
+        the CPU, where it costs 8 times as much). ngram_cache: the cache's weights by match length (see
+        NgramCache; empty: the model's distribution alone)."""
         self.model = model
         self.tokenizer = tokenizer
         self.device = model.tok_embeddings.weight.device
@@ -66,6 +69,10 @@ class Engine:
         self.stepper: Stepper = make_stepper(model, graphs=graphs)
         on_cuda = self.device.type == "cuda"
         self.speculate = (7 if on_cuda else 0) if speculate is None else speculate
+        self.ngram_cache = tuple(ngram_cache)
+        # Control tokens are never copied, nor line breaks: a prompt holds lines in progress (other files'
+        # recent edits, blanks typed at the cursor), and where a line ends is the model's call.
+        self._not_copied = tokenizer.control_ids | tokenizer.newline_ids
         self.prefill_chunk = PREFILL_CHUNK["cuda" if on_cuda else "cpu"]
         self.stepper.warmup(progress)
         self._cached: list[int] = []  # tokens whose K/V sit in cache positions [0, len)
@@ -116,8 +123,9 @@ class Engine:
             greedy = temperature <= 0
             drafts = PromptLookup(prompt, max_draft=self.speculate) if greedy and self.speculate else None
             heal = Constraint(self.pieces, constraint) if constraint else None
+            cache = NgramCache(prompt, self.ngram_cache, exclude=self._not_copied) if self.ngram_cache else None
             tokens, text, reason = take_tokens(
-                self._decode(logits, budget, temperature, top_p, drafts, heal, timings), self.tokenizer,
+                self._decode(logits, budget, temperature, top_p, drafts, heal, cache, timings), self.tokenizer,
                 budget=budget, exhausted="max_tokens" if budget == max_new_tokens else "context", timings=timings,
                 t0=t0, decode=decode, stop=stop, cancel=cancelled, deadline=deadline,
                 observe=heal.observe if heal is not None else None)
@@ -126,17 +134,26 @@ class Engine:
             return Generation(tokens, text, reason, self._done(timings, t0))
 
     def _decode(self, logits: Tensor, budget: int, temperature: float, top_p: float,
-                drafts: PromptLookup | None, heal: Constraint | None, timings: Timings) -> Iterator[int]:
+                drafts: PromptLookup | None, heal: Constraint | None, cache: NgramCache | None,
+                timings: Timings) -> Iterator[int]:
         """Yield generated tokens one at a time; the caller stops pulling when it has enough.
 
         A token is fed to the model only when the next one is asked for, so the cache never holds a token
         the caller rejected. With `drafts`, each step also feeds the drafted continuation and yields the
         part of it that greedy decoding would have produced anyway, then the model's own next token.
-        While `heal` is unmet, tokens are chosen among those it allows (and nothing is drafted).
+        While `heal` is unmet, tokens are chosen among those it allows (and nothing is drafted). With `cache`,
+        tokens are chosen (and drafts verified) from the mixture of the model's and the cache's distributions.
         """
+        def scores(logits: Tensor) -> Tensor:
+            if heal is not None:
+                logits = heal.mask(logits)
+            return cache.mix(logits) if cache is not None else logits
+
         produced = 0
         while True:
-            token = sample(heal.mask(logits) if heal is not None else logits, temperature, top_p)
+            token = sample(scores(logits), temperature, top_p)
+            if cache is not None:
+                cache.extend([token])
             yield token
             produced += 1
             pos = len(self._cached)
@@ -150,9 +167,16 @@ class Engine:
             if not draft:
                 logits = rows[-1]
                 continue
-            choices = rows.argmax(dim=-1).tolist()  # the model's greedy token after each fed position
+            # The greedy token after each fed position: all at once for the model alone; one by one with a
+            # cache, whose distribution after position i depends on the draft tokens accepted before it.
+            choices = rows.argmax(dim=-1).tolist() if cache is None else None
             accepted = 0
-            while accepted < len(draft) and draft[accepted] == choices[accepted]:
+            while accepted < len(draft):
+                choice = choices[accepted] if choices is not None else int(scores(rows[accepted]).argmax())
+                if choice != draft[accepted]:
+                    break
+                if cache is not None:
+                    cache.extend([choice])
                 accepted += 1
             timings.drafted_tokens += len(draft)
             timings.accepted_tokens += accepted
@@ -186,7 +210,7 @@ class Engine:
         graphs = bool(getattr(self.stepper, "graphs", None))
         layers = sorted({type(m).__name__ for m in self.model.modules() if is_quantized(m)}) or ["Linear"]
         return {"backend": "local", "device": str(self.device), "steps": "cuda graphs" if graphs else "eager",
-                "layers": layers, "speculate": self.speculate}
+                "layers": layers, "speculate": self.speculate, "ngram_cache": list(self.ngram_cache)}
 
     def memory_bytes(self) -> int:
         """Bytes held by weights, their quantization state and the KV cache."""

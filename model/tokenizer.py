@@ -54,9 +54,12 @@ class Tokenizer:
         # Ids that ordinary text must never produce: a document spelling " <EOT>" stays text.
         self._reserved = {i for i in (self.bos_id, self.eos_id, self.prefix_id, self.suffix_id,
                                       self.middle_id, self.eot_id) if i is not None and i >= 0}
+        self.control_ids = frozenset(self._reserved)
         self.stop_ids = frozenset(i for i in (self.eot_id, self.eos_id) if i is not None and i >= 0)
         # Byte-fallback pieces (<0xAB>) and their byte: a character outside the vocabulary spans several.
         self._byte_of = {i: int(self.sp.id_to_piece(i)[3:5], 16) for i in range(self.n_words) if self.sp.is_byte(i)}
+        self.newline_ids = frozenset(i for i in range(self.n_words) if self._byte_of.get(i) == 0x0A
+                                     or (i not in self._byte_of and "\n" in self.sp.id_to_piece(i)))
 
     def _piece_id(self, piece: str) -> int | None:
         i = self.sp.piece_to_id(piece)

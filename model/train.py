@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from . import corpus
+from . import corpus, ngram_cache
 from .checkpoint import save_hf
 from .config import ModelArgs
 from .llama import Transformer, split_state
@@ -226,6 +226,11 @@ def save(model: Transformer, args: ModelArgs, out: Path, cfg: TrainConfig, curve
     save_hf(state, args, out)
     # Serving stacks that read Hugging Face directories (vLLM) need to know which tokenizer class reads ours.
     (out / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "LlamaTokenizer"}) + "\n")
+    # A model this small copies names from the file poorly on its own: ask the engine for the n-gram cache.
+    tok = Tokenizer(out / "tokenizer.model")
+    (out / ngram_cache.CONFIG_FILE).write_text(json.dumps({
+        "bos_token_id": tok.bos_id, "eos_token_id": tok.eos_id,
+        ngram_cache.CONFIG_KEY: list(ngram_cache.DEFAULT_WEIGHTS)}) + "\n")
     step = curve[-1]["step"] + 1 if curve else 0
     manifest = {
         "config": asdict(cfg), "model_args": args.to_dict(),

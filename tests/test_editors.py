@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -64,6 +65,18 @@ def test_vscode_setting_defaults_and_enums_agree_with_the_server() -> None:
             assert not warnings, (name, choice, warnings)
     assert props["serverPath"]["default"] == "codellama-lsp"
     assert props["serverArgs"]["default"] == []
+
+
+def test_vscode_knows_which_settings_a_server_flag_also_sets() -> None:
+    # Removing such a setting restarts the server so that the flag in serverArgs applies again; sending the
+    # default instead would silently override the flag.
+    from lsp_server.cli import ENGINE_FLAGS
+
+    source = (VSCODE_DIR / "src" / "settings.ts").read_text(encoding="utf-8")
+    block = re.search(r"const FLAG_SETTINGS = new Set\(\[(.*?)\]\)", source, re.S)
+    assert block is not None
+    assert set(re.findall(r"'(\w+)'", block.group(1))) == {
+        re.sub(r"_(\w)", lambda m: m.group(1).upper(), flag) for flag in ENGINE_FLAGS}
 
 
 def test_vscode_commands_match_the_server() -> None:

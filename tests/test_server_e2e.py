@@ -97,7 +97,7 @@ async def test_inline_completion_range_with_emoji_and_cjk(client: LanguageClient
     replaced = item.range.end.character - col
     assert replaced in (0, 1)  # at most the ")" right of the cursor
     if replaced:
-        assert item.insert_text.endswith(")")
+        assert ")" in item.insert_text  # the closer it replaces is written back
     assert "\n" not in item.insert_text  # mid-line: a single line
 
 

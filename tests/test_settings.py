@@ -11,7 +11,7 @@ DEFAULT = Settings()
 
 def test_setting_names_are_camel_case_and_complete() -> None:
     assert SETTING_NAMES == (
-        "model", "device", "dtype", "quant", "kernel", "maxTokens", "maxTokensSingleLine",
+        "model", "device", "dtype", "quant", "kernel", "ngramCache", "maxTokens", "maxTokensSingleLine",
         "temperature", "topP", "prefixTokens", "suffixTokens", "fimMode", "extraContext",
         "extraContextTokens", "debounceMs", "timeBudgetMs", "disabledLanguages", "linePolicy",
         "docstringStyle", "enabled", "contextLength", "backend", "remoteUrl", "remoteTimeoutMs",

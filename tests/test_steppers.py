@@ -10,6 +10,7 @@ from model.config import ModelArgs
 from model.engine import Engine
 from model.llama import Transformer
 from model.loader import load_model
+from model.ngram_cache import DEFAULT_WEIGHTS
 from model.speculate import PromptLookup
 from model.steppers import EagerStepper, StaticStepper, kv_buckets, make_stepper
 from model.tokenizer import infill_prompt
@@ -97,11 +98,12 @@ def count(root):
 '''
 
 
+@pytest.mark.parametrize("ngram_cache", [(), DEFAULT_WEIGHTS], ids=["model alone", "with n-gram cache"])
 @torch.inference_mode()
-def test_speculative_decoding_gives_greedy_decoding_output(demo) -> None:
+def test_speculative_decoding_gives_greedy_decoding_output(demo, ngram_cache: tuple[float, ...]) -> None:
     model, tok = demo
-    plain = Engine(model, tok, context_length=512, speculate=0)
-    fast = Engine(model, tok, context_length=512, speculate=7)
+    plain = Engine(model, tok, context_length=512, speculate=0, ngram_cache=ngram_cache)
+    fast = Engine(model, tok, context_length=512, speculate=7, ngram_cache=ngram_cache)
     for cut in (len(CODE), CODE.index("total = 0"), CODE.index("os.path.join")):
         prompt = infill_prompt(tok, CODE[:cut], CODE[cut:], "spm")
         a = plain.generate(prompt, max_new_tokens=40)

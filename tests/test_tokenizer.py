@@ -68,6 +68,14 @@ def test_fim_ids_are_looked_up_by_piece_name(tok: Tokenizer) -> None:
     assert tok.has_fim
     assert (tok.bos_id, tok.eos_id) == (1, 2)
     assert tok.stop_ids == {tok.eot_id, tok.eos_id}
+    assert tok.control_ids == {tok.bos_id, tok.eos_id, *ids}
+
+
+def test_newline_ids_are_every_piece_that_ends_a_line(tok: Tokenizer) -> None:
+    assert tok.newline_ids  # the byte piece <0x0A> at least
+    assert all("\n" in tok.decode([i]) for i in tok.newline_ids)
+    assert set(tok.encode("a\n\nb\n", bos=False, eos=False)) & tok.newline_ids
+    assert not set(tok.encode("a = b  # no line break", bos=False, eos=False)) & tok.newline_ids
 
 
 def test_psm_layout(tok: Tokenizer) -> None:

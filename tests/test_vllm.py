@@ -109,7 +109,7 @@ async def answers(server: ServerProcess) -> list[str]:
 
 
 async def test_completions_equal_the_local_backends(vllm: VllmServer) -> None:
-    local = await started([])
+    local = await started(["--ngram-cache", "off"])  # vLLM chooses tokens from the model alone
     expected = await answers(local)
     await local.stop()
 

@@ -13,8 +13,11 @@ export const SECTION = 'codellama';
 /** Read by the extension (`trace.server`: by vscode-languageclient); never sent to the server. */
 const CLIENT_ONLY = new Set(['serverPath', 'serverArgs', 'trace']);
 
-/** Settings that a `serverArgs` flag can also set (`--model`, `--device`, …, `--context-length`). */
-const FLAG_SETTINGS = new Set(['model', 'device', 'dtype', 'quant', 'kernel', 'contextLength']);
+/** Settings that a `serverArgs` flag can also set (`--model`, `--device`, …, `--remote-timeout-ms`). */
+const FLAG_SETTINGS = new Set([
+  'model', 'device', 'dtype', 'quant', 'kernel', 'ngramCache', 'contextLength', 'backend', 'remoteUrl',
+  'remoteTimeoutMs',
+]);
 
 export interface ServerCommand {
   command: string;

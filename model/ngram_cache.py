@@ -1,0 +1,134 @@
+"""A document n-gram cache mixed into the model's next-token distribution (a cache language model).
+
+Code is local: a file's own names, calls and idioms recur within it, and an n-gram model of the file alone
+predicts much of its next tokens (Tu, Su & Devanbu, "On the Localness of Software", FSE 2014). A small
+model often knows *that* a name comes next but not *which*. The cache counts what followed each of the
+last few tokens' earlier occurrences in the prompt and in the text generated so far, and mixes that
+distribution into the model's, with more weight the longer the match:
+
+    p(t) = (1 - w[n]) * p_model(t) + w[n] * count(context[-n:], t) / count(context[-n:])
+
+where n is the longest match (from 2 tokens) and w[n] the weight for it. Only tokens that are still
+allowed (finite logits: token healing masks the rest) take part, and the engine excludes control tokens
+and line breaks: copying where another line ended would end lines in progress early.
+
+It pays for weak models: the embedded demo model's held-out scores rise from 14.5% exact / 0.371 edit
+similarity to 19.5% / 0.445 (`codellama-lsp eval`). A strong model copies well on its own, so the cache
+is on only where the model directory asks for it (`generation_config.json`, key "ngram_cache_weights")
+or the user does (setting `ngramCache`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+MIN_MATCH = 2  # tokens; a single token's followers are too mixed to be worth copying
+LONGEST_MATCH = 8  # a longer match picks out fewer, surer followers (5 instead of 8: a point less exact match)
+# Matches of 2, 3, 4 and 5+ tokens; tuned on held-out lines. A weight w under 1/2 leaves the choice to a
+# model that is sure (above w / (1 - w): 82% at 0.45); at 0.6 the cache always won, and copied the colon
+# of `def f(x):` into a call `f(x)`.
+DEFAULT_WEIGHTS = (0.15, 0.3, 0.4, 0.45)
+CONFIG_FILE, CONFIG_KEY = "generation_config.json", "ngram_cache_weights"
+CHOICES = ("auto", "on", "off")
+
+
+class NgramCache:
+    """What followed each earlier occurrence of the sequence's last tokens, in a growing token sequence.
+
+    Only the positions after each pair of tokens are indexed (building it for a 1,500-token prompt takes
+    about a millisecond); a match is lengthened backwards from those positions when it is asked for.
+    """
+
+    def __init__(self, tokens: Iterable[int], weights: Sequence[float], *, exclude: Iterable[int] = ()) -> None:
+        """weights[i]: the cache's share for a match of MIN_MATCH + i tokens; the last applies to longer ones
+        too, up to LONGEST_MATCH. exclude: ids never proposed."""
+        if not weights:
+            raise ValueError("an n-gram cache needs at least one weight")
+        self.weights = tuple(weights)
+        self.longest = max(LONGEST_MATCH, MIN_MATCH + len(self.weights) - 1)
+        self.exclude = frozenset(exclude)
+        self.tokens: list[int] = []
+        self._after: dict[tuple[int, ...], list[int]] = {}  # MIN_MATCH tokens -> positions of their followers
+        self.extend(tokens)
+
+    def extend(self, tokens: Iterable[int]) -> None:
+        for token in tokens:
+            end = len(self.tokens)
+            if end >= MIN_MATCH:
+                self._after.setdefault(tuple(self.tokens[end - MIN_MATCH:end]), []).append(end)
+            self.tokens.append(token)
+
+    def match(self) -> tuple[int, Counter[int]] | None:
+        """The longest n-gram ending the sequence that occurred before, with its followers' counts."""
+        seq = self.tokens
+        positions = self._after.get(tuple(seq[-MIN_MATCH:])) if len(seq) >= MIN_MATCH else None
+        if not positions:
+            return None
+        best, followers = 0, Counter[int]()
+        for p in positions:
+            n = MIN_MATCH  # seq[p - n:p] == seq[-n:]; lengthen while the tokens before agree
+            while n < self.longest and n < p and seq[p - n - 1] == seq[-n - 1]:
+                n += 1
+            if n > best:
+                best, followers = n, Counter()
+            if n == best:
+                followers[seq[p]] += 1
+        return best, followers
+
+    def mix(self, logits: Tensor) -> Tensor:
+        """Log-probabilities of the mixture for the next token; `logits` (vocab,) unchanged when nothing matches.
+
+        Tokens with -inf logits stay impossible, whatever the cache counted.
+        """
+        found = self.match()
+        if found is None:
+            return logits
+        n, followers = found
+        # The longest match decides: when only excluded tokens followed it, the model chooses alone.
+        ids = [t for t in followers if t < logits.numel() and t not in self.exclude]
+        if not ids:
+            return logits
+        counts = torch.tensor([followers[t] for t in ids], dtype=torch.float32, device=logits.device)
+        index = torch.tensor(ids, device=logits.device)
+        allowed = torch.isfinite(logits[index])
+        if not bool(allowed.any()):
+            return logits
+        weight = self.weights[min(n - MIN_MATCH, len(self.weights) - 1)]
+        counts = counts * allowed
+        probs = torch.softmax(logits.float(), dim=-1) * (1 - weight)
+        probs.index_add_(0, index, weight * counts / counts.sum())
+        return probs.log()
+
+
+def model_weights(model_dir: Path) -> tuple[float, ...]:
+    """The weights the model directory asks for in generation_config.json (none: the cache stays off)."""
+    path = model_dir / CONFIG_FILE
+    if not path.is_file():
+        return ()
+    try:
+        value = json.loads(path.read_text(encoding="utf-8")).get(CONFIG_KEY, [])
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError) as e:
+        raise ValueError(f"{path}: not a JSON object ({e})") from e
+    return checked_weights(value, f"{path}: {CONFIG_KEY!r}")
+
+
+def checked_weights(value: object, where: str) -> tuple[float, ...]:
+    if (not isinstance(value, list) or len(value) > 8
+            or not all(isinstance(w, (int, float)) and not isinstance(w, bool) and 0 <= w < 1 for w in value)):
+        raise ValueError(f"{where} must be a list of at most 8 numbers from 0 to 1 (1 excluded), not {value!r}")
+    return tuple(float(w) for w in value)
+
+
+def resolve_weights(choice: str, model_dir: Path) -> tuple[float, ...]:
+    """Setting `ngramCache`: auto (what the model directory asks for), on (that, or the defaults), off."""
+    if choice not in CHOICES:
+        raise ValueError(f"ngramCache must be one of {', '.join(CHOICES)}, not {choice!r}")
+    if choice == "off":
+        return ()
+    return model_weights(model_dir) or (DEFAULT_WEIGHTS if choice == "on" else ())
