@@ -15,8 +15,8 @@ from model.backend import BackendUnavailable
 from . import __version__
 from .settings import Settings
 
-ENGINE_FLAGS = ("model", "device", "dtype", "quant", "kernel", "ngram_cache", "context_length", "backend", "remote_url",
-                "remote_timeout_ms")
+ENGINE_FLAGS = ("model", "device", "dtype", "quant", "kernel", "ngram_cache", "context_length", "backend",
+                "remote_url", "remote_timeout_ms")
 
 
 def add_engine_flags(p: argparse.ArgumentParser) -> None:

@@ -45,8 +45,8 @@ T = TypeVar("T")
 CMD_STATUS, CMD_RELOAD, CMD_TOGGLE, CMD_DOCSTRING = (
     "codellama.status", "codellama.reloadModel", "codellama.toggle", "codellama.generateDocstring")
 COMMANDS = (CMD_STATUS, CMD_RELOAD, CMD_TOGGLE, CMD_DOCSTRING)
-RELOAD_KEYS = ("model", "device", "dtype", "quant", "kernel", "ngram_cache", "context_length", "backend", "remote_url",
-               "remote_timeout_ms")
+RELOAD_KEYS = ("model", "device", "dtype", "quant", "kernel", "ngram_cache", "context_length", "backend",
+               "remote_url", "remote_timeout_ms")
 # How long the server waits for the client to answer its own requests (workspace/configuration,
 # window/workDoneProgress/create) before going on without: loading never depends on a client's goodwill.
 CLIENT_REPLY_S = 2.0

@@ -72,7 +72,7 @@ class Engine:
         self.ngram_cache = tuple(ngram_cache)
         # Control tokens are never copied, nor line breaks: a prompt holds lines in progress (other files'
         # recent edits, blanks typed at the cursor), and where a line ends is the model's call.
-        self._not_copied = tokenizer.control_ids | tokenizer.newline_ids
+        self._not_copied = (tokenizer.control_ids | tokenizer.newline_ids) if self.ngram_cache else frozenset()
         self.prefill_chunk = PREFILL_CHUNK["cuda" if on_cuda else "cpu"]
         self.stepper.warmup(progress)
         self._cached: list[int] = []  # tokens whose K/V sit in cache positions [0, len)

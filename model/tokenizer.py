@@ -7,6 +7,7 @@ Code Llama (where `▁<PRE>` is 32007) and any model of our own that carries the
 from __future__ import annotations
 
 import re
+from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
@@ -58,8 +59,12 @@ class Tokenizer:
         self.stop_ids = frozenset(i for i in (self.eot_id, self.eos_id) if i is not None and i >= 0)
         # Byte-fallback pieces (<0xAB>) and their byte: a character outside the vocabulary spans several.
         self._byte_of = {i: int(self.sp.id_to_piece(i)[3:5], 16) for i in range(self.n_words) if self.sp.is_byte(i)}
-        self.newline_ids = frozenset(i for i in range(self.n_words) if self._byte_of.get(i) == 0x0A
-                                     or (i not in self._byte_of and "\n" in self.sp.id_to_piece(i)))
+
+    @cached_property
+    def newline_ids(self) -> frozenset[int]:
+        """Ids of the pieces that write a line break (a pass over the vocabulary: built when first asked)."""
+        return frozenset(i for i in range(self.n_words) if self._byte_of.get(i) == 0x0A
+                         or (i not in self._byte_of and "\n" in self.sp.id_to_piece(i)))
 
     def _piece_id(self, piece: str) -> int | None:
         i = self.sp.piece_to_id(piece)

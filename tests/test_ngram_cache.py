@@ -54,7 +54,8 @@ def test_the_mixture_copies_where_the_model_hesitates_and_not_where_it_is_sure()
     assert int(cache.mix(sure).argmax()) == 5
     mixed = cache.mix(unsure).exp()
     assert float(mixed.sum()) == pytest.approx(1.0)
-    assert float(mixed[3]) == pytest.approx(DEFAULT_WEIGHTS[0] + (1 - DEFAULT_WEIGHTS[0]) * float(torch.softmax(unsure, 0)[3]))
+    w = DEFAULT_WEIGHTS[0]
+    assert float(mixed[3]) == pytest.approx(w + (1 - w) * float(torch.softmax(unsure, 0)[3]))
 
 
 def test_masked_and_excluded_tokens_are_never_proposed() -> None:
