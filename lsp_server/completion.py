@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from model.backend import Backend, Timings, infill
+from model.backend import Backend, Timings
 from model.tokenizer import Tokenizer, infill_prompt
 
 from .context import FimContext, build_context
@@ -203,8 +203,31 @@ def complete(engine: Backend, text: str, offset: int, settings: Settings, *, ext
 
 def infill_text(engine: Backend, prefix: str, suffix: str, max_tokens: int, settings: Settings,
                 cancel: Callable[[], bool] | None = None) -> str:
-    """A plain infill (the docstring writer's model call): stops at <EOT>, a new line or a loop."""
-    gen = infill(engine, prefix, suffix, mode=settings.fim_mode, max_new_tokens=max_tokens,
-                        temperature=settings.temperature, top_p=settings.top_p, cancel=cancel,
-                        stop=lambda s: "\n" in s.lstrip("\n") or repetition_start(s) is not None)
+    """A plain infill (the docstring writer's model call): stops at <EOT>, a new line or a loop.
+    Whole lines are left out at the far ends of `prefix` and `suffix` when the prompt would not fit."""
+    prompt = fitting_infill_prompt(engine.tokenizer, engine.context_length, prefix, suffix, max_tokens,
+                                   settings.fim_mode)
+    if prompt is None:
+        return ""
+    gen = engine.generate(prompt, max_new_tokens=max_tokens, temperature=settings.temperature,
+                          top_p=settings.top_p, cancel=cancel,
+                          stop=lambda s: "\n" in s.lstrip("\n") or repetition_start(s) is not None)
     return gen.text[:repetition_start(gen.text) or len(gen.text)]
+
+
+def fitting_infill_prompt(tokenizer: Tokenizer, context_length: int, prefix: str, suffix: str, max_tokens: int,
+                          mode: str) -> list[int] | None:
+    """The FIM prompt for `prefix` and `suffix`, leaving room for max_tokens in the context: while it is
+    too long, both are cut at line boundaries, from the far ends, in proportion to their lengths."""
+    room = context_length - max_tokens
+    prompt = infill_prompt(tokenizer, prefix, suffix, mode)  # type: ignore[arg-type]
+    shrink = 1.0
+    for _ in range(4):
+        if len(prompt) <= room:
+            return prompt
+        shrink *= 0.9 * max(room, 0) / len(prompt)
+        ctx = build_context(prefix + suffix, len(prefix), tokenizer.count_tokens, snap_lines=1,
+                            prefix_tokens=int(tokenizer.count_tokens(prefix) * shrink),
+                            suffix_tokens=int(tokenizer.count_tokens(suffix) * shrink))
+        prompt = infill_prompt(tokenizer, ctx.prefix, ctx.suffix, mode)  # type: ignore[arg-type]
+    return None

@@ -117,15 +117,16 @@ def format_report(report: Report, settings: Settings) -> str:
                 ["latency p95", ms(report.p95_ms)]]))
 
 
-SUITES = ("held-out", "humaneval-infilling")
+SUITES = ("held-out", "humaneval-infilling", "docstrings")
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="codellama-lsp eval", description=__doc__.split("\n\n")[0],
                                 epilog="--suite humaneval-infilling runs the public HumanEval infilling benchmark "
-                                       "instead (see `codellama-lsp eval --suite humaneval-infilling --help`).")
+                                       "instead (see `codellama-lsp eval --suite humaneval-infilling --help`); "
+                                       "--suite docstrings, the docstring writer on held-out functions.")
     p.add_argument("--suite", choices=SUITES, default="held-out",
-                   help="held-out lines of the project's own corpus (default), or HumanEval infilling")
+                   help="held-out lines of the project's own corpus (default), HumanEval infilling, or docstrings")
     p.add_argument("--model", help="checkpoint directory or cached HF repo id (default: the embedded demo model)")
     p.add_argument("--device", default="cpu", help="cpu | cuda (default: cpu)")
     p.add_argument("--backend", choices=("local", "vllm"), default="local",
@@ -154,6 +155,10 @@ def main(argv: list[str] | None = None) -> None:
     if chosen.suite == "humaneval-infilling":
         from . import humaneval
         humaneval.main(rest)
+        return
+    if chosen.suite == "docstrings":
+        from . import docstring_eval
+        docstring_eval.main(rest)
         return
     p = build_parser()
     a = p.parse_args(argv)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lsp_server.completion import budgets, healing_text, line_around
+from lsp_server.completion import budgets, fitting_infill_prompt, healing_text, line_around
 from lsp_server.settings import Settings
 from model.loader import DEMO_MODEL_DIR
 from model.tokenizer import Tokenizer
@@ -41,3 +41,16 @@ def test_line_around_handles_crlf() -> None:
     text = "a = 1\r\nb = a + 2\r\nc = 3\r\n"
     offset = text.index("+")
     assert line_around(text, offset) == ("b = a ", "+ 2")
+
+
+def test_an_infill_prompt_too_long_for_the_context_loses_whole_lines_at_its_far_ends() -> None:
+    prefix = "".join(f"value_{i} = {i} * {i}\n" for i in range(400)) + "def area(w, h):\n    \"\"\""
+    suffix = "\n    \"\"\"\n    return w * h\n" + "".join(f"print(value_{i})\n" for i in range(400))
+    full = fitting_infill_prompt(TOKENIZER, 1 << 20, prefix, suffix, 40, "spm")
+    assert full is not None and len(full) > 1024
+    prompt = fitting_infill_prompt(TOKENIZER, 1024, prefix, suffix, 40, "spm")
+    assert prompt is not None and 800 < len(prompt) <= 1024 - 40
+    text = TOKENIZER.decode(prompt)
+    assert "value_0 =" not in text and "def area(w, h):" in text  # the start went, the cursor's side stayed
+    assert "return w * h" in text and "print(value_399)" not in text
+    assert fitting_infill_prompt(TOKENIZER, 1024, prefix, suffix, 1024, "spm") is None  # no room at all

@@ -1,12 +1,16 @@
-"""The README's main job (`codellama-lsp demo`) and the evaluation's pure parts."""
+"""The README's main job (`codellama-lsp demo`) and the evaluations (held-out lines, docstrings)."""
 
 from __future__ import annotations
 
+import ast
+import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
+from lsp_server.docstring_eval import documented_functions, word_f1
 from lsp_server.evaluate import edit_similarity, make_cases
 
 
@@ -35,3 +39,54 @@ def test_cases_erase_the_tail_of_a_line_and_are_reproducible() -> None:
         restored = case.text[:case.offset] + case.expected + case.text[case.offset:]
         assert restored == files[0][1]
         assert case.expected and "\n" not in case.expected
+
+
+DOCUMENTED = '''class Box:
+    def size(self):
+        """The box's size.
+
+        More words.
+        """
+        return self.width * self.height
+
+    def area(self): "One line, beside code."; return 1
+
+    def empty(self):
+        """Only a docstring."""
+
+
+def volume(box, depth):
+    """Volume of the box."""
+    return box.size() * depth
+'''
+
+
+def test_docstring_cases_cut_the_authors_docstring_out_whole() -> None:
+    cases = documented_functions("box.py", DOCUMENTED)
+    assert [(c.name, c.summary) for c in cases] == [("box.py:2", "The box's size."), ("box.py:15", "Volume of the box.")]
+    for case in cases:
+        tree = ast.parse(case.text)  # still a program, and the function has no docstring now
+        function = next(n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.lineno == case.line + 1)
+        assert ast.get_docstring(function) is None
+    assert documented_functions("broken.py", "def f(:\n") == []
+
+
+@pytest.mark.parametrize("got,expected,f1", [
+    ("Volume of the box.", "volume of the BOX", 1.0), ("Box volume.", "Volume of the box.", 2 * 2 / 6),
+    ("Polygon perimeter.", "The number of nodes.", 0.0), ("", "Anything.", 0.0)])
+def test_word_f1(got: str, expected: str, f1: float) -> None:
+    assert word_f1(got, expected) == pytest.approx(f1)
+
+
+def test_eval_docstrings_through_the_demo_model(tmp_path: Path) -> None:
+    out = tmp_path / "docstrings.json"
+    result = subprocess.run([sys.executable, "-m", "lsp_server", "eval", "--suite", "docstrings", "--cases", "3",
+                             "--json", str(out)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "3 documented functions in held-out files" in result.stdout and "blanks that kept" in result.stdout
+    data = json.loads(out.read_text())
+    blanks = [b for f in data["functions"] for b in f["blanks"]]
+    assert data["report"]["blanks"] == len(blanks) >= 3
+    assert data["report"]["kept"] == pytest.approx(sum(b["rejected"] is None for b in blanks) / len(blanks), abs=1e-3)
+    assert all(f["summary"] == next(b["text"] for b in f["blanks"] if b["slot"]["role"] == "summary")
+               for f in data["functions"])

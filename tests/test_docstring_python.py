@@ -9,6 +9,7 @@ import textwrap
 import pytest
 
 from lsp_server.docstring import DocEdit, DocTarget, find_target, generate_docstring
+from lsp_server.docstring.clean import unrelated as about_other_code
 from tests.docstring_helpers import Numbered, target_at
 
 
@@ -322,11 +323,11 @@ def test_model_output_is_cleaned() -> None:
         '  Compute   the thing"""\n    more',       # delimiter, newline, extra spaces
         "a: the first value\nignored",               # repeated label
         "Args:",                                     # another section: unusable
-        " quick brown foxes jump over lazy dogs near quiet rivers",  # over max_words
+        " the value used when a and b are both none",  # over max_words
     )
     text = generate_docstring(src, target, model, max_words=5, style="google").new_text
     assert text == ('    """Compute the thing.\n\n    Args:\n        a: The first value.\n'
-                    '        b: The b.\n        c: Quick brown foxes jump over.\n    """\n')
+                    '        b: The b.\n        c: The value used when a.\n    """\n')
 
 
 def test_backslashes_make_a_raw_docstring() -> None:
@@ -365,6 +366,16 @@ def distance(a, b):
     "x1: 0x00ef, 0x00f6.",                          # numbers, not words
     "Returns: The number of nodes in the graph.",   # another section's label
     "The number of nodes in the graph.",            # copied from another docstring in the file
+    "Sorted list of the edges in a network.",       # about other code: remembered from training
+    "Return failobj.get(header, missing).",         # code, not words
+    "Self.width = self.height",
+    "Return a ** b",
+    "Return a._numerator // a._denominator).",
+    "Import re.",
+    "module: The module.",                          # another parameter's blank
+    "2: 'ACCT ' + password.",
+    "Return a list of.",                            # an unfinished sentence
+    "the value of the distance is the value of the distance",  # going round
     "distance distance distance distance",          # a loop
     "the the difference",
 ])
@@ -374,6 +385,30 @@ def test_poor_model_words_give_way_to_the_neutral_wording(words: str) -> None:
     body = edit.new_text
     assert words.rstrip(".") not in body and "Distance." in body  # the summary falls back to the name
     ast.parse(GRAPH[:GRAPH.index("    return abs")] + body + GRAPH[GRAPH.index("    return abs"):])
+
+
+@pytest.mark.parametrize(("words", "code", "unrelated"), [
+    ("The number of nodes in the graph.", "def polygon_perimeter(points):\n    return total", True),
+    ("The perimeter of the polygon.", "def polygon_perimeter(points):\n    return total", False),
+    ("Euclidean distance to the other point.", "function distanceTo(p) { return Math.hypot(p.x) }", False),
+    ("The absolute value of a connection pool.", "def f(x):\n    return abs(x)", False),  # `abs`
+    ("The result as text.", "def f(x):\n    return x", False),  # one stray word proves nothing
+    ("True if successful, False otherwise.", "def f(x):\n    return x", False),
+])
+def test_descriptions_must_be_about_the_code(words: str, code: str, unrelated: bool) -> None:
+    assert about_other_code(words, code) is unrelated
+
+
+@pytest.mark.parametrize("words", [
+    "Distance between a and b, e.g. for sorting.",
+    "The same as `abs(a - b)`.",
+    "The distance(s) from a to b, as os.path would say it.",
+    "How far apart a and b are: never negative.",
+])
+def test_sentences_with_code_like_marks_are_kept(words: str) -> None:
+    target = target_at(GRAPH, "python", GRAPH[:GRAPH.index("def distance")].count("\n"))
+    edit = generate_docstring(GRAPH, target, lambda prefix, suffix, n: words)
+    assert words.rstrip(".") in edit.new_text
 
 
 def test_a_real_sentence_is_kept() -> None:

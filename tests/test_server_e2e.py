@@ -245,6 +245,26 @@ async def test_docstring_action_resolves_to_valid_python(client: LanguageClient)
         types.Range(types.Position(0, 5), types.Position(0, 5)), types.CodeActionContext(diagnostics=[])))
 
 
+async def test_docstring_in_a_file_longer_than_the_models_context(client: LanguageClient) -> None:
+    # The demo model's context is 1,024 tokens; the writer's windows (4,000 + 2,000 characters) are more.
+    above = "".join(f"LIMIT_{i} = {i} * 1024  # bytes\n" for i in range(200))
+    below = "".join(f"print(scaled({i}, LIMIT_{i}))\n" for i in range(200))
+    text = above + "def scaled(count, unit):\n    total = count * unit\n    return total\n\n" + below
+    row = above.count("\n")
+    open_doc(client, text)
+    await ready(client)
+    actions = await client.text_document_code_action_async(types.CodeActionParams(
+        types.TextDocumentIdentifier(URI), types.Range(types.Position(row, 5), types.Position(row, 5)),
+        types.CodeActionContext(diagnostics=[])))
+    resolved = await client.code_action_resolve_async(actions[0])
+    assert resolved.edit is not None, "the docstring was lost"
+    edit = resolved.edit.changes[URI][0]
+    lines = text.split("\n")
+    documented = "\n".join(lines[:edit.range.start.line]) + "\n" + edit.new_text + "\n".join(lines[edit.range.start.line:])
+    function = next(n for n in ast.parse(documented).body if isinstance(n, ast.FunctionDef))
+    assert "count:" in (ast.get_docstring(function) or "")
+
+
 @pytest_lsp.fixture(config=ClientServerConfig(server_command=SERVE + ["--model", str(DEMO_MODEL_DIR)]))
 async def eager_utf8_client(lsp_client: LanguageClient):
     await lsp_client.initialize_session(types.InitializeParams(capabilities=capabilities(["utf-8"], resolve=False)))

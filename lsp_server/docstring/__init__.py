@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from ..text import lone_cr_to_lf
 from .core import DocEdit, DocTarget, Infill
-from .generate import generate_docstring
+from .generate import Blank, generate_docstring
 from .python_target import find_python_target
 from .styles import STYLES
 from .treesitter_target import LANGUAGES, find_ts_target
@@ -29,4 +29,4 @@ def find_target(text: str, language_id: str, line: int, end_line: int | None = N
     return find_ts_target(text, language_id, first, last)
 
 
-__all__ = ["STYLES", "SUPPORTED_LANGUAGES", "DocEdit", "DocTarget", "Infill", "find_target", "generate_docstring"]
+__all__ = ["STYLES", "SUPPORTED_LANGUAGES", "Blank", "DocEdit", "DocTarget", "Infill", "find_target", "generate_docstring"]

@@ -24,27 +24,95 @@ def max_tokens(max_words: int) -> int:
 _FOREIGN_LABEL = re.compile(r"^(?:args|arguments|parameters|params|returns?|yields?|raises|throws|note|example)\s*:",
                             re.IGNORECASE)
 _WORD = re.compile(r"[^\W\d_]{2,}")  # letters only: "x1" and "0x00ef" are not words of a sentence
+# A name and a colon leading the words: another parameter's blank (`module: The module.`), its own label
+# having been stripped already.
+_LABEL = re.compile(r"^[\w.]+\s*:\s")
+# Words a finished sentence does not end on: `Return a list of.`
+_DANGLING = frozenset("a an the of to with from and or for in into by on at is are as than that".split())
+# Code outside backticks: a call or subscript (`get(`, `x[`, but not `value(s)`), the object's own or a private
+# attribute (`self.name`, `a._x`; prose may name `os.path` plainly), an assignment, an operator prose does not
+# use, an import.
+_CODE = re.compile(r"[A-Za-z_]\w*(?:\((?!s\))|\[)|\b(?:self|cls|this)\.\w|\w\._\w|\s=\s|==|!=|\*\*|^import\s",
+                   re.IGNORECASE)
 
 
-def poor(text: str, document: str = "") -> str | None:
+def poor(text: str, document: str = "", context: str = "") -> str | None:
     """Why model words are no description worth showing (None when they are): too few real words (numbers,
-    hex, symbols), a word repeated over and over, another section's label, or a run of four or more words
-    copied from elsewhere in the file (another docstring's line, a comment)."""
+    hex, symbols), a word or phrase repeated, another section's or blank's label, code instead of words,
+    a run of four or more words copied from elsewhere in the file (another docstring's line, a comment), or
+    words about things `context` (the code the model was shown) never mentions."""
     words = _WORD.findall(text)
     if len(words) < 2 or sum(map(len, words)) < 0.5 * sum(c.isalnum() for c in text):
         return "too few words"
     lowered = [w.lower() for w in words]
-    if any(a == b for a, b in zip(lowered, lowered[1:])) or max(map(lowered.count, lowered)) >= 4:
+    if any(a == b for a, b in zip(lowered, lowered[1:])) or max(map(lowered.count, lowered)) >= 4 \
+            or _repeated_phrase(lowered):
         return "repeated words"
     if _FOREIGN_LABEL.match(text):
         return "another section's label"
+    if _LABEL.match(text):
+        return "another blank's label"
+    prose = re.sub(r"`[^`]*`", "", text)
+    if _CODE.search(prose) or prose.count(")") > prose.count("("):
+        return "code, not words"
+    if text.rstrip(" .").rsplit(None, 1)[-1].lower() in _DANGLING:
+        return "an unfinished sentence"
     if len(text.split()) >= 4 and " ".join(text.rstrip(".").split()).lower() in " ".join(document.split()).lower():
         return "copied from the file"
+    if context and unrelated(text, context):
+        return "about other code"
     return None
 
 
-def clean(raw: str, slot: Slot, t: DocTarget, max_words: int = 40, document: str = "") -> str:
-    """One description from raw model output for `slot`; the neutral fallback when it is unusable."""
+# Words any description may use without the code naming them: grammar, common qualities, and the
+# vocabulary of docstrings. What is left are mostly the things a description is about.
+_COMMON = frozenset("""
+    a about above after again all already also always an and any are as at back be been before being
+    below between both but by can could do does down each either else even every for from given has have
+    here how if in into is it its just may more most must never no none not now of off often on one only
+    or other otherwise out over same should so still such than that the then there these this those
+    through to true false under until up upon used uses using very was were what when where whether which
+    while will with within without would yes
+    apart big close empty equal far few first full good bad high large last less long low many much near
+    negative next non part positive previous short small whole zero
+    argument arguments attribute calculate calculates call called check checks class compute computes
+    create created creates current data default element elements function get gets given instance item
+    items key keys list make makes method new number object objects optional parameter parameters
+    result results return returned returns set sets specified string type value values
+""".split())
+
+
+def unrelated(text: str, code: str) -> bool:
+    """Whether a description names two or more things `code` never mentions and nothing it does:
+    `The number of nodes in the graph.` beside geometry code is another docstring remembered from
+    training. A word relates to the code when one of the code's words (identifier parts included)
+    equals it or starts it (`abs` for `absolute`), or it starts one of them (`node` for `nodes`)."""
+    own = {w.lower() for w in _WORD.findall(_split_identifiers(code))}
+    named = {w.lower() for w in _WORD.findall(text)} - _COMMON
+    named = {w for w in named if len(w) >= 3}
+
+    def relates(word: str) -> bool:
+        return any(word == o or (len(o) >= 3 and word.startswith(o)) or o.startswith(word) for o in own)
+
+    return len(named) >= 2 and not any(map(relates, named))
+
+
+def _split_identifiers(code: str) -> str:
+    """`polygon_perimeter`, `distanceTo`, `HTTPServer` -> their words, the whole identifiers kept too."""
+    parts = re.sub(r"([A-Z]+)([A-Z][a-z])|([a-z0-9])([A-Z])", r"\1\3 \2\4", code).replace("_", " ")
+    return code + " " + parts
+
+
+def _repeated_phrase(words: list[str], n: int = 4) -> bool:
+    """A run of n words said twice: the model going round (`is the number of ... is the number of`)."""
+    runs = [tuple(words[i:i + n]) for i in range(len(words) - n + 1)]
+    return len(set(runs)) < len(runs)
+
+
+def clean(raw: str, slot: Slot, t: DocTarget, max_words: int = 40, document: str = "",
+          context: str = "") -> tuple[str, str | None]:
+    """One description from raw model output for `slot`, and None; or the neutral fallback and why
+    the model's words were unusable."""
     text = raw.lstrip(" \t").split("\n", 1)[0]
     for delimiter in _DELIMITERS:
         text = text.split(delimiter, 1)[0]
@@ -55,12 +123,14 @@ def clean(raw: str, slot: Slot, t: DocTarget, max_words: int = 40, document: str
     text = re.sub(r'\s*(?:""|\*+|/)$', "", text)
     if text.count('"') % 2:
         text = text.rstrip('"')
-    if not any(ch.isalnum() for ch in text) or _SECTION.match(text) or poor(text, document):
-        return fallback(slot, t)
+    why = ("nothing" if not any(ch.isalnum() for ch in text) else
+           "another section" if _SECTION.match(text) else poor(text, document, context))
+    if why:
+        return fallback(slot, t), why
     words = text.split()
     if len(words) > max_words:
         text = " ".join(words[:max_words])
-    return _finish(text, slot, t)
+    return _finish(text, slot, t), None
 
 
 def _strip_label(text: str, slot: Slot, t: DocTarget) -> str:

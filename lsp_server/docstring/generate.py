@@ -2,19 +2,32 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from ..text import lone_cr_to_lf
 from .clean import clean, max_tokens
 from .core import DocEdit, DocTarget, Infill, line_offset, split_lines, utf16_len
 from .python_target import header_colon
-from .styles import Part, skeleton
+from .styles import Part, Slot, skeleton
 
 PREFIX_CHARS = 4000
 SUFFIX_CHARS = 2000
 
 
-def generate_docstring(text: str, target: DocTarget, infill: Infill, *,
-                       style: str = "google", max_words: int = 40) -> DocEdit:
-    """The edit inserting `target`'s docstring; its line is an LSP line of `text`, its character in UTF-16."""
+@dataclass(frozen=True)
+class Blank:
+    """How one blank of a docstring was filled (what `eval --suite docstrings` counts)."""
+
+    slot: Slot
+    raw: str  # the model's words
+    text: str  # what the docstring got
+    rejected: str | None  # why the neutral wording replaced the model's words; None when they were kept
+
+
+def generate_docstring(text: str, target: DocTarget, infill: Infill, *, style: str = "google",
+                       max_words: int = 40, blanks: list[Blank] | None = None) -> DocEdit:
+    """The edit inserting `target`'s docstring; its line is an LSP line of `text`, its character in UTF-16.
+    Each blank's story is appended to `blanks` when given."""
     text = lone_cr_to_lf(text)  # the same lines and offsets as LSP's, split on "\n" alone
     lines = split_lines(text)
     char, head, tail = 0, "", ""
@@ -36,7 +49,11 @@ def generate_docstring(text: str, target: DocTarget, infill: Infill, *,
             continue
         prefix = before + "".join(filled)
         suffix = _render_rest(parts[i + 1:]) + after
-        filled.append(clean(infill(prefix, suffix, max_tokens(max_words)), part, target, max_words, document=text))
+        raw = infill(prefix, suffix, max_tokens(max_words))
+        words, rejected = clean(raw, part, target, max_words, document=text, context=before + after)
+        filled.append(words)
+        if blanks is not None:
+            blanks.append(Blank(part, raw, words, rejected))
 
     new_text = "".join(filled)
     if target.language == "python" and "\\" in new_text:
