@@ -204,15 +204,23 @@ def complete(engine: Backend, text: str, offset: int, settings: Settings, *, ext
 def infill_text(engine: Backend, prefix: str, suffix: str, max_tokens: int, settings: Settings,
                 cancel: Callable[[], bool] | None = None) -> str:
     """A plain infill (the docstring writer's model call): stops at <EOT>, a new line or a loop.
-    Whole lines are left out at the far ends of `prefix` and `suffix` when the prompt would not fit."""
-    prompt = fitting_infill_prompt(engine.tokenizer, engine.context_length, prefix, suffix, max_tokens,
-                                   settings.fim_mode)
+
+    Blanks ending the prefix (`    width: `) are healed as completions' are: a prompt ending in a lone space
+    token is answered with a digit. Whole lines are left out at the far ends of `prefix` and `suffix` when
+    the prompt would not fit.
+    """
+    healed = healing_text(engine.tokenizer, prefix[prefix.rfind("\n") + 1:], words=False)
+    prompt = fitting_infill_prompt(engine.tokenizer, engine.context_length, prefix[:len(prefix) - len(healed)],
+                                   suffix, max_tokens, settings.fim_mode)
     if prompt is None:
         return ""
     gen = engine.generate(prompt, max_new_tokens=max_tokens, temperature=settings.temperature,
-                          top_p=settings.top_p, cancel=cancel,
-                          stop=lambda s: "\n" in s.lstrip("\n") or repetition_start(s) is not None)
-    return gen.text[:repetition_start(gen.text) or len(gen.text)]
+                          top_p=settings.top_p, cancel=cancel, constraint=healed,
+                          stop=lambda s: "\n" in s[len(healed):].lstrip("\n") or repetition_start(s) is not None)
+    if not gen.text.startswith(healed):
+        return ""  # cut before the healed blanks were written back
+    text = gen.text[len(healed):]
+    return text[:repetition_start(text) or len(text)]
 
 
 def fitting_infill_prompt(tokenizer: Tokenizer, context_length: int, prefix: str, suffix: str, max_tokens: int,

@@ -411,6 +411,14 @@ def test_sentences_with_code_like_marks_are_kept(words: str) -> None:
     assert words.rstrip(".") in edit.new_text
 
 
+def test_a_blank_never_repeats_another_blanks_words() -> None:
+    src = "def send(sock, data, address):\n    sock.sendto(data, address)\n"
+    edit = generate_docstring(src, target_at(src, "python", 0),
+                              replying("Send a datagram", "the sock", "the bytes to send", "the bytes to send"))
+    assert edit.new_text == ('    """Send a datagram.\n\n    Args:\n        sock: The sock.\n'
+                             '        data: The bytes to send.\n        address: The address.\n    """\n')
+
+
 def test_a_real_sentence_is_kept() -> None:
     target = target_at(GRAPH, "python", GRAPH[:GRAPH.index("def distance")].count("\n"))
     edit = generate_docstring(GRAPH, target, lambda prefix, suffix, n: "the absolute difference between a and b")

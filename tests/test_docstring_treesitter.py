@@ -243,4 +243,5 @@ def test_go_summary_continues_the_name() -> None:
 def test_jsdoc_close_in_model_output_cannot_break_the_comment() -> None:
     src = "function f(a) {}\n"
     edit = generate_docstring(src, target_at(src, "javascript", 0), lambda p, s, n: "ends here */ code();")
-    assert edit.new_text == "/**\n * Ends here.\n *\n * @param a - Ends here.\n */\n"
+    # The parameter's blank got the same words, which say nothing about it: the neutral wording instead.
+    assert edit.new_text == "/**\n * Ends here.\n *\n * @param a - The a.\n */\n"

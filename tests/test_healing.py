@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lsp_server.completion import complete
+from lsp_server.completion import complete, infill_text
 from lsp_server.settings import Settings
 from model.engine import Engine
 from model.healing import Constraint, PieceIndex
@@ -53,6 +53,19 @@ def test_healing_a_blank_never_discards_the_completion(engine: Engine) -> None:
     suggestion = complete(engine, text, offset, Settings(), timed=False)
     assert suggestion is not None and suggestion.text.strip()
     assert not suggestion.text.startswith(" ")  # the blank is the user's, already typed
+
+
+def test_a_docstring_blank_after_its_label_is_healed(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Before: the prompt ended in a lone space token, and the demo model wrote "0" in most blanks.
+    prefix = 'def area(width, height):\n    """Area.\n\n    Args:\n        width: '
+    suffix = '\n        height:\n    """\n    return width * height\n'
+    seen = []
+    generate = engine.generate
+    monkeypatch.setattr(engine, "generate", lambda prompt, **kw: seen.append((prompt, kw)) or generate(prompt, **kw))
+    words = infill_text(engine, prefix, suffix, 24, Settings())
+    (prompt, kw), = seen
+    assert kw["constraint"] == " " and prompt == infill_prompt(engine.tokenizer, prefix[:-1], suffix, "spm")
+    assert words.strip() and not words.startswith(" ") and not words.strip().isdigit()
 
 
 def test_healing_a_word_completes_the_word(engine: Engine) -> None:

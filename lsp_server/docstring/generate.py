@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..text import lone_cr_to_lf
-from .clean import clean, max_tokens
+from .clean import clean, fallback, max_tokens
 from .core import DocEdit, DocTarget, Infill, line_offset, split_lines, utf16_len
 from .python_target import header_colon
 from .styles import Part, Slot, skeleton
@@ -43,6 +43,9 @@ def generate_docstring(text: str, target: DocTarget, infill: Infill, *, style: s
     after = _head(text[offset:], SUFFIX_CHARS).replace("\r\n", "\n")
 
     filled: list[str] = []
+    # A blank's words are its own: the model repeating an earlier blank (`data: The sock.` then `address:
+    # The sock.`) or another parameter's neutral wording (`passwd: The user.`) says nothing about this one.
+    said = {fallback(Slot("param", name), target) for name in target.params}
     for i, part in enumerate(parts):
         if isinstance(part, str):
             filled.append(part)
@@ -51,6 +54,9 @@ def generate_docstring(text: str, target: DocTarget, infill: Infill, *, style: s
         suffix = _render_rest(parts[i + 1:]) + after
         raw = infill(prefix, suffix, max_tokens(max_words))
         words, rejected = clean(raw, part, target, max_words, document=text, context=before + after)
+        if rejected is None and words in said and words != fallback(part, target):
+            words, rejected = fallback(part, target), "another blank's words"
+        said.add(words)
         filled.append(words)
         if blanks is not None:
             blanks.append(Blank(part, raw, words, rejected))
