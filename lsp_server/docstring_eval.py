@@ -28,7 +28,7 @@ from .docstring import Blank, find_target, generate_docstring
 from .docstring.clean import fallback
 from .docstring.styles import Slot
 from .settings import Settings
-from .terminal import format_table, loading_bar, show_result
+from .terminal import format_table, loading_bar, positive_int, show_result
 
 
 @dataclass(frozen=True)
@@ -123,18 +123,22 @@ def format_report(report: Report, settings: Settings) -> str:
                 ["  the neutral summary's, on the same functions", f"{report.neutral_f1:.3f}"]]))
 
 
-def main(argv: list[str] | None = None) -> None:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="codellama-lsp eval --suite docstrings", description=__doc__.split("\n\n")[0])
     p.add_argument("--model", help="checkpoint directory or cached HF repo id (default: the embedded demo model)")
     p.add_argument("--device", default="cpu", help="cpu | cuda (default: cpu)")
     p.add_argument("--fim-mode", choices=("psm", "spm"), default="spm", help="prompt order (default spm)")
     p.add_argument("--ngram-cache", choices=("auto", "on", "off"), default="auto",
                    help="the document n-gram cache (default auto: as the model directory asks)")
-    p.add_argument("--cases", type=int, default=100, help="functions to document (default 100)")
+    p.add_argument("--cases", type=positive_int, default=100, help="functions to document (default 100)")
     p.add_argument("--seed", type=int, default=0, help="which functions (default 0)")
     p.add_argument("--json", type=Path, metavar="PATH", help="write the report and every docstring's blanks as JSON ('-': stdout)")
     p.add_argument("--verbose", action="store_true", help="print each summary beside the author's as it is done")
-    a = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    a = build_parser().parse_args(argv)
     settings = Settings(model=a.model, device=a.device, fim_mode=a.fim_mode).merged(ngram_cache=a.ngram_cache)
     try:
         report, rows = evaluate(settings, a.cases, a.seed, a.verbose)

@@ -23,7 +23,7 @@ from model.backend import BackendUnavailable
 
 from .completion import complete, load_engine
 from .settings import Settings
-from .terminal import format_table, loading_bar, ms, show_result
+from .terminal import format_table, loading_bar, ms, positive_int, show_result
 
 
 @dataclass(frozen=True)
@@ -133,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="generate here (default) or on the vLLM server at --remote-url")
     p.add_argument("--remote-url", default=Settings.remote_url,
                    help=f"the vLLM server, with --backend vllm (default {Settings.remote_url})")
-    p.add_argument("--cases", type=int, default=200, help="cursors to complete (default 200)")
+    p.add_argument("--cases", type=positive_int, default=200, help="cursors to complete (default 200)")
     p.add_argument("--seed", type=int, default=0, help="seed for the cursors' files, lines and columns (default 0)")
     p.add_argument("--fim-mode", choices=("psm", "spm"), default=Settings.fim_mode,
                    help=f"infilling prompt order (default {Settings.fim_mode})")

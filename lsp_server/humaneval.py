@@ -32,6 +32,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from .terminal import positive_int
+
 SETS = ("single-line", "multi-line", "random-span")
 RANDOM_SPAN_URL = ("https://raw.githubusercontent.com/openai/human-eval-infilling/master/data/"
                    "HumanEval-RandomSpanInfilling.jsonl.gz")
@@ -213,7 +215,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.add_argument("--sets", default="single-line", help=f"comma-separated, of {', '.join(SETS)} (default single-line)")
     p.add_argument("--fim-modes", default="psm,spm", help="comma-separated: psm, spm (default both)")
-    p.add_argument("--limit", type=int, help="run this many tasks of each set, spread evenly (default: all)")
+    p.add_argument("--limit", type=positive_int, help="run this many tasks of each set, spread evenly (default: all)")
     p.add_argument("--random-span-file", type=Path, help="HumanEval-RandomSpanInfilling.jsonl.gz, if not cached")
     p.add_argument("--json", type=Path, help="write the scores and every completion with its result here")
     a = p.parse_args(argv)

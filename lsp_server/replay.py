@@ -23,7 +23,7 @@ from tqdm import tqdm
 from model import corpus
 
 from .client import ServerProcess
-from .terminal import format_table, loading_bar, ms, show_result
+from .terminal import format_table, loading_bar, ms, positive_int, show_result
 
 
 def pct(values: list[float], q: float) -> float:
@@ -137,7 +137,7 @@ def format_result(result: dict) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m lsp_server.replay", description=__doc__.split("\n\n")[0])
-    p.add_argument("--lines", type=int, default=20, help="held-out lines to type (default 20)")
+    p.add_argument("--lines", type=positive_int, default=20, help="held-out lines to type (default 20)")
     p.add_argument("--seed", type=int, default=0, help="seed for the lines chosen (default 0)")
     p.add_argument("--fim-mode", choices=("psm", "spm"), help="override the server's default infilling order")
     p.add_argument("--json", type=Path, metavar="PATH",

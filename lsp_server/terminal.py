@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -28,6 +29,17 @@ def loading_bar(what: str) -> Iterator[Progress]:
             bar.update(max(0, round(fraction * 100) - bar.n))
 
         yield report
+
+
+def positive_int(text: str) -> int:
+    """An argparse type for counts: `--cases 0` is refused with a clear message instead of failing later."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
 
 
 def format_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from .client import ServerProcess
 from .replay import Typed, pct, type_lines
+from .terminal import positive_int
 
 UNTIMED = {"timeBudgetMs": 600_000}  # the longest budget there is: answers do not depend on the machine's speed
 
@@ -96,11 +97,11 @@ def table(result: dict) -> str:
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m lsp_server.typists", description=__doc__.split("\n\n")[0])
     p.add_argument("--remote-url", required=True, help="the vLLM server, serving the same model as --model")
-    p.add_argument("--typists", type=int, default=4)
-    p.add_argument("--lines", type=int, default=2, help="held-out lines each typist types per round")
-    p.add_argument("--rounds", type=int, default=3, help="times each side runs, alternately")
+    p.add_argument("--typists", type=positive_int, default=4)
+    p.add_argument("--lines", type=positive_int, default=2, help="held-out lines each typist types per round")
+    p.add_argument("--rounds", type=positive_int, default=3, help="times each side runs, alternately")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=1, help="torch threads of each local engine")
+    p.add_argument("--threads", type=positive_int, default=1, help="torch threads of each local engine")
     p.add_argument("--json", type=Path)
     p.add_argument("server_args", nargs="*", help="`serve` flags for both sides after --, e.g. -- --model DIR")
     a = p.parse_args(argv)

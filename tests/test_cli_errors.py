@@ -38,7 +38,7 @@ def test_version() -> None:
 
 
 def _parsers() -> dict[str, argparse.ArgumentParser]:
-    from lsp_server import demo, evaluate, replay
+    from lsp_server import demo, docstring_eval, evaluate, replay
     from lsp_server.cli import build_parser
     from model import bench, train
 
@@ -46,7 +46,8 @@ def _parsers() -> dict[str, argparse.ArgumentParser]:
     sub = next(a for a in top._actions if isinstance(a, argparse._SubParsersAction))
     return {"codellama-lsp": top, "serve": sub.choices["serve"], "complete": sub.choices["complete"],
             "demo": demo.build_parser(), "eval": evaluate.build_parser(), "bench": bench.build_parser(),
-            "train-demo": train.build_parser(), "replay": replay.build_parser()}
+            "train-demo": train.build_parser(), "replay": replay.build_parser(),
+            "eval --suite docstrings": docstring_eval.build_parser()}
 
 
 @pytest.mark.parametrize("name", list(_parsers()))
@@ -64,6 +65,15 @@ def test_subcommand_help_names_the_command(command: str) -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(f"usage: codellama-lsp {command}")
     assert "python -m" not in result.stdout
+
+
+@pytest.mark.parametrize("args", [("eval", "--cases", "0"), ("eval", "--suite", "docstrings", "--cases", "-3"),
+                                  ("eval", "--suite", "humaneval-infilling", "--limit", "0")])
+def test_counts_must_be_at_least_one(args: tuple[str, ...]) -> None:
+    # Before: `eval --cases 0` failed on an empty mean; `--limit 0` ran all 1,033 HumanEval tasks.
+    result = codellama(*args)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].endswith("must be at least 1, not " + args[-1])
 
 
 @pytest.mark.parametrize("make_model,expected", [
