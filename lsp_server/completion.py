@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from model.backend import Backend, Timings
 from model.tokenizer import Tokenizer, infill_prompt
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 PROMPT_OVERHEAD = 8  # BOS and FIM control tokens, with room to spare
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -143,16 +144,26 @@ def fitting_prompt(tokenizer: Tokenizer, context_length: int, text: str, offset:
     max_tokens = settings.max_tokens_single_line if mode == "single" else settings.max_tokens
     extra_tokens = tokenizer.count_tokens(extra) if extra else 0
     prefix_tokens, suffix_tokens = budgets(settings, max_tokens, context_length, extra_tokens)
-    room = context_length - max_tokens
-    shrink = 1.0
-    for _ in range(4):
+
+    def build(shrink: float) -> tuple[FimContext, list[int]]:
         ctx = build_context(text, offset, tokenizer.count_tokens, prefix_tokens=int(prefix_tokens * shrink),
                             suffix_tokens=int(suffix_tokens * shrink), extra=extra)
-        prompt = infill_prompt(tokenizer, ctx.prefix[:len(ctx.prefix) - len(healed)], ctx.suffix,
-                               settings.fim_mode)  # type: ignore[arg-type]
+        return ctx, infill_prompt(tokenizer, ctx.prefix[:len(ctx.prefix) - len(healed)], ctx.suffix,
+                                  settings.fim_mode)  # type: ignore[arg-type]
+
+    return _shrunk_to_fit(context_length - max_tokens, build)
+
+
+def _shrunk_to_fit(room: int, build: Callable[[float], tuple[T, list[int]]]) -> tuple[T, list[int]] | None:
+    """build(shrink) -> (windows, prompt) with the windows' budgets scaled by `shrink`: tried at 1, then smaller
+    until the prompt fits in `room` tokens. Windows are sized by per-line token counts, and tokens can merge
+    across line ends, so one pass can come out a little too long."""
+    shrink = 1.0
+    for _ in range(4):
+        windows, prompt = build(shrink)
         if len(prompt) <= room:
-            return ctx, prompt
-        shrink *= 0.9 * room / len(prompt)
+            return windows, prompt
+        shrink *= 0.9 * max(room, 0) / len(prompt)
     return None
 
 
@@ -227,15 +238,13 @@ def fitting_infill_prompt(tokenizer: Tokenizer, context_length: int, prefix: str
                           mode: str) -> list[int] | None:
     """The FIM prompt for `prefix` and `suffix`, leaving room for max_tokens in the context: while it is
     too long, both are cut at line boundaries, from the far ends, in proportion to their lengths."""
-    room = context_length - max_tokens
-    prompt = infill_prompt(tokenizer, prefix, suffix, mode)  # type: ignore[arg-type]
-    shrink = 1.0
-    for _ in range(4):
-        if len(prompt) <= room:
-            return prompt
-        shrink *= 0.9 * max(room, 0) / len(prompt)
-        ctx = build_context(prefix + suffix, len(prefix), tokenizer.count_tokens, snap_lines=1,
-                            prefix_tokens=int(tokenizer.count_tokens(prefix) * shrink),
-                            suffix_tokens=int(tokenizer.count_tokens(suffix) * shrink))
-        prompt = infill_prompt(tokenizer, ctx.prefix, ctx.suffix, mode)  # type: ignore[arg-type]
-    return None
+    def build(shrink: float) -> tuple[None, list[int]]:
+        if shrink < 1:
+            ctx = build_context(prefix + suffix, len(prefix), tokenizer.count_tokens, snap_lines=1,
+                                prefix_tokens=int(tokenizer.count_tokens(prefix) * shrink),
+                                suffix_tokens=int(tokenizer.count_tokens(suffix) * shrink))
+            return None, infill_prompt(tokenizer, ctx.prefix, ctx.suffix, mode)  # type: ignore[arg-type]
+        return None, infill_prompt(tokenizer, prefix, suffix, mode)  # type: ignore[arg-type]
+
+    fitted = _shrunk_to_fit(context_length - max_tokens, build)
+    return None if fitted is None else fitted[1]

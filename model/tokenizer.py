@@ -53,9 +53,8 @@ class Tokenizer:
         if self._sentinel_id is None or self.sp.decode(self._sentinel_ids) != SENTINEL:
             raise ValueError(f"{path}: the vocabulary has no {SENTINEL!r} piece, needed to encode infilling text")
         # Ids that ordinary text must never produce: a document spelling " <EOT>" stays text.
-        self._reserved = {i for i in (self.bos_id, self.eos_id, self.prefix_id, self.suffix_id,
-                                      self.middle_id, self.eot_id) if i is not None and i >= 0}
-        self.control_ids = frozenset(self._reserved)
+        self.control_ids = frozenset(i for i in (self.bos_id, self.eos_id, self.prefix_id, self.suffix_id,
+                                                 self.middle_id, self.eot_id) if i is not None and i >= 0)
         self.stop_ids = frozenset(i for i in (self.eot_id, self.eos_id) if i is not None and i >= 0)
         # Byte-fallback pieces (<0xAB>) and their byte: a character outside the vocabulary spans several.
         self._byte_of = {i: int(self.sp.id_to_piece(i)[3:5], 16) for i in range(self.n_words) if self.sp.is_byte(i)}
@@ -84,7 +83,7 @@ class Tokenizer:
         return self._guard(ids[n:])
 
     def decode(self, ids: list[int]) -> str:
-        return self.sp.decode([i for i in ids if i not in self._reserved])
+        return self.sp.decode([i for i in ids if i not in self.control_ids])
 
     def decode_infilling(self, ids: list[int]) -> str:
         """Decode a generated middle, keeping a leading space the model generated.
@@ -92,7 +91,7 @@ class Tokenizer:
         Generation can stop inside a character that the vocabulary spells as several bytes: those
         trailing bytes are held back (they would decode to U+FFFD) until the character is complete.
         """
-        ids = [i for i in ids if i not in self._reserved]
+        ids = [i for i in ids if i not in self.control_ids]
         ids = ids[:len(ids) - self._incomplete_tail(ids)]
         return self.sp.decode([self._sentinel_id] + ids)[len(SENTINEL):]
 
@@ -121,16 +120,16 @@ class Tokenizer:
         for i in range(self.n_words):
             piece = self.sp.id_to_piece(i)
             plain = not (self.sp.is_control(i) or self.sp.is_unknown(i) or self.sp.is_byte(i)
-                         or i in self._reserved or piece == SENTINEL)
+                         or i in self.control_ids or piece == SENTINEL)
             texts.append(piece.replace("▁", " ") if plain else None)
         return texts
 
     def _guard(self, ids: list[int]) -> list[int]:
-        if self._reserved.isdisjoint(ids):
+        if self.control_ids.isdisjoint(ids):
             return ids
         out: list[int] = []
         for i in ids:
-            out.extend(self._spell(i) if i in self._reserved else (i,))
+            out.extend(self._spell(i) if i in self.control_ids else (i,))
         return out
 
     def _spell(self, token_id: int) -> list[int]:
