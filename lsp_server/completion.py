@@ -21,7 +21,7 @@ from model.tokenizer import Tokenizer, infill_prompt
 
 from .context import FimContext, build_context
 from .settings import Settings
-from .shaping import (block_indent, completion_mode, drop_partial_word, make_stop, next_suffix_line,
+from .shaping import (block_indent, completion_mode, drop_partial_word, looping, make_stop, next_suffix_line,
                       repetition_start, shape)
 
 if TYPE_CHECKING:
@@ -188,7 +188,7 @@ def complete(engine: Backend, text: str, offset: int, settings: Settings, *, ext
 
     def stop(generated: str) -> bool:
         generated = generated[len(healed):]  # healing guarantees the text begins with `healed`
-        return block_end(generated) or repetition_start(generated) is not None
+        return block_end(generated) or looping(generated)
 
     context_ms = (time.perf_counter() - t0) * 1000
     deadline = time.monotonic() + settings.time_budget_ms / 1000 if timed else None
@@ -227,7 +227,7 @@ def infill_text(engine: Backend, prefix: str, suffix: str, max_tokens: int, sett
         return ""
     gen = engine.generate(prompt, max_new_tokens=max_tokens, temperature=settings.temperature,
                           top_p=settings.top_p, cancel=cancel, constraint=healed,
-                          stop=lambda s: "\n" in s[len(healed):].lstrip("\n") or repetition_start(s) is not None)
+                          stop=lambda s: "\n" in s[len(healed):].lstrip("\n") or looping(s))
     if not gen.text.startswith(healed):
         return ""  # cut before the healed blanks were written back
     text = gen.text[len(healed):]

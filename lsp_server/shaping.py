@@ -26,6 +26,7 @@ __all__ = [
     "block_indent",
     "completion_mode",
     "indent_width",
+    "looping",
     "make_stop",
     "next_suffix_line",
     "opens_block",
@@ -466,23 +467,41 @@ def repetition_start(text: str, *, min_repeats: int = 4, max_unit: int = 24) -> 
 
     Small models fall into loops (`1, 1, 1, 1, …`, `'S', 'S', 'S', …`). When the text ends with the same
     unit (1 to `max_unit` characters, with a letter or digit: `----` separators are fine) `min_repeats`
-    times in a row, generation can stop, and the completion keeps one copy of the unit. A repeat that
-    splits a word is no loop: `10000`, `0xFFFF` and `aaaa` are literals and names, never cut.
+    times in a row, then possibly the start of one more copy (the budget ran out inside it), the
+    completion keeps one copy of the unit. A repeat that splits a word is no loop: `10000`, `0xFFFF` and
+    `aaaa` are literals and names, never cut.
     """
     for unit_len in range(1, max_unit + 1):
         span = unit_len * min_repeats
         if span > len(text):
             break
-        unit = text[-unit_len:]
-        if any(c.isalnum() for c in unit) and text.endswith(unit * min_repeats):
-            start = len(text) - span
+        for partial in range(unit_len):
+            end = len(text) - partial  # where the last whole copy ends
+            unit = text[end - unit_len:end]
+            if (span > end or not any(c.isalnum() for c in unit) or not unit.startswith(text[end:])
+                    or text[end - span:end] != unit * min_repeats):
+                continue
+            start = end - span
             while start >= unit_len and text[start - unit_len:start] == unit:
                 start -= unit_len
             if any(0 < b < len(text) and _is_word(text[b - 1]) and _is_word(text[b])
-                   for b in range(start, len(text), unit_len)):
+                   for b in range(start, end + 1, unit_len)):
                 continue  # a boundary between copies falls inside a word
             return start + unit_len
     return None
+
+
+LOOP_STOP_REPEATS = 8
+
+
+def looping(text: str) -> bool:
+    """Whether generation should stop on a loop: `text` ends with a unit repeated LOOP_STOP_REPEATS times.
+
+    Four copies (repetition_start's default) are enough to cut a loop the text never came out of, but too few
+    to stop generating: `[0, 0, 0, 0, 0, 0]` and `b"\\x00\\x00\\x00\\x00"` are code, shown in full when
+    the model is let to close them. A loop the model never leaves still ends after a few more copies.
+    """
+    return repetition_start(text, min_repeats=LOOP_STOP_REPEATS) is not None
 
 
 def drop_partial_word(text: str) -> str:

@@ -223,13 +223,14 @@ def test_one_line_body_is_split() -> None:
     src = "def double(x): return 2 * x\nclass Empty: pass\n"
     target = target_at(src, "python", 0)
     assert (target.insert_line, target.indent) == (0, "    ")
-    edit = generate_docstring(src, target, Numbered())
+    model = Numbered()  # one model for both: a second "Text number 1." would copy the first docstring
+    edit = generate_docstring(src, target, model)
     out = apply(src, edit)
     assert out.split("\n")[:9] == ["def double(x):", '    """Text number 1.', "", "    Args:", "        x: Text number 2.",
                                    "", "    Returns:", "        Text number 3.", '    """']
     assert out.split("\n")[9] == "    return 2 * x"
-    out2 = apply(out, generate_docstring(out, target_at(out, "python", 10), Numbered()))
-    assert out2.split("\n")[10:13] == ["class Empty:", '    """Text number 1."""', "    pass"]
+    out2 = apply(out, generate_docstring(out, target_at(out, "python", 10), model))
+    assert out2.split("\n")[10:13] == ["class Empty:", '    """Text number 4."""', "    pass"]
     ast.parse(out2)
 
 
@@ -357,6 +358,11 @@ GRAPH = '''def nodes(graph):
     return len(graph)
 
 
+def gap(a, b):
+    """Space between two boxes."""
+    return b.left - a.right
+
+
 def distance(a, b):
     return abs(a - b)
 '''
@@ -366,6 +372,7 @@ def distance(a, b):
     "x1: 0x00ef, 0x00f6.",                          # numbers, not words
     "Returns: The number of nodes in the graph.",   # another section's label
     "The number of nodes in the graph.",            # copied from another docstring in the file
+    "Space between two boxes.",                     # the whole of another docstring, however short
     "Sorted list of the edges in a network.",       # about other code: remembered from training
     "Return failobj.get(header, missing).",         # code, not words
     "Self.width = self.height",

@@ -11,6 +11,7 @@ from lsp_server.shaping import (
     next_suffix_line,
     opens_block,
     drop_partial_word,
+    looping,
     repetition_start,
     shape,
 )
@@ -352,6 +353,7 @@ def test_comment_apostrophe_does_not_open_string() -> None:
     ("x = ['S', 'S', 'S', 'S', 'S', ", 10),
     ("return a + b", None),
     ("foo(foo(foo(foo(", 4),
+    ("x = ['BZPath', 'BZPath', 'BZPath', 'BZPath', 'BZ", 16),  # the budget ran out inside one more copy
     # Literals and names are never loops, however many equal characters they hold.
     ("0000", None), ("x = 10000", None), ("mask = 0xFFFF", None), ("if n == 1111", None), ("aaaa_aaaa", None),
     ("x = 1000000000000000000000000000", None),
@@ -360,6 +362,21 @@ def test_comment_apostrophe_does_not_open_string() -> None:
 ])
 def test_repetition_start(text: str, expected: int | None) -> None:
     assert repetition_start(text) == expected
+
+
+@pytest.mark.parametrize("text", [
+    "board = [0, 0, 0, 0, 0, 0",                 # five zeros and counting: a literal, let the model close it
+    'HEADER = b"\\x00\\x00\\x00\\x00\\x00\\x00',
+    "x = ['S', 'S', 'S', 'S', 'S', ",
+])
+def test_a_few_repeats_do_not_stop_generation(text: str) -> None:
+    # They were cut to one copy (`board = [0, 0`) before the model could write the closing bracket.
+    assert repetition_start(text) is not None and not looping(text)
+
+
+@pytest.mark.parametrize("text", ["print(" + "1, " * 9, "x = " + "'S', " * 8, "# the" + " the" * 8])
+def test_a_loop_that_goes_on_stops_generation(text: str) -> None:
+    assert looping(text)
 
 
 @pytest.mark.parametrize("text,expected", [

@@ -39,8 +39,8 @@ _CODE = re.compile(r"[A-Za-z_]\w*(?:\((?!s\))|\[)|\b(?:self|cls|this)\.\w|\w\._\
 def poor(text: str, document: str = "", context: str = "") -> str | None:
     """Why model words are no description worth showing (None when they are): too few real words (numbers,
     hex, symbols), a word or phrase repeated, another section's or blank's label, code instead of words,
-    a run of four or more words copied from elsewhere in the file (another docstring's line, a comment), or
-    words about things `context` (the code the model was shown) never mentions."""
+    words copied from elsewhere in the file (see `copied`), or words about things `context` (the code the
+    model was shown) never mentions."""
     words = _WORD.findall(text)
     if len(words) < 2 or sum(map(len, words)) < 0.5 * sum(c.isalnum() for c in text):
         return "too few words"
@@ -57,11 +57,26 @@ def poor(text: str, document: str = "", context: str = "") -> str | None:
         return "code, not words"
     if text.rstrip(" .").rsplit(None, 1)[-1].lower() in _DANGLING:
         return "an unfinished sentence"
-    if len(text.split()) >= 4 and " ".join(text.rstrip(".").split()).lower() in " ".join(document.split()).lower():
+    if document and copied(text, document):
         return "copied from the file"
     if context and unrelated(text, context):
         return "about other code"
     return None
+
+
+# What leads a line of prose in a file: a docstring's quotes, a comment's marks.
+_LEADER = re.compile(r"""^(?:[rRbBuU]?(?:\"\"\"|''')|#+|//+|/?\*+)\s*""")
+
+
+def copied(text: str, document: str) -> bool:
+    """Whether `text` copies the file: a run of four or more words found in it, or the whole of one of
+    its lines (another function's summary: `PPM (portable pixmap).`), quotes and comment marks aside."""
+    said = " ".join(text.rstrip(".").split()).lower()
+    if len(said.split()) >= 4:
+        return said in " ".join(document.split()).lower()
+    return len(said.split()) >= 2 and any(
+        " ".join(_LEADER.sub("", line.strip()).rstrip("\"'. ").split()).lower() == said
+        for line in document.splitlines())
 
 
 # Words any description may use without the code naming them: grammar, common qualities, and the
