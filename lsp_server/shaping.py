@@ -499,7 +499,8 @@ def looping(text: str) -> bool:
 
     Four copies (repetition_start's default) are enough to cut a loop the text never came out of, but too few
     to stop generating: `[0, 0, 0, 0, 0, 0]` and `b"\\x00\\x00\\x00\\x00"` are code, shown in full when
-    the model is let to close them. A loop the model never leaves still ends after a few more copies.
+    the model is let to close them. A loop the model never leaves still ends after a few more copies (and a
+    literal of nine or more equal items is taken for one).
     """
     return repetition_start(text, min_repeats=LOOP_STOP_REPEATS) is not None
 
