@@ -238,10 +238,21 @@ local function main()
   result.cursor_screen = { vim.fn.screenrow(), vim.fn.screencol() }
   result.before = api.nvim_buf_get_lines(bufnr, 0, -1, false)
 
-  feed(require('codellama.config').options.keymaps.accept)
-  wait_until('accepted', 5000, function()
+  -- The first word (accept_word), then the rest (accept): together what accept alone inserts.
+  local keymaps = require('codellama.config').options.keymaps
+  feed(keymaps.accept_word)
+  wait_until('word accepted', 5000, function()
     return not vim.deep_equal(api.nvim_buf_get_lines(bufnr, 0, -1, false), result.before)
   end)
+  result.after_word = api.nvim_buf_get_lines(bufnr, 0, -1, false)
+  local rest = codellama.get_suggestion()
+  result.rest_after_word = rest and rest.text or vim.NIL
+  if rest then
+    feed(keymaps.accept)
+    wait_until('accepted', 5000, function()
+      return not vim.deep_equal(api.nvim_buf_get_lines(bufnr, 0, -1, false), result.after_word)
+    end)
+  end
   result.after = api.nvim_buf_get_lines(bufnr, 0, -1, false)
   local cursor = api.nvim_win_get_cursor(0)
   result.cursor_after = { cursor[1] - 1, cursor[2] }
@@ -417,6 +428,15 @@ def test_nvim_inline_completion_with_the_real_server(tmp_path: Path, tiny_model_
     assert extmark["count"] == 1 and (extmark["row"], extmark["col"]) == (row, col)
     assert extmark["hl"] == "CodellamaSuggestion"
     assert extmark["text"] == result["expected_display"]
+
+    # Accepting one word inserts the blanks and the word that start the suggestion and shows the rest.
+    word = re.match(r"[ \t\n\r\f\v]*(?:\w+|[^\w \t\n\r\f\v]+)?", text, re.ASCII).group()
+    if len(word) < len(text):
+        assert result["after_word"] == \
+            before[:row] + _splice_utf8(before[row], col, col, word).split("\n") + before[row + 1:]
+        assert result["rest_after_word"] == text[len(word):]
+    else:
+        assert result["rest_after_word"] is None
 
     # Accepting inserts exactly the suggestion at the cursor and leaves the cursor after it.
     expected = before[:row] + _splice_utf8(before[row], col, replace_end, text).split("\n") + before[row + 1:]

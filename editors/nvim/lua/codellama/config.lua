@@ -4,6 +4,7 @@ local M = {}
 ---@class codellama.Keymaps
 ---@field accept string|false      Accept the whole suggestion (falls back to the key itself).
 ---@field accept_line string|false Accept the suggestion up to the end of the next line.
+---@field accept_word string|false Accept the suggestion up to the end of the next word.
 ---@field dismiss string|false     Hide the suggestion (falls back to the key itself).
 ---@field trigger string|false     Ask for a suggestion now (an "invoked" request).
 
@@ -36,6 +37,7 @@ M.defaults = {
   keymaps = {
     accept = '<Tab>',
     accept_line = '<C-Right>',
+    accept_word = '<M-Right>',
     dismiss = '<C-]>',
     trigger = false,
   },

@@ -34,6 +34,12 @@ function M.accept_line()
   return suggestion.accept('line')
 end
 
+--- Accept the shown suggestion up to the end of its next word.
+---@return boolean
+function M.accept_word()
+  return suggestion.accept('word')
+end
+
 --- Hide the shown suggestion. Returns false when there was none.
 ---@return boolean
 function M.dismiss()
@@ -88,6 +94,7 @@ local function create_plug_mappings()
   local map = vim.keymap.set
   map('i', '<Plug>(codellama-accept)', M.accept, { desc = 'codellama: accept suggestion' })
   map('i', '<Plug>(codellama-accept-line)', M.accept_line, { desc = 'codellama: accept one line' })
+  map('i', '<Plug>(codellama-accept-word)', M.accept_word, { desc = 'codellama: accept one word' })
   map('i', '<Plug>(codellama-dismiss)', M.dismiss, { desc = 'codellama: dismiss suggestion' })
   map('i', '<Plug>(codellama-trigger)', M.trigger, { desc = 'codellama: request suggestion' })
 end
@@ -118,6 +125,9 @@ local function create_buffer_keymaps(bufnr)
   end
   if keys.accept_line then
     map_with_fallback(bufnr, keys.accept_line, 'accept_line', 'codellama: accept one line')
+  end
+  if keys.accept_word then
+    map_with_fallback(bufnr, keys.accept_word, 'accept_word', 'codellama: accept one word')
   end
   if keys.dismiss then
     map_with_fallback(bufnr, keys.dismiss, 'dismiss', 'codellama: dismiss suggestion')

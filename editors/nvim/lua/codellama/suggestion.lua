@@ -384,8 +384,29 @@ local function insert_at_cursor(s, text, replace_end)
   api.nvim_win_set_cursor(0, { end_row + 1, end_col })
 end
 
+--- Bytes of {text} that accepting {part} of it takes: up to the end of the next line, or the next
+--- word (the blanks before it, then a run of letters, digits and `_`, or of other characters, as
+--- `Ctrl+Right` does in VS Code). Nil when the part is the whole text.
+---@param text string
+---@param part 'line'|'word'
+---@return integer?
+local function part_length(text, part)
+  local stop
+  if part == 'line' then
+    stop = text:find('\n', text:sub(1, 1) == '\n' and 2 or 1, true)
+    stop = stop and stop - 1
+  else
+    local blanks = #text:match('^%s*')
+    stop = text:match('^[%w_]+()', blanks + 1) or text:match('^[^%w_%s]+()', blanks + 1)
+    stop = stop and stop - 1
+  end
+  if stop and stop < #text then
+    return stop
+  end
+end
+
 --- Accept the suggestion.
----@param part? 'all'|'line' `line`: only up to the end of the next line; the rest stays shown.
+---@param part? 'all'|'line'|'word' `line` or `word`: only up to the end of the next one; the rest stays shown.
 ---@return boolean accepted false when no suggestion was shown
 function M.accept(part)
   if not M.is_visible() then
@@ -395,14 +416,14 @@ function M.accept(part)
   M.cancel()
   clear_extmark()
 
-  if part == 'line' and not s.is_snippet then
-    local stop = s.text:find('\n', s.text:sub(1, 1) == '\n' and 2 or 1, true)
+  if (part == 'line' or part == 'word') and not s.is_snippet then
+    local stop = part_length(s.text, part)
     if stop then
-      insert_at_cursor(s, s.text:sub(1, stop - 1), s.col)
+      insert_at_cursor(s, s.text:sub(1, stop), s.col)
       -- Keep the remainder as the suggestion at the new cursor; the replaced
       -- text after the old cursor (if any) now follows the new one.
       local snap = snapshot()
-      s.text = s.text:sub(stop)
+      s.text = s.text:sub(stop + 1)
       s.replace_end = snap.col + (s.replace_end - s.col)
       s.line_rest = get_line(snap.bufnr, snap.row):sub(snap.col + 1)
       s.tick, s.row, s.col = snap.tick, snap.row, snap.col
