@@ -179,7 +179,8 @@ def test_extension_in_a_real_vscode(tmp_path: Path) -> None:
 
 
 def check_ghost_text(result: dict[str, Any]) -> None:
-    """Typing shows ghost text; after Escape, Alt+\\ shows it again and Tab inserts exactly what is shown."""
+    """Typing shows ghost text; after Escape, Alt+\\ shows it again, Ctrl+Right inserts its start and Tab the
+    rest: together exactly what was shown."""
     assert result["ghost"]["inline"] or result["ghost"]["lines"], result["ghost"]
     ghost = result["explicitGhost"]
     shown = ghost["inline"] + "".join("\n" + line for line in ghost["lines"])
@@ -188,6 +189,9 @@ def check_ghost_text(result: dict[str, Any]) -> None:
     assert TYPED_LINE in before
     cut = before.index(TYPED_LINE) + len(TYPED_LINE)
     assert after == before[:cut] + shown + before[cut:]
+    word = result["afterWord"][cut:len(result["afterWord"]) - len(before) + cut]
+    assert result["afterWord"] == before[:cut] + word + before[cut:] and word and shown.startswith(word), word
+    assert result["ghostAfterWord"] == (word != shown)
 
 
 def check_docstrings(result: dict[str, Any]) -> None:

@@ -148,12 +148,16 @@ async function main() {
     await waitFor('Escape to hide the ghost text', async () => !(await ghostShown()), 5000);
   });
 
-  await stage('Alt+\\ asks again, Tab accepts', async () => {
+  await stage('Alt+\\ asks again, Ctrl+Right accepts a word, Tab the rest', async () => {
     await page.keyboard.press('Alt+Backslash');
     await waitFor('ghost text after Alt+\\', ghostShown, 30000);
     await page.waitForTimeout(300);
     result.explicitGhost = await ghostText();
     result.beforeAccept = await saveAndRead();
+    await page.keyboard.press('Control+ArrowRight'); // VS Code's own "accept next word"
+    await page.waitForTimeout(300);
+    result.afterWord = await saveAndRead();
+    result.ghostAfterWord = await ghostShown();
     await page.keyboard.press('Tab');
     await waitFor('the ghost text to be gone', async () => !(await ghostShown()), 5000);
     result.afterAccept = await saveAndRead();
