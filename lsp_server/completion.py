@@ -113,6 +113,13 @@ def line_around(text: str, offset: int) -> tuple[str, str]:
     return text[start:offset], text[offset:min(ends) if ends else len(text)]
 
 
+def inside_a_word(text: str, offset: int) -> bool:
+    """Whether the cursor is inside a word: letters, digits or `_` on both sides of it. A suggestion there
+    splits the word (`os.pa|th.getsize(name)` + `th.join(name))`), so the server makes one only when the
+    user asks for it; elsewhere mid-line (`f(a, |b)`, `x = |  # note`) infilling is what the model is for."""
+    return 0 < offset < len(text) and all(c.isalnum() or c == "_" for c in text[offset - 1:offset + 1])
+
+
 def healing_text(tokenizer: Tokenizer, line_before_cursor: str, *, words: bool = True) -> str:
     """The end of the cursor's line that the prompt leaves out for the model to write back (token healing).
 

@@ -26,7 +26,7 @@ from model.backend import Backend, BackendUnavailable
 
 from . import __version__
 from .cache import CompletionCache
-from .completion import complete, infill_text, load_engine, model_dir
+from .completion import complete, infill_text, inside_a_word, load_engine, model_dir
 from .context import ExtraContext
 from .docstring import DocEdit, DocTarget, find_target, generate_docstring
 from .documents import Document, Documents, encoding_named, read_document
@@ -278,6 +278,8 @@ class CodeLlamaServer(LanguageServer):
         t0 = time.perf_counter()
         text = doc.text
         offset = doc.offset_at(position)
+        if not invoked and inside_a_word(text, offset):
+            return None
         prefix, suffix = text[:offset], text[offset:]
         cached = self.cache.lookup(prefix, suffix)
         if cached is not None:

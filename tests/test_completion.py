@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import pytest
 
-from lsp_server.completion import budgets, fitting_infill_prompt, healing_text, line_around
+from lsp_server.completion import budgets, fitting_infill_prompt, healing_text, inside_a_word, line_around
 from lsp_server.settings import Settings
 from model.loader import DEMO_MODEL_DIR
 from model.tokenizer import Tokenizer
 
 TOKENIZER = Tokenizer(DEMO_MODEL_DIR / "tokenizer.model")
+
+
+@pytest.mark.parametrize("text,inside", [
+    ("os.pa|th", True), ("get|_size", True), ("naï|ve", True), ("x = |1", False), ("f(a, |b)", False),
+    ("x = |  # note", False), ("foo(|)", False), ("end|", False), ("|start", False),
+])
+def test_inside_a_word(text: str, inside: bool) -> None:
+    assert inside_a_word(text.replace("|", ""), text.index("|")) is inside
 
 
 @pytest.mark.parametrize("before,healed", [

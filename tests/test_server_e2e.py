@@ -172,6 +172,19 @@ async def test_an_invoked_request_gets_the_whole_suggestion_whatever_the_time_bu
     assert [item.text_edit.new_text for item in listed.items] == [whole.text]
 
 
+async def test_no_suggestion_inside_a_word_unless_asked(client: LanguageClient) -> None:
+    await ready(client)
+    text = "import os\n\nfor name in os.listdir('.'):\n    print(os.path.getsize(name))\n"
+    open_doc(client, text)
+    typed = "    print(os.pa"  # the cursor in `os.pa|th.getsize`, where the model writes `th.join(name))`
+    settings = Settings(model=str(DEMO_MODEL_DIR))
+    whole = complete(load_engine(settings), text, text.index(typed) + len(typed), settings, timed=False)
+    assert whole is not None  # the model has something to say here ...
+    assert await inline(client, 3, len(typed)) == []  # ... but as the user types, it would split `path`
+    asked = await inline(client, 3, len(typed), kind=types.InlineCompletionTriggerKind.Invoked)
+    assert [item.insert_text for item in asked] == [whole.text]  # asked for, it is shown
+
+
 async def test_cancel_request_is_honoured(client: LanguageClient) -> None:
     await ready(client)
     client.workspace_did_change_configuration(types.DidChangeConfigurationParams(
