@@ -472,21 +472,23 @@ def repetition_start(text: str, *, min_repeats: int = 4, max_unit: int = 24) -> 
     `aaaa` are literals and names, never cut.
     """
     for unit_len in range(1, max_unit + 1):
-        span = unit_len * min_repeats
-        if span > len(text):
+        if unit_len * min_repeats > len(text):
             break
+        # The longest end of `text` with this period (copies, then maybe part of one more): one character
+        # compared for most periods, since this runs after every generated token.
+        periodic = unit_len
+        while periodic < len(text) and text[-periodic - 1] == text[-periodic - 1 + unit_len]:
+            periodic += 1
         for partial in range(unit_len):
             end = len(text) - partial  # where the last whole copy ends
-            unit = text[end - unit_len:end]
-            if (span > end or not any(c.isalnum() for c in unit) or not unit.startswith(text[end:])
-                    or text[end - span:end] != unit * min_repeats):
-                continue
-            start = end - span
-            while start >= unit_len and text[start - unit_len:start] == unit:
-                start -= unit_len
-            if any(0 < b < len(text) and _is_word(text[b - 1]) and _is_word(text[b])
-                   for b in range(start, end + 1, unit_len)):
-                continue  # a boundary between copies falls inside a word
+            copies = (end - (len(text) - periodic)) // unit_len
+            if copies < min_repeats:
+                break  # a later end leaves fewer whole copies
+            start = end - copies * unit_len
+            if not any(c.isalnum() for c in text[end - unit_len:end]) or any(
+                    0 < b < len(text) and _is_word(text[b - 1]) and _is_word(text[b])
+                    for b in range(start, end + 1, unit_len)):
+                continue  # no letter or digit (`----`), or a boundary between copies inside a word
             return start + unit_len
     return None
 
