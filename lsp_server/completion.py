@@ -13,6 +13,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
@@ -23,12 +24,16 @@ from .context import FimContext, build_context
 from .settings import Settings
 from .shaping import (block_indent, completion_mode, drop_partial_word, looping, make_stop, next_suffix_line,
                       repetition_start, shape)
+from .text import split_lines
 
 if TYPE_CHECKING:
     from model.vllm_backend import VllmBackend
 
 log = logging.getLogger(__name__)
 PROMPT_OVERHEAD = 8  # BOS and FIM control tokens, with room to spare
+# How much of the document outside the windows the n-gram cache copies from, nearest lines first: about
+# 100 KB of code. Moving the windows rebuilds its index (a few ms); beyond this, look-ups slow every token.
+RECALL_TOKENS = 32_768
 T = TypeVar("T")
 
 
@@ -141,6 +146,35 @@ def healing_text(tokenizer: Tokenizer, line_before_cursor: str, *, words: bool =
     return ""
 
 
+@lru_cache(maxsize=1 << 16)
+def _line_tokens(tokenizer: Tokenizer, line: str) -> tuple[int, ...]:
+    return tuple(tokenizer.encode_infilling(line))
+
+
+def recall_tokens(tokenizer: Tokenizer, text: str, ctx: FimContext, limit: int = RECALL_TOKENS) -> list[int]:
+    """The document outside the prompt's windows as tokens, for the n-gram cache: the lines above the prefix
+    window, then those below the suffix window; of them at most `limit` tokens, nearest the windows first.
+
+    Lines are tokenized one at a time and remembered, so a keystroke costs look-ups, not a tokenization of
+    the file. (Code Llama's vocabulary, like the demo's, spells a line break as a byte piece of its own,
+    so line by line gives the same tokens as the whole text.)
+    """
+    lines = split_lines(text)
+    up = lines[:ctx.prefix_start_line][::-1]  # nearest first
+    down = lines[ctx.suffix_end_line + 1:]
+    above: list[tuple[int, ...]] = []
+    below: list[tuple[int, ...]] = []
+    room = limit
+    while len(above) < len(up) or len(below) < len(down):
+        go_up = len(below) == len(down) or (len(above) < len(up) and len(above) <= len(below))
+        tokens = _line_tokens(tokenizer, (up[len(above)] if go_up else down[len(below)]) + "\n")
+        if len(tokens) > room:
+            break
+        room -= len(tokens)
+        (above if go_up else below).append(tokens)
+    return [t for line in [*reversed(above), *below] for t in line]
+
+
 def fitting_prompt(tokenizer: Tokenizer, context_length: int, text: str, offset: int, settings: Settings,
                    mode: str, extra: str = "", healed: str = "") -> tuple[FimContext, list[int]] | None:
     """The windows around `offset` and the FIM prompt built from them, leaving room for max_tokens.
@@ -200,8 +234,10 @@ def complete(engine: Backend, text: str, offset: int, settings: Settings, *, ext
     context_ms = (time.perf_counter() - t0) * 1000
     deadline = time.monotonic() + settings.time_budget_ms / 1000 if timed else None
     max_tokens = settings.max_tokens_single_line if mode == "single" else settings.max_tokens
+    recall = recall_tokens(engine.tokenizer, text, ctx) if engine.recalls else []
     gen = engine.generate(prompt, max_new_tokens=max_tokens, temperature=settings.temperature,
-                          top_p=settings.top_p, stop=stop, cancel=cancel, deadline=deadline, constraint=healed)
+                          top_p=settings.top_p, stop=stop, cancel=cancel, deadline=deadline, constraint=healed,
+                          recall=recall)
     if gen.stop_reason in ("cancel", "error") or not gen.text.startswith(healed):
         return None  # cancelled, failed, or cut before it wrote the healed tail back
     raw = gen.text[len(healed):]

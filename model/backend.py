@@ -8,7 +8,7 @@ generated token ids, stopping when told, and reports how long it took.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -43,14 +43,17 @@ class BackendUnavailable(Exception):
 class Backend(Protocol):
     tokenizer: Tokenizer
     context_length: int
+    recalls: bool  # whether generate uses `recall` (callers need not tokenize it otherwise)
 
     def generate(self, prompt: list[int], *, max_new_tokens: int = 64, temperature: float = 0.0,
                  top_p: float = 0.95, stop: Callable[[str], bool] | None = None,
                  cancel: Callable[[], bool] | None = None, deadline: float | None = None,
-                 decode: Callable[[list[int]], str] | None = None, constraint: str = "") -> Generation:
+                 decode: Callable[[list[int]], str] | None = None, constraint: str = "",
+                 recall: Sequence[int] = ()) -> Generation:
         """Continue `prompt` (token ids) until <EOT>/EOS, max_new_tokens, `stop(text)` is true, `cancel()` is
         true, or time.monotonic() passes `deadline`; the text (by `decode`, default the tokenizer's infilling
-        decode) begins with `constraint`. Returns what was generated so far in every case; a remote backend
+        decode) begins with `constraint`. `recall`: tokens of the text the prompt leaves out, which a backend
+        that `recalls` may copy from. Returns what was generated so far in every case; a remote backend
         raises BackendUnavailable when its server cannot be reached or fails."""
         ...
 

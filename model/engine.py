@@ -5,7 +5,8 @@ common prefix with them, so a re-request while the user types (same window start
 end) costs a few tokens of prefill, not the whole window. The forward passes themselves are a stepper's
 (model/steppers.py: eager, or CUDA graph replays); greedy decoding verifies prompt-lookup drafts
 (model/speculate.py) so that one forward pass can yield several tokens. Models that ask for it mix a
-document n-gram cache into their next-token distribution (model/ngram_cache.py).
+document n-gram cache into their next-token distribution (model/ngram_cache.py), which also copies from
+the rest of the document (`recall`).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from . import backend
 from .backend import Generation, Timings, take_tokens
 from .healing import Constraint, PieceIndex
 from .llama import Transformer
-from .ngram_cache import NgramCache
+from .ngram_cache import NgramCache, Recall
 from .quant import is_quantized, quant_state_bytes
 from .speculate import PromptLookup
 from .steppers import Progress, Stepper, make_stepper
@@ -70,12 +71,14 @@ class Engine:
         on_cuda = self.device.type == "cuda"
         self.speculate = (7 if on_cuda else 0) if speculate is None else speculate
         self.ngram_cache = tuple(ngram_cache)
+        self.recalls = bool(self.ngram_cache)
         # Control tokens are never copied, nor line breaks: a prompt holds lines in progress (other files'
         # recent edits, blanks typed at the cursor), and where a line ends is the model's call.
         self._not_copied = (tokenizer.control_ids | tokenizer.newline_ids) if self.ngram_cache else frozenset()
         self.prefill_chunk = PREFILL_CHUNK["cuda" if on_cuda else "cpu"]
         self.stepper.warmup(progress)
         self._cached: list[int] = []  # tokens whose K/V sit in cache positions [0, len)
+        self._recall: Recall | None = None  # the last request's, reused while the windows stay put
         self._lock = threading.Lock()  # one generation at a time: the cache is shared state
 
     def _sync(self) -> None:
@@ -85,12 +88,14 @@ class Engine:
     def generate(self, prompt: list[int], *, max_new_tokens: int = 64, temperature: float = 0.0,
                  top_p: float = 0.95, stop: Callable[[str], bool] | None = None,
                  cancel: Callable[[], bool] | None = None, deadline: float | None = None,
-                 decode: Callable[[list[int]], str] | None = None, constraint: str = "") -> Generation:
+                 decode: Callable[[list[int]], str] | None = None, constraint: str = "",
+                 recall: Sequence[int] = ()) -> Generation:
         """Continue `prompt` until <EOT>/EOS, max_new_tokens, `stop(text)` is true, `cancel()` is true, or
         time.monotonic() passes `deadline`. Returns what was generated so far in every case.
 
         `decode` turns generated ids into text for `stop` and the result (default: infilling decode); the
         text begins with `constraint` (token healing: the first tokens are chosen among those that agree).
+        `recall`: tokens of text the prompt leaves out, for the n-gram cache to copy from too.
         """
         if not prompt:
             raise ValueError("empty prompt")
@@ -123,7 +128,8 @@ class Engine:
             greedy = temperature <= 0
             drafts = PromptLookup(prompt, max_draft=self.speculate) if greedy and self.speculate else None
             heal = Constraint(self.pieces, constraint) if constraint else None
-            cache = NgramCache(prompt, self.ngram_cache, exclude=self._not_copied) if self.ngram_cache else None
+            cache = NgramCache(prompt, self.ngram_cache, exclude=self._not_copied,
+                               recall=self._recalled(recall)) if self.ngram_cache else None
             tokens, text, reason = take_tokens(
                 self._decode(logits, budget, temperature, top_p, drafts, heal, cache, timings), self.tokenizer,
                 budget=budget, exhausted="max_tokens" if budget == max_new_tokens else "context", timings=timings,
@@ -186,6 +192,13 @@ class Engine:
                 drafts.extend([d])  # type: ignore[union-attr]
                 yield d
                 produced += 1
+
+    def _recalled(self, recall: Sequence[int]) -> Recall | None:
+        if not recall:
+            return None
+        if self._recall is None or self._recall.ids != tuple(recall):
+            self._recall = Recall(recall)
+        return self._recall
 
     @staticmethod
     def _done(timings: Timings, t0: float) -> Timings:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, NoReturn
@@ -138,6 +138,7 @@ class VllmBackend:
         self._configured_context = context_length
         # The smaller of the configured context and the served model's, once it is known (kept through outages).
         self.context_length = context_length
+        self.recalls = False  # vLLM chooses the tokens on its own server: no n-gram cache takes part
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
         self._served: ServedModel | None = None  # set once the server's model is checked; None after a failure
@@ -160,8 +161,10 @@ class VllmBackend:
     def generate(self, prompt: list[int], *, max_new_tokens: int = 64, temperature: float = 0.0,
                  top_p: float = 0.95, stop: Callable[[str], bool] | None = None,
                  cancel: Callable[[], bool] | None = None, deadline: float | None = None,
-                 decode: Callable[[list[int]], str] | None = None, constraint: str = "") -> Generation:
-        """As Backend.generate; raises BackendUnavailable when the server cannot be reached or fails."""
+                 decode: Callable[[list[int]], str] | None = None, constraint: str = "",
+                 recall: Sequence[int] = ()) -> Generation:
+        """As Backend.generate (`recall` unused: vLLM picks the tokens); raises BackendUnavailable when the
+        server cannot be reached or fails."""
         if not prompt:
             raise ValueError("empty prompt")
         t0 = time.perf_counter()

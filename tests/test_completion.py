@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from lsp_server.completion import budgets, fitting_infill_prompt, healing_text, inside_a_word, line_around
+from lsp_server.completion import (budgets, fitting_infill_prompt, healing_text, inside_a_word, line_around,
+                                   recall_tokens)
+from lsp_server.context import FimContext
 from lsp_server.settings import Settings
 from model.loader import DEMO_MODEL_DIR
 from model.tokenizer import Tokenizer
@@ -36,6 +38,22 @@ def test_healing_text_takes_back_the_last_token_of_a_word(before: str) -> None:
     assert healed.strip() and before.endswith(healed)
     assert TOKENIZER.encode_infilling(before[:len(before) - len(healed)]) == TOKENIZER.encode_infilling(before)[:-1]
     assert healing_text(TOKENIZER, before, words=False) == ""
+
+
+def test_recall_is_the_document_outside_the_windows_nearest_lines_first() -> None:
+    lines = [f"line_{i} = {i}" for i in range(10)]
+    text = "\n".join(lines)
+    windows = FimContext(prefix="", suffix="", prefix_start_line=4, suffix_end_line=6)  # lines 4-6 are the prompt's
+    outside = lines[:4] + lines[7:]
+    assert recall_tokens(TOKENIZER, text, windows) == TOKENIZER.encode_infilling("\n".join(outside) + "\n")
+    per_line = len(TOKENIZER.encode_infilling(lines[0] + "\n"))  # the same for every line here
+    # Room for three lines: the two nearest above and the nearest below, taken turn about.
+    assert recall_tokens(TOKENIZER, text, windows, limit=3 * per_line + 1) == TOKENIZER.encode_infilling(
+        "\n".join([lines[2], lines[3], lines[7]]) + "\n")
+    # When one side runs out, the other has the rest of the room.
+    assert recall_tokens(TOKENIZER, text, FimContext("", "", 0, 5), limit=2 * per_line) == \
+        TOKENIZER.encode_infilling(lines[6] + "\n" + lines[7] + "\n")
+    assert recall_tokens(TOKENIZER, text, FimContext("", "", 0, 9)) == []
 
 
 def test_budgets_fit_small_contexts_in_proportion() -> None:

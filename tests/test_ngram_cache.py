@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from model.engine import Engine
 from model.loader import DEMO_MODEL_DIR, load_model
-from model.ngram_cache import (DEFAULT_WEIGHTS, LONGEST_MATCH, MIN_MATCH, NgramCache, model_weights,
+from model.ngram_cache import (DEFAULT_WEIGHTS, LONGEST_MATCH, MIN_MATCH, NgramCache, Recall, model_weights,
                                resolve_weights)
 from model.tokenizer import infill_prompt
 
@@ -35,6 +35,17 @@ def test_the_match_is_the_longest_earlier_occurrence_with_every_follower_counted
     for t in tokens:  # built token by token as the engine does, and all at once
         grown.extend([t])
     assert grown.match() == NgramCache(tokens, DEFAULT_WEIGHTS).match() == reference_match(tokens)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.integers(0, 3), max_size=60), st.lists(st.integers(0, 3), max_size=40))
+def test_a_recall_is_the_start_of_the_sequence(recalled: list[int], tokens: list[int]) -> None:
+    # Matches inside the recall, inside the prompt, and across the seam are all found, and counted together.
+    grown = NgramCache([], DEFAULT_WEIGHTS, recall=Recall(recalled))
+    for t in tokens:
+        grown.extend([t])
+    assert grown.match() == NgramCache(tokens, DEFAULT_WEIGHTS, recall=Recall(recalled)).match()
+    assert grown.match() == reference_match(recalled + tokens)
 
 
 def test_a_longer_match_outweighs_the_commoner_follower() -> None:

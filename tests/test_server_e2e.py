@@ -185,6 +185,22 @@ async def test_no_suggestion_inside_a_word_unless_asked(client: LanguageClient) 
     assert [item.insert_text for item in asked] == [whole.text]  # asked for, it is shown
 
 
+async def test_names_from_outside_the_window_are_copied(client: LanguageClient) -> None:
+    # The demo model's window holds about 750 tokens of prefix; the definition is 1,800 tokens above the cursor.
+    await ready(client)
+    definition = "def frobnicate_widget_count(widgets):\n    return len(widgets)\n\n\n"
+    helpers = "".join(f"def helper_{i}(value):\n    return value + {i}\n\n\n" for i in range(120))
+    typed = "total = frobnicate_"
+    line = helpers.count("\n")
+    open_doc(client, helpers + typed + "\n", uri="file:///work/without.py")
+    without = await inline(client, line, len(typed), uri="file:///work/without.py",
+                           kind=types.InlineCompletionTriggerKind.Invoked)
+    open_doc(client, definition + helpers + typed + "\n")
+    copied = await inline(client, line + 4, len(typed), kind=types.InlineCompletionTriggerKind.Invoked)
+    assert copied and copied[0].insert_text.startswith("widget_count(")
+    assert not (without and without[0].insert_text.startswith("widget_count("))  # the model alone cannot know it
+
+
 async def test_cancel_request_is_honoured(client: LanguageClient) -> None:
     await ready(client)
     client.workspace_did_change_configuration(types.DidChangeConfigurationParams(
