@@ -34,6 +34,9 @@ PROMPT_OVERHEAD = 8  # BOS and FIM control tokens, with room to spare
 # How much of the document outside the windows the n-gram cache copies from, nearest lines first: about
 # 120 KB of code. Moving the windows re-indexes it (15 ms for 100 KB); more would slow every look-up too.
 RECALL_TOKENS = 32_768
+# Longer lines are data (minified code, tables, base64), not names worth copying, and tokenizing one costs
+# what a whole file does: the recall leaves them out, and so never holds them in its memo.
+RECALL_LINE_CHARS = 1000
 T = TypeVar("T")
 
 
@@ -146,20 +149,21 @@ def healing_text(tokenizer: Tokenizer, line_before_cursor: str, *, words: bool =
     return ""
 
 
-@lru_cache(maxsize=1 << 16)
+@lru_cache(maxsize=1 << 15)
 def _line_tokens(tokenizer: Tokenizer, line: str) -> tuple[int, ...]:
     return tuple(tokenizer.encode_infilling(line))
 
 
 def recall_tokens(tokenizer: Tokenizer, text: str, ctx: FimContext, limit: int = RECALL_TOKENS) -> list[int]:
     """The document outside the prompt's windows as tokens, for the n-gram cache: the lines above the prefix
-    window, then those below the suffix window; of them at most `limit` tokens, nearest the windows first.
+    window, then those below the suffix window; of them at most `limit` tokens, nearest the windows first,
+    leaving out lines of more than RECALL_LINE_CHARS characters.
 
     Lines are tokenized one at a time and remembered, so a keystroke costs look-ups, not a tokenization of
     the file. (Code Llama's vocabulary, like the demo's, spells a line break as a byte piece of its own,
     so line by line gives the same tokens as the whole text.)
     """
-    lines = split_lines(text)
+    lines = [line if len(line) <= RECALL_LINE_CHARS else "" for line in split_lines(text)]
     up = lines[:ctx.prefix_start_line][::-1]  # nearest first
     down = lines[ctx.suffix_end_line + 1:]
     above: list[tuple[int, ...]] = []

@@ -56,6 +56,13 @@ def test_recall_is_the_document_outside_the_windows_nearest_lines_first() -> Non
     assert recall_tokens(TOKENIZER, text, FimContext("", "", 0, 9)) == []
 
 
+def test_recall_leaves_out_long_lines() -> None:
+    blob = "x = '" + "A" * 5_000_000 + "'"  # tokenizing it would take seconds, for nothing worth copying
+    text = "\n".join(["name_above = 1", blob, "", "cursor", "name_below = 2"])
+    recalled = recall_tokens(TOKENIZER, text, FimContext("", "", 3, 3))
+    assert TOKENIZER.decode(recalled) == "name_above = 1\n\n\nname_below = 2\n"
+
+
 def test_budgets_fit_small_contexts_in_proportion() -> None:
     settings = Settings(prefix_tokens=1024, suffix_tokens=256)
     assert budgets(settings, 48, 4096) == (1024, 256)
