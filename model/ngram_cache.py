@@ -89,8 +89,8 @@ class NgramCache:
     """What followed each earlier occurrence of the sequence's last tokens, in a growing token sequence.
 
     Only the positions after each pair of tokens are indexed (building it for a 1,500-token prompt takes
-    about a millisecond); a match is lengthened backwards from those positions when it is asked for. A `recall`
-    comes first in the sequence, with its own index.
+    about a millisecond); a match is lengthened backwards from those positions when it is asked for. A
+    `recall` comes first in the sequence, with its own index.
     """
 
     def __init__(self, tokens: Iterable[int], weights: Sequence[float], *, exclude: Iterable[int] = (),
