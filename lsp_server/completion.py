@@ -154,18 +154,26 @@ def _line_tokens(tokenizer: Tokenizer, line: str) -> tuple[int, ...]:
     return tuple(tokenizer.encode_infilling(line))
 
 
-def recall_tokens(tokenizer: Tokenizer, text: str, ctx: FimContext, limit: int = RECALL_TOKENS) -> list[int]:
+def recall_tokens(tokenizer: Tokenizer, text: str, ctx: FimContext, limit: int = RECALL_TOKENS) -> tuple[int, ...]:
     """The document outside the prompt's windows as tokens, for the n-gram cache: the lines above the prefix
     window, then those below the suffix window; of them at most `limit` tokens, nearest the windows first,
     leaving out lines of more than RECALL_LINE_CHARS characters.
 
-    Lines are tokenized one at a time and remembered, so a keystroke costs look-ups, not a tokenization of
-    the file. (Code Llama's vocabulary, like the demo's, spells a line break as a byte piece of its own,
-    so line by line gives the same tokens as the whole text.)
+    While the user types inside the windows the lines outside them do not change, and the same tuple is
+    returned without walking them again; lines are tokenized one at a time and remembered, so moving the
+    windows costs look-ups, not a tokenization of the file. (Code Llama's vocabulary, like the demo's,
+    spells a line break as a byte piece of its own, so line by line gives the same tokens as the whole text.)
     """
-    lines = [line if len(line) <= RECALL_LINE_CHARS else "" for line in split_lines(text)]
-    up = lines[:ctx.prefix_start_line][::-1]  # nearest first
-    down = lines[ctx.suffix_end_line + 1:]
+    lines = split_lines(text)
+    return _recalled_lines(tokenizer, tuple(lines[:ctx.prefix_start_line]), tuple(lines[ctx.suffix_end_line + 1:]),
+                           limit)
+
+
+@lru_cache(maxsize=4)
+def _recalled_lines(tokenizer: Tokenizer, above_lines: tuple[str, ...], below_lines: tuple[str, ...],
+                    limit: int) -> tuple[int, ...]:
+    up = [line if len(line) <= RECALL_LINE_CHARS else "" for line in reversed(above_lines)]  # nearest first
+    down = [line if len(line) <= RECALL_LINE_CHARS else "" for line in below_lines]
     above: list[tuple[int, ...]] = []
     below: list[tuple[int, ...]] = []
     room = limit
@@ -176,7 +184,7 @@ def recall_tokens(tokenizer: Tokenizer, text: str, ctx: FimContext, limit: int =
             break
         room -= len(tokens)
         (above if go_up else below).append(tokens)
-    return [t for line in [*reversed(above), *below] for t in line]
+    return tuple(t for line in [*reversed(above), *below] for t in line)
 
 
 def fitting_prompt(tokenizer: Tokenizer, context_length: int, text: str, offset: int, settings: Settings,
@@ -235,7 +243,7 @@ def complete(engine: Backend, text: str, offset: int, settings: Settings, *, ext
         generated = generated[len(healed):]  # healing guarantees the text begins with `healed`
         return block_end(generated) or looping(generated)
 
-    recall = recall_tokens(engine.tokenizer, text, ctx) if engine.recalls else []
+    recall = recall_tokens(engine.tokenizer, text, ctx) if engine.recalls else ()
     context_ms = (time.perf_counter() - t0) * 1000
     deadline = time.monotonic() + settings.time_budget_ms / 1000 if timed else None
     max_tokens = settings.max_tokens_single_line if mode == "single" else settings.max_tokens

@@ -196,7 +196,8 @@ class Engine:
     def _recalled(self, recall: Sequence[int]) -> Recall | None:
         if not recall:
             return None
-        if self._recall is None or self._recall.ids != tuple(recall):
+        # The server hands the same tuple back while the windows stay put: an identity check, not 32k compares.
+        if self._recall is None or (self._recall.ids is not recall and self._recall.ids != tuple(recall)):
             self._recall = Recall(recall)
         return self._recall
 

@@ -45,21 +45,21 @@ def test_recall_is_the_document_outside_the_windows_nearest_lines_first() -> Non
     text = "\n".join(lines)
     windows = FimContext(prefix="", suffix="", prefix_start_line=4, suffix_end_line=6)  # lines 4-6 are the prompt's
     outside = lines[:4] + lines[7:]
-    assert recall_tokens(TOKENIZER, text, windows) == TOKENIZER.encode_infilling("\n".join(outside) + "\n")
+    assert list(recall_tokens(TOKENIZER, text, windows)) == TOKENIZER.encode_infilling("\n".join(outside) + "\n")
     per_line = len(TOKENIZER.encode_infilling(lines[0] + "\n"))  # the same for every line here
     # Room for three lines: the two nearest above and the nearest below, taken turn about.
-    assert recall_tokens(TOKENIZER, text, windows, limit=3 * per_line + 1) == TOKENIZER.encode_infilling(
+    assert list(recall_tokens(TOKENIZER, text, windows, limit=3 * per_line + 1)) == TOKENIZER.encode_infilling(
         "\n".join([lines[2], lines[3], lines[7]]) + "\n")
     # When one side runs out, the other has the rest of the room.
-    assert recall_tokens(TOKENIZER, text, FimContext("", "", 0, 5), limit=2 * per_line) == \
+    assert list(recall_tokens(TOKENIZER, text, FimContext("", "", 0, 5), limit=2 * per_line)) == \
         TOKENIZER.encode_infilling(lines[6] + "\n" + lines[7] + "\n")
-    assert recall_tokens(TOKENIZER, text, FimContext("", "", 0, 9)) == []
+    assert list(recall_tokens(TOKENIZER, text, FimContext("", "", 0, 9))) == []
 
 
 def test_recall_leaves_out_long_lines() -> None:
     blob = "x = '" + "A" * 5_000_000 + "'"  # tokenizing it would take seconds, for nothing worth copying
     text = "\n".join(["name_above = 1", blob, "", "cursor", "name_below = 2"])
-    recalled = recall_tokens(TOKENIZER, text, FimContext("", "", 3, 3))
+    recalled = list(recall_tokens(TOKENIZER, text, FimContext("", "", 3, 3)))
     assert TOKENIZER.decode(recalled) == "name_above = 1\n\n\nname_below = 2\n"
 
 
