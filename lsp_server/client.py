@@ -77,9 +77,12 @@ class ServerProcess:
     async def status(self) -> dict:
         return await self.client.workspace_execute_command_async(types.ExecuteCommandParams("codellama.status"))
 
-    async def inline(self, uri: str, line: int, character: int) -> list[types.InlineCompletionItem]:
+    async def inline(self, uri: str, line: int, character: int, *, invoked: bool = False
+                     ) -> list[types.InlineCompletionItem]:
+        """The inline completions at (line, character): as the user types, or `invoked` (Alt+\\)."""
+        kind = types.InlineCompletionTriggerKind.Invoked if invoked else types.InlineCompletionTriggerKind.Automatic
         result = await self.client.text_document_inline_completion_async(types.InlineCompletionParams(
-            context=types.InlineCompletionContext(types.InlineCompletionTriggerKind.Automatic),
+            context=types.InlineCompletionContext(kind),
             text_document=types.TextDocumentIdentifier(uri), position=types.Position(line, character)))
         return list(result.items) if isinstance(result, types.InlineCompletionList) else list(result or [])
 

@@ -37,6 +37,8 @@ RECALL_TOKENS = 32_768
 # Longer lines are data (minified code, tables, base64), not names worth copying, and tokenizing one costs
 # what a whole file does: the recall leaves them out, and so never holds them in its memo.
 RECALL_LINE_CHARS = 1000
+# First tokens tried beyond the suggestions asked for, to make up for alternatives that come out alike.
+ALTERNATIVE_SPARES = 2
 T = TypeVar("T")
 
 
@@ -221,12 +223,13 @@ def _shrunk_to_fit(room: int, build: Callable[[float], tuple[T, list[int]]]) -> 
 
 
 def complete(engine: Backend, text: str, offset: int, settings: Settings, *, extra: str = "",
-             cancel: Callable[[], bool] | None = None, timed: bool = True,
-             heal_words: bool = True) -> Suggestion | None:
+             cancel: Callable[[], bool] | None = None, timed: bool = True, heal_words: bool = True,
+             first_rank: int | None = None) -> Suggestion | None:
     """The shaped completion at `offset` (a code-point offset into `text`), or None when there is none.
 
     timed: stop at the settings' time budget (interactive use); scripts and evaluations pass False, so that
-    their results depend on the model alone, not on how busy the machine is.
+    their results depend on the model alone, not on how busy the machine is. first_rank: an alternative
+    (see Backend.generate).
     """
     t0 = time.perf_counter()
     before, after = line_around(text, offset)
@@ -249,7 +252,7 @@ def complete(engine: Backend, text: str, offset: int, settings: Settings, *, ext
     max_tokens = settings.max_tokens_single_line if mode == "single" else settings.max_tokens
     gen = engine.generate(prompt, max_new_tokens=max_tokens, temperature=settings.temperature,
                           top_p=settings.top_p, stop=stop, cancel=cancel, deadline=deadline, constraint=healed,
-                          recall=recall)
+                          recall=recall, first_rank=first_rank)
     if gen.stop_reason in ("cancel", "error") or not gen.text.startswith(healed):
         return None  # cancelled, failed, or cut before it wrote the healed tail back
     raw = gen.text[len(healed):]
@@ -265,6 +268,27 @@ def complete(engine: Backend, text: str, offset: int, settings: Settings, *, ext
     if shaped is None:
         return None
     return Suggestion(shaped.text, shaped.replace_chars, mode, gen.stop_reason, t, context_ms)
+
+
+def complete_alternatives(engine: Backend, text: str, offset: int, settings: Settings, count: int, *,
+                          extra: str = "", cancel: Callable[[], bool] | None = None) -> list[Suggestion]:
+    """Up to `count` different suggestions at `offset`, likeliest first, for a user who asked for them and
+    waits (untimed): each begins with another of the model's likeliest first tokens (0, 1, 2, ...), never
+    with the end of the text, so the first is the best suggestion the model has even where, as the user typed,
+    it would have offered none. Alternatives that shape to the same text count once; a few more first tokens
+    are tried to make up for them. The engine prefills the prompt once for all of them."""
+    found: list[Suggestion] = []
+    for rank in range(count + ALTERNATIVE_SPARES):
+        suggestion = complete(engine, text, offset, settings, extra=extra, cancel=cancel, timed=False,
+                              first_rank=rank)
+        if cancel is not None and cancel():
+            break
+        if suggestion is not None and all((s.text, s.replace_chars) != (suggestion.text, suggestion.replace_chars)
+                                          for s in found):
+            found.append(suggestion)
+            if len(found) == count:
+                break
+    return found
 
 
 def infill_text(engine: Backend, prefix: str, suffix: str, max_tokens: int, settings: Settings,

@@ -2,7 +2,8 @@
 
 For held-out files (model.corpus's split) at seeded random cursors, the rest of the cursor's line is
 erased and the completion path the server uses (windows, FIM prompt, early stop, shaping) fills it in.
-Scores: exact match and edit similarity of the completed line, and latency.
+Scores: exact match and edit similarity of the completed line, and latency; with --alternatives N, also how
+often the line is among the N suggestions a user asking for them cycles through.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from tqdm import tqdm
 from model import corpus
 from model.backend import BackendUnavailable
 
-from .completion import complete, load_engine
+from .completion import complete, complete_alternatives, load_engine
 from .settings import Settings
 from .terminal import format_table, loading_bar, ms, positive_int, show_result
 
@@ -42,6 +43,8 @@ class Report:
     empty: float
     p50_ms: float
     p95_ms: float
+    alternatives: int = 1  # suggestions offered when asked for, and how often one of them is exact
+    exact_among: float | None = None
 
 
 def edit_similarity(a: str, b: str) -> float:
@@ -78,8 +81,12 @@ def make_cases(files: list[tuple[str, str]], n: int, seed: int) -> list[Case]:
     return cases
 
 
-def evaluate(settings: Settings, n: int, seed: int, verbose: bool = False,
-             heal_words: bool = True) -> tuple[Report, list[dict]]:
+def first_line(text: str) -> str:
+    return text.split("\n", 1)[0].rstrip()
+
+
+def evaluate(settings: Settings, n: int, seed: int, verbose: bool = False, heal_words: bool = True,
+             alternatives: int = 1) -> tuple[Report, list[dict]]:
     _, held = corpus.split(corpus.collect())
     files = [(f.name, corpus.read(f)) for f in held]
     with loading_bar(settings.model or "the demo model") as progress:
@@ -90,17 +97,23 @@ def evaluate(settings: Settings, n: int, seed: int, verbose: bool = False,
         # Untimed: a score must depend on the model, not on how busy the machine is.
         suggestion = complete(engine, case.text, case.offset, settings, timed=False, heal_words=heal_words)
         ms = (time.perf_counter() - t0) * 1000
-        got = suggestion.text.split("\n", 1)[0].rstrip() if suggestion else ""
+        got = first_line(suggestion.text) if suggestion else ""
         rows.append({"case": case.name, "expected": case.expected, "got": got, "ms": round(ms, 1),
                      "exact": got.strip() == case.expected.strip(),
                      "similarity": round(edit_similarity(got.strip(), case.expected.strip()), 3)})
+        if alternatives > 1:
+            offered = [first_line(s.text) for s in complete_alternatives(engine, case.text, case.offset, settings,
+                                                                         alternatives)]
+            rows[-1]["offered"] = offered
+            rows[-1]["exact_among"] = any(o.strip() == case.expected.strip() for o in offered)
         if verbose:
             tqdm.write(json.dumps(rows[-1]))
     times = sorted(r["ms"] for r in rows)
     report = Report(len(rows), round(statistics.mean(r["exact"] for r in rows), 3),
                     round(statistics.mean(r["similarity"] for r in rows), 3),
                     round(statistics.mean(not r["got"] for r in rows), 3),
-                    times[len(times) // 2], times[min(len(times) - 1, int(len(times) * 0.95))])
+                    times[len(times) // 2], times[min(len(times) - 1, int(len(times) * 0.95))], alternatives,
+                    round(statistics.mean(r["exact_among"] for r in rows), 3) if alternatives > 1 else None)
     return report, rows
 
 
@@ -111,6 +124,8 @@ def format_report(report: Report, settings: Settings) -> str:
     return (f"{report.cases} cursors in held-out files; {model} on {where}, "
             f"{settings.fim_mode.upper()} prompts\n\n" + format_table(["measure", "result"], [
                 ["exact match (the completed line as written)", f"{report.exact_match:.1%}"],
+                *([[f"exact among the {report.alternatives} suggestions offered when asked", f"{report.exact_among:.1%}"]]
+                  if report.exact_among is not None else []),
                 ["edit similarity (1 = identical, 0 = nothing alike)", f"{report.edit_similarity:.3f}"],
                 ["no suggestion", f"{report.empty:.1%}"],
                 ["latency p50", ms(report.p50_ms)],
@@ -142,6 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", type=Path, metavar="PATH",
                    help="write the report, the settings and every case as JSON to PATH ('-': stdout, no table)")
     p.add_argument("--verbose", action="store_true", help="print each case (expected, got, latency) as it is done")
+    p.add_argument("--alternatives", type=positive_int, default=1, metavar="N",
+                   help="also ask for N suggestions at each cursor, as a user cycling through them (Alt+]) gets, "
+                        "and count how often the line is among them (default 1: no)")
     p.add_argument("--no-word-healing", action="store_true",
                    help="heal only trailing blanks, not the last token of a word being typed (to measure it)")
     return p
@@ -168,7 +186,8 @@ def main(argv: list[str] | None = None) -> None:
     except ValueError as e:  # an unusable --remote-url
         p.error(str(e))
     try:
-        report, rows = evaluate(settings, a.cases, a.seed, a.verbose, heal_words=not a.no_word_healing)
+        report, rows = evaluate(settings, a.cases, a.seed, a.verbose, heal_words=not a.no_word_healing,
+                                alternatives=a.alternatives)
     except (ValueError, BackendUnavailable) as e:  # a bad --model or --device, no vLLM: one line, no traceback
         raise SystemExit(f"codellama-lsp eval: {e}") from e
     show_result(format_report(report, settings),

@@ -26,7 +26,8 @@ from model.backend import Backend, BackendUnavailable
 
 from . import __version__
 from .cache import CompletionCache
-from .completion import complete, infill_text, inside_a_word, load_engine, model_dir
+from .completion import (Suggestion, complete, complete_alternatives, infill_text, inside_a_word, load_engine,
+                         model_dir)
 from .context import ExtraContext
 from .docstring import DocEdit, DocTarget, find_target, generate_docstring
 from .documents import Document, Documents, encoding_named, read_document
@@ -265,12 +266,14 @@ class CodeLlamaServer(LanguageServer):
             return ""
 
     async def suggest(self, uri: str, position: types.Position, *, invoked: bool = False
-                      ) -> tuple[Document, Shaped] | None:
-        """The shaped suggestion at `position`, from the cache or the model; None when there is none.
+                      ) -> tuple[Document, list[Shaped]] | None:
+        """The shaped suggestions at `position`, best first, from the cache or the model; None when there are
+        none.
 
-        invoked: the user asked (Alt+\\, Ctrl+Space) and is waiting for this answer: no debounce, and no
-        wall-clock cut (maxTokens bounds it, a newer request still cancels it). Suggestions made as the
-        user types stop at timeBudgetMs.
+        invoked: the user asked (Alt+\\, Ctrl+Space) and is waiting for this answer: no debounce, no
+        wall-clock cut (maxTokens bounds it, a newer request still cancels it), and up to invokedSuggestions
+        different suggestions to cycle through. Suggestions made as the user types are one, from the cache
+        when it has one, and stop at timeBudgetMs.
         """
         doc = await self.document(uri)
         if doc is None or not self.completion_allowed(doc):
@@ -281,24 +284,30 @@ class CodeLlamaServer(LanguageServer):
         if not invoked and inside_a_word(text, offset):
             return None
         prefix, suffix = text[:offset], text[offset:]
-        cached = self.cache.lookup(prefix, suffix)
+        count = self.settings.invoked_suggestions if invoked else 1
+        cached = self.cache.lookup(prefix, suffix) if count == 1 else None
         if cached is not None:
             # Re-shaping the cached rest recomputes which closers right of the cursor it now types over.
             shaped = shape(cached, prefix=prefix[-2000:], suffix=suffix[:2000],
                            mode="multi" if "\n" in cached else "single")
             self.stats.record((time.perf_counter() - t0) * 1000, cache_hit=True)
             log.debug("completion from cache in %.2fms", (time.perf_counter() - t0) * 1000)
-            return (doc, shaped) if shaped else None
+            return (doc, [shaped]) if shaped else None
         if self.settings.debounce_ms and not invoked:
             flag = self.worker.submit(uri, lambda engine, cancel: None)[1]  # supersedes older jobs now
             await asyncio.sleep(self.settings.debounce_ms / 1000)
             if flag():
                 return None
         settings, extra = self.settings, self.extra_context(doc)
+
+        def job(engine: Backend, cancel: Callable[[], bool]) -> list[Suggestion]:
+            if count > 1:
+                return complete_alternatives(engine, text, offset, settings, count, extra=extra, cancel=cancel)
+            found = complete(engine, text, offset, settings, extra=extra, cancel=cancel, timed=not invoked)
+            return [found] if found is not None else []
+
         try:
-            suggestion = await self.worker.run(
-                uri, lambda engine, cancel: complete(engine, text, offset, settings, extra=extra, cancel=cancel,
-                                                     timed=not invoked))
+            suggestions = await self.worker.run(uri, job)
         except Cancelled:
             return None
         except BackendUnavailable as e:  # an empty answer; the user hears of it once per outage
@@ -309,11 +318,11 @@ class CodeLlamaServer(LanguageServer):
             return None
         self.outage.succeeded()
         self.stats.record((time.perf_counter() - t0) * 1000, cache_hit=False)
-        if suggestion is None:
+        if not suggestions:
             return None
-        if suggestion.stop_reason != "deadline":  # a half answer from a busy moment is not served again
-            self.cache.put(prefix, suffix, suggestion.text)
-        return doc, Shaped(suggestion.text, suggestion.replace_chars)
+        if suggestions[0].stop_reason != "deadline":  # a half answer from a busy moment is not served again
+            self.cache.put(prefix, suffix, suggestions[0].text)
+        return doc, [Shaped(s.text, s.replace_chars) for s in suggestions]
 
     def completion_documentation(self, text: str) -> str | types.MarkupContent:
         """A completion item's full text: a Markdown code block where the client reads Markdown there, else
@@ -429,9 +438,10 @@ def create_server(settings: Settings) -> CodeLlamaServer:
         found = await ls.suggest(params.text_document.uri, params.position, invoked=invoked)
         if found is None:
             return types.InlineCompletionList(items=[])
-        doc, s = found
-        rng = replace_range(doc, params.position, s.replace_chars)
-        return types.InlineCompletionList(items=[types.InlineCompletionItem(insert_text=s.text, range=rng)])
+        doc, suggestions = found
+        return types.InlineCompletionList(items=[
+            types.InlineCompletionItem(insert_text=s.text, range=replace_range(doc, params.position, s.replace_chars))
+            for s in suggestions])
 
     @ls.feature(types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions(trigger_characters=[".", "("]))
     async def completion(ls: CodeLlamaServer, params: types.CompletionParams) -> types.CompletionList:
@@ -439,15 +449,16 @@ def create_server(settings: Settings) -> CodeLlamaServer:
         found = await ls.suggest(params.text_document.uri, params.position, invoked=invoked)
         if found is None:
             return types.CompletionList(is_incomplete=True, items=[])
-        doc, s = found
-        text, rng = s.text, replace_range(doc, params.position, s.replace_chars)
-        label = text.strip().split("\n", 1)[0][:60] or text
-        item = types.CompletionItem(
-            label=label, kind=types.CompletionItemKind.Snippet, detail="codellama",
-            documentation=ls.completion_documentation(text),
-            text_edit=types.TextEdit(rng, text), insert_text_format=types.InsertTextFormat.PlainText,
-            sort_text="0", filter_text=text.split("\n", 1)[0], preselect=True)
-        return types.CompletionList(is_incomplete=True, items=[item])
+        doc, suggestions = found
+        items = []
+        for rank, s in enumerate(suggestions):
+            text, rng = s.text, replace_range(doc, params.position, s.replace_chars)
+            items.append(types.CompletionItem(
+                label=text.strip().split("\n", 1)[0][:60] or text, kind=types.CompletionItemKind.Snippet,
+                detail="codellama", documentation=ls.completion_documentation(text),
+                text_edit=types.TextEdit(rng, text), insert_text_format=types.InsertTextFormat.PlainText,
+                sort_text=str(rank), filter_text=text.split("\n", 1)[0], preselect=rank == 0))
+        return types.CompletionList(is_incomplete=True, items=items)
 
     # -- docstrings -------------------------------------------------------------------------------------
     @ls.feature(types.TEXT_DOCUMENT_CODE_ACTION, types.CodeActionOptions(

@@ -42,6 +42,7 @@ class Settings:
     extra_context: bool = True
     extra_context_tokens: int = 256
     debounce_ms: int = 0
+    invoked_suggestions: int = 3  # suggestions offered when asked for (Alt+\\, Ctrl+Space); typing gets one
     time_budget_ms: int = 2000
     disabled_languages: tuple[str, ...] = ()
     line_policy: str = "auto"  # auto|single|multi
@@ -247,6 +248,7 @@ _COERCE: dict[str, Callable[[object], Any]] = {
     "extra_context": _as_bool,
     "extra_context_tokens": _int_range(0, 1 << 20),
     "debounce_ms": _int_range(0, 60_000),
+    "invoked_suggestions": _int_range(1, 10),
     "time_budget_ms": _int_range(1, 600_000),
     "disabled_languages": _languages,
     "line_policy": _enum("auto", "single", "multi"),

@@ -54,6 +54,14 @@ def sample(logits: Tensor, temperature: float, top_p: float, generator: torch.Ge
     return int(order[choice])
 
 
+def ranked_choice(scores: Tensor, rank: int, excluded: frozenset[int]) -> int | None:
+    """The `rank`-th likeliest token (0: the likeliest) of those `scores` (vocab,) leave possible and `excluded`
+    does not hold; None when there are not that many."""
+    top = scores.topk(min(rank + 1 + len(excluded), scores.numel()))
+    ranked = [t for s, t in zip(top.values.tolist(), top.indices.tolist()) if s > float("-inf") and t not in excluded]
+    return ranked[rank] if rank < len(ranked) else None
+
+
 class Engine:
     def __init__(self, model: Transformer, tokenizer: Tokenizer, *, context_length: int = 4096,
                  graphs: bool | None = None, speculate: int | None = None, ngram_cache: Sequence[float] = (),
@@ -89,13 +97,16 @@ class Engine:
                  top_p: float = 0.95, stop: Callable[[str], bool] | None = None,
                  cancel: Callable[[], bool] | None = None, deadline: float | None = None,
                  decode: Callable[[list[int]], str] | None = None, constraint: str = "",
-                 recall: Sequence[int] = ()) -> Generation:
+                 recall: Sequence[int] = (), first_rank: int | None = None) -> Generation:
         """Continue `prompt` until <EOT>/EOS, max_new_tokens, `stop(text)` is true, `cancel()` is true, or
         time.monotonic() passes `deadline`. Returns what was generated so far in every case.
 
         `decode` turns generated ids into text for `stop` and the result (default: infilling decode); the
         text begins with `constraint` (token healing: the first tokens are chosen among those that agree).
         `recall`: tokens of text the prompt leaves out, for the n-gram cache to copy from too.
+        `first_rank` r: one of several alternatives, which begins with the model's r-th likeliest first token
+        that is not a stop token (0: the likeliest), then goes on as usual; it ends at once when there is none.
+        Alternatives of one prompt share its prefill: the second call prefills one token.
         """
         if not prompt:
             raise ValueError("empty prompt")
@@ -131,7 +142,8 @@ class Engine:
             cache = NgramCache(prompt, self.ngram_cache, exclude=self._not_copied,
                                recall=self._recalled(recall)) if self.ngram_cache else None
             tokens, text, reason = take_tokens(
-                self._decode(logits, budget, temperature, top_p, drafts, heal, cache, timings), self.tokenizer,
+                self._decode(logits, budget, temperature, top_p, drafts, heal, cache, timings, first_rank),
+                self.tokenizer,
                 budget=budget, exhausted="max_tokens" if budget == max_new_tokens else "context", timings=timings,
                 t0=t0, decode=decode, stop=stop, cancel=cancelled, deadline=deadline,
                 observe=heal.observe if heal is not None else None)
@@ -141,7 +153,7 @@ class Engine:
 
     def _decode(self, logits: Tensor, budget: int, temperature: float, top_p: float,
                 drafts: PromptLookup | None, heal: Constraint | None, cache: NgramCache | None,
-                timings: Timings) -> Iterator[int]:
+                timings: Timings, first_rank: int | None = None) -> Iterator[int]:
         """Yield generated tokens one at a time; the caller stops pulling when it has enough.
 
         A token is fed to the model only when the next one is asked for, so the cache never holds a token
@@ -149,6 +161,7 @@ class Engine:
         part of it that greedy decoding would have produced anyway, then the model's own next token.
         While `heal` is unmet, tokens are chosen among those it allows (and nothing is drafted). With `cache`,
         tokens are chosen (and drafts verified) from the mixture of the model's and the cache's distributions.
+        With `first_rank`, the first token is the first_rank-th likeliest non-stop token (EOS, the end, if none).
         """
         def scores(logits: Tensor) -> Tensor:
             if heal is not None:
@@ -157,7 +170,11 @@ class Engine:
 
         produced = 0
         while True:
-            token = sample(scores(logits), temperature, top_p)
+            if produced == 0 and first_rank is not None:
+                ranked = ranked_choice(scores(logits), first_rank, self.tokenizer.stop_ids)
+                token = self.tokenizer.eos_id if ranked is None else ranked
+            else:
+                token = sample(scores(logits), temperature, top_p)
             if cache is not None:
                 cache.extend([token])
             yield token

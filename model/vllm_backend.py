@@ -5,8 +5,9 @@ on /v1/completions), so they stay Meta-exact and control-piece text in a documen
 back as ids in server-sent events (`return_token_ids`; one per event, several when the server runs behind its
 clients), and the stop rules every backend shares run on them one by one here (model/backend.py:
 take_tokens). Leaving the stream early closes its connection, which makes vLLM abort the request (nearly
-always: vLLM now and then misses a closed connection, vllm-project/vllm#54947). Token healing asks for one token at a time among the pieces that agree with the healed text
-(`allowed_token_ids`), then streams the rest after them.
+always: vLLM now and then misses a closed connection, vllm-project/vllm#54947). Token healing asks for one
+token at a time among the pieces that agree with the healed text (`allowed_token_ids`), then streams the rest
+after them. An alternative (`first_rank`) picks its first token from the server's most likely ones (`logprobs`).
 
 The server's model is checked when first reached, and again after every outage: it must have our
 tokenizer's vocabulary (size and infilling pieces), else it is refused (IncompatibleModel).
@@ -30,6 +31,8 @@ from .tokenizer import FIM_PIECES, Tokenizer
 # While the server is down, requests within this many seconds of the last failed try fail at once: a dead
 # host costs one connect timeout per interval, not one per keystroke.
 RETRY_S = 1.0
+# First tokens asked for to choose an alternative's from: vLLM's default ceiling (--max-logprobs).
+RANKED_LOGPROBS = 20
 API_KEY_ENV = "CODELLAMA_API_KEY"
 
 
@@ -45,14 +48,18 @@ class ServedModel:
 
 # -- the wire: pure functions -------------------------------------------------------------------------------
 def completion_body(model: str, prompt: list[int], *, max_tokens: int, temperature: float, top_p: float,
-                    stop_ids: Iterable[int], allowed: list[int] | None = None) -> dict[str, Any]:
-    """A streamed /v1/completions request for token-id `prompt`; `allowed` restricts the tokens drawn."""
+                    stop_ids: Iterable[int], allowed: list[int] | None = None, logprobs: int = 0) -> dict[str, Any]:
+    """A streamed /v1/completions request for token-id `prompt`; `allowed` restricts the tokens drawn;
+    `logprobs` > 0 asks for that many likeliest tokens at each step, named by id (see ranked_tokens)."""
     body: dict[str, Any] = {
         "model": model, "prompt": prompt, "max_tokens": max_tokens, "temperature": temperature, "top_p": top_p,
         "stop_token_ids": sorted(stop_ids), "stream": True, "return_token_ids": True,
     }
     if allowed is not None:
         body["allowed_token_ids"] = allowed
+    if logprobs:
+        body["logprobs"] = logprobs
+        body["return_tokens_as_token_ids"] = True  # keys "token_id:123", not text (which pieces can share)
     return body
 
 
@@ -77,6 +84,14 @@ def event_tokens(event: dict[str, Any]) -> list[int]:
     if choice.get("finish_reason") in ("abort", "error"):
         raise BackendUnavailable(f"the server ended the generation ({choice['finish_reason']})")
     return list(choice.get("token_ids") or [])
+
+
+def ranked_tokens(event: dict[str, Any]) -> list[int]:
+    """The ids of the first step's likeliest tokens in a `logprobs` event, likeliest first."""
+    choices = event.get("choices") or [{}]
+    top = ((choices[0].get("logprobs") or {}).get("top_logprobs") or [None])[0] or {}
+    ranked = sorted(top.items(), key=lambda kv: -kv[1])
+    return [int(key.removeprefix("token_id:")) for key, _ in ranked if key.startswith("token_id:")]
 
 
 def error_message(payload: object) -> str:
@@ -162,9 +177,10 @@ class VllmBackend:
                  top_p: float = 0.95, stop: Callable[[str], bool] | None = None,
                  cancel: Callable[[], bool] | None = None, deadline: float | None = None,
                  decode: Callable[[list[int]], str] | None = None, constraint: str = "",
-                 recall: Sequence[int] = ()) -> Generation:
-        """As Backend.generate (`recall` unused: vLLM picks the tokens); raises BackendUnavailable when the
-        server cannot be reached or fails."""
+                 recall: Sequence[int] = (), first_rank: int | None = None) -> Generation:
+        """As Backend.generate (`recall` unused: vLLM picks the tokens; an alternative's first token is among
+        the server's RANKED_LOGPROBS likeliest); raises BackendUnavailable when the server cannot be reached or
+        fails."""
         if not prompt:
             raise ValueError("empty prompt")
         t0 = time.perf_counter()
@@ -175,7 +191,7 @@ class VllmBackend:
         budget = min(max_new_tokens, self.context_length - len(prompt))
         heal = Constraint(self.pieces, constraint) if constraint else None
         exhausted = "max_tokens" if budget == max_new_tokens else "context"
-        source = self._tokens(served.name, prompt, budget, temperature, top_p, heal, deadline)
+        source = self._tokens(served.name, prompt, budget, temperature, top_p, heal, deadline, first_rank)
         try:
             tokens, text, reason = take_tokens(
                 source, self.tokenizer, budget=budget, exhausted=exhausted, timings=timings, t0=t0,
@@ -192,10 +208,23 @@ class VllmBackend:
         return Generation(tokens, text, reason, timings)
 
     def _tokens(self, model: str, prompt: list[int], budget: int, temperature: float, top_p: float,
-                heal: Constraint | None, deadline: float | None) -> Generator[int, None, None]:
-        """Generated token ids: while `heal` is unmet one request per token among those it allows (the caller
-        observes each token before the next is asked for), then one stream for the rest of the budget."""
+                heal: Constraint | None, deadline: float | None,
+                first_rank: int | None = None) -> Generator[int, None, None]:
+        """Generated token ids: an alternative's first token (`first_rank`), then while `heal` is unmet one
+        request per token among those it allows (the caller observes each token before the next is asked
+        for), then one stream for the rest of the budget."""
         produced: list[int] = []
+        if first_rank is not None and budget:
+            # Nothing in the vocabulary may spell the healed text (a character only bytes can): then it is free.
+            allowed = (self.pieces.allowed(heal.remaining) if heal is not None and not heal.done else None) or None
+            ranked = self._likeliest_first(model, prompt, first_rank + 1, allowed, deadline)
+            if ranked is None:  # the deadline passed while waiting
+                return
+            if first_rank >= len(ranked):
+                yield self.tokenizer.eos_id  # no such alternative: it ends at once
+                return
+            produced.append(ranked[first_rank])
+            yield ranked[first_rank]
         while heal is not None and not heal.done and len(produced) < budget:
             allowed = self.pieces.allowed(heal.remaining)
             if not allowed:  # nothing in the vocabulary spells it (a character only bytes can): leave it free
@@ -212,9 +241,43 @@ class VllmBackend:
                 model, prompt + produced, max_tokens=budget - len(produced), temperature=temperature,
                 top_p=top_p, stop_ids=self.tokenizer.stop_ids), deadline)
 
+    def _likeliest_first(self, model: str, prompt: list[int], count: int, allowed: list[int] | None,
+                         deadline: float | None) -> list[int] | None:
+        """The `count` likeliest first tokens after `prompt` that are not stop tokens (and are `allowed`), best
+        first; fewer where there are not that many, None when the deadline passed.
+
+        vLLM ranks tokens before it masks them (its logprobs are the model's own), so the likeliest of all
+        come from `logprobs`; where too few of them are allowed (a word being healed allows a handful), the
+        next ones come from greedy one-token requests among the allowed tokens not ranked yet.
+        """
+        stop = self.tokenizer.stop_ids
+        events = list(self._events(completion_body(model, prompt, max_tokens=1, temperature=0.0, top_p=1.0,
+                                                   stop_ids=(), allowed=allowed, logprobs=RANKED_LOGPROBS),
+                                   deadline))
+        if not events:
+            return None
+        fits = None if allowed is None else set(allowed)
+        top = next((ranked for event in events if (ranked := ranked_tokens(event))), [])
+        ranked = [t for t in top if t not in stop and (fits is None or t in fits)][:count]
+        while allowed is not None and len(ranked) < count:
+            rest = [t for t in allowed if t not in stop and t not in ranked]
+            if not rest:
+                break
+            step = list(self._stream(completion_body(model, prompt, max_tokens=1, temperature=0.0, top_p=1.0,
+                                                     stop_ids=(), allowed=rest), deadline))
+            if not step:
+                return None
+            ranked.append(step[0])
+        return ranked
+
     def _stream(self, body: dict[str, Any], deadline: float | None) -> Generator[int, None, None]:
         """Token ids as the server streams them, until it ends or `deadline` passes while waiting for one.
         Closing this generator closes the connection."""
+        for event in self._events(body, deadline):
+            yield from event_tokens(event)
+
+    def _events(self, body: dict[str, Any], deadline: float | None) -> Generator[dict[str, Any], None, None]:
+        """The server's events for `body` (as _stream); events that report a failure raise."""
         self._check_retry()
         # Waiting for a token ends at the deadline: a slow server is not an outage, just too late.
         remaining = None if deadline is None else deadline - time.monotonic()
@@ -227,7 +290,8 @@ class VllmBackend:
                     raise BackendUnavailable(http_error(response.status_code, response.text))
                 self.error = None
                 for event in sse_events(response.iter_lines()):
-                    yield from event_tokens(event)
+                    event_tokens(event)  # raises on a failure the event reports
+                    yield event
         except httpx.ReadTimeout:
             if deadline is not None and time.monotonic() >= deadline - 0.001:
                 return

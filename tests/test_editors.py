@@ -312,8 +312,38 @@ local function bottom()
   result.height = api.nvim_win_get_height(0)
 end
 
+--- <M-]> asks for the server's suggestions and shows the next; <M-]>, <M-[> cycle; <Tab> takes the one shown.
+local function cycle()
+  local codellama = require('codellama')
+  vim.cmd.edit(vim.fn.fnameescape(vim.env.CODELLAMA_FILE))
+  local bufnr = api.nvim_get_current_buf()
+  wait_until('client initialized', 30000, function()
+    local c = require('codellama.lsp').get_client(bufnr)
+    return c and c.initialized
+  end)
+  pcall(wait_until, 'model loaded', 60000, function() return progress_ended end)
+  api.nvim_win_set_cursor(0, { tonumber(vim.env.CODELLAMA_ROW), 0 })
+  feed('A')
+  local shown = { wait_until('ghost text', 40000, codellama.get_suggestion) }
+  local keymaps = require('codellama.config').options.keymaps
+  for _, key in ipairs({ keymaps.next, keymaps.next, keymaps.next, keymaps.prev }) do
+    local last = shown[#shown]
+    feed(key)
+    table.insert(shown, wait_until(key, 20000, function()
+      local now = codellama.get_suggestion()
+      return now and (now.index ~= last.index or now.count ~= last.count) and now
+    end))
+  end
+  result.shown = shown
+  result.before = api.nvim_buf_get_lines(bufnr, 0, -1, false)
+  feed(keymaps.accept)
+  wait_until('accepted', 5000, function() return not codellama.is_visible() end)
+  result.after = api.nvim_buf_get_lines(bufnr, 0, -1, false)
+end
+
+local scenarios = { main = main, bottom = bottom, cycle = cycle }
 co = coroutine.create(function()
-  local ok, err = xpcall(vim.env.CODELLAMA_SCENARIO == 'bottom' and bottom or main, debug.traceback)
+  local ok, err = xpcall(scenarios[vim.env.CODELLAMA_SCENARIO], debug.traceback)
   if not ok then result.error = err end
   finish()
 end)
@@ -533,3 +563,23 @@ def test_nvim_multiline_suggestion_on_the_last_line_scrolls_into_view(tmp_path: 
     assert result["winline_before"] == result["height"]  # the cursor line was the window's last one
     assert result["virt_lines"] >= 1, "the demo model's suggestion here is expected to span lines"
     assert result["winline"] + result["virt_lines"] <= result["height"], result
+
+
+def test_nvim_cycles_through_the_servers_suggestions(tmp_path: Path, tiny_model_dir: Path) -> None:
+    from lsp_server.completion import complete_alternatives, load_engine
+
+    result = _run_nvim_driver(tmp_path, tiny_model_dir, SAMPLE, row=1, scenario="cycle")
+    settings = Settings(model=str(tiny_model_dir), max_tokens=24, max_tokens_single_line=16)  # as NVIM_INIT
+    offset = SAMPLE.index("\n")
+    expected = [s.text for s in complete_alternatives(load_engine(settings), SAMPLE, offset, settings, 3)]
+    assert len(set(expected)) == 3
+    shown = [(s["text"], s["index"], s["count"]) for s in result["shown"]]
+    assert shown == [
+        (expected[0], 1, 1),  # as typed: the one suggestion
+        (expected[1], 2, 3),  # <M-]>: the server's three, and the one after the shown one
+        (expected[2], 3, 3),
+        (expected[0], 1, 3),  # round again
+        (expected[2], 3, 3),  # <M-[>: back
+    ]
+    before = result["before"]
+    assert result["after"] == (before[0] + expected[2]).split("\n") + before[1:]  # <Tab> takes the one shown

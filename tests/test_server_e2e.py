@@ -12,7 +12,7 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcRequestCancelled
 from pytest_lsp import ClientServerConfig, LanguageClient
 
-from lsp_server.completion import complete, load_engine
+from lsp_server.completion import complete, complete_alternatives, load_engine
 from lsp_server.server import COMMANDS
 from lsp_server.settings import Settings
 from model.loader import DEMO_MODEL_DIR
@@ -163,13 +163,14 @@ async def test_an_invoked_request_gets_the_whole_suggestion_whatever_the_time_bu
     # Typing: 1 ms is spent before the first token is out, so the answer is cut short (and not cached) ...
     typed = "".join(item.insert_text for item in await inline(client, 2, 8))
     # ... asking (Alt+\\) gets what the model writes given all the time it needs: maxTokens bounds it.
-    asked = "".join(item.insert_text for item in await inline(client, 2, 8, kind=types.InlineCompletionTriggerKind.Invoked))
-    whole = complete(load_engine(settings), text, len(text) - 1, settings, timed=False)  # at (2, 8)
-    assert whole is not None and asked == whole.text
-    assert len(typed) < len(asked)
+    asked = [item.insert_text for item in await inline(client, 2, 8, kind=types.InlineCompletionTriggerKind.Invoked)]
+    whole = complete_alternatives(load_engine(settings), text, len(text) - 1, settings, 3)  # at (2, 8), untimed
+    assert asked == [s.text for s in whole]
+    assert len(typed) < len(asked[0])
     listed = await client.text_document_completion_async(types.CompletionParams(  # Ctrl+Space, the same
         types.TextDocumentIdentifier(URI), types.Position(2, 8), types.CompletionContext(types.CompletionTriggerKind.Invoked)))
-    assert [item.text_edit.new_text for item in listed.items] == [whole.text]
+    assert [item.text_edit.new_text for item in listed.items] == asked
+    assert [item.preselect for item in listed.items] == [True, False, False]
 
 
 async def test_no_suggestion_inside_a_word_unless_asked(client: LanguageClient) -> None:
@@ -182,7 +183,24 @@ async def test_no_suggestion_inside_a_word_unless_asked(client: LanguageClient) 
     assert whole is not None  # the model has something to say here ...
     assert await inline(client, 3, len(typed)) == []  # ... but as the user types, it would split `path`
     asked = await inline(client, 3, len(typed), kind=types.InlineCompletionTriggerKind.Invoked)
-    assert [item.insert_text for item in asked] == [whole.text]  # asked for, it is shown
+    assert asked[0].insert_text == whole.text  # asked for, it is shown
+
+
+async def test_asking_offers_different_suggestions_and_typing_one(client: LanguageClient) -> None:
+    await ready(client)
+    text = "import math\n\n\ndef circle_area(radius):\n    return \n"
+    open_doc(client, text)
+    settings = Settings(model=str(DEMO_MODEL_DIR))
+    expected = [s.text for s in complete_alternatives(load_engine(settings), text, len(text) - 1, settings, 3)]
+    typed = await inline(client, 4, 11)
+    assert len(typed) == 1  # as the user types: the best one
+    asked = await inline(client, 4, 11, kind=types.InlineCompletionTriggerKind.Invoked)
+    assert [item.insert_text for item in asked] == expected and len(set(expected)) == 3  # Alt+\, then Alt+]
+    assert typed[0].insert_text == expected[0]
+    client.workspace_did_change_configuration(types.DidChangeConfigurationParams(
+        {"codellama": {"invokedSuggestions": 1}}))
+    assert [item.insert_text for item in await inline(client, 4, 11, kind=types.InlineCompletionTriggerKind.Invoked)
+            ] == expected[:1]
 
 
 async def test_names_from_outside_the_window_are_copied(client: LanguageClient) -> None:

@@ -13,7 +13,7 @@ def test_setting_names_are_camel_case_and_complete() -> None:
     assert SETTING_NAMES == (
         "model", "device", "dtype", "quant", "kernel", "ngramCache", "maxTokens", "maxTokensSingleLine",
         "temperature", "topP", "prefixTokens", "suffixTokens", "fimMode", "extraContext",
-        "extraContextTokens", "debounceMs", "timeBudgetMs", "disabledLanguages", "linePolicy",
+        "extraContextTokens", "debounceMs", "invokedSuggestions", "timeBudgetMs", "disabledLanguages", "linePolicy",
         "docstringStyle", "enabled", "contextLength", "backend", "remoteUrl", "remoteTimeoutMs",
     )  # fmt: skip
     assert len(SETTING_NAMES) == len(dataclasses.fields(Settings))

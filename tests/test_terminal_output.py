@@ -51,13 +51,17 @@ def run_with_terminal_stderr(*args: str, timeout: float = 300) -> tuple[subproce
 
 def test_eval_shows_progress_on_a_terminal_and_prints_a_table(tmp_path: Path) -> None:
     out = tmp_path / "eval.json"
-    result, terminal = run_with_terminal_stderr("eval", "--cases", "2", "--json", str(out))
+    result, terminal = run_with_terminal_stderr("eval", "--cases", "2", "--alternatives", "3", "--json", str(out))
     assert result.returncode == 0, terminal[-2000:]
     assert "loading the demo model:" in terminal and "100%" in terminal
     assert "eval: 100%" in terminal and "2/2" in terminal
     assert "exact match" in result.stdout and "latency p50" in result.stdout and " ms" in result.stdout
+    assert "exact among the 3 suggestions offered when asked" in result.stdout
     saved = json.loads(out.read_text())
     assert saved["report"]["cases"] == 2 and len(saved["cases"]) == 2
+    for case in saved["cases"]:  # the lines offered, different, one of them the expected one if "exact_among"
+        assert 1 <= len(set(case["offered"])) == len(case["offered"]) <= 3
+        assert case["exact_among"] == (case["expected"].strip() in [o.strip() for o in case["offered"]])
 
 
 def test_model_loading_progress_on_a_terminal_only(tmp_path: Path) -> None:

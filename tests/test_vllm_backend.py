@@ -16,7 +16,7 @@ from lsp_server.settings import parse_settings
 from model.backend import BackendUnavailable
 from model.tokenizer import Tokenizer
 from model.vllm_backend import (IncompatibleModel, VllmBackend, completion_body, event_tokens, http_error,
-                                pick_model, sse_events)
+                                pick_model, ranked_tokens, sse_events)
 from tests.vllm_server import free_port
 
 
@@ -26,6 +26,17 @@ def test_completion_body_sends_token_ids_and_asks_for_token_ids_back() -> None:
                     "stop_token_ids": [2, 6], "stream": True, "return_token_ids": True}
     assert completion_body("m", [1], max_tokens=1, temperature=0.0, top_p=1.0, stop_ids=(),
                            allowed=[7, 9])["allowed_token_ids"] == [7, 9]
+
+
+def test_an_alternatives_first_token_is_chosen_from_the_likeliest_by_id() -> None:
+    body = completion_body("m", [1], max_tokens=1, temperature=0.0, top_p=1.0, stop_ids=(), logprobs=20)
+    assert (body["logprobs"], body["return_tokens_as_token_ids"]) == (20, True)  # ids: two pieces may read alike
+    event = {"choices": [{"token_ids": [9], "logprobs": {
+        "tokens": ["token_id:9"], "token_logprobs": [-0.2],
+        "top_logprobs": [{"token_id:9": -0.2, "token_id:31": -3.5, "token_id:4": -1.0}]}}]}
+    assert ranked_tokens(event) == [9, 4, 31]
+    assert ranked_tokens({"choices": [{"token_ids": [], "finish_reason": "length"}]}) == []
+    assert ranked_tokens({"choices": [], "usage": {}}) == []
 
 
 def test_sse_events_stop_at_done_and_skip_other_lines() -> None:

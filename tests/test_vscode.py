@@ -22,6 +22,8 @@ from typing import Any
 
 import pytest
 
+from lsp_server.completion import complete_alternatives, load_engine
+from lsp_server.settings import Settings
 from model.loader import DEMO_MODEL_DIR
 
 pytestmark = pytest.mark.vscode
@@ -192,6 +194,11 @@ def check_ghost_text(result: dict[str, Any]) -> None:
     word = result["afterWord"][cut:len(result["afterWord"]) - len(before) + cut]
     assert result["afterWord"] == before[:cut] + word + before[cut:] and word and shown.startswith(word), word
     assert result["ghostAfterWord"] == (word != shown)
+    # Alt+] showed the server's second suggestion there, Alt+[ the first again (the one accepted).
+    settings = Settings(model=str(DEMO_MODEL_DIR), max_tokens=32)
+    expected = [s.text for s in complete_alternatives(load_engine(settings), before, cut, settings, 3)]
+    following = result["nextGhost"]
+    assert expected[:2] == [shown, following["inline"] + "".join("\n" + line for line in following["lines"])]
 
 
 def check_docstrings(result: dict[str, Any]) -> None:

@@ -153,6 +153,17 @@ async function main() {
     await waitFor('ghost text after Alt+\\', ghostShown, 30000);
     await page.waitForTimeout(300);
     result.explicitGhost = await ghostText();
+    // Alt+] shows the server's next suggestion (asked for, it offers several), Alt+[ goes back.
+    const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
+    await page.keyboard.press('Alt+BracketRight');
+    await waitFor('another suggestion after Alt+]', async () => {
+      const now = await ghostText();
+      return (now.inline || now.lines.length) && !same(now, result.explicitGhost);
+    }, 30000);
+    await page.waitForTimeout(300); // the cursor line and the view zone below it are redrawn one after the other
+    result.nextGhost = await ghostText();
+    await page.keyboard.press('Alt+BracketLeft');
+    await waitFor('the first suggestion again after Alt+[', async () => same(await ghostText(), result.explicitGhost), 10000);
     result.beforeAccept = await saveAndRead();
     await page.keyboard.press('Control+ArrowRight'); // VS Code's own "accept next word"
     await page.waitForTimeout(300);

@@ -7,6 +7,8 @@ local M = {}
 ---@field accept_word string|false Accept the suggestion up to the end of the next word.
 ---@field dismiss string|false     Hide the suggestion (falls back to the key itself).
 ---@field trigger string|false     Ask for a suggestion now (an "invoked" request).
+---@field next string|false        Show the next of the server's suggestions (asking for them first).
+---@field prev string|false        Show the previous one.
 
 ---@class codellama.Options
 ---@field cmd string[]            Command that starts the server (stdio).
@@ -40,6 +42,8 @@ M.defaults = {
     accept_word = '<M-Right>',
     dismiss = '<C-]>',
     trigger = false,
+    next = '<M-]>',
+    prev = '<M-[>',
   },
 }
 

@@ -51,13 +51,24 @@ function M.trigger()
   suggestion.request(1)
 end
 
+--- Show the next suggestion (the server offers several when asked; the first press asks).
+function M.next()
+  suggestion.cycle(1)
+end
+
+--- Show the previous suggestion.
+function M.prev()
+  suggestion.cycle(-1)
+end
+
 --- Whether a suggestion is shown at the cursor.
 ---@return boolean
 function M.is_visible()
   return suggestion.is_visible()
 end
 
---- The shown suggestion: `{ text, bufnr, row, col, replace_end }` (0-based row/byte col), or nil.
+--- The shown suggestion: `{ text, bufnr, row, col, replace_end, index, count }` (0-based row/byte col;
+--- the `index`-th of `count` suggestions), or nil.
 ---@return table?
 function M.get_suggestion()
   return suggestion.get()
@@ -97,6 +108,8 @@ local function create_plug_mappings()
   map('i', '<Plug>(codellama-accept-word)', M.accept_word, { desc = 'codellama: accept one word' })
   map('i', '<Plug>(codellama-dismiss)', M.dismiss, { desc = 'codellama: dismiss suggestion' })
   map('i', '<Plug>(codellama-trigger)', M.trigger, { desc = 'codellama: request suggestion' })
+  map('i', '<Plug>(codellama-next)', M.next, { desc = 'codellama: next suggestion' })
+  map('i', '<Plug>(codellama-prev)', M.prev, { desc = 'codellama: previous suggestion' })
 end
 
 --- An insert-mode mapping that runs {action} when a suggestion is shown and
@@ -134,6 +147,12 @@ local function create_buffer_keymaps(bufnr)
   end
   if keys.trigger then
     vim.keymap.set('i', keys.trigger, M.trigger, { buffer = bufnr, desc = 'codellama: request suggestion' })
+  end
+  if keys.next then
+    vim.keymap.set('i', keys.next, M.next, { buffer = bufnr, desc = 'codellama: next suggestion' })
+  end
+  if keys.prev then
+    vim.keymap.set('i', keys.prev, M.prev, { buffer = bufnr, desc = 'codellama: previous suggestion' })
   end
 end
 

@@ -1,8 +1,9 @@
 --- Inline (ghost text) suggestions: requesting `textDocument/inlineCompletion`,
---- drawing the first item with extmarks, and accepting or dismissing it.
+--- drawing an item with extmarks, cycling through the items, and accepting or
+--- dismissing the one shown.
 ---
---- Only one suggestion exists at a time: the one at the cursor of the current
---- insert-mode window.
+--- Suggestions exist at one place at a time: the cursor of the current
+--- insert-mode window. One of them is shown.
 local config = require('codellama.config')
 local lsp = require('codellama.lsp')
 
@@ -37,6 +38,10 @@ M.hl_group = 'CodellamaSuggestion'
 
 ---@type codellama.Suggestion?
 local current = nil
+--- The answer's suggestions (`current` is one of them), and which one is shown.
+---@type codellama.Suggestion[]
+local choices = {}
+local choice = 1
 ---@type codellama.Request?
 local pending = nil
 ---@type uv.uv_timer_t?
@@ -151,6 +156,16 @@ end
 function M.clear()
   clear_extmark()
   current = nil
+  choices, choice = {}, 1
+end
+
+---@param list codellama.Suggestion[]
+---@param index integer
+local function show(list, index)
+  M.clear()
+  choices, choice = list, index
+  current = list[index]
+  draw(current)
 end
 
 --- Cancel the in-flight request and the debounce timer.
@@ -236,7 +251,8 @@ end
 
 --- Send `textDocument/inlineCompletion` for the cursor now.
 ---@param trigger_kind? integer 1 = invoked (explicit), 2 = automatic (typing, default)
-function M.request(trigger_kind)
+---@param from? { text: string, step: integer } Cycling: show the item {step} away from the one with {text}.
+function M.request(trigger_kind, from)
   M.cancel()
   local bufnr = api.nvim_get_current_buf()
   local client = lsp.get_client(bufnr)
@@ -270,16 +286,24 @@ function M.request(trigger_kind)
       return
     end
     -- InlineCompletionList or InlineCompletionItem[]
-    local items = result.items or result
-    for _, item in ipairs(items) do
+    local found = {}
+    for _, item in ipairs(result.items or result) do
       local s = from_item(item, snap, client)
       if s then
-        M.clear()
-        current = s
-        draw(s)
-        return
+        table.insert(found, s)
       end
     end
+    if #found == 0 then
+      return
+    end
+    local index = 1
+    for i, s in ipairs(from and found or {}) do
+      if s.text == from.text then
+        index = (i - 1 + from.step) % #found + 1
+        break
+      end
+    end
+    show(found, index)
   end, bufnr)
   if ok and id then
     req = { client = client, id = id, snapshot = snap }
@@ -323,6 +347,7 @@ local function type_through(snap)
   s.text = s.text:sub(#typed + 1)
   s.replace_end = s.replace_end + #typed
   s.tick, s.col = snap.tick, snap.col
+  choices, choice = { s }, 1 -- the others were for the cursor before
   draw(s)
   return true
 end
@@ -361,14 +386,37 @@ function M.is_visible()
   return current ~= nil and same_place(current, snapshot())
 end
 
---- A copy of the shown suggestion (for statuslines, tests and other plugins).
----@return { text: string, bufnr: integer, row: integer, col: integer, replace_end: integer }?
+--- A copy of the shown suggestion (for statuslines, tests and other plugins): `index` of `count`.
+---@return { text: string, bufnr: integer, row: integer, col: integer, replace_end: integer, index: integer, count: integer }?
 function M.get()
   if not M.is_visible() then
     return nil
   end
   local s = assert(current)
-  return { text = s.text, bufnr = s.bufnr, row = s.row, col = s.col, replace_end = s.replace_end }
+  return {
+    text = s.text,
+    bufnr = s.bufnr,
+    row = s.row,
+    col = s.col,
+    replace_end = s.replace_end,
+    index = choice,
+    count = #choices,
+  }
+end
+
+--- Show the next ({step} 1) or previous ({step} -1) suggestion, wrapping around. While only the one
+--- made as the user typed is there (or none), ask the server for its alternatives (an invoked
+--- request, as VS Code does on Alt+]) and show the one {step} away from it.
+---@param step integer
+function M.cycle(step)
+  if M.is_visible() and #choices > 1 then
+    clear_extmark()
+    choice = (choice - 1 + step) % #choices + 1
+    current = choices[choice]
+    draw(current)
+    return
+  end
+  M.request(1, M.is_visible() and { text = assert(current).text, step = step } or nil)
 end
 
 --- Insert {text} at the suggestion's cursor, replacing up to {replace_end}, and
@@ -427,12 +475,13 @@ function M.accept(part)
       s.replace_end = snap.col + (s.replace_end - s.col)
       s.line_rest = get_line(snap.bufnr, snap.row):sub(snap.col + 1)
       s.tick, s.row, s.col = snap.tick, snap.row, snap.col
+      choices, choice = { s }, 1
       draw(s)
       return true
     end
   end
 
-  current = nil
+  current, choices, choice = nil, {}, 1
   if s.is_snippet then
     api.nvim_buf_set_text(s.bufnr, s.row, s.snippet_start, s.row, s.replace_end, { '' })
     api.nvim_win_set_cursor(0, { s.row + 1, s.snippet_start })
