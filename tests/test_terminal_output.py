@@ -56,7 +56,7 @@ def test_eval_shows_progress_on_a_terminal_and_prints_a_table(tmp_path: Path) ->
     assert "loading the demo model:" in terminal and "100%" in terminal
     assert "eval: 100%" in terminal and "2/2" in terminal
     assert "exact match" in result.stdout and "latency p50" in result.stdout and " ms" in result.stdout
-    assert "exact among the 3 suggestions offered when asked" in result.stdout
+    assert "exact among the 3 suggestions offered when asked" in result.stdout and "x one)" in result.stdout
     saved = json.loads(out.read_text())
     assert saved["report"]["cases"] == 2 and len(saved["cases"]) == 2
     for case in saved["cases"]:  # the lines offered, different, one of them the expected one if "exact_among"
