@@ -1,8 +1,9 @@
 """`codellama-lsp demo`: start the server as an editor would, and show what it answers.
 
 A small LSP client (pygls) launches `python -m lsp_server serve` over stdio, opens an example file with
-the end of a few lines erased, asks `textDocument/inlineCompletion` at each cursor, then asks for the
-"Generate docstring" code action, resolves it and prints the documented function.
+the end of a few lines erased, asks `textDocument/inlineCompletion` at each cursor as an editor does while
+the user types, then once more as a user asking for suggestions does (Alt+\\: several to cycle through),
+then asks for the "Generate docstring" code action, resolves it and prints the documented function.
 """
 
 from __future__ import annotations
@@ -76,6 +77,17 @@ async def run(server_args: list[str], example: Path) -> int:
         print(f"{color(f'inline completion at line {row + 1}', BOLD)} ({ms:.0f} ms)")
         print(f"  {probe.keep}{color(suggestion or '<nothing>', GREEN)}")
         print(f"  {color('original: ' + lines[row].strip(), DIM)}\n")
+
+    # The last cursor again, asked for: the server offers several suggestions, the best first.
+    t = time.perf_counter()
+    items = await server.inline(uri, row, len(probe.keep), invoked=True)
+    ms = (time.perf_counter() - t) * 1000
+    print(f"{color(f'asked for at line {row + 1}', BOLD)} (Alt+\\, then Alt+] to cycle; "
+          f"{len(items)} suggestions in {ms:.0f} ms)")
+    for k, item in enumerate(items, 1):
+        text = item.insert_text if isinstance(item.insert_text, str) else item.insert_text.value
+        print(f"  {k}  {probe.keep}{color(text, GREEN)}")
+    print()
 
     uri = f"file://{example}"
     server.open(uri, original)

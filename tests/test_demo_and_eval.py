@@ -20,6 +20,8 @@ def test_demo_shows_completions_and_a_docstring_through_lsp(tiny_model_dir) -> N
     assert result.returncode == 0, result.stderr[-2000:]
     out = result.stdout
     assert out.count("inline completion at line") == 4
+    asked = out.split("asked for at line ", 1)[1].split("\n\n", 1)[0].split("\n")  # header, then one per suggestion
+    assert "3 suggestions" in asked[0] and [line.split()[0] for line in asked[1:]] == ["1", "2", "3"]
     assert "Generate docstring for polygon_perimeter" in out
     assert '"""' in out and "points:" in out  # the parameter is documented by name
     assert "latency p50" in out

@@ -290,8 +290,8 @@ local function main()
 end
 
 --- A multi-line suggestion for the window's last line scrolls into view instead of being cut off.
-local function bottom()
-  local codellama = require('codellama')
+--- Open the file and wait for the server to start and (as far as it says) load the model.
+local function open_file()
   vim.cmd.edit(vim.fn.fnameescape(vim.env.CODELLAMA_FILE))
   local bufnr = api.nvim_get_current_buf()
   wait_until('client initialized', 30000, function()
@@ -299,6 +299,12 @@ local function bottom()
     return c and c.initialized
   end)
   pcall(wait_until, 'model loaded', 60000, function() return progress_ended end)
+  return bufnr
+end
+
+local function bottom()
+  local codellama = require('codellama')
+  open_file()
   vim.cmd('split')
   api.nvim_win_set_height(0, 6)
   api.nvim_win_set_cursor(0, { tonumber(vim.env.CODELLAMA_ROW), 0 })
@@ -315,13 +321,7 @@ end
 --- <M-]> asks for the server's suggestions and shows the next; <M-]>, <M-[> cycle; <Tab> takes the one shown.
 local function cycle()
   local codellama = require('codellama')
-  vim.cmd.edit(vim.fn.fnameescape(vim.env.CODELLAMA_FILE))
-  local bufnr = api.nvim_get_current_buf()
-  wait_until('client initialized', 30000, function()
-    local c = require('codellama.lsp').get_client(bufnr)
-    return c and c.initialized
-  end)
-  pcall(wait_until, 'model loaded', 60000, function() return progress_ended end)
+  local bufnr = open_file()
   api.nvim_win_set_cursor(0, { tonumber(vim.env.CODELLAMA_ROW), 0 })
   feed('A')
   local shown = { wait_until('ghost text', 40000, codellama.get_suggestion) }
