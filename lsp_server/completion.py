@@ -1,6 +1,7 @@
-"""One inline completion, from document text and cursor to the text the editor shows.
+r"""One inline completion, from document text and cursor to the text the editor shows.
 
     text, offset -> windows (context.py) -> FIM prompt -> engine.generate (early stop) -> shaping.py -> Suggestion
+                    \___________ prepare ____________/    \______________________ generate ______________________/
 
 This module is the whole completion path without LSP: the server, the `complete` CLI and the evaluation
 all call it, so what they measure is what users get.
@@ -222,15 +223,23 @@ def _shrunk_to_fit(room: int, build: Callable[[float], tuple[T, list[int]]]) -> 
     return None
 
 
-def complete(engine: Backend, text: str, offset: int, settings: Settings, *, extra: str = "",
-             cancel: Callable[[], bool] | None = None, timed: bool = True, heal_words: bool = True,
-             first_rank: int | None = None) -> Suggestion | None:
-    """The shaped completion at `offset` (a code-point offset into `text`), or None when there is none.
+@dataclass(frozen=True)
+class Request:
+    """What a completion at one cursor asks the model: everything that does not depend on which first token
+    the generation takes, built once for a suggestion and its alternatives."""
+    mode: str  # single | multi
+    healed: str  # the end of the cursor's line, left out of the prompt for the model to write back
+    ctx: FimContext
+    prompt: list[int]
+    stop: Callable[[str], bool]
+    recall: tuple[int, ...]
+    context_ms: float
 
-    timed: stop at the settings' time budget (interactive use); scripts and evaluations pass False, so that
-    their results depend on the model alone, not on how busy the machine is. first_rank: an alternative
-    (see Backend.generate).
-    """
+
+def prepare(engine: Backend, text: str, offset: int, settings: Settings, *, extra: str = "",
+            heal_words: bool = True) -> Request | None:
+    """The windows, FIM prompt, stop rule and recall for a completion at `offset` (a code-point offset into
+    `text`); None when no prompt fits the model's context."""
     t0 = time.perf_counter()
     before, after = line_around(text, offset)
     mode = completion_mode(before, after, settings.line_policy)
@@ -247,12 +256,19 @@ def complete(engine: Backend, text: str, offset: int, settings: Settings, *, ext
         return block_end(generated) or looping(generated)
 
     recall = recall_tokens(engine.tokenizer, text, ctx) if engine.recalls else ()
-    context_ms = (time.perf_counter() - t0) * 1000
+    return Request(mode, healed, ctx, prompt, stop, recall, (time.perf_counter() - t0) * 1000)
+
+
+def generate(engine: Backend, request: Request, settings: Settings, *, cancel: Callable[[], bool] | None = None,
+             timed: bool = True, first_rank: int | None = None) -> Suggestion | None:
+    """The model's shaped answer to `request`, or None when there is none (see complete; first_rank: an
+    alternative, see Backend.generate)."""
     deadline = time.monotonic() + settings.time_budget_ms / 1000 if timed else None
+    mode, healed, ctx = request.mode, request.healed, request.ctx
     max_tokens = settings.max_tokens_single_line if mode == "single" else settings.max_tokens
-    gen = engine.generate(prompt, max_new_tokens=max_tokens, temperature=settings.temperature,
-                          top_p=settings.top_p, stop=stop, cancel=cancel, deadline=deadline, constraint=healed,
-                          recall=recall, first_rank=first_rank)
+    gen = engine.generate(request.prompt, max_new_tokens=max_tokens, temperature=settings.temperature,
+                          top_p=settings.top_p, stop=request.stop, cancel=cancel, deadline=deadline,
+                          constraint=healed, recall=request.recall, first_rank=first_rank)
     if gen.stop_reason in ("cancel", "error") or not gen.text.startswith(healed):
         return None  # cancelled, failed, or cut before it wrote the healed tail back
     raw = gen.text[len(healed):]
@@ -262,12 +278,24 @@ def complete(engine: Backend, text: str, offset: int, settings: Settings, *, ext
     shaped = shape(raw, prefix=ctx.prefix, suffix=ctx.suffix, mode=mode)
     t = gen.timings
     log.debug("completion mode=%s context=%.1fms prompt=%d cached=%d prefill=%.1fms first=%.1fms decode=%.1fms "
-              "new=%d drafted=%d accepted=%d total=%.1fms stop=%s", mode, context_ms, t.prompt_tokens,
-              t.cached_tokens, t.prefill_ms, t.first_token_ms, t.decode_ms, t.new_tokens, t.drafted_tokens,
-              t.accepted_tokens, t.total_ms, gen.stop_reason)
+              "new=%d drafted=%d accepted=%d total=%.1fms stop=%s rank=%s", mode, request.context_ms,
+              t.prompt_tokens, t.cached_tokens, t.prefill_ms, t.first_token_ms, t.decode_ms, t.new_tokens,
+              t.drafted_tokens, t.accepted_tokens, t.total_ms, gen.stop_reason, first_rank)
     if shaped is None:
         return None
-    return Suggestion(shaped.text, shaped.replace_chars, mode, gen.stop_reason, t, context_ms)
+    return Suggestion(shaped.text, shaped.replace_chars, mode, gen.stop_reason, t, request.context_ms)
+
+
+def complete(engine: Backend, text: str, offset: int, settings: Settings, *, extra: str = "",
+             cancel: Callable[[], bool] | None = None, timed: bool = True,
+             heal_words: bool = True) -> Suggestion | None:
+    """The shaped completion at `offset` (a code-point offset into `text`), or None when there is none.
+
+    timed: stop at the settings' time budget (interactive use); scripts and evaluations pass False, so that
+    their results depend on the model alone, not on how busy the machine is.
+    """
+    request = prepare(engine, text, offset, settings, extra=extra, heal_words=heal_words)
+    return None if request is None else generate(engine, request, settings, cancel=cancel, timed=timed)
 
 
 def complete_alternatives(engine: Backend, text: str, offset: int, settings: Settings, count: int, *,
@@ -276,11 +304,11 @@ def complete_alternatives(engine: Backend, text: str, offset: int, settings: Set
     waits (untimed): each begins with another of the model's likeliest first tokens (0, 1, 2, ...), never
     with the end of the text, so the first is the best suggestion the model has even where, as the user typed,
     it would have offered none. Alternatives that shape to the same text count once; a few more first tokens
-    are tried to make up for them. The engine prefills the prompt once for all of them."""
+    are tried to make up for them. The prompt is built once, and the engine prefills it once for all."""
+    request = prepare(engine, text, offset, settings, extra=extra)
     found: list[Suggestion] = []
-    for rank in range(count + ALTERNATIVE_SPARES):
-        suggestion = complete(engine, text, offset, settings, extra=extra, cancel=cancel, timed=False,
-                              first_rank=rank)
+    for rank in range(count + ALTERNATIVE_SPARES if request is not None else 0):
+        suggestion = generate(engine, request, settings, cancel=cancel, timed=False, first_rank=rank)
         if cancel is not None and cancel():
             break
         if suggestion is not None and all((s.text, s.replace_chars) != (suggestion.text, suggestion.replace_chars)
