@@ -333,6 +333,11 @@ local function cycle()
       local now = codellama.get_suggestion()
       return now and (now.index ~= last.index or now.count ~= last.count) and now
     end))
+    local marks = api.nvim_buf_get_extmarks(bufnr, require('codellama.suggestion').ns, 0, -1, { details = true })
+    shown[#shown].hints = vim.iter(marks)
+      :filter(function(m) return m[4].virt_text_pos == 'eol' end)
+      :map(function(m) return m[4].virt_text[1][1] end)
+      :totable()
   end
   result.shown = shown
   result.before = api.nvim_buf_get_lines(bufnr, 0, -1, false)
@@ -574,6 +579,7 @@ def test_nvim_cycles_through_the_servers_suggestions(tmp_path: Path, tiny_model_
     expected = [s.text for s in complete_alternatives(load_engine(settings), SAMPLE, offset, settings, 3)]
     assert len(set(expected)) == 3
     shown = [(s["text"], s["index"], s["count"]) for s in result["shown"]]
+    assert [s.get("hints") for s in result["shown"]] == [None, [" (2/3)"], [" (3/3)"], [" (1/3)"], [" (3/3)"]]
     assert shown == [
         (expected[0], 1, 1),  # as typed: the one suggestion
         (expected[1], 2, 3),  # <M-]>: the server's three, and the one after the shown one

@@ -29,7 +29,6 @@ M.hl_group = 'CodellamaSuggestion'
 ---@field snippet string?      Full snippet text of the item (only when `is_snippet`).
 ---@field snippet_start integer? Byte column where the snippet's range starts.
 ---@field command lsp.Command? Command to run after the item has been accepted.
----@field extmark integer?
 
 ---@class codellama.Request
 ---@field client vim.lsp.Client
@@ -119,8 +118,8 @@ end
 -- ---------------------------------------------------------------------------
 
 local function clear_extmark()
-  if current and current.extmark and api.nvim_buf_is_valid(current.bufnr) then
-    pcall(api.nvim_buf_del_extmark, current.bufnr, M.ns, current.extmark)
+  if current and api.nvim_buf_is_valid(current.bufnr) then
+    api.nvim_buf_clear_namespace(current.bufnr, M.ns, 0, -1) -- the text, and the count beside it
   end
 end
 
@@ -143,7 +142,14 @@ local function draw(s)
       table.insert(opts.virt_lines, { { display(lines[i], s.bufnr), M.hl_group } })
     end
   end
-  s.extmark = api.nvim_buf_set_extmark(s.bufnr, M.ns, s.row, s.col, opts)
+  api.nvim_buf_set_extmark(s.bufnr, M.ns, s.row, s.col, opts)
+  if #choices > 1 then -- which of the server's suggestions this is, at the end of the line
+    api.nvim_buf_set_extmark(s.bufnr, M.ns, s.row, 0, {
+      virt_text = { { (' (%d/%d)'):format(choice, #choices), M.hl_group } },
+      virt_text_pos = 'eol',
+      hl_mode = 'combine',
+    })
+  end
   -- Virtual lines below the window's last line are not drawn: scroll them into view.
   local overflow = vim.fn.winline() + #(opts.virt_lines or {}) - api.nvim_win_get_height(0)
   if overflow > 0 then
