@@ -224,8 +224,8 @@ def _shrunk_to_fit(room: int, build: Callable[[float], tuple[T, list[int]]]) -> 
 
 
 @dataclass(frozen=True)
-class Request:
-    """What a completion at one cursor asks the model: everything that does not depend on which first token
+class Prepared:
+    """A completion at one cursor, ready for the model: everything that does not depend on which first token
     the generation takes, built once for a suggestion and its alternatives."""
     mode: str  # single | multi
     healed: str  # the end of the cursor's line, left out of the prompt for the model to write back
@@ -237,7 +237,7 @@ class Request:
 
 
 def prepare(engine: Backend, text: str, offset: int, settings: Settings, *, extra: str = "",
-            heal_words: bool = True) -> Request | None:
+            heal_words: bool = True) -> Prepared | None:
     """The windows, FIM prompt, stop rule and recall for a completion at `offset` (a code-point offset into
     `text`); None when no prompt fits the model's context."""
     t0 = time.perf_counter()
@@ -256,19 +256,19 @@ def prepare(engine: Backend, text: str, offset: int, settings: Settings, *, extr
         return block_end(generated) or looping(generated)
 
     recall = recall_tokens(engine.tokenizer, text, ctx) if engine.recalls else ()
-    return Request(mode, healed, ctx, prompt, stop, recall, (time.perf_counter() - t0) * 1000)
+    return Prepared(mode, healed, ctx, prompt, stop, recall, (time.perf_counter() - t0) * 1000)
 
 
-def generate(engine: Backend, request: Request, settings: Settings, *, cancel: Callable[[], bool] | None = None,
+def generate(engine: Backend, prepared: Prepared, settings: Settings, *, cancel: Callable[[], bool] | None = None,
              timed: bool = True, first_rank: int | None = None) -> Suggestion | None:
-    """The model's shaped answer to `request`, or None when there is none (see complete; first_rank: an
+    """The model's shaped answer to `prepared`, or None when there is none (see complete; first_rank: an
     alternative, see Backend.generate)."""
     deadline = time.monotonic() + settings.time_budget_ms / 1000 if timed else None
-    mode, healed, ctx = request.mode, request.healed, request.ctx
+    mode, healed, ctx = prepared.mode, prepared.healed, prepared.ctx
     max_tokens = settings.max_tokens_single_line if mode == "single" else settings.max_tokens
-    gen = engine.generate(request.prompt, max_new_tokens=max_tokens, temperature=settings.temperature,
-                          top_p=settings.top_p, stop=request.stop, cancel=cancel, deadline=deadline,
-                          constraint=healed, recall=request.recall, first_rank=first_rank)
+    gen = engine.generate(prepared.prompt, max_new_tokens=max_tokens, temperature=settings.temperature,
+                          top_p=settings.top_p, stop=prepared.stop, cancel=cancel, deadline=deadline,
+                          constraint=healed, recall=prepared.recall, first_rank=first_rank)
     if gen.stop_reason in ("cancel", "error") or not gen.text.startswith(healed):
         return None  # cancelled, failed, or cut before it wrote the healed tail back
     raw = gen.text[len(healed):]
@@ -278,12 +278,12 @@ def generate(engine: Backend, request: Request, settings: Settings, *, cancel: C
     shaped = shape(raw, prefix=ctx.prefix, suffix=ctx.suffix, mode=mode)
     t = gen.timings
     log.debug("completion mode=%s context=%.1fms prompt=%d cached=%d prefill=%.1fms first=%.1fms decode=%.1fms "
-              "new=%d drafted=%d accepted=%d total=%.1fms stop=%s rank=%s", mode, request.context_ms,
+              "new=%d drafted=%d accepted=%d total=%.1fms stop=%s rank=%s", mode, prepared.context_ms,
               t.prompt_tokens, t.cached_tokens, t.prefill_ms, t.first_token_ms, t.decode_ms, t.new_tokens,
               t.drafted_tokens, t.accepted_tokens, t.total_ms, gen.stop_reason, first_rank)
     if shaped is None:
         return None
-    return Suggestion(shaped.text, shaped.replace_chars, mode, gen.stop_reason, t, request.context_ms)
+    return Suggestion(shaped.text, shaped.replace_chars, mode, gen.stop_reason, t, prepared.context_ms)
 
 
 def complete(engine: Backend, text: str, offset: int, settings: Settings, *, extra: str = "",
@@ -294,8 +294,8 @@ def complete(engine: Backend, text: str, offset: int, settings: Settings, *, ext
     timed: stop at the settings' time budget (interactive use); scripts and evaluations pass False, so that
     their results depend on the model alone, not on how busy the machine is.
     """
-    request = prepare(engine, text, offset, settings, extra=extra, heal_words=heal_words)
-    return None if request is None else generate(engine, request, settings, cancel=cancel, timed=timed)
+    prepared = prepare(engine, text, offset, settings, extra=extra, heal_words=heal_words)
+    return None if prepared is None else generate(engine, prepared, settings, cancel=cancel, timed=timed)
 
 
 def complete_alternatives(engine: Backend, text: str, offset: int, settings: Settings, count: int, *,
@@ -305,10 +305,12 @@ def complete_alternatives(engine: Backend, text: str, offset: int, settings: Set
     with the end of the text, so the first is the best suggestion the model has even where, as the user typed,
     it would have offered none. Alternatives that shape to the same text count once; a few more first tokens
     are tried to make up for them. The prompt is built once, and the engine prefills it once for all."""
-    request = prepare(engine, text, offset, settings, extra=extra)
+    prepared = prepare(engine, text, offset, settings, extra=extra)
+    if prepared is None:
+        return []
     found: list[Suggestion] = []
-    for rank in range(count + ALTERNATIVE_SPARES if request is not None else 0):
-        suggestion = generate(engine, request, settings, cancel=cancel, timed=False, first_rank=rank)
+    for rank in range(count + ALTERNATIVE_SPARES):
+        suggestion = generate(engine, prepared, settings, cancel=cancel, timed=False, first_rank=rank)
         if cancel is not None and cancel():
             break
         if suggestion is not None and all((s.text, s.replace_chars) != (suggestion.text, suggestion.replace_chars)
