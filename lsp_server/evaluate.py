@@ -118,7 +118,7 @@ def evaluate(settings: Settings, n: int, seed: int, verbose: bool = False, heal_
                     round(statistics.mean(not r["got"] for r in rows), 3),
                     times[len(times) // 2], times[min(len(times) - 1, int(len(times) * 0.95))], alternatives,
                     round(statistics.mean(r["exact_among"] for r in rows), 3) if alternatives > 1 else None,
-                    statistics.median(r["offered_ms"] for r in rows) if alternatives > 1 else None)
+                    sorted(r["offered_ms"] for r in rows)[len(rows) // 2] if alternatives > 1 else None)
     return report, rows
 
 
@@ -136,7 +136,7 @@ def format_report(report: Report, settings: Settings) -> str:
                 ["latency p50", ms(report.p50_ms)],
                 ["latency p95", ms(report.p95_ms)],
                 *([[f"latency p50 of the {report.alternatives} suggestions offered when asked",
-                    f"{ms(report.offered_p50_ms)} ({report.offered_p50_ms / report.p50_ms:.1f}x one)"]]
+                    f"{ms(report.offered_p50_ms)} ({report.offered_p50_ms / max(report.p50_ms, 0.1):.1f}x one)"]]
                   if report.offered_p50_ms is not None else [])]))
 
 
