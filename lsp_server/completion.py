@@ -299,13 +299,14 @@ def complete(engine: Backend, text: str, offset: int, settings: Settings, *, ext
 
 
 def complete_alternatives(engine: Backend, text: str, offset: int, settings: Settings, count: int, *,
-                          extra: str = "", cancel: Callable[[], bool] | None = None) -> list[Suggestion]:
+                          extra: str = "", cancel: Callable[[], bool] | None = None,
+                          heal_words: bool = True) -> list[Suggestion]:
     """Up to `count` different suggestions at `offset`, likeliest first, for a user who asked for them and
     waits (untimed): each begins with another of the model's likeliest first tokens (0, 1, 2, ...), never
     with the end of the text, so the first is the best suggestion the model has even where, as the user typed,
     it would have offered none. Alternatives that shape to the same text count once; a few more first tokens
     are tried to make up for them. The prompt is built once, and the engine prefills it once for all."""
-    prepared = prepare(engine, text, offset, settings, extra=extra)
+    prepared = prepare(engine, text, offset, settings, extra=extra, heal_words=heal_words)
     if prepared is None:
         return []
     found: list[Suggestion] = []

@@ -106,7 +106,7 @@ def evaluate(settings: Settings, n: int, seed: int, verbose: bool = False, heal_
             engine.reset_cache()  # cold, as the single suggestion was: the ratio of the two is what asking costs
             t0 = time.perf_counter()
             offered = [first_line(s.text) for s in complete_alternatives(engine, case.text, case.offset, settings,
-                                                                         alternatives)]
+                                                                         alternatives, heal_words=heal_words)]
             rows[-1]["offered_ms"] = round((time.perf_counter() - t0) * 1000, 1)
             rows[-1]["offered"] = offered
             rows[-1]["exact_among"] = any(o.strip() == case.expected.strip() for o in offered)

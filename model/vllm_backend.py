@@ -257,7 +257,7 @@ class VllmBackend:
         if not events:
             return None
         fits = None if allowed is None else set(allowed)
-        top = next((ranked for event in events if (ranked := ranked_tokens(event))), [])
+        top = next((ranked for event, _ in events if (ranked := ranked_tokens(event))), [])
         ranked = [t for t in top if t not in stop and (fits is None or t in fits)][:count]
         while allowed is not None and len(ranked) < count:
             rest = [t for t in allowed if t not in stop and t not in ranked]
@@ -273,11 +273,13 @@ class VllmBackend:
     def _stream(self, body: dict[str, Any], deadline: float | None) -> Generator[int, None, None]:
         """Token ids as the server streams them, until it ends or `deadline` passes while waiting for one.
         Closing this generator closes the connection."""
-        for event in self._events(body, deadline):
-            yield from event_tokens(event)
+        for _, tokens in self._events(body, deadline):
+            yield from tokens
 
-    def _events(self, body: dict[str, Any], deadline: float | None) -> Generator[dict[str, Any], None, None]:
-        """The server's events for `body` (as _stream); events that report a failure raise."""
+    def _events(self, body: dict[str, Any], deadline: float | None
+                ) -> Generator[tuple[dict[str, Any], list[int]], None, None]:
+        """The server's events for `body`, each with the token ids it carries (as _stream); an event that
+        reports a failure raises, as an outage."""
         self._check_retry()
         # Waiting for a token ends at the deadline: a slow server is not an outage, just too late.
         remaining = None if deadline is None else deadline - time.monotonic()
@@ -290,8 +292,7 @@ class VllmBackend:
                     raise BackendUnavailable(http_error(response.status_code, response.text))
                 self.error = None
                 for event in sse_events(response.iter_lines()):
-                    event_tokens(event)  # raises on a failure the event reports
-                    yield event
+                    yield event, event_tokens(event)
         except httpx.ReadTimeout:
             if deadline is not None and time.monotonic() >= deadline - 0.001:
                 return
