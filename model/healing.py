@@ -27,15 +27,16 @@ class PieceIndex:
         entries = sorted((text, i) for i, text in enumerate(tokenizer.piece_texts()) if text)
         self._texts = [text for text, _ in entries]
         self._ids = [i for _, i in entries]
-        self._by_text = dict(entries)
+
+    def _spelling(self, text: str) -> list[int]:
+        """Ids of the pieces whose text is exactly `text` (a character can have a byte piece besides its own)."""
+        return self._ids[bisect.bisect_left(self._texts, text):bisect.bisect_right(self._texts, text)]
 
     def allowed(self, required: str) -> list[int]:
         """Ids of the pieces that agree with `required`: they begin with it, or are a non-empty prefix of it."""
         lo = bisect.bisect_left(self._texts, required)
         hi = bisect.bisect_left(self._texts, required + "\U0010ffff")
-        ids = self._ids[lo:hi]
-        ids += [self._by_text[required[:k]] for k in range(1, len(required)) if required[:k] in self._by_text]
-        return ids
+        return self._ids[lo:hi] + [i for k in range(1, len(required)) for i in self._spelling(required[:k])]
 
 
 class Constraint:
@@ -68,7 +69,7 @@ class Constraint:
             return logits
         if self._allowed is None:
             ids = self.index.allowed(self.remaining)
-            if not ids:  # nothing in the vocabulary spells it (a character only bytes can): leave it free
+            if not ids:  # nothing in the vocabulary spells it (a non-ASCII character only bytes can): leave it free
                 self.remaining = ""
                 return logits
             self._allowed = torch.tensor(ids, device=logits.device)

@@ -115,12 +115,17 @@ class Tokenizer:
         return self.sp.id_to_piece(ids[-1]).replace("▁", " ") if ids and not self.sp.is_byte(ids[-1]) else ""
 
     def piece_texts(self) -> list[str | None]:
-        """The text each id stands for in generated output (None for control and byte pieces)."""
+        """The text each id stands for in generated output: None for control pieces and for the byte pieces
+        of non-ASCII bytes (a part of a character). An ASCII byte piece stands for its character: Llama's
+        vocabulary spells a tab only as `<0x09>`."""
         texts: list[str | None] = []
         for i in range(self.n_words):
             piece = self.sp.id_to_piece(i)
-            plain = not (self.sp.is_control(i) or self.sp.is_unknown(i) or self.sp.is_byte(i)
-                         or i in self.control_ids or piece == SENTINEL)
+            if self.sp.is_byte(i):
+                byte = int(piece[1:-1], 16)  # "<0x09>"
+                texts.append(chr(byte) if byte < 0x80 else None)
+                continue
+            plain = not (self.sp.is_control(i) or self.sp.is_unknown(i) or i in self.control_ids or piece == SENTINEL)
             texts.append(piece.replace("▁", " ") if plain else None)
         return texts
 

@@ -215,7 +215,8 @@ class VllmBackend:
         for), then one stream for the rest of the budget."""
         produced: list[int] = []
         if first_rank is not None and budget:
-            # Nothing in the vocabulary may spell the healed text (a character only bytes can): then it is free.
+            # Nothing in the vocabulary may spell the healed text (a non-ASCII character only bytes can):
+            # then it is free.
             allowed = (self.pieces.allowed(heal.remaining) if heal is not None and not heal.done else None) or None
             ranked = self._likeliest_first(model, prompt, first_rank + 1, allowed, deadline)
             if ranked is None:  # the deadline passed while waiting
@@ -227,7 +228,7 @@ class VllmBackend:
             yield ranked[first_rank]
         while heal is not None and not heal.done and len(produced) < budget:
             allowed = self.pieces.allowed(heal.remaining)
-            if not allowed:  # nothing in the vocabulary spells it (a character only bytes can): leave it free
+            if not allowed:  # nothing in the vocabulary spells it (a non-ASCII character only bytes can): leave it free
                 break
             step = list(self._stream(completion_body(
                 model, prompt + produced, max_tokens=1, temperature=temperature, top_p=top_p,

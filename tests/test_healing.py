@@ -102,3 +102,15 @@ def test_a_completion_cut_by_its_token_budget_ends_on_a_whole_word(engine: Engin
             cut += 1
             assert not (suggestion.text[-1].isalnum() or suggestion.text[-1] == "_"), suggestion.text
     assert cut  # the budgets above do cut this line somewhere
+
+
+def test_a_tab_after_code_is_healed_not_dropped(engine: Engine) -> None:
+    # Before: a tab is spelled only by its byte piece, which healing did not index, so the model went its
+    # own way and the completion, not starting with the tab, was dropped: a trailing tab never completed.
+    assert engine.pieces.allowed("\t") == [engine.tokenizer.sp.piece_to_id("<0x09>")]
+    text = "def f(a, b):\n    x = compute(a, b)\t\n    return x\n"
+    for tail in ("\t", " \t"):
+        line_end = text.index("\t\n")
+        case = text[:line_end] + tail + text[line_end + 1:]
+        suggestion = complete(engine, case, line_end + len(tail), Settings(), timed=False)
+        assert suggestion is not None and suggestion.text.strip(), repr(tail)
