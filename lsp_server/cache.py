@@ -26,6 +26,10 @@ class _Entry:
     suffix_hash: int
 
 
+def _size(entry: _Entry) -> int:
+    return len(entry.prefix) + len(entry.suffix) + len(entry.completion)
+
+
 class CompletionCache:
     """Bounded LRU ``(prefix, suffix) -> completion`` with type-through look-ups.
 
@@ -34,8 +38,12 @@ class CompletionCache:
     ``None`` of a miss). Type-through only serves a non-empty remainder.
     """
 
-    def __init__(self, capacity: int = 128) -> None:
+    def __init__(self, capacity: int = 128, max_chars: int = 16_000_000) -> None:
         self.capacity = max(1, capacity)
+        # Every entry holds a whole document (its text before and after the cursor), so in a big file a
+        # count alone would let 128 keystrokes keep 128 copies: the characters held are bounded too.
+        self.max_chars = max_chars
+        self._chars = 0
         self._entries: OrderedDict[tuple[str, str], _Entry] = OrderedDict()
         self.hits = 0
         self.misses = 0
@@ -50,12 +58,15 @@ class CompletionCache:
         return self.hits / total if total else 0.0
 
     def put(self, prefix: str, suffix: str, completion: str) -> None:
-        """Store (or refresh to most-recent) a completion; evicts the LRU entry."""
+        """Store (or refresh to most-recent) a completion; evicts least recently used entries while over
+        `capacity` entries or `max_chars` characters (the newest entry is always kept)."""
         key = (prefix, suffix)
-        self._entries[key] = _Entry(prefix, suffix, completion, hash(suffix))
-        self._entries.move_to_end(key)
-        while len(self._entries) > self.capacity:
-            self._entries.popitem(last=False)
+        if (old := self._entries.pop(key, None)) is not None:
+            self._chars -= _size(old)
+        self._entries[key] = entry = _Entry(prefix, suffix, completion, hash(suffix))
+        self._chars += _size(entry)
+        while len(self._entries) > 1 and (len(self._entries) > self.capacity or self._chars > self.max_chars):
+            self._chars -= _size(self._entries.popitem(last=False)[1])
 
     def lookup(self, prefix: str, suffix: str) -> str | None:
         """Exact hit, else the remainder of a completion the user typed into.
@@ -103,6 +114,7 @@ class CompletionCache:
     def clear(self) -> None:
         """Drop all entries (counters are kept)."""
         self._entries.clear()
+        self._chars = 0
 
     def stats(self) -> dict[str, float | int]:
         """Counters for logging/metrics."""

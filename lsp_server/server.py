@@ -249,7 +249,9 @@ class CodeLlamaServer(LanguageServer):
         return await read_document(uri, self.documents.encoding)
 
     # -- completions ------------------------------------------------------------------------------------
-    def completion_allowed(self, doc: Document) -> bool:
+    def serves(self, doc: Document) -> bool:
+        """Whether to offer completions and the docstring action in `doc`: on, not a disabled language, and
+        the model ready."""
         return self.enabled and self.worker.ready and doc.language_id not in self.settings.disabled_languages
 
     def extra_context(self, doc: Document) -> str:
@@ -276,7 +278,7 @@ class CodeLlamaServer(LanguageServer):
         when it has one, and stop at timeBudgetMs.
         """
         doc = await self.document(uri)
-        if doc is None or not self.completion_allowed(doc):
+        if doc is None or not self.serves(doc):
             return None
         t0 = time.perf_counter()
         text = doc.text
@@ -464,16 +466,26 @@ def create_server(settings: Settings) -> CodeLlamaServer:
     @ls.feature(types.TEXT_DOCUMENT_CODE_ACTION, types.CodeActionOptions(
         code_action_kinds=[types.CodeActionKind.RefactorRewrite], resolve_provider=True))
     async def code_action(ls: CodeLlamaServer, params: types.CodeActionParams) -> list[types.CodeAction] | None:
+        if not kind_requested(types.CodeActionKind.RefactorRewrite, params.context.only):
+            return None  # e.g. quick fixes only: nothing of ours would be shown
         doc = await ls.document(params.text_document.uri)
-        if doc is None or not ls.worker.ready:
+        if doc is None or not ls.serves(doc):
             return None
-        target = find_target(doc.text, doc.language_id, params.range.start.line, params.range.end.line)
+        start, end = params.range.start, params.range.end
+        target = find_target(doc.text, doc.language_id, start.line, end.line)
         if target is None:
             return None
-        data = {"uri": doc.uri, "line": params.range.start.line, "endLine": params.range.end.line}
         action = types.CodeAction(title=f"Generate docstring for {target.name}",
-                                  kind=types.CodeActionKind.RefactorRewrite, data=data)
+                                  kind=types.CodeActionKind.RefactorRewrite,
+                                  data={"uri": doc.uri, "line": start.line, "endLine": end.line})
         if ls.client_resolves_edits():
+            return [action]
+        if params.context.trigger_kind == types.CodeActionTriggerKind.Automatic:
+            # Asked for at a cursor move, not by the user: writing the docstring now would hold the model
+            # thread (and the completions queued behind it) for an action that is rarely chosen. The command
+            # writes it when it is.
+            action.command = types.Command(title=action.title, command=CMD_DOCSTRING, arguments=[
+                doc.uri, {"line": start.line, "character": start.character}])
             return [action]
         edit = await ls.docstring_edit(doc, target)  # eager, within the time budget
         if edit is None:
@@ -530,6 +542,12 @@ def create_server(settings: Settings) -> CodeLlamaServer:
         return ls.status()
 
     return ls
+
+
+def kind_requested(kind: str, only: list[str] | None) -> bool:
+    """Whether a code action of `kind` is among those asked for: LSP kinds are hierarchical, so `only`
+    ["refactor"] asks for "refactor.rewrite" too."""
+    return not only or any(not wanted or kind == wanted or kind.startswith(wanted + ".") for wanted in only)
 
 
 def _uri_and_line(args: tuple[Any, ...]) -> tuple[str, int]:

@@ -51,10 +51,6 @@ _CLOSING_WORDS = ("end", "fi", "done", "esac")
 
 _OPENER_WORD = re.compile(r"(?:^|[^\w.$])(?:do|then|else|begin|repeat)$")
 
-# Defensive: some checkpoints/engines leave the end-of-infill marker in text.
-_EOT_MARKERS = ("<EOT>", "<|endoftext|>", "</s>")
-
-
 @dataclass(frozen=True)
 class Shaped:
     """A shaped completion: insert ``text`` at the cursor, replacing the first
@@ -271,7 +267,7 @@ def shape(
 ) -> Shaped | None:
     """Shape the model's raw middle for display; None if nothing is left.
 
-    In order: normalize newlines and drop end markers; single mode keeps the
+    In order: normalize newlines (nothing else: "<EOT>" spelled out is code); single mode keeps the
     first line, multi mode cuts at the end of the block (dedent, a repeat of
     the next suffix line, a blank-line pair) and at ``max_lines``; trim
     trailing whitespace; drop an end that duplicates the start of the suffix;
@@ -299,12 +295,9 @@ def shape(
 
 
 def _clean_raw(raw: str) -> str:
-    text = raw.replace("\r\n", "\n").replace("\r", "\n")
-    for marker in _EOT_MARKERS:
-        cut = text.find(marker)
-        if cut != -1:
-            text = text[:cut]
-    return text
+    # Only line breaks: the engine stops at <EOT>'s token id, so "<EOT>" or "</s>" in the text is code the
+    # model wrote (an HTML strikethrough, a tokenizer's test), never an end marker to cut at.
+    return raw.replace("\r\n", "\n").replace("\r", "\n")
 
 
 def _cut_multi(text: str, *, prefix: str, suffix: str, max_lines: int) -> str:

@@ -46,7 +46,9 @@ def sample(logits: Tensor, temperature: float, top_p: float, generator: torch.Ge
     """Greedy at temperature 0, else nucleus sampling. logits: (vocab,) float32."""
     if temperature <= 0:
         return int(logits.argmax())
-    probs = torch.softmax(logits / temperature, dim=-1)
+    # Shifted by the top logit and divided in float64, so that a tiny temperature tends to greedy instead of
+    # overflowing (or, as a float32 0, dividing 0 by 0) to nan.
+    probs = torch.softmax((logits - logits.max()).double() / temperature, dim=-1)
     sorted_probs, order = probs.sort(descending=True)
     # Keep the smallest set of tokens whose mass reaches top_p (the first token always stays).
     sorted_probs[(sorted_probs.cumsum(-1) - sorted_probs) > top_p] = 0.0

@@ -123,3 +123,18 @@ def test_large_documents_are_not_compared_whole_against_every_entry() -> None:
         assert cache.lookup(_CountingPrefix(doc[:cut] + "va"), doc[cut:]) == "lue"
         assert cache.lookup(_CountingPrefix(doc[:cut] + "zz"), doc[cut:]) is None
     assert _CountingPrefix.full_compares <= 50
+
+
+def test_the_characters_held_are_bounded_in_big_documents() -> None:
+    # Before: 128 entries each held a whole document; typing in a 3 MB file grew the server by 350 MB.
+    cache = CompletionCache(capacity=128, max_chars=10_000)
+    body = "x = 1\n" * 500  # 3,000 characters before the cursor
+    for typed in range(20):
+        cache.put(body + "y" * typed, "\n", "z")
+    assert len(cache) == 3 and cache.lookup(body + "y" * 19, "\n") == "z"
+    assert cache.lookup(body, "\n") is None  # the oldest went first
+    cache.put("a" * 50_000, "", "b")  # larger than the bound alone: kept, the rest evicted
+    assert len(cache) == 1 and cache.lookup("a" * 50_000, "") == "b"
+    cache.put("a" * 50_000, "", "c")  # a refreshed entry counts once
+    cache.put("small", "", "d")
+    assert len(cache) == 1 and cache.lookup("small", "") == "d"

@@ -430,3 +430,10 @@ def test_a_real_sentence_is_kept() -> None:
     target = target_at(GRAPH, "python", GRAPH[:GRAPH.index("def distance")].count("\n"))
     edit = generate_docstring(GRAPH, target, lambda prefix, suffix, n: "the absolute difference between a and b")
     assert "The absolute difference between a and b." in edit.new_text
+
+
+def test_a_file_too_deep_for_ast_still_gets_its_docstring_action() -> None:
+    # Before: ast.parse raised RecursionError on a long expression, and the code action failed with -32603.
+    text = 'def area(w, h):\n    return w * h\n\n\nTABLE = ' + " + ".join(['"ab"'] * 6000) + "\n"
+    target = find_target(text, "python", 0)
+    assert target is not None and target.name == "area"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import asyncio
 import sys
+from typing import Union
 
 import pytest
 import pytest_lsp
@@ -332,6 +333,41 @@ async def test_eager_docstring_and_utf8_positions(eager_utf8_client: LanguageCli
         types.CodeActionContext(diagnostics=[])))
     assert actions and actions[0].edit is not None  # no resolve support: computed eagerly
     assert '"""' in actions[0].edit.changes[URI][0].new_text
+
+
+async def test_a_code_action_nobody_asked_for_does_not_hold_the_model(eager_utf8_client: LanguageClient) -> None:
+    # Before: a lightbulb request at every cursor move wrote a docstring on the model thread when the client
+    # could not resolve, and asking for quick fixes only, or in a disabled language, still got it.
+    client = eager_utf8_client
+    await ready(client)
+    open_doc(client, "def describe(item):\n    return str(item)\n")
+    applied: list[types.WorkspaceEdit] = []
+
+    @client.feature(types.WORKSPACE_APPLY_EDIT)
+    def apply_edit(params: types.ApplyWorkspaceEditParams) -> types.ApplyWorkspaceEditResult:
+        applied.append(params.edit)
+        return types.ApplyWorkspaceEditResult(applied=True)
+
+    async def actions(only: list[str] | None = None, trigger: types.CodeActionTriggerKind | None = None):
+        return await client.text_document_code_action_async(types.CodeActionParams(
+            types.TextDocumentIdentifier(URI), types.Range(types.Position(0, 0), types.Position(0, 0)),
+            types.CodeActionContext(diagnostics=[], only=only, trigger_kind=trigger)))
+
+    # lsprotocol reads any code action with a `command` as a Command (a Command's `command` is a string, a
+    # CodeAction's a Command); editors tell them apart by that type, and so does this client now.
+    converter = client.protocol._converter
+    converter.register_structure_hook(Union[types.Command, types.CodeAction], lambda obj, _: converter.structure(
+        obj, types.Command if isinstance(obj.get("command"), str) else types.CodeAction))
+    found = await actions(trigger=types.CodeActionTriggerKind.Automatic)
+    assert found and found[0].edit is None and found[0].command is not None  # written when chosen
+    assert await actions(only=[types.CodeActionKind.QuickFix]) is None
+    assert await actions(only=[types.CodeActionKind.Refactor]) is not None  # a parent kind asks for ours
+    result = await client.workspace_execute_command_async(types.ExecuteCommandParams(
+        found[0].command.command, found[0].command.arguments))
+    assert result == {"applied": True} and '"""' in applied[0].changes[URI][0].new_text
+    client.workspace_did_change_configuration(types.DidChangeConfigurationParams(
+        {"codellama": {"disabledLanguages": ["python"]}}))
+    assert await actions(trigger=types.CodeActionTriggerKind.Invoked) is None
 
 
 # A bad --model stops `serve` at start-up (tests/test_cli_errors.py); a bad model *setting* from the editor

@@ -186,12 +186,15 @@ def test_none_for_empty_or_whitespace() -> None:
     assert shape("", prefix="x = ", suffix="", mode="single") is None
     assert shape("   \n  foo", prefix="x = ", suffix="", mode="single") is None
     assert shape("\n\n\n", prefix="def f():", suffix="", mode="multi") is None
-    assert shape("<EOT>", prefix="x = ", suffix="", mode="single") is None
 
 
-def test_eot_and_crlf_cleaned() -> None:
-    got = shape("1\r\n    y = 2<EOT>junk", prefix="def f():\n    x = ", suffix="", mode="multi")
+def test_crlf_cleaned_and_spelled_out_markers_kept() -> None:
+    got = shape("1\r\n    y = 2\r\n", prefix="def f():\n    x = ", suffix="", mode="multi")
     assert got == Shaped("1\n    y = 2", 0)
+    # Before: the text was cut at "</s>" (and "<EOT>"), which in code is code: the engine stops on token ids.
+    assert shape('"<s>" + text + "</s>";', prefix="  return ", suffix="\n}", mode="single") == \
+        Shaped('"<s>" + text + "</s>";', 0)
+    assert shape('"<EOT>")', prefix="stop = (", suffix=")\n", mode="single") == Shaped('"<EOT>")', 1)
 
 
 def test_multi_python_function_body_dedent() -> None:

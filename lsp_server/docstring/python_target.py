@@ -6,6 +6,7 @@ import ast
 import io
 import tokenize
 from collections.abc import Iterator
+from functools import lru_cache
 
 from .core import DocTarget, leading_ws, split_lines
 from .python_fallback import innermost_def
@@ -15,10 +16,24 @@ _FuncDef = ast.FunctionDef | ast.AsyncFunctionDef
 _DefNode = ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef
 
 
-def find_python_target(text: str, line: int, end_line: int) -> DocTarget | None:
+# What ast.parse raises on text it cannot take: a syntax error, a NUL, or nesting too deep for the parser
+# (a 6,000-term expression) or for memory.
+_UNPARSABLE = (SyntaxError, ValueError, RecursionError, MemoryError)
+
+
+@lru_cache(maxsize=1)
+def _parsed(text: str) -> ast.Module | None:
+    """The document's tree, None when it does not parse. Cached for the latest text: an editor asks for
+    code actions at every cursor move, and a big file takes a good part of a second to parse."""
     try:
-        tree = ast.parse(text)
-    except (SyntaxError, ValueError):
+        return ast.parse(text)
+    except _UNPARSABLE:
+        return None
+
+
+def find_python_target(text: str, line: int, end_line: int) -> DocTarget | None:
+    tree = _parsed(text)
+    if tree is None:
         return _find_with_tree_sitter(text, line, end_line)
     found = _innermost(tree, line, end_line)
     if found is None:
@@ -201,7 +216,7 @@ def _find_with_tree_sitter(text: str, line: int, end_line: int) -> DocTarget | N
         source = "\n".join(kept)
         try:
             tree = ast.parse(source)
-        except (SyntaxError, ValueError):
+        except _UNPARSABLE:
             continue
         # A cursor below the cut means the ts node itself, never a def that happens to be kept.
         lo, hi = (line, end_line) if end_line <= last else (start, start)
