@@ -172,6 +172,21 @@ class MetaReader:
             if not isinstance(self.shards[-1], dict):
                 raise CheckpointError(f"{f}: holds a {type(self.shards[-1]).__name__}, not a dict of tensors")
         check_layer_count(root / "params.json", "n_layers", self.args, self.shards[0], self.files[0].name)
+        self._check_shard_count()
+
+    def _check_shard_count(self) -> None:
+        # Every shard holds dim / n_shards columns of the embedding: a shortfall by a whole factor is shards
+        # left out (a 13B copied without consolidated.01.pth), which deserves better than a shape mismatch.
+        embedding = self.shards[0].get("tok_embeddings.weight")
+        if not isinstance(embedding, Tensor) or embedding.dim() != 2 or not embedding.shape[1]:
+            return
+        held, dim = embedding.shape[1] * len(self.files), self.args.dim
+        if held < dim and dim % embedding.shape[1] == 0:
+            want = dim // embedding.shape[1]
+            missing = [f"consolidated.{i:02d}.pth" for i in range(len(self.files), want)]
+            raise CheckpointError(f"{self.root}: the checkpoint is split into {want} model-parallel shards, but only "
+                                  f"{len(self.files)} {'is' if len(self.files) == 1 else 'are'} here; missing: "
+                                  f"{', '.join(missing)}")
 
     def _parts(self, name: str) -> list[Tensor]:
         parts = []
@@ -185,21 +200,35 @@ class MetaReader:
         return self.root
 
     def shape(self, name: str) -> tuple[int, ...]:
-        """The merged tensor's shape, from the mmap'd shards' metadata: no tensor data is read."""
+        """The merged tensor's shape, from the mmap'd shards' metadata (no tensor data is read), once every
+        shard's part is checked to fit: the same shape but along the dimension the shards split."""
         parts = self._parts(name)
         dim = _META_SPLIT_DIM.get(name.split(".")[-2])
-        shape = list(parts[0].shape)
-        if dim is not None and len(parts) > 1 and dim < len(shape):
-            shape[dim] = sum(p.shape[dim] if p.dim() > dim else 0 for p in parts)
-        return tuple(shape)
+        first = tuple(parts[0].shape)
+        for f, part in zip(self.files[1:], parts[1:]):
+            other = tuple(part.shape)
+            if len(other) != len(first) or any(a != b for d, (a, b) in enumerate(zip(other, first)) if d != dim):
+                split = f"but along dimension {dim}, which the shards split" if dim is not None else "(replicated)"
+                raise CheckpointError(f"{f}: tensor {name} has shape {other}, which does not fit "
+                                      f"{self.files[0].name}'s {first}: every shard's must be the same {split}")
+        if dim is None or dim >= len(first):
+            return first
+        return first[:dim] + (sum(p.shape[dim] for p in parts),) + first[dim + 1:]
 
     def get(self, name: str) -> Tensor:
+        self.shape(name)  # the parts fit together
         parts = self._parts(name)
         if len(parts) == 1:
             return parts[0]
-        kind = name.split(".")[-2]
-        dim = _META_SPLIT_DIM.get(kind)
-        return parts[0] if dim is None else torch.cat(parts, dim=dim)  # norms are replicated
+        dim = _META_SPLIT_DIM.get(name.split(".")[-2])
+        if dim is not None:
+            return torch.cat(parts, dim=dim)
+        # Norms are replicated: a shard that disagrees is a corrupt checkpoint, not a choice to make.
+        for f, part in zip(self.files[1:], parts[1:]):
+            if not torch.equal(part, parts[0]):
+                raise CheckpointError(f"{f}: tensor {name} differs from {self.files[0].name}'s, though every "
+                                      "shard holds the same copy")
+        return parts[0]
 
 
 def resolve_model_dir(model: str | os.PathLike[str]) -> Path:

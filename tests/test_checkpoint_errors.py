@@ -155,6 +155,32 @@ def test_gapped_meta_shards(copy_of) -> None:
         load(root)
 
 
+def test_a_missing_meta_shard_is_named(copy_of) -> None:
+    # Before: "tensor tok_embeddings.weight has shape (512, 32), but the config implies (512, 64)".
+    root = copy_of("meta", shards=2)
+    (root / "consolidated.01.pth").unlink()
+    with pytest.raises(CheckpointError, match=re.escape(f"{root}: the checkpoint is split into 2 model-parallel "
+                                                        "shards, but only 1 is here; missing: consolidated.01.pth")):
+        load(root)
+
+
+@pytest.mark.parametrize(("name", "change", "message"), [
+    # Before: a raw RuntimeError from torch.cat after the shape check had passed.
+    ("layers.0.attention.wq.weight", lambda t: t[:, :-1], "which does not fit consolidated.00.pth's (32, 64): "
+                                                          "every shard's must be the same but along dimension 0"),
+    # Before: loaded silently, with shard 0's copy.
+    ("norm.weight", lambda t: t + 1, "differs from consolidated.00.pth's, though every shard holds the same copy"),
+])
+def test_meta_shards_that_do_not_fit_together(copy_of, name: str, change, message: str) -> None:
+    root = copy_of("meta", shards=2)
+    shard = root / "consolidated.01.pth"
+    tensors = torch.load(shard, weights_only=True)
+    tensors[name] = change(tensors[name]).contiguous()
+    torch.save(tensors, shard)
+    with pytest.raises(CheckpointError, match=re.escape(f"{shard}: tensor {name} ") + ".*" + re.escape(message)):
+        load(root)
+
+
 def test_meta_without_shards(copy_of) -> None:
     root = copy_of("meta")
     (root / "consolidated.00.pth").unlink()
