@@ -112,6 +112,8 @@ class Engine:
         """
         if not prompt:
             raise ValueError("empty prompt")
+        if max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be at least 1, not {max_new_tokens}")
         if len(prompt) >= self.context_length:
             raise ValueError(f"prompt of {len(prompt)} tokens does not fit the context of {self.context_length}")
         decode = decode or self.tokenizer.decode_infilling

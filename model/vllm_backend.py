@@ -183,6 +183,8 @@ class VllmBackend:
         fails."""
         if not prompt:
             raise ValueError("empty prompt")
+        if max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be at least 1, not {max_new_tokens}")
         t0 = time.perf_counter()
         served = self._ready()
         if len(prompt) >= self.context_length:

@@ -313,6 +313,9 @@ def test_context_limit_and_errors(checkpoint_factory, tok: Tokenizer, long_ids: 
         engine.generate(long_ids[:40])
     with pytest.raises(ValueError, match="empty prompt"):
         engine.generate([])
+    for budget in (0, -1):  # before: ran to the end of the context, then indexed the RoPE table past it
+        with pytest.raises(ValueError, match=f"max_new_tokens must be at least 1, not {budget}"):
+            engine.generate(long_ids[:5], max_new_tokens=budget)
 
 
 # --- config ---------------------------------------------------------------------------------------------
