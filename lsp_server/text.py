@@ -41,6 +41,12 @@ _ASTRAL = re.compile("[\U00010000-\U0010ffff]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
+def line_break_of(text: str) -> str:
+    """The document's line break (its first: ``\\r\\n``, ``\\r`` or ``\\n``), for text inserted into it."""
+    found = _LINE_BREAK.search(text)
+    return found.group() if found else "\n"
+
+
 def split_lines(text: str) -> list[str]:
     """Split into LSP lines, without terminators.
 

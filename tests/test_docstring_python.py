@@ -343,6 +343,10 @@ def test_crlf_and_selection_range() -> None:
     target = target_at(src, "python", 2, 1)  # reversed selection
     edit = generate_docstring(src, target, Numbered(), style="plain")
     assert (edit.line, edit.new_text) == (1, '    """Text number 1."""\r\n')
+    # Before: a file of lone \r line breaks got \n lines inserted.
+    src = "x = 1\rdef g(a):\r    return a\r"
+    edit = generate_docstring(src, target_at(src, "python", 1), Numbered())
+    assert "\n" not in edit.new_text and edit.new_text.endswith('"""\r') and edit.new_text.count("\r") > 3
 
 
 def test_non_ascii_before_a_one_line_body_uses_utf16_columns() -> None:

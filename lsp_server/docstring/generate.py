@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..text import lone_cr_to_lf
+from ..text import line_break_of, lone_cr_to_lf
 from .clean import clean, fallback, max_tokens
 from .core import DocEdit, DocTarget, Infill, line_offset, split_lines, utf16_len
 from .python_target import header_colon
@@ -28,6 +28,7 @@ def generate_docstring(text: str, target: DocTarget, infill: Infill, *, style: s
                        max_words: int = 40, blanks: list[Blank] | None = None) -> DocEdit:
     """The edit inserting `target`'s docstring; its line is an LSP line of `text`, its character in UTF-16.
     Each blank's story is appended to `blanks` when given."""
+    line_break = line_break_of(text)  # the document's, for the docstring's lines
     text = lone_cr_to_lf(text)  # the same lines and offsets as LSP's, split on "\n" alone
     lines = split_lines(text)
     char, head, tail = 0, "", ""
@@ -64,8 +65,7 @@ def generate_docstring(text: str, target: DocTarget, infill: Infill, *, style: s
     new_text = "".join(filled)
     if target.language == "python" and "\\" in new_text:
         new_text = new_text.replace('"""', 'r"""', 1)  # PEP 257: backslashes need a raw docstring
-    if "\r\n" in text:
-        new_text = new_text.replace("\n", "\r\n")
+    new_text = new_text.replace("\n", line_break)
     line_text = lines[target.insert_line] if target.insert_line < len(lines) else ""
     return DocEdit(target.insert_line, utf16_len(line_text[:char]), new_text)
 
