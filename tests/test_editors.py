@@ -174,11 +174,18 @@ local function extmark_text(bufnr)
            hl = first and first[2], pos = details.virt_text_pos }
 end
 
---- How Neovim displays {text} as virtual text: tabs expanded, control characters as ^X.
-local function as_displayed(text, bufnr)
+--- How Neovim displays {text} as virtual text at virtual column {vcol}: tabs expanded to the next tab
+--- stop (from {vcol} on the first line, 0 on the others), control characters as ^X.
+local function as_displayed(text, bufnr, vcol)
   local lines = {}
   for _, line in ipairs(vim.split(text, '\n', { plain = true })) do
-    lines[#lines + 1] = vim.fn.strtrans((line:gsub('\t', string.rep(' ', vim.bo[bufnr].tabstop))))
+    local col = #lines == 0 and vcol or 0
+    lines[#lines + 1] = vim.fn.strtrans((line:gsub('[^\t]*\t', function(part)
+      local width = col + vim.fn.strdisplaywidth(part:sub(1, -2))
+      local tabstop = vim.bo[bufnr].tabstop
+      col = width + tabstop - width % tabstop
+      return part:sub(1, -2) .. string.rep(' ', col - width)
+    end)))
   end
   return table.concat(lines, '\n')
 end
@@ -232,7 +239,7 @@ local function main()
   local suggestion = codellama.get_suggestion()
   result.suggestion = suggestion
   result.extmark = extmark_text(bufnr)
-  result.expected_display = as_displayed(suggestion.text, bufnr)
+  result.expected_display = as_displayed(suggestion.text, bufnr, vim.fn.virtcol('.') - 1)
   vim.cmd('redraw')
   result.screen = screen_rows()
   result.cursor_screen = { vim.fn.screenrow(), vim.fn.screencol() }
@@ -346,7 +353,140 @@ local function cycle()
   result.after = api.nvim_buf_get_lines(bufnr, 0, -1, false)
 end
 
-local scenarios = { main = main, bottom = bottom, cycle = cycle }
+--- In Insert mode while the model loads: the statusline says "loading", and the suggestion that the
+--- server could not give then comes once it has loaded, without typing anything.
+local function loading()
+  local codellama = require('codellama')
+  vim.cmd.edit(vim.fn.fnameescape(vim.env.CODELLAMA_FILE))
+  api.nvim_win_set_cursor(0, { tonumber(vim.env.CODELLAMA_ROW), 0 })
+  wait_until('loading', 30000, function() return codellama.statusline() == 'loading' end)
+  feed('A')
+  result.loaded_at_insert = progress_ended
+  wait_until('ghost text', 40000, codellama.is_visible)
+  result.loaded_when_shown = progress_ended
+  result.statusline_after = codellama.statusline()
+end
+
+--- Answer the next inlineCompletion request with {items} instead of asking the server: for items the
+--- demo model does not make (a tab after text, non-ASCII words).
+local function answer_next_with(bufnr, items)
+  local client = require('codellama.lsp').get_client(bufnr)
+  local request = client.request
+  client.request = function(self, method, params, handler, ...)
+    if method ~= 'textDocument/inlineCompletion' then return request(self, method, params, handler, ...) end
+    client.request = request
+    vim.schedule(function() handler(nil, { items = items }) end)
+    return true, -1
+  end
+end
+
+--- The screen rows showing buffer lines {first}.. (1-based) and the {count} - 1 virtual lines after it.
+local function shown_rows(first, count)
+  vim.cmd('redraw')
+  local top = vim.fn.screenpos(0, first, 1).row
+  local rows = {}
+  for row = top, top + count - 1 do
+    local cells = {}
+    for col = 1, vim.o.columns do cells[#cells + 1] = vim.fn.screenstring(row, col) end
+    rows[#rows + 1] = (table.concat(cells):gsub('%s+$', ''))
+  end
+  return rows
+end
+
+--- What is drawn for a suggestion is what accepting it makes of the lines, also where it replaces text
+--- after the cursor, moves that text below its last line, or has tabs; then keys and options.
+local function rest_of_line()
+  local codellama = require('codellama')
+  local bufnr = open_file()
+  local keymaps = require('codellama.config').options.keymaps
+  codellama.update_settings({ linePolicy = 'multi' }) -- several lines in mid-line too
+  result.probes = {}
+  for _, probe in ipairs(vim.json.decode(vim.env.CODELLAMA_PROBES)) do
+    local original = api.nvim_buf_get_lines(bufnr, 0, -1, false)
+    api.nvim_win_set_cursor(0, { probe[1], probe[2] })
+    if probe[3] then answer_next_with(bufnr, { probe[3] }) end
+    feed('i')
+    local s = wait_until('ghost text', 40000, codellama.get_suggestion)
+    local count = #vim.split(s.text, '\n', { plain = true })
+    local shown = shown_rows(s.row + 1, count)
+    feed(keymaps.accept)
+    wait_until('accepted', 5000, function() return not codellama.is_visible() end)
+    local after = api.nvim_buf_get_lines(bufnr, s.row, s.row + count, false)
+    table.insert(result.probes, { suggestion = s, shown = shown, after = after, after_shown = shown_rows(s.row + 1, count) })
+    feed('<Esc>')
+    wait_until('Normal mode', 5000, function() return api.nvim_get_mode().mode == 'n' end)
+    api.nvim_buf_set_lines(bufnr, 0, -1, false, original)
+  end
+
+  -- <C-c> leaves Insert mode without InsertLeave: the ghost text goes too.
+  api.nvim_win_set_cursor(0, { 1, 0 })
+  feed('A')
+  wait_until('ghost text', 40000, codellama.is_visible)
+  feed('<C-c>')
+  wait_until('Normal mode', 5000, function() return api.nvim_get_mode().mode == 'n' end)
+  sleep(100)
+  result.marks_after_ctrl_c = #api.nvim_buf_get_extmarks(bufnr, require('codellama.suggestion').ns, 0, -1, {})
+
+  -- accept_word takes a whole non-ASCII identifier.
+  api.nvim_win_set_cursor(0, { 1, 0 })
+  feed('O')
+  wait_until('Insert mode', 5000, function() return api.nvim_get_mode().mode == 'i' end)
+  answer_next_with(bufnr, { { insertText = 'größe_naïve = 1' } })
+  codellama.trigger()
+  wait_until('ghost text', 5000, codellama.is_visible)
+  feed(keymaps.accept_word)
+  wait_until('word accepted', 5000, function() return api.nvim_get_current_line() ~= '' end)
+  result.word_line = api.nvim_get_current_line()
+  feed('<Esc>')
+end
+
+--- The user's own <Tab> mapping still works where the plugin does not take the key: with no suggestion,
+--- and in the completion menu (which hides the ghost text). setup() again replaces the keys.
+local function user_keys()
+  local codellama = require('codellama')
+  vim.g.user_tab = 0
+  vim.keymap.set('i', '<Tab>', function()
+    vim.g.user_tab = vim.g.user_tab + 1
+    return vim.fn.pumvisible() == 1 and '<C-n>' or 'TAB'
+  end, { expr = true, desc = "the user's own" })
+  local bufnr = open_file()
+  local ns = require('codellama.suggestion').ns
+  api.nvim_win_set_cursor(0, { tonumber(vim.env.CODELLAMA_ROW), 0 })
+  feed('A')
+  wait_until('ghost text', 40000, codellama.is_visible)
+  local line = api.nvim_get_current_line()
+  feed('<C-n>')
+  wait_until('completion menu', 5000, function() return vim.fn.pumvisible() == 1 end)
+  sleep(100)
+  result.marks_in_menu = #api.nvim_buf_get_extmarks(bufnr, ns, 0, -1, {})
+  local selected = vim.fn.complete_info({ 'selected' }).selected
+  feed('<Tab>')
+  wait_until('next item', 5000, function() return vim.fn.complete_info({ 'selected' }).selected ~= selected end)
+  result.user_tab_in_menu = vim.g.user_tab
+  feed('<C-e>')
+  wait_until('menu closed', 5000, function() return vim.fn.pumvisible() == 0 end)
+  result.line_after_menu = api.nvim_get_current_line()
+  result.line_before_menu = line
+
+  vim.g.codellama_enabled = false
+  codellama.dismiss()
+  feed('<Tab>')
+  wait_until('user tab', 5000, function() return vim.g.user_tab == 2 end)
+  result.line_after_tab = api.nvim_get_current_line()
+  feed('<Esc>')
+
+  local cmd = require('codellama.config').options.cmd
+  codellama.setup({ cmd = cmd, keymaps = { accept = '<C-l>' } })
+  local tab = vim.fn.maparg('<Tab>', 'i', false, true)
+  result.tab_after_setup = { desc = tab.desc, buffer = tab.buffer }
+  result.ctrl_l_after_setup = vim.fn.maparg('<C-l>', 'i', false, true).desc
+  result.keymaps_true = { pcall(codellama.setup, { cmd = cmd, keymaps = true }) }
+  codellama.setup({ cmd = cmd, debounce = 10, keymaps = { acept = '<C-j>' } })
+  result.notifications = notifications
+end
+
+local scenarios = { main = main, bottom = bottom, cycle = cycle, loading = loading, rest_of_line = rest_of_line,
+                    user_keys = user_keys }
 co = coroutine.create(function()
   local ok, err = xpcall(scenarios[vim.env.CODELLAMA_SCENARIO], debug.traceback)
   if not ok then result.error = err end
@@ -405,7 +545,8 @@ def save_screenshot(result: dict[str, Any], png: Path) -> None:
     page.unlink()
 
 
-def _run_nvim_driver(tmp_path: Path, model_dir: Path, text: str, row: int, scenario: str = "main") -> dict[str, Any]:
+def _run_nvim_driver(tmp_path: Path, model_dir: Path, text: str, row: int, scenario: str = "main",
+                     **extra_env: str) -> dict[str, Any]:
     """Run NVIM_DRIVER's {scenario} in headless nvim against the real server on a file holding {text}."""
     nvim = _nvim_binary()
     (tmp_path / "init.lua").write_text(NVIM_INIT, encoding="utf-8")
@@ -424,6 +565,7 @@ def _run_nvim_driver(tmp_path: Path, model_dir: Path, text: str, row: int, scena
         "CODELLAMA_SCENARIO": scenario,
         "CODELLAMA_RESULT": str(result_path),
         "CODELLAMA_WATCHDOG_MS": "100000",
+        **extra_env,
         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
         # Keep nvim's state (LSP log, shada) out of the user's home.
         "XDG_STATE_HOME": str(tmp_path / "state"),
@@ -589,3 +731,90 @@ def test_nvim_cycles_through_the_servers_suggestions(tmp_path: Path, tiny_model_
     ]
     before = result["before"]
     assert result["after"] == (before[0] + expected[2]).split("\n") + before[1:]  # <Tab> takes the one shown
+
+
+def test_nvim_asks_again_once_the_model_has_loaded(tmp_path: Path, tiny_model_dir: Path) -> None:
+    """Insert mode while the model loads: the statusline says "loading", and the suggestion the server could not
+    give then (it answers nothing while loading) appears once loading ends, with nothing typed."""
+    result = _run_nvim_driver(tmp_path, tiny_model_dir, SAMPLE, row=1, scenario="loading")
+    assert result["loaded_at_insert"] is False, "the model loaded before Insert mode: nothing tested"
+    assert result["loaded_when_shown"] is True
+    assert result["statusline_after"] == "ready"
+
+
+# Tab-indented, so that the demo model writes tabs; its suggestions here (with linePolicy "multi") replace
+# text after the cursor and move it below their last line.
+TABS_SAMPLE = ("def add(a, b):\n\treturn a + b\n\ndef mul(a, b):\n\tif a:\n\t\treturn a * b\n\n"
+               "print(add(1, ))\nclass Foo:\n\tdef bar(self):\n\t\t\nx = [\n")
+
+
+def test_nvim_ghost_text_shows_what_accepting_makes(tmp_path: Path, tiny_model_dir: Path) -> None:
+    """The screen rows showing a suggestion are the lines accepting it makes, where it replaces text after the
+    cursor, moves that text below its last line, or has tabs (expanded to the next tab stop); <C-c> hides it,
+    and accepting a word takes a whole non-ASCII identifier."""
+    line = TABS_SAMPLE.split("\n").index("print(add(1, ))")
+    tab_item = {"insertText": "2,\t3)", "range": {"start": {"line": line, "character": 13},
+                                                   "end": {"line": line, "character": 14}}}
+    probes = [[line + 1, 13], [10, 5], [line + 1, 13, tab_item]]  # 1-based rows, byte columns
+    result = _run_nvim_driver(tmp_path, tiny_model_dir, TABS_SAMPLE, row=1, scenario="rest_of_line",
+                              CODELLAMA_PROBES=json.dumps(probes))
+    for probe in result["probes"]:
+        assert probe["shown"] == probe["after_shown"], probe
+    suggestions = [p["suggestion"] for p in result["probes"]]
+    assert any(s["replace_end"] > s["col"] for s in suggestions[:2]), "the demo model was expected to replace text"
+    assert any("\n" in s["text"] and TABS_SAMPLE.split("\n")[s["row"]][s["replace_end"]:] for s in suggestions[:2]), \
+        "the demo model was expected to move the rest of a line below a suggestion"
+    assert suggestions[2]["text"] == "2,\t3)"
+    assert result["marks_after_ctrl_c"] == 0
+    assert result["word_line"] == "größe_naïve"
+
+
+def test_nvim_keys_fall_back_to_the_users_mappings(tmp_path: Path, tiny_model_dir: Path) -> None:
+    result = _run_nvim_driver(tmp_path, tiny_model_dir, SAMPLE, row=1, scenario="user_keys")
+    # The completion menu: no ghost text, and <Tab> is the user's (next item), not accept.
+    assert result["marks_in_menu"] == 0
+    assert result["user_tab_in_menu"] == 1
+    assert result["line_after_menu"] == result["line_before_menu"]
+    # No suggestion: the user's <Tab>.
+    assert result["line_after_tab"] == result["line_before_menu"] + "TAB"
+    # setup() again: the old buffer-local <Tab> is gone, the new key mapped; bad options are said.
+    assert result["tab_after_setup"] == {"desc": "the user's own", "buffer": 0}
+    assert result["ctrl_l_after_setup"] == "codellama: accept suggestion"
+    ok, message = result["keymaps_true"]
+    assert not ok and "keymaps" in message
+    assert any("debounce" in n and "keymaps.acept" in n for n in result["notifications"]), result["notifications"]
+
+
+NVIM_SERVER_EXITS = r"""
+vim.opt.runtimepath:prepend(vim.env.CODELLAMA_NVIM_PLUGIN)
+vim.notify = function() end
+require('codellama').setup({ cmd = vim.json.decode(vim.env.CODELLAMA_CMD) })
+vim.cmd('filetype on') -- startup turns it on only after this file
+vim.cmd.edit(vim.fn.fnameescape(vim.env.CODELLAMA_FILE))
+vim.wait(30000, function() return require('codellama.lsp').last_exit ~= nil end)
+vim.cmd('checkhealth codellama')
+local f = assert(io.open(vim.env.CODELLAMA_RESULT, 'w'))
+f:write(vim.json.encode({ health = vim.api.nvim_buf_get_lines(0, 0, -1, false) }))
+f:close()
+vim.cmd('qall!')
+"""
+
+
+def test_nvim_health_reports_a_server_that_exited(tmp_path: Path) -> None:
+    """A server command that exits at once (here a bad flag; `serve --help` still runs): :checkhealth says so."""
+    nvim = _nvim_binary()
+    (tmp_path / "init.lua").write_text(NVIM_SERVER_EXITS, encoding="utf-8")
+    sample = tmp_path / "sample.py"
+    sample.write_text(SAMPLE, encoding="utf-8")
+    result_path = tmp_path / "result.json"
+    env = {**os.environ, "CODELLAMA_NVIM_PLUGIN": str(NVIM_DIR), "CODELLAMA_FILE": str(sample),
+           "CODELLAMA_RESULT": str(result_path),
+           "CODELLAMA_CMD": json.dumps([sys.executable, "-m", "lsp_server", "serve", "--no-such-flag"]),
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+           **{f"XDG_{d}_HOME": str(tmp_path / d.lower()) for d in ("STATE", "DATA", "CACHE", "CONFIG")}}
+    proc = subprocess.run([str(nvim), "--headless", "--clean", "-u", str(tmp_path / "init.lua")], cwd=ROOT, env=env,
+                          stdin=subprocess.DEVNULL, capture_output=True, timeout=90)
+    assert result_path.is_file(), (proc.stdout + proc.stderr).decode("utf-8", "replace")
+    health = "\n".join(json.loads(result_path.read_text(encoding="utf-8"))["health"])
+    assert "ERROR the server exited with code 2" in health, health
+    assert "unrecognized arguments: --no-such-flag" in health, health

@@ -56,6 +56,23 @@ M.options = vim.deepcopy(M.defaults)
 function M.setup(user)
   user = user or {}
   vim.validate('opts', user, 'table')
+  -- A misspelt option would be ignored without a word.
+  local unknown = {}
+  for key in pairs(user) do
+    if M.defaults[key] == nil then
+      unknown[#unknown + 1] = key
+    end
+  end
+  for key in pairs(type(user.keymaps) == 'table' and user.keymaps or {}) do
+    if M.defaults.keymaps[key] == nil then
+      unknown[#unknown + 1] = 'keymaps.' .. key
+    end
+  end
+  if #unknown > 0 then
+    table.sort(unknown)
+    vim.notify_once(('codellama: unknown option(s) %s, ignored; see :help codellama-setup'):format(
+      table.concat(unknown, ', ')), vim.log.levels.WARN)
+  end
 
   local opts = vim.tbl_deep_extend('force', vim.deepcopy(M.defaults), user)
   -- tbl_deep_extend merges list-like tables index by index; a shorter user list must win as a whole.
@@ -72,7 +89,14 @@ function M.setup(user)
   vim.validate('filetypes', opts.filetypes, vim.islist, 'list of filetypes')
   vim.validate('debounce_ms', opts.debounce_ms, 'number')
   vim.validate('auto_trigger', opts.auto_trigger, 'boolean')
-  vim.validate('keymaps', opts.keymaps, { 'table', 'boolean' })
+  vim.validate('keymaps', opts.keymaps, function(v)
+    return v == false or type(v) == 'table'
+  end, 'table or false')
+  for name, lhs in pairs(opts.keymaps or {}) do
+    vim.validate('keymaps.' .. name, lhs, function(v)
+      return v == false or type(v) == 'string'
+    end, 'key or false')
+  end
 
   M.options = opts
   return opts

@@ -41,8 +41,37 @@ local function check_server()
   end
 end
 
+--- The last line {program} wrote to stderr, from the LSP log (Neovim logs a server's stderr there).
+---@param program string
+---@return string?
+local function last_stderr_line(program)
+  local ok, lines = pcall(vim.fn.readfile, vim.lsp.log.get_filename())
+  if not ok then
+    return nil
+  end
+  local marker = vim.inspect(program) .. '\t"stderr"\t'
+  for i = #lines, 1, -1 do
+    local at = lines[i]:find(marker, 1, true)
+    -- The chunk as vim.inspect() wrote it: quoted, newlines as \n; the last one may be just "\n".
+    local chunk = at and vim.trim((lines[i]:sub(at + #marker + 1, -2):gsub('\\n', '\n'):gsub('\\(.)', '%1')))
+    if chunk and chunk ~= '' then
+      return chunk:match('[^\n]*$')
+    end
+  end
+end
+
 local function check_client()
   local client = vim.lsp.get_clients({ name = lsp.name })[1]
+  local exit = lsp.last_exit
+  if not client and exit and (exit.code ~= 0 or exit.signal ~= 0) then
+    health.error(('the server exited with code %d (signal %d): %s'):format(exit.code, exit.signal,
+      last_stderr_line(exit.program) or 'it wrote nothing to stderr'), {
+      'check the flags in `cmd` and the `settings`; the server\'s output is in the LSP log: '
+        .. vim.lsp.log.get_filename(),
+      'then restart Neovim, or reopen the buffer',
+    })
+    return
+  end
   if not client then
     health.info(('not running: it starts with a buffer of a configured filetype (%s)'):format(
       table.concat(config.options.filetypes, ', ')))

@@ -112,19 +112,80 @@ local function create_plug_mappings()
   map('i', '<Plug>(codellama-prev)', M.prev, { desc = 'codellama: previous suggestion' })
 end
 
---- An insert-mode mapping that runs {action} when a suggestion is shown and
---- otherwise types {lhs} as if it was not mapped.
+--- The keys the plugin mapped in each buffer, each with what it was mapped to before (maparg(); empty
+--- when it was not), so that setup() and detaching remove exactly those and give back the user's own.
+---@type table<integer, table<string, table>>
+local mapped = {}
+
+--- Do what {lhs} did before the plugin mapped it: the user's own mapping ({saved}), or the key itself.
+---@param lhs string
+---@param saved table maparg() of {lhs} before the plugin mapped it
+local function fall_back(lhs, saved)
+  if vim.tbl_isempty(saved) then
+    api.nvim_feedkeys(vim.keycode(lhs), 'in', false)
+    return
+  end
+  if saved.callback and saved.expr == 0 then
+    saved.callback()
+    return
+  end
+  local keys ---@type string?
+  if saved.callback then
+    keys = saved.callback()
+    keys = keys and saved.replace_keycodes == 1 and vim.keycode(keys) or keys
+  elseif saved.expr == 1 then
+    keys = vim.fn.eval(saved.rhs)
+  else
+    keys = vim.keycode(saved.rhs)
+  end
+  -- 'i': before what is still typed ahead; 'm' where the user's mapping allows remapping.
+  api.nvim_feedkeys(keys or '', (saved.noremap == 1 or saved.script == 1) and 'in' or 'im', false)
+end
+
+--- Map {lhs} in Insert mode in {bufnr} to {action}, which gets what the key was mapped to before.
+---@param bufnr integer
+---@param lhs string
+---@param action fun(saved: table)
+---@param desc string
+local function map_key(bufnr, lhs, action, desc)
+  local saved = api.nvim_buf_call(bufnr, function()
+    return vim.fn.maparg(lhs, 'i', false, true)
+  end)
+  mapped[bufnr] = mapped[bufnr] or {}
+  mapped[bufnr][lhs] = saved
+  vim.keymap.set('i', lhs, function()
+    action(saved)
+  end, { buffer = bufnr, desc = desc })
+end
+
+--- An insert-mode mapping that runs {action} when a suggestion is shown and otherwise does what {lhs}
+--- did before (also while the completion menu is shown, which <Tab> and the like often move in).
 ---@param bufnr integer
 ---@param lhs string
 ---@param action string function name in this module
 ---@param desc string
 local function map_with_fallback(bufnr, lhs, action, desc)
-  vim.keymap.set('i', lhs, function()
-    if suggestion.is_visible() then
-      return ('<Cmd>lua require("codellama").%s()<CR>'):format(action)
+  map_key(bufnr, lhs, function(saved)
+    if vim.fn.pumvisible() == 0 and suggestion.is_visible() then
+      M[action]()
+    else
+      fall_back(lhs, saved)
     end
-    return lhs
-  end, { buffer = bufnr, expr = true, replace_keycodes = true, desc = desc })
+  end, desc)
+end
+
+--- Remove the keys the plugin mapped in {bufnr}, giving back the user's buffer-local mappings of them.
+---@param bufnr integer
+local function unmap_keys(bufnr)
+  for lhs, saved in pairs(mapped[bufnr] or {}) do
+    pcall(vim.keymap.del, 'i', lhs, { buffer = bufnr })
+    if saved.buffer == 1 then
+      pcall(api.nvim_buf_call, bufnr, function()
+        vim.fn.mapset('i', false, saved)
+      end)
+    end
+  end
+  mapped[bufnr] = nil
 end
 
 ---@param bufnr integer
@@ -146,13 +207,13 @@ local function create_buffer_keymaps(bufnr)
     map_with_fallback(bufnr, keys.dismiss, 'dismiss', 'codellama: dismiss suggestion')
   end
   if keys.trigger then
-    vim.keymap.set('i', keys.trigger, M.trigger, { buffer = bufnr, desc = 'codellama: request suggestion' })
+    map_key(bufnr, keys.trigger, M.trigger, 'codellama: request suggestion')
   end
   if keys.next then
-    vim.keymap.set('i', keys.next, M.next, { buffer = bufnr, desc = 'codellama: next suggestion' })
+    map_key(bufnr, keys.next, M.next, 'codellama: next suggestion')
   end
   if keys.prev then
-    vim.keymap.set('i', keys.prev, M.prev, { buffer = bufnr, desc = 'codellama: previous suggestion' })
+    map_key(bufnr, keys.prev, M.prev, 'codellama: previous suggestion')
   end
 end
 
@@ -168,12 +229,11 @@ local function attach_builtin(bufnr)
   builtin.enable(true, { bufnr = bufnr })
   local keys = config.options.keymaps
   if keys and keys.accept then
-    local lhs = keys.accept
-    vim.keymap.set('i', lhs, function()
-      if not builtin.get() then
-        return lhs
+    map_key(bufnr, keys.accept, function(saved)
+      if vim.fn.pumvisible() == 1 or not builtin.get() then
+        fall_back(keys.accept, saved)
       end
-    end, { buffer = bufnr, expr = true, replace_keycodes = true, desc = 'codellama: accept suggestion' })
+    end, 'codellama: accept suggestion')
   end
 end
 
@@ -202,6 +262,25 @@ local function attach(bufnr)
       suggestion.dismiss()
     end,
   })
+  -- <C-c> leaves Insert mode without InsertLeave; <C-o> and Select mode leave it too.
+  api.nvim_create_autocmd('ModeChanged', {
+    group = augroup,
+    buffer = bufnr,
+    callback = function()
+      if vim.v.event.new_mode:sub(1, 1) ~= 'i' then
+        suggestion.dismiss()
+      end
+    end,
+  })
+  -- The completion menu takes <Tab> and the like: no ghost text while it is shown, and ask again after.
+  api.nvim_create_autocmd('CompleteChanged', { group = augroup, buffer = bufnr, callback = suggestion.dismiss })
+  api.nvim_create_autocmd('CompleteDone', {
+    group = augroup,
+    buffer = bufnr,
+    callback = function()
+      vim.schedule(suggestion.refresh)
+    end,
+  })
 end
 
 ---@param bufnr integer
@@ -215,14 +294,7 @@ local function detach(bufnr)
   end
   suggestion.dismiss()
   api.nvim_clear_autocmds({ group = augroup, buffer = bufnr })
-  local keys = config.options.keymaps
-  if keys then
-    for _, lhs in pairs(keys) do
-      if lhs then
-        pcall(vim.keymap.del, 'i', lhs, { buffer = bufnr })
-      end
-    end
-  end
+  unmap_keys(bufnr)
 end
 
 --- Start codellama-lsp for the configured filetypes and set up ghost-text completions.
@@ -271,6 +343,7 @@ function M.setup(opts)
   for _, client in ipairs(vim.lsp.get_clients({ name = lsp.name })) do
     for bufnr in pairs(client.attached_buffers) do
       vim.b[bufnr].codellama_attached = nil
+      unmap_keys(bufnr) -- the keys of the old options
       attach(bufnr)
     end
   end

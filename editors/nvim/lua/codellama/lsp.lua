@@ -13,6 +13,10 @@ M.name = 'codellama'
 ---@type table<integer, codellama.ClientState>
 local client_state = {}
 
+--- How the last server process ended (for `:checkhealth codellama`), or nil while none has.
+---@type { code: integer, signal: integer, program: string }?
+M.last_exit = nil
+
 ---@param client_id integer
 ---@return codellama.ClientState
 local function state_of(client_id)
@@ -45,6 +49,9 @@ function M.client_config()
     -- No root: one server (one model in memory) serves every buffer of the session.
     root_markers = nil,
     capabilities = capabilities,
+    on_exit = function(code, signal)
+      M.last_exit = { code = code, signal = signal, program = opts.cmd[1] }
+    end,
     -- The settings reach the server once: it asks for them (`workspace/configuration`) when it has
     -- started. Neither `init_options` nor `settings` (which Neovim also pushes with
     -- `workspace/didChangeConfiguration`) carry them, or the server would check them twice.
@@ -146,16 +153,18 @@ end
 function M.track_progress(group, on_end)
   vim.api.nvim_create_autocmd('LspProgress', {
     group = group,
-    pattern = { 'begin', 'end' },
     callback = function(args)
       local client = vim.lsp.get_client_by_id(args.data.client_id)
-      if not client or client.name ~= M.name then
+      -- The kind from the params, not args.match (nor a pattern): Neovim 0.11 expands that like a file
+      -- name, e.g. to /cwd/end.
+      local kind = args.data.params.value.kind
+      if not client or client.name ~= M.name or (kind ~= 'begin' and kind ~= 'end') then
         return
       end
       local token = args.data.params.token
-      state_of(client.id).loading[token] = args.match == 'begin' or nil
+      state_of(client.id).loading[token] = kind == 'begin' or nil
       vim.cmd.redrawstatus({ bang = true })
-      if args.match == 'end' and on_end then
+      if kind == 'end' and on_end then
         on_end(client)
       end
     end,

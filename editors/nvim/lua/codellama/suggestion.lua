@@ -91,12 +91,21 @@ local function byte_col(line, character, encoding)
   return vim.str_byteindex(line, encoding, character, false)
 end
 
---- Text as it is displayed: tabs expanded (virtual text does not expand them).
+--- Text as it is displayed from virtual column {vcol} on: tabs expanded to the next tab stop (virtual
+--- text does not expand them).
 ---@param text string
----@param bufnr integer
+---@param vcol integer
 ---@return string
-local function display(text, bufnr)
-  return (text:gsub('\t', string.rep(' ', vim.bo[bufnr].tabstop)))
+local function display(text, vcol)
+  local tabstop = vim.bo.tabstop
+  local parts = vim.split(text, '\t', { plain = true })
+  for i = 1, #parts - 1 do
+    vcol = vcol + api.nvim_strwidth(parts[i])
+    local pad = tabstop - vcol % tabstop
+    parts[i] = parts[i] .. string.rep(' ', pad)
+    vcol = vcol + pad
+  end
+  return table.concat(parts)
 end
 
 --- Approximate display of a snippet: placeholders shown by their default text.
@@ -126,6 +135,10 @@ end
 ---@param s codellama.Suggestion
 local function draw(s)
   local lines = vim.split(s.text, '\n', { plain = true })
+  local line = get_line(s.bufnr, s.row)
+  local cursor_vcol = vim.fn.strdisplaywidth(line:sub(1, s.col))
+  -- What follows the replaced text on the line: after the suggestion once accepted.
+  local rest = s.line_rest:sub(s.replace_end - s.col + 1)
   ---@type vim.api.keyset.set_extmark
   local opts = {
     virt_text_pos = 'inline',
@@ -133,19 +146,48 @@ local function draw(s)
     right_gravity = false,
     priority = 65535,
   }
-  if lines[1] ~= '' then
-    opts.virt_text = { { display(lines[1], s.bufnr), M.hl_group } }
+  --- Chunks showing {ghost} then {tail} (existing text, in its usual colour) from virtual column {vcol}.
+  local function chunks(ghost, tail, vcol)
+    ghost = display(ghost, vcol)
+    local list = { { ghost, M.hl_group } }
+    if tail ~= '' then
+      list[2] = { display(tail, vcol + api.nvim_strwidth(ghost)) }
+    end
+    return list
+  end
+
+  if s.line_rest == '' or (#lines == 1 and s.replace_end == s.col) then
+    -- Inserted before the rest of the line (if any), which the inline text pushes aside as typing would.
+    if lines[1] ~= '' then
+      opts.virt_text = chunks(lines[1], '', cursor_vcol)
+    end
+  else
+    -- The rest of the line changes (partly replaced, or moved below the suggestion's last line): draw the
+    -- line as it will be over the old text, and blank what is left of that.
+    opts.virt_text_pos = 'overlay'
+    opts.virt_text = chunks(lines[1], #lines == 1 and rest or '', cursor_vcol)
+    local width = 0
+    for _, chunk in ipairs(opts.virt_text) do
+      width = width + api.nvim_strwidth(chunk[1])
+    end
+    table.insert(opts.virt_text, { string.rep(' ', vim.fn.strdisplaywidth(line) - cursor_vcol - width) })
   end
   if #lines > 1 then
     opts.virt_lines = {}
     for i = 2, #lines do
-      table.insert(opts.virt_lines, { { display(lines[i], s.bufnr), M.hl_group } })
+      table.insert(opts.virt_lines, chunks(lines[i], i == #lines and rest or '', 0))
     end
   end
+  -- Which of the server's suggestions this is, at the end of the line (after the overlay, if any).
+  local count = #choices > 1 and { (' (%d/%d)'):format(choice, #choices), M.hl_group } or nil
+  if count and opts.virt_text_pos == 'overlay' then
+    table.insert(opts.virt_text, count)
+    count = nil
+  end
   api.nvim_buf_set_extmark(s.bufnr, M.ns, s.row, s.col, opts)
-  if #choices > 1 then -- which of the server's suggestions this is, at the end of the line
+  if count then
     api.nvim_buf_set_extmark(s.bufnr, M.ns, s.row, 0, {
-      virt_text = { { (' (%d/%d)'):format(choice, #choices), M.hl_group } },
+      virt_text = { count },
       virt_text_pos = 'eol',
       hl_mode = 'combine',
     })
@@ -284,8 +326,9 @@ function M.request(trigger_kind, from)
       end
       return
     end
-    -- Drop results for a cursor/buffer state that no longer exists.
-    if not in_insert_mode() or not same_place(snap, snapshot()) then
+    -- Drop results for a cursor/buffer state that no longer exists, and while the completion menu is
+    -- shown (<Tab> and the like are for the menu then; CompleteDone asks again).
+    if not in_insert_mode() or not same_place(snap, snapshot()) or vim.fn.pumvisible() == 1 then
       return
     end
     if result == nil or result == vim.NIL then
@@ -439,8 +482,8 @@ local function insert_at_cursor(s, text, replace_end)
 end
 
 --- Bytes of {text} that accepting {part} of it takes: up to the end of the next line, or the next
---- word (the blanks before it, then a run of letters, digits and `_`, or of other characters, as
---- `Ctrl+Right` does in VS Code). Nil when the part is the whole text.
+--- word (the blanks before it, then a run of letters, non-ASCII characters, digits and `_`, or of
+--- other characters, as `Ctrl+Right` does in VS Code). Nil when the part is the whole text.
 ---@param text string
 ---@param part 'line'|'word'
 ---@return integer?
@@ -450,8 +493,9 @@ local function part_length(text, part)
     stop = text:find('\n', text:sub(1, 1) == '\n' and 2 or 1, true)
     stop = stop and stop - 1
   else
+    -- Bytes >= 128 (non-ASCII UTF-8) count as word characters, so that `größe` is one word.
     local blanks = #text:match('^%s*')
-    stop = text:match('^[%w_]+()', blanks + 1) or text:match('^[^%w_%s]+()', blanks + 1)
+    stop = text:match('^[%w_\128-\255]+()', blanks + 1) or text:match('^[^%w_%s\128-\255]+()', blanks + 1)
     stop = stop and stop - 1
   end
   if stop and stop < #text then
