@@ -46,6 +46,15 @@ class Report:
     alternatives: int = 1  # suggestions offered when asked for, how often one of them is exact, how long
     exact_among: float | None = None
     offered_p50_ms: float | None = None
+    # Half-widths of the 95% confidence intervals of the two scores: how far another sample of as many cursors
+    # may land (200 cursors: about ±5.6 points of exact match), so that two models are not told apart by noise.
+    exact_match_margin: float | None = None
+    edit_similarity_margin: float | None = None
+
+
+def margin_95(values: list[float]) -> float:
+    """Half-width of the normal-approximation 95% confidence interval of the mean of `values`."""
+    return 1.96 * statistics.stdev(values) / len(values) ** 0.5 if len(values) > 1 else float("nan")
 
 
 def edit_similarity(a: str, b: str) -> float:
@@ -113,25 +122,34 @@ def evaluate(settings: Settings, n: int, seed: int, verbose: bool = False, heal_
         if verbose:
             tqdm.write(json.dumps(rows[-1]))
     times = sorted(r["ms"] for r in rows)
-    report = Report(len(rows), round(statistics.mean(r["exact"] for r in rows), 3),
-                    round(statistics.mean(r["similarity"] for r in rows), 3),
+    exact, similarity = [float(r["exact"]) for r in rows], [r["similarity"] for r in rows]
+    report = Report(len(rows), round(statistics.mean(exact), 3), round(statistics.mean(similarity), 3),
                     round(statistics.mean(not r["got"] for r in rows), 3),
                     times[len(times) // 2], times[min(len(times) - 1, int(len(times) * 0.95))], alternatives,
                     round(statistics.mean(r["exact_among"] for r in rows), 3) if alternatives > 1 else None,
-                    sorted(r["offered_ms"] for r in rows)[len(rows) // 2] if alternatives > 1 else None)
+                    sorted(r["offered_ms"] for r in rows)[len(rows) // 2] if alternatives > 1 else None,
+                    round(margin_95(exact), 3), round(margin_95(similarity), 3))
     return report, rows
 
 
+def within(margin: float | None, spec: str) -> str:
+    """' ± margin' (the 95% interval's half-width), or nothing when there is none."""
+    return "" if margin is None or margin != margin else f" ± {margin:{spec}}"
+
+
 def format_report(report: Report, settings: Settings) -> str:
-    """The scores as a table, with what was measured above it."""
+    """The scores as a table, with what was measured above it (the ± is a 95% confidence interval)."""
     model = settings.model or "the embedded demo model"
     where = f"the vLLM server at {settings.remote_url}" if settings.backend == "vllm" else settings.device
+    margins = "; ± is the 95% confidence interval over cursors" if report.exact_match_margin is not None else ""
     return (f"{report.cases} cursors in held-out files; {model} on {where}, "
-            f"{settings.fim_mode.upper()} prompts\n\n" + format_table(["measure", "result"], [
-                ["exact match (the completed line as written)", f"{report.exact_match:.1%}"],
+            f"{settings.fim_mode.upper()} prompts{margins}\n\n" + format_table(["measure", "result"], [
+                ["exact match (the completed line as written)",
+                 f"{report.exact_match:.1%}" + within(report.exact_match_margin, ".1%")],
                 *([[f"exact among the {report.alternatives} suggestions offered when asked", f"{report.exact_among:.1%}"]]
                   if report.exact_among is not None else []),
-                ["edit similarity (1 = identical, 0 = nothing alike)", f"{report.edit_similarity:.3f}"],
+                ["edit similarity (1 = identical, 0 = nothing alike)",
+                 f"{report.edit_similarity:.3f}" + within(report.edit_similarity_margin, ".3f")],
                 ["no suggestion", f"{report.empty:.1%}"],
                 ["latency p50", ms(report.p50_ms)],
                 ["latency p95", ms(report.p95_ms)],

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from lsp_server.evaluate import Report, format_report
+from lsp_server.evaluate import Report, format_report, margin_95
 from lsp_server.replay import format_result
 from lsp_server.settings import Settings
 from lsp_server.terminal import format_table, ms, show_result
@@ -98,6 +98,16 @@ def test_eval_report_in_words() -> None:
     text = format_report(Report(200, 0.07, 0.285, 0.045, 130.2, 410.0), Settings(device="cpu"))
     assert "200 cursors" in text and "SPM prompts" in text
     assert "7.0%" in text and "0.285" in text and "4.5%" in text and "130 ms" in text and "410 ms" in text
+    assert "±" not in text  # no margins were given
+    text = format_report(Report(200, 0.07, 0.285, 0.045, 130.2, 410.0, exact_match_margin=0.035,
+                                edit_similarity_margin=0.041), Settings(device="cpu"))
+    assert "7.0% ± 3.5%" in text and "0.285 ± 0.041" in text and "95% confidence interval" in text
+
+
+def test_margin_95_is_the_normal_interval_of_the_mean() -> None:
+    values = [1.0] * 41 + [0.0] * 159  # 20.5% of 200 cursors
+    assert margin_95(values) == pytest.approx(1.96 * (0.205 * 0.795 * 200 / 199 / 200) ** 0.5)
+    assert margin_95([0.0] * 10) == 0.0
 
 
 def test_replay_labels_its_numbers_in_words_with_units() -> None:
