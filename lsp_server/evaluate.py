@@ -52,9 +52,10 @@ class Report:
     edit_similarity_margin: float | None = None
 
 
-def margin_95(values: list[float]) -> float:
-    """Half-width of the normal-approximation 95% confidence interval of the mean of `values`."""
-    return 1.96 * statistics.stdev(values) / len(values) ** 0.5 if len(values) > 1 else float("nan")
+def margin_95(values: list[float]) -> float | None:
+    """Half-width of the normal-approximation 95% confidence interval of the mean of `values` (rounded to 3
+    places), or None for fewer than two values."""
+    return round(1.96 * statistics.stdev(values) / len(values) ** 0.5, 3) if len(values) > 1 else None
 
 
 def edit_similarity(a: str, b: str) -> float:
@@ -128,16 +129,48 @@ def evaluate(settings: Settings, n: int, seed: int, verbose: bool = False, heal_
                     times[len(times) // 2], times[min(len(times) - 1, int(len(times) * 0.95))], alternatives,
                     round(statistics.mean(r["exact_among"] for r in rows), 3) if alternatives > 1 else None,
                     sorted(r["offered_ms"] for r in rows)[len(rows) // 2] if alternatives > 1 else None,
-                    round(margin_95(exact), 3), round(margin_95(similarity), 3))
+                    margin_95(exact), margin_95(similarity))
     return report, rows
 
 
 def within(margin: float | None, spec: str) -> str:
     """' ± margin' (the 95% interval's half-width), or nothing when there is none."""
-    return "" if margin is None or margin != margin else f" ± {margin:{spec}}"
+    return "" if margin is None else f" ± {margin:{spec}}"
 
 
-def format_report(report: Report, settings: Settings) -> str:
+@dataclass(frozen=True)
+class Difference:
+    """This run's scores minus an earlier run's on the same cursors, each with its 95% margin: pairing the
+    cursors takes out how hard each one is, so a change shows through with fewer cases than two margins."""
+    baseline: str
+    exact_match: float
+    exact_match_margin: float | None
+    edit_similarity: float
+    edit_similarity_margin: float | None
+
+
+def read_baseline(path: Path) -> list[dict]:
+    """The cases of an earlier `eval --json` report; ValueError with the reason when it is not one."""
+    try:
+        cases = json.loads(path.read_text(encoding="utf-8"))["cases"]
+        if all({"case", "exact", "similarity"} <= case.keys() for case in cases):
+            return cases
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        raise ValueError(f"--compare {path}: not an `eval --json` report ({e})") from e
+    raise ValueError(f"--compare {path}: not an `eval --json` report (its cases lack scores)")
+
+
+def paired_difference(rows: list[dict], baseline: list[dict], name: str) -> Difference:
+    """rows' scores minus baseline's, cursor by cursor; ValueError unless both ran the same cursors."""
+    if [r["case"] for r in rows] != [b["case"] for b in baseline]:
+        raise ValueError(f"--compare {name}: it ran other cursors; use the same --cases and --seed")
+    exact = [float(r["exact"]) - float(b["exact"]) for r, b in zip(rows, baseline)]
+    similarity = [r["similarity"] - b["similarity"] for r, b in zip(rows, baseline)]
+    return Difference(name, round(statistics.mean(exact), 3), margin_95(exact),
+                      round(statistics.mean(similarity), 3), margin_95(similarity))
+
+
+def format_report(report: Report, settings: Settings, difference: Difference | None = None) -> str:
     """The scores as a table, with what was measured above it (the ± is a 95% confidence interval)."""
     model = settings.model or "the embedded demo model"
     where = f"the vLLM server at {settings.remote_url}" if settings.backend == "vllm" else settings.device
@@ -155,7 +188,14 @@ def format_report(report: Report, settings: Settings) -> str:
                 ["latency p95", ms(report.p95_ms)],
                 *([[f"latency p50 of the {report.alternatives} suggestions offered when asked",
                     f"{ms(report.offered_p50_ms)} ({report.offered_p50_ms / max(report.p50_ms, 0.1):.1f}x one)"]]
-                  if report.offered_p50_ms is not None else [])]))
+                  if report.offered_p50_ms is not None else []),
+                *([[f"exact match minus {difference.baseline}'s, same cursors",
+                    f"{difference.exact_match * 100:+.1f} points"
+                    + within(None if difference.exact_match_margin is None else difference.exact_match_margin * 100,
+                             ".1f")],
+                   [f"edit similarity minus {difference.baseline}'s",
+                    f"{difference.edit_similarity:+.3f}" + within(difference.edit_similarity_margin, ".3f")]]
+                  if difference is not None else [])]))
 
 
 SUITES = ("held-out", "humaneval-infilling", "docstrings")
@@ -186,6 +226,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--alternatives", type=positive_int, default=1, metavar="N",
                    help="also ask for N suggestions at each cursor, as a user cycling through them (Alt+]) gets, "
                         "and count how often the line is among them (default 1: no)")
+    p.add_argument("--compare", type=Path, metavar="PATH",
+                   help="an earlier run's --json report of the same cursors: also print this run's scores minus "
+                        "those, cursor by cursor, with their 95%% margins (is a model or a change better?)")
     p.add_argument("--no-word-healing", action="store_true",
                    help="heal only trailing blanks, not the last token of a word being typed (to measure it)")
     return p
@@ -212,12 +255,18 @@ def main(argv: list[str] | None = None) -> None:
     except ValueError as e:  # an unusable --remote-url
         p.error(str(e))
     try:
+        baseline = read_baseline(a.compare) if a.compare else None  # before the run, not after it
+        if baseline is not None and len(baseline) != a.cases:
+            raise ValueError(f"--compare {a.compare}: it ran {len(baseline)} cursors, not {a.cases}")
         report, rows = evaluate(settings, a.cases, a.seed, a.verbose, heal_words=not a.no_word_healing,
                                 alternatives=a.alternatives)
+        difference = paired_difference(rows, baseline, str(a.compare)) if baseline is not None else None
     except (ValueError, BackendUnavailable) as e:  # a bad --model or --device, no vLLM: one line, no traceback
         raise SystemExit(f"codellama-lsp eval: {e}") from e
-    show_result(format_report(report, settings),
-                {"report": asdict(report), "settings": asdict(settings), "cases": rows}, a.json)
+    result = {"report": asdict(report), "settings": asdict(settings), "cases": rows}
+    if difference is not None:
+        result["difference"] = asdict(difference)
+    show_result(format_report(report, settings, difference), result, a.json)
 
 
 if __name__ == "__main__":

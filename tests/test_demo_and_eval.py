@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from lsp_server.docstring_eval import documented_functions, word_f1
-from lsp_server.evaluate import edit_similarity, make_cases
+from lsp_server.evaluate import edit_similarity, make_cases, paired_difference, read_baseline
 
 
 def test_demo_shows_completions_and_a_docstring_through_lsp(tiny_model_dir) -> None:
@@ -41,6 +41,44 @@ def test_cases_erase_the_tail_of_a_line_and_are_reproducible() -> None:
         restored = case.text[:case.offset] + case.expected + case.text[case.offset:]
         assert restored == files[0][1]
         assert case.expected and "\n" not in case.expected
+
+
+def test_a_comparison_pairs_the_cursors() -> None:
+    def rows(exact: list[bool]) -> list[dict]:
+        return [{"case": f"a.py:{i}:0", "exact": e, "similarity": 1.0 if e else 0.5} for i, e in enumerate(exact)]
+    # Each run gets one cursor the other misses: equal on average, but not a difference of zero cursor by cursor.
+    swapped = paired_difference(rows([True, False, False, False]), rows([False, True, False, False]), "old.json")
+    assert (swapped.exact_match, swapped.edit_similarity) == (0.0, 0.0) and swapped.exact_match_margin > 0.5
+    better = paired_difference(rows([True] * 4), rows([False] * 4), "old.json")
+    assert (better.exact_match, better.exact_match_margin, better.edit_similarity) == (1.0, 0.0, 0.5)
+    with pytest.raises(ValueError, match="other cursors; use the same --cases and --seed"):
+        paired_difference(rows([True] * 4), rows([True] * 3), "old.json")
+
+
+def test_eval_compares_with_an_earlier_run_of_the_same_cursors(tmp_path: Path) -> None:
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "lsp_server", "eval", "--cases", "3", *args],
+                              capture_output=True, text=True, timeout=300)
+    first = run("--json", str(tmp_path / "first.json"))
+    assert first.returncode == 0, first.stderr[-2000:]
+    again = run("--compare", str(tmp_path / "first.json"), "--json", "-")
+    assert again.returncode == 0, again.stderr[-2000:]
+    difference = json.loads(again.stdout)["difference"]  # the same model on the same cursors: no difference
+    assert difference == {"baseline": str(tmp_path / "first.json"), "exact_match": 0.0, "exact_match_margin": 0.0,
+                          "edit_similarity": 0.0, "edit_similarity_margin": 0.0}
+    other = run("--seed", "1", "--compare", str(tmp_path / "first.json"))
+    assert other.returncode != 0 and "ran other cursors" in other.stderr and "Traceback" not in other.stderr
+    (tmp_path / "junk.json").write_text("[1, 2]")
+    junk = run("--compare", str(tmp_path / "junk.json"))
+    assert junk.returncode != 0 and "not an `eval --json` report" in junk.stderr and "Traceback" not in junk.stderr
+
+
+def test_a_baseline_must_be_an_eval_report(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="not an `eval --json` report"):
+        read_baseline(tmp_path / "missing.json")
+    (tmp_path / "docstrings.json").write_text(json.dumps({"cases": [{"case": "a.py:1"}]}))
+    with pytest.raises(ValueError, match="lack scores"):
+        read_baseline(tmp_path / "docstrings.json")
 
 
 DOCUMENTED = '''class Box:
