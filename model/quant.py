@@ -15,6 +15,7 @@ from torch import Tensor, nn
 Quant = Literal["nf4", "fp4", "int8", "none"]
 QUANTS: tuple[str, ...] = ("nf4", "fp4", "int8", "none")
 BLOCKSIZE_4BIT = 64  # weights per absmax scale
+CPU_REPACK_ROWS = 32  # bitsandbytes' AVX-512 CPU layout takes output rows in blocks of this many
 DOUBLE_QUANT = True  # the fp32 scales are themselves quantized to 8 bits (0.5 -> 0.127 bits per weight)
 
 
@@ -37,6 +38,7 @@ def quantized_linear(weight: Tensor, quant: Quant, compute_dtype: torch.dtype, d
                                   quant_type=quant, compress_statistics=DOUBLE_QUANT, device="meta")
         layer.weight = bnb.nn.Params4bit(source, requires_grad=False, quant_type=quant, blocksize=BLOCKSIZE_4BIT,
                                          compress_statistics=DOUBLE_QUANT)
+        allow_cpu_repack(layer, True)
     elif quant == "int8":
         layer = bnb.nn.Linear8bitLt(in_features, out_features, bias=False, has_fp16_weights=False,
                                     threshold=6.0, device="meta")
@@ -44,6 +46,27 @@ def quantized_linear(weight: Tensor, quant: Quant, compute_dtype: torch.dtype, d
     else:
         raise ValueError(f"unknown quantization {quant!r}; expected one of {', '.join(QUANTS)}")
     return layer.to(device)
+
+
+def allow_cpu_repack(layer: nn.Module, allow: bool) -> None:
+    """Let bitsandbytes repack `layer`'s 4-bit weight for its AVX-512 (bf16) CPU kernel, or not.
+
+    On such a CPU, Linear4bit's first forward pass on the CPU rewrites its weight into another layout, with
+    bf16 block scales and the nested ones undone (QuantState.state2 deleted). Its kernel needs in_features in
+    whole blocks and out_features in multiples of 32, or the repack fails in the middle of a forward pass (the
+    demo model's 688-wide feed-forward is neither), so it is allowed only for shapes it can take; our Triton
+    kernel reads the standard layout, so a repack already made is undone when it is refused.
+    """
+    weight = layer.weight
+    fits = layer.in_features % BLOCKSIZE_4BIT == 0 and layer.out_features % CPU_REPACK_ROWS == 0
+    if not allow or not fits:
+        state = getattr(weight, "quant_state", None)
+        if getattr(state, "packing_format_for_cpu", False):
+            from bitsandbytes.functional import _convert_weight_packed_for_cpu_inverse
+            weight.data, weight.quant_state = _convert_weight_packed_for_cpu_inverse(weight.data, state)
+    if hasattr(layer, "support_avx512bf16_for_cpu"):  # bitsandbytes >= 0.48; read on each CPU forward pass
+        from bitsandbytes.functional import has_avx512bf16
+        layer.support_avx512bf16_for_cpu = allow and fits and has_avx512bf16()
 
 
 def is_quantized(layer: nn.Module) -> bool:
@@ -59,7 +82,7 @@ def quant_state_bytes(model: nn.Module) -> int:
         while state is not None:  # a 4-bit QuantState, possibly nesting the quantized scales' own state
             total += sum(t.numel() * t.element_size() for t in (state.absmax, state.code, state.offset)
                          if isinstance(t, Tensor))
-            state = state.state2
+            state = getattr(state, "state2", None)  # deleted, not None, once repacked for the CPU
         scb = getattr(weight, "SCB", None)
         if isinstance(scb, Tensor):
             total += scb.numel() * scb.element_size()
@@ -88,5 +111,6 @@ def use_4bit_kernel(model: nn.Module, kernel: str) -> int:
     for module in model.modules():
         if isinstance(module, bnb.nn.Linear4bit) and type(module) is not target:
             module.__class__ = target
+            allow_cpu_repack(module, target is bnb.nn.Linear4bit)  # ours reads the standard layout only
             swapped += 1
     return swapped

@@ -10,11 +10,12 @@ bnb = pytest.importorskip("bitsandbytes")
 pytest.importorskip("triton")
 
 from bitsandbytes import functional as BF  # noqa: E402
+from bitsandbytes import nn as BNN  # noqa: E402
 
 from model.kernels.nf4_triton import MAX_ROWS, nf4_matmul  # noqa: E402
 from model.llama import Transformer  # noqa: E402
 from model.loader import load_model  # noqa: E402
-from model.quant import use_4bit_kernel  # noqa: E402
+from model.quant import allow_cpu_repack, use_4bit_kernel  # noqa: E402
 
 DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
@@ -73,6 +74,9 @@ def test_model_with_the_triton_kernel_computes_what_bitsandbytes_does(checkpoint
         return torch.cat(steps, dim=1)
 
     assert use_4bit_kernel(model, "bnb") == 0  # already bitsandbytes' layers
+    for module in model.modules():  # bitsandbytes' own kernel on the standard layout, as on a GPU
+        if isinstance(module, BNN.Linear4bit):
+            allow_cpu_repack(module, False)
     expected = decode_logits(model)
     swapped = use_4bit_kernel(model, "triton")
     assert swapped == 4 * model.args.n_layers  # wqkv, wo, w13, w2 in every layer
@@ -81,3 +85,24 @@ def test_model_with_the_triton_kernel_computes_what_bitsandbytes_does(checkpoint
     assert use_4bit_kernel(model, "bnb") == swapped  # and back
     with pytest.raises(ValueError, match="unknown 4-bit kernel"):
         use_4bit_kernel(model, "cutlass")
+
+
+@pytest.mark.skipif(not BF.has_avx512bf16(), reason="bitsandbytes repacks 4-bit weights only on AVX-512 bf16 CPUs")
+@torch.inference_mode()
+def test_a_weight_repacked_for_the_cpu_is_unpacked_for_the_kernel(checkpoint_factory) -> None:
+    """On an AVX-512 CPU bitsandbytes rewrites a 4-bit weight into its own layout at the first forward pass;
+    swapping to our kernel, which reads the standard layout, undoes it and keeps it undone."""
+    model, tok = load_model(str(checkpoint_factory("hf", gqa=True)), device=DEVICE, dtype=torch.float32,
+                            quant="nf4")
+    idx = torch.tensor([tok.encode("def add(a, b):", bos=True, eos=False)], device=DEVICE)
+    repacked = model(idx)
+    layer = model.layers[0].attention.wqkv
+    assert layer.weight.quant_state.packing_format_for_cpu  # it did repack, or this tests nothing
+    use_4bit_kernel(model, "triton")
+    assert not layer.weight.quant_state.packing_format_for_cpu and layer.weight.shape[1] == 1
+    model.setup_caches(64)
+    got = torch.cat([model(idx[:, i:i + 1], torch.tensor([i], device=DEVICE), kv_len=i + 1)
+                     for i in range(idx.shape[1])], dim=1)
+    assert not layer.weight.quant_state.packing_format_for_cpu  # our layers never let it repack again
+    # The repack keeps the block scales in bf16: the same weights to about 3 significant digits.
+    assert torch.corrcoef(torch.stack([got.flatten(), repacked.flatten()]))[0, 1] > 0.999

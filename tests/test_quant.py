@@ -103,6 +103,18 @@ def test_quantized_load_generate_and_fidelity(checkpoint_factory, fp32_model: Tr
     assert 0 < len(result.tokens) <= 8 and all(0 <= t < tok.n_words for t in result.tokens)
 
 
+@torch.inference_mode()
+def test_the_demo_model_in_4_bits_on_the_cpu() -> None:
+    """Its feed-forward is 688 wide, which bitsandbytes' AVX-512 CPU layout cannot take (it failed mid-forward
+    on such CPUs); after a forward pass, which repacks the layers that can be, memory is still counted."""
+    model, tok = load_model(None, device=CPU, dtype=torch.float32, quant="nf4")
+    assert model.layers[0].feed_forward.w2.in_features % 64 != 0
+    engine = Engine(model, tok, context_length=256)
+    result = engine.infill("def add(a, b):\n    ", "\n", max_new_tokens=4)
+    assert result.stop_reason in ("max_tokens", "eot", "eos") and result.tokens
+    assert engine.memory_bytes() > 0
+
+
 def test_unknown_quant_is_rejected() -> None:
     with pytest.raises(ValueError, match="unknown quantization 'q3'"):
         resolve_quant("q3", CPU)
