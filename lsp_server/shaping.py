@@ -455,11 +455,12 @@ def _is_word(c: str) -> bool:
     return c.isalnum() or c == "_"
 
 
-def repetition_start(text: str, *, min_repeats: int = 4, max_unit: int = 24) -> int | None:
+def repetition_start(text: str, *, min_repeats: int = 4, max_unit: int = 80) -> int | None:
     """Where a degenerate loop at the end of `text` begins, after its first occurrence; else None.
 
     Small models fall into loops (`1, 1, 1, 1, …`, `'S', 'S', 'S', …`). When the text ends with the same
-    unit (1 to `max_unit` characters, with a letter or digit: `----` separators are fine) `min_repeats`
+    unit (1 to `max_unit` characters, up to a line of code, with a letter or digit: `----` separators are
+    fine) `min_repeats`
     times in a row, then possibly the start of one more copy (the budget ran out inside it), the
     completion keeps one copy of the unit. A repeat that splits a word is no loop: `10000`, `0xFFFF` and
     `aaaa` are literals and names, never cut.

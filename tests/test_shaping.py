@@ -357,6 +357,8 @@ def test_comment_apostrophe_does_not_open_string() -> None:
     ("return a + b", None),
     ("foo(foo(foo(foo(", 4),
     ("x = ['BZPath', 'BZPath', 'BZPath', 'BZPath', 'BZ", 16),  # the budget ran out inside one more copy
+    # A 26-character unit (the demo model's third suggestion for `print(`): units up to a line of code.
+    ('print(scale.dtype("Polynomial", Position): ' + '("Polynomial", Position): ' * 4 + '("', 45),
     # Literals and names are never loops, however many equal characters they hold.
     ("0000", None), ("x = 10000", None), ("mask = 0xFFFF", None), ("if n == 1111", None), ("aaaa_aaaa", None),
     ("x = 1000000000000000000000000000", None),
