@@ -90,6 +90,12 @@ class ServerProcess:
         self.client.text_document_did_open(types.DidOpenTextDocumentParams(
             types.TextDocumentItem(uri, language, 1, text)))
 
+    def replace(self, uri: str, version: int, text: str) -> None:
+        """The whole document becomes `text` (a full-content didChange)."""
+        self.client.text_document_did_change(types.DidChangeTextDocumentParams(
+            types.VersionedTextDocumentIdentifier(version=version, uri=uri),
+            [types.TextDocumentContentChangeWholeDocument(text)]))
+
     def insert(self, uri: str, version: int, line: int, character: int, text: str) -> None:
         at = types.Position(line, character)
         self.client.text_document_did_change(types.DidChangeTextDocumentParams(

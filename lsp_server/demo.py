@@ -62,12 +62,15 @@ async def run(server_args: list[str], example: Path) -> int:
     original = example.read_text(encoding="utf-8")
     lines = original.split("\n")
     shown = 0
-    for n, probe in enumerate(PROBES):
+    # One document, edited as a user would: copies open side by side would feed each other's prompts (the
+    # server shows the model recently seen code of other files).
+    uri = f"file://{example}"
+    server.open(uri, original)
+    for version, probe in enumerate(PROBES, 2):
         row = next(i for i, line in enumerate(lines) if line.startswith(probe.line_startswith))
         edited = lines.copy()
         edited[row] = probe.keep
-        uri = f"file://{example.parent}/demo_{n}_{example.name}"
-        server.open(uri, "\n".join(edited))
+        server.replace(uri, version, "\n".join(edited))
         t = time.perf_counter()
         items = await server.inline(uri, row, len(probe.keep))
         ms = (time.perf_counter() - t) * 1000
@@ -89,8 +92,7 @@ async def run(server_args: list[str], example: Path) -> int:
         print(f"  {k}  {probe.keep}{color(text, GREEN)}")
     print()
 
-    uri = f"file://{example}"
-    server.open(uri, original)
+    server.replace(uri, len(PROBES) + 2, original)
     row = next(i for i, line in enumerate(lines) if line.startswith("def polygon_perimeter"))
     t = time.perf_counter()
     client = server.client
