@@ -183,6 +183,12 @@ def test_a_reload_with_a_broken_config_keeps_the_model_in_use(server: Wire, chec
     server.open("file:///work/after_reload.py", "def square(x):\n    return \n")
     assert "result" in server.inline("file:///work/after_reload.py", 1, 11)
     server.notify("workspace/didChangeConfiguration", {"settings": {"codellama": {"model": None}}})
+    # That reloads the demo model: the module's later tests share this server and expect it ready.
+    for _ in range(600):
+        if (now := status(server))["model"] == "embedded demo" and now["state"] == "ready" and not now["error"]:
+            break
+        time.sleep(0.1)
+    assert now["state"] == "ready" and not now["error"], now
 
 
 # -- fault injection ------------------------------------------------------------------------------------
