@@ -108,7 +108,8 @@ def test_a_tab_after_code_is_healed_not_dropped(engine: Engine) -> None:
     # Before: a tab is spelled only by its byte piece, which healing did not index, so the model went its
     # own way and the completion, not starting with the tab, was dropped: a trailing tab never completed.
     assert engine.pieces.allowed("\t") == [engine.tokenizer.sp.piece_to_id("<0x09>")]
-    text = "def f(a, b):\n    x = compute(a, b)\t\n    return x\n"
+    # Tab-aligned comments: the demo model writes on after the tab (after `compute(a, b)\t` it ends the line).
+    text = "import os\n\nroot = os.getcwd()\t# where we start\nhome = os.getcwd()\t\n"
     for tail in ("\t", " \t"):
         line_end = text.index("\t\n")
         case = text[:line_end] + tail + text[line_end + 1:]

@@ -178,7 +178,7 @@ async def test_no_suggestion_inside_a_word_unless_asked(client: LanguageClient) 
     await ready(client)
     text = "import os\n\nfor name in os.listdir('.'):\n    print(os.path.getsize(name))\n"
     open_doc(client, text)
-    typed = "    print(os.pa"  # the cursor in `os.pa|th.getsize`, where the model writes `th.join(name))`
+    typed = "    print(os.pa"  # the cursor in `os.pa|th.getsize`, where the demo model writes `th.join(name, name))`
     settings = Settings(model=str(DEMO_MODEL_DIR))
     whole = complete(load_engine(settings), text, text.index(typed) + len(typed), settings, timed=False)
     assert whole is not None  # the model has something to say here ...
