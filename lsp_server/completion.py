@@ -23,8 +23,8 @@ from model.tokenizer import Tokenizer, infill_prompt
 
 from .context import FimContext, build_context
 from .settings import Settings
-from .shaping import (block_indent, completion_mode, drop_partial_word, looping, make_stop, next_suffix_line,
-                      repetition_start, shape)
+from .shaping import (block_indent, completion_mode, drop_partial_word, framing_start, looping, make_stop,
+                      next_suffix_line, repetition_start, shape)
 from .text import split_lines
 
 if TYPE_CHECKING:
@@ -253,7 +253,7 @@ def prepare(engine: Backend, text: str, offset: int, settings: Settings, *, extr
 
     def stop(generated: str) -> bool:
         generated = generated[len(healed):]  # healing guarantees the text begins with `healed`
-        return block_end(generated) or looping(generated)
+        return block_end(generated) or looping(generated) or framing_start(generated, before) is not None
 
     recall = recall_tokens(engine.tokenizer, text, ctx) if engine.recalls else ()
     return Prepared(mode, healed, ctx, prompt, stop, recall, (time.perf_counter() - t0) * 1000)

@@ -14,6 +14,7 @@ window, so the window never exceeds its budget.
 from __future__ import annotations
 
 import bisect
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
@@ -29,6 +30,8 @@ __all__ = [
     "TokenCounter",
     "build_context",
     "comment_syntax",
+    "context_header",
+    "is_context_header",
 ]
 
 CountTokens = Callable[[str], int]
@@ -333,6 +336,23 @@ def comment_syntax(language_id: str) -> tuple[str, str]:
     return _COMMENT_SYNTAX.get(language_id.lower(), _SLASH)
 
 
+def context_header(language_id: str, path: str) -> str:
+    """The comment line that opens a file's code in the other-file context: ``# Path: util.py``."""
+    opener, closer = comment_syntax(language_id)
+    return f"{opener} Path: {path}{closer}\n"
+
+
+# The start of such a header in any language's comment syntax, indented or not.
+_CONTEXT_HEADER = re.compile(r"[ \t]*(?:{}) Path: ".format("|".join(
+    re.escape(opener) for opener in sorted({o for o, _ in _COMMENT_SYNTAX.values()} | {_SLASH[0]}, key=len,
+                                           reverse=True))))
+
+
+def is_context_header(line: str) -> bool:
+    """Whether ``line`` begins like a header of the other-file context (any language's)."""
+    return _CONTEXT_HEADER.match(line) is not None
+
+
 def _family(language_id: str) -> str:
     lid = language_id.lower()
     return _FAMILY.get(lid, lid)
@@ -432,8 +452,7 @@ class ExtraContext:
                 break
             if chunk.uri == exclude_uri or _family(chunk.language_id) != family:
                 continue
-            opener, closer = comment_syntax(chunk.language_id)
-            header = f"{opener} Path: {self._display_path(chunk.uri)}{closer}\n"
+            header = context_header(chunk.language_id, self._display_path(chunk.uri))
             # The trailing blank line is charged like any other line.
             fixed = counter(header) + _line_cost(counter, "")
             rendered = _fit_lines(chunk, counter, remaining - fixed)

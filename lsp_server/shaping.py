@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
+from .context import is_context_header
 from .text import split_lines
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "TAB_WIDTH",
     "block_indent",
     "completion_mode",
+    "framing_start",
     "indent_width",
     "looping",
     "make_stop",
@@ -267,7 +269,8 @@ def shape(
 ) -> Shaped | None:
     """Shape the model's raw middle for display; None if nothing is left.
 
-    In order: normalize newlines (nothing else: "<EOT>" spelled out is code); single mode keeps the
+    In order: normalize newlines (nothing else: "<EOT>" spelled out is code); cut where the model
+    starts copying the prompt's other-file framing (:func:`framing_start`); single mode keeps the
     first line, multi mode cuts at the end of the block (dedent, a repeat of
     the next suffix line, a blank-line pair) and at ``max_lines``; trim
     trailing whitespace; drop an end that duplicates the start of the suffix;
@@ -279,6 +282,7 @@ def shape(
     prefix_lines = split_lines(prefix)
     line_before = prefix_lines[-1]
     rest_of_line = split_lines(suffix)[0]
+    text = text[:framing_start(text, line_before)]
 
     if mode == "multi":
         text = _cut_multi(text, prefix=prefix, suffix=suffix, max_lines=max_lines)
@@ -292,6 +296,22 @@ def shape(
     if not text.strip():
         return None
     return Shaped(text=text, replace_chars=_closer_overlap(text, rest_of_line, line_before))
+
+
+def framing_start(text: str, line_before_cursor: str) -> int | None:
+    """Where `text` starts a line that opens another file as the prompt's other-file context does
+    (``# Path: util.py``), or None.
+
+    A model that writes one is imitating the prompt, not this file: what follows is another file's code.
+    The first line counts only on a line blank before the cursor (it is then the line's start).
+    """
+    start = 0
+    for i, line in enumerate(text.split("\n")):
+        if (i > 0 or not line_before_cursor.strip()) and is_context_header(line_before_cursor + line if i == 0
+                                                                            else line):
+            return start
+        start += len(line) + 1
+    return None
 
 
 def _clean_raw(raw: str) -> str:

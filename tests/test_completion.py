@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import pytest
 
+import torch
+
 from lsp_server.completion import (budgets, fitting_infill_prompt, healing_text, inside_a_word, line_around,
-                                   recall_tokens)
+                                   prepare, recall_tokens)
 from lsp_server.context import FimContext
 from lsp_server.settings import Settings
-from model.loader import DEMO_MODEL_DIR
+from model.engine import Engine
+from model.loader import DEMO_MODEL_DIR, load_model
 from model.tokenizer import Tokenizer
 
 TOKENIZER = Tokenizer(DEMO_MODEL_DIR / "tokenizer.model")
@@ -87,3 +90,15 @@ def test_an_infill_prompt_too_long_for_the_context_loses_whole_lines_at_its_far_
     assert "value_0 =" not in text and "def area(w, h):" in text  # the start went, the cursor's side stayed
     assert "return w * h" in text and "print(value_399)" not in text
     assert fitting_infill_prompt(TOKENIZER, 1024, prefix, suffix, 1024, "spm") is None  # no room at all
+
+
+def test_generation_stops_where_the_model_copies_the_other_files_framing() -> None:
+    model, tokenizer = load_model(None, device=torch.device("cpu"), dtype=torch.float32, quant="none")
+    engine = Engine(model, tokenizer, context_length=1024)
+    extra = "# Path: /p/util.py\nVALUE = 1\n\n"
+    for text, healed, indent in (("x = 1\n", "", ""), ("def f():\n    return ", " ", "    ")):
+        prepared = prepare(engine, text, len(text), Settings(line_policy="multi"), extra=extra)
+        assert prepared is not None and prepared.healed == healed
+        assert not prepared.stop(f"{healed}y = 2\n{indent}")
+        assert prepared.stop(f"{healed}y = 2\n{indent}# Path: ")  # as soon as the header's start is written
+        assert not prepared.stop(f"{healed}y = 2\n{indent}# Pathological")

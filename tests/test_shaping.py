@@ -11,6 +11,7 @@ from lsp_server.shaping import (
     next_suffix_line,
     opens_block,
     drop_partial_word,
+    framing_start,
     looping,
     repetition_start,
     shape,
@@ -195,6 +196,28 @@ def test_crlf_cleaned_and_spelled_out_markers_kept() -> None:
     assert shape('"<s>" + text + "</s>";', prefix="  return ", suffix="\n}", mode="single") == \
         Shaped('"<s>" + text + "</s>";', 0)
     assert shape('"<EOT>")', prefix="stop = (", suffix=")\n", mode="single") == Shaped('"<EOT>")', 1)
+
+
+@pytest.mark.parametrize("text, line_before, expected", [
+    # A model that writes the prompt's framing for other files goes on with another file's code: the user saw
+    # `# Path: /p/emoji.py` and that file's first line below a completion.
+    ("x = 1\n# Path: /p/emoji.py\ns = 'ok'", "", 6),
+    ("# Path: util.py\nA = 1", "", 0),
+    ("Path: util.py", "    # ", None),  # the user is writing this comment, the model finishes it
+    ("return x\n    // Path: web/app.js", "    ", 9),  # indented, another comment syntax
+    ("x = 1\n<!-- Path: a.html -->", "", 6),
+    ("x = 1\n# The Path: of least resistance", "", None),
+    ("x = Path: 1", "", None),
+])
+def test_framing_start(text: str, line_before: str, expected: int | None) -> None:
+    assert framing_start(text, line_before) == expected
+
+
+def test_a_copy_of_the_context_framing_is_cut() -> None:
+    got = shape("if ok:\n        return 1\n\n# Path: /p/other.py\nimport os", prefix="def f(ok):\n    ",
+                suffix="", mode="multi")
+    assert got == Shaped("if ok:\n        return 1", 0)
+    assert shape("# Path: /p/other.py\nimport os", prefix="x = 1\n", suffix="", mode="multi") is None
 
 
 def test_multi_python_function_body_dedent() -> None:
