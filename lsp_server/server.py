@@ -267,22 +267,35 @@ class CodeLlamaServer(LanguageServer):
             log.exception("extra context left out")
             return ""
 
-    async def suggest(self, uri: str, position: types.Position, *, invoked: bool = False
-                      ) -> tuple[Document, list[Shaped]] | None:
-        """The shaped suggestions at `position`, best first, from the cache or the model; None when there are
-        none.
+    async def suggest(self, uri: str, position: types.Position, *, invoked: bool = False,
+                      selected: types.SelectedCompletionInfo | None = None) -> list[Offer] | None:
+        """The suggestions at `position`, best first, from the cache or the model; None when there are none.
 
         invoked: the user asked (Alt+\\, Ctrl+Space) and is waiting for this answer: no debounce, no
         wall-clock cut (maxTokens bounds it, a newer request still cancels it), and up to invokedSuggestions
         different suggestions to cycle through. Suggestions made as the user types are one, from the cache
         when it has one, and stop at timeBudgetMs.
+        selected: the item selected in the editor's completion menu. The model completes the document as it
+        would be with that item accepted, and each suggestion begins with the item's text and replaces its
+        range: an editor shows ghost text then only where it extends the selected item (LSP 3.18).
         """
         doc = await self.document(uri)
         if doc is None or not self.serves(doc):
             return None
         t0 = time.perf_counter()
         text = doc.text
-        offset = doc.offset_at(position)
+        offset = start = end = doc.offset_at(position)
+        lead = ""
+        if selected is not None:
+            start, end = doc.offset_at(selected.range.start), doc.offset_at(selected.range.end)
+            if start > end:
+                return None
+            text, offset, lead = text[:start] + selected.text + text[end:], start + len(selected.text), selected.text
+
+        def offers(found: list[Shaped]) -> list[Offer]:
+            return [Offer(lead + s.text, types.Range(doc.position_at(start), doc.position_at(end + s.replace_chars)))
+                    for s in found]
+
         if not invoked and inside_a_word(text, offset):
             return None
         prefix, suffix = text[:offset], text[offset:]
@@ -294,7 +307,7 @@ class CodeLlamaServer(LanguageServer):
                            mode="multi" if "\n" in cached else "single")
             self.stats.record((time.perf_counter() - t0) * 1000, cache_hit=True)
             log.debug("completion from cache in %.2fms", (time.perf_counter() - t0) * 1000)
-            return (doc, [shaped]) if shaped else None
+            return offers([shaped]) if shaped else None
         if self.settings.debounce_ms and not invoked:
             flag = self.worker.submit(uri, lambda engine, cancel: None)[1]  # supersedes older jobs now
             await asyncio.sleep(self.settings.debounce_ms / 1000)
@@ -324,7 +337,7 @@ class CodeLlamaServer(LanguageServer):
             return None
         if suggestions[0].stop_reason != "deadline":  # a half answer from a busy moment is not served again
             self.cache.put(prefix, suffix, suggestions[0].text)
-        return doc, [Shaped(s.text, s.replace_chars) for s in suggestions]
+        return offers([Shaped(s.text, s.replace_chars) for s in suggestions])
 
     def completion_documentation(self, text: str) -> str | types.MarkupContent:
         """A completion item's full text: a Markdown code block where the client reads Markdown there, else
@@ -384,10 +397,12 @@ class CodeLlamaServer(LanguageServer):
             self.apply_settings(result[0])
 
 
-def replace_range(doc: Document, position: types.Position, replace_chars: int) -> types.Range:
-    """The range a suggestion replaces: from the cursor over `replace_chars` characters of its line."""
-    offset = doc.offset_at(position)
-    return types.Range(doc.position_at(offset), doc.position_at(offset + replace_chars))
+@dataclasses.dataclass(frozen=True)
+class Offer:
+    """A suggestion as the client applies it: `text` replaces `range` (the cursor, plus the closers right of
+    it that the suggestion types over, plus the selected completion item it extends)."""
+    text: str
+    range: types.Range
 
 
 def create_server(settings: Settings) -> CodeLlamaServer:
@@ -437,24 +452,18 @@ def create_server(settings: Settings) -> CodeLlamaServer:
     async def inline_completion(ls: CodeLlamaServer, params: types.InlineCompletionParams
                                 ) -> types.InlineCompletionList | None:
         invoked = params.context.trigger_kind == types.InlineCompletionTriggerKind.Invoked
-        found = await ls.suggest(params.text_document.uri, params.position, invoked=invoked)
-        if found is None:
-            return types.InlineCompletionList(items=[])
-        doc, suggestions = found
+        offers = await ls.suggest(params.text_document.uri, params.position, invoked=invoked,
+                                  selected=params.context.selected_completion_info)
         return types.InlineCompletionList(items=[
-            types.InlineCompletionItem(insert_text=s.text, range=replace_range(doc, params.position, s.replace_chars))
-            for s in suggestions])
+            types.InlineCompletionItem(insert_text=o.text, range=o.range) for o in offers or ()])
 
     @ls.feature(types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions(trigger_characters=[".", "("]))
     async def completion(ls: CodeLlamaServer, params: types.CompletionParams) -> types.CompletionList:
         invoked = params.context is not None and params.context.trigger_kind == types.CompletionTriggerKind.Invoked
-        found = await ls.suggest(params.text_document.uri, params.position, invoked=invoked)
-        if found is None:
-            return types.CompletionList(is_incomplete=True, items=[])
-        doc, suggestions = found
+        offers = await ls.suggest(params.text_document.uri, params.position, invoked=invoked)
         items = []
-        for rank, s in enumerate(suggestions):
-            text, rng = s.text, replace_range(doc, params.position, s.replace_chars)
+        for rank, offer in enumerate(offers or ()):
+            text, rng = offer.text, offer.range
             items.append(types.CompletionItem(
                 label=text.strip().split("\n", 1)[0][:60] or text, kind=types.CompletionItemKind.Snippet,
                 detail="codellama", documentation=ls.completion_documentation(text),

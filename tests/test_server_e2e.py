@@ -187,6 +187,29 @@ async def test_no_suggestion_inside_a_word_unless_asked(client: LanguageClient) 
     assert asked[0].insert_text == whole.text  # asked for, it is shown
 
 
+async def test_a_suggestion_extends_the_item_selected_in_the_completion_menu(client: LanguageClient) -> None:
+    await ready(client)
+    text = "import os\n\nfor name in os.listdir('.'):\n    print(os.pa)\n"
+    open_doc(client, text)
+    # The editor's completion menu (another language server's) has `path` selected, to replace `pa`.
+    menu = types.SelectedCompletionInfo(types.Range(types.Position(3, 13), types.Position(3, 15)), "path")
+    accepted = text.replace("os.pa)", "os.path)")  # the document as it would be with the item accepted
+    settings = Settings(model=str(DEMO_MODEL_DIR))
+    whole = complete(load_engine(settings), accepted, accepted.index("os.path)") + len("os.path"), settings,
+                     timed=False)
+    assert whole is not None
+    result = await client.text_document_inline_completion_async(types.InlineCompletionParams(
+        context=types.InlineCompletionContext(types.InlineCompletionTriggerKind.Invoked, menu),
+        text_document=types.TextDocumentIdentifier(URI), position=types.Position(3, 15)))
+    items = result.items if isinstance(result, types.InlineCompletionList) else result
+    assert items and items[0].insert_text == "path" + whole.text  # an editor shows only what extends the item
+    for item in items:
+        assert item.insert_text.startswith("path")
+        assert item.range.start == menu.range.start  # the item's range, and the closers typed over past it
+        assert item.range.end.character >= menu.range.end.character
+    assert items[0].range.end == types.Position(3, 15 + whole.replace_chars)
+
+
 async def test_asking_offers_different_suggestions_and_typing_one(client: LanguageClient) -> None:
     await ready(client)
     text = "import math\n\n\ndef circle_area(radius):\n    return \n"

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from lsp_server.completion import complete_alternatives, load_engine
+from lsp_server.completion import complete, complete_alternatives, load_engine
 from lsp_server.settings import Settings
 from model.loader import DEMO_MODEL_DIR
 
@@ -57,9 +57,10 @@ USER_SETTINGS = {
     "telemetry.telemetryLevel": "off",
     "extensions.autoCheckUpdates": False,
     "extensions.autoUpdate": False,
-    # Tab must accept the ghost text, not an item of the suggest widget.
+    # Tab must accept the ghost text, not an item of the suggest widget: the widget opens on Ctrl+Space only
+    # (where it offers the document's words, for the stage that selects one).
     "editor.quickSuggestions": {"other": "off", "comments": "off", "strings": "off"},
-    "editor.wordBasedSuggestions": "off",
+    "editor.wordBasedSuggestions": "currentDocument",
     "codellama.maxTokens": 32,
     # Later stages work on the text earlier ones accepted: what the model writes must not depend on how
     # busy the machine is (the 2 s default cuts completions short on a loaded one).
@@ -174,6 +175,7 @@ def test_extension_in_a_real_vscode(tmp_path: Path) -> None:
     assert "error" not in result, f"{result['error']}\n(failure.png in {out})\n--- output channel:\n{log}"
 
     check_ghost_text(result)
+    check_suggest_widget(result)
     check_docstrings(result)
     check_commands(result, log)
     # With inline suggestions off, the same suggestion comes as an item of the completion list.
@@ -199,6 +201,21 @@ def check_ghost_text(result: dict[str, Any]) -> None:
     expected = [s.text for s in complete_alternatives(load_engine(settings), before, cut, settings, 3)]
     following = result["nextGhost"]
     assert expected[:2] == [shown, following["inline"] + "".join("\n" + line for line in following["lines"])]
+
+
+def check_suggest_widget(result: dict[str, Any]) -> None:
+    """With `area` selected in the suggest widget after `x = ar`, ghost text showed the model's completion of
+    `x = area`; Tab took the item, Tab again the rest."""
+    assert result["ghostWithMenu"]["inline"], result["ghostWithMenu"]
+    before = result["beforeMenu"]
+    start = before.index("x = ar") + len("x = ")
+    accepted = before[:start] + "area" + before[start + 2:]
+    cursor = start + len("area")
+    settings = Settings(model=str(DEMO_MODEL_DIR), max_tokens=32)
+    at_cursor = complete(load_engine(settings), before, start + 2, settings, timed=False)
+    assert at_cursor is None or not ("ar" + at_cursor.text).startswith("area")  # the item's own test case
+    rest = complete(load_engine(settings), accepted, cursor, settings, timed=False)
+    assert rest is not None and result["afterMenu"] == accepted[:cursor] + rest.text + accepted[cursor:]
 
 
 def check_docstrings(result: dict[str, Any]) -> None:

@@ -174,6 +174,25 @@ async function main() {
     result.afterAccept = await saveAndRead();
   });
 
+  await stage('ghost text extends the item selected in the suggest widget', async () => {
+    await page.keyboard.press('Control+End');
+    await page.keyboard.type('\nx = ar', { delay: 50 }); // the demo model goes on with `ange(0)` here
+    result.beforeMenu = await saveAndRead();
+    await page.keyboard.press('Control+Space'); // word-based suggestions: `area` is selected
+    const selected = page.locator('.suggest-widget .monaco-list-row.focused');
+    await waitFor('`area` selected in the suggest widget', async () => (await selected.textContent()).includes('area'), 15000);
+    // VS Code shows ghost text beside the widget only where it extends the selected item: the server must
+    // complete `x = area`, not `x = ar`.
+    await waitFor('ghost text beside the suggest widget', ghostShown, 30000);
+    result.ghostWithMenu = await ghostText();
+    await page.keyboard.press('Tab'); // accepts the selected item; the ghost text goes on from it
+    await waitFor('the suggest widget to close', async () => !(await page.locator('.suggest-widget.visible').count()), 5000);
+    await waitFor('ghost text after the item', ghostShown, 30000);
+    await page.keyboard.press('Tab');
+    await waitFor('the ghost text to be gone', async () => !(await ghostShown()), 5000);
+    result.afterMenu = await saveAndRead();
+  });
+
   await stage('code action writes a docstring', async () => {
     const row = await goToLineStarting('def add(a, b)');
     await page.keyboard.press('Control+Period');
@@ -234,7 +253,9 @@ async function main() {
 
   await stage('completion list when ghost text is off', async () => {
     const settings = JSON.parse(fs.readFileSync(USER_SETTINGS, 'utf8'));
-    fs.writeFileSync(USER_SETTINGS, JSON.stringify({ ...settings, 'editor.inlineSuggest.enabled': false }, null, 2));
+    // Word-based items would fill the list before the model's (it only has the model's to show).
+    const off = { 'editor.inlineSuggest.enabled': false, 'editor.wordBasedSuggestions': 'off' };
+    fs.writeFileSync(USER_SETTINGS, JSON.stringify({ ...settings, ...off }, null, 2));
     // A fresh window reads the settings for certain (a running one notices the file at its own pace).
     await runCommand('Developer: Reload Window');
     await page.waitForTimeout(2000);
