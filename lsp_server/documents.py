@@ -11,6 +11,7 @@ import asyncio
 import logging
 import os
 import stat
+from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import unquote
 
@@ -122,3 +123,58 @@ def read_regular_file(path: str, limit: int) -> str:
     if len(data) > limit:  # it grew since fstat
         raise ValueError(f"more than the {limit} bytes read for files that are not open")
     return data.decode("utf-8")
+
+
+class Notebooks:
+    """The open notebooks' cells, in order (LSP 3.17 notebook sync). The cells' texts live in `Documents`
+    like any open document; this keeps which cells make up which notebook, so that a cell is completed
+    with the code around it (a cell alone has not seen the imports and names of the cells above)."""
+
+    def __init__(self) -> None:
+        self._cells: dict[str, list[types.NotebookCell]] = {}  # notebook URI -> its cells, in order
+        self._notebook_of: dict[str, str] = {}  # cell URI -> notebook URI
+
+    def open(self, notebook: types.NotebookDocument) -> None:
+        self._cells[unquote(notebook.uri)] = list(notebook.cells)
+        self._index(notebook.uri)
+
+    def change(self, notebook_uri: str, structure: types.NotebookDocumentCellChangeStructure | None,
+               data: Sequence[types.NotebookCell] = ()) -> None:
+        """Cells inserted, removed or moved (`structure.array`), and new kinds of cells (`data`)."""
+        cells = self._cells.get(unquote(notebook_uri))
+        if cells is None:
+            log.warning("notebook change for %s, which is not open: ignored", notebook_uri)
+            return
+        if structure is not None:
+            change = structure.array
+            for gone in cells[change.start:change.start + change.delete_count]:
+                self._notebook_of.pop(unquote(gone.document), None)
+            cells[change.start:change.start + change.delete_count] = list(change.cells or ())
+        by_uri = {unquote(cell.document): cell for cell in data}
+        cells[:] = [by_uri.get(unquote(cell.document), cell) for cell in cells]
+        self._index(notebook_uri)
+
+    def close(self, notebook_uri: str) -> None:
+        for cell in self._cells.pop(unquote(notebook_uri), ()):
+            self._notebook_of.pop(unquote(cell.document), None)
+
+    def _index(self, notebook_uri: str) -> None:
+        for cell in self._cells[unquote(notebook_uri)]:
+            self._notebook_of[unquote(cell.document)] = unquote(notebook_uri)
+
+    def around(self, cell_uri: str, documents: Documents) -> tuple[str, str]:
+        """The code cells before and after `cell_uri` in its notebook, in its language, as the text that
+        goes before and after the cell's own (cells apart by a blank line, as in a script); ("", "") for a
+        document that is no cell."""
+        notebook = self._notebook_of.get(unquote(cell_uri))
+        if notebook is None or (cell := documents.get(cell_uri)) is None:
+            return "", ""
+        above: list[str] = []
+        below: list[str] | None = None  # until the cell itself comes
+        for entry in self._cells[notebook]:
+            if unquote(entry.document) == unquote(cell_uri):
+                below = []
+            elif entry.kind == types.NotebookCellKind.Code and (doc := documents.get(entry.document)) is not None \
+                    and doc.language_id == cell.language_id and doc.text.strip():
+                (above if below is None else below).append(doc.text.rstrip("\n"))
+        return "".join(f"{text}\n\n\n" for text in above), "".join(f"\n\n\n{text}" for text in below or ())

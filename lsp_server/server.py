@@ -30,7 +30,7 @@ from .completion import (Suggestion, complete, complete_alternatives, infill_tex
                          model_dir)
 from .context import ExtraContext
 from .docstring import DocEdit, DocTarget, find_target, generate_docstring
-from .documents import Document, Documents, encoding_named, read_document
+from .documents import Document, Documents, Notebooks, encoding_named, read_document
 from .metrics import LatencyStats
 from .outage import OutageNotice
 from .protocol import CodeLlamaProtocol
@@ -108,16 +108,21 @@ def lenient_converter() -> Converter:
     return converter
 
 
+# Every cell of every notebook: a cell is completed with the code cells around it (Notebooks.around).
+NOTEBOOK_SYNC = types.NotebookDocumentSyncOptions([types.NotebookDocumentFilterWithNotebook(notebook="*")])
+
+
 class CodeLlamaServer(LanguageServer):
     protocol: CodeLlamaProtocol  # made by pygls from protocol_cls
 
     def __init__(self, settings: Settings) -> None:
         super().__init__("codellama-lsp", __version__, protocol_cls=CodeLlamaProtocol,
-                         converter_factory=lenient_converter)
+                         converter_factory=lenient_converter, notebook_document_sync=NOTEBOOK_SYNC)
         self.settings = settings
         self.loaded: Settings | None = None  # the settings the model in use was loaded with
         self.worker = ModelWorker()
         self.documents = Documents()
+        self.notebooks = Notebooks()
         self.cache = CompletionCache()
         self.extra = ExtraContext()
         self.stats = LatencyStats()
@@ -292,6 +297,9 @@ class CodeLlamaServer(LanguageServer):
                 return None
             text, offset, lead = text[:start] + selected.text + text[end:], start + len(selected.text), selected.text
 
+        head, tail = self.notebooks.around(uri, self.documents)  # a notebook cell: the code cells around it
+        text, offset = head + text + tail, offset + len(head)
+
         def offers(found: list[Shaped]) -> list[Offer]:
             return [Offer(lead + s.text, types.Range(doc.position_at(start), doc.position_at(end + s.replace_chars)))
                     for s in found]
@@ -447,6 +455,32 @@ def create_server(settings: Settings) -> CodeLlamaServer:
     def did_close(ls: CodeLlamaServer, params: types.DidCloseTextDocumentParams) -> None:
         # Its chunks stay in the extra context's ring buffer: recently seen code is still good context.
         ls.documents.close(params.text_document.uri)
+
+    # Notebooks: their cells are open documents, and the notebook says in which order they come.
+    @ls.feature(types.NOTEBOOK_DOCUMENT_DID_OPEN)
+    def notebook_did_open(ls: CodeLlamaServer, params: types.DidOpenNotebookDocumentParams) -> None:
+        for cell in params.cell_text_documents:
+            ls.documents.open(cell)
+        ls.notebooks.open(params.notebook_document)
+
+    @ls.feature(types.NOTEBOOK_DOCUMENT_DID_CHANGE)
+    def notebook_did_change(ls: CodeLlamaServer, params: types.DidChangeNotebookDocumentParams) -> None:
+        if (cells := params.change.cells) is None:
+            return  # the notebook's metadata only
+        if structure := cells.structure:
+            for item in structure.did_open or ():
+                ls.documents.open(item)
+            for gone in structure.did_close or ():
+                ls.documents.close(gone.uri)
+        ls.notebooks.change(params.notebook_document.uri, structure, cells.data or ())
+        for content in cells.text_content or ():
+            ls.documents.change(types.DidChangeTextDocumentParams(content.document, content.changes))
+
+    @ls.feature(types.NOTEBOOK_DOCUMENT_DID_CLOSE)
+    def notebook_did_close(ls: CodeLlamaServer, params: types.DidCloseNotebookDocumentParams) -> None:
+        ls.notebooks.close(params.notebook_document.uri)
+        for cell in params.cell_text_documents:
+            ls.documents.close(cell.uri)
 
     @ls.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
     async def inline_completion(ls: CodeLlamaServer, params: types.InlineCompletionParams

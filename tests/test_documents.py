@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from lsprotocol import types
 
-from lsp_server.documents import Documents, read_regular_file
+from lsp_server.documents import Documents, Notebooks, read_regular_file
 from lsp_server.text import code_units, offset_at, position_at
 
 ENCODINGS = ["utf-8", "utf-16", "utf-32"]
@@ -121,3 +121,25 @@ def test_reading_files_that_are_not_regular_never_blocks(tmp_path: Path) -> None
     crlf = tmp_path / "crlf.py"
     crlf.write_bytes(b"a\r\nb\r")
     assert read_regular_file(str(crlf), 100) == "a\r\nb\r"  # no newline translation: offsets as the editor's
+
+
+def test_a_cell_is_framed_by_the_code_cells_of_its_language() -> None:
+    documents, notebooks = Documents(), Notebooks()
+    code, markup = types.NotebookCellKind.Code, types.NotebookCellKind.Markup
+    cells = [(code, "python", "import numpy as np\n"), (markup, "markdown", "# Plot"), (code, "r", "x <- 1"),
+             (code, "python", "   \n"), (code, "python", "y = np."), (code, "python", "print(y)\n")]
+    for n, (_, language, text) in enumerate(cells):
+        documents.open(types.TextDocumentItem(f"cell:{n}", language, 1, text))
+    notebooks.open(types.NotebookDocument("file:///nb.ipynb", "jupyter-notebook", 1,
+                                          [types.NotebookCell(kind, f"cell:{n}") for n, (kind, _, _) in enumerate(cells)]))
+    # Markdown, another language and blank cells are left out; cells are a script's blocks apart.
+    assert notebooks.around("cell:4", documents) == ("import numpy as np\n\n\n", "\n\n\nprint(y)")
+    assert notebooks.around("file:///other.py", documents) == ("", "")
+    # Cells moved: the last one to the front.
+    notebooks.change("file:///nb.ipynb", types.NotebookDocumentCellChangeStructure(
+        types.NotebookCellArrayChange(5, 1)))
+    notebooks.change("file:///nb.ipynb", types.NotebookDocumentCellChangeStructure(
+        types.NotebookCellArrayChange(0, 0, [types.NotebookCell(code, "cell:5")])))
+    assert notebooks.around("cell:4", documents) == ("print(y)\n\n\nimport numpy as np\n\n\n", "")
+    notebooks.close("file:///nb.ipynb")
+    assert notebooks.around("cell:4", documents) == ("", "")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 import asyncio
 import sys
-from typing import Union
+from typing import Any, Union
 
 import pytest
 import pytest_lsp
@@ -46,6 +46,7 @@ async def inline(client: LanguageClient, line: int, character: int, uri: str = U
 
 def capabilities(encodings: list[str] | None = None, resolve: bool = True) -> types.ClientCapabilities:
     return types.ClientCapabilities(
+        notebook_document=types.NotebookDocumentClientCapabilities(types.NotebookDocumentSyncClientCapabilities()),
         general=types.GeneralClientCapabilities(position_encodings=encodings) if encodings else None,
         window=types.WindowClientCapabilities(work_done_progress=True),
         workspace=types.WorkspaceClientCapabilities(configuration=True, apply_edit=True),
@@ -208,6 +209,54 @@ async def test_a_suggestion_extends_the_item_selected_in_the_completion_menu(cli
         assert item.range.start == menu.range.start  # the item's range, and the closers typed over past it
         assert item.range.end.character >= menu.range.end.character
     assert items[0].range.end == types.Position(3, 15 + whole.replace_chars)
+
+
+NOTEBOOK = "file:///work/analysis.ipynb"
+CIRCLES = "import math\n\n\ndef circle_area(radius):\n    return math.pi * radius ** 2\n"
+
+
+def cell(n: int) -> str:
+    return f"vscode-notebook-cell:/work/analysis.ipynb#W{n}sZmlsZQ%3D%3D"
+
+
+async def test_a_notebook_cell_is_completed_with_the_code_cells_around_it(client: LanguageClient) -> None:
+    await ready(client)
+    code, markup = types.NotebookCellKind.Code, types.NotebookCellKind.Markup
+    cells = [(code, "python", CIRCLES), (markup, "markdown", "## Areas\n"), (code, "python", "area = math")]
+    client.notebook_document_did_open(types.DidOpenNotebookDocumentParams(
+        types.NotebookDocument(NOTEBOOK, "jupyter-notebook", 1, [types.NotebookCell(k, cell(n))
+                                                                for n, (k, _, _) in enumerate(cells)]),
+        [types.TextDocumentItem(cell(n), language, 1, text) for n, (_, language, text) in enumerate(cells)]))
+
+    def change(version: int, **cells: Any) -> None:
+        client.notebook_document_did_change(types.DidChangeNotebookDocumentParams(
+            types.VersionedNotebookDocumentIdentifier(version, NOTEBOOK),
+            types.NotebookDocumentChangeEvent(cells=types.NotebookDocumentCellChanges(**cells))))
+
+    change(2, text_content=[types.NotebookDocumentCellContentChanges(  # the user types "."
+        types.VersionedTextDocumentIdentifier(2, cell(2)), [types.TextDocumentContentChangePartial(
+            types.Range(types.Position(0, 11), types.Position(0, 11)), ".")])])
+    settings = Settings(model=str(DEMO_MODEL_DIR))
+    engine = load_engine(settings)
+    typed = "area = math."
+    with_code_above = CIRCLES.rstrip("\n") + "\n\n\n" + typed
+    expected = complete(engine, with_code_above, len(with_code_above), settings, timed=False)
+    alone = complete(engine, typed, len(typed), settings, timed=False)
+    assert expected is not None and alone is not None and expected.text != alone.text  # the test can tell
+    asked = types.InlineCompletionTriggerKind.Invoked
+    assert (await inline(client, 0, 12, uri=cell(2), kind=asked))[0].insert_text == expected.text
+
+    # The first cell deleted: the cell has nothing above it; put back: the same answer as before.
+    change(3, structure=types.NotebookDocumentCellChangeStructure(
+        types.NotebookCellArrayChange(0, 1), did_close=[types.TextDocumentIdentifier(cell(0))]))
+    assert (await inline(client, 0, 12, uri=cell(2), kind=asked))[0].insert_text == alone.text
+    change(4, structure=types.NotebookDocumentCellChangeStructure(
+        types.NotebookCellArrayChange(0, 0, [types.NotebookCell(code, cell(3))]),
+        did_open=[types.TextDocumentItem(cell(3), "python", 1, CIRCLES)]))
+    assert (await inline(client, 0, 12, uri=cell(2), kind=asked))[0].insert_text == expected.text
+    client.notebook_document_did_close(types.DidCloseNotebookDocumentParams(
+        types.NotebookDocumentIdentifier(NOTEBOOK), [types.TextDocumentIdentifier(cell(n)) for n in (1, 2, 3)]))
+    assert await inline(client, 0, 12, uri=cell(2), kind=asked) == []  # closed, and no file on disk
 
 
 async def test_asking_offers_different_suggestions_and_typing_one(client: LanguageClient) -> None:

@@ -49,6 +49,19 @@ def area(width, height)
 def volume(x, y, z)
 '''
 TYPED_LINE = "def area(width, height):"
+CIRCLES = "import math\n\n\ndef circle_area(radius):\n    return math.pi * radius ** 2"
+NOTEBOOK = {  # nbformat 4: a code cell, a Markdown cell, and the code cell the user types in
+    "cells": [
+        {"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [],
+         "source": CIRCLES.splitlines(keepends=True)},
+        {"cell_type": "markdown", "metadata": {}, "source": ["## Areas"]},
+        {"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [], "source": ["area = math"]},
+    ],
+    "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+                 "language_info": {"name": "python"}},
+    "nbformat": 4,
+    "nbformat_minor": 5,
+}
 # Flags the settings must not override (the status shows them) and a log level given after `serve`.
 SERVER_ARGS = ["--model", str(DEMO_MODEL_DIR), "--log-level", "INFO"]
 USER_SETTINGS = {
@@ -131,6 +144,8 @@ def test_extension_in_a_real_vscode(tmp_path: Path) -> None:
     machine_settings.write_text(json.dumps({"codellama.serverPath": str(SERVER), "codellama.serverArgs": SERVER_ARGS}))
     sample = workspace / "sample.py"
     sample.write_text(SAMPLE, encoding="utf-8")
+    notebook = workspace / "analysis.ipynb"
+    notebook.write_text(json.dumps(NOTEBOOK, indent=1), encoding="utf-8")
     env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "xdg-config"), "XDG_DATA_HOME": str(tmp_path / "xdg-data")}
     code_server = [str(CODE_SERVER), "--user-data-dir", str(user_data), "--extensions-dir", str(extensions)]
     install = subprocess.run([*code_server, "--install-extension", str(vsix)], env=env, capture_output=True,
@@ -152,6 +167,7 @@ def test_extension_in_a_real_vscode(tmp_path: Path) -> None:
             "NODE_PATH": str(E2E),
             "CODELLAMA_URL": f"{url}/?folder={workspace}",
             "CODELLAMA_SAMPLE": str(sample),
+            "CODELLAMA_NOTEBOOK": str(notebook),
             "CODELLAMA_MACHINE_SETTINGS": str(machine_settings),
             "CODELLAMA_CHROMIUM": str(CHROMIUM),
             "CODELLAMA_OUT": str(out),
@@ -176,6 +192,7 @@ def test_extension_in_a_real_vscode(tmp_path: Path) -> None:
 
     check_ghost_text(result)
     check_suggest_widget(result)
+    check_notebook(result)
     check_docstrings(result)
     check_commands(result, log)
     # With inline suggestions off, the same suggestion comes as an item of the completion list.
@@ -216,6 +233,19 @@ def check_suggest_widget(result: dict[str, Any]) -> None:
     assert at_cursor is None or not ("ar" + at_cursor.text).startswith("area")  # the item's own test case
     rest = complete(load_engine(settings), accepted, cursor, settings, timed=False)
     assert rest is not None and result["afterMenu"] == accepted[:cursor] + rest.text + accepted[cursor:]
+
+
+def check_notebook(result: dict[str, Any]) -> None:
+    """In the notebook's last cell, `area = math.` was completed with the code cell above in the prompt (the
+    Markdown cell left out), and Tab wrote the suggestion into the cell."""
+    assert result["notebookGhost"]["inline"], result["notebookGhost"]
+    typed = "area = math."
+    settings = Settings(model=str(DEMO_MODEL_DIR), max_tokens=32)
+    above = CIRCLES + "\n\n\n" + typed
+    expected = complete(load_engine(settings), above, len(above), settings, timed=False)
+    alone = complete(load_engine(settings), typed, len(typed), settings, timed=False)
+    assert expected is not None and (alone is None or alone.text != expected.text)  # the cell above counts
+    assert result["notebookAfter"] == [CIRCLES, "## Areas", typed + expected.text], result["notebookAfter"]
 
 
 def check_docstrings(result: dict[str, Any]) -> None:

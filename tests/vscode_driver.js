@@ -15,6 +15,7 @@ const env = (name) => {
 };
 const OUT = env('CODELLAMA_OUT');
 const SAMPLE = env('CODELLAMA_SAMPLE');
+const NOTEBOOK = env('CODELLAMA_NOTEBOOK');
 const MACHINE_SETTINGS = env('CODELLAMA_MACHINE_SETTINGS');
 const USER_SETTINGS = path.join(path.dirname(MACHINE_SETTINGS), '..', 'User', 'settings.json');
 const STATUS_ITEM = '[id="codellama-lsp.codellama-lsp.codellama.status"]';
@@ -86,6 +87,17 @@ async function goToLineStarting(prefix) {
 /** The status bar's cursor position, "Ln 12, Col 20". */
 const cursorLabel = () => page.locator('[id="status.editor.selection"]').textContent({ timeout: 1000 });
 
+/** Open {file} with Quick Open, as a user would: the editor gets the workspace's own URI for it. */
+async function quickOpen(file) {
+  await page.keyboard.press('Control+P');
+  await page.waitForSelector('.quick-input-widget input', { state: 'visible' });
+  await page.keyboard.type(path.basename(file));
+  await waitFor(`${path.basename(file)} in Quick Open`, () =>
+    page.locator('.quick-input-list .monaco-list-row.focused').first().textContent().then((text) => text.includes(path.basename(file))),
+  );
+  await page.keyboard.press('Enter');
+}
+
 async function runCommand(title) {
   await page.keyboard.press('F1');
   await page.waitForSelector('.quick-input-widget input', { state: 'visible' });
@@ -121,13 +133,7 @@ async function main() {
     await page.goto(env('CODELLAMA_URL'));
     await page.waitForSelector('.monaco-workbench .part.statusbar', { timeout: 90000 });
     await waitFor('the workspace in the explorer', () => page.locator('.explorer-folders-view').isVisible(), 60000);
-    // Quick Open, as a user would: the editor gets the workspace's own URI for the file.
-    await page.keyboard.press('Control+P');
-    await page.keyboard.type(path.basename(SAMPLE));
-    await waitFor('the file in Quick Open', () =>
-      page.locator('.quick-input-list .monaco-list-row.focused').first().textContent().then((text) => text.includes(path.basename(SAMPLE))),
-    );
-    await page.keyboard.press('Enter');
+    await quickOpen(SAMPLE);
     await page.waitForSelector('.monaco-editor .view-lines', { timeout: 30000 });
     // Keystrokes before the inline completion provider is registered are never asked again.
     result.readyLabel = await waitForStatus('ready', 120000);
@@ -224,6 +230,25 @@ async function main() {
     await page.keyboard.press('Enter');
     await waitFor('a docstring under def scale', async () => ((await fileLines())[row + 1] ?? '').includes('"""'), 60000);
     result.afterContextMenu = await saveAndRead();
+  });
+
+  await stage('ghost text in a notebook cell, the cells above in its prompt', async () => {
+    await quickOpen(NOTEBOOK);
+    const cells = page.locator('.notebook-editor .cell-editor-container .monaco-editor .view-lines');
+    await waitFor("the notebook's code cells", async () => (await cells.count()) === 2, 30000);
+    await cells.last().click(); // the cell `area = math`
+    await page.keyboard.press('Control+End');
+    await page.keyboard.type('.', { delay: 50 });
+    await waitFor('ghost text in the cell', ghostShown, 30000);
+    result.notebookGhost = await ghostText();
+    await page.keyboard.press('Tab');
+    await waitFor('the ghost text to be gone', async () => !(await ghostShown()), 5000);
+    const saved = fs.readFileSync(NOTEBOOK, 'utf8');
+    await page.keyboard.press('Control+S');
+    await waitFor('the notebook saved', async () => fs.readFileSync(NOTEBOOK, 'utf8') !== saved, 10000);
+    result.notebookAfter = JSON.parse(fs.readFileSync(NOTEBOOK, 'utf8')).cells.map((cell) => [].concat(cell.source).join(''));
+    await quickOpen(SAMPLE); // back to the file the later stages edit
+    await page.waitForTimeout(500);
   });
 
   await stage('status, toggle and reload', async () => {

@@ -108,8 +108,10 @@ async function startClient(): Promise<void> {
     'Code Llama',
     { command: server.command, args: server.args, transport: TransportKind.stdio },
     {
-      // Every text document; the server filters with `codellama.disabledLanguages`.
-      documentSelector: [{ scheme: 'file' }, { scheme: 'untitled' }],
+      // Every text document and notebook cell; the server filters with `codellama.disabledLanguages`.
+      // Notebooks are synced as notebooks (the server asks for it), so a cell is completed with the
+      // code cells around it.
+      documentSelector: [{ scheme: 'file' }, { scheme: 'untitled' }, { scheme: 'vscode-notebook-cell' }],
       // No initializationOptions: the server asks for its settings (workspace/configuration, answered
       // by the middleware) right after starting, and would otherwise check and warn about them twice.
       outputChannel: output,
