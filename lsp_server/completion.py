@@ -23,8 +23,8 @@ from model.tokenizer import Tokenizer, infill_prompt
 
 from .context import FimContext, build_context
 from .settings import Settings
-from .shaping import (block_indent, completion_mode, drop_partial_word, framing_start, looping, make_stop,
-                      next_suffix_line, repetition_start, shape)
+from .shaping import (block_indent, completion_mode, drop_partial_line, drop_partial_word, drop_repeated_lines,
+                      framing_start, looping, make_stop, next_suffix_line, repetition_start, shape)
 from .text import split_lines
 
 if TYPE_CHECKING:
@@ -275,6 +275,8 @@ def generate(engine: Backend, prepared: Prepared, settings: Settings, *, cancel:
     raw = raw[:repetition_start(raw) or len(raw)]
     if gen.stop_reason in ("deadline", "max_tokens", "context"):
         raw = drop_partial_word(raw)  # cut mid-word: show whole words only
+        if mode == "multi":
+            raw = drop_repeated_lines(drop_partial_line(raw))  # and whole lines after the first, loops once
     shaped = shape(raw, prefix=ctx.prefix, suffix=ctx.suffix, mode=mode)
     t = gen.timings
     log.debug("completion mode=%s context=%.1fms prompt=%d cached=%d prefill=%.1fms first=%.1fms decode=%.1fms "

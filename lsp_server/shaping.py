@@ -26,6 +26,9 @@ __all__ = [
     "TAB_WIDTH",
     "block_indent",
     "completion_mode",
+    "drop_partial_line",
+    "drop_repeated_lines",
+    "drop_partial_word",
     "framing_start",
     "indent_width",
     "looping",
@@ -527,3 +530,21 @@ def drop_partial_word(text: str) -> str:
     while end and _is_word(text[end - 1]):
         end -= 1
     return text[:end]
+
+
+def drop_partial_line(text: str) -> str:
+    """A multi-line completion cut by its budget without its unfinished last line (half a statement is not
+    code to accept), unless that line is all there is."""
+    complete, _, _ = text.rpartition("\n")
+    return complete + "\n" if complete.strip() else text
+
+
+def drop_repeated_lines(text: str) -> str:
+    """A multi-line completion cut by its budget with its last line once, not repeated: the model was in a
+    loop that the budget ended before it could be told from code (`looping` needs eight copies)."""
+    body = text.rstrip("\n")
+    lines = body.split("\n")
+    keep = len(lines)
+    while keep > 1 and lines[keep - 1].strip() and lines[keep - 1] == lines[keep - 2]:
+        keep -= 1
+    return "\n".join(lines[:keep]) + text[len(body):]

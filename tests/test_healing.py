@@ -115,3 +115,20 @@ def test_a_tab_after_code_is_healed_not_dropped(engine: Engine) -> None:
         case = text[:line_end] + tail + text[line_end + 1:]
         suggestion = complete(engine, case, line_end + len(tail), Settings(), timed=False)
         assert suggestion is not None and suggestion.text.strip(), repr(tail)
+
+
+def test_a_multi_line_completion_cut_by_its_token_budget_ends_on_a_whole_line(engine: Engine) -> None:
+    text = "import os\n\n\ndef walk(top):\n    for root, dirs, files in os.walk(top):\n        \n"
+    offset = len(text) - 1
+    whole = complete(engine, text, offset, Settings(line_policy="multi"), timed=False)
+    assert whole is not None and "\n" in whole.text  # the model writes several lines here
+    cut = 0
+    for budget in range(4, 30, 3):
+        suggestion = complete(engine, text, offset, Settings(line_policy="multi", max_tokens=budget), timed=False)
+        if suggestion is not None and suggestion.stop_reason == "max_tokens":
+            cut += 1
+            # What is shown is whole lines of the unhurried answer (or its unfinished first line alone).
+            assert whole.text.startswith(suggestion.text), (budget, suggestion.text)
+            rest = whole.text[len(suggestion.text):]
+            assert rest == "" or rest.startswith("\n") or "\n" not in suggestion.text, (budget, suggestion.text)
+    assert cut >= 2

@@ -10,6 +10,8 @@ from lsp_server.shaping import (
     make_stop,
     next_suffix_line,
     opens_block,
+    drop_partial_line,
+    drop_repeated_lines,
     drop_partial_word,
     framing_start,
     looping,
@@ -412,3 +414,26 @@ def test_a_loop_that_goes_on_stops_generation(text: str) -> None:
 ])
 def test_drop_partial_word(text: str, expected: str) -> None:
     assert drop_partial_word(text) == expected
+
+
+@pytest.mark.parametrize("text,expected", [
+    # The loop the budget stopped in a user's file: its unfinished last copy is gone.
+    ("if ok:\n        dir, dirs = os.path.exists(dir):\n        dir, dirs =",
+     "if ok:\n        dir, dirs = os.path.exists(dir):\n"),
+    ("x = 1\n", "x = 1\n"),
+    ("x = compute(", "x = compute("),  # one line, unfinished: what single-line completions show
+    ("\n    return compute(", "\n    return compute("),  # nothing complete before it
+])
+def test_drop_partial_line(text: str, expected: str) -> None:
+    assert drop_partial_line(text) == expected
+
+
+@pytest.mark.parametrize("text,expected", [
+    # Cut by the budget at the third copy (the model would have written eight): one is shown.
+    ("if ok:\n    top.close()\n    top.close()\n    top.close()\n", "if ok:\n    top.close()\n"),
+    ("a = 1\nb = 2\n", "a = 1\nb = 2\n"),
+    ("x = [\n\n\n", "x = [\n\n\n"),  # blank lines are shaping's business
+    ("close()\nclose()", "close()"),
+])
+def test_drop_repeated_lines(text: str, expected: str) -> None:
+    assert drop_repeated_lines(text) == expected
