@@ -164,7 +164,7 @@ class Notebooks:
 
     def around(self, cell_uri: str, documents: Documents) -> tuple[str, str]:
         """The code cells before and after `cell_uri` in its notebook, in its language, as the text that
-        goes before and after the cell's own (cells apart by a blank line, as in a script); ("", "") for a
+        goes before and after the cell's own (two blank lines apart, as in a script); ("", "") for a
         document that is no cell."""
         notebook = self._notebook_of.get(unquote(cell_uri))
         if notebook is None or (cell := documents.get(cell_uri)) is None:
