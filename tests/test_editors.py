@@ -367,17 +367,18 @@ local function loading()
   result.statusline_after = codellama.statusline()
 end
 
---- Answer the next inlineCompletion request with {items} instead of asking the server: for items the
---- demo model does not make (a tab after text, non-ASCII words).
-local function answer_next_with(bufnr, items)
+--- Answer inlineCompletion requests with {items} instead of asking the server, until the function returned
+--- is called: for items the demo model does not make (a tab after text, non-ASCII words). Every request, not
+--- only the next: one made as the user types may come after the one asked for, and win.
+local function answer_with(bufnr, items)
   local client = require('codellama.lsp').get_client(bufnr)
   local request = client.request
   client.request = function(self, method, params, handler, ...)
     if method ~= 'textDocument/inlineCompletion' then return request(self, method, params, handler, ...) end
-    client.request = request
     vim.schedule(function() handler(nil, { items = items }) end)
     return true, -1
   end
+  return function() client.request = request end
 end
 
 --- The screen rows showing buffer lines {first}.. (1-based) and the {count} - 1 virtual lines after it.
@@ -404,13 +405,14 @@ local function rest_of_line()
   for _, probe in ipairs(vim.json.decode(vim.env.CODELLAMA_PROBES)) do
     local original = api.nvim_buf_get_lines(bufnr, 0, -1, false)
     api.nvim_win_set_cursor(0, { probe[1], probe[2] })
-    if probe[3] then answer_next_with(bufnr, { probe[3] }) end
+    local restore = probe[3] and answer_with(bufnr, { probe[3] })
     feed('i')
     local s = wait_until('ghost text', 40000, codellama.get_suggestion)
     local count = #vim.split(s.text, '\n', { plain = true })
     local shown = shown_rows(s.row + 1, count)
     feed(keymaps.accept)
     wait_until('accepted', 5000, function() return not codellama.is_visible() end)
+    if restore then restore() end
     local after = api.nvim_buf_get_lines(bufnr, s.row, s.row + count, false)
     table.insert(result.probes, { suggestion = s, shown = shown, after = after, after_shown = shown_rows(s.row + 1, count) })
     feed('<Esc>')
@@ -431,13 +433,14 @@ local function rest_of_line()
   api.nvim_win_set_cursor(0, { 1, 0 })
   feed('O')
   wait_until('Insert mode', 5000, function() return api.nvim_get_mode().mode == 'i' end)
-  answer_next_with(bufnr, { { insertText = 'größe_naïve = 1' } })
+  local restore = answer_with(bufnr, { { insertText = 'größe_naïve = 1' } })
   codellama.trigger()
   wait_until('ghost text', 5000, codellama.is_visible)
   feed(keymaps.accept_word)
   wait_until('word accepted', 5000, function() return api.nvim_get_current_line() ~= '' end)
   result.word_line = api.nvim_get_current_line()
   feed('<Esc>')
+  restore()
 end
 
 --- The user's own <Tab> mapping still works where the plugin does not take the key: with no suggestion,
