@@ -626,7 +626,7 @@ def test_nvim_inline_completion_with_the_real_server(tmp_path: Path, tiny_model_
     assert result["mode_after"] == "i"
 
     if screenshots := os.environ.get("CODELLAMA_SCREENSHOTS"):
-        save_screenshot(result, Path(screenshots) / "nvim-ghost-text.png")
+        save_screenshot(result, Path(screenshots).resolve() / "nvim-ghost-text.png")
 
     # Nothing shown: <Tab> falls back to an ordinary Tab (expandtab, softtabstop=4: 1 to 4 spaces).
     tab = result["tab_fallback"]
