@@ -310,8 +310,8 @@ def framing_start(text: str, line_before_cursor: str) -> int | None:
     """
     start = 0
     for i, line in enumerate(text.split("\n")):
-        if (i > 0 or not line_before_cursor.strip()) and is_context_header(line_before_cursor + line if i == 0
-                                                                            else line):
+        whole_line = line_before_cursor + line if i == 0 else line
+        if (i > 0 or not line_before_cursor.strip()) and is_context_header(whole_line):
             return start
         start += len(line) + 1
     return None
