@@ -36,7 +36,7 @@ from .outage import OutageNotice
 from .protocol import CodeLlamaProtocol
 from .settings import Settings, parse_settings
 from .shaping import Shaped, shape
-from .text import offset_at
+from .text import line_break_of, offset_at
 from .transport import serve_stdio, serve_tcp
 from .worker import CancelFlag, Cancelled, ModelWorker
 
@@ -300,8 +300,11 @@ class CodeLlamaServer(LanguageServer):
         head, tail = self.notebooks.around(uri, self.documents)  # a notebook cell: the code cells around it
         text, offset = head + text + tail, offset + len(head)
 
+        line_break = line_break_of(doc.text)  # a multi-line suggestion's lines end as the document's do
+
         def offers(found: list[Shaped]) -> list[Offer]:
-            return [Offer(lead + s.text, types.Range(doc.position_at(start), doc.position_at(end + s.replace_chars)))
+            return [Offer(lead + s.text.replace("\n", line_break),
+                          types.Range(doc.position_at(start), doc.position_at(end + s.replace_chars)))
                     for s in found]
 
         if not invoked and inside_a_word(text, offset):

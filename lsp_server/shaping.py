@@ -193,7 +193,9 @@ def _end_of_block(
                 return i - 1
             continue
         blank_run = 0
-        if target and stripped == target:
+        # A repeat of the next suffix line at its own depth: a `}` deeper than the suffix's closes a block
+        # the completion opened itself (`if (a) {` ... `  }`), and is kept.
+        if target and stripped == target and indent_width(full) == indent_width(next_line or ""):
             return i
         if i > 0 and indent_width(line) < block_indent:
             if (
@@ -413,10 +415,36 @@ def _closer_overlap(text: str, rest_of_line: str, line_before: str) -> int:
 
 
 _DIRECTIVE = re.compile(r"^\s*#\s*[a-z]+")
+# A Rust lifetime (`&'a`, `&'static`, `<'a>`), not a character or string literal: no quote to close.
+_LIFETIME = re.compile(r"'[A-Za-z_]\w*(?!['\w])")
+_TRIPLE_QUOTES = ('"""', "'''")
+
+
+def _quote_at(line: str, i: int) -> str | None:
+    """The quote that opens at ``line[i]``: a triple quote, a single quote character, or None (no quote,
+    or a lifetime's apostrophe)."""
+    if line.startswith(_TRIPLE_QUOTES, i):
+        return line[i:i + 3]
+    ch = line[i]
+    if ch not in _QUOTES:
+        return None
+    if ch == "'" and i > 0 and line[i - 1] in "&<" and _LIFETIME.match(line, i):
+        return None
+    return ch
+
+
+def _hash_comment(line: str, i: int) -> bool:
+    """Whether the ``#`` at ``line[i]`` starts a comment: not a C directive (``#include "...``), a Rust
+    attribute (``#[serde(rename = "...``) or a JavaScript private name (``this.#name = "...``)."""
+    if _DIRECTIVE.match(line):
+        return False
+    if line.startswith(("#[", "#!["), i):
+        return False
+    return not (i > 0 and (line[i - 1] == "." or _is_word(line[i - 1])))
 
 
 def _open_quote(line: str) -> str | None:
-    """Quote character of a string still open at the end of ``line``, if any.
+    """Quote (one character, or a triple quote) of a string still open at the end of ``line``, if any.
 
     Stops at a ``//`` or ``#`` comment (but ``#include "...`` is code).
     """
@@ -428,11 +456,15 @@ def _open_quote(line: str) -> str | None:
             if ch == "\\":
                 i += 2
                 continue
-            if ch == quote:
+            if line.startswith(quote, i):
+                i += len(quote)
                 quote = None
-        elif ch in _QUOTES:
-            quote = ch
-        elif (ch == "#" and not _DIRECTIVE.match(line)) or line.startswith("//", i):
+                continue
+        elif (q := _quote_at(line, i)) is not None:
+            quote = q
+            i += len(q)
+            continue
+        elif (ch == "#" and _hash_comment(line, i)) or line.startswith("//", i):
             return None  # comment: quotes after it are prose
         i += 1
     return quote
@@ -441,8 +473,8 @@ def _open_quote(line: str) -> str | None:
 def _closes_outer(text: str, open_quote: str | None) -> set[int]:
     """Indices in ``text`` of closers that close something opened before it.
 
-    Brackets with no opener inside ``text``, and the quote that ends a string
-    ``open_quote`` that was open at the cursor.
+    Brackets with no opener inside ``text``, and the quote (each of a triple quote's three) that ends a
+    string ``open_quote`` that was open at the cursor.
     """
     outer: set[int] = set()
     stack: list[str] = []
@@ -455,14 +487,18 @@ def _closes_outer(text: str, open_quote: str | None) -> set[int]:
             if ch == "\\":
                 i += 2
                 continue
-            if ch == quote:
+            if text.startswith(quote, i):
                 if from_outside:
-                    outer.add(i)
+                    outer.update(range(i, i + len(quote)))
+                i += len(quote)
                 quote, from_outside = None, False
-            elif ch == "\n" and quote != "`":
+                continue
+            if ch == "\n" and quote in ("'", '"'):
                 quote, from_outside = None, False
-        elif ch in _QUOTES:
-            quote, from_outside = ch, False
+        elif (q := _quote_at(text, i)) is not None:
+            quote, from_outside = q, False
+            i += len(q)
+            continue
         elif ch in "([{":
             stack.append(ch)
         elif ch in _CLOSE_BRACKETS:

@@ -111,6 +111,13 @@ async def test_crlf_document(client: LanguageClient) -> None:
     assert items
     assert items[0].range.start == types.Position(1, 11)
     assert "\r" not in items[0].insert_text
+    # A multi-line suggestion ends its lines as the document does: an editor may insert it as sent.
+    text = "for i in range(10):\r\n    \r\n"
+    open_doc(client, text, uri="file:///work/crlf_loop.py")
+    items = await inline(client, 1, 4, uri="file:///work/crlf_loop.py", kind=types.InlineCompletionTriggerKind.Invoked)
+    suggestions = [item.insert_text for item in items]
+    assert any("\n" in s for s in suggestions), suggestions
+    assert all(s.count("\r\n") == s.count("\n") == s.count("\r") for s in suggestions), suggestions
 
 
 async def test_type_through_answers_from_cache(client: LanguageClient) -> None:

@@ -437,3 +437,24 @@ def test_drop_partial_line(text: str, expected: str) -> None:
 ])
 def test_drop_repeated_lines(text: str, expected: str) -> None:
     assert drop_repeated_lines(text) == expected
+
+
+@pytest.mark.parametrize(("prefix", "raw"), [
+    ("function f(a) {\n  ", "if (a) {\n    return 1;\n  }\n  return 2;\n}\n"),
+    ("func sum(xs []int) int {\n\ts := 0\n\t", "for _, x := range xs {\n\t\ts += x\n\t}\n\treturn s\n}\n"),
+])
+def test_multi_nested_block_closer_is_not_the_suffix_repeat(prefix: str, raw: str) -> None:
+    # The `}` of a block the completion opened is deeper than the suffix's `}`: it is kept.
+    got = shape(raw, prefix=prefix, suffix="\n}\n", mode="multi")
+    assert got is not None and got.text == raw.rstrip("\n").rsplit("\n", 1)[0]
+
+
+@pytest.mark.parametrize(("prefix", "suffix", "raw", "replaced"), [
+    ('    this.#name = "', '";\n', 'Bob";', 2),  # a JavaScript private name is no comment
+    ('#[serde(rename = "', '")]\n', 'id")]', 3),  # nor is a Rust attribute
+    ("    let s: &'static str = foo(", ");\n", "bar);", 2),  # a lifetime opens no string
+    ("fn f<'a>(", ")\n", "x: &'a str)", 1),
+    ('    """', '"""\n', 'Summary."""', 3),  # a triple quote is closed whole
+])
+def test_closers_after_hash_lifetime_and_triple_quote(prefix: str, suffix: str, raw: str, replaced: int) -> None:
+    assert shape(raw, prefix=prefix, suffix=suffix, mode="single") == Shaped(raw, replaced)
