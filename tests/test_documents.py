@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from lsprotocol import types
 
-from lsp_server.documents import Documents, Notebooks, read_regular_file
+from lsp_server.documents import Documents, Notebooks, language_of, read_regular_file
 from lsp_server.text import code_units, offset_at, position_at
 
 ENCODINGS = ["utf-8", "utf-16", "utf-32"]
@@ -143,3 +143,11 @@ def test_a_cell_is_framed_by_the_code_cells_of_its_language() -> None:
     assert notebooks.around("cell:4", documents) == ("print(y)\n\n\nimport numpy as np\n\n\n", "")
     notebooks.close("file:///nb.ipynb")
     assert notebooks.around("cell:4", documents) == ("", "")
+
+
+@pytest.mark.parametrize(("path", "language"), [
+    ("/src/app.py", "python"), ("/src/App.TSX", "typescriptreact"), ("/src/lib.rs", "rust"),
+    ("/src/util.h", "c"), ("/src/Makefile", ""), ("/src/notes.txt", ""), ("/src/.py", ""),
+])
+def test_language_of_a_file_that_is_not_open(path: str, language: str) -> None:
+    assert language_of(path) == language

@@ -82,6 +82,8 @@ def test_unopened_documents_that_are_not_regular_files_cannot_freeze_the_server(
     assert status(server)["state"] == "ready"
     assert server.rss_kib() < 2 << 20  # nothing like /dev/zero's endless bytes was read
     assert items(server.inline(f"file://{readable}", 1, 11))  # a regular file is read and completed
+    # ... in its language, known by its extension: Python's docstring action is offered.
+    assert [a["title"] for a in code_action(server, f"file://{readable}", 0)] == ["Generate docstring for double"]
 
 
 # -- class 4: bad text in one document ------------------------------------------------------------------
