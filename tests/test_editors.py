@@ -409,12 +409,13 @@ local function rest_of_line()
     feed('i')
     local s = wait_until('ghost text', 40000, codellama.get_suggestion)
     local count = #vim.split(s.text, '\n', { plain = true })
-    local shown = shown_rows(s.row + 1, count)
+    local shown = shown_rows(s.row + 1, probe[4] or count) -- probe[4]: screen rows, for a wrapped line
     feed(keymaps.accept)
     wait_until('accepted', 5000, function() return not codellama.is_visible() end)
     if restore then restore() end
     local after = api.nvim_buf_get_lines(bufnr, s.row, s.row + count, false)
-    table.insert(result.probes, { suggestion = s, shown = shown, after = after, after_shown = shown_rows(s.row + 1, count) })
+    table.insert(result.probes, { suggestion = s, shown = shown, after = after,
+                                  after_shown = shown_rows(s.row + 1, probe[4] or count) })
     feed('<Esc>')
     wait_until('Normal mode', 5000, function() return api.nvim_get_mode().mode == 'n' end)
     api.nvim_buf_set_lines(bufnr, 0, -1, false, original)
@@ -439,6 +440,28 @@ local function rest_of_line()
   feed(keymaps.accept_word)
   wait_until('word accepted', 5000, function() return api.nvim_get_current_line() ~= '' end)
   result.word_line = api.nvim_get_current_line()
+  feed('<Esc>')
+  restore()
+
+  -- Two windows on the buffer: the ghost text is drawn in the one with the cursor only.
+  vim.cmd('vsplit')
+  local here, there = api.nvim_get_current_win(), vim.fn.win_getid(vim.fn.winnr('l'))
+  api.nvim_win_set_cursor(0, { 1, 0 })
+  feed('A')
+  wait_until('Insert mode', 5000, function() return api.nvim_get_mode().mode == 'i' end)
+  restore = answer_with(bufnr, { { insertText = ' # GHOST' } })
+  codellama.trigger()
+  wait_until('ghost text', 5000, codellama.is_visible)
+  vim.cmd('redraw')
+  local function first_row(win)
+    local pos = vim.fn.screenpos(win, 1, 1)
+    local cells = {}
+    for col = pos.col, pos.col + api.nvim_win_get_width(win) - 1 do
+      cells[#cells + 1] = vim.fn.screenstring(pos.row, col)
+    end
+    return (table.concat(cells):gsub('%s+$', ''))
+  end
+  result.split_rows = { first_row(here), first_row(there) }
   feed('<Esc>')
   restore()
 end
@@ -476,6 +499,12 @@ local function user_keys()
   feed('<Tab>')
   wait_until('user tab', 5000, function() return vim.g.user_tab == 2 end)
   result.line_after_tab = api.nvim_get_current_line()
+  feed('<Esc>')
+  -- A global mapping changed after the buffer attached (a plugin loaded on InsertEnter): the one there is now.
+  vim.keymap.set('i', '<Tab>', function() return 'LATE' end, { expr = true, desc = "the user's own" })
+  feed('A<Tab>')
+  wait_until('late user tab', 5000, function() return api.nvim_get_current_line():find('LATE', 1, true) end)
+  result.line_after_late_tab = api.nvim_get_current_line()
   feed('<Esc>')
 
   local cmd = require('codellama.config').options.cmd
@@ -748,7 +777,8 @@ def test_nvim_asks_again_once_the_model_has_loaded(tmp_path: Path, tiny_model_di
 # Tab-indented: the first probe is the real server's answer (with linePolicy "multi"), whatever the demo model
 # writes there; the others are items made for the case, since which of them a model writes changes with it.
 TABS_SAMPLE = ("def add(a, b):\n\treturn a + b\n\ndef mul(a, b):\n\tif a:\n\t\treturn a * b\n\n"
-               "print(add(1, ))\nclass Foo:\n\tdef bar(self):\n\t\t\nx = [\n")
+               "print(add(1, ))\nclass Foo:\n\tdef bar(self):\n\t\t\nx = [\n"
+               f"y = f(1, \"{'a' * 80}\", 3)\n")  # longer than the screen is wide: it wraps
 
 
 def test_nvim_ghost_text_shows_what_accepting_makes(tmp_path: Path, tiny_model_dir: Path) -> None:
@@ -760,21 +790,27 @@ def test_nvim_ghost_text_shows_what_accepting_makes(tmp_path: Path, tiny_model_d
     def item(text: str, replaced: int) -> dict:  # inserted at `print(add(1, |))`, over `replaced` characters
         return {"insertText": text, "range": {"start": {"line": line, "character": 13},
                                               "end": {"line": line, "character": 13 + replaced}}}
+    wrapped = TABS_SAMPLE.split("\n").index(f"y = f(1, \"{'a' * 80}\", 3)")
     probes = [[line + 1, 13],                           # 1-based rows, byte columns
               [line + 1, 13, item("2)", 1)],            # replaces the `)` after the cursor
               [line + 1, 13, item("2,\n      3", 0)],   # moves `))` below its last line
-              [line + 1, 13, item("2,\t3)", 1)]]        # a tab after text
+              [line + 1, 13, item("2,\t3)", 1)],        # a tab after text
+              [wrapped + 1, 6, {"insertText": "value, 1", "range": {"start": {"line": wrapped, "character": 6},
+                                                                   "end": {"line": wrapped, "character": 7}}},
+               2]]                                      # replaces `1` in a line that wraps: both screen rows
     result = _run_nvim_driver(tmp_path, tiny_model_dir, TABS_SAMPLE, row=1, scenario="rest_of_line",
                               CODELLAMA_PROBES=json.dumps(probes))
     for probe in result["probes"]:
         assert probe["shown"] == probe["after_shown"], probe
     suggestions = [p["suggestion"] for p in result["probes"]]
     assert suggestions[0]["text"]  # the server's own
-    assert [s["text"] for s in suggestions[1:]] == ["2)", "2,\n      3", "2,\t3)"]
+    assert [s["text"] for s in suggestions[1:]] == ["2)", "2,\n      3", "2,\t3)", "value, 1"]
     assert [p["after"] for p in result["probes"][1:]] == [
-        ["print(add(1, 2))"], ["print(add(1, 2,", "      3))"], ["print(add(1, 2,\t3))"]]
+        ["print(add(1, 2))"], ["print(add(1, 2,", "      3))"], ["print(add(1, 2,\t3))"],
+        [f"y = f(value, 1, \"{'a' * 80}\", 3)"]]
     assert result["marks_after_ctrl_c"] == 0
     assert result["word_line"] == "größe_naïve"
+    assert result["split_rows"] == [result["word_line"] + " # GHOST", result["word_line"]]
 
 
 def test_nvim_keys_fall_back_to_the_users_mappings(tmp_path: Path, tiny_model_dir: Path) -> None:
@@ -785,6 +821,8 @@ def test_nvim_keys_fall_back_to_the_users_mappings(tmp_path: Path, tiny_model_di
     assert result["line_after_menu"] == result["line_before_menu"]
     # No suggestion: the user's <Tab>.
     assert result["line_after_tab"] == result["line_before_menu"] + "TAB"
+    # A global <Tab> mapped after the buffer attached is the one used, not the one there was then.
+    assert result["line_after_late_tab"] == result["line_before_menu"] + "TABLATE"
     # setup() again: the old buffer-local <Tab> is gone, the new key mapped; bad options are said.
     assert result["tab_after_setup"] == {"desc": "the user's own", "buffer": 0}
     assert result["ctrl_l_after_setup"] == "codellama: accept suggestion"

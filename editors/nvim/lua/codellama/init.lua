@@ -121,6 +121,14 @@ local mapped = {}
 ---@param lhs string
 ---@param saved table maparg() of {lhs} before the plugin mapped it
 local function fall_back(lhs, saved)
+  if saved.buffer ~= 1 then
+    -- A global mapping may have been made, changed or removed since the key was mapped here (a plugin
+    -- loaded on InsertEnter, a mapping in after/): use the one there is now.
+    local key = vim.keycode(lhs)
+    saved = vim.iter(api.nvim_get_keymap('i')):find(function(m)
+      return vim.keycode(m.lhs) == key
+    end) or {}
+  end
   if vim.tbl_isempty(saved) then
     api.nvim_feedkeys(vim.keycode(lhs), 'in', false)
     return

@@ -156,10 +156,18 @@ local function draw(s)
     return list
   end
 
-  if s.line_rest == '' or (#lines == 1 and s.replace_end == s.col) then
-    -- Inserted before the rest of the line (if any), which the inline text pushes aside as typing would.
-    if lines[1] ~= '' then
-      opts.virt_text = chunks(lines[1], '', cursor_vcol)
+  -- A one-line item that ends with the text it replaces (`2)` over `)`) inserts the rest before it.
+  local replaced = s.line_rest:sub(1, s.replace_end - s.col)
+  local inserted = lines[1]
+  if #lines == 1 and #replaced < #inserted and inserted:sub(-#replaced) == replaced then
+    inserted = inserted:sub(1, #inserted - #replaced)
+    replaced = ''
+  end
+  if s.line_rest == '' or (#lines == 1 and replaced == '') then
+    -- Inserted before the rest of the line (if any), which the inline text pushes aside as typing would;
+    -- unlike an overlay, that also shows right where the line wraps.
+    if inserted ~= '' then
+      opts.virt_text = chunks(inserted, '', cursor_vcol)
     end
   else
     -- The rest of the line changes (partly replaced, or moved below the suggestion's last line): draw the
@@ -183,6 +191,11 @@ local function draw(s)
   if count and opts.virt_text_pos == 'overlay' then
     table.insert(opts.virt_text, count)
     count = nil
+  end
+  -- Only in this window: another one showing the buffer has no cursor there. (nvim__ns_set is
+  -- experimental: where it is missing or has changed, the text shows in every window, as before.)
+  if api.nvim__ns_set then
+    pcall(api.nvim__ns_set, M.ns, { wins = { api.nvim_get_current_win() } })
   end
   api.nvim_buf_set_extmark(s.bufnr, M.ns, s.row, s.col, opts)
   if count then
