@@ -458,3 +458,27 @@ def test_multi_nested_block_closer_is_not_the_suffix_repeat(prefix: str, raw: st
 ])
 def test_closers_after_hash_lifetime_and_triple_quote(prefix: str, suffix: str, raw: str, replaced: int) -> None:
     assert shape(raw, prefix=prefix, suffix=suffix, mode="single") == Shaped(raw, replaced)
+
+
+@pytest.mark.parametrize(("prefix", "suffix", "raw", "replaced"), [
+    # Inside an f-string's field the code's own brackets close first, then the field's `}`, the string's
+    # quote and the call: all of them were typed over, not doubled (`print(f"{len(item)}"))}")`).
+    ('    print(f"{len(', ')}")\n', 'items)}")', 4),
+    ("    x = f\"{d['", "']}\"\n", "key']}\"", 4),  # a quote inside the field is the innermost string
+    ('    x = f"{d["', '"]}"\n', 'key"]}"', 4),  # Python 3.12: the same quote nests inside a field
+    ('    msg = rf"{a} {{b}} {c.get(', ')}"\n', 'k)}"', 3),  # `{{` is a literal brace, not a field
+    ('    print(f"Hello, {', '}")\n', 'name}!")', 3),  # the field closes, the string goes on, then closes
+    ("  const s = `${foo(", ")}`;\n", "a)}`;", 4),  # a JavaScript template literal's `${...}`
+    ('    x = "{" + foo(', ")\n", "a)", 1),  # a plain string's brace opens nothing
+    ('    s = self.elf"', '"\n', 'x"', 1),  # `elf"` ends a name: no f-string
+    # A completion that ends inside a string or call of its own needs the line's closers to close it.
+    ("    x = d['", "']\n", "a', '", 0),
+    ("    x = f(", ")\n", "a), g(b", 0),
+    ("    x = f\"{d['", "']}\"\n", "a', '", 0),
+    # A quote in a comment after the closers is prose, and Python's floor division no comment.
+    ("    foo(", ")\n", "bar)  # don't", 1),
+    ("  foo(", ");\n", "bar); // it's", 2),
+    ("    x = f(", ")\n", "a // 2)", 1),
+])
+def test_closers_inside_string_fields(prefix: str, suffix: str, raw: str, replaced: int) -> None:
+    assert shape(raw, prefix=prefix, suffix=suffix, mode="single") == Shaped(raw, replaced)
