@@ -270,10 +270,12 @@ def check_commands(result: dict[str, Any], log: str) -> None:
     assert "state: ready" in status, status
     assert f"model: {DEMO_MODEL_DIR}" in status, status
     assert "completions off" in result["offLabel"]
+    assert "enabled: true" in result["enabledToast"], result["enabledToast"]  # the setting undid the toggle
     assert "ready" in result["reloadedLabel"]
     assert len(re.findall(r"\] codellama: .* ready on ", log)) >= 2, log  # loaded, then reloaded
     assert "unrecognized arguments: --no-such-flag" in result["badArgsToast"], result["badArgsToast"]
     assert "not running" in result["badArgsLabel"]
+    assert "unrecognized arguments: --no-such-flag" in result["badArgsRestartToast"]  # a click restarted it
     # --log-level INFO after `serve` took effect; nothing but set settings were sent; no noise.
     assert "INFO lsp_server.server" in log
     for noise in ("unknown setting", "[object Object]", "Cancel notification"):

@@ -258,8 +258,14 @@ async function main() {
     await closeToasts();
     await runCommand('Code Llama: Toggle Completions');
     result.offLabel = await waitForStatus('completions off');
-    await runCommand('Code Llama: Toggle Completions');
-    await waitForStatus('ready');
+    // Setting codellama.enabled to true turns them on again, though the toggle left the setting as it was.
+    const settings = fs.readFileSync(MACHINE_SETTINGS, 'utf8'); // the file a running window notices
+    fs.writeFileSync(MACHINE_SETTINGS, JSON.stringify({ ...JSON.parse(settings), 'codellama.enabled': true }, null, 2));
+    await waitForStatus('ready (click'); // the summary: "completions off" has "state: ready" in its details too
+    await runCommand('Code Llama: Show Status');
+    result.enabledToast = await toastWith('Code Llama: state:');
+    await closeToasts();
+    fs.writeFileSync(MACHINE_SETTINGS, settings);
     await runCommand('Code Llama: Reload Model');
     await page.waitForTimeout(500); // a reload of the cached demo model can take less than a poll
     result.reloadedLabel = await waitForStatus('ready');
@@ -272,6 +278,10 @@ async function main() {
     fs.writeFileSync(MACHINE_SETTINGS, JSON.stringify(machine, null, 2));
     result.badArgsToast = await toastWith('no-such-flag');
     result.badArgsLabel = await waitForStatus('not running');
+    // A click on the item restarts a server that is not running (the server's own commands went with it).
+    await closeToasts();
+    await page.locator(STATUS_ITEM).click();
+    result.badArgsRestartToast = await toastWith('no-such-flag');
     fs.writeFileSync(MACHINE_SETTINGS, good);
     await waitForStatus('ready');
   });

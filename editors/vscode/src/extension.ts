@@ -25,11 +25,13 @@ import { buildMiddleware } from './middleware';
 import { LoadingProgressFeature } from './progress';
 import { ServerLog } from './serverLog';
 import { SECTION, SettingsSync, serverCommand } from './settings';
-import { CMD_STATUS, StatusBar } from './status';
+import { CMD_RESTART, CMD_STATUS, CMD_TOGGLE, StatusBar, isRecord } from './status';
 
 let client: CodeLlamaClient | undefined;
 let output: vscode.LogOutputChannel;
 let statusBar: StatusBar;
+/** Bumped by each restart: a restart that a later one overtook while it waited does not start a client. */
+let generation = 0;
 const settings = new SettingsSync();
 
 export async function activate(context: vscode.ExtensionContext): Promise<void> {
@@ -39,6 +41,8 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     output,
     statusBar,
     vscode.workspace.onDidChangeConfiguration(onConfigurationChanged),
+    // Ours, not the server's: it exists while the server does not run (its commands are registered only then).
+    vscode.commands.registerCommand(CMD_RESTART, () => restartClient('Restart requested')),
     { dispose: () => void stopClient() },
   );
   // Awaited on purpose: the client registers the server's commands while it starts, so a
@@ -62,10 +66,12 @@ async function onConfigurationChanged(event: vscode.ConfigurationChangeEvent): P
     return restartClient('A model setting was removed (its serverArgs flag or default applies again)');
   }
   if (update.kind === 'send' && client?.isRunning()) {
-    await client.sendNotification(DidChangeConfigurationNotification.type, { settings: { [SECTION]: update.settings } });
+    const current = client;
+    await current.sendNotification(DidChangeConfigurationNotification.type, { settings: { [SECTION]: update.settings } });
     if (typeof update.settings.enabled === 'boolean') {
-      statusBar.enabled = update.settings.enabled;
-      statusBar.render();
+      // The server applies `enabled` only when it differs from its previous setting, so a value that
+      // undoes "Toggle Completions" would be lost: make its runtime state follow the setting.
+      await applyEnabled(current, update.settings.enabled);
     }
   }
 }
@@ -96,7 +102,7 @@ async function startClient(): Promise<void> {
   let defaultErrorHandler: ErrorHandler | undefined;
   let failureReported = false;
   const reportFailure = async (launchError?: string): Promise<void> => {
-    if (!failureReported) {
+    if (!failureReported && client === newClient) { // a client we replaced or stopped: nothing to report
       failureReported = true;
       const reason = (await serverLog.lastWords()) ?? launchError;
       void reportStopped(server.command, reason, launchError?.includes('ENOENT'));
@@ -121,6 +127,9 @@ async function startClient(): Promise<void> {
         error: (error, message, count) =>
           (defaultErrorHandler ??= newClient.createDefaultErrorHandler()).error(error, message, count),
         closed: async () => {
+          if (client !== newClient) {
+            return { action: CloseAction.DoNotRestart, handled: true }; // replaced or stopped: never restarted
+          }
           if (!newClient.started) {
             void reportFailure();
             return { action: CloseAction.DoNotRestart, handled: true };
@@ -145,6 +154,7 @@ async function startClient(): Promise<void> {
     if (client !== newClient) {
       return; // an old client going away
     }
+    void vscode.commands.executeCommand('setContext', 'codellama.serverRunning', event.newState === State.Running);
     if (event.newState === State.Running) {
       statusBar.running();
     } else if (event.newState === State.Stopped || event.newState === State.StartFailed) {
@@ -157,6 +167,12 @@ async function startClient(): Promise<void> {
     await newClient.start();
   } catch (error) {
     return reportFailure(error instanceof Error ? error.message : String(error));
+  }
+  if (client !== newClient) {
+    // Replaced while it started (a client still starting cannot be stopped): stop it now that it can be,
+    // or it would go on running unseen, holding the codellama.* commands its successor needs.
+    await newClient.stop().catch(() => undefined);
+    return;
   }
   if (newClient.isRunning()) {
     newClient.started = true;
@@ -174,9 +190,25 @@ async function stopClient(): Promise<void> {
 }
 
 async function restartClient(why: string): Promise<void> {
+  const mine = ++generation;
   output.info(`${why}; restarting the language server.`);
   await stopClient();
-  await startClient();
+  if (mine === generation) { // else a later restart, which found no client to stop, has started one already
+    await startClient();
+  }
+}
+
+/** Bring the server's runtime on/off state (which "Toggle Completions" flips) in line with `codellama.enabled`. */
+async function applyEnabled(current: LanguageClient, enabled: boolean): Promise<void> {
+  try {
+    const status = await current.sendRequest('workspace/executeCommand', { command: CMD_STATUS, arguments: [] });
+    if (isRecord(status) && status.enabled !== enabled) {
+      await current.sendRequest('workspace/executeCommand', { command: CMD_TOGGLE, arguments: [] });
+    }
+  } catch (error) {
+    output.warn(`codellama.enabled: ${error instanceof Error ? error.message : String(error)}`);
+  }
+  await refreshStatus();
 }
 
 async function reportStopped(command: string, reason: string | undefined, notFound = false): Promise<void> {
@@ -188,8 +220,10 @@ async function reportStopped(command: string, reason: string | undefined, notFou
     ? `Code Llama: "${command}" was not found. Install codellama-lsp, or set "codellama.serverPath" to its full path.`
     : `Code Llama: the server stopped${reason ? `: ${reason}` : ''}. See the "Code Llama" output.`;
   output.error(message);
-  const choice = await vscode.window.showErrorMessage(message, 'Open Settings', 'Show Log');
-  if (choice === 'Open Settings') {
+  const choice = await vscode.window.showErrorMessage(message, 'Restart', 'Open Settings', 'Show Log');
+  if (choice === 'Restart') {
+    await restartClient('Restart requested');
+  } else if (choice === 'Open Settings') {
     await vscode.commands.executeCommand('workbench.action.openSettings', notFound ? 'codellama.serverPath' : SECTION);
   } else if (choice === 'Show Log') {
     output.show(true);

@@ -19,6 +19,9 @@ import { StatusBar } from './status';
  * handler replaces the generic one; it shows the same window progress itself.
  */
 export class LoadingProgressFeature implements StaticFeature {
+  /** Ends the progress of each load that has begun and not ended. */
+  private readonly active = new Set<() => void>();
+
   constructor(
     private readonly client: LanguageClient,
     private readonly statusBar: StatusBar,
@@ -39,20 +42,38 @@ export class LoadingProgressFeature implements StaticFeature {
     );
   }
 
-  clear(): void {}
+  /** The client stopped (or its server died): loads under way will never end, so end their progress here. */
+  clear(): void {
+    for (const end of [...this.active]) {
+      end();
+    }
+  }
 
   private track(token: string | number): void {
     let finish: (() => void) | undefined;
     let reporter: vscode.Progress<{ message?: string; increment?: number }> | undefined;
     let lastPercentage = 0;
+    let began = false;
+    let ended = false;
+    const end = (): void => {
+      ended = true;
+      this.active.delete(end);
+      subscription.dispose();
+      finish?.();
+      if (began) {
+        this.statusBar.progressEnded();
+      }
+    };
+    this.active.add(end);
     const subscription = this.client.onProgress(WorkDoneProgress.type, token, (value) => {
       switch (value.kind) {
         case 'begin':
+          began = true;
           this.statusBar.progressBegan();
           void vscode.window.withProgress({ location: vscode.ProgressLocation.Window, title: value.title }, (progress) => {
             reporter = progress;
             progress.report({ message: value.message });
-            return new Promise<void>((resolve) => (finish = resolve));
+            return ended ? Promise.resolve() : new Promise<void>((resolve) => (finish = resolve));
           });
           break;
         case 'report': {
@@ -65,9 +86,7 @@ export class LoadingProgressFeature implements StaticFeature {
           break;
         }
         case 'end':
-          this.statusBar.progressEnded();
-          finish?.();
-          subscription.dispose();
+          end();
           this.onLoaded();
           break;
       }

@@ -7,6 +7,8 @@ import * as vscode from 'vscode';
 export const CMD_STATUS = 'codellama.status';
 export const CMD_RELOAD = 'codellama.reloadModel';
 export const CMD_TOGGLE = 'codellama.toggle';
+/** The extension's own command: it exists when the server's do not (while it is not running). */
+export const CMD_RESTART = 'codellama.restartServer';
 
 type ClientState = 'starting' | 'running' | 'stopped';
 type UiState = 'starting' | 'loading' | 'ready' | 'off' | 'failed' | 'error';
@@ -27,7 +29,6 @@ export class StatusBar implements vscode.Disposable {
     this.enabled = enabled;
     this.item = vscode.window.createStatusBarItem('codellama.status', vscode.StatusBarAlignment.Right, 100);
     this.item.name = 'Code Llama';
-    this.item.command = CMD_STATUS;
     this.render();
     this.item.show();
   }
@@ -106,6 +107,8 @@ export class StatusBar implements vscode.Disposable {
   render(): void {
     const item = this.item;
     item.backgroundColor = undefined;
+    // The server's commands (codellama.status) exist only while it runs.
+    item.command = this.clientState === 'running' ? CMD_STATUS : this.clientState === 'stopped' ? CMD_RESTART : undefined;
     switch (this.state()) {
       case 'starting':
         item.text = '$(sync~spin) Code Llama';
@@ -132,7 +135,7 @@ export class StatusBar implements vscode.Disposable {
         break;
       case 'error':
         item.text = '$(error) Code Llama';
-        item.tooltip = `Code Llama: the server is not running${this.stopReason ? `: ${this.stopReason}` : ''} (see the "Code Llama" output)`;
+        item.tooltip = `Code Llama: the server is not running${this.stopReason ? `: ${this.stopReason}` : ''} (click to restart; see the "Code Llama" output)`;
         item.backgroundColor = new vscode.ThemeColor('statusBarItem.errorBackground');
         break;
     }
