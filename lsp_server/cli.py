@@ -43,10 +43,13 @@ def add_engine_flags(p: argparse.ArgumentParser) -> None:
 
 def settings_from(args: argparse.Namespace, **extra: object) -> Settings:
     raw = {k: getattr(args, k) for k in ENGINE_FLAGS if getattr(args, k, None) is not None}
-    from .settings import parse_settings
+    from .settings import consistency_warnings, parse_settings
     settings, warnings = parse_settings({**raw, **extra}, Settings())
-    if warnings:
-        raise SystemExit("codellama-lsp: " + "; ".join(warnings))
+    advice = consistency_warnings(settings)  # prompts are trimmed to fit: worth a line, not a refusal
+    if errors := [w for w in warnings if w not in advice]:
+        raise SystemExit("codellama-lsp: " + "; ".join(errors))
+    for w in advice:
+        print(f"codellama-lsp: warning: {w}", file=sys.stderr, flush=True)
     return settings
 
 

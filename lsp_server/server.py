@@ -34,7 +34,7 @@ from .documents import Document, Documents, Notebooks, encoding_named, read_docu
 from .metrics import LatencyStats
 from .outage import OutageNotice
 from .protocol import CodeLlamaProtocol
-from .settings import Settings, parse_settings
+from .settings import Settings, consistency_warnings, parse_settings
 from .shaping import Shaped, shape
 from .text import line_break_of, offset_at
 from .transport import serve_stdio, serve_tcp
@@ -157,7 +157,8 @@ class CodeLlamaServer(LanguageServer):
     def apply_settings(self, raw: object) -> None:
         """Merge client settings; reload the model when a setting it depends on changed."""
         new, warnings = parse_settings(raw, self.settings)
-        for w in warnings:
+        told = consistency_warnings(self.settings)  # shown when it arose, not again at every unrelated change
+        for w in (w for w in warnings if w not in told):
             self.window_show_message(types.ShowMessageParams(types.MessageType.Warning, f"codellama: {w}"))
         old, self.settings = self.settings, new
         if new.enabled != old.enabled:
@@ -181,6 +182,8 @@ class CodeLlamaServer(LanguageServer):
         last = [0]
 
         def report(fraction: float, tensor: str) -> None:  # called on the model thread
+            if self.worker.closing.is_set():  # the session is over: stop loading, do not hold the exit
+                raise Cancelled("the server is shutting down")
             pct = int(fraction * 100)
             if progress and pct >= last[0] + 5:
                 last[0] = pct
@@ -191,6 +194,8 @@ class CodeLlamaServer(LanguageServer):
         try:
             engine = await asyncio.wrap_future(self.worker.load(lambda: load_engine(settings, report),
                                                                 check=lambda: check_model(settings)))
+        except Cancelled:  # shutdown or exit: nobody is waiting for this model any more
+            return
         except Exception as e:  # a bad path or a broken checkpoint must not take the server down
             log.exception("model load failed")
             if progress:
@@ -210,6 +215,11 @@ class CodeLlamaServer(LanguageServer):
             return
         self.loaded = settings
         self.cache.clear()
+        if (why := self.cannot_infill()) is not None:  # it loads, but cannot fill in the middle: say so once
+            self.worker.error = why
+            self.window_show_message(types.ShowMessageParams(
+                types.MessageType.Error, f"codellama: {why}. No completions or docstrings are offered until "
+                "`codellama.model` names a base or Instruct Code Llama model."))
         msg = (f"{name} ready on {engine.describe()['device']} in {time.perf_counter() - t0:.1f}s "
                f"({engine.memory_bytes() / 2**20:.0f} MiB)")
         log.info(msg)
@@ -256,8 +266,20 @@ class CodeLlamaServer(LanguageServer):
     # -- completions ------------------------------------------------------------------------------------
     def serves(self, doc: Document) -> bool:
         """Whether to offer completions and the docstring action in `doc`: on, not a disabled language, and
-        the model ready."""
-        return self.enabled and self.worker.ready and doc.language_id not in self.settings.disabled_languages
+        the model ready and able to fill in the middle."""
+        return self.enabled and self.can_infill() and doc.language_id not in self.settings.disabled_languages
+
+    def can_infill(self) -> bool:
+        """Whether the model is ready and can fill in the middle (Code Llama's Python variants cannot)."""
+        return self.worker.ready and self.cannot_infill() is None
+
+    def cannot_infill(self) -> str | None:
+        """Why the loaded model cannot fill in the middle; None when it can (or none is loaded)."""
+        engine = self.worker.engine
+        if engine is None or engine.tokenizer.has_fim:
+            return None
+        return (f"{model_name(self.loaded) if self.loaded else 'the model'} cannot fill in the middle: its tokenizer "
+                f"({engine.tokenizer.path}) has no infilling pieces (Code Llama's Python variants and 34B have none)")
 
     def extra_context(self, doc: Document) -> str:
         """Snippets of other documents for the prompt; "" when off or when they cannot be had, since a
@@ -561,6 +583,8 @@ def create_server(settings: Settings) -> CodeLlamaServer:
             return {"applied": False, "reason": "no function or class without a docstring here"}
         if not ls.worker.ready:
             return {"applied": False, "reason": f"model {ls.worker.state}"}
+        if (why := ls.cannot_infill()) is not None:
+            return {"applied": False, "reason": why}
         edit = await ls.docstring_edit(doc, target)
         if edit is None:
             return {"applied": False, "reason": "cancelled"}

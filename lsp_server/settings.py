@@ -17,7 +17,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 from urllib.parse import urlsplit
 
-__all__ = ["SETTING_NAMES", "Settings", "parse_settings"]
+__all__ = ["SETTING_NAMES", "Settings", "consistency_warnings", "parse_settings"]
 
 SECTION = "codellama"
 
@@ -298,7 +298,7 @@ def parse_settings(raw: object, base: Settings = Settings()) -> tuple[Settings, 
     if section is None:
         return base, [f"settings: '{SECTION}' must be an object; ignored"]
     settings, warnings = _apply(section, base)
-    return settings, warnings + _consistency_warnings(settings)
+    return settings, warnings + consistency_warnings(settings)
 
 
 def _apply(section: Mapping[Any, Any], base: Settings) -> tuple[Settings, list[str]]:
@@ -328,8 +328,8 @@ def _apply(section: Mapping[Any, Any], base: Settings) -> tuple[Settings, list[s
     return (dataclasses.replace(base, **changes) if changes else base), warnings
 
 
-def _consistency_warnings(s: Settings) -> list[str]:
-    """Cross-setting problems; reported only (the engine clamps at run time)."""
+def consistency_warnings(s: Settings) -> list[str]:
+    """Cross-setting problems; reported only, never errors (the engine clamps at run time)."""
     needed = (
         s.prefix_tokens
         + s.suffix_tokens

@@ -42,6 +42,9 @@ class ModelWorker:
         self.engine: Backend | None = None
         self.state = "idle"  # idle | loading | ready | failed
         self.error: str | None = None
+        # Set by shutdown: a load under way gives up at its next progress report (server.py)
+        # rather than hold the process's exit until the whole model has loaded.
+        self.closing = threading.Event()
 
     @property
     def ready(self) -> bool:
@@ -105,6 +108,7 @@ class ModelWorker:
             raise
 
     def shutdown(self) -> None:
+        self.closing.set()
         for flag in list(self._latest.values()):
             flag.set()
         self._executor.shutdown(wait=False, cancel_futures=True)

@@ -158,3 +158,14 @@ def test_why_nothing_in_words() -> None:
     assert why_nothing(Generation([], "", "eot"), 1024) == f"the model wrote nothing before {STOPPED['eot']}"
     assert "line to be complete" in why_nothing(Generation([18], "\n", "stop"), 1024)
     assert "'x.y'" in why_nothing(Generation([5, 6], "x.y", "stop"), 1024)
+
+
+def test_a_small_context_length_is_a_warning_not_a_refusal(capsys: pytest.CaptureFixture[str]) -> None:
+    # The windows do not fit 1024 tokens: prompts are trimmed to fit, as when an editor sets contextLength,
+    # so the flag must not refuse to start the server (the command line has no flags for the windows).
+    from lsp_server.cli import build_parser, settings_from
+    settings = settings_from(build_parser().parse_args(["serve", "--context-length", "1024"]))
+    assert settings.context_length == 1024
+    assert "exceeds contextLength 1024" in capsys.readouterr().err
+    with pytest.raises(SystemExit, match="contextLength"):  # a value out of range is still an error
+        settings_from(build_parser().parse_args(["serve", "--context-length", "100"]))

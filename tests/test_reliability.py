@@ -269,3 +269,103 @@ def test_sustained_load_is_answered_in_full_with_flat_memory(server: Wire) -> No
     grown = server.rss_kib() - first
     assert grown < 16 << 10, f"memory grew by {grown} KiB over {n} requests"
     assert status(server)["state"] == "ready"
+
+
+# -- lifecycle ------------------------------------------------------------------------------------------
+# `codellama-lsp` whose model load takes 60 s, reporting progress as the real one does, tensor by tensor.
+SLOW_LOAD = """
+import sys, time
+import model.loader
+from lsp_server.cli import main
+load_model = model.loader.load_model
+def slow(*args, progress=None, **kwargs):
+    for i in range(600):
+        time.sleep(0.1)
+        if progress:
+            progress(i / 600, f"layers.{i}")
+    return load_model(*args, progress=progress, **kwargs)
+model.loader.load_model = slow
+main(sys.argv[1:])
+"""
+
+
+@pytest.mark.parametrize("ending", ["shutdown and exit", "exit", "stdin closed"])
+def test_the_server_exits_promptly_while_a_model_is_loading(ending: str) -> None:
+    wire = Wire(command=[sys.executable, "-c", SLOW_LOAD, "--log-level", "WARNING", "serve"])
+    try:
+        wire.initialize(CAPABILITIES | {"workspace": {}, "window": {}}, load=True)
+        time.sleep(0.5)
+        assert status(wire)["state"] == "loading"
+        if ending == "shutdown and exit":
+            wire.result("shutdown")
+            wire.notify("exit")
+        elif ending == "exit":
+            wire.notify("exit")
+        else:
+            wire.proc.stdin.close()
+        t0 = time.monotonic()
+        assert wire.proc.wait(20) == (0 if ending == "shutdown and exit" else 1)
+        assert time.monotonic() - t0 < 10  # not after the whole load
+        assert "Traceback" not in wire.log()
+    finally:
+        wire.kill()
+
+
+def test_a_model_that_cannot_infill_is_said_once_and_completes_nothing(tmp_path: Path) -> None:
+    import io
+
+    import sentencepiece as spm
+
+    from model.tokenizer import SENTINEL
+    from tests.tiny import corpus, make_checkpoint
+
+    plain = io.BytesIO()  # a vocabulary without ▁<PRE>, ▁<SUF>, ▁<MID>, ▁<EOT>, as Code Llama - Python's
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=(line for text in corpus(10) for line in text.splitlines() if line.strip()),
+        model_writer=plain, model_type="bpe", vocab_size=400, byte_fallback=True, user_defined_symbols=[SENTINEL],
+        unk_id=0, bos_id=1, eos_id=2, pad_id=-1, normalization_rule_name="identity", remove_extra_whitespaces=False,
+        num_threads=1, minloglevel=2)
+    (tmp_path / "plain.model").write_bytes(plain.getvalue())
+    (tmp_path / "python-variant").mkdir()
+    model = make_checkpoint(tmp_path / "python-variant", tmp_path / "plain.model")
+    wire = Wire("--model", str(model))
+    try:
+        wire.initialize(CAPABILITIES | {"workspace": {"applyEdit": True}, "window": {}}, load=True)
+        now = wire.wait_ready()
+        assert now["state"] == "ready" and "has no infilling pieces" in now["error"], now
+        uri = "file:///work/no_fim.py"
+        wire.open(uri, "def square(x):\n    return \n\n\ndef scale(points, factor):\n    pass\n")
+        for _ in range(3):
+            assert items(wire.inline(uri, 1, 11)) == []
+        assert code_action(wire, uri, 4) == []
+        reply = wire.result("workspace/executeCommand", {"command": "codellama.generateDocstring",
+                                                         "arguments": [uri, {"line": 4, "character": 0}]})
+        assert reply["applied"] is False and "has no infilling pieces" in reply["reason"], reply
+        told = [p for p in wire.popups() if "cannot fill in the middle" in p]
+        assert len(told) == 1 and "codellama.model" in told[0], wire.popups()
+        assert "Traceback" not in wire.log(), wire.log()[-2000:]
+    finally:
+        wire.kill()
+
+
+def test_a_settings_warning_is_not_repeated_at_every_unrelated_change() -> None:
+    wire = Wire()
+    try:
+        wire.initialize(CAPABILITIES | {"workspace": {}, "window": {}}, options={"codellama": {"contextLength": 1024}})
+        wire.notify("initialized", {})
+        wire.wait_ready()
+        for style in ("numpy", "sphinx"):
+            wire.notify("workspace/didChangeConfiguration", {"settings": {"codellama": {"docstringStyle": style}}})
+        wire.notify("workspace/didChangeConfiguration", {"settings": {"codellama": {"maxTokens": 200}}})
+
+        def warned() -> list[str]:
+            return [n["params"]["message"] for n in list(wire.notifications) if n["method"] == "window/showMessage"
+                    and "exceeds contextLength" in n["params"]["message"]]
+        end = time.monotonic() + 10
+        while not any("= 1752 " in w for w in warned()) and time.monotonic() < end:
+            time.sleep(0.05)
+        time.sleep(0.5)  # and nothing more comes
+        # once when it arose, once more when a change made it another (1752 tokens, no longer 1648)
+        assert len(warned()) == 2 and "= 1648 " in warned()[0] and "= 1752 " in warned()[1], warned()
+    finally:
+        wire.kill()
