@@ -26,7 +26,7 @@ local function check_server()
   local program = vim.fn.exepath(cmd[1])
   if program == '' then
     health.error(('`%s` was not found'):format(cmd[1]), {
-      'Install the server: pip install codellama-lsp (e.g. in a virtual environment)',
+      'Install the server: pip install -e . in a checkout of codellama-lsp (e.g. in a virtual environment)',
       "Or give its full path: require('codellama').setup({ cmd = { '/path/to/.venv/bin/codellama-lsp', 'serve' } })",
     })
     return

@@ -73,7 +73,7 @@ function M.check_command()
     return true
   end
   vim.notify_once(
-    ('codellama: `%s` was not found. Install the server (pip install codellama-lsp) or give its full path, '
+    ('codellama: `%s` was not found. Install the server (pip install -e . in a checkout of codellama-lsp) or give its full path, '
       .. "e.g. require('codellama').setup({ cmd = { '/path/to/.venv/bin/codellama-lsp', 'serve' } }); "
       .. 'see :checkhealth codellama'):format(program),
     vim.log.levels.WARN
