@@ -36,7 +36,7 @@ from .outage import OutageNotice
 from .protocol import CodeLlamaProtocol
 from .settings import Settings, consistency_warnings, parse_settings
 from .shaping import Shaped, shape
-from .text import line_break_of, offset_at
+from .text import line_break_of, offset_at, rebased_offset
 from .transport import serve_stdio, serve_tcp
 from .worker import CancelFlag, Cancelled, ModelWorker
 
@@ -410,8 +410,14 @@ class CodeLlamaServer(LanguageServer):
             log.exception("docstring generation failed at %s:%s", uri, target.line)
             return None
         self.outage.succeeded()
-        # DocEdit counts UTF-16 units; the client may have negotiated another position encoding.
-        at = doc.position_at(offset_at(text, edit.line, edit.character, "utf-16"))
+        # The user may have typed while it was written (seconds): it goes where its place is now. DocEdit
+        # counts UTF-16 units; the client may have negotiated another position encoding.
+        now = self.documents.get(uri) or doc
+        offset = rebased_offset(text, now.text, offset_at(text, edit.line, edit.character, "utf-16"))
+        if offset is None:
+            log.info("docstring for %s left out: the document changed where it goes", target.name)
+            return None
+        at = now.position_at(offset)
         return types.WorkspaceEdit(changes={uri: [types.TextEdit(types.Range(at, at), edit.new_text)]})
 
     async def pull_configuration(self) -> None:

@@ -12,6 +12,7 @@ because positions from an editor can race with document changes.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Literal
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "lone_cr_to_lf",
     "offset_at",
     "position_at",
+    "rebased_offset",
     "replace_lone_surrogates",
     "split_lines",
     "units_to_index",
@@ -175,3 +177,34 @@ def position_at(text: str, offset: int, encoding: Encoding = "utf-16") -> tuple[
         line += 1
         start = match.end()
     return line, code_units(text[start:line_end], encoding)
+
+
+def rebased_offset(old: str, new: str, offset: int) -> int | None:
+    """Where ``offset`` in ``old`` is in ``new``, the same text after some edits; None when an edit reached it.
+
+    The edits are taken as one span, from the end of the texts' common prefix to the start of their common
+    suffix: an offset before that span stays, one after it moves by the change in length, one inside it is
+    lost. (Edits on both sides of the offset make one span over it: lost too, never misplaced.)
+    """
+    if old == new:
+        return offset
+    shortest = min(len(old), len(new))
+    prefix = _common_length(old, new, shortest, lambda a, n: a[:n])
+    suffix = _common_length(old, new, shortest - prefix, lambda a, n: a[len(a) - n:])
+    if offset <= prefix:
+        return offset
+    if offset >= len(old) - suffix:
+        return offset + len(new) - len(old)
+    return None
+
+
+def _common_length(a: str, b: str, limit: int, part: Callable[[str, int], str]) -> int:
+    """The largest n <= limit with part(a, n) == part(b, n), by bisection (each test one string compare)."""
+    low, high = 0, limit
+    while low < high:
+        mid = (low + high + 1) // 2
+        if part(a, mid) == part(b, mid):
+            low = mid
+        else:
+            high = mid - 1
+    return low

@@ -392,6 +392,36 @@ async def test_docstring_in_a_file_longer_than_the_models_context(client: Langua
     assert "count:" in (ast.get_docstring(function) or "")
 
 
+async def test_a_docstring_goes_where_its_function_is_after_edits_made_while_it_was_written(
+        client: LanguageClient) -> None:
+    await ready(client)
+    uri = "file:///work/moving.py"
+    text = "def area(w, h):\n    return w * h\n"
+    open_doc(client, text, uri=uri)
+    applied: list[types.WorkspaceEdit] = []
+
+    @client.feature(types.WORKSPACE_APPLY_EDIT)
+    def apply_edit(params: types.ApplyWorkspaceEditParams) -> types.ApplyWorkspaceEditResult:
+        applied.append(params.edit)
+        return types.ApplyWorkspaceEditResult(applied=True)
+
+    command = asyncio.ensure_future(client.workspace_execute_command_async(types.ExecuteCommandParams(
+        "codellama.generateDocstring", [uri, {"line": 0, "character": 4}])))
+    await asyncio.sleep(0.3)  # the model is writing it (about a second on the demo model)
+    header = "import math\n\nUNIT = 1.0\n\n"  # the user adds lines above the function meanwhile
+    client.text_document_did_change(types.DidChangeTextDocumentParams(
+        types.VersionedTextDocumentIdentifier(version=2, uri=uri),
+        [types.TextDocumentContentChangePartial(types.Range(types.Position(0, 0), types.Position(0, 0)), header)]))
+    assert await command == {"applied": True}
+    edit = applied[0].changes[uri][0]
+    lines = (header + text).split("\n")
+    row = edit.range.start.line
+    documented = "\n".join(lines[:row]) + "\n" + edit.new_text + "\n".join(lines[row:])
+    assert documented.startswith(header)
+    function = next(n for n in ast.parse(documented).body if isinstance(n, ast.FunctionDef))
+    assert "w:" in (ast.get_docstring(function) or ""), documented
+
+
 @pytest_lsp.fixture(config=ClientServerConfig(server_command=SERVE + ["--model", str(DEMO_MODEL_DIR)]))
 async def eager_utf8_client(lsp_client: LanguageClient):
     await lsp_client.initialize_session(types.InitializeParams(capabilities=capabilities(["utf-8"], resolve=False)))

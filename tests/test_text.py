@@ -1,12 +1,15 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from lsp_server.text import (
     index_to_utf16,
     line_starts,
     offset_at,
     position_at,
+    rebased_offset,
     split_lines,
     utf16_len,
     utf16_to_index,
@@ -149,3 +152,27 @@ def test_round_trip(text: str) -> None:
         line, character = position_at(text, offset)
         assert offset_at(text, line, character) == offset
         assert utf16_to_index(lines[line], character) == offset - line_starts(text)[line]
+
+
+@pytest.mark.parametrize(("new", "expected"), [
+    ("def f():\n    return 1\n", 9),  # unchanged
+    ("import os\ndef f():\n    return 1\n", 19),  # a line added above: moves with it
+    ("def f():\n    return 2\n\nx = 1\n", 9),  # edited below: stays
+    ("def g():\n    return 1\n", 9),  # edited before it on its own line
+    ("def f(): pass\n", None),  # the edit covers it
+])
+def test_rebased_offset(new: str, expected: int | None) -> None:
+    assert rebased_offset("def f():\n    return 1\n", new, 9) == expected
+
+
+@given(st.text("ab\n", max_size=30), st.data())
+def test_rebased_offset_keeps_the_text_on_one_side(old: str, data: st.DataObject) -> None:
+    offset = data.draw(st.integers(0, len(old)))
+    start = data.draw(st.integers(0, len(old)))
+    end = data.draw(st.integers(start, len(old)))
+    new = old[:start] + data.draw(st.text("ab\n", max_size=8)) + old[end:]
+    moved = rebased_offset(old, new, offset)
+    if start >= offset or end <= offset:  # an edit that does not reach the offset never loses it
+        assert moved is not None
+    if moved is not None:  # the text before it, or the text after it, is as it was
+        assert new[:moved] == old[:offset] or new[moved:] == old[offset:]
