@@ -335,6 +335,7 @@ class CodeLlamaServer(LanguageServer):
         count = self.settings.invoked_suggestions if invoked else 1
         cached = self.cache.lookup(prefix, suffix) if count == 1 else None
         if cached is not None:
+            cached = cached.replace(line_break, "\n")  # kept with the document's breaks (see cache.put below)
             # Re-shaping the cached rest recomputes which closers right of the cursor it now types over.
             shaped = shape(cached, prefix=prefix[-2000:], suffix=suffix[:2000],
                            mode="multi" if "\n" in cached else "single")
@@ -369,7 +370,8 @@ class CodeLlamaServer(LanguageServer):
         if not suggestions:
             return None
         if suggestions[0].stop_reason != "deadline":  # a half answer from a busy moment is not served again
-            self.cache.put(prefix, suffix, suggestions[0].text)
+            # With the document's line breaks, as the user types it: Enter in a CRLF file types "\r\n".
+            self.cache.put(prefix, suffix, suggestions[0].text.replace("\n", line_break))
         return offers([Shaped(s.text, s.replace_chars) for s in suggestions])
 
     def completion_documentation(self, text: str) -> str | types.MarkupContent:

@@ -149,6 +149,30 @@ async def test_type_through_answers_from_cache(client: LanguageClient) -> None:
     assert after["cache_hit_rate"] > before["cache_hit_rate"]
 
 
+async def test_type_through_a_line_break_in_a_crlf_document(client: LanguageClient) -> None:
+    await ready(client)
+    # No wall-clock cut on a busy machine: a suggestion cut by the clock is not kept for typing through.
+    client.workspace_did_change_configuration(types.DidChangeConfigurationParams({"codellama": {"timeBudgetMs": 60000}}))
+    uri = "file:///work/crlf_typing.py"
+    text = "for i in range(10):\r\n    \r\n"
+    open_doc(client, text, uri=uri)
+    first = await inline(client, 1, 4, uri=uri)
+    assert first and "\r\n" in first[0].insert_text, first
+    suggestion = first[0].insert_text
+    line, rest = suggestion.split("\r\n", 1)
+    before = await client.workspace_execute_command_async(types.ExecuteCommandParams("codellama.status"))
+    # The user types the first line and Enter, which is "\r\n" in this file, and the next line's indent.
+    indent = rest[:len(rest) - len(rest.lstrip(" "))]
+    client.text_document_did_change(types.DidChangeTextDocumentParams(
+        types.VersionedTextDocumentIdentifier(version=2, uri=uri),
+        [types.TextDocumentContentChangePartial(types.Range(types.Position(1, 4), types.Position(1, 4)),
+                                                line + "\r\n" + indent)]))
+    second = await inline(client, 2, len(indent), uri=uri)
+    after = await client.workspace_execute_command_async(types.ExecuteCommandParams("codellama.status"))
+    assert second and second[0].insert_text == rest[len(indent):], (second, rest)
+    assert after["cache_hit_rate"] > before["cache_hit_rate"]  # answered from the cache, not the model
+
+
 async def test_newest_request_wins(client: LanguageClient) -> None:
     await ready(client)
     client.workspace_did_change_configuration(types.DidChangeConfigurationParams(
