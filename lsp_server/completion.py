@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -61,7 +62,7 @@ def load_engine(settings: Settings, progress: Callable[[float, str], None] | Non
     graphs (the rest), so that no request pays for either.
     """
     if settings.backend == "vllm":
-        return connect_vllm(settings)
+        return connect_vllm(settings, progress)
 
     from model.engine import Engine
     from model.loader import load_model, resolve_device, resolve_dtype, resolve_kernel, resolve_quant
@@ -88,11 +89,14 @@ def model_dir(settings: Settings) -> Path:
     return resolve_model_dir(settings.model) if settings.model else DEMO_MODEL_DIR
 
 
-def connect_vllm(settings: Settings) -> VllmBackend:
+def connect_vllm(settings: Settings, progress: Callable[[float, str], None] | None = None) -> VllmBackend:
     """Generation on the vLLM server at `remote_url`; only our tokenizer is loaded here, from `model`.
 
     The served model is checked now: one whose vocabulary is not the tokenizer's is refused (IncompatibleModel).
-    A server that cannot be reached yet is not an error: requests fail until it answers.
+    A server that cannot be reached yet is not an error: requests fail until it answers. While the check waits
+    on the server (up to remoteTimeoutMs per request), `progress` is called every 0.1 s: a progress callback
+    that raises (the language server's, once it shuts down) ends the wait, and leaves the check to a daemon
+    thread that cannot hold the process's exit.
     """
     from model.checkpoint import open_tokenizer
     from model.vllm_backend import API_KEY_ENV, VllmBackend  # httpx is imported only by those who use it
@@ -103,7 +107,24 @@ def connect_vllm(settings: Settings) -> VllmBackend:
     backend = VllmBackend(settings.remote_url, open_tokenizer(model_dir(settings)), model=settings.model,
                           api_key=os.environ.get(API_KEY_ENV) or None, timeout=settings.remote_timeout_ms / 1000,
                           context_length=settings.context_length)
-    backend.connect()
+    if progress is None:
+        backend.connect()
+        return backend
+    failure: list[BaseException] = []
+
+    def connect() -> None:
+        try:
+            backend.connect()
+        except BaseException as e:  # handed to the caller's thread
+            failure.append(e)
+
+    thread = threading.Thread(target=connect, name="vllm-connect", daemon=True)
+    thread.start()
+    while thread.is_alive():
+        progress(0.0, f"connecting to {settings.remote_url}")
+        thread.join(0.1)
+    if failure:
+        raise failure[0]
     return backend
 
 

@@ -40,6 +40,10 @@ class BackendUnavailable(Exception):
     """The generator could not be reached or refused the request (a remote backend's outage): no tokens."""
 
 
+class IncompatibleModel(BackendUnavailable):
+    """The server answers, but its model is not one our tokenizer's prompts are meant for."""
+
+
 class Backend(Protocol):
     tokenizer: Tokenizer
     context_length: int

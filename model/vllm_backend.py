@@ -16,6 +16,8 @@ tokenizer's vocabulary (size and infilling pieces), else it is refused (Incompat
 from __future__ import annotations
 
 import json
+import socket
+import threading
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -24,7 +26,7 @@ from typing import Any, NoReturn
 
 import httpx
 
-from .backend import BackendUnavailable, Generation, Timings, take_tokens
+from .backend import BackendUnavailable, Generation, IncompatibleModel, Timings, take_tokens
 from .healing import Constraint, PieceIndex
 from .tokenizer import FIM_PIECES, Tokenizer
 
@@ -34,10 +36,8 @@ RETRY_S = 1.0
 # First tokens asked for to choose an alternative's from: vLLM's default ceiling (--max-logprobs).
 RANKED_LOGPROBS = 20
 API_KEY_ENV = "CODELLAMA_API_KEY"
-
-
-class IncompatibleModel(BackendUnavailable):
-    """The server answers, but its model is not one our tokenizer's prompts are meant for."""
+# How often a wait for the server's next token checks whether it was cancelled or is out of time.
+WATCH_S = 0.02
 
 
 @dataclass(frozen=True)
@@ -63,15 +63,35 @@ def completion_body(model: str, prompt: list[int], *, max_tokens: int, temperatu
     return body
 
 
+def sse_lines(chunks: Iterable[str]) -> Iterator[str]:
+    """The lines of a server-sent event stream's text: ended by LF or CRLF only. Not by the other line
+    boundaries of str.splitlines() (and httpx's iter_lines): vLLM writes a token's text raw in its JSON, and
+    U+2028, U+2029 or U+0085 there would cut an event in two."""
+    rest = ""
+    for chunk in chunks:
+        *lines, rest = (rest + chunk).split("\n")
+        for line in lines:
+            yield line.removesuffix("\r")
+    if rest:
+        yield rest
+
+
 def sse_events(lines: Iterable[str]) -> Iterator[dict[str, Any]]:
-    """The JSON payloads of a server-sent event stream's `data:` lines, up to `[DONE]`."""
+    """The JSON payloads of a server-sent event stream's `data:` lines, up to `[DONE]`; a payload that is not
+    a JSON object raises BackendUnavailable (not a vLLM answer: a proxy's, or a broken stream's)."""
     for line in lines:
         if not line.startswith("data:"):
             continue  # blank separators, comments, other fields
         data = line[5:].strip()
         if data == "[DONE]":
             return
-        yield json.loads(data)
+        try:
+            event = json.loads(data)
+        except ValueError:
+            event = None
+        if not isinstance(event, dict):
+            raise BackendUnavailable(f"malformed event in the stream: {data[:80]!r}")
+        yield event
 
 
 def event_tokens(event: dict[str, Any]) -> list[int]:
@@ -80,10 +100,15 @@ def event_tokens(event: dict[str, Any]) -> list[int]:
         raise BackendUnavailable(f"generation failed: {error_message(event)}")
     if not event.get("choices"):
         return []  # the usage summary
-    choice = event["choices"][0]
+    choice = event["choices"][0] if isinstance(event["choices"], list) else None
+    if not isinstance(choice, dict):
+        raise BackendUnavailable(f"malformed event in the stream: {str(event)[:80]!r}")
     if choice.get("finish_reason") in ("abort", "error"):
         raise BackendUnavailable(f"the server ended the generation ({choice['finish_reason']})")
-    return list(choice.get("token_ids") or [])
+    tokens = choice.get("token_ids") or []
+    if not isinstance(tokens, list) or not all(isinstance(t, int) for t in tokens):
+        raise BackendUnavailable(f"malformed token ids in the stream: {str(tokens)[:80]!r}")
+    return tokens
 
 
 def ranked_tokens(event: dict[str, Any]) -> list[int]:
@@ -154,7 +179,12 @@ class VllmBackend:
         # The smaller of the configured context and the served model's, once it is known (kept through outages).
         self.context_length = context_length
         self.recalls = False  # vLLM chooses the tokens on its own server: no n-gram cache takes part
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        # A key read from a file or a .env often ends in a line break: not part of it, and a header value with
+        # one is refused by httpx with the whole value, key included, in its message (see _fail).
+        self._api_key = (api_key or "").strip()
+        if not self._api_key.isascii():  # httpx would fail with "'ascii' codec can't encode character"
+            raise ValueError(f"{API_KEY_ENV} holds characters an HTTP header cannot carry (quotes pasted with it?)")
+        headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
         self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
         self._served: ServedModel | None = None  # set once the server's model is checked; None after a failure
         self.error: str | None = None  # why the server is unreachable, while it is
@@ -193,16 +223,18 @@ class VllmBackend:
         budget = min(max_new_tokens, self.context_length - len(prompt))
         heal = Constraint(self.pieces, constraint) if constraint else None
         exhausted = "max_tokens" if budget == max_new_tokens else "context"
-        source = self._tokens(served.name, prompt, budget, temperature, top_p, heal, deadline, first_rank)
+        cancel = cancel or (lambda: False)
+        source = self._tokens(served.name, prompt, budget, temperature, top_p, heal, deadline, first_rank, cancel)
         try:
             tokens, text, reason = take_tokens(
                 source, self.tokenizer, budget=budget, exhausted=exhausted, timings=timings, t0=t0,
-                decode=decode or self.tokenizer.decode_infilling, stop=stop, cancel=cancel or (lambda: False),
+                decode=decode or self.tokenizer.decode_infilling, stop=stop, cancel=cancel,
                 deadline=deadline, observe=heal.observe if heal else None)
         finally:
             source.close()  # closes the stream if it is still open: vLLM aborts the request
         if reason == exhausted and len(tokens) < budget:
-            reason = "deadline"  # the tokens stop short of the budget only when the deadline passed in a wait
+            # The tokens stop short of the budget only when a wait for one ended: cancelled, or past the deadline.
+            reason = "cancel" if cancel() else "deadline"
         timings.new_tokens = len(tokens)
         timings.total_ms = (time.perf_counter() - t0) * 1000
         timings.prefill_ms = timings.first_token_ms  # as seen from here: queueing, network and prefill
@@ -211,7 +243,8 @@ class VllmBackend:
 
     def _tokens(self, model: str, prompt: list[int], budget: int, temperature: float, top_p: float,
                 heal: Constraint | None, deadline: float | None,
-                first_rank: int | None = None) -> Generator[int, None, None]:
+                first_rank: int | None = None, cancel: Callable[[], bool] = lambda: False
+                ) -> Generator[int, None, None]:
         """Generated token ids: an alternative's first token (`first_rank`), then while `heal` is unmet one
         request per token among those it allows (the caller observes each token before the next is asked
         for), then one stream for the rest of the budget."""
@@ -220,8 +253,8 @@ class VllmBackend:
             # Nothing in the vocabulary may spell the healed text (a non-ASCII character only bytes can):
             # then it is free.
             allowed = (self.pieces.allowed(heal.remaining) if heal is not None and not heal.done else None) or None
-            ranked = self._likeliest_first(model, prompt, first_rank + 1, allowed, deadline)
-            if ranked is None:  # the deadline passed while waiting
+            ranked = self._likeliest_first(model, prompt, first_rank + 1, allowed, deadline, cancel)
+            if ranked is None:  # cancelled, or the deadline passed while waiting
                 return
             if first_rank >= len(ranked):
                 yield self.tokenizer.eos_id  # no such alternative: it ends at once
@@ -234,20 +267,20 @@ class VllmBackend:
                 break
             step = list(self._stream(completion_body(
                 model, prompt + produced, max_tokens=1, temperature=temperature, top_p=top_p,
-                stop_ids=self.tokenizer.stop_ids, allowed=allowed), deadline))
-            if not step:  # the deadline passed while waiting
+                stop_ids=self.tokenizer.stop_ids, allowed=allowed), deadline, cancel))
+            if not step:  # cancelled, or the deadline passed while waiting
                 return
             produced += step
             yield from step
         if len(produced) < budget:
             yield from self._stream(completion_body(
                 model, prompt + produced, max_tokens=budget - len(produced), temperature=temperature,
-                top_p=top_p, stop_ids=self.tokenizer.stop_ids), deadline)
+                top_p=top_p, stop_ids=self.tokenizer.stop_ids), deadline, cancel)
 
     def _likeliest_first(self, model: str, prompt: list[int], count: int, allowed: list[int] | None,
-                         deadline: float | None) -> list[int] | None:
+                         deadline: float | None, cancel: Callable[[], bool] = lambda: False) -> list[int] | None:
         """The `count` likeliest first tokens after `prompt` that are not stop tokens (and are `allowed`), best
-        first; fewer where there are not that many, None when the deadline passed.
+        first; fewer where there are not that many, None when cancelled or the deadline passed.
 
         vLLM ranks tokens before it masks them (its logprobs are the model's own), so the likeliest of all
         come from `logprobs`; where too few of them are allowed (a word being healed allows a handful), the
@@ -256,7 +289,7 @@ class VllmBackend:
         stop = self.tokenizer.stop_ids
         events = list(self._events(completion_body(model, prompt, max_tokens=1, temperature=0.0, top_p=1.0,
                                                    stop_ids=(), allowed=allowed, logprobs=RANKED_LOGPROBS),
-                                   deadline))
+                                   deadline, cancel))
         if not events:
             return None
         fits = None if allowed is None else set(allowed)
@@ -267,22 +300,28 @@ class VllmBackend:
             if not rest:
                 break
             step = list(self._stream(completion_body(model, prompt, max_tokens=1, temperature=0.0, top_p=1.0,
-                                                     stop_ids=(), allowed=rest), deadline))
+                                                     stop_ids=(), allowed=rest), deadline, cancel))
             if not step:
                 return None
             ranked.append(step[0])
         return ranked
 
-    def _stream(self, body: dict[str, Any], deadline: float | None) -> Generator[int, None, None]:
-        """Token ids as the server streams them, until it ends or `deadline` passes while waiting for one.
-        Closing this generator closes the connection."""
-        for _, tokens in self._events(body, deadline):
+    def _stream(self, body: dict[str, Any], deadline: float | None, cancel: Callable[[], bool] = lambda: False
+                ) -> Generator[int, None, None]:
+        """Token ids as the server streams them, until it ends, or `cancel()` turns true or `deadline` passes
+        while waiting for one. Closing this generator closes the connection."""
+        for _, tokens in self._events(body, deadline, cancel):
             yield from tokens
 
-    def _events(self, body: dict[str, Any], deadline: float | None
+    def _events(self, body: dict[str, Any], deadline: float | None, cancel: Callable[[], bool] = lambda: False
                 ) -> Generator[tuple[dict[str, Any], list[int]], None, None]:
         """The server's events for `body`, each with the token ids it carries (as _stream); an event that
-        reports a failure raises, as an outage."""
+        reports a failure raises, as an outage.
+
+        While the server works on the request (queued behind other clients, prefilling), no token comes to
+        check `cancel` and the deadline after: a watcher does, and ends the wait by shutting the connection
+        down, which also tells vLLM to abort the request. The wait for the answer's headers (vLLM sends them
+        before it queues the request) is bounded by the timeout alone."""
         self._check_retry()
         # Waiting for a token ends at the deadline: a slow server is not an outage, just too late.
         remaining = None if deadline is None else deadline - time.monotonic()
@@ -294,8 +333,14 @@ class VllmBackend:
                     response.read()
                     raise BackendUnavailable(http_error(response.status_code, response.text))
                 self.error = None
-                for event in sse_events(response.iter_lines()):
-                    yield event, event_tokens(event)
+                with _Watcher(response, cancel, deadline) as watcher:
+                    try:
+                        for event in sse_events(sse_lines(response.iter_text())):
+                            yield event, event_tokens(event)
+                    except httpx.HTTPError:
+                        if watcher.interrupted:
+                            return  # the connection was shut down here: cancelled, or out of time
+                        raise
         except httpx.ReadTimeout:
             if deadline is not None and time.monotonic() >= deadline - 0.001:
                 return
@@ -356,7 +401,14 @@ class VllmBackend:
             raise _Refused(http_error(400, response.text))
         if response.status_code != 200:
             raise BackendUnavailable(http_error(response.status_code, response.text))
-        return response.json()
+        try:
+            answer = response.json()
+        except ValueError:
+            answer = None
+        if not isinstance(answer, dict):  # a web page or a proxy's login page: another server at that URL
+            raise BackendUnavailable(f"{method} {path} answered {response.headers.get('content-type') or 'something'}"
+                                     ", not JSON: is this a vLLM server's URL?")
+        return answer
 
     def _check_retry(self) -> None:
         if self.error is not None and time.monotonic() < self._retry_at:
@@ -365,6 +417,9 @@ class VllmBackend:
     def _fail(self, error: str, kind: type[BackendUnavailable] = BackendUnavailable) -> NoReturn:
         """Record an outage (the model is checked again once the server is back) and raise it."""
         self._served = None
+        if self._api_key:  # never in a message or a log, whatever a library or a proxy put in its error
+            for spelling in (self._api_key, repr(self._api_key.encode())[2:-1]):  # as text, and as bytes' repr
+                error = error.replace(spelling, "***")
         self.error = f"{self.url}: {error}"
         self._retry_at = time.monotonic() + RETRY_S
         raise kind(self.error)
@@ -383,6 +438,38 @@ class VllmBackend:
 
     def close(self) -> None:
         self._http.close()
+
+
+class _Watcher:
+    """Shuts a streamed response's connection down once `cancel()` turns true or `deadline` passes, which
+    wakes a read blocked on it; checked every WATCH_S until the block it guards is left."""
+
+    def __init__(self, response: httpx.Response, cancel: Callable[[], bool], deadline: float | None) -> None:
+        stream = response.extensions.get("network_stream")
+        self._socket = stream.get_extra_info("socket") if stream is not None else None
+        self._cancel, self._deadline = cancel, deadline
+        self._left = threading.Event()
+        self.interrupted = False
+
+    def __enter__(self) -> _Watcher:
+        if self._socket is not None:
+            threading.Thread(target=self._watch, name="vllm-watch", daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._left.set()
+
+    def _watch(self) -> None:
+        while not self._left.wait(WATCH_S):
+            if self._cancel() or (self._deadline is not None and time.monotonic() >= self._deadline):
+                if self._left.is_set():
+                    return
+                self.interrupted = True
+                try:
+                    self._socket.shutdown(socket.SHUT_RDWR)
+                except OSError:  # already closed
+                    pass
+                return
 
 
 class _Refused(BackendUnavailable):

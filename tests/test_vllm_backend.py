@@ -5,18 +5,23 @@ The real server is exercised by tests/test_vllm.py (`pytest -m vllm`).
 
 from __future__ import annotations
 
+import json
 import socket
+import threading
 import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
+from lsp_server.completion import connect_vllm
 from lsp_server.outage import OutageNotice
-from lsp_server.settings import parse_settings
+from lsp_server.settings import Settings, parse_settings
 from model.backend import BackendUnavailable
 from model.tokenizer import Tokenizer
 from model.vllm_backend import (IncompatibleModel, VllmBackend, completion_body, event_tokens, http_error,
-                                pick_model, ranked_tokens, sse_events)
+                                pick_model, ranked_tokens, sse_events, sse_lines)
 from tests.vllm_server import free_port
 
 
@@ -135,3 +140,161 @@ def test_one_message_per_outage() -> None:
     assert noted == ["codellama: the model server answers again"]
     outage.failed(BackendUnavailable("HTTP 503"))
     assert len(shown) == 2
+
+
+# -- against a fake vLLM: the wire's odd cases ----------------------------------------------------------------
+class FakeVllm(BaseHTTPRequestHandler):
+    """/v1/models, /detokenize and /v1/completions as vLLM answers them; `stream` writes a streamed answer's
+    body (a list of SSE text pieces, or a callable that writes it) and `page` answers every request instead."""
+    protocol_version = "HTTP/1.1"
+    tokenizer: Tokenizer
+    stream: list[str] | None = None
+    page: bytes | None = None
+    keys: list[str] = []
+    disconnected = threading.Event()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def answer(self, status: int, data: bytes, kind: str = "application/json") -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self) -> None:
+        FakeVllm.keys.append(self.headers.get("Authorization", ""))
+        if self.page is not None:
+            return self.answer(200, self.page, "text/html")
+        self.answer(200, json.dumps({"data": [{"id": "fake", "max_model_len": 1024}]}).encode())
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+        if self.page is not None:
+            return self.answer(200, self.page, "text/html")
+        if self.path == "/detokenize":
+            return self.answer(200, json.dumps({"prompt": self.tokenizer.sp.id_to_piece(body["tokens"][0])}).encode())
+        if any(t >= self.tokenizer.n_words for t in body["prompt"]):
+            return self.answer(400, b'{"error": {"message": "out of vocabulary"}}')
+        if not body.get("stream"):
+            return self.answer(200, b'{"choices": [{"text": "x"}]}')
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.end_headers()  # no length, no chunks: the body ends when the connection does
+        try:
+            for piece in self.stream or []:
+                if piece == "<wait>":  # a busy server: nothing for a long while
+                    self.wfile.flush()
+                    if self.rfile.read(1) == b"":  # returns when the client shuts the connection down
+                        FakeVllm.disconnected.set()
+                    return
+                self.wfile.write(piece.encode())
+        except OSError:
+            FakeVllm.disconnected.set()
+        self.close_connection = True
+
+
+@pytest.fixture
+def fake_vllm(tiny_model_dir: Path) -> Iterator[str]:
+    FakeVllm.tokenizer = Tokenizer(tiny_model_dir / "tokenizer.model")
+    FakeVllm.stream, FakeVllm.page, FakeVllm.keys = None, None, []
+    FakeVllm.disconnected = threading.Event()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeVllm)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def event(tokens: list[int], text: str = "", finish: str | None = None) -> str:
+    # As vLLM writes it (pydantic): non-ASCII text raw, U+2028 included.
+    return "data: " + json.dumps({"choices": [{"index": 0, "text": text, "token_ids": tokens,
+                                               "finish_reason": finish}]}, ensure_ascii=False) + "\n\n"
+
+
+def test_sse_lines_end_at_line_feeds_alone() -> None:
+    chunks = ['data: {"choices": [{"text": "a\u2028b\x85c\u2029", "tok', 'en_ids": [5]}]}\r', "\n\r\n",
+              "data: [DONE]\n\n"]
+    assert list(sse_events(sse_lines(chunks))) == [{"choices": [{"text": "a\u2028b\x85c\u2029", "token_ids": [5]}]}]
+
+
+def test_a_token_whose_text_is_a_unicode_line_separator_is_read(fake_vllm: str, tiny_model_dir: Path) -> None:
+    FakeVllm.stream = [event([281]), event([388], "\u2028"), event([6], "", "stop"), "data: [DONE]\n\n"]
+    backend = VllmBackend(fake_vllm, Tokenizer(tiny_model_dir / "tokenizer.model"), timeout=5)
+    gen = backend.generate([1, 5, 6], max_new_tokens=8)
+    assert (gen.tokens, gen.stop_reason) == ([281, 388], "eot")
+
+
+@pytest.mark.parametrize("line", ["data: <html>", "data: 5", 'data: {"choices": ["x"]}',
+                                  'data: {"choices": [{"token_ids": "5"}]}'])
+def test_a_malformed_event_is_an_outage(fake_vllm: str, tiny_model_dir: Path, line: str) -> None:
+    FakeVllm.stream = [event([281]), line + "\n\n"]
+    backend = VllmBackend(fake_vllm, Tokenizer(tiny_model_dir / "tokenizer.model"), timeout=5)
+    with pytest.raises(BackendUnavailable, match="malformed"):
+        backend.generate([1, 5, 6], max_new_tokens=8)
+    assert backend.describe()["health"].startswith("unreachable")
+
+
+def test_a_web_page_at_the_url_is_an_outage_that_says_so(fake_vllm: str, tiny_model_dir: Path) -> None:
+    FakeVllm.page = b"<html><body>Sign in</body></html>"  # a web UI or a proxy's login page, answering 200
+    backend = VllmBackend(fake_vllm, Tokenizer(tiny_model_dir / "tokenizer.model"), timeout=5)
+    backend.connect()  # not a crash: an outage, retried
+    assert "not JSON: is this a vLLM server's URL?" in str(backend.describe()["health"])
+
+
+def test_the_api_key_is_sent_without_blanks_and_never_shown(fake_vllm: str, tiny_model_dir: Path) -> None:
+    tokenizer = Tokenizer(tiny_model_dir / "tokenizer.model")
+    VllmBackend(fake_vllm, tokenizer, api_key="sk-secret-1\r\n").connect()  # a key file's line break
+    assert FakeVllm.keys == ["Bearer sk-secret-1"]
+    backend = VllmBackend(fake_vllm, tokenizer, api_key="sk-secret-1\nsk-secret-2")
+    backend.connect()
+    with pytest.raises(BackendUnavailable) as failure:
+        backend.generate([1, 5, 6])
+    shown = [str(failure.value), str(backend.describe())]
+    assert "Illegal header value" in shown[0] and not any("secret" in s for s in shown), shown
+
+
+@pytest.mark.parametrize("stop", ["cancel", "deadline"])
+def test_a_wait_for_the_next_token_ends_when_cancelled_or_out_of_time(fake_vllm: str, tiny_model_dir: Path,
+                                                                      stop: str) -> None:
+    FakeVllm.stream = [event([281]), "<wait>"]  # one token, then a long silence (other clients' requests first)
+    backend = VllmBackend(fake_vllm, Tokenizer(tiny_model_dir / "tokenizer.model"), timeout=30)
+    backend.connect()
+    t0 = time.monotonic()
+    gen = backend.generate([1, 5, 6], max_new_tokens=8, cancel=(lambda: time.monotonic() > t0 + 0.3)
+                           if stop == "cancel" else None, deadline=t0 + 0.3 if stop == "deadline" else None)
+    assert (gen.tokens, gen.stop_reason) == ([281], stop)
+    assert time.monotonic() - t0 < 1.5
+    assert FakeVllm.disconnected.wait(2)  # the server saw the stream closed: vLLM aborts the request
+    assert backend.describe()["health"] == "ok"
+
+
+def test_a_shutdown_while_connecting_does_not_wait_for_the_server(tiny_model_dir: Path) -> None:
+    with socket.socket() as silent:  # accepts connections, never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        settings = Settings(backend="vllm", remote_url=f"http://127.0.0.1:{silent.getsockname()[1]}",
+                            remote_timeout_ms=30_000)
+        closing = threading.Event()
+
+        def progress(fraction: float, message: str) -> None:  # the language server's: raises once it shuts down
+            if closing.is_set():
+                raise RuntimeError("the server is shutting down")
+
+        threading.Timer(0.3, closing.set).start()
+        t0 = time.monotonic()
+        with pytest.raises(RuntimeError, match="shutting down"):
+            connect_vllm(settings, progress)
+        assert time.monotonic() - t0 < 2
+
+
+def test_a_server_back_with_another_model_is_told() -> None:
+    shown: list[str] = []
+    outage = OutageNotice(shown.append, lambda m: None)
+    outage.failed(BackendUnavailable("http://gpu:8000: cannot connect"))
+    outage.failed(IncompatibleModel("http://gpu:8000: m does not have the tokenizer's 32016-piece vocabulary"))
+    outage.failed(BackendUnavailable("http://gpu:8000: m does not have the tokenizer's 32016-piece vocabulary"))
+    outage.failed(IncompatibleModel("http://gpu:8000: m does not have the tokenizer's 32016-piece vocabulary"))
+    assert len(shown) == 2 and "unavailable" in shown[0] and "32016-piece vocabulary" in shown[1]
