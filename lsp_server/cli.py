@@ -46,8 +46,8 @@ def settings_from(args: argparse.Namespace, **extra: object) -> Settings:
     from .settings import consistency_warnings, parse_settings
     settings, warnings = parse_settings({**raw, **extra}, Settings())
     advice = consistency_warnings(settings)  # prompts are trimmed to fit: worth a line, not a refusal
-    if errors := [w for w in warnings if w not in advice]:
-        raise SystemExit("codellama-lsp: " + "; ".join(errors))
+    if errors := [w for w in warnings if w not in advice]:  # an editor's value is kept; a flag's ends the command
+        raise SystemExit("codellama-lsp: " + "; ".join(re.sub(r"; keeping .*$", "", w) for w in errors))
     for w in advice:
         print(f"codellama-lsp: warning: {w}", file=sys.stderr, flush=True)
     return settings
@@ -148,7 +148,7 @@ def cmd_complete(args: argparse.Namespace) -> None:
 
     run(args, settings_from(args, fim_mode=args.fim_mode, temperature=args.temperature,
                             **({"max_tokens": args.max_tokens, "max_tokens_single_line": args.max_tokens}
-                               if args.max_tokens else {})))
+                               if args.max_tokens is not None else {})))
 
 
 # Subcommands that own their flags: everything after the name goes to the module's main().
@@ -204,14 +204,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from .terminal import run_command
+
+    run_command(lambda: _main(sys.argv[1:] if argv is None else argv))
+
+
+def _main(argv: list[str]) -> int | None:
     p = build_parser()
-    argv = sys.argv[1:] if argv is None else argv
     command = next((a for a in argv if not a.startswith("-")), None)
     if command in PASSTHROUGH:
         import importlib
         logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-        importlib.import_module(PASSTHROUGH[command][0]).main(argv[argv.index(command) + 1:])
-        return
+        try:  # its exit status is main()'s answer (bench fails with 1 when a side failed)
+            return importlib.import_module(PASSTHROUGH[command][0]).main(argv[argv.index(command) + 1:])
+        except (ValueError, FileNotFoundError, BackendUnavailable) as e:  # a bad --device, --model, --init
+            raise SystemExit(f"codellama-lsp {command}: {e}") from e
     args = p.parse_args(argv)
     level = args.log_level.upper()
     logging.basicConfig(level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -225,3 +232,4 @@ def main(argv: list[str] | None = None) -> None:
         args.run(args)
     except (ValueError, FileNotFoundError, BackendUnavailable) as e:  # bad input or no server: one clear line
         raise SystemExit(f"codellama-lsp: {e}") from e
+    return None

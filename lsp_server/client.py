@@ -12,6 +12,10 @@ from lsprotocol import types
 from pygls.lsp.client import LanguageClient
 
 
+class ServerExited(RuntimeError):
+    """The server process ended before it answered `initialize`; the message is what it said on stderr."""
+
+
 class ServerProcess:
     """`python -m lsp_server serve ARGS` over stdio, initialized and with its model loaded."""
 
@@ -60,9 +64,17 @@ class ServerProcess:
         await self.client.start_io(sys.executable, "-m", "lsp_server", "--log-level", "WARNING", "serve", *self.args)
         server = self.client._server
         self._drain = asyncio.create_task(self._read_stderr(server.stderr if server else None))
-        await self.client.initialize_async(types.InitializeParams(
-            capabilities=self.capabilities, process_id=None,
-            initialization_options={"codellama": self.settings} if self.settings else None))
+        try:
+            await self.client.initialize_async(types.InitializeParams(
+                capabilities=self.capabilities, process_id=None,
+                initialization_options={"codellama": self.settings} if self.settings else None))
+        except RuntimeError as e:  # pygls: "Server process N exited with return code: 1"; the reason is on stderr
+            if server is None or server.returncode is None:
+                raise
+            if self._drain:
+                await asyncio.wait_for(self._drain, 5)  # read to the end: its last line says why
+            said = b"".join(self.stderr).decode("utf-8", "replace").strip().splitlines()
+            raise ServerExited(said[-1] if said else f"the server exited with code {server.returncode}") from e
         self.client.initialized(types.InitializedParams())
         loop = asyncio.get_running_loop()
         end = loop.time() + timeout

@@ -35,7 +35,7 @@ def run(args: argparse.Namespace, settings: Settings) -> None:
         engine = load_engine(settings, progress)
     if args.raw:  # Meta's reference behaviour: whole file, stop only at <EOT>/EOS/max tokens, text untouched
         gen = infill(engine, text[:offset], text[offset:], mode=settings.fim_mode,
-                            max_new_tokens=args.max_tokens or settings.max_tokens, temperature=settings.temperature,
+                            max_new_tokens=settings.max_tokens, temperature=settings.temperature,
                             top_p=settings.top_p)
         if gen.text:
             sys.stdout.write(gen.text + "\n")

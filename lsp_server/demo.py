@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from pathlib import Path
 
 from lsprotocol import types
 
-from .client import ServerProcess
+from .client import ServerExited, ServerProcess
 from .terminal import loading_bar
 
 EXAMPLE = Path(__file__).parent / "examples" / "shapes.py"
@@ -40,7 +41,17 @@ PROBES = (
 
 
 def color(text: str, code: str) -> str:
-    return f"{code}{text}{RESET}" if sys.stdout.isatty() else text
+    # https://no-color.org: NO_COLOR set to anything but "" turns colour off, as a dumb terminal does
+    plain = not sys.stdout.isatty() or os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb"
+    return text if plain else f"{code}{text}{RESET}"
+
+
+def say_what_it_showed(server: ServerProcess) -> None:
+    """What the server popped up (window/showMessage) since the last call, on stderr, as an editor would show it:
+    an empty suggestion then comes with its reason (vLLM unreachable, a model that cannot infill)."""
+    for message in server.shown:
+        print(f"the server says: {message}", file=sys.stderr)
+    server.shown.clear()
 
 
 async def run(server_args: list[str], example: Path) -> int:
@@ -52,7 +63,12 @@ async def run(server_args: list[str], example: Path) -> int:
         # The longest time budget the server accepts: what the demo shows is the model's answer, however busy
         # the machine (an editor keeps the 2-second default, so that a slow answer never blocks typing).
         server = ServerProcess(server_args, caps, loading=progress, settings={"timeBudgetMs": 600_000})
-        status = await server.start()
+        try:
+            status = await server.start()
+        except ServerExited as e:  # a bad `serve` flag after --: the server said why, in one line
+            print(e, file=sys.stderr)
+            return 1
+    say_what_it_showed(server)
     if status["state"] != "ready":
         print(f"model failed to load: {status['error']}", file=sys.stderr)
         return 1
@@ -77,6 +93,7 @@ async def run(server_args: list[str], example: Path) -> int:
         suggestion = items[0].insert_text if items else ""
         suggestion = suggestion if isinstance(suggestion, str) else suggestion.value
         shown += bool(suggestion)
+        say_what_it_showed(server)
         print(f"{color(f'inline completion at line {row + 1}', BOLD)} ({ms:.0f} ms)")
         print(f"  {probe.keep}{color(suggestion or '<nothing>', GREEN)}")
         print(f"  {color('original: ' + lines[row].strip(), DIM)}\n")
@@ -104,6 +121,7 @@ async def run(server_args: list[str], example: Path) -> int:
     ms = (time.perf_counter() - t) * 1000
     edit = next(iter(resolved.edit.changes.values()))[0] if resolved and resolved.edit and resolved.edit.changes else None
     if action is None or edit is None:
+        say_what_it_showed(server)
         print("no docstring edit came back", file=sys.stderr)
         await server.stop()
         return 1

@@ -16,7 +16,6 @@ import re
 import statistics
 from collections import Counter
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 from tqdm import tqdm
 
@@ -28,7 +27,7 @@ from .docstring import Blank, find_target, generate_docstring
 from .docstring.clean import fallback
 from .docstring.styles import Slot
 from .settings import Settings
-from .terminal import format_table, loading_bar, positive_int, show_result
+from .terminal import format_table, loading_bar, output_path, positive_int, show_result
 
 
 @dataclass(frozen=True)
@@ -132,7 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the document n-gram cache (default auto: as the model directory asks)")
     p.add_argument("--cases", type=positive_int, default=100, help="functions to document (default 100)")
     p.add_argument("--seed", type=int, default=0, help="which functions (default 0)")
-    p.add_argument("--json", type=Path, metavar="PATH", help="write the report and every docstring's blanks as JSON ('-': stdout)")
+    p.add_argument("--json", type=output_path, metavar="PATH", help="write the report and every docstring's blanks as JSON ('-': stdout)")
     p.add_argument("--verbose", action="store_true", help="print each summary beside the author's as it is done")
     return p
 

@@ -24,7 +24,7 @@ from model.backend import BackendUnavailable
 
 from .completion import complete, complete_alternatives, load_engine
 from .settings import Settings
-from .terminal import format_table, loading_bar, ms, positive_int, show_result
+from .terminal import format_table, loading_bar, ms, output_path, positive_int, show_result
 
 
 @dataclass(frozen=True)
@@ -220,7 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"infilling prompt order (default {Settings.fim_mode})")
     p.add_argument("--ngram-cache", choices=("auto", "on", "off"), default=Settings.ngram_cache,
                    help="the document n-gram cache (default auto: as the model directory asks)")
-    p.add_argument("--json", type=Path, metavar="PATH",
+    p.add_argument("--json", type=output_path, metavar="PATH",
                    help="write the report, the settings and every case as JSON to PATH ('-': stdout, no table)")
     p.add_argument("--verbose", action="store_true", help="print each case (expected, got, latency) as it is done")
     p.add_argument("--alternatives", type=positive_int, default=1, metavar="N",

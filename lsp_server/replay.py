@@ -16,14 +16,13 @@ import asyncio
 import random
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from tqdm import tqdm
 
 from model import corpus
 
-from .client import ServerProcess
-from .terminal import format_table, loading_bar, ms, positive_int, show_result
+from .client import ServerExited, ServerProcess
+from .terminal import format_table, loading_bar, ms, output_path, positive_int, run_command, show_result
 
 
 def pct(values: list[float], q: float) -> float:
@@ -77,7 +76,11 @@ async def type_lines(server: ServerProcess, lines: int, seed: int, uri_prefix: s
 async def replay(server_args: list[str], lines: int, seed: int, settings: dict | None = None) -> dict:
     with loading_bar("the model in the server") as progress:
         server = ServerProcess(server_args, settings=settings, loading=progress)
-        if (s := await server.start())["state"] != "ready":
+        try:
+            s = await server.start()
+        except ServerExited as e:  # a bad `serve` flag after --: the server's own line says which
+            raise SystemExit(str(e)) from e
+        if s["state"] != "ready":
             raise SystemExit(f"model failed to load: {s['error']}")
     typed = await type_lines(server, lines, seed, progress=True)
     cold, warm, hits = typed.cold, typed.keystroke, typed.type_through
@@ -140,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lines", type=positive_int, default=20, help="held-out lines to type (default 20)")
     p.add_argument("--seed", type=int, default=0, help="seed for the lines chosen (default 0)")
     p.add_argument("--fim-mode", choices=("psm", "spm"), help="override the server's default infilling order")
-    p.add_argument("--json", type=Path, metavar="PATH",
+    p.add_argument("--json", type=output_path, metavar="PATH",
                    help="write every figure as JSON to PATH ('-': stdout, no table)")
     p.add_argument("server_args", nargs="*", help="`serve` flags after --, e.g. -- --model DIR")
     return p
@@ -154,4 +157,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_command(main, "python -m lsp_server.replay")

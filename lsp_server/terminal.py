@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import select
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -42,6 +45,49 @@ def positive_int(text: str) -> int:
     return value
 
 
+def output_path(text: str) -> Path:
+    """An argparse type for `--json PATH`: '-' (stdout) or a file that can be written, checked before the run,
+    not after it, when its figures would be lost to a traceback."""
+    path = Path(text)
+    if text == "-":
+        return path
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a directory")
+    parent = path.parent
+    if not parent.is_dir():
+        raise argparse.ArgumentTypeError(f"no directory {parent} to write {path.name} in")
+    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise argparse.ArgumentTypeError(f"cannot write {text}: permission denied")
+    return path
+
+
+def run_command(main: Callable[[], object], name: str = "codellama-lsp") -> None:
+    """Run a command as a person at a terminal expects: Ctrl+C ends it with status 130 and one line, not a
+    traceback; a reader of stdout that went away (`| head`) ends it quietly; main()'s int is the exit status."""
+    try:
+        code = main()
+    except KeyboardInterrupt:
+        print(f"\n{name}: interrupted", file=sys.stderr, flush=True)
+        sys.exit(130)
+    except BrokenPipeError:
+        if not _stdout_gone():  # another pipe (a socket) broke: not the reader going away
+            raise
+        # Python flushes stdout once more at exit: let that go nowhere rather than warn about it.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _stdout_gone() -> bool:
+    """Whether stdout is a pipe whose reader has closed it (poll reports an error on its write end)."""
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # no poll() on this system, or no stdout: assume it was stdout
+        return True
+
+
 def format_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     """Columns padded to their widest cell: the first (labels) left-aligned, the others (figures) right-aligned."""
     table = [list(header), *(list(row) for row in rows)]
@@ -75,5 +121,8 @@ def write_json(dest: Path, data: Any) -> None:
     text = json.dumps(data, indent=1)
     if str(dest) == "-":
         print(text)
-    else:
+        return
+    try:
         dest.write_text(text + "\n", encoding="utf-8")
+    except OSError as e:  # checked when parsed (output_path), but the disk may fill or the directory go
+        raise SystemExit(f"codellama-lsp: cannot write {dest}: {e.strerror or e}") from e

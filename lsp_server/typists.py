@@ -21,11 +21,10 @@ import json
 import os
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from .client import ServerProcess
+from .client import ServerExited, ServerProcess
 from .replay import Typed, pct, type_lines
-from .terminal import positive_int
+from .terminal import output_path, positive_int, run_command
 
 UNTIMED = {"timeBudgetMs": 600_000}  # the longest budget there is: answers do not depend on the machine's speed
 
@@ -102,15 +101,18 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--rounds", type=positive_int, default=3, help="times each side runs, alternately")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=positive_int, default=1, help="torch threads of each local engine")
-    p.add_argument("--json", type=Path)
+    p.add_argument("--json", type=output_path)
     p.add_argument("server_args", nargs="*", help="`serve` flags for both sides after --, e.g. -- --model DIR")
     a = p.parse_args(argv)
     os.environ["OMP_NUM_THREADS"] = str(a.threads)  # read by torch in the server processes started below
-    result = asyncio.run(compare(a.server_args, a.remote_url, a.typists, a.lines, a.seed, a.rounds))
+    try:
+        result = asyncio.run(compare(a.server_args, a.remote_url, a.typists, a.lines, a.seed, a.rounds))
+    except ServerExited as e:  # a bad `serve` flag after --: the server's own line says which
+        raise SystemExit(str(e)) from e
     print(table(result))
     if a.json:
         a.json.write_text(json.dumps(result, indent=1))
 
 
 if __name__ == "__main__":
-    main()
+    run_command(main, "python -m lsp_server.typists")

@@ -35,7 +35,10 @@ def resolve_device(device: str) -> torch.device:
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"device {device!r} asked for, but this PyTorch sees no CUDA GPU "
                          f"(torch {torch.__version__}); use --device cpu")
-    return torch.device(device)
+    try:
+        return torch.device(device)
+    except RuntimeError:  # torch's message lists twenty device types this project cannot use
+        raise ValueError(f"unknown device {device!r}; expected auto, cpu, cuda or cuda:N") from None
 
 
 def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:

@@ -27,7 +27,7 @@ from . import corpus, ngram_cache
 from .checkpoint import save_hf
 from .config import ModelArgs
 from .llama import Transformer, split_state
-from .loader import load_model
+from .loader import load_model, resolve_device
 from .tokenizer import Tokenizer
 from .tokenizer_train import train_tokenizer
 
@@ -261,8 +261,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
-    a = vars(build_parser().parse_args(argv))
-    out, device, log_every, init = a.pop("out"), torch.device(a.pop("device")), a.pop("log_every"), a.pop("init")
+    p = build_parser()
+    a = vars(p.parse_args(argv))
+    if a["init"] is not None and not (a["init"] / "tokenizer.model").is_file():  # before the corpus is read
+        p.error(f"--init {a['init']}: no tokenizer.model there (give a checkpoint this command wrote)")
+    out, device, log_every, init = a.pop("out"), resolve_device(a.pop("device")), a.pop("log_every"), a.pop("init")
     train(TrainConfig(**a), out, device, log_every, init)
 
 

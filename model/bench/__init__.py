@@ -173,6 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     if ns.worker:
         worker_main(ns)
         return 0
+    if ns.json is not None and (ns.json.is_dir() or not ns.json.parent.is_dir()):  # known now, not after the run
+        p.error(f"--json {ns.json}: not a file in an existing directory")
 
     import importlib.util
 
