@@ -449,6 +449,9 @@ class _Watcher:
         self._socket = stream.get_extra_info("socket") if stream is not None else None
         self._cancel, self._deadline = cancel, deadline
         self._left = threading.Event()
+        # Held while shutting the socket down and while leaving: once the block is left, the connection
+        # may go back to httpx's pool (a stream read to its end), and must never be shut from here then.
+        self._lock = threading.Lock()
         self.interrupted = False
 
     def __enter__(self) -> _Watcher:
@@ -457,18 +460,20 @@ class _Watcher:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._left.set()
+        with self._lock:
+            self._left.set()
 
     def _watch(self) -> None:
         while not self._left.wait(WATCH_S):
             if self._cancel() or (self._deadline is not None and time.monotonic() >= self._deadline):
-                if self._left.is_set():
-                    return
-                self.interrupted = True
-                try:
-                    self._socket.shutdown(socket.SHUT_RDWR)
-                except OSError:  # already closed
-                    pass
+                with self._lock:
+                    if self._left.is_set():
+                        return
+                    self.interrupted = True
+                    try:
+                        self._socket.shutdown(socket.SHUT_RDWR)
+                    except OSError:  # already closed
+                        pass
                 return
 
 
