@@ -138,6 +138,14 @@ def budgets(settings: Settings, max_tokens: int, context_length: int, extra_toke
     return max(8, int(settings.prefix_tokens * scale)), max(8, int(settings.suffix_tokens * scale))
 
 
+def extra_budget(settings: Settings, context_length: int) -> int:
+    """Tokens for other files' snippets: extraContextTokens, but never more than half of the context left after
+    the answer, so that the document's own windows keep the other half (a budget the model's context cannot hold
+    left no room for any prompt, and so gave no completion at all)."""
+    room = context_length - max(settings.max_tokens, settings.max_tokens_single_line) - PROMPT_OVERHEAD
+    return max(0, min(settings.extra_context_tokens, room // 2))
+
+
 def line_around(text: str, offset: int) -> tuple[str, str]:
     """The cursor line's text before and after the cursor."""
     start = max(text.rfind("\n", 0, offset), text.rfind("\r", 0, offset)) + 1

@@ -154,8 +154,9 @@ def build_context(
     ``snap_lines``* whose window fits ``prefix_tokens``. Because the start
     only moves when that rule's answer changes, it stays fixed while the user
     types on a line or moves a few lines down, which keeps the engine's KV
-    prefix cache hitting. If no multiple of ``snap_lines`` fits, finer grains
-    (halving down to 1) are tried. If even the cursor line's head does not
+    prefix cache hitting. When fewer than ``2 * snap_lines`` lines fit, the
+    grain is halved (down to 1) until it is at most half of them, so the snap
+    never costs more than half the window. If even the cursor line's head does not
     fit, it is cut from the left (at a multiple of 64 code points when
     possible).
 
@@ -216,13 +217,14 @@ def _prefix_window(
         spent += cost
         earliest -= 1
     # Earliest multiple of the grain at or after `earliest`; it fits because
-    # it starts no earlier than `earliest`. The grain-1 pass always succeeds.
+    # it starts no earlier than `earliest`. The grain is at most half the
+    # lines that fit, so the snap never drops more than half of them (a grain
+    # of 32 with 31 lines fitting would leave none above a cursor on line 64);
+    # it depends only on how many lines fit, so it too stays put while typing.
     grain = snap
-    while True:
-        start = -(-earliest // grain) * grain
-        if start <= cur:
-            break
+    while grain > 1 and 2 * grain > cur - earliest:
         grain //= 2
+    start = -(-earliest // grain) * grain
     body = "".join(line + "\n" for line in lines[start:cur])
     return start, body + head
 
@@ -394,6 +396,8 @@ class ExtraContext:
         self.document_lines = max(0, document_lines)
         self.edit_lines = max(0, edit_lines)
         self.root_uri = root_uri  # paths in headers are shown relative to it
+        # The workspace folders (URIs): a file in one is shown relative to it (the innermost that holds it).
+        self.roots: tuple[str, ...] = ()
         self._chunks: list[ContextChunk] = []  # oldest first
 
     @property
@@ -465,11 +469,14 @@ class ExtraContext:
 
     def _display_path(self, uri: str) -> str:
         path = _uri_to_path(uri)
-        if self.root_uri:
-            root = _uri_to_path(self.root_uri).rstrip("/\\")
+        roots = [_uri_to_path(r).rstrip("/\\") for r in (*self.roots, self.root_uri) if r]
+        for root in sorted(roots, key=len, reverse=True):
             if root and (path.startswith(root + "/") or path.startswith(root + "\\")):
                 return path[len(root) + 1 :]
         return path
+
+
+MAX_CHUNK_LINE_CHARS = 1000
 
 
 def _make_chunk(
@@ -479,6 +486,12 @@ def _make_chunk(
     line = max(0, min(line, len(lines) - 1))
     start = max(0, line - radius)
     end = min(len(lines), line + radius + 1)
+    # Lines longer than this are data (a minified bundle, base64), never worth a snippet: the chunk stops
+    # short of them, so no render tokenizes them again (counts of such long strings are not memoized).
+    if len(lines[line]) > MAX_CHUNK_LINE_CHARS:
+        return None
+    start = next((i + 1 for i in range(line - 1, start - 1, -1) if len(lines[i]) > MAX_CHUNK_LINE_CHARS), start)
+    end = next((i for i in range(line + 1, end) if len(lines[i]) > MAX_CHUNK_LINE_CHARS), end)
     # Drop blank edges: they cost tokens and carry nothing.
     while start < end and not lines[start].strip():
         start += 1

@@ -26,8 +26,8 @@ from model.backend import Backend, BackendUnavailable
 
 from . import __version__
 from .cache import CompletionCache
-from .completion import (Suggestion, complete, complete_alternatives, infill_text, inside_a_word, load_engine,
-                         model_dir)
+from .completion import (Suggestion, complete, complete_alternatives, extra_budget, infill_text, inside_a_word,
+                         load_engine, model_dir)
 from .context import ExtraContext
 from .docstring import DocEdit, DocTarget, find_target, generate_docstring
 from .documents import Document, Documents, Notebooks, encoding_named, read_document
@@ -288,8 +288,12 @@ class CodeLlamaServer(LanguageServer):
         if not self.settings.extra_context or engine is None:
             return ""
         try:
+            # Headers name files relative to their workspace folder (`# Path: util.py`), as the model saw in
+            # training, not by absolute path (`/home/alice/...`: tokens spent, and the user's name sent along).
+            self.extra.roots = tuple(f.uri for f in self.workspace.folders.values()) or (
+                (self.workspace.root_uri,) if self.workspace.root_uri else ())
             return self.extra.render(doc.language_id, doc.uri, engine.tokenizer.count_tokens,
-                                     self.settings.extra_context_tokens)
+                                     extra_budget(self.settings, engine.context_length))
         except Exception:
             log.exception("extra context left out")
             return ""
@@ -486,7 +490,10 @@ def create_server(settings: Settings) -> CodeLlamaServer:
 
     @ls.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: CodeLlamaServer, params: types.DidCloseTextDocumentParams) -> None:
-        # Its chunks stay in the extra context's ring buffer: recently seen code is still good context.
+        # Its chunks stay in the extra context's ring buffer: recently seen code is still good context. Not an
+        # untitled buffer's: closed, its text (a scratch the user threw away) exists nowhere any more.
+        if not params.text_document.uri.startswith("file:"):
+            ls.extra.forget(params.text_document.uri)
         ls.documents.close(params.text_document.uri)
 
     # Notebooks: their cells are open documents, and the notebook says in which order they come.

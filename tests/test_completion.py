@@ -102,3 +102,11 @@ def test_generation_stops_where_the_model_copies_the_other_files_framing() -> No
         assert not prepared.stop(f"{healed}y = 2\n{indent}")
         assert prepared.stop(f"{healed}y = 2\n{indent}# Path: ")  # as soon as the header's start is written
         assert not prepared.stop(f"{healed}y = 2\n{indent}# Pathological")
+
+
+def test_extra_context_budget_leaves_room_for_the_document() -> None:
+    from lsp_server.completion import extra_budget
+    assert extra_budget(Settings(), 16384) == Settings().extra_context_tokens  # the default is untouched
+    assert extra_budget(Settings(), 1024) == 256  # the demo model's context: still the default
+    # A budget the model's context cannot hold left no room for any prompt: no completion, ever.
+    assert extra_budget(Settings(extra_context_tokens=4000), 1024) == (1024 - 96 - 8) // 2

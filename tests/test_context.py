@@ -68,12 +68,24 @@ def test_start_moves_only_every_snap_lines() -> None:
     starts = [
         build_context(
             NUMBERED, offset_at(NUMBERED, line, 8), words, prefix_tokens=30, suffix_tokens=9,
-            snap_lines=8,
+            snap_lines=4,
         ).prefix_start_line
         for line in range(40, 60)
     ]
     # Earliest fitting start is line-9 (line-9 for 41 too: 3+27=30 fits).
-    assert starts == [32] * 2 + [40] * 8 + [48] * 8 + [56] * 2
+    assert starts == [32] * 2 + [36] * 4 + [40] * 4 + [44] * 4 + [48] * 4 + [52] * 2
+
+
+def test_snap_never_drops_more_than_half_the_lines_that_fit() -> None:
+    # 9 lines fit above the cursor. A grain of 8 would start at the next multiple of 8 (line 48 for a cursor
+    # on line 50: 2 lines of the 9, none at all on line 48); the grain is cut to 4, so 5 lines or more stay.
+    for line in range(40, 60):
+        ctx = build_context(NUMBERED, offset_at(NUMBERED, line, 8), words, prefix_tokens=30, suffix_tokens=9,
+                            snap_lines=8)
+        assert line - ctx.prefix_start_line >= 5, line
+    # The default grain of 32 with 31 lines fitting: a cursor on line 64 kept no line above it.
+    ctx = build_context(NUMBERED, offset_at(NUMBERED, 64, 8), words, prefix_tokens=3 + 31 * 3, suffix_tokens=9)
+    assert 64 - ctx.prefix_start_line >= 16
 
 
 @pytest.mark.parametrize("counter", [words, quarter])
@@ -151,10 +163,10 @@ def test_cursor_at_document_start_and_end() -> None:
     ctx = build_context(PY, len(PY), words, prefix_tokens=6, suffix_tokens=5)
     assert ctx.suffix == ""
     assert ctx.suffix_end_line == 11
-    # Lines 6-7 are blank (0 words), so the earliest fit is line 6; the
-    # earliest multiple of 32/16 is past the cursor, so the grain drops to 8.
-    assert ctx.prefix == "def main():\n    data = load(os.environ['CFG'])\n    print(data)\n"
-    assert ctx.prefix_start_line == 8
+    # Lines 6-7 are blank (0 words), so the earliest fit is line 6; 5 lines
+    # fit, so the grain drops to 2 and line 6 is a multiple of it.
+    assert ctx.prefix == "\n\ndef main():\n    data = load(os.environ['CFG'])\n    print(data)\n"
+    assert ctx.prefix_start_line == 6
 
 
 def test_out_of_range_offsets_clamp() -> None:
@@ -381,3 +393,21 @@ def test_bound_method_counter_is_memoized_across_calls() -> None:
     build_context(PY, len(PY) - 3, tok.count_tokens, prefix_tokens=100, suffix_tokens=10)
     assert first > 0
     assert len(tok.seen) == first
+
+
+def test_headers_relative_to_the_innermost_workspace_folder() -> None:
+    extra = ExtraContext()
+    extra.roots = ("file:///home/me/proj", "file:///home/me/proj/vendor/lib", "file:///home/me/other")
+    extra.note_document("file:///home/me/proj/vendor/lib/core.py", "python", "A = 1", 0)
+    extra.note_document("file:///home/me/other/pkg/util.py", "python", "B = 2", 0)
+    extra.note_document("file:///opt/elsewhere/x.py", "python", "C = 3", 0)
+    out = extra.render("python", "file:///home/me/proj/main.py", words, 100)
+    assert out == "# Path: core.py\nA = 1\n\n# Path: pkg/util.py\nB = 2\n\n# Path: /opt/elsewhere/x.py\nC = 3\n\n"
+
+
+def test_minified_lines_never_enter_a_chunk() -> None:
+    bundle = ";".join(f"var a{i}=function(b){{return b*{i}}}" for i in range(200))  # one 6 KB line
+    extra = ExtraContext()
+    extra.note_document("file:///w/dist/app.min.js", "javascript", bundle + "\n//# sourceMappingURL=app.js.map", 0)
+    extra.note_document("file:///w/src/mixed.js", "javascript", "const a = 1;\n" + bundle + "\nconst b = 2;", 2)
+    assert [c.text for c in extra.chunks] == ["const b = 2;"]
