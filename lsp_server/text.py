@@ -182,15 +182,17 @@ def position_at(text: str, offset: int, encoding: Encoding = "utf-16") -> tuple[
 def rebased_offset(old: str, new: str, offset: int) -> int | None:
     """Where ``offset`` in ``old`` is in ``new``, the same text after some edits; None when an edit reached it.
 
-    The edits are taken as one span, from the end of the texts' common prefix to the start of their common
-    suffix: an offset before that span stays, one after it moves by the change in length, one inside it is
-    lost. (Edits on both sides of the offset make one span over it: lost too, never misplaced.)
+    The edits are taken as one span between the texts' common prefix and their common suffix: an offset
+    within the common prefix stays, one within the common suffix moves by the change in length, one between
+    them is lost. (Edits on both sides of the offset make one span over it: lost too, never misplaced. Where
+    the prefix and suffix overlap, in repeated text, the edit could be on either side: either answer keeps
+    the text on one side of the offset as it was.)
     """
     if old == new:
         return offset
     shortest = min(len(old), len(new))
     prefix = _common_length(old, new, shortest, lambda a, n: a[:n])
-    suffix = _common_length(old, new, shortest - prefix, lambda a, n: a[len(a) - n:])
+    suffix = _common_length(old, new, shortest, lambda a, n: a[len(a) - n:])
     if offset <= prefix:
         return offset
     if offset >= len(old) - suffix:

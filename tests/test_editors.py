@@ -587,8 +587,26 @@ def save_screenshot(result: dict[str, Any], png: Path) -> None:
     page.unlink()
 
 
+# The real server with its model load stretched to 2 s, reporting progress as the real one does: long enough
+# for a scenario to begin while it loads, however fast the machine loads a tiny model.
+SLOW_LOADING_SERVER = """
+import sys, time
+import model.loader
+from lsp_server.cli import main
+load_model = model.loader.load_model
+def slow(*args, progress=None, **kwargs):
+    for i in range(20):
+        time.sleep(0.1)
+        if progress:
+            progress(i / 20, f"layers.{i}")
+    return load_model(*args, progress=progress, **kwargs)
+model.loader.load_model = slow
+main(sys.argv[1:])
+"""
+
+
 def _run_nvim_driver(tmp_path: Path, model_dir: Path, text: str, row: int, scenario: str = "main",
-                     **extra_env: str) -> dict[str, Any]:
+                     slow_load: bool = False, **extra_env: str) -> dict[str, Any]:
     """Run NVIM_DRIVER's {scenario} in headless nvim against the real server on a file holding {text}."""
     nvim = _nvim_binary()
     (tmp_path / "init.lua").write_text(NVIM_INIT, encoding="utf-8")
@@ -597,7 +615,8 @@ def _run_nvim_driver(tmp_path: Path, model_dir: Path, text: str, row: int, scena
     sample.write_text(text, encoding="utf-8")
     result_path = tmp_path / "result.json"
 
-    server_cmd = [sys.executable, "-m", "lsp_server", "serve", "--model", str(model_dir)]
+    server = ["-c", SLOW_LOADING_SERVER] if slow_load else ["-m", "lsp_server"]
+    server_cmd = [sys.executable, *server, "serve", "--model", str(model_dir)]
     env = {
         **os.environ,
         "CODELLAMA_NVIM_PLUGIN": str(NVIM_DIR),
@@ -778,7 +797,7 @@ def test_nvim_cycles_through_the_servers_suggestions(tmp_path: Path, tiny_model_
 def test_nvim_asks_again_once_the_model_has_loaded(tmp_path: Path, tiny_model_dir: Path) -> None:
     """Insert mode while the model loads: the statusline says "loading", and the suggestion the server could not
     give then (it answers nothing while loading) appears once loading ends, with nothing typed."""
-    result = _run_nvim_driver(tmp_path, tiny_model_dir, SAMPLE, row=1, scenario="loading")
+    result = _run_nvim_driver(tmp_path, tiny_model_dir, SAMPLE, row=1, scenario="loading", slow_load=True)
     assert result["loaded_at_insert"] is False, "the model loaded before Insert mode: nothing tested"
     assert result["loaded_when_shown"] is True
     assert result["statusline_after"] == "ready"
