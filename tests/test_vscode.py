@@ -240,12 +240,12 @@ def check_notebook(result: dict[str, Any]) -> None:
     Markdown cell left out), and Tab wrote the suggestion into the cell."""
     assert result["notebookGhost"]["inline"], result["notebookGhost"]
     typed = "area = math."
-    settings = Settings(model=str(DEMO_MODEL_DIR), max_tokens=32)
-    above = CIRCLES + "\n\n\n" + typed
-    expected = complete(load_engine(settings), above, len(above), settings, timed=False)
-    alone = complete(load_engine(settings), typed, len(typed), settings, timed=False)
-    assert expected is not None and (alone is None or alone.text != expected.text)  # the cell above counts
-    assert result["notebookAfter"] == [CIRCLES, "## Areas", typed + expected.text], result["notebookAfter"]
+    cells = result["notebookAfter"]
+    assert cells[:2] == [CIRCLES, "## Areas"] and cells[2].startswith(typed), cells
+    # `radius` is named in the cell above only, not in this cell nor in the other file open (whose snippets
+    # the prompt holds too, so the model's exact words are not foretold here): the suggestion that Tab wrote
+    # used it, so the code cell above was in the prompt.
+    assert "radius" in cells[2][len(typed):] and "radius" not in SAMPLE, cells
 
 
 def check_docstrings(result: dict[str, Any]) -> None:
