@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from lsp_server.settings import SETTING_NAMES, Settings, parse_settings
+from tests.wire import slow_loading_server
 
 ROOT = Path(__file__).resolve().parents[1]
 VSCODE_DIR = ROOT / "editors" / "vscode"
@@ -587,24 +588,6 @@ def save_screenshot(result: dict[str, Any], png: Path) -> None:
     page.unlink()
 
 
-# The real server with its model load stretched to 2 s, reporting progress as the real one does: long enough
-# for a scenario to begin while it loads, however fast the machine loads a tiny model.
-SLOW_LOADING_SERVER = """
-import sys, time
-import model.loader
-from lsp_server.cli import main
-load_model = model.loader.load_model
-def slow(*args, progress=None, **kwargs):
-    for i in range(20):
-        time.sleep(0.1)
-        if progress:
-            progress(i / 20, f"layers.{i}")
-    return load_model(*args, progress=progress, **kwargs)
-model.loader.load_model = slow
-main(sys.argv[1:])
-"""
-
-
 def _run_nvim_driver(tmp_path: Path, model_dir: Path, text: str, row: int, scenario: str = "main",
                      slow_load: bool = False, **extra_env: str) -> dict[str, Any]:
     """Run NVIM_DRIVER's {scenario} in headless nvim against the real server on a file holding {text}."""
@@ -615,8 +598,9 @@ def _run_nvim_driver(tmp_path: Path, model_dir: Path, text: str, row: int, scena
     sample.write_text(text, encoding="utf-8")
     result_path = tmp_path / "result.json"
 
-    server = ["-c", SLOW_LOADING_SERVER] if slow_load else ["-m", "lsp_server"]
-    server_cmd = [sys.executable, *server, "serve", "--model", str(model_dir)]
+    # slow_load: a load of 2 s, so that a scenario begins while it loads however fast the machine is.
+    server = slow_loading_server(2) if slow_load else [sys.executable, "-m", "lsp_server"]
+    server_cmd = [*server, "serve", "--model", str(model_dir)]
     env = {
         **os.environ,
         "CODELLAMA_NVIM_PLUGIN": str(NVIM_DIR),

@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lsp_server.text import split_lines
-from tests.wire import Wire
+from tests.wire import Wire, slow_loading_server
 
 CAPABILITIES = {
     "workspace": {"configuration": True, "applyEdit": True},
@@ -272,26 +272,9 @@ def test_sustained_load_is_answered_in_full_with_flat_memory(server: Wire) -> No
 
 
 # -- lifecycle ------------------------------------------------------------------------------------------
-# `codellama-lsp` whose model load takes 60 s, reporting progress as the real one does, tensor by tensor.
-SLOW_LOAD = """
-import sys, time
-import model.loader
-from lsp_server.cli import main
-load_model = model.loader.load_model
-def slow(*args, progress=None, **kwargs):
-    for i in range(600):
-        time.sleep(0.1)
-        if progress:
-            progress(i / 600, f"layers.{i}")
-    return load_model(*args, progress=progress, **kwargs)
-model.loader.load_model = slow
-main(sys.argv[1:])
-"""
-
-
 @pytest.mark.parametrize("ending", ["shutdown and exit", "exit", "stdin closed"])
 def test_the_server_exits_promptly_while_a_model_is_loading(ending: str) -> None:
-    wire = Wire(command=[sys.executable, "-c", SLOW_LOAD, "--log-level", "WARNING", "serve"])
+    wire = Wire(command=[*slow_loading_server(60), "--log-level", "WARNING", "serve"])
     try:
         wire.initialize(CAPABILITIES | {"workspace": {}, "window": {}}, load=True)
         time.sleep(0.5)

@@ -22,6 +22,27 @@ from lsp_server.framing import Framer, frame
 SERVE = [sys.executable, "-m", "lsp_server", "--log-level", "WARNING", "serve"]
 ROOT = Path(__file__).resolve().parent.parent
 
+_SLOW_LOADING = """
+import sys, time
+import model.loader
+from lsp_server.cli import main
+load_model = model.loader.load_model
+def slow(*args, progress=None, **kwargs):
+    for i in range({steps}):
+        time.sleep(0.1)
+        if progress:
+            progress(i / {steps}, f"layers.{{i}}")
+    return load_model(*args, progress=progress, **kwargs)
+model.loader.load_model = slow
+main(sys.argv[1:])
+"""
+
+
+def slow_loading_server(seconds: float) -> list[str]:
+    """`python ...` (then the `codellama-lsp` arguments): the real CLI, whose model load takes `seconds` more,
+    reporting progress as the real one does, tensor by tensor; for what happens while a model loads."""
+    return [sys.executable, "-c", _SLOW_LOADING.format(steps=max(1, round(seconds * 10)))]
+
 
 class Wire:
     """`command` (default: `codellama-lsp serve ARGS`) over stdio; every message it sends is kept."""
