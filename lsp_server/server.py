@@ -419,12 +419,14 @@ class CodeLlamaServer(LanguageServer):
         # The user may have typed while it was written (seconds): it goes where its place is now. DocEdit
         # counts UTF-16 units; the client may have negotiated another position encoding.
         now = self.documents.get(uri) or doc
-        offset = rebased_offset(text, now.text, offset_at(text, edit.line, edit.character, "utf-16"))
-        if offset is None:
+        start = offset_at(text, edit.line, edit.character, "utf-16")
+        end = offset_at(text, edit.line, edit.character + edit.replaced, "utf-16")
+        start_now, end_now = rebased_offset(text, now.text, start), rebased_offset(text, now.text, end)
+        if start_now is None or end_now is None or end_now - start_now != end - start:
             log.info("docstring for %s left out: the document changed where it goes", target.name)
             return None
-        at = now.position_at(offset)
-        return types.WorkspaceEdit(changes={uri: [types.TextEdit(types.Range(at, at), edit.new_text)]})
+        span = types.Range(now.position_at(start_now), now.position_at(end_now))
+        return types.WorkspaceEdit(changes={uri: [types.TextEdit(span, edit.new_text)]})
 
     async def pull_configuration(self) -> None:
         """Ask the client for the `codellama` section (workspace/configuration), when it can answer."""

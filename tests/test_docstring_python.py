@@ -22,7 +22,7 @@ def replying(*answers: str):
 def apply(text: str, edit: DocEdit) -> str:
     lines = text.split("\n")
     line = lines[edit.line]
-    lines[edit.line] = line[: edit.character] + edit.new_text + line[edit.character:]  # ASCII tests
+    lines[edit.line] = line[: edit.character] + edit.new_text + line[edit.character + edit.replaced:]  # ASCII tests
     return "\n".join(lines)
 
 
@@ -232,6 +232,13 @@ def test_one_line_body_is_split() -> None:
     out2 = apply(out, generate_docstring(out, target_at(out, "python", 10), model))
     assert out2.split("\n")[10:13] == ["class Empty:", '    """Text number 4."""', "    pass"]
     ast.parse(out2)
+
+
+def test_a_one_line_body_in_a_tab_indented_file_leaves_no_blank_on_the_header() -> None:
+    src = "class A:\n\tdef f(self, x): return x\n"
+    edit = generate_docstring(src, target_at(src, "python", 1), Numbered())
+    out = apply(src, edit).split("\n")
+    assert (out[1], out[2], out[-2]) == ("\tdef f(self, x):", '\t\t"""Text number 1.', "\t\treturn x")
 
 
 def test_class_docstring_lists_init_params() -> None:

@@ -16,6 +16,7 @@ from pytest_lsp import ClientServerConfig, LanguageClient
 from lsp_server.completion import complete, complete_alternatives, load_engine
 from lsp_server.server import COMMANDS
 from lsp_server.settings import Settings
+from lsp_server.text import offset_at
 from model.loader import DEMO_MODEL_DIR
 
 SERVE = [sys.executable, "-m", "lsp_server", "serve"]
@@ -394,6 +395,24 @@ async def test_docstring_action_resolves_to_valid_python(client: LanguageClient)
     assert not await client.text_document_code_action_async(types.CodeActionParams(
         types.TextDocumentIdentifier("file:///work/documented.py"),
         types.Range(types.Position(0, 5), types.Position(0, 5)), types.CodeActionContext(diagnostics=[])))
+
+
+async def test_a_one_line_body_is_split_with_nothing_left_behind_in_a_tab_indented_file(client: LanguageClient) -> None:
+    # The blank after the colon has to go (a replacement, not an insertion): it used to stay at the end of
+    # the header line, since it could not lead the statement line in a file indented with tabs.
+    await ready(client)
+    uri = "file:///work/tabs.py"
+    text = "class Shape:\n\tdef twice(self, x):  return 2 * x\n"
+    open_doc(client, text, uri=uri)
+    actions = await client.text_document_code_action_async(types.CodeActionParams(
+        types.TextDocumentIdentifier(uri), types.Range(types.Position(1, 6), types.Position(1, 6)),
+        types.CodeActionContext(diagnostics=[])))
+    edit = (await client.code_action_resolve_async(actions[0])).edit.changes[uri][0]
+    start, end = (offset_at(text, p.line, p.character) for p in (edit.range.start, edit.range.end))
+    lines = (text[:start] + edit.new_text + text[end:]).split("\n")
+    assert lines[1] == "\tdef twice(self, x):" and lines[2].startswith('\t\t"""')
+    assert "\t\treturn 2 * x" in lines and all(line == line.rstrip() for line in lines)
+    assert "x:" in (ast.get_docstring(ast.parse("\n".join(lines)).body[0].body[0]) or "")
 
 
 async def test_docstring_in_a_file_longer_than_the_models_context(client: LanguageClient) -> None:

@@ -27,11 +27,13 @@ class DocTarget:
 
 @dataclass(frozen=True)
 class DocEdit:
-    """A pure insertion: `new_text` goes at (line, character), character in UTF-16 units."""
+    """`new_text` goes at (line, character), in place of the `replaced` characters that follow there (UTF-16
+    units throughout; a pure insertion unless a one-line body's blank gap after the colon is taken out)."""
 
     line: int
     character: int
     new_text: str
+    replaced: int = 0
 
 
 def split_lines(text: str) -> list[str]:

@@ -31,17 +31,17 @@ def generate_docstring(text: str, target: DocTarget, infill: Infill, *, style: s
     line_break = line_break_of(text)  # the document's, for the docstring's lines
     text = lone_cr_to_lf(text)  # the same lines and offsets as LSP's, split on "\n" alone
     lines = split_lines(text)
-    char, head, tail = 0, "", ""
+    char, gap, head, tail = 0, "", "", ""
     if target.language == "python":
         split = _python_split(text, lines, target)
         if split is not None:
-            char, tail = split
-            head = "\n"
+            char, gap = split
+            head, tail = "\n", target.indent
     parts: list[Part] = [head, *skeleton(target, style, _unit(target.indent)), tail]
     offset = line_offset(text, target.insert_line) + char
     # The skeleton uses '\n'; give the model one line-ending convention throughout.
     before = _tail(text[:offset], PREFIX_CHARS).replace("\r\n", "\n")
-    after = _head(text[offset:], SUFFIX_CHARS).replace("\r\n", "\n")
+    after = _head(text[offset + len(gap):], SUFFIX_CHARS).replace("\r\n", "\n")
 
     filled: list[str] = []
     # A blank's words are its own: the model repeating an earlier blank (`data: The sock.` then `address:
@@ -67,12 +67,13 @@ def generate_docstring(text: str, target: DocTarget, infill: Infill, *, style: s
         new_text = new_text.replace('"""', 'r"""', 1)  # PEP 257: backslashes need a raw docstring
     new_text = new_text.replace("\n", line_break)
     line_text = lines[target.insert_line] if target.insert_line < len(lines) else ""
-    return DocEdit(target.insert_line, utf16_len(line_text[:char]), new_text)
+    return DocEdit(target.insert_line, utf16_len(line_text[:char]), new_text, replaced=utf16_len(gap))
 
 
 def _python_split(text: str, lines: list[str], target: DocTarget) -> tuple[int, str] | None:
-    """For a one-line body (`def f(x): return x`) return (column, trailing indent) that moves
-    the statement onto its own line below the docstring; None for an ordinary body."""
+    """For a one-line body (`def f(x): return x`) return (column right after the colon, the blank gap that
+    follows it): the docstring goes in place of the gap, so the statement moves onto its own line below
+    it with the body's indent and no blank is left at the end of the header; None for an ordinary body."""
     colon = header_colon(text, target.line)
     if colon is None or colon[0] != target.insert_line:
         return None
@@ -81,11 +82,7 @@ def _python_split(text: str, lines: list[str], target: DocTarget) -> tuple[int, 
     gap = rest[: len(rest) - len(rest.lstrip(" \t"))]
     if not rest.strip() or rest.lstrip().startswith("#"):
         return None
-    # Insert right after the colon so no trailing blank is left on the header line; the blank
-    # gap that followed the colon then leads the statement line, so shorten its indent by it.
-    if target.indent.endswith(gap):
-        return col + 1, target.indent[: len(target.indent) - len(gap)]
-    return col + 1 + len(gap), target.indent
+    return col + 1, gap
 
 
 def _unit(indent: str) -> str:
