@@ -78,7 +78,8 @@ def sse_lines(chunks: Iterable[str]) -> Iterator[str]:
 
 def sse_events(lines: Iterable[str]) -> Iterator[dict[str, Any]]:
     """The JSON payloads of a server-sent event stream's `data:` lines, up to `[DONE]`; a payload that is not
-    a JSON object raises BackendUnavailable (not a vLLM answer: a proxy's, or a broken stream's)."""
+    a JSON object, or lines that end before `[DONE]` (vLLM always ends with it: the server went down or a
+    proxy cut the answer), raise BackendUnavailable: the tokens so far are not a whole answer."""
     for line in lines:
         if not line.startswith("data:"):
             continue  # blank separators, comments, other fields
@@ -92,6 +93,7 @@ def sse_events(lines: Iterable[str]) -> Iterator[dict[str, Any]]:
         if not isinstance(event, dict):
             raise BackendUnavailable(f"malformed event in the stream: {data[:80]!r}")
         yield event
+    raise BackendUnavailable("the stream ended before [DONE]: the server stopped or a proxy cut the answer")
 
 
 def event_tokens(event: dict[str, Any]) -> list[int]:
@@ -337,9 +339,9 @@ class VllmBackend:
                     try:
                         for event in sse_events(sse_lines(response.iter_text())):
                             yield event, event_tokens(event)
-                    except httpx.HTTPError:
-                        if watcher.interrupted:
-                            return  # the connection was shut down here: cancelled, or out of time
+                    except (httpx.HTTPError, BackendUnavailable):
+                        if watcher.interrupted:  # shut down here (cancelled, or out of time), which can
+                            return  # read as a broken connection or as a stream cut before [DONE]
                         raise
         except httpx.ReadTimeout:
             if deadline is not None and time.monotonic() >= deadline - 0.001:

@@ -237,6 +237,18 @@ def test_a_malformed_event_is_an_outage(fake_vllm: str, tiny_model_dir: Path, li
     assert backend.describe()["health"].startswith("unreachable")
 
 
+def test_a_stream_cut_before_done_is_an_outage_not_a_suggestion(fake_vllm: str, tiny_model_dir: Path) -> None:
+    # vLLM ends every stream with [DONE]: one that stops before it (the server died, a proxy's timeout cut it)
+    # used to read as a generation stopped by the deadline, and its first tokens were shown as a suggestion.
+    FakeVllm.stream = [event([281]), event([388])]
+    backend = VllmBackend(fake_vllm, Tokenizer(tiny_model_dir / "tokenizer.model"), timeout=5)
+    with pytest.raises(BackendUnavailable, match="ended before"):
+        backend.generate([1, 5, 6], max_new_tokens=8)
+    assert backend.describe()["health"].startswith("unreachable")
+    with pytest.raises(BackendUnavailable, match="ended before"):
+        list(sse_events(['data: {"choices": []}', ""]))
+
+
 def test_a_web_page_at_the_url_is_an_outage_that_says_so(fake_vllm: str, tiny_model_dir: Path) -> None:
     FakeVllm.page = b"<html><body>Sign in</body></html>"  # a web UI or a proxy's login page, answering 200
     backend = VllmBackend(fake_vllm, Tokenizer(tiny_model_dir / "tokenizer.model"), timeout=5)
