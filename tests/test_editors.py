@@ -877,3 +877,59 @@ def test_nvim_health_reports_a_server_that_exited(tmp_path: Path) -> None:
     health = "\n".join(json.loads(result_path.read_text(encoding="utf-8"))["health"])
     assert "ERROR the server exited with code 2" in health, health
     assert "unrecognized arguments: --no-such-flag" in health, health
+
+
+NVIM_NATIVE_CONFIG = r"""
+-- The user configured the server the Neovim 0.11 way (:help lsp-config): an lsp/codellama.lua with their cmd,
+-- and vim.lsp.enable(); then the plugin is set up for the ghost text with no cmd (lazy.nvim's `opts = {}`).
+vim.opt.runtimepath:prepend(vim.env.CODELLAMA_USER_CONFIG)
+vim.lsp.enable('codellama')
+vim.opt.runtimepath:prepend(vim.env.CODELLAMA_NVIM_PLUGIN)
+local notes = {}
+vim.notify = function(msg) table.insert(notes, msg) end
+require('codellama').setup({})
+vim.cmd('filetype on') -- startup turns it on only after this file
+vim.cmd.edit(vim.fn.fnameescape(vim.env.CODELLAMA_FILE))
+vim.wait(30000, function()
+  local client = require('codellama.lsp').get_client()
+  return client and client.initialized
+end)
+local result = {
+  notes = notes,
+  enabled = vim.lsp.is_enabled('codellama'),
+  filetypes = vim.lsp.config.codellama.filetypes,
+  cmds = vim.tbl_map(function(c) return c.config.cmd end, vim.lsp.get_clients({ name = 'codellama' })),
+}
+local f = assert(io.open(vim.env.CODELLAMA_RESULT, 'w'))
+f:write(vim.json.encode(result))
+f:close()
+vim.cmd('qall!')
+"""
+
+
+def test_nvim_setup_keeps_the_users_own_lsp_config(tmp_path: Path) -> None:
+    """A `cmd` and `filetypes` the user gave the server in their lsp/codellama.lua (Neovim 0.11's native config)
+    are the ones used when setup() is not given any: the plugin's defaults neither replace them nor, where its
+    default command is not on PATH, turn off the vim.lsp.enable('codellama') of the user."""
+    nvim = _nvim_binary()
+    server_cmd = [sys.executable, "-m", "lsp_server", "serve"]
+    user = tmp_path / "user"
+    (user / "lsp").mkdir(parents=True)
+    lua_cmd = json.dumps(json.dumps(server_cmd))  # a Lua string literal holding the JSON list
+    (user / "lsp" / "codellama.lua").write_text(
+        f"return {{ cmd = vim.json.decode({lua_cmd}), filetypes = {{ 'python', 'lua' }} }}\n", encoding="utf-8")
+    (tmp_path / "init.lua").write_text(NVIM_NATIVE_CONFIG, encoding="utf-8")
+    sample = tmp_path / "sample.py"
+    sample.write_text(SAMPLE, encoding="utf-8")
+    result_path = tmp_path / "result.json"
+    env = {**os.environ, "CODELLAMA_NVIM_PLUGIN": str(NVIM_DIR), "CODELLAMA_USER_CONFIG": str(user),
+           "CODELLAMA_FILE": str(sample), "CODELLAMA_RESULT": str(result_path),
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+           **{f"XDG_{d}_HOME": str(tmp_path / d.lower()) for d in ("STATE", "DATA", "CACHE", "CONFIG")}}
+    proc = subprocess.run([str(nvim), "--headless", "--clean", "-u", str(tmp_path / "init.lua")], cwd=ROOT, env=env,
+                          stdin=subprocess.DEVNULL, capture_output=True, timeout=90)
+    assert result_path.is_file(), (proc.stdout + proc.stderr).decode("utf-8", "replace")
+    result = json.loads(result_path.read_text(encoding="utf-8"))
+    assert result["cmds"] == [server_cmd], result
+    assert result["enabled"] and result["filetypes"] == ["python", "lua"], result
+    assert not result["notes"], result["notes"]  # no "codellama-lsp was not found"

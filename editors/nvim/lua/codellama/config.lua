@@ -50,6 +50,11 @@ M.defaults = {
 ---@type codellama.Options
 M.options = vim.deepcopy(M.defaults)
 
+--- Which of `cmd` and `filetypes` the last setup() was given (the others are defaults, which yield to the
+--- user's own |vim.lsp.config()| of the server).
+---@type { cmd: boolean, filetypes: boolean }
+M.given = { cmd = false, filetypes = false }
+
 --- Merge user options over the defaults. Lists (`cmd`, `filetypes`) are replaced, not merged.
 ---@param user? table
 ---@return codellama.Options
@@ -99,6 +104,7 @@ function M.setup(user)
   end
 
   M.options = opts
+  M.given = { cmd = user.cmd ~= nil, filetypes = user.filetypes ~= nil }
   return opts
 end
 

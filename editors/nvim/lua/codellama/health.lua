@@ -22,7 +22,11 @@ local function help_command(cmd)
 end
 
 local function check_server()
-  local cmd = config.options.cmd
+  local cmd = lsp.cmd()
+  if type(cmd) ~= 'table' then
+    health.info('`cmd` is a function (configured with vim.lsp.config()): not checked')
+    return
+  end
   local program = vim.fn.exepath(cmd[1])
   if program == '' then
     health.error(('`%s` was not found'):format(cmd[1]), {
@@ -74,7 +78,7 @@ local function check_client()
   end
   if not client then
     health.info(('not running: it starts with a buffer of a configured filetype (%s)'):format(
-      table.concat(config.options.filetypes, ', ')))
+      table.concat(lsp.resolved_config().filetypes or config.options.filetypes, ', ')))
     return
   end
   local response = client:request_sync('workspace/executeCommand', { command = 'codellama.status', arguments = {} },

@@ -13,6 +13,29 @@ M.name = 'codellama'
 ---@type table<integer, codellama.ClientState>
 local client_state = {}
 
+--- What the plugin itself last gave |vim.lsp.config()| as `cmd` and `filetypes`: a resolved value that
+--- differs from it is the user's own (an `lsp/codellama.lua` on 'runtimepath', a vim.lsp.config() call).
+---@type { cmd?: string[], filetypes?: string[] }
+local registered = {}
+
+--- The `cmd` the server is started with, once setup() has registered the config.
+---@type string[]|function|nil
+local effective_cmd = nil
+
+--- The server's config as |vim.lsp.config| resolves it: `lsp/codellama.lua` files, then vim.lsp.config() calls.
+---@return vim.lsp.Config
+function M.resolved_config()
+  -- Resolving a name that nothing has configured yet logs a warning: configure it (with nothing) first.
+  vim.lsp.config(M.name, {})
+  return vim.lsp.config[M.name]
+end
+
+--- The command that starts the server: the user's own when they configured it and gave setup() no `cmd`.
+---@return string[]|function
+function M.cmd()
+  return M.resolved_config().cmd or config.options.cmd
+end
+
 --- How the last server process ended (for `:checkhealth codellama`), or nil while none has.
 ---@type { code: integer, signal: integer, program: string }?
 M.last_exit = nil
@@ -50,7 +73,8 @@ function M.client_config()
     root_markers = nil,
     capabilities = capabilities,
     on_exit = function(code, signal)
-      M.last_exit = { code = code, signal = signal, program = opts.cmd[1] }
+      local cmd = effective_cmd or opts.cmd
+      M.last_exit = { code = code, signal = signal, program = type(cmd) == 'table' and cmd[1] or tostring(cmd) }
     end,
     -- The settings reach the server once: it asks for them (`workspace/configuration`) when it has
     -- started. Neither `init_options` nor `settings` (which Neovim also pushes with
@@ -68,7 +92,11 @@ end
 --- Whether the server command can be run; says how to fix it (once) when it cannot.
 ---@return boolean
 function M.check_command()
-  local program = config.options.cmd[1]
+  local cmd = M.cmd()
+  if type(cmd) ~= 'table' then
+    return true -- a function that connects to the server some other way
+  end
+  local program = cmd[1]
   if vim.fn.executable(program) == 1 then
     return true
   end
@@ -82,8 +110,21 @@ function M.check_command()
 end
 
 --- Register the config with `vim.lsp.config()` and enable it for the configured filetypes.
+---
+--- A `cmd` or `filetypes` the user configured for the server themselves (Neovim 0.11's `lsp/codellama.lua`,
+--- a vim.lsp.config() call) is kept unless setup() was given one: the plugin's defaults must not replace it.
 function M.enable()
-  vim.lsp.config(M.name, M.client_config())
+  local cfg = M.client_config()
+  local theirs = M.resolved_config()
+  for _, key in ipairs({ 'cmd', 'filetypes' }) do
+    if not config.given[key] and theirs[key] ~= nil and not vim.deep_equal(theirs[key], registered[key]) then
+      cfg[key] = nil
+    else
+      registered[key] = cfg[key]
+    end
+  end
+  vim.lsp.config(M.name, cfg)
+  effective_cmd = M.cmd()
   vim.lsp.enable(M.name, M.check_command())
 end
 
