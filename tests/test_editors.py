@@ -528,8 +528,26 @@ local function user_keys()
   result.notifications = notifications
 end
 
+--- setup() again with other settings (the config sourced again, a plugin manager's reload): the running server
+--- gets them.
+local function settings_again()
+  local codellama = require('codellama')
+  open_file()
+  local fim
+  local function ask() codellama.status(function(status) fim = status.fim_mode end) end
+  ask()
+  result.before = wait_until('status', 10000, function() return fim end)
+  codellama.setup({ cmd = require('codellama.config').options.cmd, settings = { fimMode = 'psm' } })
+  -- The server applies a notification as it gets to it: ask until the answer changes, or for 5 s.
+  pcall(wait_until, 'new settings', 5000, function()
+    ask()
+    return fim == 'psm'
+  end)
+  result.after = fim
+end
+
 local scenarios = { main = main, bottom = bottom, cycle = cycle, loading = loading, rest_of_line = rest_of_line,
-                    user_keys = user_keys }
+                    user_keys = user_keys, settings_again = settings_again }
 co = coroutine.create(function()
   local ok, err = xpcall(scenarios[vim.env.CODELLAMA_SCENARIO], debug.traceback)
   if not ok then result.error = err end
@@ -842,6 +860,11 @@ def test_nvim_keys_fall_back_to_the_users_mappings(tmp_path: Path, tiny_model_di
     ok, message = result["keymaps_true"]
     assert not ok and "keymaps" in message
     assert any("debounce" in n and "keymaps.acept" in n for n in result["notifications"]), result["notifications"]
+
+
+def test_nvim_setup_again_sends_new_settings_to_the_running_server(tmp_path: Path, tiny_model_dir: Path) -> None:
+    result = _run_nvim_driver(tmp_path, tiny_model_dir, SAMPLE, row=1, scenario="settings_again")
+    assert (result["before"], result["after"]) == ("spm", "psm")
 
 
 NVIM_SERVER_EXITS = r"""

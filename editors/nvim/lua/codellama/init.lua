@@ -308,7 +308,12 @@ end
 --- Start codellama-lsp for the configured filetypes and set up ghost-text completions.
 ---@param opts? codellama.Options|table
 function M.setup(opts)
+  local old_settings = config.options.settings
   config.setup(opts)
+  -- A running server asked for the settings once, when it started: tell it about new ones.
+  if not vim.deep_equal(old_settings, config.options.settings) then
+    lsp.push_settings()
+  end
   api.nvim_clear_autocmds({ group = augroup })
 
   -- Grey italics, visible in 16- and 256-colour terminals (ctermfg 8: bright black) and in true colour;

@@ -128,13 +128,18 @@ function M.enable()
   vim.lsp.enable(M.name, M.check_command())
 end
 
---- Send new settings to running servers (`workspace/didChangeConfiguration`).
----@param settings table<string, any> camelCase keys of the `codellama` section
-function M.update_settings(settings)
-  config.options.settings = vim.tbl_extend('force', config.options.settings, settings)
+--- Send the settings to running servers (`workspace/didChangeConfiguration`).
+function M.push_settings()
   for _, client in ipairs(vim.lsp.get_clients({ name = M.name })) do
     client:notify('workspace/didChangeConfiguration', { settings = { codellama = config.server_settings() } })
   end
+end
+
+--- Merge {settings} into the plugin's and send them to running servers.
+---@param settings table<string, any> camelCase keys of the `codellama` section
+function M.update_settings(settings)
+  config.options.settings = vim.tbl_extend('force', config.options.settings, settings)
+  M.push_settings()
 end
 
 --- Run a server command (`workspace/executeCommand`).
