@@ -79,9 +79,11 @@ class ModelArgs:
         model_type = f.text("model_type", "llama")
         if model_type != "llama":
             raise ConfigError(f"{source}: unsupported model_type {model_type!r}; expected 'llama'")
-        scaling = f.mapping("rope_scaling")
-        if scaling and scaling.get("rope_type", scaling.get("type")) not in (None, "default"):
-            raise ConfigError(f"{source}: rope_scaling {scaling} is not supported (Code Llama uses none)")
+        # transformers < 5 writes the RoPE type in rope_scaling, >= 5 in rope_parameters (with rope_theta).
+        for key in ("rope_scaling", "rope_parameters"):
+            rope = f.mapping(key)
+            if rope.get("rope_type", rope.get("type")) not in (None, "default"):
+                raise ConfigError(f"{source}: {key} {rope} is not supported (Code Llama uses plain RoPE)")
         theta_at = f if "rope_theta" in f.data or "rope_parameters" not in f.data else \
             Fields(f.mapping("rope_parameters"), f"{source}: rope_parameters")  # transformers >= 5 nests it
         dim = f.integer("hidden_size", 1, MAX_WIDTH)

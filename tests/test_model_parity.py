@@ -358,6 +358,20 @@ def test_rope_theta_and_defaults_from_files() -> None:
         ModelArgs.from_hf_config(hf | {"model_type": "mistral"})
 
 
+@pytest.mark.parametrize("rope", [{"rope_type": "linear", "factor": 4.0}, {"rope_type": "dynamic", "factor": 2.0}])
+def test_rope_scaling_in_rope_parameters_is_refused(tokenizer_path: Path, tok: Tokenizer, tmp_path: Path,
+                                                    rope: dict[str, object]) -> None:
+    """transformers >= 5 writes the RoPE type beside rope_theta in rope_parameters; a linear one was loaded as
+    plain RoPE (logits 0.05 off transformers', no error)."""
+    config = transformers.LlamaConfig(hidden_size=64, intermediate_size=192, num_attention_heads=4,
+                                      num_hidden_layers=1, vocab_size=tok.n_words,
+                                      rope_parameters={**rope, "rope_theta": 1e6}, rope_scaling=None)
+    transformers.LlamaForCausalLM(config).save_pretrained(tmp_path)
+    shutil.copy(tokenizer_path, tmp_path / "tokenizer.model")
+    with pytest.raises(ValueError, match=f"config.json: rope_parameters .*'{rope['rope_type']}'.* is not supported"):
+        ours(tmp_path)
+
+
 @pytest.mark.parametrize("layout", ["hf", "meta"])
 @torch.inference_mode()
 def test_rope_theta_read_from_checkpoint(tokenizer_path: Path, tok: Tokenizer, tmp_path: Path,
