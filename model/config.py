@@ -90,6 +90,18 @@ class ModelArgs:
         n_heads = f.integer("num_attention_heads", 1, MAX_HEADS)
         n_kv_heads = f.integer("num_key_value_heads", 1, MAX_HEADS, n_heads)
         f.consistent(dim, n_heads, n_kv_heads, ("hidden_size", "num_attention_heads", "num_key_value_heads"))
+        # Llama variants this model does not compute: loading their weights anyway gives wrong logits, no error.
+        head_dim = f.integer("head_dim", 1, MAX_WIDTH, dim // n_heads)
+        if head_dim != dim // n_heads:
+            raise ConfigError(f"{source}: head_dim {head_dim} is not hidden_size / num_attention_heads "
+                              f"({dim // n_heads}), as this loader's (and Code Llama's) attention needs")
+        for key in ("attention_bias", "mlp_bias"):
+            if f.flag(key):
+                raise ConfigError(f"{source}: {key} is true, but Code Llama's projections (and this loader's) "
+                                  "have no biases")
+        act = f.text("hidden_act", "silu")
+        if act not in ("silu", "swish"):  # transformers' names for the same function
+            raise ConfigError(f"{source}: hidden_act {act!r} is not supported (Code Llama's SwiGLU uses 'silu')")
         return cls(
             dim=dim,
             n_layers=f.integer("num_hidden_layers", 1, MAX_LAYERS),
@@ -180,6 +192,13 @@ class Fields:
         found, value = self._value(key, default)
         if found and not isinstance(value, str):
             raise self._wrong(key, "a string")
+        return value
+
+    def flag(self, key: str) -> bool:
+        """A boolean, False when absent."""
+        found, value = self._value(key, False)
+        if found and not isinstance(value, bool):
+            raise self._wrong(key, "true or false")
         return value
 
     def mapping(self, key: str) -> dict[str, Any]:

@@ -372,6 +372,30 @@ def test_rope_scaling_in_rope_parameters_is_refused(tokenizer_path: Path, tok: T
         ours(tmp_path)
 
 
+@pytest.mark.parametrize(("extra", "message"), [
+    ({"attention_bias": True}, "attention_bias is true, but Code Llama's projections"),
+    ({"mlp_bias": True}, "mlp_bias is true, but Code Llama's projections"),
+    ({"hidden_act": "gelu"}, "hidden_act 'gelu' is not supported"),
+    ({"head_dim": 32}, r"head_dim 32 is not hidden_size / num_attention_heads \(16\)"),
+])
+def test_llama_variants_this_model_does_not_compute_are_refused(tokenizer_path: Path, tok: Tokenizer,
+                                                                tmp_path: Path, extra: dict[str, object],
+                                                                message: str) -> None:
+    """Checkpoints transformers writes for LlamaForCausalLM with biases or another activation loaded without
+    them (logits 0.2 to 2.4 off transformers'); another head_dim failed on a tensor's shape, not its cause."""
+    config = transformers.LlamaConfig(hidden_size=64, intermediate_size=192, num_attention_heads=4,
+                                      num_hidden_layers=1, vocab_size=tok.n_words, **extra)
+    transformers.LlamaForCausalLM(config).save_pretrained(tmp_path)
+    shutil.copy(tokenizer_path, tmp_path / "tokenizer.model")
+    with pytest.raises(ValueError, match=f"config.json: {message}"):
+        ours(tmp_path)
+    plain = ModelArgs(vocab_size=32016).to_hf_config()
+    swish = plain | {"hidden_act": "swish", "attention_bias": False, "mlp_bias": False, "head_dim": 128}
+    assert ModelArgs.from_hf_config(swish) == ModelArgs.from_hf_config(plain)  # the same model, spelled out
+    with pytest.raises(ValueError, match="attention_bias must be true or false"):
+        ModelArgs.from_hf_config(plain | {"attention_bias": "yes"})
+
+
 @pytest.mark.parametrize("layout", ["hf", "meta"])
 @torch.inference_mode()
 def test_rope_theta_read_from_checkpoint(tokenizer_path: Path, tok: Tokenizer, tmp_path: Path,
