@@ -113,6 +113,36 @@ def test_encode_infilling_has_no_leading_space(tok: Tokenizer, text: str) -> Non
     assert tok.encode(text, bos=True, eos=True)[-1] == tok.eos_id
 
 
+def meta_infilling_prompt(sp: spm.SentencePieceProcessor, prefix: str, suffix: str, suffix_first: bool) -> list[int]:
+    """Meta's reference, written out from facebookresearch/codellama (llama/generation.py infilling_prompt_tokens,
+    llama/tokenizer.py encode and encode_infilling: SentencePiece on "☺" + text, dropping "▁" and "☺")."""
+    bos, pre, suf, mid = sp.bos_id(), sp.piece_to_id("▁<PRE>"), sp.piece_to_id("▁<SUF>"), sp.piece_to_id("▁<MID>")
+    enc, enc_infilling = sp.encode(prefix), sp.encode("☺" + suffix)[2:]
+    if suffix_first:
+        return [bos, pre, suf] + enc_infilling + [mid] + enc
+    return [bos, pre] + enc + [suf] + enc_infilling + [mid]
+
+
+# Edges of the leading-space rule: empty, starting with a space, two, a newline, a tab; "<s>" and "</s>" as
+# text; SentencePiece's own space marker; characters outside the vocabulary (byte fallback).
+EDGE_TEXTS = ["", " ", "  x", "\n", "\n\nprint(x)\n", "\t\treturn x", "x", " x = 1", "<s>", " </s>",
+              "\u2581x", "é = 'ünïcödé'  # 日本語 🙂", "🙂", "x  ", "\r\n", "a☺b"]
+
+
+@pytest.mark.parametrize("mode", ["psm", "spm"])
+def test_prompts_equal_metas_reference_token_for_token(tok: Tokenizer, control_tok: Tokenizer, mode: str) -> None:
+    for t in (tok, control_tok):
+        assert t._sentinel_ids == t.sp.encode(SENTINEL) and len(t._sentinel_ids) == 2  # what Meta's [2:] assumes
+        for prefix in EDGE_TEXTS:
+            for suffix in EDGE_TEXTS:
+                want = meta_infilling_prompt(t.sp, prefix, suffix, suffix_first=mode == "spm")
+                assert infill_prompt(t, prefix, suffix, mode) == want, (prefix, suffix)  # type: ignore[arg-type]
+    # What the edges come to: an empty prefix is no token at all (not a lone "▁"); a suffix keeps exactly its
+    # own leading blanks.
+    assert infill_prompt(tok, "", "", "psm") == [tok.bos_id, tok.prefix_id, tok.suffix_id, tok.middle_id]
+    assert spelled(tok, tok.encode_infilling("\n x")) == "\n x" and spelled(tok, tok.encode_infilling(" x")) == " x"
+
+
 def test_decode_infilling_keeps_generated_leading_space(tok: Tokenizer) -> None:
     generated = tok.encode_infilling(" return a + b")
     assert pieces(tok, generated)[0].startswith("▁")
