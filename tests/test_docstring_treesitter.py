@@ -245,3 +245,50 @@ def test_jsdoc_close_in_model_output_cannot_break_the_comment() -> None:
     edit = generate_docstring(src, target_at(src, "javascript", 0), lambda p, s, n: "ends here */ code();")
     # The parameter's blank got the same words, which say nothing about it: the neutral wording instead.
     assert edit.new_text == "/**\n * Ends here.\n *\n * @param a - The a.\n */\n"
+
+
+def test_rust_sections_errors_panics_and_safety() -> None:
+    # `# Errors` for a `Result` (any path to it), `# Panics` for what panics (assert!, unwrap, expect, std::panic!),
+    # `# Safety` for `unsafe fn`: what clippy's missing_errors_doc / missing_panics_doc / missing_safety_doc ask.
+    src = ("pub unsafe fn load(path: &Path) -> io::Result<Config> {\n    let s = read(path).expect(\"readable\");\n"
+           "    Ok(parse(&s))\n}\n")
+    target, edit, _ = document(src, "rust", 1)
+    assert target.raises == ("panic", "error", "safety")
+    assert edit.new_text == """\
+/// Text number 1.
+///
+/// # Arguments
+///
+/// * `path` - Text number 2.
+///
+/// # Returns
+///
+/// Text number 3.
+///
+/// # Panics
+///
+/// Text number 4.
+///
+/// # Errors
+///
+/// Text number 5.
+///
+/// # Safety
+///
+/// Text number 6.
+"""
+    cases = {
+        "fn f() -> fmt::Result { Ok(()) }": ("error",),
+        "fn f() -> Result<(), E> { Ok(()) }": ("error",),
+        "fn f(v: Vec<u8>) -> u8 { assert!(!v.is_empty()); v[0] }": ("panic",),
+        "fn f(x: Option<u8>) -> u8 { x.unwrap() }": ("panic",),
+        "fn f() { std::panic!(\"no\"); }": ("panic",),
+        "fn f() { debug_assert!(true); unreachable!(); }": (),
+        "fn f(&mut self) -> Option<Token> { self.expect(Token::Comma)?; self.next() }": (),  # a parser's own expect
+        "fn f() { let g = || x.unwrap(); }": (),  # the closure's panic, when it is called
+        "trait T { unsafe fn f(&self); }": ("safety",),
+    }
+    assert {src: target_at(src, "rust", 0).raises for src in cases} == cases
+    src = "fn f() -> Result<(), E> { Ok(()) }\n"
+    edit = generate_docstring(src, target_at(src, "rust", 0), lambda p, s, n: "")  # no words: the neutral ones
+    assert "/// # Errors\n///\n/// Returns an error if the operation fails.\n" in edit.new_text

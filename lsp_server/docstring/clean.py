@@ -198,4 +198,7 @@ def fallback(slot: Slot, t: DocTarget) -> str:
         return "The result."
     if slot.role == "yields":
         return "The next value."
+    if t.language == "rust" and slot.subject in ("error", "safety"):
+        return ("Returns an error if the operation fails." if slot.subject == "error"
+                else "The caller must uphold the invariants this function relies on.")
     return "If an internal invariant is violated." if slot.subject == "panic" else "If the operation fails."

@@ -9,6 +9,13 @@ _TYPES = frozenset({"struct_item", "enum_item", "trait_item", "union_item", "typ
 # `#[...]` attributes are siblings of the item in this grammar.
 _ATTRIBUTES = frozenset({"attribute_item"})
 _STOP = _FUNCS | frozenset({"closure_expression"})
+# Macros that panic when their condition fails (clippy's `missing_panics_doc` counts these, not `debug_assert!`
+# or `unreachable!`, which say the panic cannot happen).
+_PANIC_MACROS = frozenset({"panic", "assert", "assert_eq", "assert_ne"})
+
+# The sections Rust's convention asks of a function, in the Rust book's order, as DocTarget.raises names them:
+# "panic" (`# Panics`) for a panic, "error" (`# Errors`) for a `Result`, "safety" (`# Safety`) for `unsafe fn`.
+_SECTIONS = ("panic", "error", "safety")
 
 
 def describe(node: Node) -> Found | None:
@@ -37,8 +44,36 @@ def facts(found: Found) -> Facts:
     result = decl.child_by_field_name("return_type")
     returns = result is not None and result.type not in ("unit_type", "never_type") and text_of(result) != "!"
     body = decl.child_by_field_name("body")
-    panics = body is not None and any(
-        n.type == "macro_invocation" and text_of(n.child_by_field_name("macro")) == "panic"
-        for n in own_descendants(body, _STOP))
-    # Rust's convention documents panics in a `# Panics` section; "panic" stands in as the raise.
-    return tuple(names), returns, False, ("panic",) if panics else ()
+    panics = body is not None and any(map(_panics, own_descendants(body, _STOP)))
+    unsafe = any(m.type == "function_modifiers" and any(c.type == "unsafe" for c in m.children)
+                 for m in decl.children)
+    sections = {"panic": panics, "error": _is_result(result), "safety": unsafe}
+    return tuple(names), returns, False, tuple(key for key in _SECTIONS if sections[key])
+
+
+def _last_segment(node: Node | None) -> str:
+    """`panic` for `panic` and `std::panic`; `Result` for `Result` and `io::Result`."""
+    if node is not None and node.type in ("scoped_identifier", "scoped_type_identifier"):
+        node = node.child_by_field_name("name")
+    return text_of(node)
+
+
+def _is_result(result: Node | None) -> bool:
+    """Whether the return type is a `Result` (`Result<T, E>`, `io::Result<T>`, `fmt::Result`)."""
+    if result is not None and result.type == "generic_type":
+        result = result.child_by_field_name("type")
+    return result is not None and _last_segment(result) == "Result"
+
+
+def _panics(node: Node) -> bool:
+    """A panicking macro, or `.unwrap()` / `.expect("...")` (a parser's own `expect(Token)` takes no message)."""
+    if node.type == "macro_invocation":
+        return _last_segment(node.child_by_field_name("macro")) in _PANIC_MACROS
+    if node.type != "call_expression":
+        return False
+    function, arguments = node.child_by_field_name("function"), node.child_by_field_name("arguments")
+    if function is None or function.type != "field_expression" or arguments is None:
+        return False
+    method, args = text_of(function.child_by_field_name("field")), arguments.named_children
+    return (method == "unwrap" and not args) or (method == "expect" and len(args) == 1
+                                                 and args[0].type in ("string_literal", "raw_string_literal"))

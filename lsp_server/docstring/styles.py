@@ -123,14 +123,22 @@ def _go(t: DocTarget) -> list[Part]:
     return out.parts
 
 
+# Rust's DocTarget.raises names sections, not exceptions (see lang_rust).
+_RUST_SECTIONS = {"panic": "# Panics", "error": "# Errors", "safety": "# Safety"}
+
+
 def _rust(t: DocTarget) -> list[Part]:
     out = _Lines(t.indent + "/// ", t.indent + "///")
     out.add(Slot("summary"))
-    headings = {"params": "# Arguments", "returns": "# Returns", "yields": "# Yields", "raises": "# Panics"}
+    headings = {"params": "# Arguments", "returns": "# Returns", "yields": "# Yields"}
     for key, items in _entries(t):
-        out.blank()
-        out.add(headings[key])
-        out.blank()
-        for label, slot in items:
-            out.add(f"* `{label}` - " if key == "params" else "", slot)
+        # Each of `raises` ("panic", "error", "safety") is a section of its own: `# Panics`, `# Errors`, `# Safety`.
+        groups = [(_RUST_SECTIONS[label], [(label, slot)]) for label, slot in items] if key == "raises" \
+            else [(headings[key], items)]
+        for heading, entries in groups:
+            out.blank()
+            out.add(heading)
+            out.blank()
+            for label, slot in entries:
+                out.add(f"* `{label}` - " if key == "params" else "", slot)
     return out.parts
