@@ -292,3 +292,11 @@ def test_rust_sections_errors_panics_and_safety() -> None:
     src = "fn f() -> Result<(), E> { Ok(()) }\n"
     edit = generate_docstring(src, target_at(src, "rust", 0), lambda p, s, n: "")  # no words: the neutral ones
     assert "/// # Errors\n///\n/// Returns an error if the operation fails.\n" in edit.new_text
+
+
+def test_go_interface_method() -> None:
+    src = "package geo\n\n// Shape is a figure.\ntype Shape interface {\n\tArea() float64\n\tScale(f float64) Shape\n}\n"
+    target, edit, _ = document(src, "go", 5)
+    assert (target.kind, target.name, target.params, target.returns) == ("method", "Scale", ("f",), True)
+    assert edit.new_text.startswith("\t// Scale text number 1.\n") and edit.line == 5
+    assert find_target(src, "go", 3) is None  # the interface itself is documented

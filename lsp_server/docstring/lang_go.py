@@ -6,7 +6,8 @@ from .ts_util import Facts, Found, Node, text_of
 
 
 def describe(node: Node) -> Found | None:
-    if node.type in ("function_declaration", "method_declaration"):
+    # An interface's methods (`method_elem`; `method_spec` in older grammars) are documented one by one too.
+    if node.type in ("function_declaration", "method_declaration", "method_elem", "method_spec"):
         kind = "function" if node.type == "function_declaration" else "method"
         name = node.child_by_field_name("name")
         return Found(kind, text_of(name), node, node.start_point.row) if name is not None else None
