@@ -300,3 +300,13 @@ def test_go_interface_method() -> None:
     assert (target.kind, target.name, target.params, target.returns) == ("method", "Scale", ("f",), True)
     assert edit.new_text.startswith("\t// Scale text number 1.\n") and edit.line == 5
     assert find_target(src, "go", 3) is None  # the interface itself is documented
+
+
+def test_c_function_returning_a_function_pointer() -> None:
+    # The function's own declarator is the innermost one; the outer parameters are the returned pointer's.
+    src = "void (*signal(int sig, void (*func)(int)))(int);\n"
+    assert target_at(src, "c", 0) == DocTarget("c", "function", "signal", ("sig", "func"), True, False, (), 0, 0, "")
+    _, edit, _ = document("char *(*pick(int n))(void) {\n  return 0;\n}\n", "c", 1)
+    assert edit.new_text.startswith("/**\n * @brief Text number 1.\n *\n * @param n Text number 2.\n * @return")
+    # A function pointer's own name, not its declarator's text `(*open)`.
+    assert target_at("struct ops {\n  int (*open)(const char *path);\n};\n", "c", 1).name == "open"

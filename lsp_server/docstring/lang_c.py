@@ -17,7 +17,7 @@ def describe(node: Node) -> Found | None:
         func = function_declarator(node.child_by_field_name("declarator"))
         if func is None:
             return None
-        name = text_of(func.child_by_field_name("declarator"))
+        name = text_of(_unwrap(func.child_by_field_name("declarator")))  # `(*fp)(int)` declares `fp`
         in_class = node.parent is not None and node.parent.type in _IN_CLASS
         kind = "method" if in_class or "::" in name else "function"
         return Found(kind, name.rsplit("::", 1)[-1], node, _outer(node).start_point.row)
@@ -48,11 +48,24 @@ def _outer(node: Node) -> Node:
     return cur
 
 
-def function_declarator(decl: Node | None) -> Node | None:
-    """The function_declarator under pointer/reference wrappers (`char *name(...)`)."""
+def _unwrap(decl: Node | None) -> Node | None:
+    """What pointer/reference/parentheses wrap: `name` in `*name`, `&name`, `(*name)`."""
     while decl is not None and decl.type in _WRAPPED:
         decl = decl.child_by_field_name("declarator") or (decl.named_children[-1] if decl.named_children else None)
-    return decl if decl is not None and decl.type == "function_declarator" else None
+    return decl
+
+
+def function_declarator(decl: Node | None) -> Node | None:
+    """The function's own function_declarator under pointer/reference wrappers (`char *name(...)`). A function
+    returning a function pointer, `void (*signal(int sig, void (*f)(int)))(int)`, nests its own declarator
+    inside the returned pointer's: the innermost one names the function and holds its parameters."""
+    func = _unwrap(decl)
+    if func is None or func.type != "function_declarator":
+        return None
+    inner = _unwrap(func.child_by_field_name("declarator"))
+    while inner is not None and inner.type == "function_declarator":
+        func, inner = inner, _unwrap(inner.child_by_field_name("declarator"))
+    return func
 
 
 def _first_identifier(node: Node | None) -> str:
