@@ -310,3 +310,9 @@ def test_c_function_returning_a_function_pointer() -> None:
     assert edit.new_text.startswith("/**\n * @brief Text number 1.\n *\n * @param n Text number 2.\n * @return")
     # A function pointer's own name, not its declarator's text `(*open)`.
     assert target_at("struct ops {\n  int (*open)(const char *path);\n};\n", "c", 1).name == "open"
+
+
+def test_cpp_parameter_pack_is_a_parameter() -> None:
+    src = "template <typename... Args>\nvoid log(const char* fmt, Args&&... args) {}\n"
+    assert target_at(src, "cpp", 1).params == ("fmt", "args")
+    assert target_at("void log(const char *fmt, ...);\n", "c", 0).params == ("fmt",)

@@ -10,6 +10,8 @@ _WRAPPED = frozenset({"pointer_declarator", "reference_declarator", "parenthesiz
                       "attributed_declarator"})
 _STOP = _TYPES | frozenset({"lambda_expression", "function_definition"})
 _IN_CLASS = frozenset({"field_declaration_list"})
+# `int x`, `int step = 1`, and a pack `Args&&... args` (C's bare `...` has no name and is left out).
+_PARAMS = frozenset({"parameter_declaration", "optional_parameter_declaration", "variadic_parameter_declaration"})
 
 
 def describe(node: Node) -> Found | None:
@@ -89,7 +91,7 @@ def facts(found: Found) -> Facts:
     params = func.child_by_field_name("parameters") if func is not None else None
     names = [_first_identifier(p.child_by_field_name("declarator"))
              for p in (params.named_children if params is not None else [])
-             if p.type in ("parameter_declaration", "optional_parameter_declaration")]
+             if p.type in _PARAMS]
     result = decl.child_by_field_name("type")
     # `void *f()` returns a pointer: only a bare `void` declarator means no value.
     returns = result is not None and not (text_of(result) == "void" and top is func)
