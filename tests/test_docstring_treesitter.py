@@ -316,3 +316,19 @@ def test_cpp_parameter_pack_is_a_parameter() -> None:
     src = "template <typename... Args>\nvoid log(const char* fmt, Args&&... args) {}\n"
     assert target_at(src, "cpp", 1).params == ("fmt", "args")
     assert target_at("void log(const char *fmt, ...);\n", "c", 0).params == ("fmt",)
+
+
+@pytest.mark.parametrize("src, line, kind, name", [
+    ("export interface Repo {\n  name: string;\n}\n", 0, "class", "Repo"),
+    ("export type Id = string | number;\n", 0, "class", "Id"),
+    ("const enum Color { Red, Green }\n", 0, "class", "Color"),
+    ("export declare function greet(name: string): void;\n", 0, "function", "greet"),
+    ("export function parse(x: string): number;\nexport function parse(x: any): any {\n  return x;\n}\n", 0,
+     "function", "parse"),
+])
+def test_typescript_declarations(src: str, line: int, kind: str, name: str) -> None:
+    # What a .d.ts file and a TypeScript API are made of: interfaces, type aliases, enums, overloads, `declare`.
+    target, edit, _ = document(src, "typescript", line)
+    assert (target.kind, target.name, edit.line, edit.character) == (kind, name, line, 0)
+    if name == "greet":
+        assert edit.new_text == "/**\n * Text number 1.\n *\n * @param name - Text number 2.\n */\n"

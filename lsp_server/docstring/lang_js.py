@@ -7,7 +7,9 @@ from .ts_util import Facts, Found, Node, dedupe, own_descendants, start_with_sib
 _FUNCS = frozenset({"function_declaration", "generator_function_declaration", "function_expression",
                     "function", "generator_function", "arrow_function"})
 _METHODS = frozenset({"method_definition", "abstract_method_signature", "method_signature"})
-_CLASSES = frozenset({"class_declaration", "abstract_class_declaration", "class"})
+# TypeScript's interfaces, type aliases and enums are documented like classes.
+_CLASSES = frozenset({"class_declaration", "abstract_class_declaration", "class", "interface_declaration",
+                      "type_alias_declaration", "enum_declaration"})
 _STOP = _FUNCS | _METHODS | _CLASSES
 _FIELDS = frozenset({"field_definition", "public_field_definition"})
 _DECORATORS = frozenset({"decorator"})
@@ -17,7 +19,8 @@ _NO_VALUE_TYPES = {"void", "never", "undefined", "Promise<void>"}
 def describe(node: Node) -> Found | None:
     kind = "class" if node.type in _CLASSES else "method" if node.type in _METHODS else None
     name = node.child_by_field_name("name")
-    if node.type in ("function_declaration", "generator_function_declaration"):
+    # function_signature: an overload or a `declare function` (a .d.ts file's functions), body-less.
+    if node.type in ("function_declaration", "generator_function_declaration", "function_signature"):
         kind = "function"
     elif node.type in _FUNCS and node.parent is not None:
         # Function values are documented where they are bound: `const f = () => ...`, `h = () => ...`.
@@ -34,12 +37,14 @@ def describe(node: Node) -> Found | None:
 
 
 def _outer(node: Node) -> Node:
-    """The statement the comment must precede: the declaration, its `const`, its `export`."""
+    """The statement the comment must precede: the declaration, its `const`, its `declare`, its `export`."""
     cur = node
     if cur.parent is not None and cur.parent.type in ("variable_declarator", *_FIELDS):
         cur = cur.parent
         if cur.type == "variable_declarator" and cur.parent is not None:
             cur = cur.parent
+    if cur.parent is not None and cur.parent.type == "ambient_declaration":
+        cur = cur.parent
     if cur.parent is not None and cur.parent.type == "export_statement":
         cur = cur.parent
     return cur
