@@ -123,8 +123,9 @@ CASES = [
 /**
  * @brief Text number 1.
  *
- * @param value Text number 2.
- * @throws std::invalid_argument Text number 3.
+ * @tparam T Text number 2.
+ * @param value Text number 3.
+ * @throws std::invalid_argument Text number 4.
  */
 """),
 ]
@@ -295,7 +296,8 @@ def test_rust_sections_errors_panics_and_safety() -> None:
 
 
 def test_go_interface_method() -> None:
-    src = "package geo\n\n// Shape is a figure.\ntype Shape interface {\n\tArea() float64\n\tScale(f float64) Shape\n}\n"
+    src = ("package geo\n\n// Shape is a figure.\ntype Shape interface {\n\tArea() float64\n"
+           "\tScale(f float64) Shape\n}\n")
     target, edit, _ = document(src, "go", 5)
     assert (target.kind, target.name, target.params, target.returns) == ("method", "Scale", ("f",), True)
     assert edit.new_text.startswith("\t// Scale text number 1.\n") and edit.line == 5
@@ -314,7 +316,7 @@ def test_c_function_returning_a_function_pointer() -> None:
 
 def test_cpp_parameter_pack_is_a_parameter() -> None:
     src = "template <typename... Args>\nvoid log(const char* fmt, Args&&... args) {}\n"
-    assert target_at(src, "cpp", 1).params == ("fmt", "args")
+    assert target_at(src, "cpp", 1).params == ("<Args>", "fmt", "args")
     assert target_at("void log(const char *fmt, ...);\n", "c", 0).params == ("fmt",)
 
 
@@ -332,3 +334,17 @@ def test_typescript_declarations(src: str, line: int, kind: str, name: str) -> N
     assert (target.kind, target.name, edit.line, edit.character) == (kind, name, line, 0)
     if name == "greet":
         assert edit.new_text == "/**\n * Text number 1.\n *\n * @param name - Text number 2.\n */\n"
+
+
+def test_type_parameters_javadoc_and_doxygen() -> None:
+    # javadoc warns "no @param for <R>" without them; Doxygen's is @tparam (for any template parameter).
+    java = "class Box<T> {\n  <R extends Comparable<R>> R map(Function<T, R> fn) {\n    return null;\n  }\n}\n"
+    _, edit, _ = document(java, "java", 1)
+    assert "   * @param <R> Text number 2.\n   * @param fn Text number 3.\n" in edit.new_text
+    assert target_at(java, "java", 0).params == ("<T>",)
+    cpp = "template <typename T, class... Ts, int N = 3, template <class> class C>\nT make(Ts&&... args) {}\n"
+    _, edit, _ = document(cpp, "cpp", 1)
+    assert (" * @tparam T Text number 2.\n * @tparam Ts Text number 3.\n * @tparam N Text number 4.\n"
+            " * @tparam C Text number 5.\n * @param args Text number 6.\n") in edit.new_text
+    edit = generate_docstring(java, target_at(java, "java", 1), lambda p, s, n: "")
+    assert "@param <R> The type parameter R.\n" in edit.new_text

@@ -188,6 +188,8 @@ def fallback(slot: Slot, t: DocTarget) -> str:
         if t.name in ("__init__", "constructor"):
             return "Initialize the instance."
         return words[0].upper() + words[1:] + "."
+    if slot.role == "param" and slot.subject.startswith("<"):  # Java's and C++'s type parameters: `<T>`
+        return f"The {'type' if t.language == 'java' else 'template'} parameter {slot.subject[1:-1]}."
     if slot.role == "param":
         if slot.subject.startswith("**"):
             return "Additional keyword arguments."

@@ -84,8 +84,9 @@ def _first_identifier(node: Node | None) -> str:
 
 def facts(found: Found) -> Facts:
     decl = found.decl
+    template = _template_params(decl)  # `<T>` for Doxygen's `@tparam T`, before the parameters
     if found.kind == "class":
-        return (), False, False, ()
+        return template, False, False, ()
     top = decl.child_by_field_name("declarator")
     func = function_declarator(top)
     params = func.child_by_field_name("parameters") if func is not None else None
@@ -104,4 +105,20 @@ def facts(found: Found) -> Facts:
                 value = value.child_by_field_name("function") or value
             if value.type in ("identifier", "qualified_identifier", "type_identifier"):
                 thrown.append(text_of(value))
-    return dedupe(names), returns, False, dedupe(thrown)
+    return template + dedupe(names), returns, False, dedupe(thrown)
+
+
+def _template_params(decl: Node) -> tuple[str, ...]:
+    """`<T>` for each parameter of the `template <...>` directly around `decl` (types, packs, values, templates)."""
+    template = decl.parent
+    in_template = template is not None and template.type == "template_declaration"
+    params = template.child_by_field_name("parameters") if in_template else None
+    names = []
+    for p in params.named_children if params is not None else []:
+        if p.type == "template_template_parameter_declaration" and p.named_children:
+            p = p.named_children[-1]  # `template <class> class C`: C is named after the inner list
+        name = p.child_by_field_name("name") or p.child_by_field_name("declarator")
+        if name is None:
+            name = next((c for c in p.named_children if c.type == "type_identifier"), None)
+        names.append(_first_identifier(name) if name is not None and name.type != "type_identifier" else text_of(name))
+    return tuple(f"<{n}>" for n in dedupe(names))

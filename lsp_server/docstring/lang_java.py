@@ -23,7 +23,8 @@ def describe(node: Node) -> Found | None:
 
 def facts(found: Found) -> Facts:
     decl = found.decl
-    params = _params(decl)  # records document their components as @param too
+    # Javadoc's `@param <T>` for type parameters comes first; records document their components as @param too.
+    params = _type_params(decl) + _params(decl)
     if found.kind == "class":
         return params, False, False, ()
     throws = next((c for c in decl.named_children if c.type == "throws"), None)
@@ -48,3 +49,11 @@ def _params(decl: Node) -> tuple[str, ...]:
             declarator = next((c for c in p.named_children if c.type == "variable_declarator"), None)
             names.append(text_of(declarator.child_by_field_name("name")) if declarator else "")
     return dedupe(names)
+
+
+def _type_params(decl: Node) -> tuple[str, ...]:
+    """`<T>` for each type parameter of a generic class or method (`<T extends Number, U>`)."""
+    params = decl.child_by_field_name("type_parameters")
+    names = [next((text_of(c) for c in p.named_children if c.type == "type_identifier"), "")
+             for p in (params.named_children if params is not None else []) if p.type == "type_parameter"]
+    return tuple(f"<{n}>" for n in dedupe(names))

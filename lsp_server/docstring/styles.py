@@ -104,7 +104,9 @@ def _block(t: DocTarget) -> list[Part]:
     tags = _JSDOC_TAGS if t.language not in ("java", "c", "cpp") else _JAVADOC_TAGS
     for key, items in sections:
         for label, slot in items:
-            out.add(tags[key].format(label), slot)
+            # A template parameter `<T>`: Javadoc writes `@param <T>`, Doxygen `@tparam T`.
+            tparam = key == "params" and label.startswith("<") and t.language in ("c", "cpp")
+            out.add(f"@tparam {label[1:-1]} " if tparam else tags[key].format(label), slot)
     out.parts.append(t.indent + " */\n")
     return out.parts
 
