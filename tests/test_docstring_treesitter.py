@@ -348,3 +348,9 @@ def test_type_parameters_javadoc_and_doxygen() -> None:
             " * @tparam C Text number 5.\n * @param args Text number 6.\n") in edit.new_text
     edit = generate_docstring(java, target_at(java, "java", 1), lambda p, s, n: "")
     assert "@param <R> The type parameter R.\n" in edit.new_text
+
+
+def test_private_method_neutral_summary_is_words() -> None:
+    src = "class Counter {\n  #bump(by) {\n    this.n += by;\n  }\n}\n"
+    edit = generate_docstring(src, target_at(src, "javascript", 1), lambda p, s, n: "")
+    assert edit.new_text.startswith("  /**\n   * Bump.\n")

@@ -173,7 +173,7 @@ def _finish(text: str, slot: Slot, t: DocTarget) -> str:
 
 def humanize(name: str) -> str:
     """`parse_config` / `parseConfig` / `HTTPServer` -> `parse config` / `parse config` / `HTTP server`."""
-    name = name.strip("*.~_")
+    name = name.strip("*.~_#")  # `#` leads a JavaScript private name (`#helper`)
     name = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1 \2", name)
     name = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", name)
     words = name.replace("_", " ").split()
