@@ -13,7 +13,6 @@ window, so the window never exceeds its budget.
 
 from __future__ import annotations
 
-import bisect
 import re
 import threading
 from collections import OrderedDict
@@ -21,7 +20,7 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from urllib.parse import unquote, urlparse
 
-from .text import line_starts, split_lines
+from .text import position_at, split_lines
 
 __all__ = [
     "ContextChunk",
@@ -172,11 +171,9 @@ def build_context(
     """
     counter = _counter_for(count_tokens)
     lines = split_lines(text)
-    starts = line_starts(text)
-    offset = max(0, min(offset, len(text)))
-    cur = bisect.bisect_right(starts, offset) - 1
+    # utf-32 counts code points: the column of `offset` in its line (one inside a "\r\n" is its line's end)
+    cur, col = position_at(text, offset, "utf-32")
     line_text = lines[cur]
-    col = min(offset - starts[cur], len(line_text))  # clamps an offset inside "\r\n"
     head, rest = line_text[:col], line_text[col:]
 
     start_line, prefix_window = _prefix_window(

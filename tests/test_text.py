@@ -1,16 +1,28 @@
 from __future__ import annotations
 
+import bisect
+import re
+import sys
+from collections.abc import Callable
+from types import FrameType
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from lsp_server.text import (
+    Encoding,
+    code_units,
     index_to_utf16,
+    line_count,
+    line_start,
     line_starts,
+    lines_at,
     offset_at,
     position_at,
     rebased_offset,
     split_lines,
+    units_to_index,
     utf16_len,
     utf16_to_index,
 )
@@ -176,3 +188,56 @@ def test_rebased_offset_keeps_the_text_on_one_side(old: str, data: st.DataObject
         assert moved is not None
     if moved is not None:  # the text before it, or the text after it, is as it was
         assert new[:moved] == old[:offset] or new[moved:] == old[offset:]
+
+
+def _reference_lines(text: str) -> tuple[list[str], list[int]]:
+    """LSP lines and their start offsets by the pattern over the whole text, the definition the fast paths keep."""
+    return re.split(r"\r\n|\r|\n", text), line_starts(text)
+
+
+@given(st.text("ab\r\n😀é", max_size=16), st.integers(-1, 8), st.integers(-1, 6),
+       st.sampled_from(["utf-8", "utf-16", "utf-32"]))
+def test_positions_agree_with_the_lines(text: str, line: int, character: int, encoding: Encoding) -> None:
+    lines, starts = _reference_lines(text)
+    assert split_lines(text) == lines and line_count(text) == len(lines)
+    expected = 0 if line < 0 else len(text) if line >= len(lines) else (
+        starts[line] + units_to_index(lines[line], character, encoding))
+    assert offset_at(text, line, character, encoding) == expected
+    offset = character * 2 + line  # any offset, some out of range
+    clamped = max(0, min(offset, len(text)))
+    row = bisect.bisect_right(starts, clamped) - 1
+    column = min(clamped - starts[row], len(lines[row]))  # an offset inside a CRLF: its line's end
+    assert position_at(text, offset, encoding) == (row, code_units(lines[row][:column], encoding))
+    assert lines_at(text, max(0, line), character) == lines[max(0, line):max(0, line) + max(0, character)]
+    assert line_start(text, max(0, line)) == (starts[line] if 0 <= line < len(lines) else 0 if line < 0 else None)
+
+
+def _python_lines_run(call: Callable[[], object]) -> int:
+    """How many lines of Python `call()` runs (sys.settrace's line events, in every frame it enters)."""
+    count = 0
+
+    def trace(frame: FrameType, event: str, arg: object) -> Callable[..., object]:
+        nonlocal count
+        count += event == "line"
+        return trace
+
+    sys.settrace(trace)
+    try:
+        call()
+    finally:
+        sys.settrace(None)
+    return count
+
+
+@pytest.mark.parametrize("line_break", ["\n", "\r\n", "\r"])
+def test_positions_near_the_end_of_a_big_file_take_no_loop_over_its_lines(line_break: str) -> None:
+    # A keystroke converts positions (didChange's range, the cursor): the work the server does in Python
+    # must not grow with the line number, or typing at the end of a 10,000-line file costs ~10 ms a keystroke.
+    text = line_break.join(f"    value_{i} = compute({i})  # ü" for i in range(10_000))
+    # (A line with non-ASCII text is walked character by character: a line's worth, never the file's.)
+    assert _python_lines_run(lambda: offset_at(text, 9_990, 12)) < 300
+    assert _python_lines_run(lambda: position_at(text, len(text) - 100)) < 300
+    assert _python_lines_run(lambda: lines_at(text, 9_980, 17)) < 300
+    assert offset_at(text, 9_990, 12) == text.index("value_9990") + 8
+    assert position_at(text, text.index("value_9990") + 8) == (9_990, 12)
+    assert lines_at(text, 9_998, 5) == ["    value_9998 = compute(9998)  # ü", "    value_9999 = compute(9999)  # ü"]
