@@ -20,7 +20,7 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from urllib.parse import unquote, urlparse
 
-from .text import position_at, split_lines
+from .text import line_count, lines_at, position_at, split_lines
 
 __all__ = [
     "ContextChunk",
@@ -479,16 +479,19 @@ MAX_CHUNK_LINE_CHARS = 1000
 def _make_chunk(
     uri: str, language_id: str, text: str, line: int, radius: int
 ) -> ContextChunk | None:
-    lines = split_lines(text)
-    line = max(0, min(line, len(lines) - 1))
-    start = max(0, line - radius)
-    end = min(len(lines), line + radius + 1)
+    # Only the lines around `line` are split out: this runs at every keystroke, and a big file's whole
+    # text would be split each time.
+    line = max(0, min(line, line_count(text) - 1))
+    first = max(0, line - radius)
+    lines = lines_at(text, first, line + radius + 1 - first)  # lines[i] is line first + i
+    cur = line - first
+    start, end = 0, len(lines)
     # Lines longer than this are data (a minified bundle, base64), never worth a snippet: the chunk stops
     # short of them, so no render tokenizes them again (counts of such long strings are not memoized).
-    if len(lines[line]) > MAX_CHUNK_LINE_CHARS:
+    if len(lines[cur]) > MAX_CHUNK_LINE_CHARS:
         return None
-    start = next((i + 1 for i in range(line - 1, start - 1, -1) if len(lines[i]) > MAX_CHUNK_LINE_CHARS), start)
-    end = next((i for i in range(line + 1, end) if len(lines[i]) > MAX_CHUNK_LINE_CHARS), end)
+    start = next((i + 1 for i in range(cur - 1, start - 1, -1) if len(lines[i]) > MAX_CHUNK_LINE_CHARS), start)
+    end = next((i for i in range(cur + 1, end) if len(lines[i]) > MAX_CHUNK_LINE_CHARS), end)
     # Drop blank edges: they cost tokens and carry nothing.
     while start < end and not lines[start].strip():
         start += 1
@@ -500,9 +503,9 @@ def _make_chunk(
         uri=uri,
         language_id=language_id,
         text="\n".join(lines[start:end]),
-        start_line=start,
-        end_line=end,
-        focus_line=max(start, min(line, end - 1)),
+        start_line=first + start,
+        end_line=first + end,
+        focus_line=first + max(start, min(cur, end - 1)),
     )
 
 

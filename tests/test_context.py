@@ -271,6 +271,28 @@ def test_note_document_chunk_around_cursor() -> None:
     )
 
 
+@pytest.mark.parametrize("line_break", ["\n", "\r\n", "\r"])
+def test_an_edit_splits_only_the_lines_around_it(line_break: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # note_edit runs at every keystroke: splitting a 10,000-line file into lines each time cost ~5 ms.
+    import lsp_server.context
+    import lsp_server.text
+
+    lines = [f"value_{i} = {i}" if i % 7 else "" for i in range(10_000)]
+    doc = line_break.join(lines)
+    split: list[int] = []  # the length of each text split into lines
+    original = lsp_server.text.split_lines
+    for module in (lsp_server.text, lsp_server.context):
+        monkeypatch.setattr(module, "split_lines", lambda text: split.append(len(text)) or original(text))
+    extra = ExtraContext(edit_lines=3)
+    extra.note_edit("file:///p/a.py", "python", doc, 9_001)
+    extra.note_edit("file:///p/b.py", "python", doc, 50_000)  # past the end: the last lines
+    assert 0 < max(split) < 1_000
+    assert [(c.start_line, c.end_line, c.focus_line, c.text) for c in extra.chunks] == [
+        (8_998, 9_005, 9_001, "\n".join(lines[8_998:9_005])),  # line 9002 is blank
+        (9_997, 10_000, 9_999, "\n".join(lines[9_997:])),  # line 9996 is blank: trimmed
+    ]
+
+
 def test_blank_edges_trimmed_and_blank_chunk_ignored() -> None:
     extra = ExtraContext(document_lines=3)
     extra.note_document("file:///p/a.py", "python", "\n\n\nx = 1\n\n\n", 3)
