@@ -84,7 +84,9 @@ class Documents:
             return None
         for change in params.content_changes:
             if isinstance(change, types.TextDocumentContentChangePartial):
-                start, end = doc.offset_at(change.range.start), doc.offset_at(change.range.end)
+                start = doc.offset_at(change.range.start)
+                # Typing inserts at one place: its position is converted once (each costs a look-up of its line).
+                end = start if change.range.end == change.range.start else doc.offset_at(change.range.end)
                 start, end = min(start, end), max(start, end)
                 doc.text = doc.text[:start] + change.text + doc.text[end:]
             else:

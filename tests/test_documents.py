@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from lsprotocol import types
 
-from lsp_server.documents import Documents, Notebooks, language_of, read_regular_file
+from lsp_server.documents import Document, Documents, Notebooks, language_of, read_regular_file
 from lsp_server.text import code_units, offset_at, position_at
 
 ENCODINGS = ["utf-8", "utf-16", "utf-32"]
@@ -95,6 +95,24 @@ def test_full_change_unknown_document_and_percent_encoded_uri() -> None:
                                                          [])) is None
     docs.close("file:///a b.py")
     assert docs.get("file:///a%20b.py") is None
+
+
+def test_a_typed_character_converts_one_position(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Each conversion looks up its line in the whole text: an insertion (an empty range) needs it once.
+    docs = Documents()
+    docs.open(types.TextDocumentItem("file:///a.py", "python", 1, "ab\r\ncd\n"))
+    converted: list[types.Position] = []
+    offset_at = Document.offset_at
+    monkeypatch.setattr(Document, "offset_at", lambda doc, at: converted.append(at) or offset_at(doc, at))
+
+    def edit(version: int, start: tuple[int, int], end: tuple[int, int], text: str) -> str:
+        docs.change(types.DidChangeTextDocumentParams(types.VersionedTextDocumentIdentifier(version, "file:///a.py"), [
+            types.TextDocumentContentChangePartial(types.Range(types.Position(*start), types.Position(*end)), text)]))
+        return docs.get("file:///a.py").text
+
+    assert edit(2, (1, 1), (1, 1), "X") == "ab\r\ncXd\n" and len(converted) == 1
+    assert edit(3, (0, 1), (1, 1), "") == "aXd\n" and len(converted) == 3  # a range: both ends
+    assert edit(4, (0, 2), (0, 1), "") == "ad\n"  # a reversed range is still the text between
 
 
 def test_code_units() -> None:
