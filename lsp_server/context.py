@@ -196,9 +196,23 @@ def _line_cost(counter: TokenCounter, line: str) -> int:
     return counter(line + "\n")
 
 
+def _line_cost_within(counter: TokenCounter, line: str, budget: int) -> int | None:
+    """_line_cost when it is at most ``budget``, else None. A long line (data, a minified bundle) is counted only
+    as far as it takes to tell: its count is not memoized, and counting all of it at every keystroke took tens
+    of milliseconds for a 150 KB line next to the cursor."""
+    if len(line) > counter.MAX_MEMO_CHARS and _over(line + "\n", counter, budget):
+        return None
+    cost = _line_cost(counter, line)
+    return cost if cost <= budget else None
+
+
 def _prefix_window(
     lines: list[str], cur: int, head: str, counter: TokenCounter, budget: int, snap: int
 ) -> tuple[int, str]:
+    # A long head (the cursor in a minified line) is not counted whole: _fit_tail counts tails about the size
+    # of what fits.
+    if len(head) > counter.MAX_MEMO_CHARS and (cut := _fit_tail(head, counter, budget)) > 0:
+        return cur, head[cut:]
     head_cost = counter(head)
     if head_cost > budget:
         return cur, head[_fit_tail(head, counter, budget) :]
@@ -208,8 +222,8 @@ def _prefix_window(
     earliest = cur
     spent = 0
     while earliest > 0:
-        cost = _line_cost(counter, lines[earliest - 1])
-        if spent + cost > available:
+        cost = _line_cost_within(counter, lines[earliest - 1], available - spent)
+        if cost is None:
             break
         spent += cost
         earliest -= 1
@@ -229,18 +243,31 @@ def _prefix_window(
 def _suffix_window(
     lines: list[str], cur: int, rest: str, counter: TokenCounter, budget: int
 ) -> tuple[int, str]:
+    if len(rest) > counter.MAX_MEMO_CHARS and (fits := _fit_head(rest, counter, budget)) < len(rest):
+        return cur, rest[:fits]  # a long rest of the line is not counted whole either
     rest_cost = counter(rest)
     if rest_cost > budget:
         return cur, rest[: _fit_head(rest, counter, budget)]
     spent = rest_cost
     end = cur
     while end + 1 < len(lines):
-        cost = _line_cost(counter, lines[end + 1])
-        if spent + cost > budget:
+        cost = _line_cost_within(counter, lines[end + 1], budget - spent)
+        if cost is None:
             break
         spent += cost
         end += 1
     return end, rest + "".join("\n" + line for line in lines[cur + 1 : end + 1])
+
+
+def _over(s: str, count: CountTokens, budget: int) -> bool:
+    """Whether ``count(s) > budget``, told from heads of 1, 2, 4, ... grains before the whole (``count`` is
+    monotone), so that a long string is counted about as far as twice what fits."""
+    size = _CUT_GRAIN
+    while size < len(s):
+        if count(s[:size]) > budget:
+            return True
+        size *= 2
+    return count(s) > budget
 
 
 def _fit_tail(s: str, count: CountTokens, budget: int) -> int:
@@ -248,12 +275,22 @@ def _fit_tail(s: str, count: CountTokens, budget: int) -> int:
 
     Prefers cuts at multiples of ``_CUT_GRAIN`` (stable while typing at the
     end of ``s``); falls back to a code-point-exact cut inside the last grain.
-    Assumes ``count`` is monotone in the string length.
+    Assumes ``count`` is monotone in the string length. The tails tried grow
+    from the end (1, 2, 4, ... grains) before a binary search between the last
+    two: in a long line only strings about twice the size of what fits are
+    counted, never halves of the whole line.
     """
     n = len(s)
-    # Binary search over grid cuts 0, g, 2g, ..., then n (the empty tail).
     grid: list[int] = [*range(0, n, _CUT_GRAIN), n]
-    lo, hi = 0, len(grid) - 1
+    # grid[fits] is a cut known to fit (the empty tail at first); cuts before grid[lo] are known not to.
+    lo, fits, step = 0, len(grid) - 1, 1
+    while fits > lo:
+        probe = max(lo, fits - step)
+        if count(s[grid[probe] :]) > budget:
+            lo = probe + 1
+            break
+        fits, step = probe, step * 2
+    hi = fits
     while lo < hi:
         mid = (lo + hi) // 2
         if count(s[grid[mid] :]) <= budget:
@@ -275,8 +312,18 @@ def _fit_tail(s: str, count: CountTokens, budget: int) -> int:
 
 
 def _fit_head(s: str, count: CountTokens, budget: int) -> int:
-    """Largest end index with ``count(s[:end]) <= budget`` (code-point exact)."""
-    lo, hi = 0, len(s)
+    """Largest end index with ``count(s[:end]) <= budget`` (code-point exact).
+
+    Heads of 1, 2, 4, ... grains are tried before a binary search between the
+    last two, so that a long line costs counts of about twice what fits.
+    """
+    lo, hi = 0, len(s)  # s[:lo] fits (the empty head at first); the answer is at most hi
+    size = _CUT_GRAIN
+    while size < hi:
+        if count(s[:size]) > budget:
+            hi = size - 1
+            break
+        lo, size = size, size * 2
     while lo < hi:
         mid = (lo + hi + 1) // 2
         if count(s[:mid]) <= budget:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from lsp_server.context import (
@@ -10,6 +12,7 @@ from lsp_server.context import (
     build_context,
     comment_syntax,
 )
+from lsp_server.context import _fit_head, _fit_tail
 from lsp_server.text import offset_at
 
 
@@ -206,6 +209,40 @@ def test_huge_line_cut_is_stable_while_typing() -> None:
         assert quarter(ctx.prefix) <= 200
         cuts.add(len(text) - len(ctx.prefix))
     assert len(cuts) <= 3  # moves one 64-char grain at a time, not per keystroke
+
+
+@pytest.mark.parametrize("where", ["middle", "end"])
+def test_long_lines_are_counted_only_as_far_as_the_budget_reaches(where: str) -> None:
+    # The cursor in a 240 KB minified line, a 150 KB data line above and below it: counting them whole (their
+    # counts are not memoized) took 30-130 ms a keystroke. Only strings about twice what fits are counted now.
+    data = "DATA = [" + ", ".join(str(i * 0.123) for i in range(25_000)) + "]"
+    minified = "".join(f"var a{i}=function(b,c){{return b+c*{i}}};" for i in range(6_000))
+    text = f"x = 1\n{data}\n{minified}\n{data}\ny = 2\n"
+    offset = text.index(minified) + (len(minified) // 2 if where == "middle" else len(minified))
+    counted: list[int] = []
+
+    def count(s: str) -> int:
+        counted.append(len(s))
+        return quarter(s)
+
+    ctx = build_context(text, offset, TokenCounter(count), prefix_tokens=1024, suffix_tokens=256)
+    assert sum(counted) < 100_000, sorted(counted)[-5:]
+    assert ctx == build_context(text, offset, quarter, prefix_tokens=1024, suffix_tokens=256)  # the same windows
+    assert quarter(ctx.prefix) <= 1024 and text[:offset].endswith(ctx.prefix) and ctx.prefix_start_line == 2
+
+
+@pytest.mark.parametrize("count", [quarter, words, lambda s: len(s.encode())])
+def test_fitting_cuts_are_the_tightest(count: Callable[[str], int]) -> None:
+    # The searches grow from one end before bisecting: they must still find the cut a scan of every cut finds.
+    line = "".join(f"v{i} = f(v{i - 1}, '日本'); " * (i % 3) for i in range(1, 60))
+    for budget in (0, 1, 5, 17, 64, 200, 10_000):
+        tightest_tail = next(cut for cut in [*range(0, len(line), 64), len(line)] if count(line[cut:]) <= budget)
+        if tightest_tail == len(line) and line:
+            tightest_tail = next(cut for cut in range(len(line) - (len(line) - 1) % 64 - 1, len(line) + 1)
+                                 if count(line[cut:]) <= budget)
+        assert _fit_tail(line, count, budget) == tightest_tail, budget
+        assert _fit_head(line, count, budget) == max(end for end in range(len(line) + 1)
+                                                     if count(line[:end]) <= budget), budget
 
 
 def test_extra_is_prepended_with_newline() -> None:
