@@ -39,6 +39,9 @@ RECALL_TOKENS = 32_768
 # Longer lines are data (minified code, tables, base64), not names worth copying, and tokenizing one costs
 # what a whole file does: the recall leaves them out, and so never holds them in its memo.
 RECALL_LINE_CHARS = 1000
+# How much of the end of the cursor's line is tokenized to find its last token (token healing): far more than
+# any token spans.
+HEALING_CONTEXT_CHARS = 1000
 # First tokens tried beyond the suggestions asked for, to make up for alternatives that come out alike.
 ALTERNATIVE_SPARES = 2
 T = TypeVar("T")
@@ -175,7 +178,8 @@ def healing_text(tokenizer: Tokenizer, line_before_cursor: str, *, words: bool =
     if len(stripped) < len(line_before_cursor):
         return line_before_cursor[len(stripped):]
     if words and (line_before_cursor[-1].isalnum() or line_before_cursor[-1] == "_"):
-        piece = tokenizer.last_piece(line_before_cursor)
+        # Its end decides the last token: a long line (minified code) is not tokenized whole at every keystroke.
+        piece = tokenizer.last_piece(line_before_cursor[-HEALING_CONTEXT_CHARS:])
         if piece.strip() and line_before_cursor.endswith(piece):
             return piece
     return ""

@@ -6,8 +6,8 @@ import pytest
 
 import torch
 
-from lsp_server.completion import (budgets, fitting_infill_prompt, healing_text, inside_a_word, line_around,
-                                   prepare, recall_tokens)
+from lsp_server.completion import (HEALING_CONTEXT_CHARS, budgets, fitting_infill_prompt, healing_text, inside_a_word,
+                                   line_around, prepare, recall_tokens)
 from lsp_server.context import FimContext
 from lsp_server.settings import Settings
 from model.engine import Engine
@@ -32,6 +32,18 @@ def test_inside_a_word(text: str, inside: bool) -> None:
 def test_healing_text_blanks(before: str, healed: str) -> None:
     assert healing_text(TOKENIZER, before) == healed
     assert healing_text(TOKENIZER, before, words=False) == healed
+
+
+def test_healing_a_long_line_tokenizes_only_its_end(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The cursor at the end of a 240 KB minified line: the whole line was tokenized at every keystroke (~50 ms).
+    line = "".join(f"var a{i}=function(b,c){{return b+c*{i}}};" for i in range(6_000)) + "var total = calcul"
+    short = line[-HEALING_CONTEXT_CHARS:]
+    assert healing_text(TOKENIZER, line) == healing_text(TOKENIZER, short) != ""
+    tokenized: list[int] = []
+    last_piece = TOKENIZER.last_piece
+    monkeypatch.setattr(TOKENIZER, "last_piece", lambda s: tokenized.append(len(s)) or last_piece(s))
+    healing_text(TOKENIZER, line)
+    assert tokenized == [HEALING_CONTEXT_CHARS]
 
 
 @pytest.mark.parametrize("before", ["    path = os.pa", "    return self.na", "x = calcul", "    return"])
