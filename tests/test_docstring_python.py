@@ -4,6 +4,7 @@ skeletons in each style, and the fill-in-the-middle contract with the model."""
 from __future__ import annotations
 
 import ast
+import gc
 import textwrap
 
 import pytest
@@ -298,6 +299,21 @@ def test_a_cursor_move_in_a_big_file_visits_the_statements_around_it(monkeypatch
     found = python_target._innermost(tree, 10_001, 10_001)
     assert found is not None and found[0].name == "last"
     assert entered < 10
+
+
+def test_a_file_is_parsed_with_the_cyclic_collector_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    # In the server (torch loaded) the collections that creating a big tree sets off doubled the parse's time.
+    collecting: list[bool] = []
+    parse = ast.parse
+
+    def noting(*args: object, **kwargs: object) -> ast.AST:
+        collecting.append(gc.isenabled())
+        return parse(*args, **kwargs)
+
+    monkeypatch.setattr(ast, "parse", noting)
+    assert find_target("def f(x):\n    return x\n# one\n", "python", 0) is not None
+    assert find_target("def f(x):\n    return x\n\ndef g(:\n", "python", 0) is not None  # a syntax error
+    assert collecting[:2] == [False, False] and gc.isenabled()
 
 
 def test_one_line_body_is_split() -> None:

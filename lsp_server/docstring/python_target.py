@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import gc
 import io
 import tokenize
 from collections.abc import Iterator
@@ -25,10 +26,18 @@ _UNPARSABLE = (SyntaxError, ValueError, RecursionError, MemoryError)
 def _parsed(text: str) -> ast.Module | None:
     """The document's tree, None when it does not parse. Cached for the latest text: an editor asks for
     code actions at every cursor move, and a big file takes a good part of a second to parse."""
+    # With the cyclic collector off: the tree's objects are not garbage, but the collections their creation
+    # set off walk every object in the server (torch's: 200,000), which made a 10,000-line file's parse take
+    # 250 ms instead of 140.
+    collecting = gc.isenabled()
+    gc.disable()
     try:
         return ast.parse(text)
     except _UNPARSABLE:
         return None
+    finally:
+        if collecting:
+            gc.enable()
 
 
 def find_python_target(text: str, line: int, end_line: int) -> DocTarget | None:
