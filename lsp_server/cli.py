@@ -87,7 +87,7 @@ def check_engine_settings(settings: Settings) -> None:
             from model.loader import resolve_device
             resolve_device(settings.device)
         return
-    from .server import check_model
+    from .loading import check_model
     check_model(settings)
 
 

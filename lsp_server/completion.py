@@ -10,14 +10,11 @@ all call it, so what they measure is what users get.
 from __future__ import annotations
 
 import logging
-import os
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 from model.backend import Backend, Timings
 from model.tokenizer import Tokenizer, infill_prompt
@@ -27,9 +24,6 @@ from .settings import Settings
 from .shaping import (block_indent, completion_mode, drop_partial_line, drop_partial_word, drop_repeated_lines,
                       framing_start, looping, make_stop, next_suffix_line, repetition_start, shape)
 from .text import split_lines
-
-if TYPE_CHECKING:
-    from model.vllm_backend import VllmBackend
 
 log = logging.getLogger(__name__)
 PROMPT_OVERHEAD = 8  # BOS and FIM control tokens, with room to spare
@@ -55,80 +49,6 @@ class Suggestion:
     stop_reason: str
     timings: Timings
     context_ms: float
-
-
-def load_engine(settings: Settings, progress: Callable[[float, str], None] | None = None) -> Backend:
-    """The configured backend: a warm local engine, or the vLLM server at `remote_url` (see connect_vllm).
-
-    Local: the model (None: the embedded demo) is loaded and warmed up. progress(fraction, message) sees the
-    tensors load (to 90%), then the warm-up: the first forward pass and, on CUDA, the capture of the decode
-    graphs (the rest), so that no request pays for either.
-    """
-    if settings.backend == "vllm":
-        return connect_vllm(settings, progress)
-
-    from model.engine import Engine
-    from model.loader import load_model, resolve_device, resolve_dtype, resolve_kernel, resolve_quant
-    from model.ngram_cache import resolve_weights
-    from model.quant import use_4bit_kernel
-
-    device = resolve_device(settings.device)
-    quant = resolve_quant(settings.quant, device)
-    ngram_cache = resolve_weights(settings.ngram_cache, model_dir(settings))
-    loading = (lambda f, m: progress(0.9 * f, m)) if progress else None
-    warming = (lambda f, m: progress(0.9 + 0.1 * f, m)) if progress else None
-    model, tokenizer = load_model(settings.model, device=device, dtype=resolve_dtype(settings.dtype, device),
-                                  quant=quant, progress=loading)
-    if quant in ("nf4", "fp4"):
-        use_4bit_kernel(model, resolve_kernel(settings.kernel, device, quant))
-    return Engine(model, tokenizer, context_length=settings.context_length, ngram_cache=ngram_cache,
-                  progress=warming)
-
-
-def model_dir(settings: Settings) -> Path:
-    """The directory of the configured model (the embedded demo model's when none is)."""
-    from model.checkpoint import resolve_model_dir
-    from model.loader import DEMO_MODEL_DIR
-    return resolve_model_dir(settings.model) if settings.model else DEMO_MODEL_DIR
-
-
-def connect_vllm(settings: Settings, progress: Callable[[float, str], None] | None = None) -> VllmBackend:
-    """Generation on the vLLM server at `remote_url`; only our tokenizer is loaded here, from `model`.
-
-    The served model is checked now: one whose vocabulary is not the tokenizer's is refused (IncompatibleModel).
-    A server that cannot be reached yet is not an error: requests fail until it answers. While the check waits
-    on the server (up to remoteTimeoutMs per request), `progress` is called every 0.1 s: a progress callback
-    that raises (the language server's, once it shuts down) ends the wait, and leaves the check to a daemon
-    thread that cannot hold the process's exit.
-    """
-    from model.checkpoint import open_tokenizer
-    from model.vllm_backend import API_KEY_ENV, VllmBackend  # httpx is imported only by those who use it
-
-    if settings.ngram_cache == "on":
-        raise ValueError("ngramCache \"on\" needs the local backend: vLLM chooses the tokens on its own server, "
-                         "where the n-gram cache cannot take part; set it to auto or off")
-    backend = VllmBackend(settings.remote_url, open_tokenizer(model_dir(settings)), model=settings.model,
-                          api_key=os.environ.get(API_KEY_ENV) or None, timeout=settings.remote_timeout_ms / 1000,
-                          context_length=settings.context_length)
-    if progress is None:
-        backend.connect()
-        return backend
-    failure: list[BaseException] = []
-
-    def connect() -> None:
-        try:
-            backend.connect()
-        except BaseException as e:  # handed to the caller's thread
-            failure.append(e)
-
-    thread = threading.Thread(target=connect, name="vllm-connect", daemon=True)
-    thread.start()
-    while thread.is_alive():
-        progress(0.0, f"connecting to {settings.remote_url}")
-        thread.join(0.1)
-    if failure:
-        raise failure[0]
-    return backend
 
 
 def budgets(settings: Settings, max_tokens: int, context_length: int, extra_tokens: int = 0) -> tuple[int, int]:

@@ -22,10 +22,11 @@ from tqdm import tqdm
 from model import corpus
 from model.backend import BackendUnavailable
 
-from .completion import infill_text, load_engine
+from .completion import infill_text
 from .docstring import Blank, find_target, generate_docstring
 from .docstring.clean import fallback
 from .docstring.styles import Slot
+from .loading import load_engine
 from .settings import Settings
 from .terminal import format_table, loading_bar, output_path, positive_int, show_result
 

@@ -22,7 +22,8 @@ from tqdm import tqdm
 from model import corpus
 from model.backend import BackendUnavailable
 
-from .completion import complete, complete_alternatives, load_engine
+from .completion import complete, complete_alternatives
+from .loading import load_engine
 from .settings import Settings
 from .terminal import format_table, loading_bar, ms, output_path, positive_int, show_result
 

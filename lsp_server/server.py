@@ -26,11 +26,11 @@ from model.backend import Backend, BackendUnavailable
 
 from . import __version__
 from .cache import CompletionCache
-from .completion import (Suggestion, complete, complete_alternatives, extra_budget, infill_text, inside_a_word,
-                         load_engine, model_dir)
+from .completion import Suggestion, complete, complete_alternatives, extra_budget, infill_text, inside_a_word
 from .context import ExtraContext
 from .docstring import DocEdit, DocTarget, find_target, generate_docstring
 from .documents import Document, Documents, Notebooks, encoding_named, read_document
+from .loading import check_model, load_engine
 from .metrics import LatencyStats
 from .outage import OutageNotice
 from .protocol import CodeLlamaProtocol
@@ -61,27 +61,6 @@ async def ask_client(request: Awaitable[T], what: str, timeout: float = CLIENT_R
         return await asyncio.wait_for(asyncio.shield(request), timeout)
     except asyncio.TimeoutError as e:
         raise TimeoutError(f"the client did not answer {what} within {timeout:g}s") from e
-
-
-def check_model(settings: Settings) -> None:
-    """What can be checked before the current model is released: the checkpoint's files, config, tensor
-    names and shapes, the n-gram cache's weights, and the device, dtype, quantization and kernel. Raises with
-    the reason."""
-    # torch: imported here, not at start-up
-    from model.checkpoint import check_shapes, open_checkpoint, open_tokenizer
-    from model.loader import resolve_device, resolve_dtype, resolve_kernel, resolve_quant
-    from model.ngram_cache import resolve_weights
-
-    root = model_dir(settings)
-    if settings.backend == "vllm":  # only the tokenizer is loaded here; the vLLM server is checked on connect
-        open_tokenizer(root)
-        return
-    _, reader = open_checkpoint(root)
-    check_shapes(reader)
-    resolve_weights(settings.ngram_cache, root)
-    device = resolve_device(settings.device)
-    resolve_dtype(settings.dtype, device)
-    resolve_kernel(settings.kernel, device, resolve_quant(settings.quant, device))
 
 
 def model_name(settings: Settings) -> str:

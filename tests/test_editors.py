@@ -776,7 +776,8 @@ def test_nvim_multiline_suggestion_on_the_last_line_scrolls_into_view(tmp_path: 
 
 
 def test_nvim_cycles_through_the_servers_suggestions(tmp_path: Path, tiny_model_dir: Path) -> None:
-    from lsp_server.completion import complete_alternatives, load_engine
+    from lsp_server.completion import complete_alternatives
+    from lsp_server.loading import load_engine
 
     result = _run_nvim_driver(tmp_path, tiny_model_dir, SAMPLE, row=1, scenario="cycle")
     settings = Settings(model=str(tiny_model_dir), max_tokens=24, max_tokens_single_line=16)  # as NVIM_INIT

@@ -13,7 +13,8 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcRequestCancelled
 from pytest_lsp import ClientServerConfig, LanguageClient
 
-from lsp_server.completion import complete, complete_alternatives, load_engine
+from lsp_server.completion import complete, complete_alternatives
+from lsp_server.loading import load_engine
 from lsp_server.server import COMMANDS
 from lsp_server.settings import Settings
 from lsp_server.text import offset_at

@@ -21,7 +21,7 @@ from pygls.exceptions import JsonRpcRequestCancelled
 
 from lsp_server import typists
 from lsp_server.client import ServerProcess
-from lsp_server.completion import connect_vllm
+from lsp_server.loading import connect_vllm
 from lsp_server.demo import EXAMPLE, PROBES, Probe
 from lsp_server.settings import Settings
 from model.loader import DEMO_MODEL_DIR

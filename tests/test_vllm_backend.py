@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from lsp_server.completion import connect_vllm
+from lsp_server.loading import connect_vllm
 from lsp_server.outage import OutageNotice
 from lsp_server.settings import Settings, parse_settings
 from model.backend import BackendUnavailable

@@ -22,7 +22,8 @@ from typing import Any
 
 import pytest
 
-from lsp_server.completion import complete, complete_alternatives, load_engine
+from lsp_server.completion import complete, complete_alternatives
+from lsp_server.loading import load_engine
 from lsp_server.settings import Settings
 from model.loader import DEMO_MODEL_DIR
 
