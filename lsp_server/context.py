@@ -434,14 +434,13 @@ class ExtraContext:
         *,
         document_lines: int = 20,
         edit_lines: int = 8,
-        root_uri: str | None = None,
+        roots: tuple[str, ...] = (),
     ) -> None:
         self.max_chunks = max(1, max_chunks)
         self.document_lines = max(0, document_lines)
         self.edit_lines = max(0, edit_lines)
-        self.root_uri = root_uri  # paths in headers are shown relative to it
         # The workspace folders (URIs): a file in one is shown relative to it (the innermost that holds it).
-        self.roots: tuple[str, ...] = ()
+        self.roots = roots
         self._chunks: list[ContextChunk] = []  # oldest first
 
     @property
@@ -513,7 +512,7 @@ class ExtraContext:
 
     def _display_path(self, uri: str) -> str:
         path = _uri_to_path(uri)
-        roots = [_uri_to_path(r).rstrip("/\\") for r in (*self.roots, self.root_uri) if r]
+        roots = [_uri_to_path(r).rstrip("/\\") for r in self.roots if r]
         for root in sorted(roots, key=len, reverse=True):
             if root and (path.startswith(root + "/") or path.startswith(root + "\\")):
                 return path[len(root) + 1 :]

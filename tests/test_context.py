@@ -379,7 +379,7 @@ def test_ring_buffer_bounded() -> None:
 
 
 def test_render_golden_order_language_and_exclusion() -> None:
-    extra = ExtraContext(root_uri="file:///home/me/proj")
+    extra = ExtraContext(roots=("file:///home/me/proj",))
     extra.note_document("file:///home/me/proj/util.py", "python", "def helper():\n    return 42", 0)
     extra.note_document("file:///home/me/proj/web/app.js", "javascript", "const x = 1;", 0)
     extra.note_document("file:///home/me/proj/models.py", "python", "class User:\n    name: str", 0)
