@@ -293,38 +293,44 @@ class CodeLlamaServer(LanguageServer):
         if doc is None or not self.serves(doc):
             return None
         t0 = time.perf_counter()
-        text = doc.text
-        offset = start = end = doc.offset_at(position)
+        # Each offer replaces start..end and begins with `lead`: at the cursor, nothing; else the selected item.
+        start = end = doc.offset_at(position)
         lead = ""
         if selected is not None:
-            start, end = doc.offset_at(selected.range.start), doc.offset_at(selected.range.end)
+            start, end, lead = doc.offset_at(selected.range.start), doc.offset_at(selected.range.end), selected.text
             if start > end:
                 return None
-            text, offset, lead = text[:start] + selected.text + text[end:], start + len(selected.text), selected.text
-
         head, tail = self.notebooks.around(uri, self.documents)  # a notebook cell: the code cells around it
-        text, offset = head + text + tail, offset + len(head)
-
-        line_break = line_break_of(doc.text)  # a multi-line suggestion's lines end as the document's do
-
-        def offers(found: list[Shaped]) -> list[Offer]:
-            return [Offer(lead + s.text.replace("\n", line_break),
-                          types.Range(doc.position_at(start), doc.position_at(end + s.replace_chars)))
-                    for s in found]
-
+        text, offset = head + doc.text[:start] + lead + doc.text[end:] + tail, len(head) + start + len(lead)
         if not invoked and inside_a_word(text, offset):
             return None
         prefix, suffix = text[:offset], text[offset:]
+        line_break = line_break_of(doc.text)  # a multi-line suggestion's lines end as the document's do
         count = self.settings.invoked_suggestions if invoked else 1
         cached = self.cache.lookup(prefix, suffix) if count == 1 else None
         if cached is not None:
-            cached = cached.replace(line_break, "\n")  # kept with the document's breaks (see cache.put below)
-            # Re-shaping the cached rest recomputes which closers right of the cursor it now types over.
-            shaped = shape(cached, prefix=prefix[-2000:], suffix=suffix[:2000],
-                           mode="multi" if "\n" in cached else "single")
+            shaped = reshaped(cached, prefix, suffix, line_break)
+            found = [shaped] if shaped is not None else []
             self.stats.record((time.perf_counter() - t0) * 1000, cache_hit=True)
             log.debug("completion from cache in %.2fms", (time.perf_counter() - t0) * 1000)
-            return offers([shaped]) if shaped else None
+        else:
+            suggestions = await self.model_suggestions(uri, position, doc, text, offset, count, invoked=invoked)
+            if suggestions is None:
+                return None
+            self.stats.record((time.perf_counter() - t0) * 1000, cache_hit=False)
+            if suggestions and suggestions[0].stop_reason != "deadline":  # a half answer is not served again
+                # With the document's line breaks, as the user types it: Enter in a CRLF file types "\r\n".
+                self.cache.put(prefix, suffix, suggestions[0].text.replace("\n", line_break))
+            found = [Shaped(s.text, s.replace_chars) for s in suggestions]
+        return [Offer(lead + s.text.replace("\n", line_break),
+                      types.Range(doc.position_at(start), doc.position_at(end + s.replace_chars)))
+                for s in found] or None
+
+    async def model_suggestions(self, uri: str, position: types.Position, doc: Document, text: str, offset: int,
+                                count: int, *, invoked: bool) -> list[Suggestion] | None:
+        """Up to `count` suggestions for `text` (`doc` as the model completes it) at `offset`, from the model
+        thread; None when a newer request superseded this one or the model failed (no error reaches the
+        editor: a completion that fails is no completion)."""
         if self.settings.debounce_ms and not invoked:
             flag = self.worker.submit(uri, lambda engine, cancel: None)[1]  # supersedes older jobs now
             await asyncio.sleep(self.settings.debounce_ms / 1000)
@@ -345,17 +351,11 @@ class CodeLlamaServer(LanguageServer):
         except BackendUnavailable as e:  # an empty answer; the user hears of it once per outage
             self.outage.failed(e)
             return None
-        except Exception:  # a completion that fails is no completion; the editor gets no error popup
+        except Exception:
             log.exception("completion failed at %s:%s", uri, position)
             return None
         self.outage.succeeded()
-        self.stats.record((time.perf_counter() - t0) * 1000, cache_hit=False)
-        if not suggestions:
-            return None
-        if suggestions[0].stop_reason != "deadline":  # a half answer from a busy moment is not served again
-            # With the document's line breaks, as the user types it: Enter in a CRLF file types "\r\n".
-            self.cache.put(prefix, suffix, suggestions[0].text.replace("\n", line_break))
-        return offers([Shaped(s.text, s.replace_chars) for s in suggestions])
+        return suggestions
 
     def completion_documentation(self, text: str) -> str | types.MarkupContent:
         """A completion item's full text: a Markdown code block where the client reads Markdown there, else
@@ -429,6 +429,13 @@ class Offer:
     it that the suggestion types over, plus the selected completion item it extends)."""
     text: str
     range: types.Range
+
+
+def reshaped(cached: str, prefix: str, suffix: str, line_break: str) -> Shaped | None:
+    """A cached suggestion (kept with the document's line breaks) shaped anew at this cursor: as the user
+    types it through, which closers right of the cursor it types over changes."""
+    cached = cached.replace(line_break, "\n")
+    return shape(cached, prefix=prefix[-2000:], suffix=suffix[:2000], mode="multi" if "\n" in cached else "single")
 
 
 def create_server(settings: Settings) -> CodeLlamaServer:
