@@ -357,14 +357,12 @@ class CodeLlamaServer(LanguageServer):
         self.outage.succeeded()
         return suggestions
 
-    def completion_documentation(self, text: str) -> str | types.MarkupContent:
-        """A completion item's full text: a Markdown code block where the client reads Markdown there, else
-        a plain string (which every client takes)."""
+    def client_reads_markdown_documentation(self) -> bool:
+        """Whether the client renders completion items' documentation as Markdown (if not, it gets a plain
+        string, which every client takes)."""
         caps = self.client_capabilities.text_document
         item = caps and caps.completion and caps.completion.completion_item
-        if item and types.MarkupKind.Markdown in (item.documentation_format or ()):
-            return types.MarkupContent(types.MarkupKind.Markdown, f"```\n{text}\n```")
-        return text
+        return bool(item and types.MarkupKind.Markdown in (item.documentation_format or ()))
 
     # -- docstrings -------------------------------------------------------------------------------------
     def client_resolves_edits(self) -> bool:
@@ -436,6 +434,18 @@ def reshaped(cached: str, prefix: str, suffix: str, line_break: str) -> Shaped |
     types it through, which closers right of the cursor it types over changes."""
     cached = cached.replace(line_break, "\n")
     return shape(cached, prefix=prefix[-2000:], suffix=suffix[:2000], mode="multi" if "\n" in cached else "single")
+
+
+def completion_item(offer: Offer, rank: int, *, markdown: bool) -> types.CompletionItem:
+    """`offer` as the completion menu's `rank`-th item (0: preselected), labelled by its first line; its full
+    text is the item's documentation, in a code block where the client reads `markdown`."""
+    text = offer.text
+    return types.CompletionItem(
+        label=text.strip().split("\n", 1)[0][:60] or text, kind=types.CompletionItemKind.Snippet,
+        detail="codellama",
+        documentation=types.MarkupContent(types.MarkupKind.Markdown, f"```\n{text}\n```") if markdown else text,
+        text_edit=types.TextEdit(offer.range, text), insert_text_format=types.InsertTextFormat.PlainText,
+        sort_text=str(rank), filter_text=text.split("\n", 1)[0], preselect=rank == 0)
 
 
 def create_server(settings: Settings) -> CodeLlamaServer:
@@ -523,15 +533,9 @@ def create_server(settings: Settings) -> CodeLlamaServer:
     async def completion(ls: CodeLlamaServer, params: types.CompletionParams) -> types.CompletionList:
         invoked = params.context is not None and params.context.trigger_kind == types.CompletionTriggerKind.Invoked
         offers = await ls.suggest(params.text_document.uri, params.position, invoked=invoked)
-        items = []
-        for rank, offer in enumerate(offers or ()):
-            text, rng = offer.text, offer.range
-            items.append(types.CompletionItem(
-                label=text.strip().split("\n", 1)[0][:60] or text, kind=types.CompletionItemKind.Snippet,
-                detail="codellama", documentation=ls.completion_documentation(text),
-                text_edit=types.TextEdit(rng, text), insert_text_format=types.InsertTextFormat.PlainText,
-                sort_text=str(rank), filter_text=text.split("\n", 1)[0], preselect=rank == 0))
-        return types.CompletionList(is_incomplete=True, items=items)
+        markdown = ls.client_reads_markdown_documentation()
+        return types.CompletionList(is_incomplete=True, items=[
+            completion_item(offer, rank, markdown=markdown) for rank, offer in enumerate(offers or ())])
 
     # -- docstrings -------------------------------------------------------------------------------------
     @ls.feature(types.TEXT_DOCUMENT_CODE_ACTION, types.CodeActionOptions(

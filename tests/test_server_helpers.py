@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from lsp_server.server import reshaped
+from lsprotocol import types
+
+from lsp_server.server import Offer, completion_item, reshaped
 from lsp_server.shaping import Shaped
 
 
@@ -11,3 +13,16 @@ def test_a_cached_suggestion_is_reshaped_with_the_documents_line_breaks_undone()
     assert reshaped("a, b)\r\n", "f(", ")\r\n", "\r\n") == Shaped("a, b)", 1)
     assert reshaped("\r\n    return 1", "def f():", "", "\r\n") == Shaped("\n    return 1", 0)
     assert reshaped("", "x = ", "", "\n") is None  # the model had nothing here
+
+
+def test_a_completion_item_is_labelled_by_its_first_line_and_documented_by_its_whole_text() -> None:
+    at = types.Range(types.Position(2, 8), types.Position(2, 9))
+    offer = Offer("    self.items = []\n    self.size = 0", at)
+    first = completion_item(offer, 0, markdown=True)
+    assert (first.label, first.filter_text) == ("self.items = []", "    self.items = []")
+    assert first.text_edit == types.TextEdit(at, offer.text)
+    assert first.documentation == types.MarkupContent(types.MarkupKind.Markdown, f"```\n{offer.text}\n```")
+    assert (first.sort_text, first.preselect) == ("0", True)
+    second = completion_item(offer, 1, markdown=False)
+    assert (second.documentation, second.sort_text, second.preselect) == (offer.text, "1", False)
+    assert completion_item(Offer("  ", at), 0, markdown=False).label == "  "  # blanks: labelled as they are
