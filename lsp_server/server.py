@@ -179,16 +179,7 @@ class CodeLlamaServer(LanguageServer):
             log.exception("model load failed")
             if progress:
                 self.work_done_progress.end(token, types.WorkDoneProgressEnd(message="failed"))
-            previous, kept = self.loaded, self.worker.engine is not None
-            restore = previous is not None and not kept and previous is not settings
-            outcome = (f" Still using {model_name(previous)}." if previous and kept
-                       else f" Loading {model_name(previous)} again." if previous and restore else "")
-            self.window_show_message(types.ShowMessageParams(
-                types.MessageType.Error,
-                f"codellama: could not load {name}: {e}. Fix the `codellama.model` setting (a Code Llama "
-                "directory with tokenizer.model and config.json or params.json, or a cached repo id such as "
-                f"codellama/CodeLlama-7b-hf) and run the `codellama.reloadModel` command.{outcome}"))
-            if previous and restore:  # the model in use was already released: bring it back
+            if (previous := self._load_failed(settings, e)) is not None:
                 self.loaded = None
                 await self._load(previous)
             return
@@ -205,6 +196,22 @@ class CodeLlamaServer(LanguageServer):
         self.window_log_message(types.LogMessageParams(types.MessageType.Info, f"codellama: {msg}"))
         if progress:
             self.work_done_progress.end(token, types.WorkDoneProgressEnd(message=msg))
+
+    def _load_failed(self, settings: Settings, error: Exception) -> Settings | None:
+        """Tell the user why the model of `settings` did not load, and what is used instead. Returns the
+        settings to load again: the previous model's, when it was released before the load failed (its
+        check passed), unless it is the one that failed."""
+        previous, outcome, restore = self.loaded, "", None
+        if previous is not None and self.worker.engine is not None:  # the check failed: the model in use is kept
+            outcome = f" Still using {model_name(previous)}."
+        elif previous is not None and previous is not settings:  # it was released before the load failed
+            outcome, restore = f" Loading {model_name(previous)} again.", previous
+        self.window_show_message(types.ShowMessageParams(
+            types.MessageType.Error,
+            f"codellama: could not load {model_name(settings)}: {error}. Fix the `codellama.model` setting (a "
+            "Code Llama directory with tokenizer.model and config.json or params.json, or a cached repo id such "
+            f"as codellama/CodeLlama-7b-hf) and run the `codellama.reloadModel` command.{outcome}"))
+        return restore
 
     async def _begin_progress(self, token: str, title: str) -> bool:
         caps = self.client_capabilities.window
