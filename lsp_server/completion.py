@@ -19,20 +19,16 @@ from typing import TypeVar
 from model.backend import Backend, Timings
 from model.tokenizer import Tokenizer, infill_prompt
 
-from .context import FimContext, build_context
-from .settings import Settings
+from .context import DATA_LINE_CHARS, FimContext, build_context
+from .settings import PROMPT_OVERHEAD, Settings
 from .shaping import (block_indent, completion_mode, drop_partial_line, drop_partial_word, drop_repeated_lines,
                       framing_start, looping, make_stop, next_suffix_line, repetition_start, shape)
 from .text import split_lines
 
 log = logging.getLogger(__name__)
-PROMPT_OVERHEAD = 8  # BOS and FIM control tokens, with room to spare
 # How much of the document outside the windows the n-gram cache copies from, nearest lines first: about
 # 120 KB of code. Moving the windows re-indexes it (15 ms for 100 KB); more would slow every look-up too.
 RECALL_TOKENS = 32_768
-# Longer lines are data (minified code, tables, base64), not names worth copying, and tokenizing one costs
-# what a whole file does: the recall leaves them out, and so never holds them in its memo.
-RECALL_LINE_CHARS = 1000
 # How much of the end of the cursor's line is tokenized to find its last token (token healing): far more than
 # any token spans.
 HEALING_CONTEXT_CHARS = 1000
@@ -59,14 +55,6 @@ def budgets(settings: Settings, max_tokens: int, context_length: int, extra_toke
         return settings.prefix_tokens, settings.suffix_tokens
     scale = max(room, 16) / want
     return max(8, int(settings.prefix_tokens * scale)), max(8, int(settings.suffix_tokens * scale))
-
-
-def extra_budget(settings: Settings, context_length: int) -> int:
-    """Tokens for other files' snippets: extraContextTokens, but never more than half of the context left after
-    the answer, so that the document's own windows keep the other half (a budget the model's context cannot hold
-    left no room for any prompt, and so gave no completion at all)."""
-    room = context_length - max(settings.max_tokens, settings.max_tokens_single_line) - PROMPT_OVERHEAD
-    return max(0, min(settings.extra_context_tokens, room // 2))
 
 
 def line_around(text: str, offset: int) -> tuple[str, str]:
@@ -113,7 +101,7 @@ def _line_tokens(tokenizer: Tokenizer, line: str) -> tuple[int, ...]:
 def recall_tokens(tokenizer: Tokenizer, text: str, ctx: FimContext, limit: int = RECALL_TOKENS) -> tuple[int, ...]:
     """The document outside the prompt's windows as tokens, for the n-gram cache: the lines above the prefix
     window, then those below the suffix window; of them at most `limit` tokens, nearest the windows first,
-    leaving out lines of more than RECALL_LINE_CHARS characters.
+    leaving out lines of more than DATA_LINE_CHARS characters.
 
     While the user types inside the windows the lines outside them do not change, and the same tuple is
     returned without walking them again; lines are tokenized one at a time and remembered, so moving the
@@ -128,8 +116,8 @@ def recall_tokens(tokenizer: Tokenizer, text: str, ctx: FimContext, limit: int =
 @lru_cache(maxsize=4)
 def _recalled_lines(tokenizer: Tokenizer, above_lines: tuple[str, ...], below_lines: tuple[str, ...],
                     limit: int) -> tuple[int, ...]:
-    up = [line if len(line) <= RECALL_LINE_CHARS else "" for line in reversed(above_lines)]  # nearest first
-    down = [line if len(line) <= RECALL_LINE_CHARS else "" for line in below_lines]
+    up = [line if len(line) <= DATA_LINE_CHARS else "" for line in reversed(above_lines)]  # nearest first
+    down = [line if len(line) <= DATA_LINE_CHARS else "" for line in below_lines]
     above: list[tuple[int, ...]] = []
     below: list[tuple[int, ...]] = []
     room = limit

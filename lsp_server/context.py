@@ -519,7 +519,9 @@ class ExtraContext:
         return path
 
 
-MAX_CHUNK_LINE_CHARS = 1000
+# Longer lines are data (minified code, tables, base64), not code worth showing or copying; tokenizing one
+# costs what a whole file does. Snippets of other files and the n-gram cache's recall leave them out.
+DATA_LINE_CHARS = 1000
 
 
 def _make_chunk(
@@ -534,10 +536,10 @@ def _make_chunk(
     start, end = 0, len(lines)
     # Lines longer than this are data (a minified bundle, base64), never worth a snippet: the chunk stops
     # short of them, so no render tokenizes them again (counts of such long strings are not memoized).
-    if len(lines[cur]) > MAX_CHUNK_LINE_CHARS:
+    if len(lines[cur]) > DATA_LINE_CHARS:
         return None
-    start = next((i + 1 for i in range(cur - 1, start - 1, -1) if len(lines[i]) > MAX_CHUNK_LINE_CHARS), start)
-    end = next((i for i in range(cur + 1, end) if len(lines[i]) > MAX_CHUNK_LINE_CHARS), end)
+    start = next((i + 1 for i in range(cur - 1, start - 1, -1) if len(lines[i]) > DATA_LINE_CHARS), start)
+    end = next((i for i in range(cur + 1, end) if len(lines[i]) > DATA_LINE_CHARS), end)
     # Drop blank edges: they cost tokens and carry nothing.
     while start < end and not lines[start].strip():
         start += 1

@@ -26,7 +26,7 @@ from model.backend import Backend, BackendUnavailable
 
 from . import __version__
 from .cache import CompletionCache
-from .completion import Suggestion, complete, complete_alternatives, extra_budget, infill_text, inside_a_word
+from .completion import Suggestion, complete, complete_alternatives, infill_text, inside_a_word
 from .context import ExtraContext
 from .docstring import DocEdit, DocTarget, find_target, generate_docstring
 from .documents import Document, Documents, Notebooks, encoding_named, read_document
@@ -34,7 +34,7 @@ from .loading import check_model, load_engine
 from .metrics import LatencyStats
 from .outage import OutageNotice
 from .protocol import CodeLlamaProtocol
-from .settings import Settings, consistency_warnings, parse_settings
+from .settings import Settings, consistency_warnings, extra_budget, parse_settings
 from .shaping import Shaped, shape
 from .text import line_break_of, offset_at, rebased_offset
 from .transport import serve_stdio, serve_tcp

@@ -17,7 +17,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 from urllib.parse import urlsplit
 
-__all__ = ["SETTING_NAMES", "Settings", "consistency_warnings", "parse_settings"]
+__all__ = ["PROMPT_OVERHEAD", "SETTING_NAMES", "Settings", "consistency_warnings", "extra_budget", "parse_settings"]
 
 SECTION = "codellama"
 
@@ -261,9 +261,8 @@ _COERCE: dict[str, Callable[[object], Any]] = {
 }
 assert set(_COERCE) == set(_FIELD_NAMES), "every setting needs a coercer"
 
-# Tokens reserved in the KV cache beyond the prompt windows: FIM sentinels,
-# BOS, and slack for per-line token-count estimates.
-_PROMPT_OVERHEAD = 16
+# Tokens of a prompt beyond its windows: BOS and the FIM control tokens, with room to spare.
+PROMPT_OVERHEAD = 8
 
 
 # --------------------------------------------------------------------------
@@ -328,19 +327,22 @@ def _apply(section: Mapping[Any, Any], base: Settings) -> tuple[Settings, list[s
     return (dataclasses.replace(base, **changes) if changes else base), warnings
 
 
+def extra_budget(s: Settings, context_length: int) -> int:
+    """Tokens for other files' snippets: extraContextTokens, but never more than half of the context left after
+    the answer, so that the document's own windows keep the other half (a budget the model's context cannot hold
+    left no room for any prompt, and so gave no completion at all)."""
+    room = context_length - max(s.max_tokens, s.max_tokens_single_line) - PROMPT_OVERHEAD
+    return max(0, min(s.extra_context_tokens, room // 2))
+
+
 def consistency_warnings(s: Settings) -> list[str]:
-    """Cross-setting problems; reported only, never errors (the engine clamps at run time)."""
-    needed = (
-        s.prefix_tokens
-        + s.suffix_tokens
-        + (s.extra_context_tokens if s.extra_context else 0)
-        + max(s.max_tokens, s.max_tokens_single_line)
-        + _PROMPT_OVERHEAD
-    )
+    """Cross-setting problems; reported only, never errors (the windows shrink to fit at run time)."""
+    extra = extra_budget(s, s.context_length) if s.extra_context else 0
+    needed = s.prefix_tokens + s.suffix_tokens + extra + max(s.max_tokens, s.max_tokens_single_line) + PROMPT_OVERHEAD
     if needed > s.context_length:
         return [
-            f"settings: prefixTokens + suffixTokens + extraContextTokens + maxTokens "
-            f"(+{_PROMPT_OVERHEAD}) = {needed} exceeds contextLength {s.context_length}; "
+            f"settings: prefixTokens + suffixTokens + extraContextTokens (at most half the room) + maxTokens "
+            f"(+{PROMPT_OVERHEAD}) = {needed} exceeds contextLength {s.context_length}; "
             "prompts must be trimmed to fit"
         ]
     return []

@@ -117,7 +117,7 @@ def test_generation_stops_where_the_model_copies_the_other_files_framing() -> No
 
 
 def test_extra_context_budget_leaves_room_for_the_document() -> None:
-    from lsp_server.completion import extra_budget
+    from lsp_server.settings import extra_budget
     assert extra_budget(Settings(), 16384) == Settings().extra_context_tokens  # the default is untouched
     assert extra_budget(Settings(), 1024) == 256  # the demo model's context: still the default
     # A budget the model's context cannot hold left no room for any prompt: no completion, ever.

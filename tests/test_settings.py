@@ -173,9 +173,13 @@ def test_context_length_consistency_warning() -> None:
     settings, warnings = parse_settings({"prefixTokens": 4000})
     assert settings.prefix_tokens == 4000  # kept: only reported
     assert warnings == [
-        "settings: prefixTokens + suffixTokens + extraContextTokens + maxTokens (+16) = 4624 "
+        "settings: prefixTokens + suffixTokens + extraContextTokens (at most half the room) + maxTokens (+8) = 4616 "
         "exceeds contextLength 4096; prompts must be trimmed to fit"
     ]
+    # The snippets take what the completion path gives them (half the room at most), as the warning counts.
+    _, warnings = parse_settings({"contextLength": 1024, "extraContextTokens": 4000, "prefixTokens": 300,
+                                  "suffixTokens": 100})
+    assert warnings == []  # 300 + 100 + min(4000, (1024 - 96 - 8) // 2) + 96 + 8 = 964
 
 
 def test_merged() -> None:
