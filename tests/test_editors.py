@@ -127,7 +127,8 @@ vim.o.shiftwidth = 4
 vim.o.softtabstop = 4
 require('codellama').setup({
   cmd = vim.json.decode(vim.env.CODELLAMA_CMD),
-  settings = { maxTokens = 24, maxTokensSingleLine = 16, noSuchSetting = true },
+  -- No time budget: a suggestion cut short on a loaded machine would not be the one the tests foretell.
+  settings = { maxTokens = 24, maxTokensSingleLine = 16, timeBudgetMs = 600000, noSuchSetting = true },
   debounce_ms = 50,
 })
 """
