@@ -37,6 +37,10 @@ async def run_session(read: Callable[[], Awaitable[bytes]], protocol: CodeLlamaP
                 protocol.receive(body)
                 if protocol.exit_code is not None:
                     break
+                # pygls starts an async handler as a task, which first runs when the loop next gets control.
+                # Give it that now, before the next message: a request takes its snapshot of the document
+                # (server.document) as it was when the request came, not after the edits read behind it.
+                await asyncio.sleep(0)
     except ConnectionError as e:  # includes BrokenPipeError: the client is gone
         log.info("connection to the client lost: %s", e)
 

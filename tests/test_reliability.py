@@ -165,6 +165,32 @@ def test_edits_with_any_code_points_keep_every_line_in_place(server: Wire, edits
         assert [a["title"] for a in code_action(server, uri, row)] == [f"Generate docstring for {name}"]
 
 
+# -- class 7: messages that come together --------------------------------------------------------------
+@pytest.mark.parametrize("method", ["textDocument/codeAction", "textDocument/inlineCompletion"])
+def test_a_request_answers_for_the_document_as_it_was_when_asked(server: Wire, method: str) -> None:
+    """A request is about the document as it was when the client sent it, also when an edit right behind it
+    is read in the same chunk (a client typing while the server is busy): positions are never taken in a
+    later version of the document than the one they were counted in."""
+    server.wait_ready()
+    uri = f"file:///work/together_{method.rsplit('/', 1)[1]}.py"
+    server.open(uri, "def area(w, h):\n    return w * h\n")
+    above = {"range": {"start": {"line": 0, "character": 0}, "end": {"line": 0, "character": 0}},
+             "text": "import math\n\n"}
+    edit = ("textDocument/didChange", {"textDocument": {"uri": uri, "version": 2}, "contentChanges": [above]})
+    if method == "textDocument/codeAction":  # line 0, the def; in version 2 it is an import
+        at = {"line": 0, "character": 0}
+        msg_id = server.request_then(method, {"textDocument": {"uri": uri}, "range": {"start": at, "end": at},
+                                              "context": {"diagnostics": []}}, edit)
+        actions = server.response(msg_id)["result"] or []
+        assert [(a["title"], a["data"]["line"]) for a in actions] == [("Generate docstring for area", 0)]
+    else:  # past the end of line 1, "    return w * h" (16); in version 2 line 1 is blank
+        msg_id = server.request_then(method, {"textDocument": {"uri": uri}, "position": {"line": 1, "character": 40},
+                                              "context": {"triggerKind": 1}}, edit)
+        found = items(server.response(msg_id))
+        assert found and all(i["range"]["start"] == {"line": 1, "character": 16} for i in found), found
+    assert code_action(server, uri, 2)  # version 2 is what the server has now
+
+
 # -- class 6 (e2e): a failed reload keeps the model in use -----------------------------------------------
 def test_a_reload_with_a_broken_config_keeps_the_model_in_use(server: Wire, checkpoint_factory,
                                                               tmp_path: Path) -> None:

@@ -88,6 +88,15 @@ class Wire:
         self.send({"jsonrpc": "2.0", "id": self._next_id, "method": method, "params": params, **fields})
         return self._next_id
 
+    def request_then(self, method: str, params: Any, *notifications: tuple[str, Any]) -> int:
+        """A request and the notifications after it in one write, so that the server reads them together
+        (as it does whatever a client sends while it is busy); the request's id."""
+        self._next_id += 1
+        messages = [{"jsonrpc": "2.0", "id": self._next_id, "method": method, "params": params},
+                    *({"jsonrpc": "2.0", "method": m, "params": p} for m, p in notifications)]
+        self.send_bytes(b"".join(frame(json.dumps(m).encode()) for m in messages))
+        return self._next_id
+
     def notify(self, method: str, params: Any = None) -> None:
         self.send({"jsonrpc": "2.0", "method": method, "params": params})
 
