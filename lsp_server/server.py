@@ -36,7 +36,7 @@ from .outage import OutageNotice
 from .protocol import CodeLlamaProtocol
 from .settings import Settings, consistency_warnings, extra_budget, parse_settings
 from .shaping import Shaped, shape
-from .text import line_break_of, offset_at, rebased_offset
+from .text import line_break_of, offset_at, rebased_offset, split_lines
 from .transport import serve_stdio, serve_tcp
 from .worker import CancelFlag, Cancelled, ModelWorker
 
@@ -447,12 +447,13 @@ def completion_item(offer: Offer, rank: int, *, markdown: bool) -> types.Complet
     """`offer` as the completion menu's `rank`-th item (0: preselected), labelled by its first line; its full
     text is the item's documentation, in a code block where the client reads `markdown`."""
     text = offer.text
+    # First lines by LSP's line breaks: a suggestion's lines end as the document's do ("\r\n", "\r").
     return types.CompletionItem(
-        label=text.strip().split("\n", 1)[0][:60] or text, kind=types.CompletionItemKind.Snippet,
+        label=split_lines(text.strip())[0][:60] or text, kind=types.CompletionItemKind.Snippet,
         detail="codellama",
         documentation=types.MarkupContent(types.MarkupKind.Markdown, f"```\n{text}\n```") if markdown else text,
         text_edit=types.TextEdit(offer.range, text), insert_text_format=types.InsertTextFormat.PlainText,
-        sort_text=str(rank), filter_text=text.split("\n", 1)[0], preselect=rank == 0)
+        sort_text=str(rank), filter_text=split_lines(text)[0], preselect=rank == 0)
 
 
 def create_server(settings: Settings) -> CodeLlamaServer:

@@ -191,6 +191,26 @@ def test_a_request_answers_for_the_document_as_it_was_when_asked(server: Wire, m
     assert code_action(server, uri, 2)  # version 2 is what the server has now
 
 
+@pytest.mark.parametrize("line_break", ["\r\n", "\r"])
+def test_completion_items_are_labelled_with_a_first_line_in_any_line_break(server: Wire, line_break: str) -> None:
+    """A multi-line suggestion's lines end as the document's do; its menu label and filter text are its first
+    line, without a CR (a lone CR is a whole line break in LSP, and a CR shown in a menu is ^M)."""
+    server.wait_ready()
+    uri = f"file:///work/menu_{len(line_break)}.py"
+    server.open(uri, line_break.join(["def total(values):", "    result = 0", "    ", "", "print(total([1, 2]))", ""]))
+    server.notify("workspace/didChangeConfiguration", {"settings": {"codellama": {"linePolicy": "multi"}}})
+    try:
+        found = server.result("textDocument/completion", {"textDocument": {"uri": uri},
+                                                          "position": {"line": 2, "character": 4},
+                                                          "context": {"triggerKind": 1}})["items"]
+    finally:
+        server.notify("workspace/didChangeConfiguration", {"settings": {"codellama": {"linePolicy": "auto"}}})
+    assert any(line_break in item["textEdit"]["newText"] for item in found), found  # multi-line, as typed there
+    for item in found:
+        first = split_lines(item["textEdit"]["newText"])[0]
+        assert item["filterText"] == first and item["label"] == first.strip()[:60], item
+
+
 # -- class 6 (e2e): a failed reload keeps the model in use -----------------------------------------------
 def test_a_reload_with_a_broken_config_keeps_the_model_in_use(server: Wire, checkpoint_factory,
                                                               tmp_path: Path) -> None:
