@@ -56,6 +56,7 @@ class Wire:
         self.notifications: list[dict[str, Any]] = []
         self.server_requests: list[dict[str, Any]] = []  # the server's own requests (never answered here)
         self.stderr: list[bytes] = []
+        self.stdout = bytearray()  # every byte the server wrote to stdout, framing included
         self._next_id = 0
         threading.Thread(target=self._read, daemon=True).start()
         threading.Thread(target=lambda: self.stderr.extend(iter(self.proc.stderr.readline, b"")), daemon=True).start()
@@ -63,6 +64,7 @@ class Wire:
     def _read(self) -> None:
         framer = Framer()
         while data := self.proc.stdout.read1(1 << 16):
+            self.stdout += data
             for body in framer.feed(data):
                 message = json.loads(body)
                 if "method" not in message:
