@@ -134,11 +134,19 @@ class Transformer(nn.Module):
 
     def setup_caches(self, cache_len: int, *, batch: int = 1, dtype: torch.dtype | None = None,
                      device: torch.device | str | None = None) -> None:
-        """Allocate the KV cache (cache_len positions) and the rope table on the model's device."""
+        """Allocate the KV cache (cache_len positions) and the rope table on the model's device.
+
+        Asked again for the same cache, it keeps the buffers it has: CUDA graphs captured over them
+        (model/steppers.py) hold their addresses, and would go on reading and writing freed memory.
+        """
         if cache_len > self.args.max_seq_len:
             raise ValueError(f"cache of {cache_len} tokens exceeds the model's context of {self.args.max_seq_len}")
         device = device or self.tok_embeddings.weight.device
         dtype = dtype or self.tok_embeddings.weight.dtype
+        cache = self.layers[0].attention.kv_cache if len(self.layers) else None
+        if cache is not None and cache_len == self.cache_len and cache.k_cache.shape[0] == batch \
+                and cache.k_cache.dtype == dtype and cache.k_cache.device == torch.device(device):
+            return
         for layer in self.layers:
             layer.attention.kv_cache = KVCache(batch, cache_len, self.args.n_kv_heads, self.args.head_dim,
                                                dtype).to(device)

@@ -87,6 +87,7 @@ class StaticStepper:
         self.staging = torch.zeros(2, width, dtype=torch.long, pin_memory=capture)
         self.copied = torch.cuda.Event() if capture else None
         self.graphs: dict[tuple[int, int], tuple[torch.cuda.CUDAGraph, Tensor]] = {}
+        self._rope = model.rope  # replaced, with the KV cache, only when the cache is set up anew
 
     @torch.inference_mode()
     def warmup(self, progress: Progress | None = None) -> None:
@@ -119,6 +120,10 @@ class StaticStepper:
 
     @torch.inference_mode()
     def __call__(self, tokens: list[int], start: int, *, all_logits: bool = False) -> Tensor:
+        if self.graphs and self.model.rope is not self._rope:
+            # The graphs hold the old cache's addresses: replaying them would read and write freed memory.
+            raise RuntimeError("the model's KV cache was set up anew (another engine, of another context length, "
+                               "on the same model?) after these CUDA graphs were captured over the old one")
         n = len(tokens)
         size = next((s for s in self.token_sizes if s >= n), 0)
         buckets = self.buckets.get(size, [])

@@ -53,6 +53,45 @@ def test_static_steps_equal_eager_forwards() -> None:
     torch.testing.assert_close(last, reference[pos + 2:pos + 3], rtol=1e-4, atol=1e-4)
 
 
+def test_a_second_engine_keeps_the_cache_that_the_first_ones_graphs_read() -> None:
+    # CUDA graphs hold the addresses of the KV cache and rope table they were captured over. An Engine sets
+    # the model's caches up: the same size again must keep those buffers, or an earlier engine's graphs
+    # replay over freed memory (two engines on one model: tests/test_cuda.py's speculation test).
+    model = Transformer(tiny_args(100)).eval()
+    model.setup_caches(64)
+    k, rope = model.layers[1].attention.kv_cache.k_cache, model.rope
+    model.setup_caches(64)
+    assert model.layers[1].attention.kv_cache.k_cache is k and model.rope is rope
+    model.setup_caches(32)
+    assert model.layers[1].attention.kv_cache.k_cache.shape[2] == 32 and model.rope.shape[0] == 32
+
+
+class _Graph:
+    """Stands in for a captured torch.cuda.CUDAGraph on the CPU."""
+
+    replays = 0
+
+    def replay(self) -> None:
+        self.replays += 1
+
+
+@torch.inference_mode()
+def test_graphs_over_a_replaced_cache_are_refused() -> None:
+    model = Transformer(tiny_args(100)).eval()
+    model.setup_caches(300)
+    stepper = StaticStepper(model, capture=False)
+    graph, logits = _Graph(), torch.zeros(1, 100)
+    stepper.graphs[(1, stepper.buckets[1][0])] = (graph, logits)
+    stepper([5], 0)
+    model.setup_caches(300)  # what another Engine of the same context does: the graph stays valid
+    stepper([5], 1)
+    assert graph.replays == 2
+    model.setup_caches(200)  # new buffers: the graph would replay over freed memory
+    with pytest.raises(RuntimeError, match="set up anew"):
+        stepper([5], 2)
+    assert graph.replays == 2
+
+
 def test_make_stepper_picks_graphs_only_on_cuda() -> None:
     model = Transformer(tiny_args(100)).eval()
     model.setup_caches(64)
