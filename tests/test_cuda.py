@@ -11,7 +11,7 @@ import torch
 from model import corpus
 from model.engine import Engine
 from model.loader import DEMO_MODEL_DIR, load_model
-from model.quant import use_4bit_kernel
+from model.quant import is_quantized, use_4bit_kernel
 from model.steppers import EagerStepper, StaticStepper
 from model.tokenizer import Tokenizer, infill_prompt
 
@@ -88,20 +88,34 @@ def test_bf16_greedy_infill_equals_transformers(mode: str) -> None:
     assert len(parted) <= len(cases) // 3, parted  # near-ties are rare: most completions are the same
 
 
+def agreement(want: torch.Tensor, got: torch.Tensor) -> tuple[float, float]:
+    """(correlation of the logits, share of positions with the same top token) of two (T, vocab) tensors."""
+    corr = torch.corrcoef(torch.stack([want.flatten(), got.flatten()]))[0, 1].item()
+    return corr, (want.argmax(-1) == got.argmax(-1)).float().mean().item()
+
+
 @torch.inference_mode()
 def test_nf4_logits_agree_with_fp32() -> None:
-    # Thresholds: the demo model measured 0.998 correlation and 90.6% top-1 agreement (bitsandbytes NF4 on
-    # the CPU, 800 positions); a GPU must not do worse than that by more than rounding. 4-bit weights do move
-    # logits (the last assertion): a model that ignored quantization would pass the first two trivially.
+    # Two questions, two references. Does the GPU compute what its 4-bit weights say? Against the fp32 model
+    # holding bitsandbytes' dequantization of those very weights, only bf16 rounding differs (on the CPU:
+    # 0.99997 correlation, 98% top-1 agreement over these 400 positions). What does 4-bit cost? Against the
+    # fp32 model itself: NF4 moves this small model's logits a lot (0.977 and 77% on the CPU, the same with
+    # the weights merely quantized and dequantized in fp32): a model that ignored quantization would pass
+    # the first check, not the upper bound of this one.
     fp32, tok = load_model(None, device=CUDA, dtype=torch.float32, quant="none")
     nf4, _ = load_model(None, device=CUDA, dtype=torch.bfloat16, quant="nf4")
+    same_weights, _ = load_model(None, device=CUDA, dtype=torch.float32, quant="none")
+    from bitsandbytes import functional as BF
+    for name, layer in nf4.named_modules():
+        if is_quantized(layer):
+            weight = BF.dequantize_4bit(layer.weight, layer.weight.quant_state)
+            same_weights.get_submodule(name).weight.copy_(weight.float())
     idx = code_positions(tok, 400)
-    want, got = fp32(idx)[0], nf4(idx)[0]
-    corr = torch.corrcoef(torch.stack([want.flatten(), got.flatten()]))[0, 1].item()
-    top1 = (want.argmax(-1) == got.argmax(-1)).float().mean().item()
-    assert corr > 0.99, corr
-    assert top1 > 0.85, top1
-    assert corr < 0.99999
+    got = nf4(idx)[0].float()
+    corr, top1 = agreement(same_weights(idx)[0], got)
+    assert corr > 0.9995 and top1 > 0.95, (corr, top1)
+    corr, top1 = agreement(fp32(idx)[0], got)
+    assert 0.95 < corr < 0.995 and top1 > 0.7, (corr, top1)
 
 
 @pytest.mark.parametrize("kernel", ["bnb", "triton"])
