@@ -144,7 +144,10 @@ def test_graph_steps_equal_eager_steps(kernel: str) -> None:
 
 @torch.inference_mode()
 def test_speculation_on_the_gpu_matches_plain_greedy() -> None:
-    model, tok = load_model(None, device=CUDA, dtype=torch.bfloat16, quant="nf4")
+    # float32: in bf16 a step of 8 tokens rounds otherwise than 8 steps of 1 (other kernels), enough to flip a
+    # near-tie; on the CPU 1 of these 8 completions parts that way in bf16, none in float32. What is tested
+    # is speculation itself: graphs of 8-token steps, accepted drafts left in the cache, rejected ones not.
+    model, tok = load_model(None, device=CUDA, dtype=torch.float32, quant="nf4")
     plain = Engine(model, tok, context_length=1024, speculate=0)
     fast = Engine(model, tok, context_length=1024, speculate=7)
     same = drafted = 0
@@ -155,7 +158,7 @@ def test_speculation_on_the_gpu_matches_plain_greedy() -> None:
         same += a.tokens == b.tokens
         drafted += b.timings.accepted_tokens
     # Verifying 8 tokens in one step computes the same logits in another summation order, so a near-tie may
-    # rarely flip; all but one case must match exactly, and drafts must have been accepted.
+    # still flip, very rarely in float32; all but one case must match exactly, and drafts must have been accepted.
     assert same >= len(cases) - 1 and drafted > 0
 
 
