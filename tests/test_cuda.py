@@ -122,7 +122,9 @@ def test_nf4_logits_agree_with_fp32() -> None:
 @torch.inference_mode()
 def test_graph_steps_equal_eager_steps(kernel: str) -> None:
     pytest.importorskip("triton")
-    model, tok = load_model(None, device=CUDA, dtype=torch.bfloat16, quant="nf4")
+    # float32: in bf16, attention over a bucket of the cache rounds otherwise than over the filled part, enough
+    # to flip near-ties; on the CPU, 2 of 4 such cases (this one not) part that way in bf16, none in float32.
+    model, tok = load_model(None, device=CUDA, dtype=torch.float32, quant="nf4")
     use_4bit_kernel(model, kernel)
     prefix, suffix = fim_cases(1, seed=3)[0]
     prompt = infill_prompt(tok, prefix, suffix, "spm")
@@ -139,7 +141,7 @@ def test_graph_steps_equal_eager_steps(kernel: str) -> None:
     graphed.reset_cache()
     graphed.generate(edited, max_new_tokens=32)
     row = graphed.stepper([prompt[-1]], len(prompt) - 1)
-    torch.testing.assert_close(row, eager_row, rtol=0.02, atol=0.05)
+    torch.testing.assert_close(row, eager_row, rtol=1e-3, atol=1e-3)
 
 
 @torch.inference_mode()
