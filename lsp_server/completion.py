@@ -76,17 +76,19 @@ def healing_text(tokenizer: Tokenizer, line_before_cursor: str, *, words: bool =
 
     A prompt ending in a lone space token ("return ▁") is one the model rarely saw in training: words carry
     their leading space ("▁self"), so a bare "▁" mostly came before digits and it answers "0". Likewise a
-    cursor inside a word ("os.pa") ends the prompt in a fragment ("pa") where training text had "path".
-    Leaving that tail out and constraining the first generated tokens to agree with it lets the model pick
-    its own split: trailing blanks after code, or (with `words`) the last token of a word being typed.
+    cursor inside a word ("os.pa") ends the prompt in a fragment ("pa") where training text had "path", and
+    one after punctuation ("self.", "os.getcwd(") in a piece that training text merged with what followed
+    ("._items", "()"). Leaving that tail out and constraining the first generated tokens to agree with it lets
+    the model pick its own split: trailing blanks after code, or (with `words`) the line's last token.
     """
     stripped = line_before_cursor.rstrip(" \t")
     if not stripped.strip():
         return ""
     if len(stripped) < len(line_before_cursor):
         return line_before_cursor[len(stripped):]
-    if words and (line_before_cursor[-1].isalnum() or line_before_cursor[-1] == "_"):
-        # Its end decides the last token: a long line (minified code) is not tokenized whole at every keystroke.
+    if words:
+        # Any last token, not only a word's: punctuation merges too (`(` + `)` is the one piece `()`). Its end
+        # decides the last token: a long line (minified code) is not tokenized whole at every keystroke.
         piece = tokenizer.last_piece(line_before_cursor[-HEALING_CONTEXT_CHARS:])
         if piece.strip() and line_before_cursor.endswith(piece):
             return piece

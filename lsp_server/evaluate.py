@@ -231,7 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="an earlier run's --json report of the same cursors: also print this run's scores minus "
                         "those, cursor by cursor, with their 95%% margins (is a model or a change better?)")
     p.add_argument("--no-word-healing", action="store_true",
-                   help="heal only trailing blanks, not the last token of a word being typed (to measure it)")
+                   help="heal only trailing blanks, not the line's last token (to measure it)")
     return p
 
 

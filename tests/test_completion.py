@@ -28,7 +28,7 @@ def test_inside_a_word(text: str, inside: bool) -> None:
 @pytest.mark.parametrize("before,healed", [
     ("        return ", " "), ("x =   ", "   "), ("print(a,\t", "\t"),
     ("        ", ""),        # indentation only: the model must write the line, nothing to heal
-    ("", ""), ("x = (", ""), ("foo(a, b)", "")])
+    ("", "")])
 def test_healing_text_blanks(before: str, healed: str) -> None:
     assert healing_text(TOKENIZER, before) == healed
     assert healing_text(TOKENIZER, before, words=False) == healed
@@ -46,8 +46,9 @@ def test_healing_a_long_line_tokenizes_only_its_end(monkeypatch: pytest.MonkeyPa
     assert tokenized == [HEALING_CONTEXT_CHARS]
 
 
-@pytest.mark.parametrize("before", ["    path = os.pa", "    return self.na", "x = calcul", "    return"])
-def test_healing_text_takes_back_the_last_token_of_a_word(before: str) -> None:
+@pytest.mark.parametrize("before", ["    path = os.pa", "    return self.na", "x = calcul", "    return",
+                                    "x = (", "foo(a, b)", "        self.", "    return data["])
+def test_healing_text_takes_back_the_last_token_of_the_line(before: str) -> None:
     healed = healing_text(TOKENIZER, before)
     # Leaving the healed tail out of the prompt removes exactly the line's last token.
     assert healed.strip() and before.endswith(healed)

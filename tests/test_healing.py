@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lsp_server.completion import complete, infill_text
+from lsp_server.completion import complete, healing_text, infill_text
 from lsp_server.settings import Settings
 from model.engine import Engine
 from model.healing import Constraint, PieceIndex
@@ -132,3 +132,20 @@ def test_a_multi_line_completion_cut_by_its_token_budget_ends_on_a_whole_line(en
             rest = whole.text[len(suggestion.text):]
             assert rest == "" or rest.startswith("\n") or "\n" not in suggestion.text, (budget, suggestion.text)
     assert cut >= 2
+
+
+@pytest.mark.parametrize("line, healed, shown", [
+    # The vocabulary spells `self._items` with a `._` piece and `getcwd()` with a `()` piece, so a prompt that
+    # ends in a bare `.` or `(` is one the model rarely saw. Before: only blanks and word ends were healed, and
+    # the demo model wrote `values)` and `root)`.
+    ("        return len(self.", ".", "_items)"),
+    ("    root = os.getcwd(", "(", ")"),
+])
+def test_healing_punctuation_lets_the_model_merge_it_with_what_follows(engine: Engine, line: str, healed: str,
+                                                                         shown: str) -> None:
+    text = "import os\n\n\nclass Store:\n    def __init__(self):\n        self._items = []\n\n" \
+           f"    def size(self):\n{line}\n"
+    offset = text.index(line) + len(line)
+    assert healing_text(engine.tokenizer, line) == healed
+    suggestion = complete(engine, text, offset, Settings(line_policy="single"), timed=False)
+    assert suggestion is not None and suggestion.text == shown
