@@ -545,3 +545,17 @@ def test_a_file_too_deep_for_ast_still_gets_its_docstring_action() -> None:
     text = 'def area(w, h):\n    return w * h\n\n\nTABLE = ' + " + ".join(['"ab"'] * 6000) + "\n"
     target = find_target(text, "python", 0)
     assert target is not None and target.name == "area"
+
+
+@pytest.mark.parametrize(("char", "kept"), [
+    ("\x00", "The absolute difference of a and b."),   # a byte-fallback token: Python refuses the file
+    ("\x1b", "The absolute difference of a and b."),
+    ("\u202e", "The absolute difference of a and b."),  # a bidi override: rustc refuses it in a doc comment
+    ("\ufeff", "The absolute difference of a and b."),
+    ("\r", "The absolute difference of a and b."),      # a line break to the editor
+])
+def test_control_and_format_characters_never_reach_the_file(char: str, kept: str) -> None:
+    target = target_at(GRAPH, "python", GRAPH[:GRAPH.index("def distance")].count("\n"))
+    edit = generate_docstring(GRAPH, target, lambda prefix, suffix, n: f"the absolute{char} difference of a and b")
+    assert kept in edit.new_text and char not in edit.new_text
+    ast.parse(GRAPH[:GRAPH.index("    return abs")] + edit.new_text + GRAPH[GRAPH.index("    return abs"):])

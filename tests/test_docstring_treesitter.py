@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import ast
+import re
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lsp_server.docstring import SUPPORTED_LANGUAGES, DocEdit, DocTarget, find_target, generate_docstring
 from lsp_server.docstring.ts_util import Node, parse
@@ -354,3 +359,45 @@ def test_private_method_neutral_summary_is_words() -> None:
     src = "class Counter {\n  #bump(by) {\n    this.n += by;\n  }\n}\n"
     edit = generate_docstring(src, target_at(src, "javascript", 1), lambda p, s, n: "")
     assert edit.new_text.startswith("  /**\n   * Bump.\n")
+
+
+# --- nothing the model writes can break the file -------------------------------------------------------
+
+# One documentable function per language, and the model's words drawn from what ends or breaks a comment or a
+# string in some language (closers, quotes, backslashes, line breaks, NUL, a bidi override) among plain words.
+UNDOCUMENTED = {
+    "python": "def scale(v, factor):\n    if not v:\n        raise ValueError('v')\n    return v * factor\n",
+    "javascript": "function scale(v, factor) {\n  if (!v) throw new TypeError('v');\n  return v * factor;\n}\n",
+    "typescript": "class Queue {\n  size = 0;\n}\n",
+    "java": "class A {\n    int read(byte[] buf) throws IOException {\n        return 0;\n    }\n}\n",
+    "go": "package geo\n\nfunc Move(dx float64) float64 {\n\treturn dx\n}\n",
+    "rust": "pub fn pop(n: usize) -> Option<u8> {\n    if n == 0 { panic!(\"e\"); }\n    None\n}\n",
+    "c": "static int join(const char **parts, size_t n) {\n  return 0;\n}\n",
+    "cpp": "int f();\n",
+}
+MARKS = ['"""', "'''", '"', "'", "`", "*/", "/*", "*", "/", "//", "///", "\\", "#", "\n", "\r", "\r\n", "\x00",
+         "\x0b", "\x0c", "\x1b", "\x85", "\u2028", "\u2029", "\u202e", "\u2066", "\ufeff", "\t", " ", "{", "}",
+         "(", ")", "<!--", "-->", "??/", "@param", ":", "-", "."]
+model_words = st.lists(st.one_of(st.sampled_from(MARKS), st.sampled_from(["the", "value", "scale", "n", "read"]),
+                                 st.text(max_size=3)), max_size=12).map("".join)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.sampled_from(sorted(UNDOCUMENTED)), st.lists(model_words, min_size=1, max_size=6))
+def test_no_model_output_breaks_the_file(language: str, outputs: list[str]) -> None:
+    src = UNDOCUMENTED[language]
+    target = target_at(src, language, {"typescript": 1, "java": 1, "go": 2}.get(language, 0))
+    answers = iter(outputs)
+    edit = generate_docstring(src, target, lambda p, s, n: next(answers, ""))
+    lines = src.split("\n")
+    lines[edit.line] = lines[edit.line][:edit.character] + edit.new_text + lines[edit.line][edit.character:]
+    out = "\n".join(lines)
+    assert errors(out, language) == errors(src, language)
+    # Only the skeleton's line breaks, and no control or format character for a compiler to refuse (rustc:
+    # a bare CR or a bidi override in a doc comment; Python and Go: a NUL).
+    assert re.findall(r"\r\n?|\n|[\x00-\x08\x0b-\x1f\x7f\x85\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069\ufeff]",
+                      edit.new_text) == ["\n"] * edit.new_text.count("\n")
+    # The comment is taken as the declaration's documentation: the action is not offered again.
+    assert find_target(out, language, target.line + edit.new_text.count("\n")) is None
+    if language == "python":
+        assert ast.get_docstring(ast.parse(out).body[0]) is not None

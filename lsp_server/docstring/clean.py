@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from .core import DocTarget
 from .styles import Slot
@@ -128,7 +129,7 @@ def clean(raw: str, slot: Slot, t: DocTarget, max_words: int = 40, document: str
           context: str = "") -> tuple[str, str | None]:
     """One description from raw model output for `slot`, and None; or the neutral fallback and why
     the model's words were unusable."""
-    text = raw.lstrip(" \t").split("\n", 1)[0]
+    text = _visible(raw.lstrip(" \t").split("\n", 1)[0])
     for delimiter in _DELIMITERS:
         text = text.split(delimiter, 1)[0]
     text = re.sub(r"^(?:///?|\*+(?!\*?\w)|-\s)\s*", "", text.strip())  # a repeated comment leader
@@ -146,6 +147,14 @@ def clean(raw: str, slot: Slot, t: DocTarget, max_words: int = 40, document: str
     if len(words) > max_words:
         text = " ".join(words[:max_words])
     return _finish(text, slot, t), None
+
+
+def _visible(line: str) -> str:
+    """`line` with its control and format characters as spaces: a NUL fails Python's and Go's parse of the
+    whole file, a bidi override (U+202E) fails rustc's lint, and no description has them; the joiners
+    (U+200C, U+200D) that some scripts and emoji spell words with are kept."""
+    return "".join(" " if unicodedata.category(ch) in ("Cc", "Cf") and ch not in "\u200c\u200d" else ch
+                   for ch in line)
 
 
 def _strip_label(text: str, slot: Slot, t: DocTarget) -> str:
