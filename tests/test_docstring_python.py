@@ -493,6 +493,13 @@ def distance(a, b):
     "the value of the distance is the value of the distance",  # going round
     "distance distance distance distance",          # a loop
     "the the difference",
+    "absolute distance -- absolute distance -- absolute.",  # going round in a short loop
+    "abs_distance.",                                # an identifier, not words
+    "From/graph/distance.",                         # a path
+    "The distance between `a and b.",               # a backtick left open: the rest would be code
+    'The "distance" between a and "b.',             # a quote left open
+    "The distance (never negative between a and b.",
+    "The distance a // b.",                         # a line comment's mark, or floor division
 ])
 def test_poor_model_words_give_way_to_the_neutral_wording(words: str) -> None:
     target = target_at(GRAPH, "python", GRAPH[:GRAPH.index("def distance")].count("\n"))
@@ -519,6 +526,8 @@ def test_descriptions_must_be_about_the_code(words: str, code: str, unrelated: b
     "The same as `abs(a - b)`.",
     "The distance(s) from a to b, as os.path would say it.",
     "How far apart a and b are: never negative.",
+    "The non-negative distance between a and b (see https://en.wikipedia.org/wiki/Distance).",
+    "The user's distance between `a` and \"b\".",
 ])
 def test_sentences_with_code_like_marks_are_kept(words: str) -> None:
     target = target_at(GRAPH, "python", GRAPH[:GRAPH.index("def distance")].count("\n"))
@@ -559,3 +568,4 @@ def test_control_and_format_characters_never_reach_the_file(char: str, kept: str
     edit = generate_docstring(GRAPH, target, lambda prefix, suffix, n: f"the absolute{char} difference of a and b")
     assert kept in edit.new_text and char not in edit.new_text
     ast.parse(GRAPH[:GRAPH.index("    return abs")] + edit.new_text + GRAPH[GRAPH.index("    return abs"):])
+

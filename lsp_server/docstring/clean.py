@@ -33,29 +33,38 @@ _DANGLING = frozenset("a an the of to with from and or for in into by on at is a
 # Code outside backticks: a call or subscript (`get(`, `x[`, but not `value(s)`), the object's own or a private
 # attribute (`self.name`, `a._x`; prose may name `os.path` plainly), an assignment, an operator prose does not
 # use, an import.
-_CODE = re.compile(r"[A-Za-z_]\w*(?:\((?!s\))|\[)|\b(?:self|cls|this)\.\w|\w\._\w|\s=\s|==|!=|\*\*|^import\s",
+_CODE = re.compile(r"[A-Za-z_]\w*(?:\((?!s\))|\[)|\b(?:self|cls|this)\.\w|\w\._\w|\s=\s|==|!=|\*\*|^import\s"
+                   r"|(?<!:)//",  # a line comment's mark (or floor division), though not a URL's `://`
                    re.IGNORECASE)
+# A word of prose, as a whole token: letters, maybe joined by a hyphen or apostrophe (`non-empty`, `user's`);
+# not an identifier (`curve_mag`, `x1`), a path (`from/path/python`) or a dotted name.
+_PLAIN = re.compile(r"[^\W\d_]{2,}(?:['\u2019-][^\W\d_]+)*")
+# Marks that come in pairs: one left open leaves the rest of the comment quoted, bracketed or in code.
+_PAIRS = (("(", ")"), ("[", "]"), ("{", "}"))
 
 
 def poor(text: str, document: str = "", context: str = "") -> str | None:
     """Why model words are no description worth showing (None when they are): too few real words (numbers,
-    hex, symbols), a word or phrase repeated, another section's or blank's label, code instead of words,
-    words copied from elsewhere in the file (see `copied`), or words about things `context` (the code the
+    hex, identifiers, paths, symbols), a word or phrase repeated, another section's or blank's label, code
+    instead of words, a backtick, quote or bracket left open, words copied from elsewhere in the file (see `copied`), or words about things `context` (the code the
     model was shown) never mentions."""
     words = _WORD.findall(text)
-    if len(words) < 2 or sum(map(len, words)) < 0.5 * sum(c.isalnum() for c in text):
+    prose = re.sub(r"`[^`]*`", "", text)  # code in backticks is fine
+    plain = [w for w in prose.split() if _PLAIN.fullmatch(w.strip(".,;:!?()[]{}\"'"))]
+    if len(plain) < 2 or sum(map(len, words)) < 0.5 * sum(c.isalnum() for c in text):
         return "too few words"
     lowered = [w.lower() for w in words]
     if any(a == b for a, b in zip(lowered, lowered[1:])) or max(map(lowered.count, lowered)) >= 4 \
-            or _repeated_phrase(lowered):
+            or _repeated_phrase(lowered) or _going_round(lowered):
         return "repeated words"
     if _FOREIGN_LABEL.match(text):
         return "another section's label"
     if _LABEL.match(text):
         return "another blank's label"
-    prose = re.sub(r"`[^`]*`", "", text)
     if _CODE.search(prose) or prose.count(")") > prose.count("("):
         return "code, not words"
+    if text.count("`") % 2 or text.count('"') % 2 or any(prose.count(a) != prose.count(b) for a, b in _PAIRS):
+        return "unbalanced marks"
     if text.rstrip(" .").rsplit(None, 1)[-1].lower() in _DANGLING:
         return "an unfinished sentence"
     if document and copied(text, document):
@@ -123,6 +132,13 @@ def _repeated_phrase(words: list[str], n: int = 4) -> bool:
     """A run of n words said twice: the model going round (`is the number of ... is the number of`)."""
     runs = [tuple(words[i:i + n]) for i in range(len(words) - n + 1)]
     return len(set(runs)) < len(runs)
+
+
+def _going_round(words: list[str]) -> bool:
+    """A run of words said again at once (`move curve mag move curve mag`): the model in a loop shorter than
+    `_repeated_phrase` sees."""
+    return any(words[i:i + n] == words[i + n:i + 2 * n]
+               for n in range(2, len(words) // 2 + 1) for i in range(len(words) - 2 * n + 1))
 
 
 def clean(raw: str, slot: Slot, t: DocTarget, max_words: int = 40, document: str = "",
