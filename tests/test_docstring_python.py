@@ -428,11 +428,11 @@ def test_model_output_is_cleaned() -> None:
         '  Compute   the thing"""\n    more',       # delimiter, newline, extra spaces
         "a: the first value\nignored",               # repeated label
         "Args:",                                     # another section: unusable
-        " the value used when a and b are both none",  # over max_words
+        " the value used for scaling all of the results",  # over max_words
     )
     text = generate_docstring(src, target, model, max_words=5, style="google").new_text
     assert text == ('    """Compute the thing.\n\n    Args:\n        a: The first value.\n'
-                    '        b: The b.\n        c: The value used when a.\n    """\n')
+                    '        b: The b.\n        c: The value used for scaling.\n    """\n')
 
 
 def test_backslashes_make_a_raw_docstring() -> None:
@@ -569,3 +569,12 @@ def test_control_and_format_characters_never_reach_the_file(char: str, kept: str
     assert kept in edit.new_text and char not in edit.new_text
     ast.parse(GRAPH[:GRAPH.index("    return abs")] + edit.new_text + GRAPH[GRAPH.index("    return abs"):])
 
+
+def test_words_are_judged_as_cut_to_length() -> None:
+    # Before: the checks saw the whole answer and the cut one was shown, a backtick left open in it.
+    target = target_at(GRAPH, "python", GRAPH[:GRAPH.index("def distance")].count("\n"))
+    words = "the absolute distance between `a and b` on the line"
+    edit = generate_docstring(GRAPH, target, lambda prefix, suffix, n: words, max_words=5)
+    assert '"""Distance.' in edit.new_text
+    edit = generate_docstring(GRAPH, target, lambda prefix, suffix, n: words, max_words=7)
+    assert '"""The absolute distance between `a and b`.' in edit.new_text

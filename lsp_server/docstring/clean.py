@@ -155,13 +155,13 @@ def clean(raw: str, slot: Slot, t: DocTarget, max_words: int = 40, document: str
     text = re.sub(r'\s*(?:""|\*+|/)$', "", text)
     if text.count('"') % 2:
         text = text.rstrip('"')
+    # Cut to length before the checks: they judge the words the docstring would show (a cut can leave a
+    # sentence hanging or a backtick open).
+    text = " ".join(text.split()[:max_words])
     why = ("nothing" if not any(ch.isalnum() for ch in text) else
            "another section" if _SECTION.match(text) else poor(text, document, context))
     if why:
         return fallback(slot, t), why
-    words = text.split()
-    if len(words) > max_words:
-        text = " ".join(words[:max_words])
     return _finish(text, slot, t), None
 
 
