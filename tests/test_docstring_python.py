@@ -500,6 +500,8 @@ def distance(a, b):
     'The "distance" between a and "b.',             # a quote left open
     "The distance (never negative between a and b.",
     "The distance a // b.",                         # a line comment's mark, or floor division
+    "Float | None for the distance.",               # a type, not words
+    ": float, the distance.",                       # the rest of a label
 ])
 def test_poor_model_words_give_way_to_the_neutral_wording(words: str) -> None:
     target = target_at(GRAPH, "python", GRAPH[:GRAPH.index("def distance")].count("\n"))

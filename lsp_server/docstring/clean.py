@@ -28,13 +28,13 @@ _WORD = re.compile(r"[^\W\d_]{2,}")  # letters only: "x1" and "0x00ef" are not w
 # A name and a colon leading the words: another parameter's blank (`module: The module.`), its own label
 # having been stripped already.
 _LABEL = re.compile(r"^[\w.]+\s*:\s")
-# Words a finished sentence does not end on: `Return a list of.`
+# Words a finished sentence does not end on: `Return a list of.` (nor does it start with `: int, optional`).
 _DANGLING = frozenset("a an the of to with from and or for in into by on at is are as than that".split())
 # Code outside backticks: a call or subscript (`get(`, `x[`, but not `value(s)`), the object's own or a private
 # attribute (`self.name`, `a._x`; prose may name `os.path` plainly), an assignment, an operator prose does not
-# use, an import.
+# use (`|` as in `int | None`), an import.
 _CODE = re.compile(r"[A-Za-z_]\w*(?:\((?!s\))|\[)|\b(?:self|cls|this)\.\w|\w\._\w|\s=\s|==|!=|\*\*|^import\s"
-                   r"|(?<!:)//",  # a line comment's mark (or floor division), though not a URL's `://`
+                   r"|(?<!:)//|\|",  # a comment's mark (or floor division), not a URL's `://`; a union type
                    re.IGNORECASE)
 # A word of prose, as a whole token: letters, maybe joined by a hyphen or apostrophe (`non-empty`, `user's`);
 # not an identifier (`curve_mag`, `x1`), a path (`from/path/python`) or a dotted name.
@@ -46,8 +46,9 @@ _PAIRS = (("(", ")"), ("[", "]"), ("{", "}"))
 def poor(text: str, document: str = "", context: str = "") -> str | None:
     """Why model words are no description worth showing (None when they are): too few real words (numbers,
     hex, identifiers, paths, symbols), a word or phrase repeated, another section's or blank's label, code
-    instead of words, a backtick, quote or bracket left open, words copied from elsewhere in the file (see `copied`), or words about things `context` (the code the
-    model was shown) never mentions."""
+    instead of words, a backtick, quote or bracket left open, a sentence begun or left hanging, words copied
+    from elsewhere in the file (see `copied`), or words about things `context` (the code the model was
+    shown) never mentions."""
     words = _WORD.findall(text)
     prose = re.sub(r"`[^`]*`", "", text)  # code in backticks is fine
     plain = [w for w in prose.split() if _PLAIN.fullmatch(w.strip(".,;:!?()[]{}\"'"))]
@@ -65,7 +66,7 @@ def poor(text: str, document: str = "", context: str = "") -> str | None:
         return "code, not words"
     if text.count("`") % 2 or text.count('"') % 2 or any(prose.count(a) != prose.count(b) for a, b in _PAIRS):
         return "unbalanced marks"
-    if text.rstrip(" .").rsplit(None, 1)[-1].lower() in _DANGLING:
+    if text.rstrip(" .").rsplit(None, 1)[-1].lower() in _DANGLING or text[0] in ",;:.)]}":
         return "an unfinished sentence"
     if document and copied(text, document):
         return "copied from the file"
