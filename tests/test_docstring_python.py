@@ -502,6 +502,7 @@ def distance(a, b):
     "The distance a // b.",                         # a line comment's mark, or floor division
     "Float | None for the distance.",               # a type, not words
     ": float, the distance.",                       # the rest of a label
+    "``None`` distance.",                           # reST's code is code too: one word is left
 ])
 def test_poor_model_words_give_way_to_the_neutral_wording(words: str) -> None:
     target = target_at(GRAPH, "python", GRAPH[:GRAPH.index("def distance")].count("\n"))
@@ -530,6 +531,7 @@ def test_descriptions_must_be_about_the_code(words: str, code: str, unrelated: b
     "How far apart a and b are: never negative.",
     "The non-negative distance between a and b (see https://en.wikipedia.org/wiki/Distance).",
     "The user's distance between `a` and \"b\".",
+    "The distance between ``a`` and ``b``.",
 ])
 def test_sentences_with_code_like_marks_are_kept(words: str) -> None:
     target = target_at(GRAPH, "python", GRAPH[:GRAPH.index("def distance")].count("\n"))

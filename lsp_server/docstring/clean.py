@@ -50,7 +50,7 @@ def poor(text: str, document: str = "", context: str = "") -> str | None:
     from elsewhere in the file (see `copied`), or words about things `context` (the code the model was
     shown) never mentions."""
     words = _WORD.findall(text)
-    prose = re.sub(r"`[^`]*`", "", text)  # code in backticks is fine
+    prose = re.sub(r"(`+)[^`]*?\1", "", text)  # code in backticks is fine: `x`, reST's ``x``
     plain = [w for w in prose.split() if _PLAIN.fullmatch(w.strip(".,;:!?()[]{}\"'"))]
     if len(plain) < 2 or sum(map(len, words)) < 0.5 * sum(c.isalnum() for c in text):
         return "too few words"
