@@ -503,6 +503,9 @@ def distance(a, b):
     "Float | None for the distance.",               # a type, not words
     ": float, the distance.",                       # the rest of a label
     "``None`` distance.",                           # reST's code is code too: one word is left
+    "(float, optional): The distance.",             # another blank's label, by its type
+    "Integer (a, b) -> distance between a and b.",
+    "Return None if a is None else graph.max_distance.",
 ])
 def test_poor_model_words_give_way_to_the_neutral_wording(words: str) -> None:
     target = target_at(GRAPH, "python", GRAPH[:GRAPH.index("def distance")].count("\n"))

@@ -27,14 +27,15 @@ _FOREIGN_LABEL = re.compile(r"^(?:args|arguments|parameters|params|returns?|yiel
 _WORD = re.compile(r"[^\W\d_]{2,}")  # letters only: "x1" and "0x00ef" are not words of a sentence
 # A name and a colon leading the words: another parameter's blank (`module: The module.`), its own label
 # having been stripped already.
-_LABEL = re.compile(r"^[\w.]+\s*:\s")
+_LABEL = re.compile(r"^(?:[\w.]+|\([^)]*\))\s*:\s")  # or its type: `(int, optional): The ...`
 # Words a finished sentence does not end on: `Return a list of.` (nor does it start with `: int, optional`).
 _DANGLING = frozenset("a an the of to with from and or for in into by on at is are as than that".split())
 # Code outside backticks: a call or subscript (`get(`, `x[`, but not `value(s)`), the object's own or a private
 # attribute (`self.name`, `a._x`; prose may name `os.path` plainly), an assignment, an operator prose does not
-# use (`|` as in `int | None`), an import.
+# use (`|` and `->` as in `int | None`, `(x) -> y`), an attribute path, an import.
 _CODE = re.compile(r"[A-Za-z_]\w*(?:\((?!s\))|\[)|\b(?:self|cls|this)\.\w|\w\._\w|\s=\s|==|!=|\*\*|^import\s"
-                   r"|(?<!:)//|\|",  # a comment's mark (or floor division), not a URL's `://`; a union type
+                   r"|(?<!:)//|\||->"  # a comment's mark (or floor division), not a URL's `://`; types
+                   r"|\b[A-Za-z_]\w*\.[A-Za-z]\w*_\w",  # an attribute path: `policy.max_line_length`
                    re.IGNORECASE)
 # A word of prose, as a whole token: letters, maybe joined by a hyphen or apostrophe (`non-empty`, `user's`);
 # not an identifier (`curve_mag`, `x1`), a path (`from/path/python`) or a dotted name.
