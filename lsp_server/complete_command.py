@@ -6,6 +6,7 @@ The suggestion goes to stdout as a line; when there is none, stdout stays empty 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -77,9 +78,12 @@ class GenerationWatch:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.engine, name)
 
-    def generate(self, *args: Any, **kwargs: Any) -> Generation:
-        self.last = self.engine.generate(*args, **kwargs)
-        return self.last
+    def generate(self, *args: Any, constraint: str = "", **kwargs: Any) -> Generation:
+        gen = self.engine.generate(*args, constraint=constraint, **kwargs)
+        # What the model wrote after the text that token healing left out of the prompt and had it write back:
+        # at `xs = [1, 2]` it writes `]` + `\n`, which is ending the line at once.
+        self.last = dataclasses.replace(gen, text=gen.text.removeprefix(constraint))
+        return gen
 
 
 STOPPED = {"eot": "it ended the infill (<EOT>)", "eos": "it ended the text (EOS)",
