@@ -38,7 +38,7 @@ def test_version() -> None:
 
 
 def _parsers() -> dict[str, argparse.ArgumentParser]:
-    from lsp_server import demo, docstring_eval, evaluate, replay
+    from lsp_server import demo, docstring_eval, evaluate, keystrokes, replay
     from lsp_server.cli import build_parser
     from model import bench, train
 
@@ -46,7 +46,7 @@ def _parsers() -> dict[str, argparse.ArgumentParser]:
     sub = next(a for a in top._actions if isinstance(a, argparse._SubParsersAction))
     return {"codellama-lsp": top, "serve": sub.choices["serve"], "complete": sub.choices["complete"],
             "demo": demo.build_parser(), "eval": evaluate.build_parser(), "bench": bench.build_parser(),
-            "train-demo": train.build_parser(), "replay": replay.build_parser(),
+            "train-demo": train.build_parser(), "replay": replay.build_parser(), "keystrokes": keystrokes.build_parser(),
             "eval --suite docstrings": docstring_eval.build_parser()}
 
 

@@ -130,3 +130,17 @@ def test_eval_docstrings_through_the_demo_model(tmp_path: Path) -> None:
     assert data["report"]["kept"] == pytest.approx(sum(b["rejected"] is None for b in blanks) / len(blanks), abs=1e-3)
     assert all(f["summary"] == next(b["text"] for b in f["blanks"] if b["slot"]["role"] == "summary")
                for f in data["functions"])
+
+
+def test_the_keystroke_benchmark_times_each_document_against_the_small_one(tmp_path: Path) -> None:
+    out = tmp_path / "keys.json"
+    run = subprocess.run([sys.executable, "-m", "lsp_server.keystrokes", "--keystrokes", "3", "--only", "crlf",
+                          "--only", "minified", "--json", str(out)], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert "per keystroke" in run.stdout and "crlf: the same, CRLF line breaks" in run.stdout
+    result = json.loads(out.read_text())
+    scenarios = result["scenarios"]
+    assert list(scenarios) == ["small", "crlf", "minified"] and result["keystrokes"] == 3
+    assert scenarios["small"]["keystroke_vs_small"] == 1 and scenarios["small"]["code_action_vs_small"] == 1
+    for figures in scenarios.values():
+        assert figures["keystroke_ms"] > 0 and figures["code_action_ms"] > 0
