@@ -55,8 +55,11 @@ class ModelWorker:
 
         `check()` runs first, while the current engine is still held: when it raises, that engine stays in
         use (with `error` saying why the new one was refused). Only then is it dropped, so that the new
-        model does not need room for both.
+        model does not need room for both. Raises Cancelled once the worker is shut down (a session that ended
+        before its model began to load: an editor that connected and went away at once).
         """
+        if self.closing.is_set():
+            raise Cancelled("the server is shutting down")
         self.state, self.error = "loading", None
         with self._lock:
             for flag in self._latest.values():

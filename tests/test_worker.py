@@ -121,3 +121,12 @@ def test_a_load_that_fails_after_its_check_leaves_no_engine() -> None:
     with pytest.raises(RuntimeError):
         worker.load(broken, check=lambda: None).result(timeout=5)  # type: ignore[arg-type]
     assert worker.state == "failed" and worker.engine is None  # the server then loads the previous model again
+
+
+def test_a_load_asked_for_after_shutdown_is_cancelled_not_a_failure() -> None:
+    # An editor that connects and leaves at once: the exit shuts the worker down before the load task runs, and
+    # the executor's "cannot schedule new futures after shutdown" was logged as a failed load, with its traceback.
+    worker = ModelWorker()
+    worker.shutdown()
+    with pytest.raises(Cancelled):
+        worker.load(lambda: None)  # type: ignore[arg-type, return-value]
