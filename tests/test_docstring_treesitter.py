@@ -186,8 +186,24 @@ def test_nested_innermost_and_outside() -> None:
     assert find_target(js, "javascript", 4) is None
 
 
+def test_javascript_functions_bound_to_a_property_are_documented_where_they_are_bound() -> None:
+    # `module.exports.run = function ...` and an object literal's `greet: (name) => ...` were offered nothing.
+    src = ("module.exports.run = function (task, retries = 2) {\n  if (!task) throw new Error('no task');\n"
+           "  return go(task, retries);\n};\n\nconst api = {\n  greet: (name) => `hi ${name}`,\n};\n")
+    run, edit, out = document(src, "javascript", 1)
+    assert (run.name, run.kind, run.params, run.raises, edit.line) == ("run", "function", ("task", "retries"),
+                                                                       ("Error",), 0)
+    assert out.startswith("/**\n * Text number 1.") and "\n */\nmodule.exports.run = function" in out
+    greet, edit, out = document(src, "javascript", 6)
+    assert (greet.name, greet.kind, greet.params, edit.line, edit.character) == ("greet", "method", ("name",), 6, 0)
+    assert "  /**\n   * Text number 1." in out and "   */\n  greet: (name) =>" in out
+    assert find_target("foo(function (a) { return a; });\n", "javascript", 0) is None  # a callback: no name
+
+
 @pytest.mark.parametrize("language, src, line", [
     ("javascript", "/**\n * Adds.\n */\nfunction add(a, b) { return a + b; }\n", 3),
+    ("javascript", "/** Runs. */\nmodule.exports.run = function (t) { return t; };\n", 1),
+    ("javascript", "const a = {\n  /** Hi. */\n  greet: (n) => n,\n};\n", 2),
     ("typescript", "class A {\n  /** Doc. */\n  @dec\n  m(): void {}\n}\n", 3),
     ("java", "class A {\n  /**\n   * Doc.\n   */\n  @Override\n  public void m() {}\n}\n", 5),
     ("go", "package a\n\n// Add adds.\nfunc Add(a, b int) int { return a + b }\n", 3),

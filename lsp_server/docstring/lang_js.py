@@ -30,6 +30,14 @@ def describe(node: Node) -> Found | None:
         elif owner.type in _FIELDS:
             kind = "method"
             name = owner.child_by_field_name("property") or owner.child_by_field_name("name")
+        elif owner.type == "assignment_expression" and owner.parent is not None \
+                and owner.parent.type == "expression_statement":  # `module.exports.run = function () {...}`
+            left = owner.child_by_field_name("left")
+            kind = "function"
+            name = left.child_by_field_name("property") if left is not None and left.type == "member_expression" \
+                else left
+        elif owner.type == "pair":  # an object literal's `{ greet: (name) => ... }`
+            kind, name = "method", owner.child_by_field_name("key")
     if kind is None or name is None:
         return None
     # TypeScript puts member decorators beside the member in the class body.
@@ -37,12 +45,14 @@ def describe(node: Node) -> Found | None:
 
 
 def _outer(node: Node) -> Node:
-    """The statement the comment must precede: the declaration, its `const`, its `declare`, its `export`."""
+    """The statement the comment must precede: the declaration, its `const`, its `declare`, its `export`, the
+    assignment's statement, the object literal's property."""
     cur = node
-    if cur.parent is not None and cur.parent.type in ("variable_declarator", *_FIELDS):
+    if cur.parent is not None and cur.parent.type in ("variable_declarator", "assignment_expression", "pair",
+                                                      *_FIELDS):
         cur = cur.parent
-        if cur.type == "variable_declarator" and cur.parent is not None:
-            cur = cur.parent
+        if cur.type in ("variable_declarator", "assignment_expression") and cur.parent is not None:
+            cur = cur.parent  # the `const` declaration, the expression statement
     if cur.parent is not None and cur.parent.type == "ambient_declaration":
         cur = cur.parent
     if cur.parent is not None and cur.parent.type == "export_statement":
