@@ -11,6 +11,8 @@ import attrs
 from lsprotocol import types
 from pygls.lsp.client import LanguageClient
 
+from .terminal import loading_bar
+
 
 class ServerExited(RuntimeError):
     """The server process ended before it answered `initialize`; the message is what it said on stderr."""
@@ -120,3 +122,17 @@ class ServerProcess:
         await self.client.stop()
         if self._drain:
             self._drain.cancel()
+
+
+async def ready_server(server_args: list[str], settings: dict | None = None) -> ServerProcess:
+    """A server started with `serve ARGS` whose model has loaded, a bar on stderr following the load; SystemExit,
+    in words, when the server refuses its flags (its own line says which) or the model does not load."""
+    with loading_bar("the model in the server") as progress:
+        server = ServerProcess(server_args, settings=settings, loading=progress)
+        try:
+            status = await server.start()
+        except ServerExited as e:
+            raise SystemExit(str(e)) from e
+    if status["state"] != "ready":
+        raise SystemExit(f"model failed to load: {status['error']}")
+    return server

@@ -18,8 +18,8 @@ from collections.abc import Callable
 
 from lsprotocol import types
 
-from .client import ServerExited, ServerProcess
-from .terminal import format_table, loading_bar, ms, output_path, positive_int, run_command, show_result
+from .client import ServerProcess, ready_server
+from .terminal import format_table, ms, output_path, positive_int, run_command, show_result
 
 
 def python_file(lines: int) -> str:
@@ -81,14 +81,7 @@ async def measure(server: ServerProcess, name: str, keystrokes: int) -> dict:
 
 
 async def run(server_args: list[str], names: list[str], keystrokes: int) -> dict:
-    with loading_bar("the model in the server") as progress:
-        server = ServerProcess(server_args, loading=progress)
-        try:
-            status = await server.start()
-        except ServerExited as e:
-            raise SystemExit(str(e)) from e
-    if status["state"] != "ready":
-        raise SystemExit(f"model failed to load: {status['error']}")
+    server = await ready_server(server_args)
     try:
         figures = {name: await measure(server, name, keystrokes) for name in ["small", *names]}
     finally:

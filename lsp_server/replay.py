@@ -21,8 +21,8 @@ from tqdm import tqdm
 
 from model import corpus
 
-from .client import ServerExited, ServerProcess
-from .terminal import format_table, loading_bar, ms, output_path, positive_int, run_command, show_result
+from .client import ServerProcess, ready_server
+from .terminal import format_table, ms, output_path, positive_int, run_command, show_result
 
 
 def pct(values: list[float], q: float) -> float:
@@ -74,14 +74,7 @@ async def type_lines(server: ServerProcess, lines: int, seed: int, uri_prefix: s
 
 
 async def replay(server_args: list[str], lines: int, seed: int, settings: dict | None = None) -> dict:
-    with loading_bar("the model in the server") as progress:
-        server = ServerProcess(server_args, settings=settings, loading=progress)
-        try:
-            s = await server.start()
-        except ServerExited as e:  # a bad `serve` flag after --: the server's own line says which
-            raise SystemExit(str(e)) from e
-        if s["state"] != "ready":
-            raise SystemExit(f"model failed to load: {s['error']}")
+    server = await ready_server(server_args, settings)
     typed = await type_lines(server, lines, seed, progress=True)
     cold, warm, hits = typed.cold, typed.keystroke, typed.type_through
 
