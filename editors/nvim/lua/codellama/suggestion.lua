@@ -45,6 +45,9 @@ local choice = 1
 local pending = nil
 ---@type uv.uv_timer_t?
 local timer = nil
+--- Bumped by cancel(): a debounce that fired before it but whose callback runs after it (the callback is
+--- queued with vim.schedule) sees the change and sends nothing.
+local timer_ticket = 0
 --- Where the last answer (possibly empty) was received; not asked again until something changes.
 ---@type codellama.Snapshot?
 local answered = nil
@@ -231,6 +234,7 @@ end
 
 --- Cancel the in-flight request and the debounce timer.
 function M.cancel()
+  timer_ticket = timer_ticket + 1
   if timer then
     timer:stop()
   end
@@ -377,11 +381,13 @@ end
 function M.schedule()
   timer = timer or assert(vim.uv.new_timer())
   timer:stop()
+  local ticket = timer_ticket
   timer:start(
     config.options.debounce_ms,
     0,
     vim.schedule_wrap(function()
-      if in_insert_mode() then
+      -- Dismissed or turned off since the timer fired: nothing is asked for.
+      if ticket == timer_ticket and in_insert_mode() and is_auto_trigger_allowed(api.nvim_get_current_buf()) then
         M.request(2)
       end
     end)
