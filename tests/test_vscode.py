@@ -140,9 +140,16 @@ def test_extension_in_a_real_vscode(tmp_path: Path) -> None:
     for folder in (user_data / "User", user_data / "Machine", extensions, workspace, out):
         folder.mkdir(parents=True)
     (user_data / "User" / "settings.json").write_text(json.dumps(USER_SETTINGS, indent=2))
+    # The server, behind a script that says where it runs (exec keeps the pid), for the driver to kill it, and
+    # that fails as a broken installation would while the flag file exists.
+    server_pid, broken = tmp_path / "server.pid", tmp_path / "broken"
+    wrapper = tmp_path / "codellama-lsp"
+    wrapper.write_text(f'#!/bin/sh\nif [ -e "{broken}" ]; then echo "codellama-lsp: simulated start-up failure" >&2; '
+                       f'exit 1; fi\necho $$ > "{server_pid}"\nexec "{SERVER}" "$@"\n')
+    wrapper.chmod(0o755)
     # In a remote window (code-server) serverPath and serverArgs are read from the machine's settings.
     machine_settings = user_data / "Machine" / "settings.json"
-    machine_settings.write_text(json.dumps({"codellama.serverPath": str(SERVER), "codellama.serverArgs": SERVER_ARGS}))
+    machine_settings.write_text(json.dumps({"codellama.serverPath": str(wrapper), "codellama.serverArgs": SERVER_ARGS}))
     sample = workspace / "sample.py"
     sample.write_text(SAMPLE, encoding="utf-8")
     notebook = workspace / "analysis.ipynb"
@@ -170,6 +177,8 @@ def test_extension_in_a_real_vscode(tmp_path: Path) -> None:
             "CODELLAMA_SAMPLE": str(sample),
             "CODELLAMA_NOTEBOOK": str(notebook),
             "CODELLAMA_MACHINE_SETTINGS": str(machine_settings),
+            "CODELLAMA_SERVER_PID": str(server_pid),
+            "CODELLAMA_BROKEN": str(broken),
             "CODELLAMA_CHROMIUM": str(CHROMIUM),
             "CODELLAMA_OUT": str(out),
         }
@@ -196,6 +205,7 @@ def test_extension_in_a_real_vscode(tmp_path: Path) -> None:
     check_notebook(result)
     check_docstrings(result)
     check_commands(result, log)
+    check_crashes(result)
     # With inline suggestions off, the same suggestion comes as an item of the completion list.
     assert result["completionItems"] and not result["ghostWhileOff"], result["completionItems"]
 
@@ -281,3 +291,15 @@ def check_commands(result: dict[str, Any], log: str) -> None:
     assert "INFO lsp_server.server" in log
     for noise in ("unknown setting", "[object Object]", "Cancel notification"):
         assert noise not in log, noise
+
+
+def check_crashes(result: dict[str, Any]) -> None:
+    """A server that crashed was restarted without a word, the status bar saying "ready" only once the new one
+    had loaded its model; when the restart failed too, the toast said why, in the server's words."""
+    labels = result["crashLabels"]
+    first_ready = next((i for i, label in enumerate(labels) if "ready" in label), len(labels))
+    assert first_ready < len(labels) and any("loading the model" in label for label in labels[:first_ready]), labels
+    assert result["crashToasts"] == [], result["crashToasts"]
+    assert "simulated start-up failure" in result["brokenRestartToast"], result["brokenRestartToast"]
+    assert not any("couldn't create connection" in toast for toast in result["brokenRestartToasts"]), result
+

@@ -17,6 +17,8 @@ const OUT = env('CODELLAMA_OUT');
 const SAMPLE = env('CODELLAMA_SAMPLE');
 const NOTEBOOK = env('CODELLAMA_NOTEBOOK');
 const MACHINE_SETTINGS = env('CODELLAMA_MACHINE_SETTINGS');
+const SERVER_PID = env('CODELLAMA_SERVER_PID'); // written by the server's wrapper script at each start
+const BROKEN = env('CODELLAMA_BROKEN'); // while this file exists, the server fails at start
 const USER_SETTINGS = path.join(path.dirname(MACHINE_SETTINGS), '..', 'User', 'settings.json');
 const STATUS_ITEM = '[id="codellama-lsp.codellama-lsp.codellama.status"]';
 // Ghost text: the rest of the cursor line is injected into it, the lines below go into a view zone.
@@ -107,6 +109,11 @@ async function runCommand(title) {
   );
   await page.keyboard.press('Enter');
 }
+
+const toasts = () => page.locator('.notifications-toasts .notification-list-item-message').allTextContents();
+/** Status bar labels recorded from the {from}th on. */
+const labelsSince = (from) => page.evaluate((n) => window.codellamaStatusLabels.slice(n), from);
+const killServer = () => process.kill(Number(fs.readFileSync(SERVER_PID, 'utf8')), 'SIGKILL');
 
 /** Text of the newest notification toast containing {text}. */
 const toastWith = (text) =>
@@ -284,6 +291,24 @@ async function main() {
     result.badArgsRestartToast = await toastWith('no-such-flag');
     fs.writeFileSync(MACHINE_SETTINGS, good);
     await waitForStatus('ready');
+  });
+
+  await stage('a crashed server is restarted, or says why it cannot be', async () => {
+    await closeToasts();
+    let from = await page.evaluate(() => window.codellamaStatusLabels.length);
+    killServer();
+    await waitFor('the restarted server to be ready', async () => (await labelsSince(from)).some((l) => l.includes('ready')), 90000);
+    result.crashLabels = await labelsSince(from);
+    result.crashToasts = await toasts();
+    fs.writeFileSync(BROKEN, '');
+    killServer();
+    result.brokenRestartToast = await toastWith('simulated start-up failure');
+    result.brokenRestartToasts = await toasts();
+    fs.unlinkSync(BROKEN);
+    await closeToasts();
+    from = await page.evaluate(() => window.codellamaStatusLabels.length);
+    await page.locator(STATUS_ITEM).click(); // restarts it
+    await waitFor('the server ready again', async () => (await labelsSince(from)).some((l) => l.includes('ready')), 90000);
   });
 
   await stage('completion list when ghost text is off', async () => {

@@ -86,6 +86,7 @@ async function onConfigurationChanged(event: vscode.ConfigurationChangeEvent): P
  * to server") is only logged.
  */
 class CodeLlamaClient extends LanguageClient {
+  /** Its server has initialized (false again while the client restarts one that crashed). */
   started = false;
 
   override error(message: string, data?: unknown, showNotification?: boolean | 'force'): void {
@@ -155,7 +156,14 @@ async function startClient(): Promise<void> {
       return; // an old client going away
     }
     void vscode.commands.executeCommand('setContext', 'codellama.serverRunning', event.newState === State.Running);
-    if (event.newState === State.Running) {
+    if (event.newState === State.Starting) {
+      // Also when the client restarts a server that crashed: a new process, whose start-up failure is
+      // reported like the first one's (not with the library's "couldn't create connection" toast), and
+      // whose model is not loaded yet (the status bar must not go on saying "ready").
+      newClient.started = false;
+      statusBar.starting();
+    } else if (event.newState === State.Running) {
+      newClient.started = true;
       statusBar.running();
     } else if (event.newState === State.Stopped || event.newState === State.StartFailed) {
       statusBar.stopped();
