@@ -158,17 +158,29 @@ PASSTHROUGH = {"demo": ("lsp_server.demo", "show completions and a docstring thr
                "train-demo": ("model.train", "train the embedded demo model")}
 
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def log_level(text: str) -> str:
+    """A --log-level value in any case, as logging names it; anything else is a usage error, not a traceback
+    from logging.basicConfig."""
+    level = text.strip().upper()
+    if level not in LOG_LEVELS:
+        raise argparse.ArgumentTypeError(f"expected one of {', '.join(LOG_LEVELS)}, not {text!r}")
+    return level
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="codellama-lsp", description=__doc__)
     log_help = "WARNING (default) | INFO | DEBUG: DEBUG shows per-request timings (logs go to stderr)"
-    p.add_argument("--log-level", default="WARNING", help=log_help)
+    p.add_argument("--log-level", type=log_level, default="WARNING", help=log_help)
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("serve", help="run the language server (stdio by default)")
     add_engine_flags(s)
     # Also after `serve`, where editors' "server arguments" settings put it; SUPPRESS keeps the value given before.
-    s.add_argument("--log-level", default=argparse.SUPPRESS, help=log_help)
+    s.add_argument("--log-level", type=log_level, default=argparse.SUPPRESS, help=log_help)
     t = s.add_argument_group("transport (the flags LSP clients such as vscode-languageclient pass)")
     transport = t.add_mutually_exclusive_group()
     transport.add_argument("--stdio", action="store_true", help="talk LSP over stdin/stdout (the default)")
@@ -220,7 +232,7 @@ def _main(argv: list[str]) -> int | None:
         except (ValueError, FileNotFoundError, BackendUnavailable) as e:  # a bad --device, --model, --init
             raise SystemExit(f"codellama-lsp {command}: {e}") from e
     args = p.parse_args(argv)
-    level = args.log_level.upper()
+    level = args.log_level
     logging.basicConfig(level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if level != "DEBUG":  # pygls logs every message it sends at INFO, httpx every request to a vLLM server
         logging.getLogger("pygls").setLevel(logging.WARNING)

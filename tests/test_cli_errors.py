@@ -67,6 +67,23 @@ def test_subcommand_help_names_the_command(command: str) -> None:
     assert "python -m" not in result.stdout
 
 
+@pytest.mark.parametrize("args", [("serve", "--log-level", "verbose"), ("--log-level", "trace", "serve")])
+def test_a_bad_log_level_is_a_usage_error(args: tuple[str, ...]) -> None:
+    # Before: logging.basicConfig's "ValueError: Unknown level: 'VERBOSE'" with its traceback, exit code 1.
+    result = codellama(*args, timeout=60)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert "--log-level" in last and "expected one of DEBUG, INFO, WARNING, ERROR" in last, last
+
+
+def test_the_log_level_is_taken_in_any_case() -> None:
+    from lsp_server.cli import build_parser
+
+    assert build_parser().parse_args(["serve", "--log-level", "info"]).log_level == "INFO"
+    assert build_parser().parse_args(["--log-level", "Debug", "serve"]).log_level == "DEBUG"
+    assert build_parser().parse_args(["serve"]).log_level == "WARNING"
+
+
 @pytest.mark.parametrize("args", [("eval", "--cases", "0"), ("eval", "--suite", "docstrings", "--cases", "-3"),
                                   ("eval", "--suite", "humaneval-infilling", "--limit", "0")])
 def test_counts_must_be_at_least_one(args: tuple[str, ...]) -> None:
