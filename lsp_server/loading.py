@@ -21,6 +21,15 @@ if TYPE_CHECKING:
     from model.vllm_backend import VllmBackend
 
 
+class SettingError(ValueError):
+    """A load refused for one setting, not for the checkpoint: `setting` is its camelCase name, so that the
+    user is told which one to fix."""
+
+    def __init__(self, setting: str, reason: str) -> None:
+        super().__init__(reason)
+        self.setting = setting
+
+
 def load_engine(settings: Settings, progress: Callable[[float, str], None] | None = None) -> Backend:
     """The configured backend: a warm local engine, or the vLLM server at `remote_url` (see connect_vllm).
 
@@ -69,8 +78,8 @@ def connect_vllm(settings: Settings, progress: Callable[[float, str], None] | No
     from model.vllm_backend import API_KEY_ENV, VllmBackend  # httpx is imported only by those who use it
 
     if settings.ngram_cache == "on":
-        raise ValueError("ngramCache \"on\" needs the local backend: vLLM chooses the tokens on its own server, "
-                         "where the n-gram cache cannot take part; set it to auto or off")
+        raise SettingError("ngramCache", "ngramCache \"on\" needs the local backend: vLLM chooses the tokens on "
+                           "its own server, where the n-gram cache cannot take part; set it to auto or off")
     backend = VllmBackend(settings.remote_url, open_tokenizer(model_dir(settings)), model=settings.model,
                           api_key=os.environ.get(API_KEY_ENV) or None, timeout=settings.remote_timeout_ms / 1000,
                           context_length=settings.context_length)
@@ -111,6 +120,9 @@ def check_model(settings: Settings) -> None:
     _, reader = open_checkpoint(root)
     check_shapes(reader)
     resolve_weights(settings.ngram_cache, root)
-    device = resolve_device(settings.device)
+    try:
+        device = resolve_device(settings.device)
+    except ValueError as e:  # a GPU asked for where there is none
+        raise SettingError("device", str(e)) from None
     resolve_dtype(settings.dtype, device)
     resolve_kernel(settings.kernel, device, resolve_quant(settings.quant, device))

@@ -30,7 +30,7 @@ from .completion import Suggestion, complete, complete_alternatives, infill_text
 from .context import ExtraContext
 from .docstring import DocEdit, DocTarget, find_target, generate_docstring
 from .documents import Document, Documents, Notebooks, encoding_named, read_document
-from .loading import check_model, load_engine
+from .loading import SettingError, check_model, load_engine
 from .metrics import LatencyStats
 from .outage import OutageNotice
 from .protocol import CodeLlamaProtocol
@@ -206,11 +206,13 @@ class CodeLlamaServer(LanguageServer):
             outcome = f" Still using {model_name(previous)}."
         elif previous is not None and previous is not settings:  # it was released before the load failed
             outcome, restore = f" Loading {model_name(previous)} again.", previous
+        fix = (f"the `codellama.{error.setting}` setting" if isinstance(error, SettingError) else
+               "the `codellama.model` setting (a Code Llama directory with tokenizer.model and config.json or "
+               "params.json, or a cached repo id such as codellama/CodeLlama-7b-hf)")
         self.window_show_message(types.ShowMessageParams(
             types.MessageType.Error,
-            f"codellama: could not load {model_name(settings)}: {error}. Fix the `codellama.model` setting (a "
-            "Code Llama directory with tokenizer.model and config.json or params.json, or a cached repo id such "
-            f"as codellama/CodeLlama-7b-hf) and run the `codellama.reloadModel` command.{outcome}"))
+            f"codellama: could not load {model_name(settings)}: {error}. Fix {fix} and run the "
+            f"`codellama.reloadModel` command.{outcome}"))
         return restore
 
     async def _begin_progress(self, token: str, title: str) -> bool:

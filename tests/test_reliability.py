@@ -377,6 +377,25 @@ def test_a_model_that_cannot_infill_is_said_once_and_completes_nothing(tmp_path:
         wire.kill()
 
 
+@pytest.mark.parametrize("options,setting", [
+    ({"backend": "vllm", "ngramCache": "on"}, "ngramCache"),
+    pytest.param({"device": "cuda"}, "device", marks=pytest.mark.skipif(
+        __import__("torch").cuda.is_available(), reason="needs a machine without CUDA")),
+])
+def test_a_load_refused_for_a_setting_names_that_setting(options: dict[str, str], setting: str) -> None:
+    # Before: every failed load said "Fix the `codellama.model` setting (a Code Llama directory ...)", also when the
+    # model was fine and `codellama.device` asked for a GPU this machine does not have.
+    wire = Wire()
+    try:
+        wire.initialize(CAPABILITIES | {"window": {}}, load=True, options={"codellama": options})
+        assert wire.wait_ready()["state"] == "failed"
+        told = [p for p in wire.popups() if "could not load" in p]
+        assert len(told) == 1 and f"Fix the `codellama.{setting}` setting and run" in told[0], wire.popups()
+        assert "codellama.model" not in told[0], told[0]
+    finally:
+        wire.kill()
+
+
 def test_a_settings_warning_is_not_repeated_at_every_unrelated_change() -> None:
     wire = Wire()
     try:
