@@ -7,6 +7,9 @@ NF4 (or FP4) in blocks of 64 weights, with double quantization of the block scal
 
 from __future__ import annotations
 
+import logging
+import sys
+from types import ModuleType
 from typing import Literal
 
 import torch
@@ -19,6 +22,41 @@ CPU_REPACK_ROWS = 32  # bitsandbytes' AVX-512 CPU layout takes output rows in bl
 DOUBLE_QUANT = True  # the fp32 scales are themselves quantized to 8 bits (0.5 -> 0.127 bits per weight)
 
 
+_ABSENT = object()
+
+
+def import_bitsandbytes() -> ModuleType:
+    """bitsandbytes, imported without reaching for the Hugging Face Hub.
+
+    On a CPU with AVX-512 BF16, importing bitsandbytes (0.50 here) asks the `kernels` package (which transformers
+    installs) for a compiled kernel from the Hub repository kernels-community/quantization-bitsandbytes: a
+    request to huggingface.co at every model load and, when it is answered, code downloaded and run, where
+    this project promises that the model is local and nothing is sent anywhere. Whether it fails or `kernels`
+    is absent, bitsandbytes logs a warning that tells the user to install `kernels` or to trust remote code.
+    So `kernels` is hidden while bitsandbytes is imported (its own CPU kernel is used, as without `kernels`),
+    and that warning is dropped. Raises ImportError when bitsandbytes is not installed.
+    """
+    if (loaded := sys.modules.get("bitsandbytes")) is not None:
+        return loaded
+    hidden = sys.modules.get("kernels", _ABSENT)
+    sys.modules["kernels"] = None  # type: ignore[assignment]  # `from kernels import ...` raises ImportError
+    cpu_ops = logging.getLogger("bitsandbytes.backends.cpu.ops")
+
+    def drop(record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Failed to load CPU gemm_4bit_forward from kernels-community")
+
+    cpu_ops.addFilter(drop)
+    try:
+        import bitsandbytes
+    finally:
+        cpu_ops.removeFilter(drop)
+        if hidden is _ABSENT:
+            del sys.modules["kernels"]
+        else:
+            sys.modules["kernels"] = hidden
+    return bitsandbytes
+
+
 def quantized_linear(weight: Tensor, quant: Quant, compute_dtype: torch.dtype, device: torch.device) -> nn.Module:
     """A bias-free Linear holding `weight` (out, in), quantized on `device` (the 16-bit copy is dropped)."""
     out_features, in_features = weight.shape
@@ -27,7 +65,7 @@ def quantized_linear(weight: Tensor, quant: Quant, compute_dtype: torch.dtype, d
         layer.weight = nn.Parameter(weight.to(device=device, dtype=compute_dtype), requires_grad=False)
         return layer
     try:
-        import bitsandbytes as bnb
+        bnb = import_bitsandbytes()
     except ImportError as e:  # pragma: no cover - bitsandbytes is a runtime dependency
         raise RuntimeError(f"--quant {quant} needs bitsandbytes: pip install bitsandbytes ({e})") from e
     # bitsandbytes quantizes when the parameter moves to its device, from the dtype it is given: the compute
@@ -100,7 +138,7 @@ def use_4bit_kernel(model: nn.Module, kernel: str) -> int:
     """
     if kernel not in KERNELS:
         raise ValueError(f"unknown 4-bit kernel {kernel!r}; expected one of {', '.join(KERNELS)}")
-    import bitsandbytes as bnb
+    bnb = import_bitsandbytes()
 
     if kernel == "triton":
         from .kernels.linear4bit import TritonLinear4bit

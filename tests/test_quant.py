@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 from torch import nn
@@ -126,3 +131,26 @@ def test_bitsandbytes_version_is_known() -> None:
     # The CPU 4-bit/8-bit paths above need bitsandbytes' multi-backend support (0.45+ on CPU).
     major, minor = (int(x) for x in bnb.__version__.split(".")[:2])
     assert (major, minor) >= (0, 45), bnb.__version__
+
+
+def test_quantizing_asks_no_hub_for_kernels(tmp_path: Path) -> None:
+    """bitsandbytes, on a CPU with AVX-512 BF16, asks the `kernels` package (installed with transformers) for a
+    kernel from the Hugging Face Hub when it is imported: a network request, and code downloaded and run when it
+    is answered; and it warns about it either way. A stand-in `kernels` records whether it was asked (on a CPU
+    without AVX-512 BF16 bitsandbytes never asks, and this passes either way)."""
+    (tmp_path / "kernels").mkdir()
+    (tmp_path / "kernels" / "__init__.py").write_text(
+        "from pathlib import Path\n"
+        "def get_kernel(repo_id, **kwargs):\n"
+        f"    Path({str(tmp_path / 'asked')!r}).write_text(repo_id)\n"
+        "    raise ValueError('offline')\n")
+    script = ("import logging, torch\n"
+              "logging.basicConfig(level=logging.WARNING)\n"
+              "from model.quant import quantized_linear\n"
+              "layer = quantized_linear(torch.randn(64, 64), 'nf4', torch.float32, torch.device('cpu'))\n"
+              "print(tuple(layer(torch.randn(1, 64)).shape))\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 0 and result.stdout.strip() == "(1, 64)", result.stderr
+    assert not (tmp_path / "asked").exists(), "bitsandbytes asked the Hub for kernels-community's kernel"
+    assert "kernels-community" not in result.stderr, result.stderr
