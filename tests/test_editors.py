@@ -547,8 +547,23 @@ local function settings_again()
   result.after = fim
 end
 
+--- A model that does not load (a `model` setting naming no directory, sent before the server starts): the
+--- statusline says so once the load has ended, instead of "ready".
+local function failed_load()
+  local codellama = require('codellama')
+  codellama.update_settings({ model = vim.env.CODELLAMA_FILE .. '.missing' })
+  vim.cmd.edit(vim.fn.fnameescape(vim.env.CODELLAMA_FILE))
+  pcall(wait_until, 'load ended', 30000, function() return progress_ended end)
+  pcall(wait_until, 'failed', 5000, function() return codellama.statusline() == 'failed' end)
+  result.statusline = codellama.statusline()
+  codellama.update_settings({ model = vim.NIL }) -- the demo model again: its load ends in "ready"
+  codellama.reload()
+  pcall(wait_until, 'ready', 30000, function() return codellama.statusline() == 'ready' end)
+  result.statusline_after_reload = codellama.statusline()
+end
+
 local scenarios = { main = main, bottom = bottom, cycle = cycle, loading = loading, rest_of_line = rest_of_line,
-                    user_keys = user_keys, settings_again = settings_again }
+                    user_keys = user_keys, settings_again = settings_again, failed_load = failed_load }
 co = coroutine.create(function()
   local ok, err = xpcall(scenarios[vim.env.CODELLAMA_SCENARIO], debug.traceback)
   if not ok then result.error = err end
@@ -805,6 +820,14 @@ def test_nvim_asks_again_once_the_model_has_loaded(tmp_path: Path, tiny_model_di
     assert result["loaded_at_insert"] is False, "the model loaded before Insert mode: nothing tested"
     assert result["loaded_when_shown"] is True
     assert result["statusline_after"] == "ready"
+
+
+def test_nvim_statusline_says_when_the_model_failed_to_load(tmp_path: Path, tiny_model_dir: Path) -> None:
+    """Before: statusline() said "ready" once the load had ended, also when it had failed and nothing would ever
+    be suggested (VS Code's status bar shows a warning then)."""
+    result = _run_nvim_driver(tmp_path, tiny_model_dir, SAMPLE, row=1, scenario="failed_load")
+    assert result["statusline"] == "failed", result["steps"]
+    assert result["statusline_after_reload"] == "ready", result["steps"]
 
 
 # Tab-indented: the first probe is the real server's answer (with linePolicy "multi"), whatever the demo model

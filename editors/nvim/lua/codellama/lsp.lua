@@ -9,6 +9,7 @@ M.name = 'codellama'
 ---@class codellama.ClientState
 ---@field loading table<string|integer, true> Work-done progress tokens that have begun but not ended.
 ---@field enabled boolean? Last known value of the server's `enabled` flag.
+---@field failed boolean? Whether the server's last model load failed (its `codellama.status` state).
 
 ---@type table<integer, codellama.ClientState>
 local client_state = {}
@@ -164,8 +165,8 @@ function M.exec(command, arguments, on_result, bufnr)
       if type(enabled) == 'boolean' then
         state_of(client.id).enabled = enabled
       end
-    elseif command == 'codellama.status' and not err and type(result) == 'table' and type(result.enabled) == 'boolean' then
-      state_of(client.id).enabled = result.enabled
+    elseif command == 'codellama.status' and not err then
+      M.note_status(client.id, result)
     end
     if on_result then
       on_result(err, result)
@@ -174,7 +175,23 @@ function M.exec(command, arguments, on_result, bufnr)
   return true
 end
 
---- Short state for statuslines: `""` (no server), `"loading"`, `"off"` or `"ready"`.
+--- Keep what a `codellama.status` result says about the client's server.
+---@param client_id integer
+---@param result any
+function M.note_status(client_id, result)
+  if type(result) ~= 'table' then
+    return
+  end
+  local st = state_of(client_id)
+  if type(result.enabled) == 'boolean' then
+    st.enabled = result.enabled
+  end
+  if type(result.state) == 'string' then
+    st.failed = result.state == 'failed'
+  end
+end
+
+--- Short state for statuslines: `""` (no server), `"loading"`, `"failed"`, `"off"` or `"ready"`.
 ---@param bufnr? integer
 ---@return string
 function M.status_text(bufnr)
@@ -185,6 +202,9 @@ function M.status_text(bufnr)
   local st = state_of(client.id)
   if not client.initialized or next(st.loading) ~= nil then
     return 'loading'
+  end
+  if st.failed then
+    return 'failed'
   end
   local enabled = st.enabled
   if enabled == nil then
@@ -210,8 +230,17 @@ function M.track_progress(group, on_end)
       local token = args.data.params.token
       state_of(client.id).loading[token] = kind == 'begin' or nil
       vim.cmd.redrawstatus({ bang = true })
-      if kind == 'end' and on_end then
-        on_end(client)
+      if kind == 'end' then
+        -- A load ends the same way whether the model loaded or not: the server's status says which.
+        client:request('workspace/executeCommand', { command = 'codellama.status', arguments = {} }, function(err, result)
+          if not err then
+            M.note_status(client.id, result)
+            vim.cmd.redrawstatus({ bang = true })
+          end
+        end)
+        if on_end then
+          on_end(client)
+        end
       end
     end,
   })
