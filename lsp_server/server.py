@@ -176,7 +176,10 @@ class CodeLlamaServer(LanguageServer):
         except Cancelled:  # shutdown or exit: nobody is waiting for this model any more
             return
         except Exception as e:  # a bad path or a broken checkpoint must not take the server down
-            log.exception("model load failed")
+            if isinstance(e, (ValueError, OSError, BackendUnavailable)):  # the checkpoint's or a setting's fault,
+                log.error("model load failed: %s", e)  # which the message names: a traceback says no more
+            else:
+                log.exception("model load failed")
             if progress:
                 self.work_done_progress.end(token, types.WorkDoneProgressEnd(message="failed"))
             if (previous := self._load_failed(settings, e)) is not None:

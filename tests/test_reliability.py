@@ -396,6 +396,20 @@ def test_a_load_refused_for_a_setting_names_that_setting(options: dict[str, str]
         wire.kill()
 
 
+def test_a_model_that_does_not_load_is_logged_in_one_line(tmp_path: Path) -> None:
+    # Before: "model load failed" and a 20-line traceback down to resolve_model_dir, for a mistyped path whose one
+    # line says everything (Neovim logs each stderr line of the server as [ERROR]).
+    wire = Wire()
+    try:
+        wire.initialize(CAPABILITIES | {"window": {}}, load=True,
+                        options={"codellama": {"model": str(tmp_path / "missing")}})
+        assert wire.wait_ready()["state"] == "failed"
+        assert wire.logged(f"model load failed: model directory {tmp_path / 'missing'} does not exist"), wire.log()
+        assert "Traceback" not in wire.log(), wire.log()
+    finally:
+        wire.kill()
+
+
 def test_a_settings_warning_is_not_repeated_at_every_unrelated_change() -> None:
     wire = Wire()
     try:
