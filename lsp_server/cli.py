@@ -221,14 +221,27 @@ def main(argv: list[str] | None = None) -> None:
     run_command(lambda: _main(sys.argv[1:] if argv is None else argv))
 
 
+def _command(argv: list[str]) -> int | None:
+    """Where the subcommand's name is in `argv`: the first argument that is neither an option nor the value of
+    `--log-level` (the one top-level option that takes one); None when there is none."""
+    for i, arg in enumerate(argv):
+        if not arg.startswith("-") and (i == 0 or argv[i - 1] != "--log-level"):
+            return i
+    return None
+
+
 def _main(argv: list[str]) -> int | None:
     p = build_parser()
-    command = next((a for a in argv if not a.startswith("-")), None)
-    if command in PASSTHROUGH:
+    at = _command(argv)
+    if at is not None and argv[at] in PASSTHROUGH:
         import importlib
-        logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+        command = argv[at]
+        # The options before the command are the top-level ones: --log-level (checked), --version, --help.
+        top = argparse.ArgumentParser(prog="codellama-lsp", add_help=False)
+        top.add_argument("--log-level", type=log_level, default="WARNING")
+        logging.basicConfig(level=top.parse_known_args(argv[:at])[0].log_level, stream=sys.stderr)
         try:  # its exit status is main()'s answer (bench fails with 1 when a side failed)
-            return importlib.import_module(PASSTHROUGH[command][0]).main(argv[argv.index(command) + 1:])
+            return importlib.import_module(PASSTHROUGH[command][0]).main(argv[at + 1:])
         except (ValueError, FileNotFoundError, BackendUnavailable) as e:  # a bad --device, --model, --init
             raise SystemExit(f"codellama-lsp {command}: {e}") from e
     args = p.parse_args(argv)

@@ -76,6 +76,17 @@ def test_a_bad_log_level_is_a_usage_error(args: tuple[str, ...]) -> None:
     assert "--log-level" in last and "expected one of DEBUG, INFO, WARNING, ERROR" in last, last
 
 
+@pytest.mark.parametrize("before", [("--log-level", "INFO"), ("--log-level=INFO",)])
+def test_the_log_level_before_a_passthrough_command_leaves_it_its_flags(before: tuple[str, ...]) -> None:
+    # Before: `--log-level INFO eval --cases 0` took "INFO" for the command, and argparse then said
+    # "unrecognized arguments: --cases 0" about one of eval's own flags.
+    result = codellama(*before, "eval", "--cases", "0", timeout=60)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.strip().splitlines()[-1].endswith("must be at least 1, not 0"), result.stderr
+    bad = codellama("--log-level", "loud", "eval", "--cases", "0", timeout=60)
+    assert bad.returncode == 2 and "expected one of DEBUG, INFO, WARNING, ERROR, not 'loud'" in bad.stderr
+
+
 def test_the_log_level_is_taken_in_any_case() -> None:
     from lsp_server.cli import build_parser
 
