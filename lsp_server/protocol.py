@@ -101,9 +101,14 @@ class CodeLlamaProtocol(LanguageServerProtocol):
 
     def __init__(self, server: Any, converter: cattrs.Converter) -> None:
         super().__init__(server, converter)
-        # The server keeps the open documents itself (documents.py): pygls' copies would split lines with
-        # str.splitlines and apply edits at the wrong place after a form feed or U+2028.
-        for method in (types.TEXT_DOCUMENT_DID_OPEN, types.TEXT_DOCUMENT_DID_CHANGE, types.TEXT_DOCUMENT_DID_CLOSE):
+        # The server keeps the open documents and notebooks itself (documents.py): pygls' copies would split
+        # lines with str.splitlines and apply edits at the wrong place after a form feed or U+2028. Its
+        # notebook handlers must go too: they run before ours with the same params, and pygls' position
+        # conversion moves a position past its line's end in place (to one before the end, by its lines),
+        # so our copy of a cell then took the edit at the wrong place.
+        for method in (types.TEXT_DOCUMENT_DID_OPEN, types.TEXT_DOCUMENT_DID_CHANGE, types.TEXT_DOCUMENT_DID_CLOSE,
+                       types.NOTEBOOK_DOCUMENT_DID_OPEN, types.NOTEBOOK_DOCUMENT_DID_CHANGE,
+                       types.NOTEBOOK_DOCUMENT_DID_CLOSE):
             self.fm.builtin_features.pop(method, None)
         self.initialize_received = False
         self.exit_code: int | None = None  # set by the exit notification: 0 after shutdown, 1 without

@@ -191,6 +191,32 @@ def test_a_request_answers_for_the_document_as_it_was_when_asked(server: Wire, m
     assert code_action(server, uri, 2)  # version 2 is what the server has now
 
 
+def test_a_notebook_cell_edit_past_its_line_end_lands_where_the_client_puts_it(server: Wire) -> None:
+    """A cell edit at a position past its line's end is made at the line's end, as in any document (pygls'
+    own notebook bookkeeping once moved the position in place, one before the end, before ours read it),
+    and notebook notifications about a notebook that is not open cost nothing but a warning."""
+    server.wait_ready()
+    book, cell = "file:///work/book.ipynb", "vscode-notebook-cell:/work/book.ipynb#C1"
+    server.notify("notebookDocument/didOpen", {
+        "notebookDocument": {"uri": book, "notebookType": "jupyter-notebook", "version": 1,
+                             "cells": [{"kind": 2, "document": cell}]},
+        "cellTextDocuments": [{"uri": cell, "languageId": "python", "version": 1, "text": "ab"}]})
+    past = {"line": 0, "character": 9}  # "ab" has 2: the client inserts at its end, giving "ab\n\n\nz"
+    server.notify("notebookDocument/didChange", {
+        "notebookDocument": {"uri": book, "version": 2}, "change": {"cells": {"textContent": [
+            {"document": {"uri": cell, "version": 2}, "changes": [{"range": {"start": past, "end": past},
+                                                                   "text": "\n\n\nz"}]}]}}})
+    found = items(server.call("textDocument/inlineCompletion", {
+        "textDocument": {"uri": cell}, "position": {"line": 3, "character": 9}, "context": {"triggerKind": 1}}, 60))
+    assert found and all(i["range"]["start"] == {"line": 3, "character": 1} for i in found), found  # after "z"
+    server.notify("notebookDocument/didClose", {"notebookDocument": {"uri": book},
+                                                "cellTextDocuments": [{"uri": cell}]})
+    server.notify("notebookDocument/didChange", {"notebookDocument": {"uri": book, "version": 3},
+                                                 "change": {"cells": {"data": []}}})
+    assert status(server)["state"] == "ready"
+    assert " ERROR " not in server.log() and "Traceback" not in server.log(), server.log()[-2000:]
+
+
 @pytest.mark.parametrize("line_break", ["\r\n", "\r"])
 def test_completion_items_are_labelled_with_a_first_line_in_any_line_break(server: Wire, line_break: str) -> None:
     """A multi-line suggestion's lines end as the document's do; its menu label and filter text are its first
