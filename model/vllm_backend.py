@@ -20,6 +20,8 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, NoReturn
@@ -323,14 +325,19 @@ class VllmBackend:
         While the server works on the request (queued behind other clients, prefilling), no token comes to
         check `cancel` and the deadline after: a watcher does, and ends the wait by shutting the connection
         down, which also tells vLLM to abort the request. The wait for the answer's headers (vLLM sends them
-        before it queues the request) is bounded by the timeout alone."""
+        before it queues the request; a busy server or a proxy's queue may not) ends when cancelled
+        (send_cancellable), at the deadline or at the timeout."""
         self._check_retry()
         # Waiting for a token ends at the deadline: a slow server is not an outage, just too late.
         remaining = None if deadline is None else deadline - time.monotonic()
         read = self.timeout if remaining is None else max(0.001, min(self.timeout, remaining))
         try:
-            with self._http.stream("POST", "/v1/completions", json=body,
-                                   timeout=httpx.Timeout(self.timeout, read=read)) as response:
+            request = self._http.build_request("POST", "/v1/completions", json=body,
+                                               timeout=httpx.Timeout(self.timeout, read=read))
+            response = send_cancellable(self._http, request, cancel)
+            if response is None:  # cancelled before the server answered
+                return
+            try:
                 if response.status_code != 200:
                     response.read()
                     raise BackendUnavailable(http_error(response.status_code, response.text))
@@ -343,6 +350,8 @@ class VllmBackend:
                         if watcher.interrupted:  # shut down here (cancelled, or out of time), which can
                             return  # read as a broken connection or as a stream cut before [DONE]
                         raise
+            finally:
+                response.close()  # a stream left early: its connection closes, vLLM aborts the request
         except httpx.ReadTimeout:
             if deadline is not None and time.monotonic() >= deadline - 0.001:
                 return
@@ -477,6 +486,39 @@ class _Watcher:
                     except OSError:  # already closed
                         pass
                 return
+
+
+def send_cancellable(client: httpx.Client, request: httpx.Request, cancel: Callable[[], bool]
+                     ) -> httpx.Response | None:
+    """`client`'s streamed response to `request`; None once `cancel()` turns true before its headers came.
+
+    Until the headers come there is no socket to shut down (_Watcher), and a server that holds them back
+    (busy, or a proxy queueing requests) would hold the model thread for up to the timeout: every request
+    queued behind one the user no longer wants, and the process's exit, would wait as long. So the request
+    is sent on a daemon thread, checked every WATCH_S; a response that comes after the caller left is
+    closed unread, which makes vLLM abort the request, and a failure then is nobody's (the next request
+    meets the outage itself)."""
+    answer: Future[httpx.Response] = Future()
+
+    def send() -> None:
+        try:
+            answer.set_result(client.send(request, stream=True))
+        except BaseException as e:  # raised in the caller's thread, if it still waits
+            answer.set_exception(e)
+
+    threading.Thread(target=send, name="vllm-send", daemon=True).start()
+    while True:
+        try:
+            return answer.result(WATCH_S)
+        except FutureTimeout:
+            if cancel():
+                answer.add_done_callback(_close_unread)
+                return None
+
+
+def _close_unread(answer: Future[httpx.Response]) -> None:
+    if answer.exception() is None:
+        answer.result().close()
 
 
 class _Refused(BackendUnavailable):

@@ -23,6 +23,7 @@ from model.tokenizer import Tokenizer
 from model.vllm_backend import (IncompatibleModel, VllmBackend, completion_body, event_tokens, http_error,
                                 pick_model, ranked_tokens, sse_events, sse_lines)
 from tests.vllm_server import free_port
+from tests.wire import Wire
 
 
 def test_completion_body_sends_token_ids_and_asks_for_token_ids_back() -> None:
@@ -150,6 +151,7 @@ class FakeVllm(BaseHTTPRequestHandler):
     tokenizer: Tokenizer
     stream: list[str] | None = None
     page: bytes | None = None
+    stall = False  # a busy server or a proxy's queue: no answer to a streamed request, not even its headers
     keys: list[str] = []
     disconnected = threading.Event()
 
@@ -179,6 +181,10 @@ class FakeVllm(BaseHTTPRequestHandler):
             return self.answer(400, b'{"error": {"message": "out of vocabulary"}}')
         if not body.get("stream"):
             return self.answer(200, b'{"choices": [{"text": "x"}]}')
+        if self.stall:
+            if self.rfile.read(1) == b"":  # returns when the client closes the connection
+                FakeVllm.disconnected.set()
+            return
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.end_headers()  # no length, no chunks: the body ends when the connection does
@@ -198,7 +204,7 @@ class FakeVllm(BaseHTTPRequestHandler):
 @pytest.fixture
 def fake_vllm(tiny_model_dir: Path) -> Iterator[str]:
     FakeVllm.tokenizer = Tokenizer(tiny_model_dir / "tokenizer.model")
-    FakeVllm.stream, FakeVllm.page, FakeVllm.keys = None, None, []
+    FakeVllm.stream, FakeVllm.page, FakeVllm.keys, FakeVllm.stall = None, None, [], False
     FakeVllm.disconnected = threading.Event()
     server = ThreadingHTTPServer(("127.0.0.1", 0), FakeVllm)
     server.daemon_threads = True
@@ -281,6 +287,37 @@ def test_a_wait_for_the_next_token_ends_when_cancelled_or_out_of_time(fake_vllm:
     assert time.monotonic() - t0 < 1.5
     assert FakeVllm.disconnected.wait(2)  # the server saw the stream closed: vLLM aborts the request
     assert backend.describe()["health"] == "ok"
+
+
+def test_a_wait_for_the_answers_headers_ends_when_cancelled(fake_vllm: str, tiny_model_dir: Path) -> None:
+    FakeVllm.stall = True
+    backend = VllmBackend(fake_vllm, Tokenizer(tiny_model_dir / "tokenizer.model"), timeout=30)
+    backend.connect()
+    t0 = time.monotonic()
+    gen = backend.generate([1, 5, 6], max_new_tokens=8, cancel=lambda: time.monotonic() > t0 + 0.3)
+    assert (gen.tokens, gen.stop_reason) == ([], "cancel")
+    assert time.monotonic() - t0 < 1.5  # not the 30 s timeout, which held the model thread and the exit
+    assert backend.describe()["health"] == "ok"
+
+
+def test_the_server_exits_promptly_while_a_completion_waits_for_vllms_answer(fake_vllm: str) -> None:
+    """shutdown and exit while vLLM has not even answered a completion's request (its headers): the model
+    thread leaves the wait, and the process exits, without waiting out remoteTimeoutMs."""
+    FakeVllm.stall = True
+    wire = Wire()
+    try:
+        wire.initialize({}, load=True, options={"backend": "vllm", "remoteUrl": fake_vllm, "remoteTimeoutMs": 30_000})
+        assert wire.wait_ready()["state"] == "ready"
+        wire.open("file:///work/stall.py", "def add(a, b):\n    return \n")
+        wire.request("textDocument/inlineCompletion", {"textDocument": {"uri": "file:///work/stall.py"},
+                                                       "position": {"line": 1, "character": 11},
+                                                       "context": {"triggerKind": 1}})  # invoked: no deadline
+        time.sleep(0.5)  # the request is on its way to the stalled server
+        t0 = time.monotonic()
+        assert wire.stop(timeout=40) == 0
+        assert time.monotonic() - t0 < 15, time.monotonic() - t0
+    finally:
+        wire.kill()
 
 
 def test_a_shutdown_while_connecting_does_not_wait_for_the_server(tiny_model_dir: Path) -> None:
