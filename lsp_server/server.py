@@ -254,6 +254,12 @@ class CodeLlamaServer(LanguageServer):
             return dataclasses.replace(doc)
         return await read_document(uri, self.documents.encoding)
 
+    def close_document(self, uri: str) -> None:
+        """Forget the open document `uri`. A suggestion being generated for it can be shown nowhere: it is
+        cancelled, so that the model thread is free for the next request."""
+        self.documents.close(uri)
+        self.worker.cancel(uri)
+
     # -- completions ------------------------------------------------------------------------------------
     def serves(self, doc: Document) -> bool:
         """Whether to offer completions and the docstring action in `doc`: on, not a disabled language, and
@@ -505,7 +511,7 @@ def create_server(settings: Settings) -> CodeLlamaServer:
         # untitled buffer's: closed, its text (a scratch the user threw away) exists nowhere any more.
         if not params.text_document.uri.startswith("file:"):
             ls.extra.forget(params.text_document.uri)
-        ls.documents.close(params.text_document.uri)
+        ls.close_document(params.text_document.uri)
 
     # Notebooks: their cells are open documents, and the notebook says in which order they come.
     @ls.feature(types.NOTEBOOK_DOCUMENT_DID_OPEN)
@@ -522,7 +528,7 @@ def create_server(settings: Settings) -> CodeLlamaServer:
             for item in structure.did_open or ():
                 ls.documents.open(item)
             for gone in structure.did_close or ():
-                ls.documents.close(gone.uri)
+                ls.close_document(gone.uri)
         ls.notebooks.change(params.notebook_document.uri, structure, cells.data or ())
         for content in cells.text_content or ():
             ls.documents.change(types.DidChangeTextDocumentParams(content.document, content.changes))
@@ -531,7 +537,7 @@ def create_server(settings: Settings) -> CodeLlamaServer:
     def notebook_did_close(ls: CodeLlamaServer, params: types.DidCloseNotebookDocumentParams) -> None:
         ls.notebooks.close(params.notebook_document.uri)
         for cell in params.cell_text_documents:
-            ls.documents.close(cell.uri)
+            ls.close_document(cell.uri)
 
     @ls.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
     async def inline_completion(ls: CodeLlamaServer, params: types.InlineCompletionParams

@@ -101,6 +101,12 @@ class ModelWorker:
 
         return self._executor.submit(run), flag
 
+    def cancel(self, key: str) -> None:
+        """Cancel the job of `key`, queued or running, if there is one."""
+        with self._lock:
+            if (job := self._latest.get(key)) is not None:
+                job.set()
+
     async def run(self, key: str, job: Callable[[Backend, CancelFlag], T]) -> T:
         """Submit and await; cancelling the awaiting task (e.g. $/cancelRequest) cancels the job."""
         future, flag = self.submit(key, job)

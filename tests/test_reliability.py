@@ -217,6 +217,20 @@ def test_a_notebook_cell_edit_past_its_line_end_lands_where_the_client_puts_it(s
     assert " ERROR " not in server.log() and "Traceback" not in server.log(), server.log()[-2000:]
 
 
+def test_closing_a_document_stops_the_suggestion_being_generated_for_it(server: Wire) -> None:
+    """didClose right behind a completion request for the document: the generation stops (it can be shown
+    nowhere, and the next request would wait for it) and the request is answered with no suggestion."""
+    server.wait_ready()
+    uri = "file:///work/closed_while_generating.py"
+    server.open(uri, "def add(a, b):\n    return ")
+    asked = {"textDocument": {"uri": uri}, "position": {"line": 1, "character": 11}, "context": {"triggerKind": 1}}
+    msg_id = server.request_then("textDocument/inlineCompletion", asked,
+                                 ("textDocument/didClose", {"textDocument": {"uri": uri}}))
+    assert items(server.response(msg_id)) == []
+    server.open(uri, "def add(a, b):\n    return ")  # open again, the same request is answered
+    assert items(server.call("textDocument/inlineCompletion", asked))
+
+
 @pytest.mark.parametrize("line_break", ["\r\n", "\r"])
 def test_completion_items_are_labelled_with_a_first_line_in_any_line_break(server: Wire, line_break: str) -> None:
     """A multi-line suggestion's lines end as the document's do; its menu label and filter text are its first
