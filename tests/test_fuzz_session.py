@@ -43,7 +43,6 @@ from tests.wire import Wire
 _SESSIONS = int(os.environ.get("CODELLAMA_FUZZ_SESSIONS", "0"))
 RUN = ({"max_examples": _SESSIONS, "derandomize": False, "phases": [Phase.explicit, Phase.generate]} if _SESSIONS
        else {"max_examples": 6, "derandomize": True})
-NOTEBOOKS = bool(os.environ.get("CODELLAMA_FUZZ_NOTEBOOKS"))
 REPLY_S = 60  # "still answering", generously: a loaded CI machine must never fail this
 CANCELLED = -32800
 # Deterministic answers: no other files in the prompt, no wall-clock cut; short completions of several lines.
@@ -279,9 +278,7 @@ class Session(RuleBasedStateMachine):
         return {"kind": 2 if code else 1, "document": uri}, {"uri": uri, "languageId": language, "version": 1,
                                                              "text": text}
 
-    # Not a rule yet: one derandomized session with a notebook cell fails (a completion's range in a cell is
-    # not at the cursor) and is not understood yet; CODELLAMA_FUZZ_NOTEBOOKS=1 makes it one.
-    @(rule(cells=st.lists(st.tuples(texts, st.booleans()), min_size=1, max_size=3)) if NOTEBOOKS else lambda f: f)
+    @rule(cells=st.lists(st.tuples(texts, st.booleans()), min_size=1, max_size=3))
     def open_notebook(self, cells: list[tuple[str, bool]]) -> None:
         if self.cells:
             return
