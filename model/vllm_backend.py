@@ -24,7 +24,7 @@ from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import httpx
 
@@ -40,6 +40,7 @@ RANKED_LOGPROBS = 20
 API_KEY_ENV = "CODELLAMA_API_KEY"
 # How often a wait for the server's next token checks whether it was cancelled or is out of time.
 WATCH_S = 0.02
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -191,6 +192,8 @@ class VllmBackend:
         headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
         self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
         self._served: ServedModel | None = None  # set once the server's model is checked; None after a failure
+        self._checking: Future[ServedModel] | None = None  # the check under way for a request (_ready_unless)
+        self._checking_lock = threading.Lock()
         self.error: str | None = None  # why the server is unreachable, while it is
         self._retry_at = 0.0
 
@@ -220,14 +223,16 @@ class VllmBackend:
         if max_new_tokens < 1:
             raise ValueError(f"max_new_tokens must be at least 1, not {max_new_tokens}")
         t0 = time.perf_counter()
-        served = self._ready()
+        cancel = cancel or (lambda: False)
+        served = self._ready_unless(cancel)
+        if served is None:  # cancelled while the server was being reached
+            return Generation([], "", "cancel", Timings(prompt_tokens=len(prompt)))
         if len(prompt) >= self.context_length:
             raise ValueError(f"prompt of {len(prompt)} tokens does not fit the context of {self.context_length}")
         timings = Timings(prompt_tokens=len(prompt))
         budget = min(max_new_tokens, self.context_length - len(prompt))
         heal = Constraint(self.pieces, constraint) if constraint else None
         exhausted = "max_tokens" if budget == max_new_tokens else "context"
-        cancel = cancel or (lambda: False)
         source = self._tokens(served.name, prompt, budget, temperature, top_p, heal, deadline, first_rank, cancel)
         try:
             tokens, text, reason = take_tokens(
@@ -377,6 +382,18 @@ class VllmBackend:
                 self.context_length = min(self._configured_context, served.max_model_len)
         return self._served
 
+    def _ready_unless(self, cancel: Callable[[], bool]) -> ServedModel | None:
+        """As _ready, None once `cancel()` turns true first. After an outage the check waits on the server (up
+        to the timeout per request it makes); it runs on a daemon thread, one at a time, that a cancelled
+        request leaves to finish (the next request waits for the same check rather than start another)."""
+        if (served := self._served) is not None:
+            return served
+        with self._checking_lock:
+            if self._checking is None or self._checking.done():
+                self._checking = in_thread(self._ready, "vllm-check")
+            checking = self._checking
+        return wait_cancellable(checking, cancel)
+
     def _check_vocabulary(self, model: str) -> None:
         """Refuse a model whose vocabulary is not our tokenizer's: same size, same infilling pieces."""
         tok = self.tokenizer
@@ -488,6 +505,31 @@ class _Watcher:
                 return
 
 
+def in_thread(call: Callable[[], T], name: str) -> Future[T]:
+    """`call()` run on a daemon thread (which never holds the process's exit), as a future."""
+    answer: Future[T] = Future()
+
+    def run() -> None:
+        try:
+            answer.set_result(call())
+        except BaseException as e:  # raised in the thread that waits for it, if one still does
+            answer.set_exception(e)
+
+    threading.Thread(target=run, name=name, daemon=True).start()
+    return answer
+
+
+def wait_cancellable(answer: Future[T], cancel: Callable[[], bool]) -> T | None:
+    """`answer`'s result (or its exception raised); None once `cancel()` turns true first, checked every
+    WATCH_S."""
+    while True:
+        try:
+            return answer.result(WATCH_S)
+        except FutureTimeout:
+            if cancel():
+                return None
+
+
 def send_cancellable(client: httpx.Client, request: httpx.Request, cancel: Callable[[], bool]
                      ) -> httpx.Response | None:
     """`client`'s streamed response to `request`; None once `cancel()` turns true before its headers came.
@@ -495,25 +537,13 @@ def send_cancellable(client: httpx.Client, request: httpx.Request, cancel: Calla
     Until the headers come there is no socket to shut down (_Watcher), and a server that holds them back
     (busy, or a proxy queueing requests) would hold the model thread for up to the timeout: every request
     queued behind one the user no longer wants, and the process's exit, would wait as long. So the request
-    is sent on a daemon thread, checked every WATCH_S; a response that comes after the caller left is
-    closed unread, which makes vLLM abort the request, and a failure then is nobody's (the next request
-    meets the outage itself)."""
-    answer: Future[httpx.Response] = Future()
-
-    def send() -> None:
-        try:
-            answer.set_result(client.send(request, stream=True))
-        except BaseException as e:  # raised in the caller's thread, if it still waits
-            answer.set_exception(e)
-
-    threading.Thread(target=send, name="vllm-send", daemon=True).start()
-    while True:
-        try:
-            return answer.result(WATCH_S)
-        except FutureTimeout:
-            if cancel():
-                answer.add_done_callback(_close_unread)
-                return None
+    is sent on a daemon thread; a response that comes after the caller left is closed unread, which makes
+    vLLM abort the request, and a failure then is nobody's (the next request meets the outage itself)."""
+    answer = in_thread(lambda: client.send(request, stream=True), "vllm-send")
+    response = wait_cancellable(answer, cancel)
+    if response is None:
+        answer.add_done_callback(_close_unread)
+    return response
 
 
 def _close_unread(answer: Future[httpx.Response]) -> None:

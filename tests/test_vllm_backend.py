@@ -300,6 +300,21 @@ def test_a_wait_for_the_answers_headers_ends_when_cancelled(fake_vllm: str, tiny
     assert backend.describe()["health"] == "ok"
 
 
+def test_a_check_of_a_server_that_never_answers_ends_when_cancelled(tiny_model_dir: Path) -> None:
+    with socket.socket() as silent:  # accepts connections (the kernel's backlog), never reads or writes
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        # Never reached yet (or back after an outage): checked first, on the first request.
+        backend = VllmBackend(url, Tokenizer(tiny_model_dir / "tokenizer.model"), timeout=30)
+        for _ in range(2):  # the second waits for the check the first left running
+            t0 = time.monotonic()
+            gen = backend.generate([1, 5, 6], max_new_tokens=8, cancel=lambda: time.monotonic() > t0 + 0.3)
+            assert (gen.tokens, gen.stop_reason) == ([], "cancel")
+            assert time.monotonic() - t0 < 1.5  # not the 30 s timeout
+        assert sum(t.name == "vllm-check" for t in threading.enumerate()) == 1
+
+
 def test_the_server_exits_promptly_while_a_completion_waits_for_vllms_answer(fake_vllm: str) -> None:
     """shutdown and exit while vLLM has not even answered a completion's request (its headers): the model
     thread leaves the wait, and the process exits, without waiting out remoteTimeoutMs."""
