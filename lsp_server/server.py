@@ -237,6 +237,8 @@ class CodeLlamaServer(LanguageServer):
             "state": self.worker.state, "error": self.worker.error, "enabled": self.enabled,
             "model": self.settings.model or "embedded demo",
             "loaded": (self.loaded.model or "embedded demo") if self.loaded and engine else None,
+            # False for a loaded model that cannot fill in the middle (its reason in "error"): editors say so.
+            "infilling": self.cannot_infill() is None if engine else None,
             "device": engine.describe()["device"] if engine else None,
             "memory_mib": round(engine.memory_bytes() / 2**20, 1) if engine else None,
             "context_length": engine.context_length if engine else None,

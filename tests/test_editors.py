@@ -547,11 +547,12 @@ local function settings_again()
   result.after = fim
 end
 
---- A model that does not load (a `model` setting naming no directory, sent before the server starts): the
---- statusline says so once the load has ended, instead of "ready".
+--- A model that does not load (a `model` setting naming no directory, sent before the server starts), or one
+--- that loads but cannot fill in the middle ($CODELLAMA_BAD_MODEL): the statusline says so once the load has
+--- ended, instead of "ready".
 local function failed_load()
   local codellama = require('codellama')
-  codellama.update_settings({ model = vim.env.CODELLAMA_FILE .. '.missing' })
+  codellama.update_settings({ model = vim.env.CODELLAMA_BAD_MODEL or (vim.env.CODELLAMA_FILE .. '.missing') })
   vim.cmd.edit(vim.fn.fnameescape(vim.env.CODELLAMA_FILE))
   pcall(wait_until, 'load ended', 30000, function() return progress_ended end)
   pcall(wait_until, 'failed', 5000, function() return codellama.statusline() == 'failed' end)
@@ -826,6 +827,18 @@ def test_nvim_statusline_says_when_the_model_failed_to_load(tmp_path: Path, tiny
     """Before: statusline() said "ready" once the load had ended, also when it had failed and nothing would ever
     be suggested (VS Code's status bar shows a warning then)."""
     result = _run_nvim_driver(tmp_path, tiny_model_dir, SAMPLE, row=1, scenario="failed_load")
+    assert result["statusline"] == "failed", result["steps"]
+    assert result["statusline_after_reload"] == "ready", result["steps"]
+
+
+def test_nvim_statusline_says_when_the_model_cannot_infill(tmp_path: Path, tiny_model_dir: Path) -> None:
+    """Code Llama - Python loads but can never suggest anything: the statusline said "ready"."""
+    from tests.tiny import make_checkpoint, make_plain_tokenizer
+
+    (tmp_path / "python-variant").mkdir()
+    model = make_checkpoint(tmp_path / "python-variant", make_plain_tokenizer(tmp_path / "plain.model"))
+    result = _run_nvim_driver(tmp_path, tiny_model_dir, SAMPLE, row=1, scenario="failed_load",
+                              CODELLAMA_BAD_MODEL=str(model))
     assert result["statusline"] == "failed", result["steps"]
     assert result["statusline_after_reload"] == "ready", result["steps"]
 

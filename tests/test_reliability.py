@@ -381,27 +381,16 @@ def test_the_server_exits_promptly_while_a_model_is_loading(ending: str) -> None
 
 
 def test_a_model_that_cannot_infill_is_said_once_and_completes_nothing(tmp_path: Path) -> None:
-    import io
+    from tests.tiny import make_checkpoint, make_plain_tokenizer
 
-    import sentencepiece as spm
-
-    from model.tokenizer import SENTINEL
-    from tests.tiny import corpus, make_checkpoint
-
-    plain = io.BytesIO()  # a vocabulary without ▁<PRE>, ▁<SUF>, ▁<MID>, ▁<EOT>, as Code Llama - Python's
-    spm.SentencePieceTrainer.train(
-        sentence_iterator=(line for text in corpus(10) for line in text.splitlines() if line.strip()),
-        model_writer=plain, model_type="bpe", vocab_size=400, byte_fallback=True, user_defined_symbols=[SENTINEL],
-        unk_id=0, bos_id=1, eos_id=2, pad_id=-1, normalization_rule_name="identity", remove_extra_whitespaces=False,
-        num_threads=1, minloglevel=2)
-    (tmp_path / "plain.model").write_bytes(plain.getvalue())
     (tmp_path / "python-variant").mkdir()
-    model = make_checkpoint(tmp_path / "python-variant", tmp_path / "plain.model")
+    model = make_checkpoint(tmp_path / "python-variant", make_plain_tokenizer(tmp_path / "plain.model"))
     wire = Wire("--model", str(model))
     try:
         wire.initialize(CAPABILITIES | {"workspace": {"applyEdit": True}, "window": {}}, load=True)
         now = wire.wait_ready()
         assert now["state"] == "ready" and "has no infilling pieces" in now["error"], now
+        assert now["infilling"] is False, now  # what the editors' status shows
         uri = "file:///work/no_fim.py"
         wire.open(uri, "def square(x):\n    return \n\n\ndef scale(points, factor):\n    pass\n")
         for _ in range(3):

@@ -24,6 +24,23 @@ def make_tokenizer(path: Path, vocab_size: int = 512, fim_as: str = "user_define
     return train_tokenizer(corpus(), path, vocab_size, fim_as=fim_as)
 
 
+def make_plain_tokenizer(path: Path) -> Path:
+    """A vocabulary without ▁<PRE>, ▁<SUF>, ▁<MID>, ▁<EOT>, as Code Llama - Python's: it cannot fill in the middle."""
+    import io
+
+    import sentencepiece as spm
+
+    from model.tokenizer import SENTINEL
+    plain = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=(line for text in corpus(10) for line in text.splitlines() if line.strip()),
+        model_writer=plain, model_type="bpe", vocab_size=400, byte_fallback=True, user_defined_symbols=[SENTINEL],
+        unk_id=0, bos_id=1, eos_id=2, pad_id=-1, normalization_rule_name="identity", remove_extra_whitespaces=False,
+        num_threads=1, minloglevel=2)
+    path.write_bytes(plain.getvalue())
+    return path
+
+
 def tiny_args(vocab_size: int, *, gqa: bool = False, layers: int = 2) -> ModelArgs:
     # hidden_dim as Meta's formula gives for dim 64, multiple_of 32: int(2 * 256 / 3) = 170 -> 192
     return ModelArgs(dim=64, n_layers=layers, n_heads=4, n_kv_heads=2 if gqa else 4, vocab_size=vocab_size,

@@ -11,7 +11,7 @@ export const CMD_TOGGLE = 'codellama.toggle';
 export const CMD_RESTART = 'codellama.restartServer';
 
 type ClientState = 'starting' | 'running' | 'stopped';
-type UiState = 'starting' | 'loading' | 'ready' | 'off' | 'failed' | 'error';
+type UiState = 'starting' | 'loading' | 'ready' | 'off' | 'failed' | 'no-infilling' | 'error';
 
 export class StatusBar implements vscode.Disposable {
   private readonly item: vscode.StatusBarItem;
@@ -21,6 +21,8 @@ export class StatusBar implements vscode.Disposable {
   /** The model `state` of the last `codellama.status`: idle | loading | ready | failed; unknown until asked. */
   private modelState: string | undefined;
   private modelError: string | undefined;
+  /** false: the model loaded but cannot fill in the middle (Code Llama - Python), so nothing is ever suggested. */
+  private infilling: boolean | undefined;
   private details: Record<string, unknown> | undefined;
   private stopReason: string | undefined;
   enabled: boolean;
@@ -41,7 +43,7 @@ export class StatusBar implements vscode.Disposable {
   starting(): void {
     this.clientState = 'starting';
     this.activeProgress = 0;
-    this.modelState = this.modelError = this.details = this.stopReason = undefined;
+    this.modelState = this.modelError = this.infilling = this.details = this.stopReason = undefined;
     this.render();
   }
 
@@ -86,6 +88,7 @@ export class StatusBar implements vscode.Disposable {
     if (typeof status.state === 'string') {
       this.modelState = status.state;
       this.modelError = typeof status.error === 'string' ? status.error : undefined;
+      this.infilling = typeof status.infilling === 'boolean' ? status.infilling : undefined;
       this.details = status;
     }
     this.render();
@@ -100,6 +103,9 @@ export class StatusBar implements vscode.Disposable {
     }
     if (this.modelState === 'failed') {
       return 'failed';
+    }
+    if (this.infilling === false) {
+      return 'no-infilling';
     }
     return this.enabled ? 'ready' : 'off';
   }
@@ -131,6 +137,11 @@ export class StatusBar implements vscode.Disposable {
         item.tooltip =
           `Code Llama: the model failed to load${this.modelError ? `: ${this.modelError}` : ''} ` +
           '(fix "codellama.model", then run "Code Llama: Reload Model")';
+        item.backgroundColor = new vscode.ThemeColor('statusBarItem.warningBackground');
+        break;
+      case 'no-infilling':
+        item.text = '$(warning) Code Llama';
+        item.tooltip = `Code Llama: ${this.modelError ?? 'the model cannot fill in the middle'} (choose a base or Instruct model in "codellama.model", then run "Code Llama: Reload Model")`;
         item.backgroundColor = new vscode.ThemeColor('statusBarItem.warningBackground');
         break;
       case 'error':

@@ -187,7 +187,8 @@ function M.note_status(client_id, result)
     st.enabled = result.enabled
   end
   if type(result.state) == 'string' then
-    st.failed = result.state == 'failed'
+    -- A model that loaded but cannot fill in the middle (Code Llama - Python) will never suggest anything.
+    st.failed = result.state == 'failed' or result.infilling == false
   end
 end
 
