@@ -1,8 +1,9 @@
 """Build a Transformer from a checkpoint directory, streaming and quantizing one tensor at a time.
 
-The model is created on the meta device (no memory); each checkpoint tensor is read (mmap / safetensors),
-shape-checked, moved to the target device and, for Linear layers, quantized right away. Peak device memory
-stays near the final footprint: a 7B model in NF4 never holds its 13.5 GB of fp16 weights.
+Every tensor's shape is first checked against the config from the files' headers. The model is created on
+the meta device (no memory); each checkpoint tensor is then read (mmap / safetensors), moved to the target
+device and, for Linear layers, quantized right away. Peak device memory stays near the final footprint:
+a 7B model in NF4 never holds its 13.5 GB of fp16 weights.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from .checkpoint import CheckpointError, checkpoint_shapes, open_checkpoint, resolve_model_dir
+from .checkpoint import CheckpointError, check_shapes, checkpoint_shapes, open_checkpoint, resolve_model_dir
 from .llama import FUSED, Transformer
 from .quant import KERNELS, QUANTS, Quant, quantized_linear
 from .tokenizer import Tokenizer
@@ -73,15 +74,16 @@ def load_model(model: str | os.PathLike[str] | None, *, device: torch.device, dt
                quant: Quant, progress: Progress | None = None) -> tuple[Transformer, Tokenizer]:
     """Load `model` (a directory or cached HF repo id; None = the embedded demo model)."""
     tokenizer, reader = open_checkpoint(resolve_model_dir(model) if model is not None else DEMO_MODEL_DIR)
+    # From the files' headers, before any tensor is read: a wrong shape late in a 7B checkpoint (the output
+    # projection is its last tensor) would otherwise fail after a minute of reading and quantizing the rest.
+    check_shapes(reader)
     with torch.device("meta"), _SkipInit():
         net = Transformer(reader.args)
     shapes = checkpoint_shapes(reader.args)
     parts: dict[str, list[torch.Tensor]] = {}  # fused module -> its checkpoint tensors read so far
     for k, (name, expected) in enumerate(shapes.items()):
         tensor = reader.get(name)
-        if tuple(tensor.shape) != expected:
-            raise CheckpointError(f"{getattr(reader, 'root', '')}: tensor {name} has shape {tuple(tensor.shape)}, "
-                                  f"but the config implies {expected}")
+        assert tuple(tensor.shape) == expected, f"{reader.where(name)}: {name} {tuple(tensor.shape)} != {expected}"
         module_path, group_size = fused_module(name.removesuffix(".weight"))
         parts.setdefault(module_path, []).append(tensor)
         del tensor

@@ -270,8 +270,12 @@ def test_hf_query_rows_that_do_not_match_the_heads_name_the_tensor(checkpoint_fa
     name = "model.layers.0.self_attn.q_proj.weight"
     tensors[name] = tensors[name][:-2].contiguous()
     save_file(tensors, str(broken / "model.safetensors"), metadata={"format": "pt"})
+    with pytest.raises(CheckpointError, match=re.escape(f"{broken / 'model.safetensors'}: tensor "
+                                                        "layers.0.attention.wq.weight has shape (62, 64), but")):
+        load_model(broken, device=torch.device("cpu"), dtype=torch.float32, quant="none")  # from the headers
+    from model.checkpoint import HFReader
     with pytest.raises(CheckpointError, match="q_proj.weight has shape \\(62, 64\\), which does not split"):
-        load_model(broken, device=torch.device("cpu"), dtype=torch.float32, quant="none")
+        HFReader(broken).get("layers.0.attention.wq.weight")  # a reader asked directly
 
 
 # -- configs: every field checked, the file and key named, before anything is allocated ------------------
@@ -340,3 +344,29 @@ def test_shapes_are_checked_from_the_headers(copy_of, layout: str) -> None:
     with pytest.raises(CheckpointError, match=re.escape("tensor layers.0.feed_forward.w1.weight has shape "
                                                         "(192, 64), but the config implies (256, 64)")):
         check_shapes(open_checkpoint(root)[1])
+
+
+@pytest.mark.parametrize("layout", ["hf", "meta"])
+def test_a_wrong_shape_fails_before_any_tensor_is_read(copy_of, monkeypatch: pytest.MonkeyPatch,
+                                                        layout: str) -> None:
+    # Before: the output projection, the last tensor loaded, was found wrong only after every other tensor had
+    # been read (and, on a GPU, quantized): a minute into loading a 7B model.
+    from model import checkpoint
+
+    root = copy_of(layout)
+    if layout == "hf":
+        tensors = load_file(str(root / "model.safetensors"))
+        tensors["lm_head.weight"] = tensors["lm_head.weight"][:, :-2].contiguous()
+        save_file(tensors, str(root / "model.safetensors"))
+    else:
+        shard = torch.load(root / "consolidated.00.pth", weights_only=True)
+        shard["output.weight"] = shard["output.weight"][:, :-2].clone()
+        torch.save(shard, root / "consolidated.00.pth")
+    read: list[str] = []
+    for reader in (checkpoint.HFReader, checkpoint.MetaReader):
+        get = reader.get
+        monkeypatch.setattr(reader, "get", lambda self, name, get=get: read.append(name) or get(self, name))
+    with pytest.raises(CheckpointError, match=re.escape("tensor output.weight has shape (512, 62), but the config "
+                                                        "implies (512, 64)")):
+        load(root)
+    assert read == []
