@@ -81,6 +81,23 @@ def infill(backend: Backend, prefix: str, suffix: str, *, mode: FimMode = "psm",
     return backend.generate(infill_prompt(backend.tokenizer, prefix, suffix, mode), **kwargs)  # type: ignore[arg-type]
 
 
+def check_request(prompt: list[int], max_new_tokens: int) -> None:
+    """Refuse (ValueError) the arguments of `Backend.generate` that no backend can serve."""
+    if not prompt:
+        raise ValueError("empty prompt")
+    if max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens must be at least 1, not {max_new_tokens}")
+
+
+def token_budget(prompt_tokens: int, max_new_tokens: int, context_length: int) -> tuple[int, str]:
+    """(how many tokens may be generated, the stop reason once they are): max_new_tokens ("max_tokens"), or
+    fewer where the context ends first ("context"). A prompt that leaves no room raises ValueError."""
+    if prompt_tokens >= context_length:
+        raise ValueError(f"prompt of {prompt_tokens} tokens does not fit the context of {context_length}")
+    budget = min(max_new_tokens, context_length - prompt_tokens)
+    return budget, "max_tokens" if budget == max_new_tokens else "context"
+
+
 def take_tokens(source: Iterable[int], tokenizer: Tokenizer, *, budget: int, exhausted: str, timings: Timings,
                 t0: float, decode: Callable[[list[int]], str], stop: Callable[[str], bool] | None,
                 cancel: Callable[[], bool], deadline: float | None,

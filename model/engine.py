@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from . import backend
-from .backend import Generation, Timings, take_tokens
+from .backend import Generation, Timings, check_request, take_tokens, token_budget
 from .healing import Constraint, PieceIndex
 from .llama import Transformer
 from .ngram_cache import NgramCache, Recall
@@ -110,12 +110,8 @@ class Engine:
         that is not a stop token (0: the likeliest), then goes on as usual; it ends at once when there is none.
         Alternatives of one prompt share its prefill: the second call prefills one token.
         """
-        if not prompt:
-            raise ValueError("empty prompt")
-        if max_new_tokens < 1:
-            raise ValueError(f"max_new_tokens must be at least 1, not {max_new_tokens}")
-        if len(prompt) >= self.context_length:
-            raise ValueError(f"prompt of {len(prompt)} tokens does not fit the context of {self.context_length}")
+        check_request(prompt, max_new_tokens)
+        budget, exhausted = token_budget(len(prompt), max_new_tokens, self.context_length)
         decode = decode or self.tokenizer.decode_infilling
         cancelled = cancel or (lambda: False)
         t0 = time.perf_counter()
@@ -138,7 +134,6 @@ class Engine:
             self._sync()  # the GPU runs behind the host: time the prefill, not its launch
             timings.prefill_ms = (time.perf_counter() - t0) * 1000
 
-            budget = min(max_new_tokens, self.context_length - len(prompt))
             t_decode = time.perf_counter()
             greedy = temperature <= 0
             drafts = PromptLookup(prompt, max_draft=self.speculate) if greedy and self.speculate else None
@@ -147,10 +142,8 @@ class Engine:
                                recall=self._recalled(recall)) if self.ngram_cache else None
             tokens, text, reason = take_tokens(
                 self._decode(logits, budget, temperature, top_p, drafts, heal, cache, timings, first_rank),
-                self.tokenizer,
-                budget=budget, exhausted="max_tokens" if budget == max_new_tokens else "context", timings=timings,
-                t0=t0, decode=decode, stop=stop, cancel=cancelled, deadline=deadline,
-                observe=heal.observe if heal is not None else None)
+                self.tokenizer, budget=budget, exhausted=exhausted, timings=timings, t0=t0, decode=decode,
+                stop=stop, cancel=cancelled, deadline=deadline, observe=heal.observe if heal is not None else None)
             timings.new_tokens = len(tokens)
             timings.decode_ms = (time.perf_counter() - t_decode) * 1000
             return Generation(tokens, text, reason, self._done(timings, t0))

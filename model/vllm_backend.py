@@ -28,7 +28,8 @@ from typing import Any, NoReturn, TypeVar
 
 import httpx
 
-from .backend import BackendUnavailable, Generation, IncompatibleModel, Timings, take_tokens
+from .backend import (BackendUnavailable, Generation, IncompatibleModel, Timings, check_request, take_tokens,
+                      token_budget)
 from .healing import Constraint, PieceIndex
 from .tokenizer import FIM_PIECES, Tokenizer
 
@@ -218,21 +219,16 @@ class VllmBackend:
         """As Backend.generate (`recall` unused: vLLM picks the tokens; an alternative's first token is among
         the server's RANKED_LOGPROBS likeliest); raises BackendUnavailable when the server cannot be reached or
         fails."""
-        if not prompt:
-            raise ValueError("empty prompt")
-        if max_new_tokens < 1:
-            raise ValueError(f"max_new_tokens must be at least 1, not {max_new_tokens}")
+        check_request(prompt, max_new_tokens)
         t0 = time.perf_counter()
         cancel = cancel or (lambda: False)
         served = self._ready_unless(cancel)
         if served is None:  # cancelled while the server was being reached
             return Generation([], "", "cancel", Timings(prompt_tokens=len(prompt)))
-        if len(prompt) >= self.context_length:
-            raise ValueError(f"prompt of {len(prompt)} tokens does not fit the context of {self.context_length}")
+        # The served model's context is known only now, once the server has been reached.
+        budget, exhausted = token_budget(len(prompt), max_new_tokens, self.context_length)
         timings = Timings(prompt_tokens=len(prompt))
-        budget = min(max_new_tokens, self.context_length - len(prompt))
         heal = Constraint(self.pieces, constraint) if constraint else None
-        exhausted = "max_tokens" if budget == max_new_tokens else "context"
         source = self._tokens(served.name, prompt, budget, temperature, top_p, heal, deadline, first_rank, cancel)
         try:
             tokens, text, reason = take_tokens(
