@@ -54,6 +54,21 @@ def test_sixteen_bit_activations_round_only_the_output(dtype: torch.dtype) -> No
     assert ((y[0].double() - want).abs() <= 2 * unit * want.abs() + 1e-6).all()
 
 
+def test_nested_scales_in_blocks_of_any_size() -> None:
+    # bitsandbytes quantizes the block scales in blocks of 256, but a state carries its own (a serialized
+    # one says "nested_blocksize"): the kernel reads it from the state rather than assuming 256.
+    g = torch.Generator().manual_seed(4)
+    w = (torch.randn(64, 1024, generator=g) * 0.05).to(DEVICE)  # 1,024 block scales
+    packed, flat = BF.quantize_4bit(w, blocksize=64, compress_statistics=False, quant_type="nf4")
+    offset = flat.absmax.mean()
+    qabsmax, state2 = BF.quantize_blockwise(flat.absmax - offset, blocksize=128)
+    state = BF.QuantState(absmax=qabsmax, shape=flat.shape, code=flat.code, blocksize=64, quant_type="nf4",
+                          dtype=flat.dtype, offset=offset, state2=state2)
+    x = torch.randn(1, 1024, generator=g).to(DEVICE)
+    want = x.double() @ BF.dequantize_4bit(packed, state).double().T
+    assert ((nf4_matmul(x, packed, state).double() - want).norm() / want.norm()).item() < 1e-6
+
+
 def test_rejects_what_it_cannot_compute() -> None:
     packed, state, _ = quantized(16, 128, "nf4", True, seed=3)
     with pytest.raises(ValueError, match=f"up to {MAX_ROWS} rows"):

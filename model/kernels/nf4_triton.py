@@ -6,7 +6,8 @@ registers, the same way bitsandbytes' `dequantize_4bit` does:
 
     byte j of the flattened (N, K) weight holds element 2j in its high nibble and 2j+1 in its low nibble;
     W[i] = code[nibble(i)] * absmax[i // 64];
-    with double quantization: absmax[b] = code2[absmax_u8[b]] * absmax2[b // 256] + offset.
+    with double quantization: absmax[b] = code2[absmax_u8[b]] * absmax2[b // B2] + offset,
+    B2 being the nested state's own block size (256 as bitsandbytes quantizes).
 
 The arithmetic is float32 throughout (weights are never rounded to 16 bits), so the result equals
 x @ dequantize_4bit(W).T in float32 up to summation order. Under TRITON_INTERPRET=1 the same kernel runs
@@ -30,7 +31,7 @@ INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
 def _nf4_matmul(x_ptr, w_ptr, absmax_ptr, absmax2_ptr, code2_ptr, offset_ptr, code_ptr, y_ptr,
                 M, N, K, stride_xm, stride_ym,
                 NESTED: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
-                QBLOCK: tl.constexpr):
+                QBLOCK: tl.constexpr, QBLOCK2: tl.constexpr):
     # One program: BLOCK_N output features for all M rows, looping over K in BLOCK_K steps.
     NB: tl.constexpr = BLOCK_K // QBLOCK  # quantization blocks per step
     HALF: tl.constexpr = QBLOCK // 2  # bytes per quantization block
@@ -49,7 +50,7 @@ def _nf4_matmul(x_ptr, w_ptr, absmax_ptr, absmax2_ptr, code2_ptr, offset_ptr, co
         block_ok = rows_ok[:, None] & (k0 + blocks[None, :] * QBLOCK < K)
         if NESTED:
             q = tl.load(absmax_ptr + block, mask=block_ok, other=0).to(tl.int32)
-            scale = tl.load(code2_ptr + q) * tl.load(absmax2_ptr + block // 256, mask=block_ok, other=0.0)
+            scale = tl.load(code2_ptr + q) * tl.load(absmax2_ptr + block // QBLOCK2, mask=block_ok, other=0.0)
             scale += tl.load(offset_ptr)
         else:
             scale = tl.load(absmax_ptr + block, mask=block_ok, other=0.0)
@@ -92,6 +93,7 @@ def nf4_matmul(x: Tensor, packed: Tensor, quant_state: object, *, block_n: int |
     y = torch.empty(rows, N, dtype=x.dtype, device=x.device)
     state2 = quant_state.state2  # type: ignore[attr-defined]
     nested = state2 is not None
+    # Without nested scales the kernel never reads absmax2, code2 or offset: any tensor stands in for them.
     absmax2 = state2.absmax if nested else quant_state.absmax  # type: ignore[attr-defined]
     code2 = state2.code if nested else quant_state.code  # type: ignore[attr-defined]
     offset = quant_state.offset if nested else quant_state.absmax  # type: ignore[attr-defined]
@@ -101,5 +103,5 @@ def nf4_matmul(x: Tensor, packed: Tensor, quant_state: object, *, block_n: int |
     _nf4_matmul[grid](x2, packed, quant_state.absmax, absmax2, code2, offset, quant_state.code, y,  # type: ignore[attr-defined]
                       rows, N, K, x2.stride(0), y.stride(0),
                       NESTED=nested, BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_K=block_k, QBLOCK=qblock,
-                      num_warps=num_warps)
+                      QBLOCK2=state2.blocksize if nested else 1, num_warps=num_warps)
     return y.reshape(*x.shape[:-1], N)
