@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -27,11 +28,12 @@ TILES = {  # rows -> (BLOCK_N, BLOCK_K, num_warps) tried
 }
 
 
-def graph_us(fn, reps: int = 50) -> float:  # noqa: ANN001 - a zero-argument callable
-    """Median microseconds of one call, replayed as part of a CUDA graph of `reps` calls."""
+def graph_us(fn: Callable[[], object], rep_ms: int = 50) -> float:
+    """Median microseconds of one call of `fn`, captured in a CUDA graph and replayed for about `rep_ms`
+    milliseconds (triton.testing.do_bench_cudagraph)."""
     import triton.testing
 
-    return triton.testing.do_bench_cudagraph(fn, rep=50, return_mode="median") * 1000
+    return triton.testing.do_bench_cudagraph(fn, rep=rep_ms, return_mode="median") * 1000
 
 
 def main(argv: list[str] | None = None) -> None:
