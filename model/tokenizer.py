@@ -107,7 +107,8 @@ class Tokenizer:
         return 0
 
     def count_tokens(self, s: str) -> int:
-        return len(self.sp.encode(clean_text(s)))
+        """len(encode(s)) without BOS/EOS: what `s` adds to a prompt (a FIM piece it spells counts as spelled)."""
+        return len(self._guard(self.sp.encode(clean_text(s))))
 
     def last_piece(self, s: str) -> str:
         """The text of the last token `s` encodes to (as a continuation of a line): "pa" for "os.pa"."""

@@ -174,6 +174,13 @@ def test_document_spelling_fim_pieces_stays_text(tok: Tokenizer, control_tok: To
     assert spelled(t, suf) == HOSTILE_SUFFIX
 
 
+@pytest.mark.parametrize("text", [PREFIX, HOSTILE_PREFIX, HOSTILE_SUFFIX, "x\udc00y"])
+def test_count_tokens_counts_what_encode_writes(tok: Tokenizer, text: str) -> None:
+    # Before: raw SentencePiece's count, one token for each FIM piece the text spells, where the prompt
+    # spells it out in several: prompt windows sized by it came out too long and had to be built again.
+    assert tok.count_tokens(text) == len(tok.encode(text, bos=False, eos=False))
+
+
 def test_control_type_fim_pieces(control_tok: Tokenizer) -> None:
     t = control_tok
     assert t.has_fim
