@@ -121,11 +121,10 @@ class Tokenizer:
         vocabulary spells a tab only as `<0x09>`."""
         texts: list[str | None] = []
         for i in range(self.n_words):
-            piece = self.sp.id_to_piece(i)
-            if self.sp.is_byte(i):
-                byte = int(piece[1:-1], 16)  # "<0x09>"
+            if (byte := self._byte_of.get(i)) is not None:
                 texts.append(chr(byte) if byte < 0x80 else None)
                 continue
+            piece = self.sp.id_to_piece(i)
             plain = not (self.sp.is_control(i) or self.sp.is_unknown(i) or i in self.control_ids or piece == SENTINEL)
             texts.append(piece.replace("▁", " ") if plain else None)
         return texts
