@@ -30,7 +30,9 @@ class Reader(Protocol):
     args: ModelArgs
     def get(self, name: str) -> Tensor: ...
     def shape(self, name: str) -> tuple[int, ...]: ...
-    def where(self, name: str) -> Path: ...
+    def source(self, name: str) -> str:
+        """Where a tensor (our name) is stored, for messages: its file and the name it has there."""
+        ...
 
 
 # Our (Meta) name -> Hugging Face name; layer tensors use {i}.
@@ -120,8 +122,9 @@ class HFReader:
             self._files[file] = self._open(file)
         return source, file
 
-    def where(self, name: str) -> Path:
-        return self.root / self._locate(name)[1]
+    def source(self, name: str) -> str:
+        stored, file = self._locate(name)
+        return f"{self.root / file}: tensor {stored}"
 
     def shape(self, name: str) -> tuple[int, ...]:
         """From the file's header: no tensor data is read."""
@@ -196,8 +199,8 @@ class MetaReader:
             parts.append(shard[name])
         return parts
 
-    def where(self, name: str) -> Path:
-        return self.root
+    def source(self, name: str) -> str:
+        return f"{self.root}: tensor {name}"
 
     def shape(self, name: str) -> tuple[int, ...]:
         """The merged tensor's shape, from the mmap'd shards' metadata (no tensor data is read), once every
@@ -283,8 +286,7 @@ def check_shapes(reader: Reader) -> None:
     for name, expected in checkpoint_shapes(reader.args).items():
         shape = reader.shape(name)
         if shape != expected:
-            raise CheckpointError(f"{reader.where(name)}: tensor {name} has shape {shape}, "
-                                  f"but the config implies {expected}")
+            raise CheckpointError(f"{reader.source(name)} has shape {shape}, but the config implies {expected}")
 
 
 def checkpoint_shapes(args: ModelArgs) -> dict[str, tuple[int, ...]]:

@@ -83,7 +83,7 @@ def load_model(model: str | os.PathLike[str] | None, *, device: torch.device, dt
     parts: dict[str, list[torch.Tensor]] = {}  # fused module -> its checkpoint tensors read so far
     for k, (name, expected) in enumerate(shapes.items()):
         tensor = reader.get(name)
-        assert tuple(tensor.shape) == expected, f"{reader.where(name)}: {name} {tuple(tensor.shape)} != {expected}"
+        assert tuple(tensor.shape) == expected, f"{reader.source(name)}: {tuple(tensor.shape)} != {expected}"
         module_path, group_size = fused_module(name.removesuffix(".weight"))
         parts.setdefault(module_path, []).append(tensor)
         del tensor

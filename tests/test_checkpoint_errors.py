@@ -100,9 +100,11 @@ def test_truncated_pth(copy_of, victim: str) -> None:
 
 
 def test_shape_mismatch_hf(copy_of) -> None:
+    # The tensor is named as the files name it (before: by this model's Meta-style name, not in the files).
     root = copy_of("hf")
     edit_json(root / "config.json", intermediate_size=256)
-    with pytest.raises(CheckpointError, match=re.escape("tensor layers.0.feed_forward.w1.weight has shape (192, 64), "
+    with pytest.raises(CheckpointError, match=re.escape(f"{root / 'model.safetensors'}: tensor "
+                                                        "model.layers.0.mlp.gate_proj.weight has shape (192, 64), "
                                                         "but the config implies (256, 64)")) as err:
         load(root)
     assert str(root) in str(err.value)
@@ -111,8 +113,8 @@ def test_shape_mismatch_hf(copy_of) -> None:
 def test_shape_mismatch_hf_gqa(copy_of) -> None:
     root = copy_of("hf", gqa=True)
     edit_json(root / "config.json", num_key_value_heads=4)  # the files hold 2 K/V heads
-    with pytest.raises(CheckpointError, match=re.escape("tensor layers.0.attention.wk.weight has shape (32, 64), "
-                                                        "but the config implies (64, 64)")):
+    with pytest.raises(CheckpointError, match=re.escape("tensor model.layers.0.self_attn.k_proj.weight has shape "
+                                                        "(32, 64), but the config implies (64, 64)")):
         load(root)
 
 
@@ -271,7 +273,8 @@ def test_hf_query_rows_that_do_not_match_the_heads_name_the_tensor(checkpoint_fa
     tensors[name] = tensors[name][:-2].contiguous()
     save_file(tensors, str(broken / "model.safetensors"), metadata={"format": "pt"})
     with pytest.raises(CheckpointError, match=re.escape(f"{broken / 'model.safetensors'}: tensor "
-                                                        "layers.0.attention.wq.weight has shape (62, 64), but")):
+                                                        "model.layers.0.self_attn.q_proj.weight has shape (62, 64), "
+                                                        "but")):
         load_model(broken, device=torch.device("cpu"), dtype=torch.float32, quant="none")  # from the headers
     from model.checkpoint import HFReader
     with pytest.raises(CheckpointError, match="q_proj.weight has shape \\(62, 64\\), which does not split"):
@@ -341,8 +344,9 @@ def test_shapes_are_checked_from_the_headers(copy_of, layout: str) -> None:
     name = "config.json" if layout == "hf" else "params.json"
     key = "intermediate_size" if layout == "hf" else "multiple_of"
     (root / name).write_text(json.dumps(json.loads((root / name).read_text()) | {key: 256}))
-    with pytest.raises(CheckpointError, match=re.escape("tensor layers.0.feed_forward.w1.weight has shape "
-                                                        "(192, 64), but the config implies (256, 64)")):
+    stored = "model.layers.0.mlp.gate_proj.weight" if layout == "hf" else "layers.0.feed_forward.w1.weight"
+    with pytest.raises(CheckpointError, match=re.escape(f"tensor {stored} has shape (192, 64), but the config "
+                                                        "implies (256, 64)")):
         check_shapes(open_checkpoint(root)[1])
 
 
@@ -366,7 +370,8 @@ def test_a_wrong_shape_fails_before_any_tensor_is_read(copy_of, monkeypatch: pyt
     for reader in (checkpoint.HFReader, checkpoint.MetaReader):
         get = reader.get
         monkeypatch.setattr(reader, "get", lambda self, name, get=get: read.append(name) or get(self, name))
-    with pytest.raises(CheckpointError, match=re.escape("tensor output.weight has shape (512, 62), but the config "
+    stored = "lm_head.weight" if layout == "hf" else "output.weight"
+    with pytest.raises(CheckpointError, match=re.escape(f"tensor {stored} has shape (512, 62), but the config "
                                                         "implies (512, 64)")):
         load(root)
     assert read == []
