@@ -242,7 +242,7 @@ def resolve_model_dir(model: str | os.PathLike[str]) -> Path:
     if path.exists():
         raise CheckpointError(f"model path {path} is a file; give the directory that holds it, with tokenizer.model "
                               "and config.json (Hugging Face) or params.json (Meta)")
-    if isinstance(model, str) and re.fullmatch(r"[\w.-]+/[\w.-]+", model) and not path.exists():
+    if isinstance(model, str) and re.fullmatch(r"[\w.-]+/[\w.-]+", model):
         hub = Path(os.environ.get("HF_HUB_CACHE")
                    or Path(os.environ.get("HF_HOME", "~/.cache/huggingface")) / "hub").expanduser()
         repo = hub / ("models--" + model.replace("/", "--"))

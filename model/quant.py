@@ -78,6 +78,8 @@ def quantized_linear(weight: Tensor, quant: Quant, compute_dtype: torch.dtype, d
                                          compress_statistics=DOUBLE_QUANT)
         allow_cpu_repack(layer, True)
     elif quant == "int8":
+        # Activations above 6 in magnitude (outlier features) are multiplied in 16 bits: LLM.int8()'s threshold,
+        # as transformers' load_in_8bit uses it; 0 would quantize them too, and lose their precision.
         layer = bnb.nn.Linear8bitLt(in_features, out_features, bias=False, has_fp16_weights=False,
                                     threshold=6.0, device="meta")
         layer.weight = bnb.nn.Int8Params(source, requires_grad=False, has_fp16_weights=False)
