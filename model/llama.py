@@ -71,7 +71,7 @@ class Attention(nn.Module):
 
     def forward(self, x: Tensor, rope: Tensor, mask: Tensor | None, input_pos: Tensor | None,
                 kv_len: int | None) -> Tensor:
-        B, T, _ = x.shape
+        B, T, _ = x.shape  # x: (B, T, dim)
         q, k, v = self.wqkv(x).split([self.q_size, self.kv_size, self.kv_size], dim=-1)
         q = apply_rope(q.view(B, T, self.n_heads, self.head_dim), rope)
         k = apply_rope(k.view(B, T, self.n_kv_heads, self.head_dim), rope)
@@ -100,7 +100,7 @@ class FeedForward(nn.Module):
         self.w2 = nn.Linear(args.hidden_dim, args.dim, bias=False)
 
     def forward(self, x: Tensor) -> Tensor:
-        gate, up = self.w13(x).split(self.hidden_dim, dim=-1)
+        gate, up = self.w13(x).split(self.hidden_dim, dim=-1)  # (B, T, hidden_dim) each
         return self.w2(F.silu(gate) * up)
 
 
@@ -167,13 +167,13 @@ class Transformer(nn.Module):
         if self.cache_len:
             assert input_pos is not None and self.rope is not None and self.positions is not None
             kv_len = kv_len or self.cache_len
-            rope = self.rope[input_pos]
+            rope = self.rope[input_pos]  # (T, head_dim // 2, 2)
             # (1, 1, T, kv_len): query at position p sees keys 0..p
             mask = None if kv_len == T else (self.positions[:kv_len] <= input_pos[:, None])[None, None]
         else:  # training / plain scoring: full causal attention over idx
             rope = rope_table(T, self.args.head_dim, self.args.rope_theta).to(idx.device)
             mask = None
-        h = self.tok_embeddings(idx)
+        h = self.tok_embeddings(idx)  # (B, T, dim)
         for layer in self.layers:
             h = layer(h, rope, mask, input_pos, kv_len)
         if last_only:
