@@ -247,9 +247,8 @@ class VllmBackend:
         return Generation(tokens, text, reason, timings)
 
     def _tokens(self, model: str, prompt: list[int], budget: int, temperature: float, top_p: float,
-                heal: Constraint | None, deadline: float | None,
-                first_rank: int | None = None, cancel: Callable[[], bool] = lambda: False
-                ) -> Generator[int, None, None]:
+                heal: Constraint | None, deadline: float | None, first_rank: int | None,
+                cancel: Callable[[], bool]) -> Generator[int, None, None]:
         """Generated token ids: an alternative's first token (`first_rank`), then while `heal` is unmet one
         request per token among those it allows (the caller observes each token before the next is asked
         for), then one stream for the rest of the budget."""
@@ -283,7 +282,7 @@ class VllmBackend:
                 top_p=top_p, stop_ids=self.tokenizer.stop_ids), deadline, cancel)
 
     def _likeliest_first(self, model: str, prompt: list[int], count: int, allowed: list[int] | None,
-                         deadline: float | None, cancel: Callable[[], bool] = lambda: False) -> list[int] | None:
+                         deadline: float | None, cancel: Callable[[], bool]) -> list[int] | None:
         """The `count` likeliest first tokens after `prompt` that are not stop tokens (and are `allowed`), best
         first; fewer where there are not that many, None when cancelled or the deadline passed.
 
@@ -311,15 +310,15 @@ class VllmBackend:
             ranked.append(step[0])
         return ranked
 
-    def _stream(self, body: dict[str, Any], deadline: float | None, cancel: Callable[[], bool] = lambda: False
-                ) -> Generator[int, None, None]:
+    def _stream(self, body: dict[str, Any], deadline: float | None,
+                cancel: Callable[[], bool]) -> Generator[int, None, None]:
         """Token ids as the server streams them, until it ends, or `cancel()` turns true or `deadline` passes
         while waiting for one. Closing this generator closes the connection."""
         for _, tokens in self._events(body, deadline, cancel):
             yield from tokens
 
-    def _events(self, body: dict[str, Any], deadline: float | None, cancel: Callable[[], bool] = lambda: False
-                ) -> Generator[tuple[dict[str, Any], list[int]], None, None]:
+    def _events(self, body: dict[str, Any], deadline: float | None,
+                cancel: Callable[[], bool]) -> Generator[tuple[dict[str, Any], list[int]], None, None]:
         """The server's events for `body`, each with the token ids it carries (as _stream); an event that
         reports a failure raises, as an outage.
 
