@@ -19,7 +19,8 @@ from typing import TypeVar
 from model.backend import Backend, Timings
 from model.tokenizer import Tokenizer, infill_prompt
 
-from .context import DATA_LINE_CHARS, FimContext, build_context
+from .context import FimContext, build_context
+from .extra_context import DATA_LINE_CHARS
 from .settings import PROMPT_OVERHEAD, Settings
 from .shaping import (block_indent, completion_mode, drop_partial_line, drop_partial_word, drop_repeated_lines,
                       framing_start, looping, make_stop, next_suffix_line, repetition_start, shape)

@@ -1,4 +1,4 @@
-"""Prompt windows around the cursor: the FIM prefix/suffix and other-file context.
+"""Prompt windows around the cursor: the FIM prefix and suffix, sized by token budget.
 
 Everything here is pure and model-free; the tokenizer enters only as a
 ``count_tokens(str) -> int`` callable. Token costs are computed per line and
@@ -13,25 +13,14 @@ window, so the window never exceeds its budget.
 
 from __future__ import annotations
 
-import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-from urllib.parse import unquote, urlparse
 
-from .text import line_count, lines_at, position_at, split_lines
+from .text import position_at, split_lines
 
-__all__ = [
-    "ContextChunk",
-    "ExtraContext",
-    "FimContext",
-    "TokenCounter",
-    "build_context",
-    "comment_syntax",
-    "context_header",
-    "is_context_header",
-]
+__all__ = ["FimContext", "TokenCounter", "build_context", "counter_for", "line_cost"]
 
 CountTokens = Callable[[str], int]
 
@@ -45,7 +34,7 @@ class TokenCounter:
     """``count_tokens`` wrapper with a bounded LRU memo keyed by the string.
 
     Pass one of these to :func:`build_context` to control the cache; plain
-    callables are wrapped automatically (see :func:`_counter_for`). Safe to
+    callables are wrapped automatically (see :func:`counter_for`). Safe to
     share between threads (the tokenizer itself is called outside the lock).
     """
 
@@ -89,7 +78,9 @@ _COUNTERS_LOCK = threading.Lock()
 _MAX_COUNTERS = 8
 
 
-def _counter_for(count_tokens: CountTokens) -> TokenCounter:
+def counter_for(count_tokens: CountTokens) -> TokenCounter:
+    """The shared memoizing counter of ``count_tokens`` (itself if it is one), so that every window and
+    snippet built with one tokenizer reuses the same line counts."""
     if isinstance(count_tokens, TokenCounter):
         return count_tokens
     try:
@@ -169,7 +160,7 @@ def build_context(
     ``prefix_tokens`` (it has its own budget upstream). Never raises for an
     out-of-range ``offset``; it is clamped.
     """
-    counter = _counter_for(count_tokens)
+    counter = counter_for(count_tokens)
     lines = split_lines(text)
     # utf-32 counts code points: the column of `offset` in its line (one inside a "\r\n" is its line's end)
     cur, col = position_at(text, offset, "utf-32")
@@ -191,18 +182,18 @@ def build_context(
     )
 
 
-def _line_cost(counter: TokenCounter, line: str) -> int:
-    # Always the line *with* its newline, so prefix and suffix share memo keys.
+def line_cost(counter: TokenCounter, line: str) -> int:
+    """Tokens of ``line`` with its newline: always counted so, for prefix and suffix to share memo keys."""
     return counter(line + "\n")
 
 
 def _line_cost_within(counter: TokenCounter, line: str, budget: int) -> int | None:
-    """_line_cost when it is at most ``budget``, else None. A long line (data, a minified bundle) is counted only
+    """line_cost when it is at most ``budget``, else None. A long line (data, a minified bundle) is counted only
     as far as it takes to tell: its count is not memoized, and counting all of it at every keystroke took tens
     of milliseconds for a 150 KB line next to the cursor."""
     if len(line) > counter.MAX_MEMO_CHARS and _over(line + "\n", counter, budget):
         return None
-    cost = _line_cost(counter, line)
+    cost = line_cost(counter, line)
     return cost if cost <= budget else None
 
 
@@ -331,275 +322,3 @@ def _fit_head(s: str, count: CountTokens, budget: int) -> int:
         else:
             hi = mid - 1
     return lo
-
-
-# --------------------------------------------------------------------------
-# Other-file context
-# --------------------------------------------------------------------------
-
-# Line-comment syntax per LSP language id: (opener, closer).
-_HASH = ("#", "")
-_SLASH = ("//", "")
-_DASH = ("--", "")
-_COMMENT_SYNTAX: dict[str, tuple[str, str]] = {
-    **dict.fromkeys(
-        (
-            "python", "shellscript", "sh", "bash", "zsh", "fish", "ruby", "yaml",
-            "toml", "perl", "r", "makefile", "dockerfile", "powershell", "elixir",
-            "julia", "nim", "coffeescript", "cmake", "gdscript", "starlark",
-        ),
-        _HASH,
-    ),
-    **dict.fromkeys(
-        (
-            "c", "cpp", "cuda-cpp", "objective-c", "objective-cpp", "csharp", "java",
-            "javascript", "javascriptreact", "typescript", "typescriptreact", "go",
-            "rust", "swift", "kotlin", "scala", "dart", "php", "groovy", "zig",
-            "jsonc", "proto", "solidity", "glsl", "hlsl", "verilog", "fsharp",
-        ),
-        _SLASH,
-    ),
-    **dict.fromkeys(("lua", "sql", "haskell", "ada", "elm", "vhdl", "purescript"), _DASH),
-    **dict.fromkeys(("latex", "tex", "matlab", "erlang", "prolog"), ("%", "")),
-    **dict.fromkeys(("clojure", "lisp", "scheme", "racket", "commonlisp", "ini"), (";", "")),
-    **dict.fromkeys(("html", "xml", "markdown", "vue", "svelte"), ("<!--", " -->")),
-    **dict.fromkeys(("css", "scss", "less"), ("/*", " */")),
-    "vim": ('"', ""),
-    "bat": ("REM", ""),
-    "ocaml": ("(*", " *)"),
-}
-
-# Languages whose files meaningfully share context (same ecosystem).
-_FAMILY: dict[str, str] = {
-    **dict.fromkeys(("javascript", "javascriptreact", "typescript", "typescriptreact"), "js"),
-    **dict.fromkeys(("c", "cpp", "cuda-cpp", "objective-c", "objective-cpp"), "c"),
-    **dict.fromkeys(("shellscript", "sh", "bash", "zsh"), "sh"),
-}
-
-
-def comment_syntax(language_id: str) -> tuple[str, str]:
-    """``(opener, closer)`` of a one-line comment; ``//`` for unknown languages."""
-    return _COMMENT_SYNTAX.get(language_id.lower(), _SLASH)
-
-
-def context_header(language_id: str, path: str) -> str:
-    """The comment line that opens a file's code in the other-file context: ``# Path: util.py``."""
-    opener, closer = comment_syntax(language_id)
-    return f"{opener} Path: {path}{closer}\n"
-
-
-# The start of such a header in any language's comment syntax, indented or not.
-_CONTEXT_HEADER = re.compile(r"[ \t]*(?:{}) Path: ".format("|".join(
-    re.escape(opener) for opener in sorted({o for o, _ in _COMMENT_SYNTAX.values()} | {_SLASH[0]}, key=len,
-                                           reverse=True))))
-
-
-def is_context_header(line: str) -> bool:
-    """Whether ``line`` begins like a header of the other-file context (any language's)."""
-    return _CONTEXT_HEADER.match(line) is not None
-
-
-def _family(language_id: str) -> str:
-    lid = language_id.lower()
-    return _FAMILY.get(lid, lid)
-
-
-@dataclass(frozen=True)
-class ContextChunk:
-    """Lines ``start_line..end_line`` (exclusive) of a document; ``focus_line`` is
-    where the user was, kept when the chunk must be trimmed to a budget."""
-
-    uri: str
-    language_id: str
-    text: str
-    start_line: int
-    end_line: int
-    focus_line: int
-
-
-class ExtraContext:
-    """Ring buffer of snippets from other documents, rendered as prompt context.
-
-    Dedup rules on insert: a chunk with the same uri and text as an existing
-    one replaces it (becoming newest); older chunks of the same uri whose line
-    range overlaps the new one are dropped (they are stale views of the same
-    region, e.g. successive edits); a chunk whose text is contained in another
-    chunk is dropped (the container is refreshed to newest instead), and
-    chunks contained in the new one are removed.
-    """
-
-    def __init__(
-        self,
-        max_chunks: int = 16,
-        *,
-        document_lines: int = 20,
-        edit_lines: int = 8,
-        roots: tuple[str, ...] = (),
-    ) -> None:
-        self.max_chunks = max(1, max_chunks)
-        self.document_lines = max(0, document_lines)
-        self.edit_lines = max(0, edit_lines)
-        # The workspace folders (URIs): a file in one is shown relative to it (the innermost that holds it).
-        self.roots = roots
-        self._chunks: list[ContextChunk] = []  # oldest first
-
-    @property
-    def chunks(self) -> tuple[ContextChunk, ...]:
-        """Current chunks, oldest first."""
-        return tuple(self._chunks)
-
-    def note_document(self, uri: str, language_id: str, text: str, cursor_line: int) -> None:
-        """Record ``±document_lines`` lines around ``cursor_line`` (on open/save)."""
-        self._add(_make_chunk(uri, language_id, text, cursor_line, self.document_lines))
-
-    def note_edit(self, uri: str, language_id: str, text: str, line: int) -> None:
-        """Record ``±edit_lines`` lines around an edit at ``line`` (on change)."""
-        self._add(_make_chunk(uri, language_id, text, line, self.edit_lines))
-
-    def forget(self, uri: str) -> None:
-        """Drop every chunk of ``uri`` (e.g. on close or delete)."""
-        self._chunks = [c for c in self._chunks if c.uri != uri]
-
-    def _add(self, new: ContextChunk | None) -> None:
-        if new is None:
-            return
-        kept: list[ContextChunk] = []
-        container: ContextChunk | None = None
-        for old in self._chunks:
-            if old.uri == new.uri and (
-                old.text == new.text
-                or (old.start_line < new.end_line and new.start_line < old.end_line)
-            ):
-                continue  # same or stale view of the same region: new one wins
-            if container is None and new.text in old.text:
-                container = old
-                continue
-            if old.text in new.text:
-                continue
-            kept.append(old)
-        kept.append(container if container is not None else new)
-        self._chunks = kept[-self.max_chunks :]
-
-    def render(
-        self, language_id: str, exclude_uri: str, count_tokens: CountTokens, budget: int
-    ) -> str:
-        """Format same-language chunks (never ``exclude_uri``) within ``budget``.
-
-        Chunks are picked newest first; one that does not fit whole is trimmed
-        to the lines around its focus line. Output is oldest-first so the
-        newest chunk ends up closest to the cursor. Each chunk is a comment
-        header naming the file, the code, and a blank line.
-        """
-        counter = _counter_for(count_tokens)
-        family = _family(language_id)
-        remaining = budget
-        picked: list[str] = []
-        for chunk in reversed(self._chunks):
-            if remaining <= 0:
-                break
-            if chunk.uri == exclude_uri or _family(chunk.language_id) != family:
-                continue
-            header = context_header(chunk.language_id, self._display_path(chunk.uri))
-            # The trailing blank line is charged like any other line.
-            fixed = counter(header) + _line_cost(counter, "")
-            rendered = _fit_lines(chunk, counter, remaining - fixed)
-            if rendered is None:
-                continue
-            code, cost = rendered
-            picked.append(header + code + "\n")
-            remaining -= fixed + cost
-        return "".join(reversed(picked))
-
-    def _display_path(self, uri: str) -> str:
-        path = _uri_to_path(uri)
-        roots = [_uri_to_path(r).rstrip("/\\") for r in self.roots if r]
-        for root in sorted(roots, key=len, reverse=True):
-            if root and (path.startswith(root + "/") or path.startswith(root + "\\")):
-                return path[len(root) + 1 :]
-        return path
-
-
-# Longer lines are data (minified code, tables, base64), not code worth showing or copying; tokenizing one
-# costs what a whole file does. Snippets of other files and the n-gram cache's recall leave them out.
-DATA_LINE_CHARS = 1000
-
-
-def _make_chunk(
-    uri: str, language_id: str, text: str, line: int, radius: int
-) -> ContextChunk | None:
-    # Only the lines around `line` are split out: this runs at every keystroke, and a big file's whole
-    # text would be split each time.
-    line = max(0, min(line, line_count(text) - 1))
-    first = max(0, line - radius)
-    lines = lines_at(text, first, line + radius + 1 - first)  # lines[i] is line first + i
-    cur = line - first
-    start, end = 0, len(lines)
-    # Lines longer than this are data (a minified bundle, base64), never worth a snippet: the chunk stops
-    # short of them, so no render tokenizes them again (counts of such long strings are not memoized).
-    if len(lines[cur]) > DATA_LINE_CHARS:
-        return None
-    start = next((i + 1 for i in range(cur - 1, start - 1, -1) if len(lines[i]) > DATA_LINE_CHARS), start)
-    end = next((i for i in range(cur + 1, end) if len(lines[i]) > DATA_LINE_CHARS), end)
-    # Drop blank edges: they cost tokens and carry nothing.
-    while start < end and not lines[start].strip():
-        start += 1
-    while end > start and not lines[end - 1].strip():
-        end -= 1
-    if start >= end:
-        return None
-    return ContextChunk(
-        uri=uri,
-        language_id=language_id,
-        text="\n".join(lines[start:end]),
-        start_line=first + start,
-        end_line=first + end,
-        focus_line=first + max(start, min(cur, end - 1)),
-    )
-
-
-def _fit_lines(chunk: ContextChunk, counter: TokenCounter, budget: int) -> tuple[str, int] | None:
-    """The chunk's code (each line newline-terminated) within ``budget``, and its cost.
-
-    Whole chunk if it fits; otherwise grow a window outward from the focus
-    line, alternating down/up, while lines fit. None if nothing non-blank fits.
-    """
-    if budget <= 0:
-        return None
-    lines = chunk.text.split("\n")
-    costs = [_line_cost(counter, line) for line in lines]
-    total = sum(costs)
-    if total <= budget:
-        return "".join(line + "\n" for line in lines), total
-    focus = chunk.focus_line - chunk.start_line
-    lo, hi, spent = focus, focus, 0  # window is lines[lo:hi]
-    down_ok = up_ok = True
-    while down_ok or up_ok:
-        if down_ok:
-            if hi < len(lines) and spent + costs[hi] <= budget:
-                spent += costs[hi]
-                hi += 1
-            else:
-                down_ok = False
-        if up_ok:
-            if lo > 0 and spent + costs[lo - 1] <= budget:
-                spent += costs[lo - 1]
-                lo -= 1
-            else:
-                up_ok = False
-    window = lines[lo:hi]
-    if not any(line.strip() for line in window):
-        return None
-    return "".join(line + "\n" for line in window), spent
-
-
-def _uri_to_path(uri: str) -> str:
-    parsed = urlparse(uri)
-    if parsed.scheme != "file":
-        return uri
-    path = unquote(parsed.path)
-    # file:///C:/x -> C:/x on Windows-style URIs.
-    if len(path) >= 3 and path[0] == "/" and path[2] == ":" and path[1].isalpha():
-        path = path[1:]
-    if parsed.netloc:  # UNC: file://server/share/x
-        path = f"//{parsed.netloc}{path}"
-    return path or "/"

@@ -27,9 +27,9 @@ from model.backend import Backend, BackendUnavailable
 from . import __version__
 from .cache import CompletionCache
 from .completion import Suggestion, complete, complete_alternatives, infill_text, inside_a_word
-from .context import ExtraContext
 from .docstring import DocEdit, DocTarget, find_target, generate_docstring
 from .documents import Document, Documents, Notebooks, encoding_named, read_document
+from .extra_context import ExtraContext
 from .loading import SettingError, check_model, load_engine
 from .metrics import LatencyStats
 from .outage import OutageNotice

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from .closers import CLOSER_CHARS, closer_overlap
-from .context import is_context_header
+from .extra_context import is_context_header
 from .text import split_lines
 
 __all__ = [

@@ -4,15 +4,8 @@ from collections.abc import Callable
 
 import pytest
 
-from lsp_server.context import (
-    ContextChunk,
-    ExtraContext,
-    FimContext,
-    TokenCounter,
-    build_context,
-    comment_syntax,
-)
-from lsp_server.context import _fit_head, _fit_tail
+from lsp_server.context import FimContext, TokenCounter, _fit_head, _fit_tail, build_context
+from lsp_server.extra_context import ContextChunk, ExtraContext, comment_syntax
 from lsp_server.text import offset_at
 
 
