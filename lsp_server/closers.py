@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["CLOSER_CHARS", "closer_overlap"]
+__all__ = ["CLOSER_CHARS", "closer_overlap", "in_empty_braces"]
 
 # Characters that may sit right of the cursor and be "typed over" by a
 # completion that ends with them (auto-closed brackets/quotes and the
@@ -53,6 +53,20 @@ def closer_overlap(text: str, rest_of_line: str, line_before: str) -> int:
         k += 1
         j += 1
     return k
+
+
+def in_empty_braces(line_before: str, rest_of_line: str) -> bool:
+    """Whether the cursor is right inside a code ``{`` whose ``}`` the editor added as the user typed it
+    (``f() {|}``, ``=> {|});``, ``{ | }``): only blanks between the ``{`` and the cursor, and only closers right
+    of it, the first of them a ``}``. A ``{`` in a string, a comment, an f-string's field or a template
+    literal's ``${`` opens no block."""
+    rest = rest_of_line.strip()
+    if not rest.startswith("}") or any(ch not in CLOSER_CHARS for ch in rest):
+        return False
+    if not line_before.rstrip().endswith("{"):
+        return False
+    frames = _open_frames(line_before)
+    return bool(frames) and frames[-1] == "{"
 
 
 _DIRECTIVE = re.compile(r"^\s*#\s*[a-z]+")

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from .closers import CLOSER_CHARS, closer_overlap
+from .closers import CLOSER_CHARS, closer_overlap, in_empty_braces
 from .extra_context import is_context_header
 from .text import split_lines
 
@@ -148,12 +148,15 @@ def completion_mode(line_before_cursor: str, line_after_cursor: str, policy: str
     ``policy`` ``single``/``multi`` force the mode; anything else means auto.
     Auto is multi only with nothing but whitespace right of the cursor and
     either a blank line before it or a line ending in a block opener; code
-    right of the cursor means an inline edit, which stays single-line.
+    right of the cursor means an inline edit, which stays single-line. The
+    ``}`` an editor closed as the user typed ``{`` is no code: ``f() {|}``
+    is the start of an empty block, where the body goes (as Copilot and
+    Tabby take it), not an inline edit.
     """
     if policy in ("single", "multi"):
         return policy  # type: ignore[return-value]
     if line_after_cursor.strip():
-        return "single"
+        return "multi" if in_empty_braces(line_before_cursor, line_after_cursor) else "single"
     if not line_before_cursor.strip() or opens_block(line_before_cursor):
         return "multi"
     return "single"
@@ -275,7 +278,11 @@ def shape(
     trailing whitespace; drop an end that duplicates the start of the suffix;
     finally, if the completion itself closes what the closers right of the
     cursor (``)``, ``")``, ``]):`` ...) close, report how many of them it
-    replaces in ``replace_chars`` so accepting leaves exactly one set.
+    replaces in ``replace_chars`` so accepting leaves exactly one set. A
+    multi-line completion whose last line the model ended (a line break,
+    maybe blanks) before text it does not replace (the ``}`` of ``f() {|}``)
+    keeps the break: that text starts a line of its own at the cursor line's
+    indent, rather than being joined to the completion's last line.
     """
     text = _clean_raw(raw)
     prefix_lines = split_lines(prefix)
@@ -287,6 +294,7 @@ def shape(
         text = _cut_multi(text, prefix=prefix, suffix=suffix, max_lines=max_lines)
     else:
         text = text.split("\n", 1)[0]
+    ends_line = mode == "multi" and "\n" in text and not text.rsplit("\n", 1)[1].strip()
 
     text = _trim_trailing_whitespace(text, rest_of_line)
     if not text.strip():
@@ -294,7 +302,23 @@ def shape(
     text = _trim_suffix_overlap(text, suffix.replace("\r\n", "\n").replace("\r", "\n"))
     if not text.strip():
         return None
-    return Shaped(text=text, replace_chars=closer_overlap(text, rest_of_line, line_before))
+    replace = closer_overlap(text, rest_of_line, line_before)
+    if ends_line and replace == 0 and _rest_goes_below(text, rest_of_line):
+        # The rest of the line, blanks before it left out, goes below the completion: `{` + body + `}`.
+        text += "\n" + line_before[: len(line_before) - len(line_before.lstrip(" \t"))]
+        replace = len(rest_of_line) - len(rest_of_line.lstrip(" \t"))
+    return Shaped(text=text, replace_chars=replace)
+
+
+def _rest_goes_below(text: str, rest_of_line: str) -> bool:
+    """Whether the text right of the cursor starts a line of its own below a completion whose last line the
+    model ended: when it is code, or closers below a completion of several lines (the `}` of `f() {|}` below
+    the body). Closers after one line close that line (`print(x` + `)`); a completion that already ends its
+    last line (it was cut before a repeat of the suffix) needs no second break."""
+    rest = rest_of_line.strip()
+    if not rest or not text.rsplit("\n", 1)[-1].strip():
+        return False
+    return "\n" in text or any(ch not in CLOSER_CHARS for ch in rest)
 
 
 def framing_start(text: str, line_before_cursor: str) -> int | None:

@@ -482,3 +482,59 @@ def test_closers_after_hash_lifetime_and_triple_quote(prefix: str, suffix: str, 
 ])
 def test_closers_inside_string_fields(prefix: str, suffix: str, raw: str, replaced: int) -> None:
     assert shape(raw, prefix=prefix, suffix=suffix, mode="single") == Shaped(raw, replaced)
+
+
+# --------------------------------------------------------------------------
+# brace languages: the `}` an editor closed as the user typed `{`
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("before", "after", "mode"), [
+    ("function add(a, b) {", "}", "multi"),  # VS Code, nvim-autopairs: typing `{` gives `{|}`
+    ("  app.get('/', (req, res) => {", "});", "multi"),
+    ("\tif x > 0 {", "}", "multi"),
+    ("const o = { ", " };", "multi"),
+    ("    d = {", "}", "multi"),  # a Python dict too
+    ('    print(f"{', '}")', "single"),  # an f-string's field is no block
+    ("  const s = `${", "}`;", "single"),  # nor is a template literal's
+    ('  x = "{', '}"', "single"),  # nor a brace in a string
+    ("  // see {", "}", "single"),  # nor one in a comment
+    ("  foo(", ")", "single"),
+    ("  if (x) {", "} else {", "single"),  # code right of the cursor
+])
+def test_completion_mode_inside_empty_braces(before: str, after: str, mode: str) -> None:
+    assert completion_mode(before, after, "auto") == mode
+
+
+@pytest.mark.parametrize(("prefix", "suffix", "raw", "expected"), [
+    # The model writes the block's body, ending its last line: the `}` goes on a line of its own below it.
+    ("function add(a, b) {", "}\n", "\n  return a + b;\n", Shaped("\n  return a + b;\n", 0)),
+    ("func f(x int) int {\n\tif x > 0 {", "}\n\treturn 0\n}\n", "\n\t\treturn x\n\t",
+     Shaped("\n\t\treturn x\n\t", 0)),
+    ("app.get('/', (req, res) => {", "});\n", "\n  res.send('hi');\n", Shaped("\n  res.send('hi');\n", 0)),
+    ("const o = { ", " };\n", "\n  a: 1,\n  b: 2,\n", Shaped("\n  a: 1,\n  b: 2,\n", 1)),  # the blank goes too
+    # It wrote the `}` itself: that one replaces the editor's, as a single-line one's does.
+    ("function add(a, b) {", "}\n", "\n  return a + b;\n}\n", Shaped("\n  return a + b;\n}", 1)),
+    ("app.get('/', (req, res) => {", "});\n", "\n  res.send('hi');\n});\n", Shaped("\n  res.send('hi');\n});", 3)),
+    ("function add(a, b) {", "}\n", " return a + b; ", Shaped(" return a + b; ", 0)),
+    # A last line the model did not end stays as it wrote it.
+    ("function add(a, b) {", "}\n", "\n  return a + b;", Shaped("\n  return a + b;", 0)),
+])
+def test_multi_line_body_inside_empty_braces(prefix: str, suffix: str, raw: str, expected: Shaped) -> None:
+    # Before: single-line mode cut `\n  return a + b;\n` to nothing, and multi-line mode glued the `}` to
+    # the body's last line (`return a + b;}`).
+    assert shape(raw, prefix=prefix, suffix=suffix, mode="multi") == expected
+
+
+def test_a_forced_multi_line_completion_before_code_keeps_its_line_break() -> None:
+    # `linePolicy: multi` with code right of the cursor: the code starts the line below the completion.
+    assert shape("y = 1\n    ", prefix="def f():\n    ", suffix="return x\n", mode="multi") == Shaped("y = 1\n    ", 0)
+    # The model went on to repeat that code, which is dropped: the break is not doubled.
+    assert shape("y = 1\n    return x\n", prefix="def f():\n    ", suffix="return x\n", mode="multi") == \
+        Shaped("y = 1\n    ", 0)
+    # One line before closers: they close it, on its line.
+    assert shape("x\n", prefix="    print(", suffix=")\n", mode="multi") == Shaped("x", 0)
+    assert shape("x\n\n    y = 1\n", prefix="    print(", suffix=")\n", mode="multi") == Shaped("x", 0)
+    # Several lines before closers: they go below them (the closing `)` of a call written one argument a line).
+    assert shape("\n    alpha,\n    beta,\n", prefix="result = compute(", suffix=")\n", mode="multi") == \
+        Shaped("\n    alpha,\n    beta,\n", 0)
