@@ -23,7 +23,7 @@ from .context import FimContext, build_context
 from .extra_context import DATA_LINE_CHARS
 from .settings import PROMPT_OVERHEAD, Settings
 from .shaping import (block_indent, completion_mode, drop_partial_line, drop_partial_word, drop_repeated_lines,
-                      framing_start, looping, make_stop, next_suffix_line, repetition_start, shape)
+                      framing_start, looping, make_stop, next_suffix_line, opener_indent, repetition_start, shape)
 from .text import split_lines
 
 log = logging.getLogger(__name__)
@@ -193,7 +193,7 @@ def prepare(engine: Backend, text: str, offset: int, settings: Settings, *, extr
         return None
     ctx, prompt = fitted
     block_end = make_stop(mode, line_before_cursor=before, next_suffix_line=next_suffix_line(ctx.suffix),
-                          block_indent=block_indent(ctx.prefix))
+                          block_indent=block_indent(ctx.prefix), opener_indent=opener_indent(ctx.prefix))
 
     def stop(generated: str) -> bool:
         generated = generated[len(healed):]  # healing guarantees the text begins with `healed`

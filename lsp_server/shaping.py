@@ -35,6 +35,7 @@ __all__ = [
     "looping",
     "make_stop",
     "next_suffix_line",
+    "opener_indent",
     "opens_block",
     "repetition_start",
     "shape",
@@ -137,6 +138,13 @@ def block_indent(prefix: str) -> int:
     return _block_info(prefix)[0]
 
 
+def opener_indent(prefix: str) -> int | None:
+    """Indent of the line that opened the cursor's block, when that is the cursor line or the previous
+    non-blank line (the block the completion fills); else None. A closing line (``}``) at this indent ends
+    the block and is kept."""
+    return _block_info(prefix)[1]
+
+
 # --------------------------------------------------------------------------
 # Mode and early stop
 # --------------------------------------------------------------------------
@@ -175,7 +183,8 @@ def _end_of_block(
 
     The first line continues the cursor line, so only later lines are checked
     for dedent. Ends: a line shallower than ``block_indent`` (kept if it is a
-    closing-only line like ``}`` at exactly ``opener_indent``), a line equal to
+    closing-only line like ``}`` at exactly ``opener_indent``; one there that
+    closes and reopens, ``} else {``, goes on to the next block), a line equal to
     the next non-blank suffix line (the model is re-emitting existing code), or
     two consecutive blank lines.
     """
@@ -195,12 +204,13 @@ def _end_of_block(
         if target and stripped == target and indent_width(full) == indent_width(next_line or ""):
             return i
         if i > 0 and indent_width(line) < block_indent:
-            if (
-                opener_indent is not None
-                and indent_width(line) == opener_indent
-                and _CLOSING_LINE.match(stripped)
-            ):
-                return i + 1
+            if opener_indent is not None and indent_width(line) == opener_indent:
+                if _CLOSING_LINE.match(stripped):
+                    return i + 1
+                if stripped[0] in ")]}" and opens_block(stripped):
+                    # `} else {`, `} catch (e) {`, `}).then((r) => {`: cut here, the block would be left
+                    # without its `}`; the next block is the same statement's and ends at its own closer.
+                    continue
             return i
     return None
 
@@ -225,6 +235,7 @@ def make_stop(
     line_before_cursor: str,
     next_suffix_line: str | None,
     block_indent: int,
+    opener_indent: int | None = None,
     max_lines: int | None = 16,
 ) -> Callable[[str], bool]:
     """Early-stop predicate over the generated text so far.
@@ -234,7 +245,9 @@ def make_stop(
     considers the line complete). Multi mode: stop when a completed line ends
     the block (see :func:`shape`), when an unfinished line is already
     shallower than the block, or after ``max_lines`` completed lines (default
-    16, the same as :func:`shape`'s cut; None for no limit).
+    16, the same as :func:`shape`'s cut; None for no limit). ``opener_indent``
+    (see :func:`opener_indent`) lets generation go on through a line there
+    that closes the block and opens the next (``} else {``), as shaping does.
     """
     if mode != "multi":
         return lambda text: "\n" in text
@@ -250,6 +263,7 @@ def make_stop(
                 line_before_cursor=line_before_cursor,
                 next_line=next_suffix_line,
                 block_indent=block_indent,
+                opener_indent=opener_indent,
             )
             is not None
         ):

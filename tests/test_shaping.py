@@ -9,6 +9,7 @@ from lsp_server.shaping import (
     indent_width,
     make_stop,
     next_suffix_line,
+    opener_indent,
     opens_block,
     drop_partial_line,
     drop_repeated_lines,
@@ -538,3 +539,39 @@ def test_a_forced_multi_line_completion_before_code_keeps_its_line_break() -> No
     # Several lines before closers: they go below them (the closing `)` of a call written one argument a line).
     assert shape("\n    alpha,\n    beta,\n", prefix="result = compute(", suffix=")\n", mode="multi") == \
         Shaped("\n    alpha,\n    beta,\n", 0)
+
+
+@pytest.mark.parametrize(("prefix", "raw", "expected"), [
+    # A line that closes the cursor's block and opens the next one goes on with it, to that one's `}`.
+    ("function g(x) {\n  if (x) {", "\n    a();\n  } else {\n    b();\n  }\n  return x;\n}\n",
+     "\n    a();\n  } else {\n    b();\n  }"),
+    ("fn f(x: i32) -> i32 {\n    if x > 0 {", "\n        x\n    } else {\n        -x\n    }\n}\n",
+     "\n        x\n    } else {\n        -x\n    }"),
+    ("func f(x int) int {\n\tif x > 0 {", "\n\t\treturn 1\n\t} else if x < 0 {\n\t\treturn -1\n\t}\n\treturn 0\n}\n",
+     "\n\t\treturn 1\n\t} else if x < 0 {\n\t\treturn -1\n\t}"),
+    ("  try {\n    ", "run();\n  } catch (e) {\n    log(e);\n  }\n  done();\n",
+     "run();\n  } catch (e) {\n    log(e);\n  }"),
+    ("fetch(url).then((r) => {", "\n  return r.json();\n}).then((data) => {\n  show(data);\n});\nnext();\n",
+     "\n  return r.json();\n}).then((data) => {\n  show(data);\n});"),
+    # Python's `else:` is no closer: the `if` body alone is a whole suggestion there (nothing is left open).
+    ("def absval(x):\n    if x < 0:", "\n        return -x\n    else:\n        return x\n", "\n        return -x"),
+])
+def test_multi_block_goes_on_through_a_closing_and_opening_line(prefix: str, raw: str, expected: str) -> None:
+    # Before: cut at `} else {`, which left the block the suggestion was in without its `}`.
+    assert shape(raw, prefix=prefix, suffix="\n", mode="multi") == Shaped(expected, 0)
+    # Generation stops where shaping cuts, not at the `} else {`.
+    stop = make_stop("multi", line_before_cursor=prefix.split("\n")[-1], next_suffix_line=None,
+                     block_indent=block_indent(prefix), opener_indent=opener_indent(prefix))
+    stopped = _first_stop(stop, raw)
+    assert stopped is not None and stopped.startswith(expected)
+
+
+def test_multi_else_branch_the_suffix_closes_is_not_closed_twice() -> None:
+    # The editor closed the `if` block (`{|` + `\n  }`): the suggestion's own `}` of the else is that one.
+    got = shape("\n    a();\n  } else {\n    b();\n  }\n", prefix="function g(x) {\n  if (x) {",
+                suffix="\n  }\n}\n", mode="multi")
+    assert got == Shaped("\n    a();\n  } else {\n    b();", 0)
+    # The user is filling the `if` of an existing if/else: the suggestion ends where that `} else {` is.
+    got = shape("\n    a();\n  } else {\n    b();\n  }\n", prefix="function g(x) {\n  if (x) {",
+                suffix="\n  } else {\n    c();\n  }\n}\n", mode="multi")
+    assert got == Shaped("\n    a();", 0)
