@@ -185,7 +185,8 @@ def _end_of_block(
     for dedent. Ends: a line shallower than ``block_indent`` (kept if it is a
     closing-only line like ``}`` at exactly ``opener_indent``; one there that
     closes and reopens, ``} else {``, goes on to the next block), a line equal to
-    the next non-blank suffix line (the model is re-emitting existing code), or
+    the next non-blank suffix line (the model is re-emitting existing code; a
+    closing line there counts with more or less punctuation, ``};`` for ``}``), or
     two consecutive blank lines.
     """
     target = next_line.strip() if next_line else ""
@@ -201,7 +202,8 @@ def _end_of_block(
         blank_run = 0
         # A repeat of the next suffix line at its own depth: a `}` deeper than the suffix's closes a block
         # the completion opened itself (`if (a) {` ... `  }`), and is kept.
-        if target and stripped == target and indent_width(full) == indent_width(next_line or ""):
+        if target and indent_width(full) == indent_width(next_line or "") and (
+                stripped == target or _same_closer(stripped, target)):
             return i
         if i > 0 and indent_width(line) < block_indent:
             if opener_indent is not None and indent_width(line) == opener_indent:
@@ -213,6 +215,13 @@ def _end_of_block(
                     continue
             return i
     return None
+
+
+def _same_closer(line: str, other: str) -> bool:
+    """Whether two stripped closing-only lines close the same block, one with more punctuation: the `};` a
+    model writes for the `}` an editor closed `const f = () => {` with, or `})` for `});`."""
+    return (_CLOSING_LINE.match(line) is not None and _CLOSING_LINE.match(other) is not None
+            and (line.startswith(other) or other.startswith(line)))
 
 
 def _dedent_in_progress(line: str, block_indent: int) -> bool:

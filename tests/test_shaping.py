@@ -575,3 +575,20 @@ def test_multi_else_branch_the_suffix_closes_is_not_closed_twice() -> None:
     got = shape("\n    a();\n  } else {\n    b();\n  }\n", prefix="function g(x) {\n  if (x) {",
                 suffix="\n  } else {\n    c();\n  }\n}\n", mode="multi")
     assert got == Shaped("\n    a();", 0)
+
+
+@pytest.mark.parametrize(("prefix", "suffix", "raw", "expected"), [
+    # The editor closed the block with `}` (nvim-autopairs, `{<CR>`); the model ends the statement with `};`.
+    # Both close the same block: the suggestion stops before its own, or accepting leaves `};` + `}`.
+    ("const onClick = (e) => {\n  ", "\n}\n", "e.preventDefault();\n};\n", "e.preventDefault();"),
+    ("  items.forEach((x) => {\n    ", "\n  })\n", "total += x;\n  });\n", "total += x;"),
+    ("const onClick = (e) => {", "\n}\n", "\n  e.preventDefault();\n};\n", "\n  e.preventDefault();"),
+    # A `}` of the completion's own block is deeper than the suffix's: kept, as before.
+    ("function f(a) {\n  ", "\n};\n", "if (a) {\n    g();\n  }\n};\n", "if (a) {\n    g();\n  }"),
+])
+def test_multi_closing_line_like_the_suffix_s_is_a_repeat(prefix: str, suffix: str, raw: str, expected: str) -> None:
+    assert shape(raw, prefix=prefix, suffix=suffix, mode="multi") == Shaped(expected, 0)
+    stop = make_stop("multi", line_before_cursor=prefix.split("\n")[-1], next_suffix_line=next_suffix_line(suffix),
+                     block_indent=block_indent(prefix), opener_indent=opener_indent(prefix))
+    stopped = _first_stop(stop, raw)
+    assert stopped is not None and stopped.rstrip("\n").endswith(raw.rstrip("\n").split("\n")[-1])
