@@ -80,7 +80,11 @@ def healing_text(tokenizer: Tokenizer, line_before_cursor: str, *, words: bool =
     cursor inside a word ("os.pa") ends the prompt in a fragment ("pa") where training text had "path", and
     one after punctuation ("self.", "os.getcwd(") in a piece that training text merged with what followed
     ("._items", "()"). Leaving that tail out and constraining the first generated tokens to agree with it lets
-    the model pick its own split: trailing blanks after code, or (with `words`) the line's last token.
+    the model pick its own split: trailing blanks after code, or (with `words`) the line's last tokens, as
+    many as one vocabulary piece can write back (llama.cpp's "dynamic" token healing): a word cut short is
+    often spelled in fragments ("rc = sel" is `▁se` `l`), and healing only the last left the others in the
+    prompt ("rc = se"). No further back: a rare name ("frobnicate_") stays spelled as the document spells
+    it, which the n-gram cache needs to match it, and the model would write it back letter by letter.
     """
     stripped = line_before_cursor.rstrip(" \t")
     if not stripped.strip():
@@ -89,8 +93,8 @@ def healing_text(tokenizer: Tokenizer, line_before_cursor: str, *, words: bool =
         return line_before_cursor[len(stripped):]
     if words:
         # Any last token, not only a word's: punctuation merges too (`(` + `)` is the one piece `()`). Its end
-        # decides the last token: a long line (minified code) is not tokenized whole at every keystroke.
-        piece = tokenizer.last_piece(line_before_cursor[-HEALING_CONTEXT_CHARS:])
+        # decides the last tokens: a long line (minified code) is not tokenized whole at every keystroke.
+        piece = tokenizer.healing_tail(line_before_cursor[-HEALING_CONTEXT_CHARS:])
         if piece.strip() and line_before_cursor.endswith(piece):
             return piece
     return ""

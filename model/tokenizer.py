@@ -6,6 +6,7 @@ Code Llama (where `▁<PRE>` is 32007) and any model of our own that carries the
 
 from __future__ import annotations
 
+import bisect
 import re
 from functools import cached_property
 from pathlib import Path
@@ -114,6 +115,30 @@ class Tokenizer:
         """The text of the last token `s` encodes to (as a continuation of a line): "pa" for "os.pa"."""
         ids = self.encode_infilling(s)
         return self.sp.id_to_piece(ids[-1]).replace("▁", " ") if ids and not self.sp.is_byte(ids[-1]) else ""
+
+    def healing_tail(self, s: str) -> str:
+        """The text of the most last tokens of `s` (encoded as a continuation of a line) that together still
+        begin one vocabulary piece: " sel" for "rc = sel" (`▁se` `l`, and `▁self` begins with it), "pa" for
+        "os.pa". At least the last token; "" when that is a byte piece (part of a character)."""
+        ids = self.encode_infilling(s)
+        text = ""
+        for i in reversed(ids):
+            if self.sp.is_byte(i):
+                break
+            longer = self.sp.id_to_piece(i).replace("▁", " ") + text
+            if text and not self._begins_a_piece(longer):
+                break
+            text = longer
+        return text
+
+    @cached_property
+    def _sorted_piece_texts(self) -> list[str]:
+        return sorted(t for t in self.piece_texts() if t)
+
+    def _begins_a_piece(self, text: str) -> bool:
+        pieces = self._sorted_piece_texts
+        k = bisect.bisect_left(pieces, text)
+        return k < len(pieces) and pieces[k].startswith(text)
 
     def piece_texts(self) -> list[str | None]:
         """The text each id stands for in generated output: None for control pieces and for the byte pieces

@@ -40,20 +40,50 @@ def test_healing_a_long_line_tokenizes_only_its_end(monkeypatch: pytest.MonkeyPa
     short = line[-HEALING_CONTEXT_CHARS:]
     assert healing_text(TOKENIZER, line) == healing_text(TOKENIZER, short) != ""
     tokenized: list[int] = []
-    last_piece = TOKENIZER.last_piece
-    monkeypatch.setattr(TOKENIZER, "last_piece", lambda s: tokenized.append(len(s)) or last_piece(s))
+    healing_tail = TOKENIZER.healing_tail
+    monkeypatch.setattr(TOKENIZER, "healing_tail", lambda s: tokenized.append(len(s)) or healing_tail(s))
     healing_text(TOKENIZER, line)
     assert tokenized == [HEALING_CONTEXT_CHARS]
 
 
 @pytest.mark.parametrize("before", ["    path = os.pa", "    return self.na", "x = calcul", "    return",
                                     "x = (", "foo(a, b)", "        self.", "    return data["])
-def test_healing_text_takes_back_the_last_token_of_the_line(before: str) -> None:
+def test_healing_text_takes_back_whole_tokens_of_the_line(before: str) -> None:
     healed = healing_text(TOKENIZER, before)
-    # Leaving the healed tail out of the prompt removes exactly the line's last token.
+    # Leaving the healed tail out of the prompt removes the line's last tokens, whole.
     assert healed.strip() and before.endswith(healed)
-    assert TOKENIZER.encode_infilling(before[:len(before) - len(healed)]) == TOKENIZER.encode_infilling(before)[:-1]
+    tokens = TOKENIZER.encode_infilling(before)
+    kept = TOKENIZER.encode_infilling(before[:len(before) - len(healed)])
+    assert kept == tokens[:len(kept)] and len(kept) < len(tokens)
     assert healing_text(TOKENIZER, before, words=False) == ""
+
+
+@pytest.mark.parametrize("before,healed", [
+    # The demo vocabulary spells these words' beginnings in several pieces (`▁se` `l`, `▁F` `a`, `▁new` `he`
+    # `a`, `Ex` `ce` `p` `ti` `o`). Healing the last piece alone left a fragment in the prompt (`rc = se`,
+    # `dest, F`), where the demo model wrote `self` as `sel` + nothing, `False` as `Factory)`.
+    ("        rc = sel", " sel"), ("            setattr(values, dest, Fa", " Fa"),
+    ("        self._headers = newhea", "hea"), ("class HierarchyRequestErr(DOMExceptio", "Exceptio"),
+    ("    descripti", "descripti"), ("    path = os.pa", "pa"),
+    # Back only as far as one piece can still spell it: no piece begins with `ate_`, so `frobnicate` stays in
+    # the prompt as the document spells it, and the n-gram cache still matches it (and copies the name).
+    ("total = frobnicate_", "_"),
+])
+def test_healing_text_takes_back_the_tokens_one_piece_can_rewrite(before: str, healed: str) -> None:
+    assert healing_text(TOKENIZER, before) == healed
+
+
+@pytest.mark.parametrize("before", ["x = calcul", "digest = " + "a3f9" * 20, "        return self.na", "f(x) + g("])
+def test_the_healed_tail_begins_a_piece_and_is_whole_tokens(before: str) -> None:
+    healed = healing_text(TOKENIZER, before)
+    texts = [t for t in TOKENIZER.piece_texts() if t]
+    assert healed and any(t.startswith(healed) for t in texts)
+    # One token more would not: the tail is the longest that a single piece can write back.
+    tokens = TOKENIZER.encode_infilling(before)
+    kept = TOKENIZER.encode_infilling(before[:len(before) - len(healed)])
+    longer = TOKENIZER.sp.id_to_piece(kept[-1]).replace("▁", " ") + healed
+    assert not any(t.startswith(longer) for t in texts)
+    assert kept == tokens[:len(kept)]
 
 
 def test_recall_is_the_document_outside_the_windows_nearest_lines_first() -> None:
