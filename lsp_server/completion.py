@@ -22,8 +22,20 @@ from model.tokenizer import Tokenizer, infill_prompt
 from .context import FimContext, build_context
 from .extra_context import DATA_LINE_CHARS
 from .settings import PROMPT_OVERHEAD, Settings
-from .shaping import (block_indent, completion_mode, drop_partial_line, drop_partial_word, drop_repeated_lines,
-                      framing_start, looping, make_stop, next_suffix_line, opener_indent, repetition_start, shape)
+from .shaping import (
+    block_indent,
+    completion_mode,
+    drop_loop,
+    drop_partial_line,
+    drop_partial_word,
+    drop_repeated_lines,
+    framing_start,
+    looping,
+    make_stop,
+    next_suffix_line,
+    opener_indent,
+    shape,
+)
 from .text import split_lines
 
 log = logging.getLogger(__name__)
@@ -219,8 +231,7 @@ def generate(engine: Backend, prepared: Prepared, settings: Settings, *, cancel:
                           constraint=healed, recall=prepared.recall, first_rank=first_rank)
     if gen.stop_reason in ("cancel", "error") or not gen.text.startswith(healed):
         return None  # cancelled, failed, or cut before it wrote the healed tail back
-    raw = gen.text[len(healed):]
-    raw = raw[:repetition_start(raw) or len(raw)]
+    raw = drop_loop(gen.text[len(healed):])
     if gen.stop_reason in ("deadline", "max_tokens", "context"):
         raw = drop_partial_word(raw)  # cut mid-word: show whole words only
         if mode == "multi":
@@ -290,8 +301,7 @@ def infill_text(engine: Backend, prefix: str, suffix: str, max_tokens: int, sett
                           stop=lambda s: "\n" in s[len(healed):].lstrip("\n") or looping(s))
     if not gen.text.startswith(healed):
         return ""  # cut before the healed blanks were written back
-    text = gen.text[len(healed):]
-    return text[:repetition_start(text) or len(text)]
+    return drop_loop(gen.text[len(healed):])
 
 
 def fitting_infill_prompt(tokenizer: Tokenizer, context_length: int, prefix: str, suffix: str, max_tokens: int,

@@ -30,6 +30,7 @@ __all__ = [
     "drop_partial_line",
     "drop_repeated_lines",
     "drop_partial_word",
+    "drop_loop",
     "framing_start",
     "indent_width",
     "looping",
@@ -452,6 +453,18 @@ def repetition_start(text: str, *, min_repeats: int = 4, max_unit: int = 80) -> 
                 continue  # no letter or digit (`----`), or a boundary between copies inside a word
             return start + unit_len
     return None
+
+
+def drop_loop(text: str) -> str:
+    """`text` with a loop that ends it cut after the loop's first copy (see :func:`repetition_start`).
+
+    The line break that generation stopped at (a single-line completion ends at the first one) does not hide
+    the loop before it: `the string to the string to the string to the string to the` + a line break is
+    cut to `the string to the` too.
+    """
+    body = text.rstrip("\r\n")
+    start = repetition_start(body)
+    return text if start is None else body[:start]
 
 
 LOOP_STOP_REPEATS = 8

@@ -6,10 +6,11 @@ import pytest
 
 import torch
 
-from lsp_server.completion import (HEALING_CONTEXT_CHARS, budgets, fitting_infill_prompt, healing_text, inside_a_word,
-                                   line_around, prepare, recall_tokens)
+from lsp_server.completion import (HEALING_CONTEXT_CHARS, budgets, complete, fitting_infill_prompt, healing_text,
+                                   inside_a_word, line_around, prepare, recall_tokens)
 from lsp_server.context import FimContext
 from lsp_server.settings import Settings
+from model.backend import Generation
 from model.engine import Engine
 from model.loader import DEMO_MODEL_DIR, load_model
 from model.tokenizer import Tokenizer
@@ -153,3 +154,26 @@ def test_extra_context_budget_leaves_room_for_the_document() -> None:
     assert extra_budget(Settings(), 1024) == 256  # the demo model's context: still the default
     # A budget the model's context cannot hold left no room for any prompt: no completion, ever.
     assert extra_budget(Settings(extra_context_tokens=4000), 1024) == (1024 - 96 - 8) // 2
+
+
+class CannedBackend:
+    """A backend whose model always answers `text` (stopped as `stop_reason` says), for the shaping of the
+    completion path without a model."""
+
+    def __init__(self, text: str, stop_reason: str) -> None:
+        self.tokenizer, self.context_length, self.recalls = TOKENIZER, 4096, False
+        self.text, self.stop_reason = text, stop_reason
+
+    def generate(self, prompt: list[int], **kwargs: object) -> Generation:
+        return Generation([], self.text, self.stop_reason)
+
+
+def test_a_single_line_suggestion_that_loops_to_its_line_break_is_cut_to_one_copy() -> None:
+    # The demo model's answer in a docstring (`eval --seed 1`): generation stopped at the line break, and the
+    # loop check, which looked at the end of the text, saw the break and let all five copies through.
+    text = 'def f(msg):\n    """Iterate.\n\n    Optional de\n    """\n'
+    offset = text.index("Optional de") + len("Optional de")
+    engine = CannedBackend(" ders the string to the string to the string to the string to the string to the\n",
+                           "stop")
+    suggestion = complete(engine, text, offset, Settings(line_policy="single"), timed=False)  # type: ignore[arg-type]
+    assert suggestion is not None and suggestion.text == "rs the string to the"

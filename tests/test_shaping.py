@@ -14,6 +14,7 @@ from lsp_server.shaping import (
     drop_partial_line,
     drop_repeated_lines,
     drop_partial_word,
+    drop_loop,
     framing_start,
     looping,
     repetition_start,
@@ -393,6 +394,21 @@ def test_comment_apostrophe_does_not_open_string() -> None:
 ])
 def test_repetition_start(text: str, expected: int | None) -> None:
     assert repetition_start(text) == expected
+
+
+@pytest.mark.parametrize("text,expected", [
+    # A single-line completion stops at its first line break, so the loop ends the line, not the text: the demo
+    # model's answer to `    Optional de` in a docstring reached the editor with all five copies.
+    (" ders the string to the string to the string to the string to the string to the\n", " ders the string to the"),
+    ("print(1, 1, 1, 1, 1\r\n", "print(1, 1"),
+    ("x = ['S', 'S', 'S', 'S', 'S', ", "x = ['S', "),  # cut by the budget, no line break
+    # No loop: the text is left as it is, its line break included.
+    ("return a + b\n", "return a + b\n"), ("x = 10000\n", "x = 10000\n"), ("", ""),
+    # Only the end counts: a loop on an earlier line, followed by code, is the model's business.
+    ("a a a a a\nb = 1\n", "a a a a a\nb = 1\n"),
+])
+def test_drop_loop(text: str, expected: str) -> None:
+    assert drop_loop(text) == expected
 
 
 @pytest.mark.parametrize("text", [
