@@ -235,7 +235,8 @@ def generate(engine: Backend, prepared: Prepared, settings: Settings, *, cancel:
     if gen.stop_reason in ("deadline", "max_tokens", "context"):
         raw = drop_partial_word(raw)  # cut mid-word: show whole words only
         if mode == "multi":
-            raw = drop_repeated_lines(drop_partial_line(raw))  # and whole lines after the first, loops once
+            # and whole lines after the first, loops once
+            raw = drop_repeated_lines(drop_partial_line(raw), split_lines(ctx.prefix)[-1])
     shaped = shape(raw, prefix=ctx.prefix, suffix=ctx.suffix, mode=mode)
     t = gen.timings
     log.debug("completion mode=%s context=%.1fms prompt=%d cached=%d prefill=%.1fms first=%.1fms decode=%.1fms "

@@ -496,12 +496,19 @@ def drop_partial_line(text: str) -> str:
     return complete + "\n" if complete.strip() else text
 
 
-def drop_repeated_lines(text: str) -> str:
-    """A multi-line completion cut by its budget with its last line once, not repeated: the model was in a
-    loop that the budget ended before it could be told from code (`looping` needs eight copies)."""
+def drop_repeated_lines(text: str, line_before_cursor: str = "") -> str:
+    """A multi-line completion cut by its budget with its last line, or its last block of lines, once, not
+    repeated: the model was in a loop that the budget ended before it could be told from code (`looping`
+    needs eight copies), and a block of two or three lines fits the budget only twice. The first line is
+    compared as the line it completes (`line_before_cursor` + it), which holds its indentation."""
     body = text.rstrip("\n")
     lines = body.split("\n")
+    whole = [line_before_cursor + lines[0], *lines[1:]]
     keep = len(lines)
-    while keep > 1 and lines[keep - 1].strip() and lines[keep - 1] == lines[keep - 2]:
-        keep -= 1
-    return "\n".join(lines[:keep]) + text[len(body):]
+    while True:
+        period = next((k for k in range(1, keep // 2 + 1)
+                       if any(line.strip() for line in whole[keep - k:keep])
+                       and whole[keep - k:keep] == whole[keep - 2 * k:keep - k]), None)
+        if period is None:
+            return "\n".join(lines[:keep]) + text[len(body):]
+        keep -= period

@@ -177,3 +177,12 @@ def test_a_single_line_suggestion_that_loops_to_its_line_break_is_cut_to_one_cop
                            "stop")
     suggestion = complete(engine, text, offset, Settings(line_policy="single"), timed=False)  # type: ignore[arg-type]
     assert suggestion is not None and suggestion.text == "rs the string to the"
+
+
+def test_a_multi_line_suggestion_cut_by_its_budget_in_a_repeated_block_shows_the_block_once() -> None:
+    text = "def prune(options):\n    for option in options:\n        \n    return options\n"
+    offset = text.index("        \n") + 8
+    block = "if not option.names:\n            options.remove(option)\n"
+    engine = CannedBackend(block + "        " + block + "        if", "max_tokens")
+    suggestion = complete(engine, text, offset, Settings(line_policy="auto"), timed=False)  # type: ignore[arg-type]
+    assert suggestion is not None and suggestion.text == block.rstrip("\n")

@@ -456,6 +456,20 @@ def test_drop_repeated_lines(text: str, expected: str) -> None:
     assert drop_repeated_lines(text) == expected
 
 
+def test_drop_repeated_lines_shows_a_repeated_block_once() -> None:
+    # The demo model in optparse.py, cut by its 96 tokens: a two-line block twice. The first line is compared
+    # with the cursor line's indentation in front of it.
+    block = ("if not (c_option._short_opts or c_option._long_opts):\n"
+             "                        c_option.container.option_list.remove(c_option)\n")
+    text = block + "                    " + block
+    assert drop_repeated_lines(text, "                    ") == block
+    # A block that differs (the second `if` tests another name) is code, not a loop.
+    assert drop_repeated_lines(text.replace("_short_opts or", "_opts or", 1), "                    ") == \
+        text.replace("_short_opts or", "_opts or", 1)
+    # Nested: a two-line block made of a repeated line, then repeated itself.
+    assert drop_repeated_lines("x = 1\ny = 2\nx = 1\ny = 2\nx = 1\ny = 2\n") == "x = 1\ny = 2\n"
+
+
 @pytest.mark.parametrize(("prefix", "raw"), [
     ("function f(a) {\n  ", "if (a) {\n    return 1;\n  }\n  return 2;\n}\n"),
     ("func sum(xs []int) int {\n\ts := 0\n\t", "for _, x := range xs {\n\t\ts += x\n\t}\n\treturn s\n}\n"),
