@@ -22,20 +22,8 @@ from model.tokenizer import Tokenizer, infill_prompt
 from .context import FimContext, build_context
 from .extra_context import DATA_LINE_CHARS
 from .settings import PROMPT_OVERHEAD, Settings
-from .shaping import (
-    block_indent,
-    completion_mode,
-    drop_loop,
-    drop_partial_line,
-    drop_partial_word,
-    drop_repeated_lines,
-    framing_start,
-    looping,
-    make_stop,
-    next_suffix_line,
-    opener_indent,
-    shape,
-)
+from .shaping import (block_indent, completion_mode, drop_loop, drop_partial_line, drop_partial_word,
+                      drop_repeated_lines, framing_start, looping, make_stop, next_suffix_line, opener_indent, shape)
 from .text import split_lines
 
 log = logging.getLogger(__name__)
