@@ -48,6 +48,22 @@ async def test_event_loop_runs_while_a_job_generates() -> None:
     worker.shutdown()
 
 
+async def test_cancelling_the_awaiting_task_stops_its_job() -> None:
+    # $/cancelRequest cancels the handler's task: the job on the model thread must stop at its next token,
+    # not run to its end holding the thread that every other document's request waits for.
+    worker = loaded_worker()
+    started, steps = threading.Event(), []
+    task = asyncio.ensure_future(worker.run("a.py", generating(started, steps)))
+    while not started.is_set():
+        await asyncio.sleep(0.001)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    # One model thread: a job for another document runs once the cancelled one has returned.
+    assert await worker.run("b.py", lambda engine, cancel: list(steps)), "the cancelled job ran to its end"
+    worker.shutdown()
+
+
 async def test_newer_job_for_same_document_cancels_older() -> None:
     worker = loaded_worker()
     started, steps = threading.Event(), []
