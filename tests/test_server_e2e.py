@@ -66,10 +66,15 @@ def utf16_len(s: str) -> int:
 INITIALIZED: dict[int, types.InitializeResult] = {}
 
 
+# No wall-clock cut on a busy machine: a suggestion made as the user types stops at timeBudgetMs (2 s by
+# default), and one cut short is not the one the tests foretell (untimed), nor kept for typing through.
+UNTIMED = {"codellama": {"timeBudgetMs": 600_000}}
+
+
 @pytest_lsp.fixture(config=ClientServerConfig(server_command=SERVE + ["--model", str(DEMO_MODEL_DIR)]))
 async def client(lsp_client: LanguageClient):
     INITIALIZED[id(lsp_client)] = await lsp_client.initialize_session(
-        types.InitializeParams(capabilities=capabilities()))
+        types.InitializeParams(capabilities=capabilities(), initialization_options=UNTIMED))
     yield
     await lsp_client.shutdown_session()
 
@@ -153,8 +158,6 @@ async def test_type_through_answers_from_cache(client: LanguageClient) -> None:
 
 async def test_type_through_a_line_break_in_a_crlf_document(client: LanguageClient) -> None:
     await ready(client)
-    # No wall-clock cut on a busy machine: a suggestion cut by the clock is not kept for typing through.
-    client.workspace_did_change_configuration(types.DidChangeConfigurationParams({"codellama": {"timeBudgetMs": 60000}}))
     uri = "file:///work/crlf_typing.py"
     text = "for i in range(10):\r\n    \r\n"
     open_doc(client, text, uri=uri)
@@ -473,7 +476,8 @@ async def test_a_docstring_goes_where_its_function_is_after_edits_made_while_it_
 
 @pytest_lsp.fixture(config=ClientServerConfig(server_command=SERVE + ["--model", str(DEMO_MODEL_DIR)]))
 async def eager_utf8_client(lsp_client: LanguageClient):
-    await lsp_client.initialize_session(types.InitializeParams(capabilities=capabilities(["utf-8"], resolve=False)))
+    await lsp_client.initialize_session(types.InitializeParams(capabilities=capabilities(["utf-8"], resolve=False),
+                                                               initialization_options=UNTIMED))
     yield
     await lsp_client.shutdown_session()
 
