@@ -124,7 +124,7 @@ def test_a_server_that_never_answers_times_out(tiny_model_dir: Path) -> None:
         backend = VllmBackend(url, Tokenizer(tiny_model_dir / "tokenizer.model"), timeout=0.3)
         t0 = time.monotonic()
         backend.connect()
-        assert time.monotonic() - t0 < 3
+        assert time.monotonic() - t0 < 10  # the 0.3 s timeout, not a wait without end
         assert backend.describe()["health"] == f"unreachable: {url}: timed out (ReadTimeout)"
 
 
@@ -284,8 +284,8 @@ def test_a_wait_for_the_next_token_ends_when_cancelled_or_out_of_time(fake_vllm:
     gen = backend.generate([1, 5, 6], max_new_tokens=8, cancel=(lambda: time.monotonic() > t0 + 0.3)
                            if stop == "cancel" else None, deadline=t0 + 0.3 if stop == "deadline" else None)
     assert (gen.tokens, gen.stop_reason) == ([281], stop)
-    assert time.monotonic() - t0 < 1.5
-    assert FakeVllm.disconnected.wait(2)  # the server saw the stream closed: vLLM aborts the request
+    assert time.monotonic() - t0 < 10  # not the 30 s timeout (a bound far from both: the machine may be busy)
+    assert FakeVllm.disconnected.wait(10)  # the server saw the stream closed: vLLM aborts the request
     assert backend.describe()["health"] == "ok"
 
 
@@ -296,7 +296,7 @@ def test_a_wait_for_the_answers_headers_ends_when_cancelled(fake_vllm: str, tiny
     t0 = time.monotonic()
     gen = backend.generate([1, 5, 6], max_new_tokens=8, cancel=lambda: time.monotonic() > t0 + 0.3)
     assert (gen.tokens, gen.stop_reason) == ([], "cancel")
-    assert time.monotonic() - t0 < 1.5  # not the 30 s timeout, which held the model thread and the exit
+    assert time.monotonic() - t0 < 10  # not the 30 s timeout, which held the model thread and the exit
     assert backend.describe()["health"] == "ok"
 
 
@@ -311,7 +311,7 @@ def test_a_check_of_a_server_that_never_answers_ends_when_cancelled(tiny_model_d
             t0 = time.monotonic()
             gen = backend.generate([1, 5, 6], max_new_tokens=8, cancel=lambda: time.monotonic() > t0 + 0.3)
             assert (gen.tokens, gen.stop_reason) == ([], "cancel")
-            assert time.monotonic() - t0 < 1.5  # not the 30 s timeout
+            assert time.monotonic() - t0 < 10  # not the 30 s timeout
         assert sum(t.name == "vllm-check" for t in threading.enumerate()) == 1
 
 
@@ -351,7 +351,7 @@ def test_a_shutdown_while_connecting_does_not_wait_for_the_server(tiny_model_dir
         t0 = time.monotonic()
         with pytest.raises(RuntimeError, match="shutting down"):
             connect_vllm(settings, progress)
-        assert time.monotonic() - t0 < 2
+        assert time.monotonic() - t0 < 10  # not the 30 s timeout
 
 
 def test_a_server_back_with_another_model_is_told() -> None:
