@@ -38,7 +38,12 @@ def test_type_through_rejections() -> None:
     assert cache.lookup(PREFIX + "na", SUFFIX + "#") is None  # suffix changed
     assert cache.lookup(PREFIX[:-1], SUFFIX) is None  # backspace: not a type-through
     assert cache.lookup("X" + PREFIX[1:] + "na", SUFFIX) is None  # earlier text differs
-    assert cache.hits == 0
+    # ... also where it differs further up than the short tail compared first (another import at the top).
+    above = "import os\n" + "x = 1\n" * 20
+    cache.put(above + PREFIX, SUFFIX, "name.upper()")
+    assert cache.lookup(above.replace("os", "re") + PREFIX + "na", SUFFIX) is None
+    assert cache.lookup(above + PREFIX + "na", SUFFIX) == "me.upper()"
+    assert cache.hits == 1
 
 
 def test_type_through_multiline_with_emoji() -> None:
