@@ -308,6 +308,8 @@ def test_suffix_overlap_trimmed_mid_line() -> None:
     # C: the condition's rest `) {` duplicated.
     got = shape(" > 0) {", prefix="    if (n", suffix=") {\n", mode="single")
     assert got == Shaped(" > 0", 0)
+    # Three characters are a duplicate mid-line too (fewer are not: see below).
+    assert shape("total_sum", prefix="x = ", suffix="sum + 1\n", mode="single") == Shaped("total_", 0)
 
 
 def test_suffix_overlap_requires_meaningful_match() -> None:
