@@ -119,6 +119,15 @@ def test_invalid_values_warn_and_keep_base(key: str, value: object, warning: str
     assert warnings == [warning]
 
 
+@pytest.mark.parametrize("value", ["true", " Yes", "ON", "false", "no ", "Off"])
+def test_booleans_spelled_as_words(value: str) -> None:
+    # A base opposite to the value: a word read as the wrong boolean would keep it.
+    wanted = value.strip().lower() in ("true", "yes", "on")
+    settings, warnings = parse_settings({"enabled": value, "extraContext": value},
+                                        dataclasses.replace(DEFAULT, enabled=not wanted, extra_context=not wanted))
+    assert warnings == [] and (settings.enabled, settings.extra_context) == (wanted, wanted)
+
+
 def test_unknown_keys_with_suggestions() -> None:
     settings, warnings = parse_settings({"maxToken": 5, "colour": "red", "maxTokens": 50, 3: 1})
     assert settings == dataclasses.replace(DEFAULT, max_tokens=50)
