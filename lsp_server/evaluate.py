@@ -97,14 +97,18 @@ def first_line(text: str) -> str:
     return text.split("\n", 1)[0].rstrip()
 
 
-def evaluate(settings: Settings, n: int, seed: int, verbose: bool = False, heal_words: bool = True,
-             alternatives: int = 1) -> tuple[Report, list[dict]]:
+def held_out_cases(n: int, seed: int) -> list[Case]:
+    """The n cursors of `seed` in the held-out files: known before any model is loaded."""
     _, held = corpus.split(corpus.collect())
-    files = [(f.name, corpus.read(f)) for f in held]
+    return make_cases([(f.name, corpus.read(f)) for f in held], n, seed)
+
+
+def evaluate(settings: Settings, cases: list[Case], verbose: bool = False, heal_words: bool = True,
+             alternatives: int = 1) -> tuple[Report, list[dict]]:
     with loading_bar(settings.model or "the demo model") as progress:
         engine = load_engine(settings, progress)
     rows = []
-    for case in tqdm(make_cases(files, n, seed), desc="eval", unit="case", disable=None):
+    for case in tqdm(cases, desc="eval", unit="case", disable=None):
         t0 = time.perf_counter()
         # Untimed: a score must depend on the model, not on how busy the machine is.
         suggestion = complete(engine, case.text, case.offset, settings, timed=False, heal_words=heal_words)
@@ -161,10 +165,15 @@ def read_baseline(path: Path) -> list[dict]:
     raise ValueError(f"--compare {path}: not an `eval --json` report (its cases lack scores)")
 
 
+def check_same_cursors(cursors: list[str], baseline: list[dict], name: str) -> None:
+    """ValueError unless `baseline` ran exactly `cursors` (case names), in that order."""
+    if cursors != [b["case"] for b in baseline]:
+        raise ValueError(f"--compare {name}: it ran other cursors; use the same --cases and --seed")
+
+
 def paired_difference(rows: list[dict], baseline: list[dict], name: str) -> Difference:
     """rows' scores minus baseline's, cursor by cursor; ValueError unless both ran the same cursors."""
-    if [r["case"] for r in rows] != [b["case"] for b in baseline]:
-        raise ValueError(f"--compare {name}: it ran other cursors; use the same --cases and --seed")
+    check_same_cursors([r["case"] for r in rows], baseline, name)
     exact = [float(r["exact"]) - float(b["exact"]) for r, b in zip(rows, baseline)]
     similarity = [r["similarity"] - b["similarity"] for r, b in zip(rows, baseline)]
     return Difference(name, round(statistics.mean(exact), 3), margin_95(exact),
@@ -259,7 +268,10 @@ def main(argv: list[str] | None = None) -> None:
         baseline = read_baseline(a.compare) if a.compare else None  # before the run, not after it
         if baseline is not None and len(baseline) != a.cases:
             raise ValueError(f"--compare {a.compare}: it ran {len(baseline)} cursors, not {a.cases}")
-        report, rows = evaluate(settings, a.cases, a.seed, a.verbose, heal_words=not a.no_word_healing,
+        cases = held_out_cases(a.cases, a.seed)
+        if baseline is not None:  # other cursors (another --seed) are told before the model runs, too
+            check_same_cursors([c.name for c in cases], baseline, str(a.compare))
+        report, rows = evaluate(settings, cases, a.verbose, heal_words=not a.no_word_healing,
                                 alternatives=a.alternatives)
         difference = paired_difference(rows, baseline, str(a.compare)) if baseline is not None else None
     except (ValueError, BackendUnavailable) as e:  # a bad --model or --device, no vLLM: one line, no traceback

@@ -66,7 +66,8 @@ def test_eval_compares_with_an_earlier_run_of_the_same_cursors(tmp_path: Path) -
     difference = json.loads(again.stdout)["difference"]  # the same model on the same cursors: no difference
     assert difference == {"baseline": str(tmp_path / "first.json"), "exact_match": 0.0, "exact_match_margin": 0.0,
                           "edit_similarity": 0.0, "edit_similarity_margin": 0.0}
-    other = run("--seed", "1", "--compare", str(tmp_path / "first.json"))
+    # Other cursors are refused before the model is loaded (a whole run on a large model, for nothing).
+    other = run("--seed", "1", "--compare", str(tmp_path / "first.json"), "--model", str(tmp_path / "missing"))
     assert other.returncode != 0 and "ran other cursors" in other.stderr and "Traceback" not in other.stderr
     (tmp_path / "junk.json").write_text("[1, 2]")
     junk = run("--compare", str(tmp_path / "junk.json"))
