@@ -241,3 +241,11 @@ def test_positions_near_the_end_of_a_big_file_take_no_loop_over_its_lines(line_b
     assert offset_at(text, 9_990, 12) == text.index("value_9990") + 8
     assert position_at(text, text.index("value_9990") + 8) == (9_990, 12)
     assert lines_at(text, 9_998, 5) == ["    value_9998 = compute(9998)  # ü", "    value_9999 = compute(9999)  # ü"]
+
+
+@pytest.mark.parametrize(("encoding", "codec", "size"), [("utf-8", "utf-8", 1), ("utf-16", "utf-16-le", 2)])
+def test_units_to_index_at_every_width_boundary(encoding: str, codec: str, size: int) -> None:
+    # The last and the first code point of each UTF-8 length, and the first that takes a UTF-16 surrogate pair.
+    line = "\x7f\x80\u07ff\u0800\uffff\U00010000x"
+    for i in range(len(line) + 1):
+        assert units_to_index(line, len(line[:i].encode(codec)) // size, encoding) == i  # type: ignore[arg-type]
