@@ -20,7 +20,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from model import corpus
-from model.backend import BackendUnavailable
+from model.backend import BackendUnavailable, redact_url
 
 from .completion import complete, complete_alternatives
 from .loading import load_engine
@@ -183,7 +183,7 @@ def paired_difference(rows: list[dict], baseline: list[dict], name: str) -> Diff
 def format_report(report: Report, settings: Settings, difference: Difference | None = None) -> str:
     """The scores as a table, with what was measured above it (the ± is a 95% confidence interval)."""
     model = settings.model or "the embedded demo model"
-    where = f"the vLLM server at {settings.remote_url}" if settings.backend == "vllm" else settings.device
+    where = f"the vLLM server at {redact_url(settings.remote_url)}" if settings.backend == "vllm" else settings.device
     margins = "; ± is the 95% confidence interval over cursors" if report.exact_match_margin is not None else ""
     return (f"{report.cases} cursors in held-out files; {model} on {where}, "
             f"{settings.fim_mode.upper()} prompts{margins}\n\n" + format_table(["measure", "result"], [

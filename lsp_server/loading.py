@@ -97,7 +97,7 @@ def connect_vllm(settings: Settings, progress: Callable[[float, str], None] | No
     thread = threading.Thread(target=connect, name="vllm-connect", daemon=True)
     thread.start()
     while thread.is_alive():
-        progress(0.0, f"connecting to {settings.remote_url}")
+        progress(0.0, f"connecting to {backend.url}")
         thread.join(0.1)
     if failure:
         raise failure[0]

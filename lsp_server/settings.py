@@ -17,6 +17,8 @@ from dataclasses import dataclass, fields
 from typing import Any
 from urllib.parse import urlsplit
 
+from model.backend import redact_url
+
 __all__ = ["PROMPT_OVERHEAD", "SETTING_NAMES", "Settings", "consistency_warnings", "extra_budget", "parse_settings"]
 
 SECTION = "codellama"
@@ -320,9 +322,12 @@ def _apply(section: Mapping[Any, Any], base: Settings) -> tuple[Settings, list[s
         try:
             changes[field] = _COERCE[field](value)
         except _Invalid as reason:
+            shown, kept = value, getattr(base, field)
+            if field == "remote_url":  # a URL may hold a password: never in a message
+                shown, kept = (redact_url(v) if isinstance(v, str) else v for v in (shown, kept))
             warnings.append(
-                f"settings: invalid value {_describe(value)} for '{_camel(field)}': "
-                f"{reason}; keeping {_describe(getattr(base, field))}"
+                f"settings: invalid value {_describe(shown)} for '{_camel(field)}': "
+                f"{reason}; keeping {_describe(kept)}"
             )
     return (dataclasses.replace(base, **changes) if changes else base), warnings
 

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
+from urllib.parse import urlsplit, urlunsplit
 
 from .tokenizer import FimMode, Tokenizer, infill_prompt
 
@@ -74,6 +75,15 @@ class Backend(Protocol):
     def memory_bytes(self) -> int:
         """Bytes of model state held in this process (0 for a remote backend)."""
         ...
+
+
+def redact_url(url: str) -> str:
+    """`url` fit to show: credentials in it (`http://user:password@host`, which an HTTP client sends as basic
+    auth) become `***`, since a remote backend's URL appears in status, messages and logs."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2]))
 
 
 def infill(backend: Backend, prefix: str, suffix: str, *, mode: FimMode = "psm", **kwargs: object) -> Generation:

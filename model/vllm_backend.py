@@ -25,11 +25,12 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, NoReturn, TypeVar
+from urllib.parse import urlsplit
 
 import httpx
 
-from .backend import (BackendUnavailable, Generation, IncompatibleModel, Timings, check_request, take_tokens,
-                      token_budget)
+from .backend import (BackendUnavailable, Generation, IncompatibleModel, Timings, check_request, redact_url,
+                      take_tokens, token_budget)
 from .healing import Constraint, PieceIndex
 from .tokenizer import FIM_PIECES, Tokenizer
 
@@ -177,7 +178,8 @@ class VllmBackend:
         """url: the server's root (http://host:8000). model: the served model to use (default: the only one).
         timeout: seconds to wait for a connection or for the next token before calling the server unreachable.
         """
-        self.url = url.rstrip("/")
+        self.url = redact_url(url.rstrip("/"))  # for people to read; the client alone has the credentials
+        self._userinfo = urlsplit(url).netloc.rpartition("@")[0]
         self.tokenizer = tokenizer
         self.timeout = timeout
         self._wanted = model
@@ -191,7 +193,7 @@ class VllmBackend:
         if not self._api_key.isascii():  # httpx would fail with "'ascii' codec can't encode character"
             raise ValueError(f"{API_KEY_ENV} holds characters an HTTP header cannot carry (quotes pasted with it?)")
         headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
-        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
+        self._http = httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=timeout)
         self._served: ServedModel | None = None  # set once the server's model is checked; None after a failure
         self._checking: Future[ServedModel] | None = None  # the check under way for a request (_ready_unless)
         self._checking_lock = threading.Lock()
@@ -443,6 +445,8 @@ class VllmBackend:
         if self._api_key:  # never in a message or a log, whatever a library or a proxy put in its error
             for spelling in (self._api_key, repr(self._api_key.encode())[2:-1]):  # as text, and as bytes' repr
                 error = error.replace(spelling, "***")
+        if self._userinfo:  # nor the URL's credentials, should an error spell the URL
+            error = error.replace(self._userinfo + "@", "***@")
         self.error = f"{self.url}: {error}"
         self._retry_at = time.monotonic() + RETRY_S
         raise kind(self.error)

@@ -23,7 +23,7 @@ from model.tokenizer import Tokenizer
 from model.vllm_backend import (IncompatibleModel, VllmBackend, completion_body, event_tokens, http_error,
                                 pick_model, ranked_tokens, sse_events, sse_lines)
 from tests.vllm_server import free_port
-from tests.wire import Wire
+from tests.wire import SERVE, Wire
 
 
 def test_completion_body_sends_token_ids_and_asks_for_token_ids_back() -> None:
@@ -362,3 +362,29 @@ def test_a_server_back_with_another_model_is_told() -> None:
     outage.failed(BackendUnavailable("http://gpu:8000: m does not have the tokenizer's 32016-piece vocabulary"))
     outage.failed(IncompatibleModel("http://gpu:8000: m does not have the tokenizer's 32016-piece vocabulary"))
     assert len(shown) == 2 and "unavailable" in shown[0] and "32016-piece vocabulary" in shown[1]
+
+
+def test_credentials_in_the_url_are_used_but_never_shown(fake_vllm: str) -> None:
+    """http://user:password@host: httpx sends them as basic auth; the status, the messages to the editor,
+    progress and the log show the URL with `***` in their place (they showed the password)."""
+    FakeVllm.page = b"<html><body>Sign in</body></html>"  # an outage, whose message names the URL
+    url = fake_vllm.replace("http://", "http://alice:s3cret-pw@")
+    wire = Wire(command=[*SERVE[:-2], "INFO", "serve"])
+    try:
+        wire.initialize({"window": {"workDoneProgress": True}}, load=True,
+                        options={"backend": "vllm", "remoteUrl": url})
+        status = wire.wait_ready()
+        wire.open("file:///work/creds.py", "def add(a, b):\n    return \n")
+        wire.inline("file:///work/creds.py", 1, 11)
+        wire.notify("workspace/didChangeConfiguration", {"settings": {"codellama": {"remoteUrl": "ftp://bob:pw2@h"}}})
+        end = time.monotonic() + 10
+        while not any("invalid value" in json.dumps(n) for n in wire.notifications) and time.monotonic() < end:
+            time.sleep(0.05)
+        assert FakeVllm.keys and all(key == "Basic YWxpY2U6czNjcmV0LXB3" for key in FakeVllm.keys)  # alice:s3cret-pw
+        assert status["runtime"]["url"] == fake_vllm.replace("http://", "http://***@")
+        shown = [json.dumps(status), wire.log(), *map(json.dumps, wire.notifications + wire.server_requests)]
+        assert "unreachable" in shown[0] and any("ftp://***@h" in s for s in shown)
+        assert not [s for s in shown if "s3cret" in s or "pw2" in s], shown
+        assert wire.stop() == 0
+    finally:
+        wire.kill()
