@@ -93,6 +93,10 @@ class HFReader:
             weight_map = listed.get("weight_map") if isinstance(listed, dict) else None
             if not (isinstance(weight_map, dict) and all(isinstance(f, str) for f in weight_map.values())):
                 raise CheckpointError(f"{index}: weight_map must be an object naming a file for each tensor")
+            for file in dict.fromkeys(weight_map.values()):  # the checkpoint's own files, never a path out of it
+                if not file or Path(file).anchor or ".." in Path(file).parts:
+                    raise CheckpointError(f"{index}: weight_map names {file!r}, which is not a file in this "
+                                          "directory")
         elif (root / "model.safetensors").exists():
             weight_map = {n: "model.safetensors" for n in self._open("model.safetensors").keys()}
         else:
@@ -105,6 +109,8 @@ class HFReader:
 
     def _open(self, file: str):  # noqa: ANN202 - safetensors' handle type is not exported
         path = self.root / file
+        if path.exists() and not path.is_file():  # a FIFO or a device: opening it could block for good
+            raise CheckpointError(f"cannot read {path}: not a regular file")
         try:
             return safe_open(str(path), framework="pt", device="cpu")
         except Exception as e:  # safetensors raises its own error types for truncated or corrupt files
@@ -168,6 +174,8 @@ class MetaReader:
                                   f"found {[f.name for f in self.files]}")
         self.shards = []
         for f in self.files:
+            if not f.is_file():  # a FIFO or a device: opening it could block for good
+                raise CheckpointError(f"cannot read {f}: not a regular file")
             try:  # mmap: tensors are paged in one at a time; weights_only: never run pickled code
                 self.shards.append(torch.load(f, map_location="cpu", mmap=True, weights_only=True))
             except Exception as e:

@@ -221,6 +221,8 @@ def _json_type(value: object) -> str:
 
 def read_json(path: Path) -> Any:
     try:
+        if path.exists() and not path.is_file():  # a FIFO or a device: reading would block, or never end
+            raise OSError("not a regular file")
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
         raise ValueError(f"cannot read {path}: {e}") from e

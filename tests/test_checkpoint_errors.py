@@ -6,6 +6,8 @@ import json
 import os
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -375,3 +377,35 @@ def test_a_wrong_shape_fails_before_any_tensor_is_read(copy_of, monkeypatch: pyt
                                                         "implies (512, 64)")):
         load(root)
     assert read == []
+
+
+@pytest.mark.parametrize("where", ["../outside/{file}", "/ABS/outside/{file}", "sub/../../outside/{file}"])
+def test_an_index_cannot_name_files_outside_the_checkpoint(copy_of, tmp_path: Path, where: str) -> None:
+    """A downloaded index.json is data: its shards are files of the checkpoint, never a path out of it (it
+    loaded weights from any file the user can read)."""
+    root = copy_of("hf", shards=2)
+    index = root / "model.safetensors.index.json"
+    listed = json.loads(index.read_text())
+    (tmp_path / "outside").mkdir()
+    for file in set(listed["weight_map"].values()):
+        shutil.copy(root / file, tmp_path / "outside" / file)
+    bad = {n: where.replace("/ABS", str(tmp_path)).format(file=f) for n, f in listed["weight_map"].items()}
+    index.write_text(json.dumps({"weight_map": bad}))
+    with pytest.raises(CheckpointError, match=re.escape(f"{index}: weight_map names {next(iter(bad.values()))!r}, "
+                                                        "which is not a file in this directory")):
+        load(root)
+
+
+@pytest.mark.parametrize("victim", ["model.safetensors", "model-00001-of-00002.safetensors", "index",
+                                    "consolidated.00.pth"])
+def test_a_checkpoint_file_that_is_not_a_regular_file_is_refused_at_once(copy_of, tmp_path: Path, victim: str) -> None:
+    """A FIFO (or a link to one, or to a device) in place of a checkpoint file: opening it blocked the load for
+    good (safetensors holds the GIL meanwhile, so the real CLI runs it: the whole process froze)."""
+    root = copy_of("meta" if victim.endswith(".pth") else "hf", shards=1 if victim == "model.safetensors" else 2)
+    path = root / ("model.safetensors.index.json" if victim == "index" else victim)
+    path.unlink()
+    os.mkfifo(path)
+    (tmp_path / "a.py").write_text("def add(a, b):\n    return \n")
+    run = subprocess.run([sys.executable, "-m", "lsp_server", "complete", "--model", str(root), "--line", "1",
+                          "--character", "11", str(tmp_path / "a.py")], capture_output=True, text=True, timeout=60)
+    assert run.returncode != 0 and f"{path}: not a regular file" in run.stderr, run.stderr
