@@ -80,6 +80,17 @@ def test_vscode_knows_which_settings_a_server_flag_also_sets() -> None:
         re.sub(r"_(\w)", lambda m: m.group(1).upper(), flag) for flag in ENGINE_FLAGS}
 
 
+def test_an_untrusted_workspace_cannot_choose_the_program_or_where_code_goes() -> None:
+    """In Restricted Mode VS Code ignores a workspace's value of a restricted setting. An untrusted repository's
+    .vscode/settings.json with backend "vllm" and its own remoteUrl made the server send the API key (and then
+    the code around the cursor) there before the trust prompt was even answered (seen in code-server 1.100)."""
+    trust = _manifest()["capabilities"]["untrustedWorkspaces"]
+    assert trust["supported"] == "limited"
+    restricted = {key.removeprefix("codellama.") for key in trust["restrictedConfigurations"]}
+    assert restricted == {"serverPath", "serverArgs", "model", "backend", "remoteUrl"}
+    assert all(name in trust["description"] for name in ("executable", "model", "backend", "URL"))
+
+
 # The extension's own commands (registered by it, not from the server's executeCommandProvider).
 VSCODE_CLIENT_COMMANDS = {"codellama.restartServer"}
 
