@@ -2,7 +2,8 @@
 
 TCP serves one session, like stdio: the first client to connect gets it, a later one is answered with an
 error while it lasts (its first request gets a RequestFailed response saying so) and disconnected, and
-the server exits when its client does.
+the server exits when its client does. On Linux a connection from another user of this machine is refused
+the same way: loopback is open to every local user, and a session reads files and sends code as ours.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import concurrent.futures
 import json
 import logging
 import os
+import socket
+import sys
 import threading
 from collections.abc import Awaitable, Callable
 from typing import BinaryIO
@@ -43,6 +46,33 @@ async def run_session(read: Callable[[], Awaitable[bytes]], protocol: CodeLlamaP
                 await asyncio.sleep(0)
     except ConnectionError as e:  # includes BrokenPipeError: the client is gone
         log.info("connection to the client lost: %s", e)
+
+
+def _proc_net_address(host: str, port: int) -> str:
+    """host:port as /proc/net/tcp{,6} spell it: the address's 32-bit words in host byte order, in hex."""
+    host = host.removeprefix("::ffff:") if "." in host else host  # an IPv4 client of a dual-stack socket
+    packed = socket.inet_pton(socket.AF_INET6 if ":" in host else socket.AF_INET, host)
+    words = (int.from_bytes(packed[i:i + 4], sys.byteorder) for i in range(0, len(packed), 4))
+    return "".join(f"{word:08X}" for word in words) + f":{port:04X}"
+
+
+def peer_uid(local: tuple[str, int], peer: tuple[str, int], tables: str = "/proc/net") -> int | None:
+    """The user id that owns the other end of a TCP connection from this machine (Linux); None where that is
+    not known: another machine's socket, or no /proc."""
+    try:
+        want = (_proc_net_address(*peer[:2]), _proc_net_address(*local[:2]))
+    except (OSError, ValueError):  # not an IP address (a link-local one with its %scope)
+        return None
+    for table in ("tcp", "tcp6"):
+        try:
+            with open(os.path.join(tables, table), encoding="ascii") as rows:
+                for row in rows:
+                    fields = row.split()  # sl local_address rem_address st queues tr retrnsmt uid ...
+                    if len(fields) > 7 and (fields[1], fields[2]) == want:
+                        return int(fields[7])
+        except (OSError, ValueError):
+            continue
+    return None
 
 
 def session_exit_code(protocol: CodeLlamaProtocol) -> int:
@@ -107,6 +137,11 @@ def serve_tcp(protocol: CodeLlamaProtocol, host: str, port: int,
         async def connected(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             nonlocal busy
             peer = writer.get_extra_info("peername")
+            uid = peer_uid(writer.get_extra_info("sockname"), peer)
+            if uid is not None and uid != os.geteuid():
+                log.warning("refused a client of another user (uid %d, from %s)", uid, peer)
+                await refuse(reader, writer, f"this codellama-lsp serves its own user only, not uid {uid}")
+                return
             if busy:
                 log.warning("refused a second client (%s): this server already has one", peer)
                 await refuse(reader, writer, "this codellama-lsp is serving another client; start another "

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 
@@ -148,3 +150,63 @@ def test_port_alone_means_loopback(stop: list[subprocess.Popen]) -> None:
     proc, host, port = serve_tcp(str(free))
     stop.append(proc)
     assert (host, port) == ("127.0.0.1", free)
+
+
+def _as_user(uid: int, port: int, message: bytes) -> bytes:
+    """The first message the server sends back for `message` on a connection made by user `uid` (a forked
+    child: no exec, so the venv need not be readable by that user)."""
+    "127.0.0.1".encode("idna")  # imported now: the child, as that user, may not be able to read the codec
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child
+        try:
+            os.close(read)
+            os.setgid(uid)
+            os.setuid(uid)
+            framer, bodies = Framer(), []
+            with socket.create_connection(("127.0.0.1", port), timeout=20) as sock:
+                sock.sendall(message)
+                while not bodies and (chunk := sock.recv(1 << 16)):
+                    bodies = framer.feed(chunk)
+            os.write(write, bodies[0] if bodies else b"")
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as answer:
+        data = answer.read()
+    os.waitpid(child, 0)
+    return data
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or os.geteuid() != 0,
+                    reason="Linux only, and root to connect as another user")
+def test_a_client_of_another_user_is_refused(stop: list[subprocess.Popen]) -> None:
+    """Loopback is open to every user of the machine: one who connected first got the session, in which the
+    server reads any file we can read and sends code and CODELLAMA_API_KEY to the remoteUrl it is given."""
+    proc, host, port = serve_tcp("127.0.0.1:0")
+    stop.append(proc)
+    initialize = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
+                  "params": {"processId": None, "rootUri": None, "capabilities": {}}}
+    refusal = json.loads(_as_user(65534, port, frame(json.dumps(initialize).encode())))
+    assert refusal["error"]["code"] == -32803 and "its own user only, not uid 65534" in refusal["error"]["message"]
+    own = TcpClient(host, port)  # the session is still free for our own user
+    assert "result" in own.call(1, "initialize", initialize["params"])
+    own.call(2, "shutdown")
+    own.send({"method": "exit"})
+    assert proc.wait(30) == 0
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/net/tcp")
+@pytest.mark.parametrize(("listen", "connect"), [("127.0.0.1", "127.0.0.1"), ("::1", "::1"), ("::", "127.0.0.1")])
+def test_the_owner_of_a_local_connection_is_found(listen: str, connect: str) -> None:
+    from lsp_server.transport import peer_uid
+    try:
+        server = socket.create_server((listen, 0), family=socket.AF_INET6 if ":" in listen else socket.AF_INET,
+                                      dualstack_ipv6=listen == "::")
+    except OSError:
+        pytest.skip(f"cannot listen on {listen} here")
+    with server, socket.create_connection((connect, server.getsockname()[1])) as client:
+        accepted, _ = server.accept()
+        with accepted:  # an IPv4 client of a dual-stack socket is ::ffff:127.0.0.1 to the server
+            assert peer_uid(accepted.getsockname(), accepted.getpeername()) == os.geteuid()
+    assert peer_uid(("127.0.0.1", 1), ("192.0.2.1", 2)) is None  # a socket not on this machine
