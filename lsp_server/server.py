@@ -51,6 +51,9 @@ RELOAD_KEYS = ("model", "device", "dtype", "quant", "kernel", "ngram_cache", "co
 # How long the server waits for the client to answer its own requests (workspace/configuration,
 # window/workDoneProgress/create) before going on without: loading never depends on a client's goodwill.
 CLIENT_REPLY_S = 2.0
+# Settings problems shown as popups per change; the rest go to the log. A settings object full of unknown keys
+# (a workspace's settings.json) showed one popup per key: thousands.
+MAX_SETTINGS_POPUPS = 3
 APPLY_EDIT_REPLY_S = 30.0  # workspace/applyEdit may wait for the user (a file to save, a dialog)
 
 
@@ -137,8 +140,15 @@ class CodeLlamaServer(LanguageServer):
         """Merge client settings; reload the model when a setting it depends on changed."""
         new, warnings = parse_settings(raw, self.settings)
         told = consistency_warnings(self.settings)  # shown when it arose, not again at every unrelated change
-        for w in (w for w in warnings if w not in told):
+        fresh = [w for w in warnings if w not in told]
+        for w in fresh[:MAX_SETTINGS_POPUPS]:
             self.window_show_message(types.ShowMessageParams(types.MessageType.Warning, f"codellama: {w}"))
+        if len(fresh) > MAX_SETTINGS_POPUPS:
+            for w in fresh[MAX_SETTINGS_POPUPS:]:
+                log.warning("%s", w)
+            self.window_show_message(types.ShowMessageParams(
+                types.MessageType.Warning, f"codellama: settings: {len(fresh) - MAX_SETTINGS_POPUPS} more problems, "
+                                           "in the server's log"))
         old, self.settings = self.settings, new
         if new.enabled != old.enabled:
             self.enabled = new.enabled

@@ -460,3 +460,20 @@ def test_a_settings_warning_is_not_repeated_at_every_unrelated_change() -> None:
         assert len(warned()) == 2 and "= 1640 " in warned()[0] and "= 1744 " in warned()[1], warned()
     finally:
         wire.kill()
+
+
+def test_a_settings_object_full_of_mistakes_is_a_few_popups_not_thousands() -> None:
+    """A popup per unknown or invalid setting: 3,000 keys (a workspace's settings.json) were 3,000 popups."""
+    wire = Wire()
+    try:
+        options = {f"typo{i}": i for i in range(3000)} | {"maxTokens": -1}
+        wire.initialize(load=True, options=options)
+        assert wire.wait_ready()["state"] == "ready"
+        assert wire.logged("typo2999")  # each problem is still told, in the log
+        shown = [n["params"]["message"] for n in wire.notifications if n["method"] == "window/showMessage"]
+        assert len(shown) == 4, shown[:5]
+        assert all(p.startswith(f"codellama: settings: unknown setting 'typo{i}'") for i, p in enumerate(shown[:3]))
+        assert shown[3] == "codellama: settings: 2998 more problems, in the server's log"
+        assert wire.stop() == 0
+    finally:
+        wire.kill()
