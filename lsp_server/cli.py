@@ -1,4 +1,4 @@
-"""The `codellama-lsp` command: serve, complete, demo, eval, bench, train-demo."""
+"""The `codellama-lsp` command: serve and complete; demo, eval, replay, keystrokes, typists, bench and train-demo."""
 
 from __future__ import annotations
 
@@ -144,7 +144,7 @@ def _connect_to_client(port: int | None, pipe: str | None) -> socket.socket:
 
 
 def cmd_complete(args: argparse.Namespace) -> None:
-    from .complete_command import run
+    from .tools.complete import run
 
     run(args, settings_from(args, fim_mode=args.fim_mode, temperature=args.temperature,
                             **({"max_tokens": args.max_tokens, "max_tokens_single_line": args.max_tokens}
@@ -152,10 +152,15 @@ def cmd_complete(args: argparse.Namespace) -> None:
 
 
 # Subcommands that own their flags: everything after the name goes to the module's main().
-PASSTHROUGH = {"demo": ("lsp_server.demo", "show completions and a docstring through LSP on an example file"),
-               "eval": ("lsp_server.evaluate", "evaluate completions on held-out files"),
-               "bench": ("model.bench", "benchmark the engine on a random checkpoint of a named shape"),
-               "train-demo": ("model.train", "train the embedded demo model")}
+PASSTHROUGH = {
+    "demo": ("lsp_server.tools.demo", "show completions and a docstring through LSP on an example file"),
+    "eval": ("lsp_server.tools.evaluate", "evaluate completions on held-out files"),
+    "replay": ("lsp_server.tools.replay", "time completions while typing held-out lines into the server process"),
+    "keystrokes": ("lsp_server.tools.keystrokes", "what a keystroke and a code action cost in big documents"),
+    "typists": ("lsp_server.tools.typists", "several people typing at once, on local engines or one vLLM"),
+    "bench": ("model.bench", "benchmark the engine on a random checkpoint of a named shape"),
+    "train-demo": ("model.training.train", "train the embedded demo model"),
+}
 
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -216,7 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from .terminal import run_command
+    from .tools.terminal import run_command
 
     run_command(lambda: _main(sys.argv[1:] if argv is None else argv))
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from lsp_server import __version__
-from lsp_server.complete_command import STOPPED, why_nothing
+from lsp_server.tools.complete import STOPPED, why_nothing
 from model.engine import Generation
 from model.loader import DEMO_MODEL_DIR
 
@@ -38,16 +38,17 @@ def test_version() -> None:
 
 
 def _parsers() -> dict[str, argparse.ArgumentParser]:
-    from lsp_server import demo, docstring_eval, evaluate, keystrokes, replay
     from lsp_server.cli import build_parser
-    from model import bench, train
+    from lsp_server.tools import demo, docstring_eval, evaluate, keystrokes, replay, typists
+    from model import bench
+    from model.training import train
 
     top = build_parser()
     sub = next(a for a in top._actions if isinstance(a, argparse._SubParsersAction))
     return {"codellama-lsp": top, "serve": sub.choices["serve"], "complete": sub.choices["complete"],
             "demo": demo.build_parser(), "eval": evaluate.build_parser(), "bench": bench.build_parser(),
             "train-demo": train.build_parser(), "replay": replay.build_parser(), "keystrokes": keystrokes.build_parser(),
-            "eval --suite docstrings": docstring_eval.build_parser()}
+            "typists": typists.build_parser(), "eval --suite docstrings": docstring_eval.build_parser()}
 
 
 @pytest.mark.parametrize("name", list(_parsers()))
@@ -139,7 +140,7 @@ def test_serve_with_vllm_needs_only_the_tokenizer(tmp_path: Path) -> None:
 
 
 async def test_serve_accepts_a_good_model() -> None:
-    from lsp_server.client import ServerProcess
+    from lsp_server.tools.client import ServerProcess
 
     server = ServerProcess(["--model", str(DEMO_MODEL_DIR), "--device", "cpu"])
     status = await server.start(timeout=120)
@@ -248,12 +249,13 @@ def test_a_passthrough_command_exit_status_is_its_main(monkeypatch: pytest.Monke
 
 def test_ctrl_c_ends_a_command_with_one_line_and_status_130(
         complete_line: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    from lsp_server import cli, complete_command
+    from lsp_server import cli
+    from lsp_server.tools import complete
 
     def interrupted(*_: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(complete_command, "run", interrupted)
+    monkeypatch.setattr(complete, "run", interrupted)
     try:
         with pytest.raises(SystemExit) as exit_:
             cli.main(["complete", str(complete_line), "--line", "0", "--character", "0"])
@@ -286,7 +288,7 @@ def test_demo_says_why_the_server_did_not_start(tmp_path: Path) -> None:
 
 
 def test_demo_colours_only_a_terminal_without_no_color(monkeypatch: pytest.MonkeyPatch) -> None:
-    from lsp_server import demo
+    from lsp_server.tools import demo
 
     monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
     monkeypatch.delenv("NO_COLOR", raising=False)

@@ -8,12 +8,12 @@ import random
 import pytest
 import torch
 
-from model import corpus
 from model.engine import Engine
 from model.loader import DEMO_MODEL_DIR, load_model
 from model.quant import is_quantized, use_4bit_kernel
 from model.steppers import EagerStepper, StaticStepper
 from model.tokenizer import Tokenizer, infill_prompt
+from model.training import corpus
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 CUDA = torch.device("cuda")

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from lsp_server.docstring_eval import documented_functions, word_f1
-from lsp_server.evaluate import edit_similarity, make_cases, paired_difference, read_baseline
+from lsp_server.tools.docstring_eval import documented_functions, word_f1
+from lsp_server.tools.evaluate import edit_similarity, make_cases, paired_difference, read_baseline
 
 
 def test_demo_shows_completions_and_a_docstring_through_lsp(tiny_model_dir) -> None:
@@ -135,7 +135,7 @@ def test_eval_docstrings_through_the_demo_model(tmp_path: Path) -> None:
 
 def test_the_keystroke_benchmark_times_each_document_against_the_small_one(tmp_path: Path) -> None:
     out = tmp_path / "keys.json"
-    run = subprocess.run([sys.executable, "-m", "lsp_server.keystrokes", "--keystrokes", "3", "--only", "crlf",
+    run = subprocess.run([sys.executable, "-m", "lsp_server.tools.keystrokes", "--keystrokes", "3", "--only", "crlf",
                           "--only", "minified", "--json", str(out)], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     assert "per keystroke" in run.stdout and "crlf: the same, CRLF line breaks" in run.stdout

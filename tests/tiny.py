@@ -10,7 +10,7 @@ import torch
 
 from model.checkpoint import checkpoint_shapes, save_hf, save_meta
 from model.config import ModelArgs
-from model.tokenizer_train import train_tokenizer
+from model.training.tokenizer import train_tokenizer
 
 STDLIB = Path(sysconfig.get_paths()["stdlib"])
 

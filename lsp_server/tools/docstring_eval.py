@@ -1,6 +1,6 @@
 """`codellama-lsp eval --suite docstrings`: the docstring writer on documented functions it never trained on.
 
-Each case is a function or method of a held-out file (model.corpus's split) whose author wrote a
+Each case is a function or method of a held-out file (model.training.corpus's split) whose author wrote a
 docstring: the docstring is removed and the server's writer (`generate_docstring`, each blank filled by
 the model through `infill_text`) writes one again. Reported: how many blanks kept the model's words (the
 rest got the neutral wording, counted by the reason), and how close the summary line comes to the
@@ -19,15 +19,15 @@ from dataclasses import asdict, dataclass
 
 from tqdm import tqdm
 
-from model import corpus
 from model.backend import BackendUnavailable
+from model.training import corpus
 
-from .completion import infill_text
-from .docstring import Blank, find_target, generate_docstring
-from .docstring.clean import fallback
-from .docstring.styles import Slot
-from .loading import load_engine
-from .settings import Settings
+from ..completion import infill_text
+from ..docstring import Blank, find_target, generate_docstring
+from ..docstring.clean import fallback
+from ..docstring.styles import Slot
+from ..loading import load_engine
+from ..settings import Settings
 from .terminal import format_table, loading_bar, output_path, positive_int, show_result
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import sentencepiece as spm
 
-from .tokenizer import FIM_PIECES, SENTINEL
+from ..tokenizer import FIM_PIECES, SENTINEL
 
 
 def train_tokenizer(texts: Iterable[str], out_path: Path, vocab_size: int, *,

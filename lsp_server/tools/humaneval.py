@@ -225,8 +225,8 @@ def main(argv: list[str] | None = None) -> None:
         p.error(f"unknown set or FIM mode: {', '.join(bad)}")
     sets = [(name, select(tasks, a.limit)) for name, tasks in task_sets(names, a.random_span_file)]
 
-    from .loading import load_engine
-    from .settings import Settings
+    from ..loading import load_engine
+    from ..settings import Settings
 
     backend = load_engine(Settings(model=a.model, device=a.device))
     isolation = _network_namespace()

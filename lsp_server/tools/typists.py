@@ -1,7 +1,7 @@
-"""`python -m lsp_server.typists`: several people typing at once, each on a local engine or all on one vLLM.
+"""`codellama-lsp typists`: several people typing at once, each on a local engine or all on one vLLM.
 
 Each simulated typist is a language server process of its own, as each editor starts one, and types held-out
-lines back one character per keystroke (lsp_server/replay.py's session, with lines of its own), all typists
+lines back one character per keystroke (lsp_server/tools/replay.py's session, with lines of its own), all typists
 at the same time. The two sides take turns (--rounds times each), with the same typists and lines:
 
 - local: N `serve` processes, each generating with its own engine (N copies of the model);
@@ -93,17 +93,21 @@ def table(result: dict) -> str:
     return "\n".join(out)
 
 
-def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m lsp_server.typists", description=__doc__.split("\n\n")[0])
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="codellama-lsp typists", description=__doc__.split("\n\n")[0])
     p.add_argument("--remote-url", required=True, help="the vLLM server, serving the same model as --model")
-    p.add_argument("--typists", type=positive_int, default=4)
+    p.add_argument("--typists", type=positive_int, default=4, help="people typing at once (default 4)")
     p.add_argument("--lines", type=positive_int, default=2, help="held-out lines each typist types per round")
     p.add_argument("--rounds", type=positive_int, default=3, help="times each side runs, alternately")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed for choosing the held-out lines")
     p.add_argument("--threads", type=positive_int, default=1, help="torch threads of each local engine")
-    p.add_argument("--json", type=output_path)
+    p.add_argument("--json", type=output_path, help="also write every figure as JSON to PATH")
     p.add_argument("server_args", nargs="*", help="`serve` flags for both sides after --, e.g. -- --model DIR")
-    a = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    a = build_parser().parse_args(argv)
     os.environ["OMP_NUM_THREADS"] = str(a.threads)  # read by torch in the server processes started below
     try:
         result = asyncio.run(compare(a.server_args, a.remote_url, a.typists, a.lines, a.seed, a.rounds))
@@ -115,4 +119,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    run_command(main, "python -m lsp_server.typists")
+    run_command(main, "codellama-lsp typists")

@@ -1,4 +1,4 @@
-"""`python -m lsp_server.keystrokes`: what a keystroke costs the real server process in big and awkward documents.
+"""`codellama-lsp keystrokes`: what a keystroke costs the real server process in big and awkward documents.
 
 Each document is opened in `codellama-lsp serve`, then typed into one character at a time (a didChange each,
 sent back to back as a fast typist's editor does), then `codellama.status` is asked: the time until its answer,
@@ -103,7 +103,7 @@ def format_result(result: dict) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m lsp_server.keystrokes", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="codellama-lsp keystrokes", description=__doc__.split("\n\n")[0])
     p.add_argument("--keystrokes", type=positive_int, default=200, help="characters typed per document (default 200)")
     p.add_argument("--only", choices=[n for n in SCENARIOS if n != "small"], action="append",
                    help="measure only this document beside the small one (repeatable)")
@@ -121,4 +121,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    run_command(main, "python -m lsp_server.keystrokes")
+    run_command(main, "codellama-lsp keystrokes")

@@ -14,11 +14,11 @@ from typing import Any
 
 from model.backend import Backend, Generation, infill
 
-from .completion import complete
-from .loading import load_engine
-from .settings import Settings
+from ..completion import complete
+from ..loading import load_engine
+from ..settings import Settings
+from ..text import offset_at, split_lines, utf16_len
 from .terminal import loading_bar
-from .text import offset_at, split_lines, utf16_len
 
 
 def run(args: argparse.Namespace, settings: Settings) -> None:
@@ -113,9 +113,9 @@ def _windowed_prompt(settings: Settings, text: str, offset: int, raw: bool) -> l
     from model.checkpoint import open_checkpoint
     from model.tokenizer import infill_prompt
 
-    from .completion import fitting_prompt, healing_text, line_around
-    from .loading import model_dir
-    from .shaping import completion_mode
+    from ..completion import fitting_prompt, healing_text, line_around
+    from ..loading import model_dir
+    from ..shaping import completion_mode
 
     tokenizer, reader = open_checkpoint(model_dir(settings))
     if raw:

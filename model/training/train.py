@@ -23,13 +23,14 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from . import corpus, ngram_cache
-from .checkpoint import save_hf
-from .config import ModelArgs
-from .llama import Transformer, split_state
-from .loader import load_model, resolve_device
-from .tokenizer import Tokenizer
-from .tokenizer_train import train_tokenizer
+from .. import ngram_cache
+from ..checkpoint import save_hf
+from ..config import ModelArgs
+from ..llama import Transformer, split_state
+from ..loader import load_model, resolve_device
+from ..tokenizer import Tokenizer
+from . import corpus
+from .tokenizer import train_tokenizer
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""`python -m lsp_server.replay`: replay typing against the real server process and time what users feel.
+"""`codellama-lsp replay`: replay typing against the real server process and time what users feel.
 
 For held-out files, the tail of a line is erased and then typed back one character per keystroke; each
 keystroke sends didChange and textDocument/inlineCompletion, as an editor does. Reported:
@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from tqdm import tqdm
 
-from model import corpus
+from model.training import corpus
 
 from .client import ServerProcess, ready_server
 from .terminal import format_table, ms, output_path, positive_int, run_command, show_result
@@ -132,7 +132,7 @@ def format_result(result: dict) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m lsp_server.replay", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="codellama-lsp replay", description=__doc__.split("\n\n")[0])
     p.add_argument("--lines", type=positive_int, default=20, help="held-out lines to type (default 20)")
     p.add_argument("--seed", type=int, default=0, help="seed for the lines chosen (default 0)")
     p.add_argument("--fim-mode", choices=("psm", "spm"), help="override the server's default infilling order")
@@ -150,4 +150,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    run_command(main, "python -m lsp_server.replay")
+    run_command(main, "codellama-lsp replay")

@@ -1,6 +1,6 @@
 """`codellama-lsp eval`: how well completions match real code the model never trained on.
 
-For held-out files (model.corpus's split) at seeded random cursors, the rest of the cursor's line is
+For held-out files (model.training.corpus's split) at seeded random cursors, the rest of the cursor's line is
 erased and the completion path the server uses (windows, FIM prompt, early stop, shaping) fills it in.
 Scores: exact match and edit similarity of the completed line, and latency; with --alternatives N, also how
 often the line is among the N suggestions a user asking for them cycles through.
@@ -19,12 +19,12 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from model import corpus
 from model.backend import BackendUnavailable, redact_url
+from model.training import corpus
 
-from .completion import complete, complete_alternatives
-from .loading import load_engine
-from .settings import Settings
+from ..completion import complete, complete_alternatives
+from ..loading import load_engine
+from ..settings import Settings
 from .terminal import format_table, loading_bar, ms, output_path, positive_int, show_result
 
 
