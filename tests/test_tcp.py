@@ -205,7 +205,7 @@ def test_the_owner_of_a_local_connection_is_found(listen: str, connect: str) -> 
                                       dualstack_ipv6=listen == "::")
     except OSError:
         pytest.skip(f"cannot listen on {listen} here")
-    with server, socket.create_connection((connect, server.getsockname()[1])) as client:
+    with server, socket.create_connection((connect, server.getsockname()[1])):
         accepted, _ = server.accept()
         with accepted:  # an IPv4 client of a dual-stack socket is ::ffff:127.0.0.1 to the server
             assert peer_uid(accepted.getsockname(), accepted.getpeername()) == os.geteuid()
