@@ -10,6 +10,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -116,11 +117,17 @@ def test_an_unreachable_server_fails_fast_and_is_retried(tiny_model_dir: Path) -
     assert backend.memory_bytes() == 0 and backend.describe()["backend"] == "vllm"
 
 
-def test_a_server_that_never_answers_times_out(tiny_model_dir: Path) -> None:
-    with socket.socket() as silent:  # accepts connections (the kernel's backlog), never reads or writes
+@contextmanager
+def silent_server() -> Iterator[str]:
+    """The URL of a server that accepts connections (the kernel's backlog) and never reads or writes."""
+    with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
         silent.listen()
-        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        yield f"http://127.0.0.1:{silent.getsockname()[1]}"
+
+
+def test_a_server_that_never_answers_times_out(tiny_model_dir: Path) -> None:
+    with silent_server() as url:
         backend = VllmBackend(url, Tokenizer(tiny_model_dir / "tokenizer.model"), timeout=0.3)
         t0 = time.monotonic()
         backend.connect()
@@ -301,10 +308,7 @@ def test_a_wait_for_the_answers_headers_ends_when_cancelled(fake_vllm: str, tiny
 
 
 def test_a_check_of_a_server_that_never_answers_ends_when_cancelled(tiny_model_dir: Path) -> None:
-    with socket.socket() as silent:  # accepts connections (the kernel's backlog), never reads or writes
-        silent.bind(("127.0.0.1", 0))
-        silent.listen()
-        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+    with silent_server() as url:
         # Never reached yet (or back after an outage): checked first, on the first request.
         backend = VllmBackend(url, Tokenizer(tiny_model_dir / "tokenizer.model"), timeout=30)
         for _ in range(2):  # the second waits for the check the first left running
@@ -336,11 +340,8 @@ def test_the_server_exits_promptly_while_a_completion_waits_for_vllms_answer(fak
 
 
 def test_a_shutdown_while_connecting_does_not_wait_for_the_server(tiny_model_dir: Path) -> None:
-    with socket.socket() as silent:  # accepts connections, never answers
-        silent.bind(("127.0.0.1", 0))
-        silent.listen()
-        settings = Settings(backend="vllm", remote_url=f"http://127.0.0.1:{silent.getsockname()[1]}",
-                            remote_timeout_ms=30_000)
+    with silent_server() as url:
+        settings = Settings(backend="vllm", remote_url=url, remote_timeout_ms=30_000)
         closing = threading.Event()
 
         def progress(fraction: float, message: str) -> None:  # the language server's: raises once it shuts down
