@@ -26,6 +26,7 @@ from lsp_server.completion import complete, complete_alternatives
 from lsp_server.loading import load_engine
 from lsp_server.settings import Settings
 from model.loader import DEMO_MODEL_DIR
+from tests.tiny import make_checkpoint, make_plain_tokenizer
 
 pytestmark = pytest.mark.vscode
 
@@ -152,6 +153,8 @@ def test_extension_in_a_real_vscode(tmp_path: Path) -> None:
     machine_settings.write_text(json.dumps({"codellama.serverPath": str(wrapper), "codellama.serverArgs": SERVER_ARGS}))
     sample = workspace / "sample.py"
     sample.write_text(SAMPLE, encoding="utf-8")
+    (tmp_path / "python-variant").mkdir()
+    plain_model = make_checkpoint(tmp_path / "python-variant", make_plain_tokenizer(tmp_path / "plain.model"))
     notebook = workspace / "analysis.ipynb"
     notebook.write_text(json.dumps(NOTEBOOK, indent=1), encoding="utf-8")
     env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "xdg-config"), "XDG_DATA_HOME": str(tmp_path / "xdg-data")}
@@ -179,6 +182,7 @@ def test_extension_in_a_real_vscode(tmp_path: Path) -> None:
             "CODELLAMA_MACHINE_SETTINGS": str(machine_settings),
             "CODELLAMA_SERVER_PID": str(server_pid),
             "CODELLAMA_BROKEN": str(broken),
+            "CODELLAMA_PLAIN_MODEL": str(plain_model),
             "CODELLAMA_CHROMIUM": str(CHROMIUM),
             "CODELLAMA_OUT": str(out),
         }
@@ -206,6 +210,9 @@ def test_extension_in_a_real_vscode(tmp_path: Path) -> None:
     check_docstrings(result)
     check_commands(result, log)
     check_crashes(result)
+    # Code Llama - Python loads but can never suggest: the status bar says so (it said "ready").
+    summary = result["noInfillingLabel"].split("\n")[0]  # "ready", then the status's error among the details
+    assert "cannot fill in the middle" in summary and "ready" not in summary, result["noInfillingLabel"]
     # With inline suggestions off, the same suggestion comes as an item of the completion list.
     assert result["completionItems"] and not result["ghostWhileOff"], result["completionItems"]
 

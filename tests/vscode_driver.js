@@ -19,6 +19,7 @@ const NOTEBOOK = env('CODELLAMA_NOTEBOOK');
 const MACHINE_SETTINGS = env('CODELLAMA_MACHINE_SETTINGS');
 const SERVER_PID = env('CODELLAMA_SERVER_PID'); // written by the server's wrapper script at each start
 const BROKEN = env('CODELLAMA_BROKEN'); // while this file exists, the server fails at start
+const PLAIN_MODEL = env('CODELLAMA_PLAIN_MODEL'); // loads, but has no infilling pieces (Code Llama - Python)
 const USER_SETTINGS = path.join(path.dirname(MACHINE_SETTINGS), '..', 'User', 'settings.json');
 const STATUS_ITEM = '[id="codellama-lsp.codellama-lsp.codellama.status"]';
 // Ghost text: the rest of the cursor line is injected into it, the lines below go into a view zone.
@@ -309,6 +310,17 @@ async function main() {
     from = await page.evaluate(() => window.codellamaStatusLabels.length);
     await page.locator(STATUS_ITEM).click(); // restarts it
     await waitFor('the server ready again', async () => (await labelsSince(from)).some((l) => l.includes('ready')), 90000);
+  });
+
+  await stage('a model that cannot fill in the middle: the status bar warns', async () => {
+    const good = fs.readFileSync(MACHINE_SETTINGS, 'utf8');
+    const machine = JSON.parse(good);
+    machine['codellama.serverArgs'] = ['--model', PLAIN_MODEL];
+    fs.writeFileSync(MACHINE_SETTINGS, JSON.stringify(machine, null, 2));
+    result.noInfillingLabel = await waitForStatus('has no infilling pieces', 90000);
+    await closeToasts();
+    fs.writeFileSync(MACHINE_SETTINGS, good);
+    await waitForStatus('ready', 90000);
   });
 
   await stage('completion list when ghost text is off', async () => {
