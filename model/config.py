@@ -99,6 +99,14 @@ class ModelArgs:
             if f.flag(key):
                 raise ConfigError(f"{source}: {key} is true, but Code Llama's projections (and this loader's) "
                                   "have no biases")
+        # Weights stored quantized (bitsandbytes, GPTQ, AWQ, FP8): read as if 16-bit, int8 ones load without an
+        # error and generate garbage. This loader quantizes the 16-bit weights itself (--quant).
+        quantized = f.mapping("quantization_config")
+        if quantized:
+            method = quantized.get("quant_method", "unnamed")
+            raise ConfigError(f"{source}: quantization_config says the weights are stored quantized ({method}); this "
+                              "loader reads 16- or 32-bit weights and quantizes them itself (--quant nf4, the default "
+                              "on CUDA): use the unquantized checkpoint (e.g. codellama/CodeLlama-7b-hf)")
         act = f.text("hidden_act", "silu")
         if act not in ("silu", "swish"):  # transformers' names for the same function
             raise ConfigError(f"{source}: hidden_act {act!r} is not supported (Code Llama's SwiGLU uses 'silu')")

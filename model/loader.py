@@ -84,6 +84,10 @@ def load_model(model: str | os.PathLike[str] | None, *, device: torch.device, dt
     for k, (name, expected) in enumerate(shapes.items()):
         tensor = reader.get(name)
         assert tuple(tensor.shape) == expected, f"{reader.source(name)}: {tuple(tensor.shape)} != {expected}"
+        if not tensor.is_floating_point() or tensor.element_size() < 2:  # int8 or fp8 codes, not weights
+            raise CheckpointError(f"{reader.source(name)} holds {str(tensor.dtype).removeprefix('torch.')} values, "
+                                  "not 16- or 32-bit weights: the checkpoint is stored quantized; use the "
+                                  "unquantized one (this loader quantizes it itself, --quant)")
         module_path, group_size = fused_module(name.removesuffix(".weight"))
         parts.setdefault(module_path, []).append(tensor)
         del tensor

@@ -409,3 +409,31 @@ def test_a_checkpoint_file_that_is_not_a_regular_file_is_refused_at_once(copy_of
     run = subprocess.run([sys.executable, "-m", "lsp_server", "complete", "--model", str(root), "--line", "1",
                           "--character", "11", str(tmp_path / "a.py")], capture_output=True, text=True, timeout=60)
     assert run.returncode != 0 and f"{path}: not a regular file" in run.stderr, run.stderr
+
+
+def _stored_int8(root: Path) -> None:
+    """Rewrite an HF checkpoint as transformers saves a bitsandbytes 8-bit model: int8 projection weights with
+    their row scales (SCB) beside them."""
+    tensors = load_file(str(root / "model.safetensors"))
+    for name in [n for n in tensors if n.endswith("proj.weight")]:
+        scale = tensors[name].abs().amax(dim=1)
+        tensors[name] = torch.round(tensors[name] * 127 / scale[:, None]).to(torch.int8)
+        tensors[name.removesuffix("weight") + "SCB"] = scale
+    save_file(tensors, str(root / "model.safetensors"), metadata={"format": "pt"})
+
+
+def test_a_checkpoint_stored_quantized_is_refused(copy_of) -> None:
+    """A bitsandbytes 8-bit checkpoint (an int8 weight and a scale per row) loaded without an error: its int8
+    codes, read as weights, generated garbage."""
+    root = copy_of("hf")
+    _stored_int8(root)
+    edit_json(root / "config.json", quantization_config={"quant_method": "bitsandbytes", "load_in_8bit": True})
+    with pytest.raises(ValueError, match=re.escape(f"{root / 'config.json'}: quantization_config says the weights "
+                                                   "are stored quantized (bitsandbytes); this loader reads 16- or "
+                                                   "32-bit weights")):
+        load(root)
+    edit_json(root / "config.json", quantization_config=None)  # the same weights, their config stripped
+    with pytest.raises(CheckpointError, match=re.escape(f"{root / 'model.safetensors'}: tensor "
+                                                        "model.layers.0.self_attn.q_proj.weight holds int8 values, "
+                                                        "not 16- or 32-bit weights")):
+        load(root)
