@@ -79,15 +79,67 @@ def unpermute_from_rotate_half(w: Tensor, n_heads: int) -> Tensor:
     return w.view(n_heads, 2, rows // n_heads // 2, cols).transpose(1, 2).reshape(rows, cols)
 
 
+def load_pickle(path: Path) -> object:
+    """A torch.save file, mmap'd (tensors are paged in as they are used) and loaded with weights_only (never
+    running pickled code)."""
+    if not path.is_file():  # a FIFO or a device: opening it could block for good
+        raise CheckpointError(f"cannot read {path}: " + ("not a regular file" if path.exists() else "no such file"))
+    try:
+        return torch.load(path, map_location="cpu", mmap=True, weights_only=True)
+    except Exception as e:
+        raise CheckpointError(f"cannot read {path}: {e}") from e
+
+
+class _PickledFile:
+    """A pytorch_model*.bin read through the calls HFReader makes of a safetensors file."""
+
+    def __init__(self, path: Path) -> None:
+        state = load_pickle(path)
+        if not isinstance(state, dict):
+            raise CheckpointError(f"{path}: holds a {type(state).__name__}, not a dict of tensors")
+        self.tensors = {k: v for k, v in state.items() if isinstance(v, Tensor)}
+
+    def keys(self) -> list[str]:
+        return list(self.tensors)
+
+    def get_tensor(self, name: str) -> Tensor:
+        if name not in self.tensors:
+            raise KeyError(f"no tensor named {name}")
+        return self.tensors[name]
+
+    def get_slice(self, name: str) -> _Shape:  # all HFReader asks of a slice is get_shape()
+        return _Shape(self.get_tensor(name).shape)
+
+
+class _Shape:
+    def __init__(self, shape: torch.Size) -> None:
+        self.shape = shape
+
+    def get_shape(self) -> list[int]:
+        return list(self.shape)
+
+
+# (index, single file) of Hugging Face checkpoints, in order of preference: safetensors, then the PyTorch pickles
+# that transformers wrote before it switched (and that Code Llama's own convert_to_hf.py still writes).
+_HF_FILES = (("model.safetensors.index.json", "model.safetensors"),
+             ("pytorch_model.bin.index.json", "pytorch_model.bin"))
+
+
 class HFReader:
-    """config.json + model.safetensors, or shards listed in model.safetensors.index.json."""
+    """config.json + model.safetensors, or shards listed in model.safetensors.index.json; or the same as
+    pytorch_model.bin / pytorch_model.bin.index.json."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
         config = read_json(root / "config.json")
         self.args = ModelArgs.from_hf_config(config, str(root / "config.json"))
         self.tied = config.get("tie_word_embeddings") is True
-        index = root / "model.safetensors.index.json"
+        self._files: dict[str, object] = {}  # file -> its open handle
+        index, single = (root / name for name in _HF_FILES[0])
+        for pair in _HF_FILES:  # the first format present
+            if any((root / name).exists() for name in pair):
+                index, single = (root / name for name in pair)
+                break
         if index.exists():
             listed = read_json(index)
             weight_map = listed.get("weight_map") if isinstance(listed, dict) else None
@@ -97,18 +149,20 @@ class HFReader:
                 if not file or Path(file).anchor or ".." in Path(file).parts:
                     raise CheckpointError(f"{index}: weight_map names {file!r}, which is not a file in this "
                                           "directory")
-        elif (root / "model.safetensors").exists():
-            weight_map = {n: "model.safetensors" for n in self._open("model.safetensors").keys()}
+        elif single.exists():
+            self._files[single.name] = self._open(single.name)
+            weight_map = {n: single.name for n in self._files[single.name].keys()}
         else:
-            raise CheckpointError(f"{root}: no model.safetensors or model.safetensors.index.json "
-                                  "(PyTorch .bin checkpoints are not supported: convert them to safetensors)")
+            raise CheckpointError(f"{root}: config.json but no weights: none of "
+                                  f"{', '.join(f for pair in _HF_FILES for f in pair)}")
         self.weight_map: dict[str, str] = weight_map
-        self._files: dict[str, object] = {}
         check_layer_count(root / "config.json", "num_hidden_layers", self.args, weight_map,
-                          index.name if index.exists() else "model.safetensors")
+                          index.name if index.exists() else single.name)
 
     def _open(self, file: str):  # noqa: ANN202 - safetensors' handle type is not exported
         path = self.root / file
+        if file.endswith(".bin"):
+            return _PickledFile(path)
         if path.exists() and not path.is_file():  # a FIFO or a device: opening it could block for good
             raise CheckpointError(f"cannot read {path}: not a regular file")
         try:
@@ -174,12 +228,7 @@ class MetaReader:
                                   f"found {[f.name for f in self.files]}")
         self.shards = []
         for f in self.files:
-            if not f.is_file():  # a FIFO or a device: opening it could block for good
-                raise CheckpointError(f"cannot read {f}: not a regular file")
-            try:  # mmap: tensors are paged in one at a time; weights_only: never run pickled code
-                self.shards.append(torch.load(f, map_location="cpu", mmap=True, weights_only=True))
-            except Exception as e:
-                raise CheckpointError(f"cannot read {f}: {e}") from e
+            self.shards.append(load_pickle(f))
             if not isinstance(self.shards[-1], dict):
                 raise CheckpointError(f"{f}: holds a {type(self.shards[-1]).__name__}, not a dict of tensors")
         check_layer_count(root / "params.json", "n_layers", self.args, self.shards[0], self.files[0].name)

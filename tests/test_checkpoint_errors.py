@@ -194,8 +194,10 @@ def test_meta_without_shards(copy_of) -> None:
 
 def test_no_config_and_no_safetensors(copy_of) -> None:
     root = copy_of("hf")
-    (root / "model.safetensors").rename(root / "pytorch_model.bin")
-    with pytest.raises(CheckpointError, match=re.escape(f"{root}: no model.safetensors")):
+    (root / "model.safetensors").rename(root / "model.gguf")
+    with pytest.raises(CheckpointError, match=re.escape(f"{root}: config.json but no weights: none of "
+                                                        "model.safetensors.index.json, model.safetensors, "
+                                                        "pytorch_model.bin.index.json, pytorch_model.bin")):
         load(root)
     (root / "config.json").unlink()
     with pytest.raises(CheckpointError, match="neither config.json .* nor params.json"):

@@ -4,6 +4,7 @@ cooperative stopping, and the config formulas."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import shutil
 import threading
 import time
@@ -92,6 +93,39 @@ def test_logits_match_transformers(checkpoint_factory, tokenizer_path: Path, tok
     assert got.shape == want.shape == (1, idx.shape[1], tok.n_words)
     torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
     assert got.abs().max() > 0.1  # not trivially all-zero
+
+
+def as_pytorch_bin(source: Path, out: Path, shards: int) -> Path:
+    """`source` (an HF safetensors checkpoint) as transformers 4 saved it with safe_serialization=False, which
+    Code Llama's own convert_to_hf.py asks for by default: pytorch_model.bin, or shards and their index."""
+    from safetensors.torch import load_file
+    out.mkdir()
+    for name in ("config.json", "tokenizer.model"):
+        shutil.copy(source / name, out / name)
+    tensors = {}
+    for file in sorted(source.glob("*.safetensors")):
+        tensors |= load_file(str(file))
+    if shards == 1:
+        torch.save(tensors, out / "pytorch_model.bin")
+        return out
+    names, weight_map = list(tensors), {}
+    for s in range(shards):
+        file = f"pytorch_model-{s + 1:05d}-of-{shards:05d}.bin"
+        torch.save({n: tensors[n] for n in names[s::shards]}, out / file)
+        weight_map |= {n: file for n in names[s::shards]}
+    (out / "pytorch_model.bin.index.json").write_text(json.dumps({"metadata": {}, "weight_map": weight_map}))
+    return out
+
+
+@pytest.mark.parametrize("shards", [1, 3])
+@torch.inference_mode()
+def test_pytorch_bin_checkpoints_match_transformers(checkpoint_factory, tok: Tokenizer, tmp_path: Path,
+                                                    shards: int) -> None:
+    """Before: refused ("convert them to safetensors"), though it is what Code Llama's converter writes."""
+    source = checkpoint_factory("hf", gqa=True)
+    path = as_pytorch_bin(source, tmp_path / "bin", shards)
+    idx = torch.tensor([tok.encode(CODE, bos=True, eos=False)])
+    torch.testing.assert_close(ours(path)(idx), theirs(source)(idx).logits, atol=1e-4, rtol=1e-4)
 
 
 # How Meta's fairscale model parallelism splits each tensor, written out here independently of
