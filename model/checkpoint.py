@@ -295,24 +295,58 @@ def resolve_model_dir(model: str | os.PathLike[str]) -> Path:
     """A checkpoint directory, or a Hugging Face repo id found in the local cache (never downloaded)."""
     path = Path(model).expanduser()
     if path.is_dir():
-        return path
+        return _checkpoint_in(path)
     if path.exists():
         raise CheckpointError(f"model path {path} is a file; give the directory that holds it, with tokenizer.model "
                               "and config.json (Hugging Face) or params.json (Meta)")
     if isinstance(model, str) and re.fullmatch(r"[\w.-]+/[\w.-]+", model):
         hub = Path(os.environ.get("HF_HUB_CACHE")
                    or Path(os.environ.get("HF_HOME", "~/.cache/huggingface")) / "hub").expanduser()
-        repo = hub / ("models--" + model.replace("/", "--"))
-        ref = repo / "refs" / "main"
-        snapshots = repo / "snapshots"
-        if ref.is_file() and (snapshots / ref.read_text().strip()).is_dir():
-            return snapshots / ref.read_text().strip()
-        if snapshots.is_dir() and (found := [p for p in snapshots.iterdir() if p.is_dir()]):
-            # Snapshot names are commit hashes: their order means nothing, the newest download wins.
-            return max(found, key=lambda p: p.stat().st_mtime)
+        if (snapshot := _snapshot(hub / ("models--" + model.replace("/", "--")))) is not None:
+            return snapshot
         raise CheckpointError(f"{model!r} is not a directory and is not in the Hugging Face cache at {hub} "
                               f"(download it there first, e.g. `huggingface-cli download {model}`)")
     raise CheckpointError(f"model directory {path} does not exist")
+
+
+def _snapshot(repo: Path) -> Path | None:
+    """The snapshot of a Hugging Face cache entry (models--org--name) that main points to, else the newest."""
+    ref = repo / "refs" / "main"
+    snapshots = repo / "snapshots"
+    if ref.is_file() and (snapshots / ref.read_text().strip()).is_dir():
+        return snapshots / ref.read_text().strip()
+    if snapshots.is_dir() and (found := [p for p in snapshots.iterdir() if p.is_dir()]):
+        # Snapshot names are commit hashes: their order means nothing, the newest download wins.
+        return max(found, key=lambda p: p.stat().st_mtime)
+    return None
+
+
+_CHECKPOINT_FILES = ("tokenizer.model", "config.json", "params.json")
+
+
+def _holds_checkpoint(path: Path) -> bool:
+    try:
+        return any((path / name).is_file() for name in _CHECKPOINT_FILES)
+    except OSError:  # a directory we may not read
+        return False
+
+
+def _checkpoint_in(path: Path) -> Path:
+    """`path`, or the snapshot in it when it is a Hugging Face cache entry. A directory one level above
+    checkpoints (download.sh's, holding CodeLlama-7b/ and CodeLlama-13b/) is refused with their names: reading it
+    as a checkpoint would only say that tokenizer.model is missing."""
+    if _holds_checkpoint(path):
+        return path
+    if (path / "snapshots").is_dir() and (snapshot := _snapshot(path)) is not None:
+        return snapshot
+    try:
+        inside = sorted(p.name for p in path.iterdir() if p.is_dir() and _holds_checkpoint(p))
+    except OSError:
+        inside = []
+    if inside:
+        raise CheckpointError(f"{path} holds no checkpoint itself; the directories in it that do: {', '.join(inside)} "
+                              f"(give one as the model, e.g. {path / inside[0]})")
+    return path
 
 
 def open_tokenizer(root: Path) -> Tokenizer:

@@ -439,3 +439,24 @@ def test_a_checkpoint_stored_quantized_is_refused(copy_of) -> None:
                                                         "model.layers.0.self_attn.q_proj.weight holds int8 values, "
                                                         "not 16- or 32-bit weights")):
         load(root)
+
+
+def test_a_hf_cache_entry_resolves_to_its_snapshot(checkpoint_factory, tmp_path: Path) -> None:
+    """The cache's directory for a repo (models--org--name), as a user finds it under ~/.cache/huggingface/hub:
+    before, 'tokenizer.model is missing', though the snapshot inside holds it."""
+    snapshot = _fake_hub(tmp_path / "hub", "acme/tiny-code", checkpoint_factory("hf"))
+    assert resolve_model_dir(tmp_path / "hub" / "models--acme--tiny-code") == snapshot
+    load(tmp_path / "hub" / "models--acme--tiny-code")
+
+
+def test_a_directory_of_checkpoints_names_them(checkpoint_factory, tmp_path: Path) -> None:
+    """download.sh's target folder holds CodeLlama-7b/, CodeLlama-13b/...: before, 'tokenizer.model is missing'."""
+    shutil.copytree(checkpoint_factory("meta"), tmp_path / "CodeLlama-7b")
+    shutil.copytree(checkpoint_factory("meta", shards=2), tmp_path / "CodeLlama-13b")
+    (tmp_path / "notes").mkdir()
+    with pytest.raises(CheckpointError, match=re.escape(f"{tmp_path} holds no checkpoint itself; the directories in "
+                                                        "it that do: CodeLlama-13b, CodeLlama-7b (give one as the "
+                                                        f"model, e.g. {tmp_path / 'CodeLlama-13b'})")):
+        load(tmp_path)
+    with pytest.raises(CheckpointError, match=re.escape(f"{tmp_path / 'notes'}: tokenizer.model is missing")):
+        load(tmp_path / "notes")  # nothing below it either: the message it always had
