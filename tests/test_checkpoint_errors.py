@@ -185,6 +185,20 @@ def test_meta_shards_that_do_not_fit_together(copy_of, name: str, change, messag
         load(root)
 
 
+def test_replicated_norms_that_differ_in_their_last_bits_load_with_shard_0s(copy_of) -> None:
+    """Meta's replicated copies can differ by rounding (Llama 3 70B's norms do; HF's converter keeps shard 0's):
+    before, any difference refused the checkpoint as corrupt."""
+    root = copy_of("meta", shards=2)
+    shard = root / "consolidated.01.pth"
+    tensors = torch.load(shard, weights_only=True)
+    first = torch.load(root / "consolidated.00.pth", weights_only=True)["layers.0.ffn_norm.weight"]
+    for name in ("layers.0.ffn_norm.weight", "norm.weight"):  # one bf16 step off, in every element
+        tensors[name] = tensors[name].to(torch.bfloat16).view(torch.int16).add(1).view(torch.bfloat16).float()
+    torch.save(tensors, shard)
+    model, _ = load_model(str(root), device=CPU, dtype=torch.float32, quant="none")
+    assert torch.equal(model.layers[0].ffn_norm.weight, first)
+
+
 def test_meta_without_shards(copy_of) -> None:
     root = copy_of("meta")
     (root / "consolidated.00.pth").unlink()
