@@ -300,13 +300,15 @@ def resolve_model_dir(model: str | os.PathLike[str]) -> Path:
     if path.is_dir():
         return _checkpoint_in(path)
     if path.exists():
+        if path.suffix.lower() == ".gguf":
+            raise CheckpointError(_GGUF.format(path=path))
         raise CheckpointError(f"model path {path} is a file; give the directory that holds it, with tokenizer.model "
                               "and config.json (Hugging Face) or params.json (Meta)")
     if isinstance(model, str) and re.fullmatch(r"[\w.-]+/[\w.-]+", model):
         hub = Path(os.environ.get("HF_HUB_CACHE")
                    or Path(os.environ.get("HF_HOME", "~/.cache/huggingface")) / "hub").expanduser()
         if (snapshot := _snapshot(hub / ("models--" + model.replace("/", "--")))) is not None:
-            return snapshot
+            return _checkpoint_in(snapshot)
         raise CheckpointError(f"{model!r} is not a directory and is not in the Hugging Face cache at {hub} "
                               f"(download it there first, e.g. `huggingface-cli download {model}`)")
     raise CheckpointError(f"model directory {path} does not exist")
@@ -325,6 +327,9 @@ def _snapshot(repo: Path) -> Path | None:
 
 
 _CHECKPOINT_FILES = ("tokenizer.model", "config.json", "params.json")
+# llama.cpp's quantized files: what a search for "CodeLlama 7B" often finds first, and nothing this loader reads.
+_GGUF = ("{path} is a GGUF file (llama.cpp's format), which this server cannot load: give a Hugging Face (e.g. "
+         "codellama/CodeLlama-7b-hf) or Meta checkpoint directory; the server quantizes it itself (--quant)")
 
 
 def _holds_checkpoint(path: Path) -> bool:
@@ -335,13 +340,15 @@ def _holds_checkpoint(path: Path) -> bool:
 
 
 def _checkpoint_in(path: Path) -> Path:
-    """`path`, or the snapshot in it when it is a Hugging Face cache entry. A directory one level above
-    checkpoints (download.sh's, holding CodeLlama-7b/ and CodeLlama-13b/) is refused with their names: reading it
-    as a checkpoint would only say that tokenizer.model is missing."""
+    """`path`, or the snapshot in it when it is a Hugging Face cache entry. A directory of GGUF files, or one
+    above checkpoints (download.sh's, holding CodeLlama-7b/ and CodeLlama-13b/), is refused saying so: read as a
+    checkpoint, it would only be said to lack tokenizer.model."""
     if _holds_checkpoint(path):
         return path
     if (path / "snapshots").is_dir() and (snapshot := _snapshot(path)) is not None:
-        return snapshot
+        return _checkpoint_in(snapshot)
+    if (gguf := next(path.glob("*.gguf"), None)) is not None:
+        raise CheckpointError(_GGUF.format(path=gguf))
     try:
         inside = sorted(p.name for p in path.iterdir() if p.is_dir() and _holds_checkpoint(p))
     except OSError:

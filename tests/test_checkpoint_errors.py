@@ -474,3 +474,20 @@ def test_a_directory_of_checkpoints_names_them(checkpoint_factory, tmp_path: Pat
         load(tmp_path)
     with pytest.raises(CheckpointError, match=re.escape(f"{tmp_path / 'notes'}: tokenizer.model is missing")):
         load(tmp_path / "notes")  # nothing below it either: the message it always had
+
+
+def test_gguf_files_are_named_as_such(checkpoint_factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """llama.cpp's GGUF files, as a file, a directory or a cached repo id: before, 'give the directory that holds
+    it', then 'tokenizer.model is missing' for that directory: a loop with no way out."""
+    gguf = tmp_path / "gguf" / "codellama-7b.Q4_K_M.gguf"
+    gguf.parent.mkdir()
+    gguf.write_bytes(b"GGUF\x03\x00\x00\x00")
+    message = re.escape(f"{gguf} is a GGUF file (llama.cpp's format), which this server cannot load")
+    for model in (gguf, gguf.parent):
+        with pytest.raises(CheckpointError, match=message):
+            load(model)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    snapshot = _fake_hub(tmp_path / "hub", "acme/code-GGUF", gguf.parent)
+    with pytest.raises(CheckpointError, match=re.escape(f"{snapshot / gguf.name} is a GGUF file")):
+        load("acme/code-GGUF")
