@@ -301,11 +301,13 @@ def check_commands(result: dict[str, Any], log: str) -> None:
 
 
 def check_crashes(result: dict[str, Any]) -> None:
-    """A server that crashed was restarted without a word, the status bar saying "ready" only once the new one
-    had loaded its model; when the restart failed too, the toast said why, in the server's words."""
+    """A server that crashed was restarted without a word, with completions still off as the user had toggled
+    them, the status bar saying so only once the new one had loaded its model; when the restart failed too, the
+    toast said why, in the server's words."""
     labels = result["crashLabels"]
-    first_ready = next((i for i, label in enumerate(labels) if "ready" in label), len(labels))
-    assert first_ready < len(labels) and any("loading the model" in label for label in labels[:first_ready]), labels
+    first_off = next((i for i, label in enumerate(labels) if "completions off" in label), len(labels))
+    assert first_off < len(labels) and any("loading the model" in label for label in labels[:first_off]), labels
+    assert not any("ready (click" in label for label in labels), labels  # the toggle was not forgotten
     assert result["crashToasts"] == [], result["crashToasts"]
     assert "simulated start-up failure" in result["brokenRestartToast"], result["brokenRestartToast"]
     assert not any("couldn't create connection" in toast for toast in result["brokenRestartToasts"]), result

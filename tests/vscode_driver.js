@@ -300,11 +300,18 @@ async function main() {
 
   await stage('a crashed server is restarted, or says why it cannot be', async () => {
     await closeToasts();
+    // Completions turned off stay off in the server that replaces the crashed one.
+    await runCommand('Code Llama: Toggle Completions');
+    await waitForStatus('completions off');
     let from = await page.evaluate(() => window.codellamaStatusLabels.length);
     killServer();
-    await waitFor('the restarted server to be ready', async () => (await labelsSince(from)).some((l) => l.includes('ready')), 90000);
+    const settled = (l) => l.includes('ready') || l.includes('completions off');
+    await waitFor('the restarted server to have loaded', async () => (await labelsSince(from)).some(settled), 90000);
+    await page.waitForTimeout(1000); // a label that would follow the first settled one
     result.crashLabels = await labelsSince(from);
     result.crashToasts = await toasts();
+    await runCommand('Code Llama: Toggle Completions');
+    await waitForStatus('ready (click');
     fs.writeFileSync(BROKEN, '');
     killServer();
     result.brokenRestartToast = await toastWith('simulated start-up failure');

@@ -33,6 +33,11 @@ let statusBar: StatusBar;
 /** Bumped by each restart: a restart that a later one overtook while it waited does not start a client. */
 let generation = 0;
 const settings = new SettingsSync();
+/**
+ * What "Toggle Completions" turned completions to, until `codellama.enabled` changes: the server's state is
+ * lost with its process, and a server started again (the client restarts one that crashed) is given this.
+ */
+let toggledEnabled: boolean | undefined;
 
 export async function activate(context: vscode.ExtensionContext): Promise<void> {
   output = vscode.window.createOutputChannel('Code Llama', { log: true });
@@ -57,6 +62,9 @@ export function deactivate(): Thenable<void> | undefined {
 async function onConfigurationChanged(event: vscode.ConfigurationChangeEvent): Promise<void> {
   if (!event.affectsConfiguration(SECTION)) {
     return;
+  }
+  if (event.affectsConfiguration(`${SECTION}.enabled`)) {
+    toggledEnabled = undefined; // the setting rules again
   }
   if (event.affectsConfiguration(`${SECTION}.serverPath`) || event.affectsConfiguration(`${SECTION}.serverArgs`)) {
     return restartClient('The server command changed');
@@ -147,6 +155,10 @@ async function startClient(): Promise<void> {
         statusBar,
         output,
         serverHasInlineCompletion: () => Boolean(newClient.initializeResult?.capabilities.inlineCompletionProvider),
+        toggledEnabled: () => toggledEnabled,
+        onToggled: (enabled) => {
+          toggledEnabled = enabled;
+        },
       }),
     },
   );

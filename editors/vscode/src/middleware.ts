@@ -15,6 +15,9 @@ export interface MiddlewareContext {
   output: vscode.LogOutputChannel;
   /** Whether the running server offers `textDocument/inlineCompletion`. */
   serverHasInlineCompletion(): boolean;
+  /** What "Toggle Completions" last turned completions to, while `codellama.enabled` has not changed since. */
+  toggledEnabled(): boolean | undefined;
+  onToggled(enabled: boolean): void;
 }
 
 export function buildMiddleware(context: MiddlewareContext): Middleware {
@@ -26,14 +29,15 @@ export function buildMiddleware(context: MiddlewareContext): Middleware {
     provideCompletionItem: (document, position, completionContext, token, next) =>
       showsGhostText(document, context) ? undefined : next(document, position, completionContext, token),
 
-    // The server asks for its section (workspace/configuration): answer with what the user set only.
+    // The server asks for its section (workspace/configuration): answer with what the user set only, and
+    // the toggle's state, so that a server started again (after a crash, or by a restart) keeps it.
     workspace: {
       configuration: async (params, token, next) => {
         const values = await next(params, token);
         if (!Array.isArray(values)) {
           return values;
         }
-        return params.items.map((item, index) => (item.section === SECTION ? userSettings() : values[index]));
+        return params.items.map((item, index) => (item.section === SECTION ? sectionSettings(context) : values[index]));
       },
     },
 
@@ -41,6 +45,11 @@ export function buildMiddleware(context: MiddlewareContext): Middleware {
     // this hook adds argument defaults and shows the results.
     executeCommand: (command, args, next) => runCommand(context, command, args, next),
   };
+}
+
+function sectionSettings(context: MiddlewareContext): Record<string, unknown> {
+  const enabled = context.toggledEnabled();
+  return enabled === undefined ? userSettings() : { ...userSettings(), enabled };
 }
 
 function showsGhostText(document: vscode.TextDocument, context: MiddlewareContext): boolean {
@@ -67,6 +76,7 @@ async function runCommand(
     case CMD_TOGGLE: {
       const result = await next(command, args);
       if (isRecord(result) && typeof result.enabled === 'boolean') {
+        context.onToggled(result.enabled);
         statusBar.enabled = result.enabled;
         statusBar.render();
         void vscode.window.setStatusBarMessage(`Code Llama completions ${result.enabled ? 'enabled' : 'disabled'}`, 3000);
