@@ -574,7 +574,41 @@ local function failed_load()
   result.statusline_after_reload = codellama.statusline()
 end
 
-local scenarios = { main = main, bottom = bottom, cycle = cycle, loading = loading, rest_of_line = rest_of_line,
+--- Completions toggled off stay off in a server started again (the last one crashed, or was restarted), until the
+--- `enabled` setting is given.
+local function toggle_restart()
+  local codellama = require('codellama')
+  local lsp = require('codellama.lsp')
+  local bufnr = open_file()
+  vim.cmd('CodellamaToggle')
+  wait_until('off', 5000, function() return codellama.statusline() == 'off' end)
+  local old = lsp.get_client(bufnr)
+  old:stop(true)
+  wait_until('stopped', 10000, function() return old:is_stopped() end)
+  vim.cmd('edit') -- starts a server for the buffer again
+  local client = wait_until('new client', 30000, function()
+    local c = lsp.get_client(bufnr)
+    return c and c.initialized and c.id ~= old.id and c
+  end)
+  pcall(wait_until, 'model loaded', 30000, function() return codellama.statusline() ~= 'loading' end)
+  result.statusline = codellama.statusline()
+  -- The server applies its settings just after initializing: ask until it says it is off, or for 5 s.
+  local enabled
+  pcall(wait_until, 'server off', 5000, function()
+    codellama.status(function(status) enabled = status.enabled end)
+    return enabled == false
+  end)
+  result.enabled = enabled
+  codellama.update_settings({ enabled = true })
+  pcall(wait_until, 'server on', 5000, function()
+    codellama.status(function(status) enabled = status.enabled end)
+    return enabled == true
+  end)
+  result.enabled_after_setting = enabled
+  result.client_changed = client.id ~= old.id
+end
+
+local scenarios = { toggle_restart = toggle_restart, main = main, bottom = bottom, cycle = cycle, loading = loading, rest_of_line = rest_of_line,
                     user_keys = user_keys, settings_again = settings_again, failed_load = failed_load }
 co = coroutine.create(function()
   local ok, err = xpcall(scenarios[vim.env.CODELLAMA_SCENARIO], debug.traceback)
@@ -909,6 +943,13 @@ def test_nvim_keys_fall_back_to_the_users_mappings(tmp_path: Path, tiny_model_di
     ok, message = result["keymaps_true"]
     assert not ok and "keymaps" in message
     assert any("debounce" in n and "keymaps.acept" in n for n in result["notifications"]), result["notifications"]
+
+
+def test_nvim_toggle_outlives_a_server_restart(tmp_path: Path, tiny_model_dir: Path) -> None:
+    result = _run_nvim_driver(tmp_path, tiny_model_dir, SAMPLE, row=1, scenario="toggle_restart")
+    assert result["client_changed"]
+    assert (result["statusline"], result["enabled"]) == ("off", False), result
+    assert result["enabled_after_setting"] is True  # the setting, given again, wins over the toggle
 
 
 def test_nvim_setup_again_sends_new_settings_to_the_running_server(tmp_path: Path, tiny_model_dir: Path) -> None:

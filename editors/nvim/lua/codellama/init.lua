@@ -312,6 +312,9 @@ function M.setup(opts)
   config.setup(opts)
   -- A running server asked for the settings once, when it started: tell it about new ones.
   if not vim.deep_equal(old_settings, config.options.settings) then
+    if old_settings.enabled ~= config.options.settings.enabled then
+      lsp.forget_toggle()
+    end
     lsp.push_settings()
   end
   api.nvim_clear_autocmds({ group = augroup })

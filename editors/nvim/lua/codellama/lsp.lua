@@ -19,6 +19,11 @@ local client_state = {}
 ---@type { cmd?: string[], filetypes?: string[] }
 local registered = {}
 
+--- What :CodellamaToggle last turned completions to, until the `enabled` setting is given again. The server's
+--- own state goes with its process: a server started later (after a crash, a restart) is given this one.
+---@type boolean?
+local toggled = nil
+
 --- The `cmd` the server is started with, once setup() has registered the config.
 ---@type string[]|function|nil
 local effective_cmd = nil
@@ -83,7 +88,11 @@ function M.client_config()
     handlers = {
       ['workspace/configuration'] = function(_, params)
         return vim.tbl_map(function(item)
-          return item.section == 'codellama' and config.server_settings() or vim.NIL
+          if item.section ~= 'codellama' then
+            return vim.NIL
+          end
+          local settings = config.server_settings()
+          return toggled == nil and settings or vim.tbl_extend('force', settings, { enabled = toggled })
         end, params.items)
       end,
     },
@@ -136,9 +145,17 @@ function M.push_settings()
   end
 end
 
+--- The `enabled` setting is given again: it, not the last toggle, is what servers start with.
+function M.forget_toggle()
+  toggled = nil
+end
+
 --- Merge {settings} into the plugin's and send them to running servers.
 ---@param settings table<string, any> camelCase keys of the `codellama` section
 function M.update_settings(settings)
+  if settings.enabled ~= nil then
+    M.forget_toggle()
+  end
   config.options.settings = vim.tbl_extend('force', config.options.settings, settings)
   M.push_settings()
 end
@@ -164,6 +181,7 @@ function M.exec(command, arguments, on_result, bufnr)
       end
       if type(enabled) == 'boolean' then
         state_of(client.id).enabled = enabled
+        toggled = enabled
       end
     elseif command == 'codellama.status' and not err then
       M.note_status(client.id, result)
@@ -208,6 +226,9 @@ function M.status_text(bufnr)
     return 'failed'
   end
   local enabled = st.enabled
+  if enabled == nil then
+    enabled = toggled
+  end
   if enabled == nil then
     enabled = config.options.settings.enabled ~= false
   end
