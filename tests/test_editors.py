@@ -568,6 +568,11 @@ local function failed_load()
   pcall(wait_until, 'load ended', 30000, function() return progress_ended end)
   pcall(wait_until, 'failed', 5000, function() return codellama.statusline() == 'failed' end)
   result.statusline = codellama.statusline()
+  local bufnr = api.nvim_get_current_buf()
+  vim.cmd('checkhealth codellama')
+  result.health = api.nvim_buf_get_lines(0, 0, -1, false)
+  vim.cmd('bwipeout')
+  api.nvim_set_current_buf(bufnr)
   codellama.update_settings({ model = vim.NIL }) -- the demo model again: its load ends in "ready"
   codellama.reload()
   pcall(wait_until, 'ready', 30000, function() return codellama.statusline() == 'ready' end)
@@ -886,6 +891,10 @@ def test_nvim_statusline_says_when_the_model_cannot_infill(tmp_path: Path, tiny_
                               CODELLAMA_BAD_MODEL=str(model))
     assert result["statusline"] == "failed", result["steps"]
     assert result["statusline_after_reload"] == "ready", result["steps"]
+    # :checkhealth says so too (it said OK, "state: ready").
+    health = "\n".join(result["health"])
+    assert "ERROR model:" in health and "OK model:" not in health, health
+    assert "has no infilling pieces" in health, health
 
 
 # Tab-indented: the first probe is the real server's answer (with linePolicy "multi"), whatever the demo model

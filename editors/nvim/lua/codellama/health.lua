@@ -92,6 +92,11 @@ local function check_client()
     tostring(status.device ~= vim.NIL and status.device or 'none yet'))
   if status.state == 'failed' then
     health.error(model, { 'load error: ' .. tostring(status.error), 'fix the model setting, then :CodellamaReload' })
+  elseif status.infilling == false then
+    -- Loaded, but it can never suggest anything (Code Llama - Python): not healthy, as the statusline says.
+    local why = status.error ~= vim.NIL and status.error or 'it cannot fill in the middle'
+    health.error(('%s: %s'):format(model, tostring(why)),
+      { 'choose a base or Instruct model in the model setting, then :CodellamaReload' })
   elseif status.state == 'ready' then
     health.ok(model)
   else
