@@ -585,8 +585,22 @@ local function toggle_restart()
   local codellama = require('codellama')
   local lsp = require('codellama.lsp')
   local bufnr = open_file()
+  local enabled
+  local function server_says(value)
+    -- The server applies settings as it gets to them: ask until it says {value}, or for 5 s.
+    pcall(wait_until, 'server enabled: ' .. tostring(value), 5000, function()
+      codellama.status(function(status) enabled = status.enabled end)
+      return enabled == value
+    end)
+    return enabled
+  end
+  -- The setting given while toggled off turns completions on, though it is the value the server had.
   vim.cmd('CodellamaToggle')
-  wait_until('off', 5000, function() return codellama.statusline() == 'off' end)
+  server_says(false)
+  codellama.update_settings({ enabled = true })
+  result.enabled_by_setting = server_says(true)
+  vim.cmd('CodellamaToggle')
+  result.toggled_again = server_says(false)
   local old = lsp.get_client(bufnr)
   old:stop(true)
   wait_until('stopped', 10000, function() return old:is_stopped() end)
@@ -597,19 +611,9 @@ local function toggle_restart()
   end)
   pcall(wait_until, 'model loaded', 30000, function() return codellama.statusline() ~= 'loading' end)
   result.statusline = codellama.statusline()
-  -- The server applies its settings just after initializing: ask until it says it is off, or for 5 s.
-  local enabled
-  pcall(wait_until, 'server off', 5000, function()
-    codellama.status(function(status) enabled = status.enabled end)
-    return enabled == false
-  end)
-  result.enabled = enabled
+  result.enabled = server_says(false)
   codellama.update_settings({ enabled = true })
-  pcall(wait_until, 'server on', 5000, function()
-    codellama.status(function(status) enabled = status.enabled end)
-    return enabled == true
-  end)
-  result.enabled_after_setting = enabled
+  result.enabled_after_setting = server_says(true)
   result.client_changed = client.id ~= old.id
 end
 
@@ -956,7 +960,9 @@ def test_nvim_keys_fall_back_to_the_users_mappings(tmp_path: Path, tiny_model_di
 
 def test_nvim_toggle_outlives_a_server_restart(tmp_path: Path, tiny_model_dir: Path) -> None:
     result = _run_nvim_driver(tmp_path, tiny_model_dir, SAMPLE, row=1, scenario="toggle_restart")
-    assert result["client_changed"]
+    # The setting given while toggled off turns completions on, also where it is the value the server had.
+    assert result["enabled_by_setting"] is True, result
+    assert result["toggled_again"] is False and result["client_changed"]
     assert (result["statusline"], result["enabled"]) == ("off", False), result
     assert result["enabled_after_setting"] is True  # the setting, given again, wins over the toggle
 

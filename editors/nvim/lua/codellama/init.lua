@@ -312,10 +312,10 @@ function M.setup(opts)
   config.setup(opts)
   -- A running server asked for the settings once, when it started: tell it about new ones.
   if not vim.deep_equal(old_settings, config.options.settings) then
-    if old_settings.enabled ~= config.options.settings.enabled then
-      lsp.forget_toggle()
-    end
     lsp.push_settings()
+    if old_settings.enabled ~= config.options.settings.enabled then
+      lsp.apply_enabled()
+    end
   end
   api.nvim_clear_autocmds({ group = augroup })
 

@@ -145,19 +145,35 @@ function M.push_settings()
   end
 end
 
---- The `enabled` setting is given again: it, not the last toggle, is what servers start with.
-function M.forget_toggle()
+--- The `enabled` setting was given again (after push_settings()): it, not the last toggle, rules.
+---
+--- A server applies `enabled` only when it differs from its previous setting, so a value that undoes
+--- :CodellamaToggle would be lost: bring each running server's on/off state in line with it.
+function M.apply_enabled()
   toggled = nil
+  local enabled = config.options.settings.enabled ~= false
+  for _, client in ipairs(vim.lsp.get_clients({ name = M.name })) do
+    client:request('workspace/executeCommand', { command = 'codellama.status', arguments = {} }, function(err, status)
+      if err or type(status) ~= 'table' or status.enabled == enabled then
+        return
+      end
+      client:request('workspace/executeCommand', { command = 'codellama.toggle', arguments = {} }, function(_, result)
+        if type(result) == 'table' and type(result.enabled) == 'boolean' then
+          state_of(client.id).enabled = result.enabled
+        end
+      end)
+    end)
+  end
 end
 
 --- Merge {settings} into the plugin's and send them to running servers.
 ---@param settings table<string, any> camelCase keys of the `codellama` section
 function M.update_settings(settings)
-  if settings.enabled ~= nil then
-    M.forget_toggle()
-  end
   config.options.settings = vim.tbl_extend('force', config.options.settings, settings)
   M.push_settings()
+  if settings.enabled ~= nil then
+    M.apply_enabled()
+  end
 end
 
 --- Run a server command (`workspace/executeCommand`).
