@@ -400,6 +400,11 @@ class CodeLlamaServer(LanguageServer):
         support = caps and caps.code_action and caps.code_action.resolve_support
         return bool(support and "edit" in support.properties)
 
+    def client_applies_edits(self) -> bool:
+        """Whether the client takes workspace/applyEdit, through which the docstring command writes."""
+        caps = self.client_capabilities.workspace
+        return bool(caps and caps.apply_edit)
+
     async def docstring_edit(self, doc: Document, target: DocTarget) -> types.WorkspaceEdit | None:
         """Write the docstring for `target` on the model thread; None when superseded or out of time."""
         uri, text, settings = doc.uri, doc.text, self.settings
@@ -589,7 +594,10 @@ def create_server(settings: Settings) -> CodeLlamaServer:
         if params.context.trigger_kind == types.CodeActionTriggerKind.Automatic:
             # Asked for at a cursor move, not by the user: writing the docstring now would hold the model
             # thread (and the completions queued behind it) for an action that is rarely chosen. The command
-            # writes it when it is.
+            # writes it when it is, through workspace/applyEdit: a client without that gets the action when
+            # it asks for the menu.
+            if not ls.client_applies_edits():
+                return None
             action.command = types.Command(title=action.title, command=CMD_DOCSTRING, arguments=[
                 doc.uri, {"line": start.line, "character": start.character}])
             return [action]
@@ -615,6 +623,8 @@ def create_server(settings: Settings) -> CodeLlamaServer:
     @ls.command(CMD_DOCSTRING)
     async def generate_docstring_command(ls: CodeLlamaServer, *args: Any) -> dict[str, Any]:
         uri, line = _uri_and_line(args)
+        if not ls.client_applies_edits():  # the edit could reach it no other way: nothing to write it for
+            return {"applied": False, "reason": "the client does not take workspace/applyEdit"}
         doc = await ls.document(uri)
         target = doc and find_target(doc.text, doc.language_id, line)
         if not doc or not target:

@@ -1,0 +1,54 @@
+"""The server sends a client only what the client announced it takes (LSP's client capabilities): the real server
+process over raw JSON-RPC, one process per set of capabilities, each as a client that says no more than that."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.wire import Wire
+
+URI = "file:///work/capabilities.py"
+TEXT = "def add(a, b):\n    return a + b\n"
+LITERALS = {"codeActionLiteralSupport": {"codeActionKind": {"valueSet": ["refactor"]}}}
+AUTOMATIC, INVOKED = 2, 1
+
+
+@pytest.fixture
+def connect() -> Iterator[Any]:
+    servers: list[Wire] = []
+
+    def start(capabilities: dict[str, Any]) -> Wire:
+        wire = Wire()
+        servers.append(wire)
+        wire.initialize(capabilities, load=True)
+        wire.wait_ready()
+        wire.open(URI, TEXT)
+        return wire
+
+    yield start
+    for wire in servers:
+        wire.kill()
+
+
+def code_actions(wire: Wire, trigger: int | None = None) -> list[dict[str, Any]] | None:
+    at = {"line": 0, "character": 4}
+    context = {"diagnostics": [], **({"triggerKind": trigger} if trigger else {})}
+    return wire.result("textDocument/codeAction", {"textDocument": {"uri": URI}, "range": {"start": at, "end": at},
+                                                   "context": context}, timeout=120)
+
+
+def test_a_client_without_apply_edit_is_never_sent_one(connect: Any) -> None:
+    # Before: the light bulb's action ran a command that wrote the docstring (seconds on the model thread), then
+    # sent workspace/applyEdit to a client that never said it takes it and waited 30 s for its answer.
+    wire = connect({"textDocument": {"codeAction": {**LITERALS}}})
+    assert code_actions(wire, AUTOMATIC) is None
+    t0 = time.monotonic()
+    answer = wire.result("workspace/executeCommand", {"command": "codellama.generateDocstring",
+                                                      "arguments": [URI, {"line": 0, "character": 4}]}, timeout=120)
+    assert answer == {"applied": False, "reason": "the client does not take workspace/applyEdit"}
+    assert time.monotonic() - t0 < 5
+    assert [r for r in wire.server_requests if r["method"] == "workspace/applyEdit"] == []
