@@ -395,6 +395,15 @@ class CodeLlamaServer(LanguageServer):
         return bool(item and types.MarkupKind.Markdown in (item.documentation_format or ()))
 
     # -- docstrings -------------------------------------------------------------------------------------
+    def client_takes_code_actions(self) -> bool:
+        """Whether a textDocument/codeAction result may hold CodeAction literals. Without codeActionLiteralSupport
+        a client takes Command literals only (LSP 3.8); one that resolves actions or keeps their data takes them
+        too, since those are CodeAction properties."""
+        caps = self.client_capabilities.text_document
+        action = caps and caps.code_action
+        return bool(action and (action.code_action_literal_support is not None
+                                or action.resolve_support is not None or action.data_support))
+
     def client_resolves_edits(self) -> bool:
         caps = self.client_capabilities.text_document
         support = caps and caps.code_action and caps.code_action.resolve_support
@@ -576,7 +585,8 @@ def create_server(settings: Settings) -> CodeLlamaServer:
     # -- docstrings -------------------------------------------------------------------------------------
     @ls.feature(types.TEXT_DOCUMENT_CODE_ACTION, types.CodeActionOptions(
         code_action_kinds=[types.CodeActionKind.RefactorRewrite], resolve_provider=True))
-    async def code_action(ls: CodeLlamaServer, params: types.CodeActionParams) -> list[types.CodeAction] | None:
+    async def code_action(ls: CodeLlamaServer, params: types.CodeActionParams
+                          ) -> list[types.CodeAction] | list[types.Command] | None:
         if not kind_requested(types.CodeActionKind.RefactorRewrite, params.context.only):
             return None  # e.g. quick fixes only: nothing of ours would be shown
         doc = await ls.document(params.text_document.uri)
@@ -586,8 +596,12 @@ def create_server(settings: Settings) -> CodeLlamaServer:
         target = find_target(doc.text, doc.language_id, start.line, end.line)
         if target is None:
             return None
-        action = types.CodeAction(title=f"Generate docstring for {target.name}",
-                                  kind=types.CodeActionKind.RefactorRewrite,
+        title = f"Generate docstring for {target.name}"
+        command = types.Command(title=title, command=CMD_DOCSTRING, arguments=[
+            doc.uri, {"line": start.line, "character": start.character}])
+        if not ls.client_takes_code_actions():  # Command literals only: the command writes it when chosen
+            return [command] if ls.client_applies_edits() else None
+        action = types.CodeAction(title=title, kind=types.CodeActionKind.RefactorRewrite,
                                   data={"uri": doc.uri, "line": start.line, "endLine": end.line})
         if ls.client_resolves_edits():
             return [action]
@@ -598,8 +612,7 @@ def create_server(settings: Settings) -> CodeLlamaServer:
             # it asks for the menu.
             if not ls.client_applies_edits():
                 return None
-            action.command = types.Command(title=action.title, command=CMD_DOCSTRING, arguments=[
-                doc.uri, {"line": start.line, "character": start.character}])
+            action.command = command
             return [action]
         edit = await ls.docstring_edit(doc, target)  # eager, within the time budget
         if edit is None:

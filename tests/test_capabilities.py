@@ -41,6 +41,16 @@ def code_actions(wire: Wire, trigger: int | None = None) -> list[dict[str, Any]]
                                                    "context": context}, timeout=120)
 
 
+def test_a_client_without_code_action_literals_gets_commands(connect: Any) -> None:
+    # Before: a CodeAction literal, which such a client cannot read (its `command` is no command name).
+    wire = connect({"workspace": {"applyEdit": True}})
+    found = code_actions(wire)
+    assert found == [{"title": "Generate docstring for add", "command": "codellama.generateDocstring",
+                      "arguments": [URI, {"line": 0, "character": 4}]}]
+    assert code_actions(wire, AUTOMATIC) == found
+    assert code_actions(connect({}), INVOKED) is None  # a command could not reach it either: no workspace/applyEdit
+
+
 def test_a_client_without_apply_edit_is_never_sent_one(connect: Any) -> None:
     # Before: the light bulb's action ran a command that wrote the docstring (seconds on the model thread), then
     # sent workspace/applyEdit to a client that never said it takes it and waited 30 s for its answer.

@@ -14,6 +14,13 @@ from pygls.lsp.client import LanguageClient
 from .terminal import loading_bar
 
 
+# What this client reads, unless told otherwise: code actions as CodeAction literals (LSP 3.8; a client that does not
+# say so gets Command literals).
+CAPABILITIES = types.ClientCapabilities(text_document=types.TextDocumentClientCapabilities(
+    code_action=types.CodeActionClientCapabilities(code_action_literal_support=types.ClientCodeActionLiteralOptions(
+        types.ClientCodeActionKindOptions([types.CodeActionKind.Refactor])))))
+
+
 class ServerExited(RuntimeError):
     """The server process ended before it answered `initialize`; the message is what it said on stderr."""
 
@@ -26,7 +33,7 @@ class ServerProcess:
         """loading(fraction, message), when given, follows the model's load through LSP work-done progress."""
         self.args = server_args
         self.settings = settings
-        self.capabilities = capabilities or types.ClientCapabilities()
+        self.capabilities = capabilities or CAPABILITIES
         self.client = LanguageClient("codellama-lsp-client", "0.1")
         if loading:
             self._follow_progress(loading)
