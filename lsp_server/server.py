@@ -405,9 +405,12 @@ class CodeLlamaServer(LanguageServer):
                                 or action.resolve_support is not None or action.data_support))
 
     def client_resolves_edits(self) -> bool:
+        """Whether the client fills in an action's edit by codeAction/resolve, sending back the action's `data`
+        (which it keeps only with dataSupport), which says where the docstring goes."""
         caps = self.client_capabilities.text_document
-        support = caps and caps.code_action and caps.code_action.resolve_support
-        return bool(support and "edit" in support.properties)
+        action = caps and caps.code_action
+        return bool(action and action.data_support and action.resolve_support
+                    and "edit" in action.resolve_support.properties)
 
     def client_applies_edits(self) -> bool:
         """Whether the client takes workspace/applyEdit, through which the docstring command writes."""

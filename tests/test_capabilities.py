@@ -62,3 +62,11 @@ def test_a_client_without_apply_edit_is_never_sent_one(connect: Any) -> None:
     assert answer == {"applied": False, "reason": "the client does not take workspace/applyEdit"}
     assert time.monotonic() - t0 < 5
     assert [r for r in wire.server_requests if r["method"] == "workspace/applyEdit"] == []
+
+
+def test_a_client_that_keeps_no_data_gets_the_edit_at_once(connect: Any) -> None:
+    # codeAction/resolve finds the function by the action's `data`, which a client keeps only with dataSupport.
+    # Before: the action came without its edit, and resolving it (without the data) was an InvalidParams error.
+    wire = connect({"textDocument": {"codeAction": {**LITERALS, "resolveSupport": {"properties": ["edit"]}}}})
+    found = code_actions(wire, INVOKED)
+    assert found and '"""' in found[0]["edit"]["changes"][URI][0]["newText"]
