@@ -485,7 +485,9 @@ def reshaped(cached: str, prefix: str, suffix: str, line_break: str) -> Shaped |
 
 def completion_item(offer: Offer, rank: int, *, markdown: bool) -> types.CompletionItem:
     """`offer` as the completion menu's `rank`-th item (0: preselected), labelled by its first line; its full
-    text is the item's documentation, in a code block where the client reads `markdown`."""
+    text is the item's documentation, in a code block where the client reads `markdown`. Its lines after the first
+    carry their own indentation (the document's), so it is inserted as is: a client whose default is to indent
+    them as the cursor's line (VS Code's) would indent them twice."""
     text = offer.text
     # First lines by LSP's line breaks: a suggestion's lines end as the document's do ("\r\n", "\r").
     return types.CompletionItem(
@@ -493,6 +495,7 @@ def completion_item(offer: Offer, rank: int, *, markdown: bool) -> types.Complet
         detail="codellama",
         documentation=types.MarkupContent(types.MarkupKind.Markdown, f"```\n{text}\n```") if markdown else text,
         text_edit=types.TextEdit(offer.range, text), insert_text_format=types.InsertTextFormat.PlainText,
+        insert_text_mode=types.InsertTextMode.AsIs,
         sort_text=str(rank), filter_text=split_lines(text)[0], preselect=rank == 0)
 
 

@@ -1,5 +1,6 @@
-"""The server sends a client only what the client announced it takes (LSP's client capabilities): the real server
-process over raw JSON-RPC, one process per set of capabilities, each as a client that says no more than that."""
+"""The server sends a client only what the client announced it takes, and says so where the client's default would
+do otherwise (LSP's client capabilities): the real server process over raw JSON-RPC, one process per set of
+capabilities, each as a client that says no more than that."""
 
 from __future__ import annotations
 
@@ -21,10 +22,10 @@ AUTOMATIC, INVOKED = 2, 1
 def connect() -> Iterator[Any]:
     servers: list[Wire] = []
 
-    def start(capabilities: dict[str, Any]) -> Wire:
+    def start(capabilities: dict[str, Any], options: dict[str, Any] | None = None) -> Wire:
         wire = Wire()
         servers.append(wire)
-        wire.initialize(capabilities, load=True)
+        wire.initialize(capabilities, load=True, options=options)
         wire.wait_ready()
         wire.open(URI, TEXT)
         return wire
@@ -70,3 +71,17 @@ def test_a_client_that_keeps_no_data_gets_the_edit_at_once(connect: Any) -> None
     wire = connect({"textDocument": {"codeAction": {**LITERALS, "resolveSupport": {"properties": ["edit"]}}}})
     found = code_actions(wire, INVOKED)
     assert found and '"""' in found[0]["edit"]["changes"][URI][0]["newText"]
+
+
+def test_completion_items_keep_their_own_indentation(connect: Any) -> None:
+    # VS Code's client (vscode-languageclient) says its default insertTextMode is adjustIndentation: the lines of
+    # an item after the first get the cursor line's indentation added. Before: items left the default, so the
+    # second line of `if x < 0:\n            self.items = []` came 20 spaces in, where the model put it at 12.
+    wire = connect({"textDocument": {"completion": {"insertTextMode": 2, "completionItem": {
+        "insertTextModeSupport": {"valueSet": [1, 2]}}}}}, {"codellama": {"linePolicy": "multi"}})
+    wire.open(URI, "class Stack:\n    def __init__(self):\n        self.items = []\n\n    def push(self, x):\n        ")
+    at = {"line": 5, "character": 8}
+    found = wire.result("textDocument/completion", {"textDocument": {"uri": URI}, "position": at,
+                                                    "context": {"triggerKind": 1}}, timeout=120)["items"]
+    assert any("\n        " in item["textEdit"]["newText"] for item in found), found  # lines indented as the file
+    assert [item.get("insertTextMode") for item in found] == [1] * len(found)  # InsertTextMode.asIs
