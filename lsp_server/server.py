@@ -51,6 +51,10 @@ RELOAD_KEYS = ("model", "device", "dtype", "quant", "kernel", "ngram_cache", "co
 # How long the server waits for the client to answer its own requests (workspace/configuration,
 # window/workDoneProgress/create) before going on without: loading never depends on a client's goodwill.
 CLIENT_REPLY_S = 2.0
+# How long a request waits for the settings a workspace/configuration pull under way will bring (from the
+# pull's start): a client that sends a bare didChangeConfiguration and then a request means the request to
+# see the change, and answers within milliseconds; one that does not answer costs requests no more than this.
+SETTINGS_WAIT_S = 1.0
 # Settings problems shown as popups per change; the rest go to the log. A settings object full of unknown keys
 # (a workspace's settings.json) showed one popup per key: thousands.
 MAX_SETTINGS_POPUPS = 3
@@ -110,6 +114,9 @@ class CodeLlamaServer(LanguageServer):
         self.stats = LatencyStats()
         self.enabled = settings.enabled
         self.exit_code = 1  # LSP's, set when the session ends: 0 only after shutdown and exit
+        self.pull: asyncio.Future[None] | None = None  # the workspace/configuration pull under way, if any
+        self.pull_deadline = 0.0  # until when requests wait for it (time.monotonic())
+        self.pull_wait_logged = False  # a request went on without its answer (said once per pull)
         self.outage = OutageNotice(
             lambda m: self.window_show_message(types.ShowMessageParams(types.MessageType.Warning, m)),
             lambda m: self.window_log_message(types.LogMessageParams(types.MessageType.Info, m)))
@@ -319,7 +326,8 @@ class CodeLlamaServer(LanguageServer):
         would be with that item accepted, and each suggestion begins with the item's text and replaces its
         range: an editor shows ghost text then only where it extends the selected item (LSP 3.18).
         """
-        doc = await self.document(uri)
+        doc = await self.document(uri)  # first: the document as it was when asked, whatever the wait below
+        await self.current_settings()  # a settings change the client announced before asking applies
         if doc is None or not self.serves(doc):
             return None
         t0 = time.perf_counter()
@@ -452,6 +460,28 @@ class CodeLlamaServer(LanguageServer):
         span = types.Range(now.position_at(start_now), now.position_at(end_now))
         return types.WorkspaceEdit(changes={uri: [types.TextEdit(span, edit.new_text)]})
 
+    def start_pull(self) -> asyncio.Future[None]:
+        """Start asking the client for its settings (pull_configuration), which requests from now on wait for
+        (current_settings)."""
+        self.pull = asyncio.ensure_future(self.pull_configuration())
+        self.pull_deadline, self.pull_wait_logged = time.monotonic() + SETTINGS_WAIT_S, False
+        return self.pull
+
+    async def current_settings(self) -> Settings:
+        """The settings to answer a request with: once a pull under way is answered, those it brought; after
+        SETTINGS_WAIT_S from its start, the settings known before (said in the log once per pull)."""
+        pull = self.pull
+        if pull is not None and not pull.done():
+            try:
+                # shield: a request cancelled while it waits must not cancel the pull
+                await asyncio.wait_for(asyncio.shield(pull), max(0.0, self.pull_deadline - time.monotonic()))
+            except asyncio.TimeoutError:
+                if not self.pull_wait_logged:
+                    self.pull_wait_logged = True
+                    log.warning("the client has not answered workspace/configuration within %gs: requests go on "
+                                "with the settings known before", SETTINGS_WAIT_S)
+        return self.settings
+
     async def pull_configuration(self) -> None:
         """Ask the client for the `codellama` section (workspace/configuration), when it can answer."""
         caps = self.client_capabilities.workspace
@@ -510,15 +540,15 @@ def create_server(settings: Settings) -> CodeLlamaServer:
 
     @ls.feature(types.INITIALIZED)
     async def initialized(ls: CodeLlamaServer, params: types.InitializedParams) -> None:
-        await ls.pull_configuration()
+        await ls.start_pull()
         ls.start_loading()
 
     @ls.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
-    async def did_change_configuration(ls: CodeLlamaServer, params: types.DidChangeConfigurationParams) -> None:
+    def did_change_configuration(ls: CodeLlamaServer, params: types.DidChangeConfigurationParams) -> None:
         if isinstance(params.settings, dict) and params.settings:
             ls.apply_settings(params.settings)
         else:  # the "pull" model: the notification only says that something changed
-            await ls.pull_configuration()
+            ls.start_pull()  # synchronous: recorded before the request read next asks for the settings
 
     @ls.feature(types.SHUTDOWN)
     def shutdown(ls: CodeLlamaServer, params: None) -> None:
@@ -596,6 +626,7 @@ def create_server(settings: Settings) -> CodeLlamaServer:
         if not kind_requested(types.CodeActionKind.RefactorRewrite, params.context.only):
             return None  # e.g. quick fixes only: nothing of ours would be shown
         doc = await ls.document(params.text_document.uri)
+        await ls.current_settings()
         if doc is None or not ls.serves(doc):
             return None
         start, end = params.range.start, params.range.end
@@ -634,6 +665,7 @@ def create_server(settings: Settings) -> CodeLlamaServer:
         if not (isinstance(uri, str) and isinstance(line, int) and isinstance(end_line, int)):
             raise JsonRpcInvalidParams("codeAction/resolve: data must be {uri, line, endLine}, as sent")
         doc = await ls.document(uri)
+        await ls.current_settings()  # the docstring style, time budget
         target = doc and find_target(doc.text, doc.language_id, line, end_line)
         if doc and target:
             action.edit = await ls.docstring_edit(doc, target)
@@ -645,6 +677,7 @@ def create_server(settings: Settings) -> CodeLlamaServer:
         if not ls.client_applies_edits():  # the edit could reach it no other way: nothing to write it for
             return {"applied": False, "reason": "the client does not take workspace/applyEdit"}
         doc = await ls.document(uri)
+        await ls.current_settings()
         target = doc and find_target(doc.text, doc.language_id, line)
         if not doc or not target:
             return {"applied": False, "reason": "no function or class without a docstring here"}

@@ -477,3 +477,53 @@ def test_a_settings_object_full_of_mistakes_is_a_few_popups_not_thousands() -> N
         assert wire.stop() == 0
     finally:
         wire.kill()
+
+
+def test_a_request_after_a_bare_settings_change_is_answered_with_the_settings_it_announced() -> None:
+    """The pull model: didChangeConfiguration without settings, then at once a request. The request waits for
+    the server's workspace/configuration to be answered (it went out with the settings before, whatever the
+    change said); a client that never answers holds it a bounded time, said in the log once."""
+    wire = Wire()
+
+    def pulls() -> list[dict]:
+        return [r for r in list(wire.server_requests) if r["method"] == "workspace/configuration"]
+
+    def pulled(count: int) -> dict:
+        end = time.monotonic() + 10
+        while len(pulls()) < count and time.monotonic() < end:
+            time.sleep(0.01)
+        assert len(pulls()) == count, pulls()
+        return pulls()[-1]
+
+    uri = "file:///work/pulled.py"
+    at = {"line": 0, "character": 0}
+    action = {"textDocument": {"uri": uri}, "range": {"start": at, "end": at}, "context": {"diagnostics": []}}
+    try:
+        wire.initialize(CAPABILITIES, load=True)
+        wire.send({"jsonrpc": "2.0", "id": pulled(1)["id"], "result": [{}]})
+        wire.wait_ready()
+        wire.open(uri, "def add(a, b):\n    return \n")
+        assert items(wire.inline(uri, 1, 11)) and code_action(wire, uri, 0)
+
+        # A client that never answers: the requests go on with the settings known before, soon.
+        wire.notify("workspace/didChangeConfiguration", {"settings": None})
+        pulled(2)
+        t0 = time.monotonic()
+        assert items(wire.inline(uri, 1, 11)) and items(wire.inline(uri, 1, 11))
+        assert time.monotonic() - t0 < 10
+        assert wire.logged("has not answered workspace/configuration within")
+        assert wire.log().count("has not answered workspace/configuration") == 1, wire.log()
+
+        # A client that answers, a moment after the requests came.
+        wire.notify("workspace/didChangeConfiguration", {"settings": None})
+        completion, actions = wire.request("textDocument/inlineCompletion", {
+            "textDocument": {"uri": uri}, "position": {"line": 1, "character": 11}, "context": {"triggerKind": 2}
+        }), wire.request("textDocument/codeAction", action)
+        pull = pulled(3)
+        time.sleep(0.3)
+        wire.send({"jsonrpc": "2.0", "id": pull["id"], "result": [{"disabledLanguages": ["python"]}]})
+        assert items(wire.response(completion)) == []  # before: the suggestion made with the old settings
+        assert wire.response(actions)["result"] in (None, [])
+        assert wire.stop() == 0
+    finally:
+        wire.kill()
