@@ -64,6 +64,18 @@ def tcp_address(value: str) -> tuple[str, int]:
     return host, port
 
 
+def client_port(text: str) -> int:
+    """--socket's value: the port the editor listens on, 1-65535. Checked here, as --tcp's is: the kernel
+    takes a port modulo 65536 (70000 connected to port 4464, whoever listens there), and 0 names none."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, not {text!r}") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"port {port} is out of range (1-65535)")
+    return port
+
+
 def show_address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
@@ -192,7 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     transport.add_argument("--tcp", metavar="HOST:PORT", type=tcp_address,
                            help="listen on TCP instead of stdio, for one client (HOST:PORT, [IPV6]:PORT or PORT on "
                                 "127.0.0.1; port 0 picks a free one)")
-    transport.add_argument("--socket", type=int, metavar="PORT",
+    transport.add_argument("--socket", type=client_port, metavar="PORT",
                            help="connect to the editor listening on 127.0.0.1:PORT")
     transport.add_argument("--pipe", metavar="PATH", help="connect to the editor listening on a Unix domain socket")
     transport.add_argument("--node-ipc", action="store_true", help=argparse.SUPPRESS)  # rejected with a reason

@@ -163,6 +163,18 @@ def test_socket_and_pipe_transports_connect_to_the_editor(transport: str, tmp_pa
     assert stderr_after_exit(proc) == ""
 
 
+@pytest.mark.parametrize(("value", "message"), [
+    ("70000", "port 70000 is out of range (1-65535)"), ("0", "port 0 is out of range (1-65535)"),
+    ("-1", "port -1 is out of range (1-65535)"), ("abc", "expected a port number, not 'abc'")])
+def test_a_socket_port_out_of_range_is_a_usage_error(value: str, message: str) -> None:
+    # Before: 70000 connected to port 4464 (the kernel keeps the low 16 bits), whoever listened there, or
+    # failed with "Connection refused" (exit 1) as if the editor were not listening.
+    proc = subprocess.run([*SERVE, f"--socket={value}"], capture_output=True, text=True, timeout=60,
+                          stdin=subprocess.DEVNULL)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == f"codellama-lsp serve: error: argument --socket: {message}"
+
+
 def test_node_ipc_is_refused_with_the_alternatives() -> None:
     proc = subprocess.run([*SERVE, "--node-ipc"], capture_output=True, text=True, timeout=60)
     assert proc.returncode != 0
