@@ -27,6 +27,7 @@ from functools import cached_property
 from typing import Any, NoReturn, TypeVar
 from urllib.parse import urlsplit
 
+import httpcore
 import httpx
 
 from .backend import (BackendUnavailable, Generation, IncompatibleModel, Timings, check_request, redact_url,
@@ -194,6 +195,7 @@ class VllmBackend:
             raise ValueError(f"{API_KEY_ENV} holds characters an HTTP header cannot carry (quotes pasted with it?)")
         headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
         self._http = httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=timeout)
+        name_sockets(self._http)
         self._served: ServedModel | None = None  # set once the server's model is checked; None after a failure
         self._checking: Future[ServedModel] | None = None  # the check under way for a request (_ready_unless)
         self._checking_lock = threading.Lock()
@@ -533,16 +535,116 @@ def send_cancellable(client: httpx.Client, request: httpx.Request, cancel: Calla
                      ) -> httpx.Response | None:
     """`client`'s streamed response to `request`; None once `cancel()` turns true before its headers came.
 
-    Until the headers come there is no socket to shut down (_Watcher), and a server that holds them back
-    (busy, or a proxy queueing requests) would hold the model thread for up to the timeout: every request
-    queued behind one the user no longer wants, and the process's exit, would wait as long. So the request
-    is sent on a daemon thread; a response that comes after the caller left is closed unread, which makes
-    vLLM abort the request, and a failure then is nobody's (the next request meets the outage itself)."""
-    answer = in_thread(lambda: client.send(request, stream=True), "vllm-send")
+    A server that holds the headers back (busy, or a proxy queueing requests) would hold the model thread for
+    up to the timeout: every request queued behind one the user no longer wants, and the process's exit,
+    would wait as long. So the request is sent on a daemon thread, and once it is cancelled its connection is
+    shut down (where the client's sockets are named, see name_sockets), which ends that thread's wait and
+    makes vLLM abort the request, rather than leave both to the timeout. A response that comes all the same
+    is closed unread, and a failure then is nobody's (the next request meets the outage itself)."""
+    sending = _Sending()
+
+    def send() -> httpx.Response:
+        _sent_here.request = sending  # this thread sends this one request: its writes name the socket
+        return client.send(request, stream=True)
+
+    answer = in_thread(send, "vllm-send")
     response = wait_cancellable(answer, cancel)
     if response is None:
+        sending.abandon()
         answer.add_done_callback(_close_unread)
     return response
+
+
+class _Sending:
+    """The connection a request is sent on, shut down once the request is abandoned: whether it is abandoned
+    before its connection is known (still connecting) or after."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._socket: socket.socket | None = None
+        self._abandoned = False
+
+    def uses(self, sock: socket.socket | None) -> None:
+        with self._lock:
+            self._socket = sock
+            if self._abandoned:
+                _shut_down(sock)
+
+    def abandon(self) -> None:
+        with self._lock:
+            self._abandoned = True
+            _shut_down(self._socket)
+
+
+def _shut_down(sock: socket.socket | None) -> None:
+    """Shut `sock` down both ways, which wakes a read blocked on it in another thread (closing does not)."""
+    if sock is None:
+        return
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:  # already closed
+        pass
+
+
+class _SentHere(threading.local):
+    request: _Sending | None = None  # the request this thread sends (send_cancellable), if any
+
+
+_sent_here = _SentHere()
+
+
+class _NamedStream(httpcore.NetworkStream):
+    """httpcore's connection stream, telling the request being sent on it (_sent_here) which socket it is:
+    a connection from the pool, reused, is not connected again, but every request writes on it."""
+
+    def __init__(self, stream: httpcore.NetworkStream) -> None:
+        self._stream = stream
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        if (sending := _sent_here.request) is not None:
+            sending.uses(self._stream.get_extra_info("socket"))
+        self._stream.write(buffer, timeout)
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._stream.read(max_bytes, timeout)
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def start_tls(self, ssl_context: Any, server_hostname: str | None = None,
+                  timeout: float | None = None) -> httpcore.NetworkStream:
+        return _NamedStream(self._stream.start_tls(ssl_context, server_hostname, timeout))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._stream.get_extra_info(info)
+
+
+class _NamingBackend(httpcore.NetworkBackend):
+    """httpcore's network backend, its streams wrapped in _NamedStream."""
+
+    def __init__(self, backend: httpcore.NetworkBackend) -> None:
+        self._backend = backend
+
+    def connect_tcp(self, *args: Any, **kwargs: Any) -> httpcore.NetworkStream:
+        return _NamedStream(self._backend.connect_tcp(*args, **kwargs))
+
+    def connect_unix_socket(self, *args: Any, **kwargs: Any) -> httpcore.NetworkStream:
+        return _NamedStream(self._backend.connect_unix_socket(*args, **kwargs))
+
+    def sleep(self, seconds: float) -> None:
+        self._backend.sleep(seconds)
+
+
+def name_sockets(client: httpx.Client) -> None:
+    """Make `client`'s connections name their socket to a request sent by send_cancellable, so that it can be
+    shut down when the request is cancelled before its answer's headers come. httpx has no public way to give
+    httpcore a network backend: this reaches into its transports' pools, and leaves any it does not
+    recognise as they are (a cancelled request then keeps its connection until the timeout, as before)."""
+    for transport in (getattr(client, "_transport", None), *getattr(client, "_mounts", {}).values()):
+        pool = getattr(transport, "_pool", None)
+        backend = getattr(pool, "_network_backend", None)
+        if isinstance(backend, httpcore.NetworkBackend) and not isinstance(backend, _NamingBackend):
+            pool._network_backend = _NamingBackend(backend)  # type: ignore[union-attr]
 
 
 def _close_unread(answer: Future[httpx.Response]) -> None:

@@ -304,7 +304,12 @@ def test_a_wait_for_the_answers_headers_ends_when_cancelled(fake_vllm: str, tiny
     gen = backend.generate([1, 5, 6], max_new_tokens=8, cancel=lambda: time.monotonic() > t0 + 0.3)
     assert (gen.tokens, gen.stop_reason) == ([], "cancel")
     assert time.monotonic() - t0 < 10  # not the 30 s timeout, which held the model thread and the exit
+    # The connection is closed now, not at the timeout: vLLM aborts the request (before: it went on for 30 s).
+    assert FakeVllm.disconnected.wait(10)
+    assert time.monotonic() - t0 < 10
     assert backend.describe()["health"] == "ok"
+    FakeVllm.stall, FakeVllm.stream = False, [event([281]), event([282], finish="length"), "data: [DONE]\n\n"]
+    assert backend.generate([1, 5, 6], max_new_tokens=2).tokens == [281, 282]  # the next request is served
 
 
 def test_a_check_of_a_server_that_never_answers_ends_when_cancelled(tiny_model_dir: Path) -> None:
