@@ -19,7 +19,8 @@ from urllib.parse import urlsplit
 
 from model.backend import redact_url
 
-__all__ = ["PROMPT_OVERHEAD", "SETTING_NAMES", "Settings", "consistency_warnings", "extra_budget", "parse_settings"]
+__all__ = ["PROMPT_OVERHEAD", "SETTING_NAMES", "Settings", "consistency_warnings", "extra_budget", "parse_settings",
+           "setting_value"]
 
 SECTION = "codellama"
 
@@ -330,6 +331,15 @@ def _apply(section: Mapping[Any, Any], base: Settings) -> tuple[Settings, list[s
                 f"{reason}; keeping {_describe(kept)}"
             )
     return (dataclasses.replace(base, **changes) if changes else base), warnings
+
+
+def setting_value(name: str, value: object) -> Any:
+    """`value` as the setting `name` (snake_case) holds it, checked as parse_settings checks an editor's
+    (for command-line flags); ValueError saying why it cannot be."""
+    try:
+        return _COERCE[name](value)
+    except _Invalid as reason:
+        raise ValueError(str(reason)) from None
 
 
 def extra_budget(s: Settings, context_length: int) -> int:

@@ -77,6 +77,24 @@ def test_a_bad_log_level_is_a_usage_error(args: tuple[str, ...]) -> None:
     assert "--log-level" in last and "expected one of DEBUG, INFO, WARNING, ERROR" in last, last
 
 
+@pytest.mark.parametrize(("args", "expected"), [
+    (("serve", "--context-length", "100"), "argument --context-length: invalid value '100': must be between 128"),
+    (("serve", "--remote-timeout-ms", "0"), "argument --remote-timeout-ms: invalid value '0': must be between 1"),
+    (("serve", "--device", "tpu"), "argument --device: invalid value 'tpu': expected one of auto, cpu, cuda"),
+    (("serve", "--remote-url", "ftp://bob:pw@gpu"), "argument --remote-url: invalid value 'ftp://***@gpu': expected"),
+    (("serve", "--socket", "70000"), "argument --socket: port 70000 is out of range (1-65535)"),
+    (("complete", "f.py", "--line", "0", "--character", "0", "--temperature", "9"),
+     "argument --temperature: invalid value '9': must be in [0, 2]"),
+])
+def test_a_bad_flag_value_is_one_line_naming_the_flag(args: tuple[str, ...], expected: str) -> None:
+    # Before: a usage block, then the error; values checked as settings said "for 'contextLength'" (the
+    # editor's name), exit code 1, and a URL's value was not checked until then.
+    result = codellama(*args, timeout=60)
+    line = one_clear_line(result)
+    assert result.returncode == 2 and line.startswith(f"codellama-lsp {args[0]}: error: {expected}"), line
+    assert "pw" not in result.stderr
+
+
 @pytest.mark.parametrize("before", [("--log-level", "INFO"), ("--log-level=INFO",)])
 def test_the_log_level_before_a_passthrough_command_leaves_it_its_flags(before: tuple[str, ...]) -> None:
     # Before: `--log-level INFO eval --cases 0` took "INFO" for the command, and argparse then said
@@ -196,8 +214,9 @@ def test_a_small_context_length_is_a_warning_not_a_refusal(capsys: pytest.Captur
     settings = settings_from(build_parser().parse_args(["serve", "--context-length", "1024"]))
     assert settings.context_length == 1024
     assert "exceeds contextLength 1024" in capsys.readouterr().err
-    with pytest.raises(SystemExit, match="contextLength"):  # a value out of range is still an error
+    with pytest.raises(SystemExit):  # a value out of range is still an error
         settings_from(build_parser().parse_args(["serve", "--context-length", "100"]))
+    assert "argument --context-length: invalid value '100': must be between 128" in capsys.readouterr().err
 
 
 def no_traceback(result: subprocess.CompletedProcess[str], expected: str) -> None:
@@ -302,4 +321,4 @@ def test_complete_max_tokens_zero_is_refused(complete_line: Path) -> None:
     # Before: 0 was taken as "not given" and the default 96 used, while -1 was refused.
     line = one_clear_line(codellama("complete", str(complete_line), "--line", "0", "--character", "0",
                                     "--max-tokens", "0"))
-    assert "maxTokens" in line and "keeping" not in line  # the command ends: it keeps nothing
+    assert "--max-tokens" in line and "keeping" not in line  # the command ends: it keeps nothing
