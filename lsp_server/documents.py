@@ -12,13 +12,13 @@ import logging
 import os
 import stat
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import unquote
 
 from lsprotocol import types
 from pygls.uris import to_fs_path
 
-from .text import Encoding, offset_at, position_at
+from .text import Encoding, line_start, offset_at, position_at
 
 log = logging.getLogger(__name__)
 
@@ -51,14 +51,29 @@ class Document:
     language_id: str = ""
     version: int | None = None
     encoding: Encoding = "utf-16"
+    # A (line, start offset) of `text` known from the last position converted: where the user types, so that
+    # the next keystroke's positions are found from there, not by counting the lines above (a string per line:
+    # milliseconds a keystroke at the end of a 20,000-line file). A snapshot (dataclasses.replace) shares it.
+    anchor: tuple[int, int] = field(default=(0, 0), repr=False, compare=False)
 
     def offset_at(self, position: types.Position) -> int:
         """Code-point offset of a client position (clamped into the document)."""
-        return offset_at(self.text, position.line, position.character, self.encoding)
+        if position.line > 0 and (start := line_start(self.text, position.line, self.anchor)) is not None:
+            self.anchor = (position.line, start)
+        return offset_at(self.text, position.line, position.character, self.encoding, self.anchor)
 
     def position_at(self, offset: int) -> types.Position:
         """Client position of a code-point offset."""
-        return types.Position(*position_at(self.text, offset, self.encoding))
+        return types.Position(*position_at(self.text, offset, self.encoding, self.anchor))
+
+    def replace(self, start: int, end: int, new_text: str) -> None:
+        """Replace code points `start`..`end` of the text by `new_text`, keeping the anchor where the edit
+        leaves it right: a line that starts before the edit starts where it did (one that starts at it, too,
+        after a "\\n", which nothing inserted can join to another break); any other anchor is dropped."""
+        at = self.anchor[1]
+        if not (at < start or (at == start and (at == 0 or self.text[at - 1] == "\n"))):
+            self.anchor = (0, 0)
+        self.text = self.text[:start] + new_text + self.text[end:]
 
 
 class Documents:
@@ -84,13 +99,14 @@ class Documents:
             return None
         for change in params.content_changes:
             if isinstance(change, types.TextDocumentContentChangePartial):
+                # Typing inserts at one place: its position is converted once. The start is converted last, so
+                # that the document's anchor is its line, which the edit leaves where it was.
+                end = None if change.range.end == change.range.start else doc.offset_at(change.range.end)
                 start = doc.offset_at(change.range.start)
-                # Typing inserts at one place: its position is converted once (each costs a look-up of its line).
-                end = start if change.range.end == change.range.start else doc.offset_at(change.range.end)
-                start, end = min(start, end), max(start, end)
-                doc.text = doc.text[:start] + change.text + doc.text[end:]
+                end = start if end is None else end
+                doc.replace(min(start, end), max(start, end), change.text)
             else:
-                doc.text = change.text
+                doc.text, doc.anchor = change.text, (0, 0)
         doc.version = params.text_document.version
         return doc
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from urllib.parse import unquote, urlparse
 
 from .context import CountTokens, TokenCounter, counter_for, line_cost
-from .text import line_count, lines_at
+from .text import line_count, line_spans
 
 __all__ = ["DATA_LINE_CHARS", "ContextChunk", "ExtraContext", "comment_syntax", "context_header", "is_context_header"]
 
@@ -131,9 +131,10 @@ class ExtraContext:
         """Record ``±document_lines`` lines around ``cursor_line`` (on open/save)."""
         self._add(_make_chunk(uri, language_id, text, cursor_line, self.document_lines))
 
-    def note_edit(self, uri: str, language_id: str, text: str, line: int) -> None:
-        """Record ``±edit_lines`` lines around an edit at ``line`` (on change)."""
-        self._add(_make_chunk(uri, language_id, text, line, self.edit_lines))
+    def note_edit(self, uri: str, language_id: str, text: str, line: int, near: tuple[int, int] = (0, 0)) -> None:
+        """Record ``±edit_lines`` lines around an edit at ``line`` (on change); ``near``: a known (line, start
+        offset) of ``text``, from which the lines are found (see text.line_start)."""
+        self._add(_make_chunk(uri, language_id, text, line, self.edit_lines, near))
 
     def forget(self, uri: str) -> None:
         """Drop every chunk of ``uri`` (e.g. on close or delete)."""
@@ -204,21 +205,27 @@ DATA_LINE_CHARS = 1000
 
 
 def _make_chunk(
-    uri: str, language_id: str, text: str, line: int, radius: int
+    uri: str, language_id: str, text: str, line: int, radius: int, near: tuple[int, int] = (0, 0)
 ) -> ContextChunk | None:
-    # Only the lines around `line` are split out: this runs at every keystroke, and a big file's whole
-    # text would be split each time.
-    line = max(0, min(line, line_count(text) - 1))
+    # Only the lines around `line` are found: this runs at every keystroke, and a big file's whole text would be
+    # split each time. Their places are found first and only the short ones are copied: a line next to the edit
+    # may be a 2 MB minified bundle.
+    line = max(0, line)
     first = max(0, line - radius)
-    lines = lines_at(text, first, line + radius + 1 - first)  # lines[i] is line first + i
+    spans = line_spans(text, first, line + radius + 1 - first, near)
+    if len(spans) <= line - first:  # a line past the end of the text (a stale position): around its last line
+        line = line_count(text) - 1  # (counting the lines is no `find`, but reads the whole text)
+        first = max(0, line - radius)
+        spans = line_spans(text, first, line + 1 - first)
     cur = line - first
-    start, end = 0, len(lines)
+    start, end = 0, len(spans)
     # Lines longer than this are data (a minified bundle, base64), never worth a snippet: the chunk stops
     # short of them, so no render tokenizes them again (counts of such long strings are not memoized).
-    if len(lines[cur]) > DATA_LINE_CHARS:
+    if _span_len(spans[cur]) > DATA_LINE_CHARS:
         return None
-    start = next((i + 1 for i in range(cur - 1, start - 1, -1) if len(lines[i]) > DATA_LINE_CHARS), start)
-    end = next((i for i in range(cur + 1, end) if len(lines[i]) > DATA_LINE_CHARS), end)
+    start = next((i + 1 for i in range(cur - 1, start - 1, -1) if _span_len(spans[i]) > DATA_LINE_CHARS), start)
+    end = next((i for i in range(cur + 1, end) if _span_len(spans[i]) > DATA_LINE_CHARS), end)
+    lines = [text[a:b] if start <= i < end else "" for i, (a, b) in enumerate(spans)]  # lines[i] is line first + i
     # Drop blank edges: they cost tokens and carry nothing.
     while start < end and not lines[start].strip():
         start += 1
@@ -234,6 +241,10 @@ def _make_chunk(
         end_line=first + end,
         focus_line=first + max(start, min(cur, end - 1)),
     )
+
+
+def _span_len(span: tuple[int, int]) -> int:
+    return span[1] - span[0]
 
 
 def _fit_lines(chunk: ContextChunk, counter: TokenCounter, budget: int) -> tuple[str, int] | None:

@@ -565,7 +565,7 @@ def create_server(settings: Settings) -> CodeLlamaServer:
         last = params.content_changes[-1] if params.content_changes else None
         if doc is not None:
             line = last.range.start.line if isinstance(last, types.TextDocumentContentChangePartial) else 0
-            ls.extra.note_edit(doc.uri, doc.language_id, doc.text, line)
+            ls.extra.note_edit(doc.uri, doc.language_id, doc.text, line, doc.anchor)
 
     @ls.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: CodeLlamaServer, params: types.DidCloseTextDocumentParams) -> None:

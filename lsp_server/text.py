@@ -20,6 +20,7 @@ __all__ = [
     "code_units",
     "index_to_utf16",
     "line_count",
+    "line_spans",
     "line_start",
     "line_starts",
     "lines_at",
@@ -142,18 +143,19 @@ def index_to_utf16(line_text: str, index: int) -> int:
     return utf16_len(line_text[:index])
 
 
-def offset_at(text: str, line: int, character: int, encoding: Encoding = "utf-16") -> int:
+def offset_at(text: str, line: int, character: int, encoding: Encoding = "utf-16",
+              near: tuple[int, int] = (0, 0)) -> int:
     """Absolute code-point offset of LSP position ``(line, character)``.
 
     A ``\\r\\n`` contributes two code points to offsets but is one line break.
     A line past the end clamps to ``len(text)``; a character past the end of
     its line clamps to the line end (before its terminator); negatives clamp
-    to 0.
+    to 0. ``near``: a known ``(line, start offset)`` of ``text`` (see :func:`line_start`).
     """
     if line < 0:
         return 0
     lf = _lf_lines(text)
-    start = _line_start_lf(lf, line)
+    start = _line_start_lf(lf, line, near)
     if start is None:  # past the last line
         return len(text)
     end = lf.find("\n", start)
@@ -161,25 +163,34 @@ def offset_at(text: str, line: int, character: int, encoding: Encoding = "utf-16
         end = len(text)
     elif end > start and lf[end - 1] == "\r":  # a CRLF: the line ends before its "\r"
         end -= 1
-    return start + units_to_index(text[start:end], character, encoding)
+    # A character counts at least one code unit: only the line's first `character` code points can hold it (a
+    # cursor in a 2 MB minified line is not found by copying the whole line).
+    return start + units_to_index(text[start:min(end, start + max(0, character))], character, encoding)
 
 
-def position_at(text: str, offset: int, encoding: Encoding = "utf-16") -> tuple[int, int]:
+def position_at(text: str, offset: int, encoding: Encoding = "utf-16",
+                near: tuple[int, int] = (0, 0)) -> tuple[int, int]:
     """Inverse of :func:`offset_at`: ``(line, character)`` of ``offset``.
 
     Offsets are clamped to ``[0, len(text)]``. An offset between the ``\\r``
-    and ``\\n`` of a CRLF maps to the end of that line.
+    and ``\\n`` of a CRLF maps to the end of that line. ``near``: a known ``(line, start offset)`` of ``text``
+    (see :func:`line_start`); the lines are counted from there when it is before ``offset``.
     """
     offset = max(0, min(offset, len(text)))
     lf = _lf_lines(text)
     start = lf.rfind("\n", 0, offset) + 1
     line_end = offset - 1 if 0 < offset < len(lf) and lf[offset - 1 : offset + 1] == "\r\n" else offset
-    return lf.count("\n", 0, offset), code_units(text[start:line_end], encoding)
+    known, pos = near if near[1] <= offset else (0, 0)
+    return known + lf.count("\n", pos, offset), code_units(text[start:line_end], encoding)
 
 
-def line_start(text: str, line: int) -> int | None:
-    """Code-point offset at which LSP line ``line`` (>= 0) starts; None past the last line."""
-    return _line_start_lf(_lf_lines(text), line)
+def line_start(text: str, line: int, near: tuple[int, int] = (0, 0)) -> int | None:
+    """Code-point offset at which LSP line ``line`` (>= 0) starts; None past the last line.
+
+    ``near``: a known ``(line, start offset)`` of this text, such as the place of the last edit: a line near it
+    is found from there, by a few ``find`` calls, rather than by counting lines from the top of the text.
+    """
+    return _line_start_lf(_lf_lines(text), line, near)
 
 
 def line_count(text: str) -> int:
@@ -187,38 +198,76 @@ def line_count(text: str) -> int:
     return _lf_lines(text).count("\n") + 1
 
 
-def lines_at(text: str, first: int, count: int) -> list[str]:
+def line_spans(text: str, first: int, count: int, near: tuple[int, int] = (0, 0)) -> list[tuple[int, int]]:
+    """``(start, end)`` code-point offsets of LSP lines ``first .. first + count - 1``, without terminators (fewer at
+    the end of the text, none past it): where ``lines_at``'s lines are, found without copying any of them (a
+    caller that skips a 2 MB minified line need not copy it first). ``near`` as for :func:`line_start`."""
+    lf = _lf_lines(text)
+    start = _line_start_lf(lf, max(0, first), near)
+    spans: list[tuple[int, int]] = []
+    while start is not None and len(spans) < count:
+        end = lf.find("\n", start)
+        if end < 0:
+            spans.append((start, len(lf)))
+            break
+        spans.append((start, end - 1 if end > start and lf[end - 1] == "\r" else end))  # a CRLF ends before "\r"
+        start = end + 1
+    return spans
+
+
+def lines_at(text: str, first: int, count: int, near: tuple[int, int] = (0, 0)) -> list[str]:
     """LSP lines ``first .. first + count - 1`` without terminators (fewer at the end of the text, none past
     it), as ``split_lines(text)[first:first + count]`` but without splitting the rest of the text."""
-    lf = _lf_lines(text)
-    start = _line_start_lf(lf, max(0, first))
-    if start is None or count <= 0:
-        return []
-    end = start
-    for _ in range(count):
-        end = lf.find("\n", end) + 1
-        if end == 0:
-            end = len(text)
-            break
-    # The piece ends with its last line's break, which splits off an empty line: the slice drops it.
-    return split_lines(text[start:end])[:count]
+    return [text[start:end] for start, end in line_spans(text, first, count, near)]
 
 
-def _line_start_lf(lf: str, line: int) -> int | None:
+# Lines further than this from a known line start are found by one `str.split` (a string per line, in C) rather
+# than by a `find` per line (a Python loop).
+_WALK_LINES = 64
+
+
+def _line_start_lf(lf: str, line: int, near: tuple[int, int] = (0, 0)) -> int | None:
     """line_start in text whose LSP lines all end at a "\\n" (see _lf_lines): found by ``str`` methods in C,
     never by a Python loop over the lines, so that a keystroke near the end of a 10,000-line file converts its
-    positions in well under a millisecond."""
-    if line == 0:
+    positions in well under a millisecond. From ``near`` (line, start), a known line start, the lines between
+    are walked, so that converting positions where the user types costs nothing like the lines above."""
+    if line <= 0:
         return 0
-    parts = lf.split("\n", line)  # `line` short strings and the rest of the text
-    return len(lf) - len(parts[-1]) if len(parts) > line else None
+    known, pos = near
+    if not 0 < known <= line + _WALK_LINES:
+        known, pos = 0, 0
+    if known > line:  # a few lines above the known one
+        for _ in range(known - line):
+            pos = lf.rfind("\n", 0, pos - 1) + 1
+        return pos
+    if line - known <= _WALK_LINES:
+        for _ in range(line - known):
+            pos = lf.find("\n", pos) + 1
+            if pos == 0:
+                return None
+        return pos
+    parts = (lf[pos:] if pos else lf).split("\n", line - known)  # the lines between, and the rest of the text
+    return len(lf) - len(parts[-1]) if len(parts) > line - known else None
 
 
 def _lf_lines(text: str) -> str:
     """``text`` with every line ending at a ``\\n`` (each lone ``\\r`` turned into one): the same LSP lines at
     the same offsets, so that ``str.count``, ``find`` and ``split`` on ``"\\n"`` find LSP lines (a CRLF's
     ``\\r`` stays at the end of its line)."""
-    return lone_cr_to_lf(text) if "\r" in text and _LONE_CR.search(text) else text
+    global _last_lf
+    if "\r" not in text:
+        return text
+    last = _last_lf  # one read: another thread may replace it
+    if last[0] is text:
+        return last[1]
+    lf = lone_cr_to_lf(text) if _LONE_CR.search(text) else text
+    _last_lf = (text, lf)
+    return lf
+
+
+# The last text with a "\r" that _lf_lines looked at, and its answer: a keystroke converts several positions in
+# one text, and looking for a lone "\r" reads all of a CRLF document each time (the first "\r\n" says nothing).
+_last_lf: tuple[str, str] = ("", "")
 
 
 def rebased_offset(old: str, new: str, offset: int) -> int | None:

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import os
+import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from types import FrameType
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from lsprotocol import types
 
 from lsp_server.documents import Document, Documents, Notebooks, language_of, read_regular_file
-from lsp_server.text import code_units, offset_at, position_at
+from lsp_server.text import code_units, line_starts, offset_at, position_at
 
 ENCODINGS = ["utf-8", "utf-16", "utf-32"]
 # Text with every kind of line break LSP knows, the ones it does not (\f, \v, U+2028/9, U+0085), and
@@ -67,6 +70,7 @@ def test_position_at_round_trips(text: str, data: st.DataObject, encoding: str) 
 @settings(max_examples=200, deadline=None)
 @given(texts, st.lists(st.tuples(st.integers(0, 60), st.integers(0, 60), texts), max_size=5),
        st.sampled_from(ENCODINGS))
+@example("a\rb", [(2, 2, "\n")], "utf-16")  # a "\n" typed after a lone "\r": line 1 starts one later
 def test_incremental_edits_land_where_the_client_put_them(text: str, edits: list[tuple[int, int, str]],
                                                           encoding: str) -> None:
     docs = Documents(encoding)  # type: ignore[arg-type]
@@ -82,6 +86,9 @@ def test_incremental_edits_land_where_the_client_put_them(text: str, edits: list
             types.VersionedTextDocumentIdentifier(2, "file:///t.txt"),
             [types.TextDocumentContentChangePartial(types.Range(start, end), new)]))
         expected = expected[:a] + new + expected[b:]
+        # The line the document keeps to find the next positions from starts where it says, in the new text.
+        line, at = docs.get("file:///t.txt").anchor
+        assert offset_at(expected, line, 0) == at and at in line_starts(expected)
     assert docs.get("file:///t.txt").text == expected
 
 
@@ -169,3 +176,53 @@ def test_a_cell_is_framed_by_the_code_cells_of_its_language() -> None:
 ])
 def test_language_of_a_file_that_is_not_open(path: str, language: str) -> None:
     assert language_of(path) == language
+
+
+def _splits_of_long_strings(call: Callable[[], object], longer_than: int = 1_000) -> list[int]:
+    """The lengths of the strings longer than `longer_than` that `call()` splits (str.split, seen by
+    sys.setprofile): splitting a document into lines allocates a string per line."""
+    splits: list[int] = []
+
+    def profile(frame: FrameType, event: str, arg: object) -> None:
+        target = getattr(arg, "__self__", None)
+        if event == "c_call" and getattr(arg, "__name__", "") == "split" and isinstance(target, str) \
+                and len(target) > longer_than:
+            splits.append(len(target))
+
+    sys.setprofile(profile)
+    try:
+        call()
+    finally:
+        sys.setprofile(None)
+    return splits
+
+
+@pytest.mark.parametrize("line_break", ["\n", "\r\n"])
+def test_typing_at_the_end_of_a_big_file_never_splits_it(line_break: str) -> None:
+    # Each keystroke's didChange converts its position and notes the lines around it for the other files'
+    # context: found by counting the lines from the top, that split a 20,000-line file twice a keystroke
+    # (~8 ms). From the line of the last edit, which the document keeps, nothing is split after the first.
+    from lsp_server.server import create_server
+    from lsp_server.settings import Settings
+
+    ls = create_server(Settings())
+    did_open = ls.protocol.fm.features[types.TEXT_DOCUMENT_DID_OPEN]
+    did_change = ls.protocol.fm.features[types.TEXT_DOCUMENT_DID_CHANGE]
+    lines = [f"    value_{i} = compute({i})" for i in range(20_000)]
+    did_open(types.DidOpenTextDocumentParams(types.TextDocumentItem(
+        "file:///big.py", "python", 1, line_break.join(lines))))
+
+    def type_at(version: int, line: int, character: int, text: str) -> None:
+        at = types.Position(line, character)
+        did_change(types.DidChangeTextDocumentParams(types.VersionedTextDocumentIdentifier(version, "file:///big.py"), [
+            types.TextDocumentContentChangePartial(types.Range(at, at), text)]))
+
+    type_at(2, 19_990, 4, "x")  # the first keystroke there finds its line from the top
+    assert _splits_of_long_strings(lambda: [type_at(3 + k, 19_990, 5 + k, "y") for k in range(5)]) == []
+    assert _splits_of_long_strings(lambda: type_at(8, 19_991, 0, line_break)) == []  # Enter, a line further down
+    assert _splits_of_long_strings(lambda: type_at(9, 19_985, 4, "z")) == []  # a few lines up
+    lines[19_990] = "    xyyyyy" + lines[19_990][4:]
+    lines[19_991:19_992] = ["", lines[19_991]]
+    lines[19_985] = "    z" + lines[19_985][4:]
+    assert ls.documents.get("file:///big.py").text == line_break.join(lines)
+    assert ls.extra.chunks[-1].text == "\n".join(lines[19_977:19_994])  # ±8 lines around line 19,985

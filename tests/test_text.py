@@ -15,6 +15,7 @@ from lsp_server.text import (
     code_units,
     index_to_utf16,
     line_count,
+    line_spans,
     line_start,
     line_starts,
     lines_at,
@@ -249,3 +250,39 @@ def test_units_to_index_at_every_width_boundary(encoding: str, codec: str, size:
     line = "\x7f\x80\u07ff\u0800\uffff\U00010000x"
     for i in range(len(line) + 1):
         assert units_to_index(line, len(line[:i].encode(codec)) // size, encoding) == i  # type: ignore[arg-type]
+
+
+@given(st.text("ab\r\n😀", max_size=24), st.data(), st.sampled_from(["utf-8", "utf-16", "utf-32"]))
+def test_a_known_line_start_changes_no_answer(text: str, data: st.DataObject, encoding: Encoding) -> None:
+    # Positions are found from a known line (where the user last typed), forward or backward, in any text.
+    lines, starts = _reference_lines(text)
+    known = data.draw(st.integers(0, len(lines) - 1))
+    near = (known, starts[known])
+    line, character = data.draw(st.integers(0, len(lines) + 1)), data.draw(st.integers(0, 6))
+    assert line_start(text, line, near) == line_start(text, line)
+    assert offset_at(text, line, character, encoding, near) == offset_at(text, line, character, encoding)
+    offset = data.draw(st.integers(-1, len(text) + 1))
+    assert position_at(text, offset, encoding, near) == position_at(text, offset, encoding)
+    assert lines_at(text, line, character, near) == lines[line:line + character]
+    assert [text[a:b] for a, b in line_spans(text, line, character)] == lines[line:line + character]
+
+
+class _Watched(str):
+    """A str that records the length of every piece of it that is sliced out."""
+
+    sliced: list[int]
+
+    def __getitem__(self, key):  # type: ignore[no-untyped-def]
+        piece = str.__getitem__(self, key)
+        self.sliced.append(len(piece))
+        return piece
+
+
+def test_a_position_in_a_long_line_copies_the_line_only_up_to_it() -> None:
+    # A keystroke near the start of a 2 MB minified line converts its position: copying the whole line for it
+    # (and checking it for non-ASCII) cost a millisecond a keystroke.
+    text = _Watched("var a=function(n){return n+1};" * 70_000)
+    text.sliced = []
+    assert offset_at(text, 0, 1_000) == 1_000
+    assert offset_at(text, 0, 1_000, "utf-8") == 1_000
+    assert max(text.sliced) <= 1_000
