@@ -49,8 +49,13 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 
 def line_break_of(text: str) -> str:
     """The document's line break (its first: ``\\r\\n``, ``\\r`` or ``\\n``), for text inserted into it."""
-    found = _LINE_BREAK.search(text)
-    return found.group() if found else "\n"
+    # str.find, not the pattern: the pattern tries its three branches at every character, which took 20 ms on
+    # the event loop, at every completion, in a 2 MB minified file that has no line break.
+    lf = text.find("\n")
+    cr = text.find("\r", 0, len(text) if lf < 0 else lf)
+    if cr >= 0:
+        return "\r\n" if text.startswith("\n", cr + 1) else "\r"
+    return "\n"
 
 
 def split_lines(text: str) -> list[str]:
