@@ -24,7 +24,7 @@ from .extra_context import DATA_LINE_CHARS
 from .settings import PROMPT_OVERHEAD, Settings
 from .shaping import (block_indent, completion_mode, drop_loop, drop_partial_line, drop_partial_word,
                       drop_repeated_lines, framing_start, looping, make_stop, next_suffix_line, opener_indent, shape)
-from .text import split_lines
+from .text import LinesAround, split_lines
 
 log = logging.getLogger(__name__)
 # How much of the document outside the windows the n-gram cache copies from, nearest lines first: about
@@ -105,24 +105,32 @@ def _line_tokens(tokenizer: Tokenizer, line: str) -> tuple[int, ...]:
     return tuple(tokenizer.encode_infilling(line))
 
 
-def recall_tokens(tokenizer: Tokenizer, text: str, ctx: FimContext, limit: int = RECALL_TOKENS) -> tuple[int, ...]:
+def recall_tokens(tokenizer: Tokenizer, text: str, ctx: FimContext, limit: int = RECALL_TOKENS, *,
+                  offset: int = 0) -> tuple[int, ...]:
     """The document outside the prompt's windows as tokens, for the n-gram cache: the lines above the prefix
     window, then those below the suffix window; of them at most `limit` tokens, nearest the windows first,
-    leaving out lines of more than DATA_LINE_CHARS characters.
+    leaving out lines of more than DATA_LINE_CHARS characters. `offset`: a place in the windows (the cursor),
+    from which their edges are found.
 
-    While the user types inside the windows the lines outside them do not change, and the same tuple is
-    returned without walking them again; lines are tokenized one at a time and remembered, so moving the
-    windows costs look-ups, not a tokenization of the file. (Code Llama's vocabulary, like the demo's,
-    spells a line break as a byte piece of its own, so line by line gives the same tokens as the whole text.)
+    While the user types inside the windows the text outside them does not change, and the same tuple is
+    returned without splitting it into lines again (the memo's key is that text: hashed and compared in C, where
+    a tuple of its lines cost a string per line, milliseconds a completion in a 20,000-line file); lines are
+    tokenized one at a time and remembered, so moving the windows costs look-ups, not a tokenization of the
+    file. (Code Llama's vocabulary, like the demo's, spells a line break as a byte piece of its own, so line
+    by line gives the same tokens as the whole text.)
     """
-    lines = split_lines(text)
-    return _recalled_lines(tokenizer, tuple(lines[:ctx.prefix_start_line]), tuple(lines[ctx.suffix_end_line + 1:]),
-                           limit)
+    lines = LinesAround(text, offset)
+    above_end = lines.start(ctx.prefix_start_line) or 0
+    below_start = lines.start(ctx.suffix_end_line + 1)
+    return _recalled_lines(tokenizer, text[:above_end], None if below_start is None else text[below_start:], limit)
 
 
 @lru_cache(maxsize=4)
-def _recalled_lines(tokenizer: Tokenizer, above_lines: tuple[str, ...], below_lines: tuple[str, ...],
-                    limit: int) -> tuple[int, ...]:
+def _recalled_lines(tokenizer: Tokenizer, above_text: str, below_text: str | None, limit: int) -> tuple[int, ...]:
+    """recall_tokens of the text above the windows (ending with a line break, or "") and the text below them
+    (None: no lines)."""
+    above_lines = split_lines(above_text)[:-1]  # the piece after the last line break is the windows'
+    below_lines = split_lines(below_text) if below_text is not None else []
     up = [line if len(line) <= DATA_LINE_CHARS else "" for line in reversed(above_lines)]  # nearest first
     down = [line if len(line) <= DATA_LINE_CHARS else "" for line in below_lines]
     above: list[tuple[int, ...]] = []
@@ -203,7 +211,7 @@ def prepare(engine: Backend, text: str, offset: int, settings: Settings, *, extr
         generated = generated[len(healed):]  # healing guarantees the text begins with `healed`
         return block_end(generated) or looping(generated) or framing_start(generated, before) is not None
 
-    recall = recall_tokens(engine.tokenizer, text, ctx) if engine.recalls else ()
+    recall = recall_tokens(engine.tokenizer, text, ctx, offset=offset) if engine.recalls else ()
     return Prepared(mode, healed, ctx, prompt, stop, recall, (time.perf_counter() - t0) * 1000)
 
 

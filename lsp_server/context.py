@@ -18,7 +18,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
-from .text import position_at, split_lines
+from .text import LinesAround
 
 __all__ = ["FimContext", "TokenCounter", "build_context", "counter_for", "line_cost"]
 
@@ -161,9 +161,9 @@ def build_context(
     out-of-range ``offset``; it is clamped.
     """
     counter = counter_for(count_tokens)
-    lines = split_lines(text)
-    # utf-32 counts code points: the column of `offset` in its line (one inside a "\r\n" is its line's end)
-    cur, col = position_at(text, offset, "utf-32")
+    # The lines are found outward from the cursor's as the windows take them: never all of the document's.
+    lines = LinesAround(text, offset)
+    cur, col = lines.line, lines.column  # (the column of an offset inside a "\r\n" is its line's end)
     line_text = lines[cur]
     head, rest = line_text[:col], line_text[col:]
 
@@ -198,7 +198,7 @@ def _line_cost_within(counter: TokenCounter, line: str, budget: int) -> int | No
 
 
 def _prefix_window(
-    lines: list[str], cur: int, head: str, counter: TokenCounter, budget: int, snap: int
+    lines: LinesAround, cur: int, head: str, counter: TokenCounter, budget: int, snap: int
 ) -> tuple[int, str]:
     # A long head (the cursor in a minified line) is not counted whole: _fit_tail counts tails about the size
     # of what fits.
@@ -227,12 +227,12 @@ def _prefix_window(
     while grain > 1 and 2 * grain > cur - earliest:
         grain //= 2
     start = -(-earliest // grain) * grain
-    body = "".join(line + "\n" for line in lines[start:cur])
+    body = "".join(lines[i] + "\n" for i in range(start, cur))
     return start, body + head
 
 
 def _suffix_window(
-    lines: list[str], cur: int, rest: str, counter: TokenCounter, budget: int
+    lines: LinesAround, cur: int, rest: str, counter: TokenCounter, budget: int
 ) -> tuple[int, str]:
     if len(rest) > counter.MAX_MEMO_CHARS and (fits := _fit_head(rest, counter, budget)) < len(rest):
         return cur, rest[:fits]  # a long rest of the line is not counted whole either
@@ -241,13 +241,13 @@ def _suffix_window(
         return cur, rest[: _fit_head(rest, counter, budget)]
     spent = rest_cost
     end = cur
-    while end + 1 < len(lines):
-        cost = _line_cost_within(counter, lines[end + 1], budget - spent)
+    while (line := lines.get(end + 1)) is not None:
+        cost = _line_cost_within(counter, line, budget - spent)
         if cost is None:
             break
         spent += cost
         end += 1
-    return end, rest + "".join("\n" + line for line in lines[cur + 1 : end + 1])
+    return end, rest + "".join("\n" + lines[i] for i in range(cur + 1, end + 1))
 
 
 def _over(s: str, count: CountTokens, budget: int) -> bool:

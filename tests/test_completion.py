@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import re
+import sys
+from types import FrameType
+
 import pytest
 
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lsp_server.completion import (HEALING_CONTEXT_CHARS, budgets, complete, fitting_infill_prompt, healing_text,
                                    inside_a_word, line_around, prepare, recall_tokens)
 from lsp_server.context import FimContext
 from lsp_server.settings import Settings
+from lsp_server.text import offset_at
 from model.backend import Generation
 from model.engine import Engine
 from model.loader import DEMO_MODEL_DIR, load_model
@@ -186,3 +193,41 @@ def test_a_multi_line_suggestion_cut_by_its_budget_in_a_repeated_block_shows_the
     engine = CannedBackend(block + "        " + block + "        if", "max_tokens")
     suggestion = complete(engine, text, offset, Settings(line_policy="auto"), timed=False)  # type: ignore[arg-type]
     assert suggestion is not None and suggestion.text == block.rstrip("\n")
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.sampled_from(["a = 1", "", "b", "\r", "\n", "\r\n"]), max_size=14).map("".join), st.data())
+def test_recall_is_the_lines_outside_the_windows_in_any_line_breaks(text: str, data: st.DataObject) -> None:
+    lines = re.split(r"\r\n|\r|\n", text)
+    start = data.draw(st.integers(0, len(lines) - 1))
+    end = data.draw(st.integers(start, len(lines) - 1))
+    # The cursor anywhere in the windows' lines (never inside a CRLF).
+    offset = data.draw(st.integers(offset_at(text, start, 0), offset_at(text, end, 99)))
+    if 0 < offset < len(text) and text[offset - 1:offset + 1] == "\r\n":
+        offset -= 1
+    outside = lines[:start] + lines[end + 1:]
+    expected = TOKENIZER.encode_infilling("".join(line + "\n" for line in outside)) if outside else []
+    assert list(recall_tokens(TOKENIZER, text, FimContext("", "", start, end), offset=offset)) == expected
+
+
+def test_recall_while_typing_in_a_big_file_splits_nothing() -> None:
+    # Each completion asks for the recall: splitting the 20,000 lines of the file to see that the text outside the
+    # windows had not changed cost milliseconds, on the model's thread, before every generation.
+    lines = [f"    value_{i} = compute({i})" for i in range(20_000)]
+    windows = FimContext("", "", 18_950, 19_050)
+    before = "\n".join(lines)
+    recall_tokens(TOKENIZER, before, windows, offset=before.index("value_19000"))
+    text = before.replace("value_19000", "value_19000 + x")  # typed in the windows
+    splits: list[int] = []
+
+    def profile(frame: FrameType, event: str, arg: object) -> None:
+        if event == "c_call" and getattr(arg, "__name__", "") == "split":
+            splits.append(len(getattr(arg, "__self__", "")) if isinstance(getattr(arg, "__self__", ""), str) else -1)
+
+    sys.setprofile(profile)
+    try:
+        recalled = recall_tokens(TOKENIZER, text, windows, offset=text.index("value_19000"))
+    finally:
+        sys.setprofile(None)
+    assert splits == []
+    assert recalled == recall_tokens(TOKENIZER, before, windows, offset=0)

@@ -304,15 +304,13 @@ def test_note_document_chunk_around_cursor() -> None:
 @pytest.mark.parametrize("line_break", ["\n", "\r\n", "\r"])
 def test_an_edit_splits_only_the_lines_around_it(line_break: str, monkeypatch: pytest.MonkeyPatch) -> None:
     # note_edit runs at every keystroke: splitting a 10,000-line file into lines each time cost ~5 ms.
-    import lsp_server.context
     import lsp_server.text
 
     lines = [f"value_{i} = {i}" if i % 7 else "" for i in range(10_000)]
     doc = line_break.join(lines)
     split: list[int] = []  # the length of each text split into lines
     original = lsp_server.text.split_lines
-    for module in (lsp_server.text, lsp_server.context):
-        monkeypatch.setattr(module, "split_lines", lambda text: split.append(len(text)) or original(text))
+    monkeypatch.setattr(lsp_server.text, "split_lines", lambda text: split.append(len(text)) or original(text))
     extra = ExtraContext(edit_lines=3)
     extra.note_edit("file:///p/a.py", "python", doc, 9_001)
     extra.note_edit("file:///p/b.py", "python", doc, 50_000)  # past the end: the last lines
@@ -487,3 +485,31 @@ def test_an_edit_beside_a_minified_line_never_copies_it() -> None:
     extra.note_edit("file:///p/app.js", "javascript", doc, 1)  # two lines above it: the lines up to it
     assert [c.text for c in extra.chunks] == ["function f(a) {\n  return a;\n}"]
     assert max(doc.sliced) < 1_000
+
+
+@pytest.mark.parametrize("line_break", ["\n", "\r\n", "\r"])
+def test_the_windows_of_a_big_file_are_cut_without_splitting_it(line_break: str) -> None:
+    # A completion's windows hold a few hundred lines: splitting all 20,000 of the file into lines at every
+    # request, to take those, cost more than the rest of building the prompt.
+    import sys
+    from types import FrameType
+
+    lines = [f"    value_{i} = compute({i})" for i in range(20_000)]
+    text = line_break.join(lines)
+    offset = offset_at(text, 19_000, 10)
+    splits: list[int] = []  # the length of each str split, -1 for a pattern's split (of a length unseen)
+
+    def profile(frame: FrameType, event: str, arg: object) -> None:
+        target = getattr(arg, "__self__", None)
+        if event == "c_call" and getattr(arg, "__name__", "") == "split":
+            splits.append(len(target) if isinstance(target, str) else -1)
+
+    sys.setprofile(profile)
+    try:
+        ctx = build_context(text, offset, lambda s: len(s) // 4, prefix_tokens=400, suffix_tokens=200, snap_lines=8)
+    finally:
+        sys.setprofile(None)
+    assert all(0 <= n < 1_000 for n in splits)
+    assert ctx.prefix.endswith("\n".join(lines[ctx.prefix_start_line:19_000]) + "\n    value_")
+    assert ctx.suffix == lines[19_000][10:] + "".join("\n" + line for line in lines[19_001:ctx.suffix_end_line + 1])
+    assert 18_900 < ctx.prefix_start_line < 19_000 < ctx.suffix_end_line < 19_100
