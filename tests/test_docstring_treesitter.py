@@ -90,13 +90,6 @@ CASES = [
     ("go", "package geo\n\nfunc (p *Point) Move(dx, dy float64, tags ...string) (Point, error) {\n"
            "\treturn *p, nil\n}\n", 3, 2, """\
 // Move text number 1.
-//
-// Parameters:
-//   - dx: Text number 2.
-//   - dy: Text number 3.
-//   - tags: Text number 4.
-//
-// Returns: Text number 5.
 """),
     ("rust", "impl Stack {\n    #[inline]\n    #[must_use]\n    pub fn pop(&mut self, n: usize) -> Option<u8> {\n"
              "        if n == 0 { panic!(\"empty\"); }\n        self.items.pop()\n    }\n}\n", 2, 1, """\
@@ -255,11 +248,14 @@ def test_infill_prefix_and_suffix_for_a_comment() -> None:
 
 
 def test_go_summary_continues_the_name() -> None:
+    # Go's doc comment is a sentence that starts with the name and names the parameters in its prose
+    # (go.dev/doc/comment): no `Parameters:` list, no `Returns:` heading, one infill call.
     src = "package a\n\nfunc Sum(xs []int) int { return 0 }\n"
-    answers = iter(["Sum Adds up xs", "the numbers */", ""])
-    edit = generate_docstring(src, target_at(src, "go", 2), lambda p, s, n: next(answers))
-    assert edit.new_text == ("// Sum adds up xs.\n//\n// Parameters:\n//   - xs: The numbers.\n//\n"
-                             "// Returns: The result.\n")
+    model = Numbered()
+    edit = generate_docstring(src, target_at(src, "go", 2), lambda p, s, n: model(p, s, n) and "Sum Adds up xs")
+    assert edit.new_text == "// Sum adds up xs.\n"
+    prefix, suffix, _ = model.calls[0]
+    assert len(model.calls) == 1 and prefix.endswith("\n// Sum ") and suffix.startswith("\nfunc Sum(")
 
 
 def test_jsdoc_close_in_model_output_cannot_break_the_comment() -> None:

@@ -112,17 +112,9 @@ def _block(t: DocTarget) -> list[Part]:
 
 
 def _go(t: DocTarget) -> list[Part]:
-    out = _Lines(t.indent + "// ", t.indent + "//")
-    out.add(t.name + " ", Slot("summary"))  # Go doc comments start with the declared name
-    if t.params:
-        out.blank()
-        out.add("Parameters:")
-        for p in t.params:
-            out.add("  - ", p, ": ", Slot("param", p))  # gofmt's list form: "//   - item"
-    if t.returns:
-        out.blank()
-        out.add("Returns: ", Slot("returns"))
-    return out.parts
+    """Go's doc comment is prose that starts with the declared name (go.dev/doc/comment): `// Parse reads ...`.
+    Parameters and results are named in that prose, never in a list or under headings."""
+    return [t.indent + "// " + t.name + " ", Slot("summary"), "\n"]
 
 
 # Rust's DocTarget.raises names sections, not exceptions (see lang_rust).
