@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lsp_server.docstring import SUPPORTED_LANGUAGES, DocEdit, DocTarget, find_target, generate_docstring
+from lsp_server.docstring import SUPPORTED_LANGUAGES, Blank, DocEdit, DocTarget, find_target, generate_docstring
 from lsp_server.docstring.ts_util import Node, parse
 from tests.docstring_helpers import Numbered, target_at
 
@@ -413,3 +413,49 @@ def test_no_model_output_breaks_the_file(language: str, outputs: list[str]) -> N
     assert find_target(out, language, target.line + edit.new_text.count("\n")) is None
     if language == "python":
         assert ast.get_docstring(ast.parse(out).body[0]) is not None
+
+
+
+# The model's words for (summary, map, low, high, returns), and what each comment shows.
+HTML_WORDS = ["Names for a Map<String, Integer> of user ids", "The user map, keyed by List<String>",
+              "True when low < high && both > 0", "The `List<T>` of names", "The names & ids"]
+
+
+@pytest.mark.parametrize("language, src, expected", [
+    ("java", "class A {\n    List<String> names(Map<String, Integer> map, int low, int high) {\n"
+             "        return null;\n    }\n}\n",
+     ["Names for a {@code Map<String, Integer>} of user ids.",
+      "@param map The user map, keyed by {@code List<String>}.",
+      "@param low True when low &lt; high &amp;&amp; both &gt; 0.", "@param high The {@code List<T>} of names.",
+      "@return The names &amp; ids."]),
+    ("typescript", "function names(map: Map<string, number>, low: number, high: number): string[] {\n"
+                   "  return [];\n}\n",
+     ["Names for a `Map<String, Integer>` of user ids.", "@param map - The user map, keyed by `List<String>`.",
+      "@param low - True when low &lt; high &amp;&amp; both &gt; 0.", "@param high - The `List<T>` of names.",
+      "@returns The names &amp; ids."]),
+    ("cpp", "std::vector<std::string> names(const Map& map, int low, int high) {\n  return {};\n}\n",
+     ["@brief Names for a `Map<String, Integer>` of user ids.", "@param map The user map, keyed by `List<String>`.",
+      "@param low True when low &lt; high &amp;&amp; both &gt; 0.", "@param high The `List<T>` of names.",
+      "@return The names &amp; ids."]),
+])
+def test_angle_brackets_and_ampersands_are_not_html(language: str, src: str, expected: list[str]) -> None:
+    # Javadoc, JSDoc and Doxygen read HTML: a bare `List<String>` shows as `List` (an unknown tag), and javadoc's
+    # doclint fails on `a < b` and a bare `&`. A word with them goes in code markup, an operator becomes an entity,
+    # and a backtick span (literal text in a Javadoc `/**` comment) becomes `{@code ...}` there.
+    answers = iter(HTML_WORDS)
+    blanks: list[Blank] = []
+    edit = generate_docstring(src, target_at(src, language, 1), lambda p, s, n: next(answers), blanks=blanks)
+    assert [b.rejected for b in blanks] == [None] * 5
+    lines = [line.lstrip(" */") for line in edit.new_text.split("\n")]
+    assert [line for line in lines if line and not line.startswith("/")] == expected
+
+
+def test_rustdoc_gets_generics_in_code_spans() -> None:
+    # rustdoc reads Markdown with HTML in it: `Vec<u8>` bare is an unclosed `<u8>` tag (its invalid_html_tags
+    # lint), `a < b` with spaces is no tag.
+    src = "fn bytes(n: usize) -> Vec<u8> {\n    vec![0; n]\n}\n"
+    answers = iter(["Returns a Vec<u8> of n zero bytes", "How many bytes, when n < limit", "The Vec<u8>, zeroed"])
+    edit = generate_docstring(src, target_at(src, "rust", 0), lambda p, s, n: next(answers))
+    assert "/// Returns a `Vec<u8>` of n zero bytes.\n" in edit.new_text
+    assert "/// * `n` - How many bytes, when n < limit.\n" in edit.new_text
+    assert "/// The `Vec<u8>`, zeroed.\n" in edit.new_text

@@ -8,7 +8,7 @@ from ..text import line_break_of, lone_cr_to_lf
 from .clean import clean, fallback, max_tokens
 from .core import DocEdit, DocTarget, Infill, line_offset, split_lines, utf16_len
 from .python_target import header_colon
-from .styles import Part, Slot, skeleton
+from .styles import Part, Slot, in_markup, skeleton
 
 PREFIX_CHARS = 4000
 SUFFIX_CHARS = 2000
@@ -58,6 +58,7 @@ def generate_docstring(text: str, target: DocTarget, infill: Infill, *, style: s
         if rejected is None and words in said and words != fallback(part, target):
             words, rejected = fallback(part, target), "another blank's words"
         said.add(words)
+        words = in_markup(words, target.language)
         filled.append(words)
         if blanks is not None:
             blanks.append(Blank(part, raw, words, rejected))

@@ -3,6 +3,7 @@ the model writes a description."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from .core import DocTarget
@@ -136,3 +137,63 @@ def _rust(t: DocTarget) -> list[Part]:
             for label, slot in entries:
                 out.add(f"* `{label}` - " if key == "params" else "", slot)
     return out.parts
+
+
+# What a description may already mark up, kept as written: a code span, an inline tag (`{@link Foo}`).
+_MARKED = re.compile(r"(`[^`]*`|\{@[^{}]*\})")
+# Markup that reads the same in each of these comments: an HTML entity, a few inline elements.
+_HTML = re.compile(r"&(?:[A-Za-z]+|#\d+|#[xX][0-9A-Fa-f]+);|</?(?:code|tt|b|i|em|strong|var|sub|sup)>|<br\s*/?>")
+_ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
+
+
+def in_markup(words: str, language: str) -> str:
+    """`words` as a description in `language`'s doc comment. Javadoc, JSDoc and Doxygen read HTML and rustdoc
+    warns of unclosed tags, so a bare `<`, `>` or `&` would start a tag or an entity and vanish from the page:
+    a word holding one (`List<String>`, `a<b`) goes in code markup (`{@code ...}` in Javadoc, a code span
+    elsewhere) and one standing alone (`a < b`) becomes an entity. Javadoc's `/**` comment has no code spans:
+    a backtick span becomes `{@code ...}`."""
+    if language in ("python", "go"):
+        return words
+    java = language == "java"
+    out = []
+    for i, piece in enumerate(_MARKED.split(words)):
+        if i % 2:  # already marked up
+            inner = piece[1:-1]
+            if java and piece.startswith("`"):
+                balanced = inner.count("{") == inner.count("}")
+                piece = f"{{@code {inner}}}" if balanced and inner.strip() else f"<code>{_escape(inner)}</code>"
+            out.append(piece)
+        else:
+            out.append(" ".join(_mark_word(w, java, language == "rust") if any(c in w for c in "<>&") else w
+                                for w in _words(piece)))
+    return "".join(out)
+
+
+def _words(text: str) -> list[str]:
+    """`text` split at spaces, but not inside a type's argument list: `Map<K, V>` is one word."""
+    words: list[str] = []
+    for w in text.split(" "):
+        if words and words[-1].endswith(",") and words[-1].count("<") > words[-1].count(">"):
+            words[-1] += " " + w
+        else:
+            words.append(w)
+    return words
+
+
+def _mark_word(word: str, java: bool, markdown_only: bool) -> str:
+    if not any(ch in "<>&" for ch in _HTML.sub("", word)):
+        return word  # `&amp;`, `<code>x</code>` are markup already
+    # Leading/trailing punctuation stays prose: `(List<String>).` -> `(`List<String>`).`
+    core = word.strip("(),.;:!?\"'")
+    start = word.find(core) if core else 0
+    head, tail = word[:start], word[start + len(core):]
+    if not any(ch.isalnum() for ch in core):
+        return word if markdown_only else _escape(word)  # an operator: `a < b` (no tag in Markdown)
+    balanced = core.count("{") == core.count("}")
+    if java:
+        return head + (f"{{@code {core}}}" if balanced else f"<code>{_escape(core)}</code>") + tail
+    return f"{head}`{core}`{tail}"
+
+
+def _escape(text: str) -> str:
+    return "".join(_ENTITIES.get(ch, ch) for ch in text)
