@@ -459,3 +459,15 @@ def test_rustdoc_gets_generics_in_code_spans() -> None:
     assert "/// Returns a `Vec<u8>` of n zero bytes.\n" in edit.new_text
     assert "/// * `n` - How many bytes, when n < limit.\n" in edit.new_text
     assert "/// The `Vec<u8>`, zeroed.\n" in edit.new_text
+
+
+def test_go_doc_comment_goes_above_directives() -> None:
+    # gofmt keeps directives below a doc comment's text (go.dev/doc/comment): the doc comment there documents
+    # the function, and a new one goes above the directives, not between them and `func`.
+    assert find_target("package a\n\n// F does x.\n//go:noinline\n//go:nosplit\nfunc F() {}\n", "go", 5) is None
+    assert find_target("package a\n\n// Export does x.\n//export Export\nfunc Export() {}\n", "go", 4) is None
+    src = "package a\n\n//go:noinline\nfunc F(x int) int { return x }\n"
+    target, edit, out = document(src, "go", 3)
+    assert (target.line, edit.line) == (2, 2)
+    assert out == "package a\n\n// F text number 1.\n//go:noinline\nfunc F(x int) int { return x }\n"
+    assert find_target(out, "go", 4) is None

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from .ts_util import Facts, Found, Node, text_of
+import re
+
+from .ts_util import Facts, Found, Node, last_row, text_of
+
+# A directive comment, as go/ast tells one from a doc comment's text: `//go:noinline`, `//export F`, `//line f:1`.
+_DIRECTIVE = re.compile(r"//(?:line |extern |export |[a-z0-9]+:[a-z0-9])")
 
 
 def describe(node: Node) -> Found | None:
@@ -10,14 +15,26 @@ def describe(node: Node) -> Found | None:
     if node.type in ("function_declaration", "method_declaration", "method_elem", "method_spec"):
         kind = "function" if node.type == "function_declaration" else "method"
         name = node.child_by_field_name("name")
-        return Found(kind, text_of(name), node, node.start_point.row) if name is not None else None
+        return Found(kind, text_of(name), node, _above_directives(node)) if name is not None else None
     if node.type == "type_spec":
         name = node.child_by_field_name("name")
         parent = node.parent
         # `type T struct{}` is documented above `type`; inside `type ( ... )` above the spec.
         start = parent if parent is not None and parent.start_point.row == node.start_point.row else node
-        return Found("class", text_of(name), node, start.start_point.row) if name is not None else None
+        return Found("class", text_of(name), node, _above_directives(start)) if name is not None else None
     return None
+
+
+def _above_directives(node: Node) -> int:
+    """The row of the directives (`//go:noinline`) right above `node`, else its own: a doc comment goes above
+    them (gofmt moves directives below its text), and one already there documents `node`."""
+    row = node.start_point.row
+    prev = node.prev_named_sibling
+    while prev is not None and prev.type == "comment" and last_row(prev) == row - 1 \
+            and _DIRECTIVE.match(text_of(prev)):
+        row = prev.start_point.row
+        prev = prev.prev_named_sibling
+    return row
 
 
 def facts(found: Found) -> Facts:
