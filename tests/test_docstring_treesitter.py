@@ -471,3 +471,10 @@ def test_go_doc_comment_goes_above_directives() -> None:
     assert (target.line, edit.line) == (2, 2)
     assert out == "package a\n\n// F text number 1.\n//go:noinline\nfunc F(x int) int { return x }\n"
     assert find_target(out, "go", 4) is None
+
+
+def test_rust_doc_attribute_is_documentation() -> None:
+    # `#[doc = "..."]` is what `///` stands for: the item is documented, and offering the action wrote a second doc.
+    assert find_target('#[cfg(test)]\n#[doc = "Docs."]\nfn f() {}\n', "rust", 2) is None
+    assert find_target('#[doc = include_str!("f.md")]\npub fn f() {}\n', "rust", 1) is None
+    assert target_at("#[doc(hidden)]\npub fn f() {}\n", "rust", 1).name == "f"

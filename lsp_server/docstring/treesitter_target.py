@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Protocol
 
 from . import lang_c, lang_go, lang_java, lang_js, lang_rust, ts_util
@@ -19,6 +20,11 @@ LANGUAGES: dict[str, _Language] = {
     "javascript": lang_js, "javascriptreact": lang_js, "typescript": lang_js, "typescriptreact": lang_js,
     "java": lang_java, "go": lang_go, "rust": lang_rust, "c": lang_c, "cpp": lang_c,
 }
+
+
+# Rust's `#[doc = "..."]` (what `///` stands for, and how macros and `include_str!` document an item) among the
+# attributes above an item; `#[doc(hidden)]` and `#[doc(alias = "x")]` say nothing.
+_DOC_ATTRIBUTE = re.compile(r"\s*#\[\s*doc\s*=")
 
 
 def find_ts_target(text: str, language_id: str, line: int, end_line: int) -> DocTarget | None:
@@ -39,7 +45,8 @@ def find_ts_target(text: str, language_id: str, line: int, end_line: int) -> Doc
     if best is None:
         return None
     lines = split_lines(text)
-    if has_doc_comment(lines, best.start_row, language_id):
+    attributes = lines[best.start_row:best.decl.start_point.row] if language_id == "rust" else []
+    if has_doc_comment(lines, best.start_row, language_id) or any(map(_DOC_ATTRIBUTE.match, attributes)):
         return None
     params, returns, yields, raises = lang.facts(best)
     return DocTarget(language_id, best.kind, best.name, params, returns, yields, raises,
