@@ -493,6 +493,7 @@ def distance(a, b):
     "the value of the distance is the value of the distance",  # going round
     "distance distance distance distance",          # a loop
     "the the difference",
+    "Is the absolute distance of a * * * * * * * *",  # marks going round: no word repeated
     "absolute distance -- absolute distance -- absolute.",  # going round in a short loop
     "abs_distance.",                                # an identifier, not words
     "From/graph/distance.",                         # a path

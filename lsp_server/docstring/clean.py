@@ -56,8 +56,9 @@ def poor(text: str, document: str = "", context: str = "") -> str | None:
     if len(plain) < 2 or sum(map(len, words)) < 0.5 * sum(c.isalnum() for c in text):
         return "too few words"
     lowered = [w.lower() for w in words]
-    if any(a == b for a, b in zip(lowered, lowered[1:])) or max(map(lowered.count, lowered)) >= 4 \
-            or _repeated_phrase(lowered) or _going_round(lowered):
+    tokens = text.split()  # marks too: `a * * * *` repeats no word, and is the model going round
+    if any(a == b for seq in (lowered, tokens) for a, b in zip(seq, seq[1:])) \
+            or max(map(lowered.count, lowered)) >= 4 or _repeated_phrase(lowered) or _going_round(lowered):
         return "repeated words"
     if _FOREIGN_LABEL.match(text):
         return "another section's label"
