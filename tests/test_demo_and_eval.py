@@ -145,3 +145,11 @@ def test_the_keystroke_benchmark_times_each_document_against_the_small_one(tmp_p
     assert scenarios["small"]["keystroke_vs_small"] == 1 and scenarios["small"]["code_action_vs_small"] == 1
     for figures in scenarios.values():
         assert figures["keystroke_ms"] > 0 and figures["code_action_ms"] > 0
+
+
+@pytest.mark.parametrize("module", ["docstring_eval", "humaneval"])
+def test_tool_modules_run_as_scripts(module: str) -> None:
+    # Like the other tools' modules: `python -m lsp_server.tools.docstring_eval` exited 0 having done nothing.
+    result = subprocess.run([sys.executable, "-m", f"lsp_server.tools.{module}", "--help"], capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0 and result.stdout.startswith("usage: "), result.stderr[-2000:]

@@ -147,3 +147,7 @@ def main(argv: list[str] | None = None) -> None:
     show_result(format_report(report, settings),
                 {"report": asdict(report), "settings": asdict(settings), "functions": rows},
                 a.json)
+
+
+if __name__ == "__main__":
+    main()

@@ -243,3 +243,7 @@ def main(argv: list[str] | None = None) -> None:
     if a.json:
         a.json.write_text(json.dumps({"scores": [asdict(s) for s in scores], "model": a.model or "embedded demo",
                                       "rows": rows}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
