@@ -7,6 +7,7 @@ import pytest
 from lsp_server.context import FimContext, TokenCounter, _fit_head, _fit_tail, build_context
 from lsp_server.extra_context import ContextChunk, ExtraContext, comment_syntax
 from lsp_server.text import offset_at
+from tests.recorders import SlicedStr
 
 
 def words(s: str) -> int:
@@ -463,23 +464,11 @@ def test_minified_lines_never_enter_a_chunk() -> None:
     assert [c.text for c in extra.chunks] == ["const b = 2;"]
 
 
-class _Sliced(str):
-    """A str that records the length of every piece of it that is sliced out."""
-
-    sliced: list[int]
-
-    def __getitem__(self, key):  # type: ignore[no-untyped-def]
-        piece = str.__getitem__(self, key)
-        self.sliced.append(len(piece))
-        return piece
-
-
 def test_an_edit_beside_a_minified_line_never_copies_it() -> None:
     # A keystroke in (or beside) a 2 MB minified line notes no snippet of it: copying the line out and splitting
     # it first, to find that out, cost ~5 ms a keystroke.
     bundle = "var a=function(n){return n+1};" * 70_000
-    doc = _Sliced(f"function f(a) {{\n  return a;\n}}\n{bundle}\nconst x = 1;\n")
-    doc.sliced = []
+    doc = SlicedStr(f"function f(a) {{\n  return a;\n}}\n{bundle}\nconst x = 1;\n")
     extra = ExtraContext(edit_lines=3)
     extra.note_edit("file:///p/app.js", "javascript", doc, 3)  # in the bundle: nothing
     extra.note_edit("file:///p/app.js", "javascript", doc, 1)  # two lines above it: the lines up to it

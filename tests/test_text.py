@@ -28,6 +28,7 @@ from lsp_server.text import (
     utf16_len,
     utf16_to_index,
 )
+from tests.recorders import SlicedStr
 
 # "ab" CRLF "cd" LF "😀x" LF "" -- offsets: a0 b1 \r2 \n3 c4 d5 \n6 😀7 x8 \n9, len 10
 DOC = "ab\r\ncd\n😀x\n"
@@ -268,22 +269,10 @@ def test_a_known_line_start_changes_no_answer(text: str, data: st.DataObject, en
     assert [text[a:b] for a, b in line_spans(text, line, character)] == lines[line:line + character]
 
 
-class _Watched(str):
-    """A str that records the length of every piece of it that is sliced out."""
-
-    sliced: list[int]
-
-    def __getitem__(self, key):  # type: ignore[no-untyped-def]
-        piece = str.__getitem__(self, key)
-        self.sliced.append(len(piece))
-        return piece
-
-
 def test_a_position_in_a_long_line_copies_the_line_only_up_to_it() -> None:
     # A keystroke near the start of a 2 MB minified line converts its position: copying the whole line for it
     # (and checking it for non-ASCII) cost a millisecond a keystroke.
-    text = _Watched("var a=function(n){return n+1};" * 70_000)
-    text.sliced = []
+    text = SlicedStr("var a=function(n){return n+1};" * 70_000)
     assert offset_at(text, 0, 1_000) == 1_000
     assert offset_at(text, 0, 1_000, "utf-8") == 1_000
     assert max(text.sliced) <= 1_000
