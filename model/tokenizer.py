@@ -7,6 +7,7 @@ Code Llama (where `▁<PRE>` is 32007) and any model of our own that carries the
 from __future__ import annotations
 
 import bisect
+import codecs
 import re
 from functools import cached_property
 from pathlib import Path
@@ -89,23 +90,41 @@ class Tokenizer:
     def decode_infilling(self, ids: list[int]) -> str:
         """Decode a generated middle, keeping a leading space the model generated.
 
-        Generation can stop inside a character that the vocabulary spells as several bytes: those
-        trailing bytes are held back (they would decode to U+FFFD) until the character is complete.
+        A character outside the vocabulary is spelled as byte pieces (`<0xE2><0x82><0xAC>` for "€"), and
+        only whole, valid UTF-8 ever reaches the text (see `whole_text_len`): generation can stop inside a
+        character, whose bytes so far are held back, and a model can write bytes that are no character,
+        where the text ends. SentencePiece would decode either to U+FFFD, which the document never held.
+        A U+FFFD the model copies (its bytes, or a piece) is a character like any other and stays.
         """
         ids = [i for i in ids if i not in self.control_ids]
-        ids = ids[:len(ids) - self._incomplete_tail(ids)]
+        ids = ids[:self.whole_text_len(ids)[0]]
         return self.sp.decode([self._sentinel_id] + ids)[len(SENTINEL):]
 
-    def _incomplete_tail(self, ids: list[int]) -> int:
-        """How many trailing byte pieces form an unfinished UTF-8 character (0 when none)."""
-        for back in range(1, min(4, len(ids)) + 1):
-            byte = self._byte_of.get(ids[-back])
-            if byte is None:
-                return 0
-            if byte & 0xC0 != 0x80:  # a lead byte: 110xxxxx starts 2 bytes, 1110xxxx 3, 11110xxx 4
-                need = 2 if byte >> 5 == 0b110 else 3 if byte >> 4 == 0b1110 else 4 if byte >> 3 == 0b11110 else 1
-                return back if back < need else 0
-        return 0
+    def ends_in_bad_bytes(self, ids: list[int]) -> bool:
+        """Whether generated `ids` hold bytes that are no UTF-8 character: their text (decode_infilling)
+        ends before them, cut short as if by a token budget."""
+        return self.whole_text_len([i for i in ids if i not in self.control_ids])[1]
+
+    def whole_text_len(self, ids: list[int]) -> tuple[int, bool]:
+        """(n, broken): the first n of `ids` (no control ids among them) spell whole, valid UTF-8; `broken`
+        when what follows them is invalid for good (a byte that begins or continues no character, or a
+        character cut short by a piece that is not a byte), not merely a character still being written."""
+        start = None  # where the run of byte pieces being read began
+        for k in range(len(ids) + 1):
+            if k < len(ids) and ids[k] in self._byte_of:
+                start = k if start is None else start
+                continue
+            if start is not None:
+                run = bytes(self._byte_of[i] for i in ids[start:k])
+                try:
+                    # Final unless the run ends the ids: only a last character may still be unfinished.
+                    _, used = codecs.utf_8_decode(run, "strict", k < len(ids))
+                except UnicodeDecodeError as e:
+                    return start + e.start, True
+                if used < len(run):
+                    return start + used, False
+                start = None
+        return len(ids), False
 
     def count_tokens(self, s: str) -> int:
         """len(encode(s)) without BOS/EOS: what `s` adds to a prompt (a FIM piece it spells counts as spelled)."""

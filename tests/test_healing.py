@@ -149,3 +149,36 @@ def test_healing_punctuation_lets_the_model_merge_it_with_what_follows(engine: E
     assert healing_text(engine.tokenizer, line) == healed
     suggestion = complete(engine, text, offset, Settings(line_policy="single"), timed=False)
     assert suggestion is not None and suggestion.text == shown
+
+
+def test_a_model_writing_bytes_that_are_no_character_never_shows_u_fffd(checkpoint_factory) -> None:
+    """A random tiny model draws its byte pieces (half its vocabulary) at random: lead bytes followed by words,
+    stray continuation bytes. SentencePiece decoded each to U+FFFD, and every suggestion the served model
+    made was strewn with them; now a suggestion ends before the first such byte."""
+    from model.backend import infill
+    from tests.wire import Wire
+
+    model_dir = checkpoint_factory("hf")
+    text = "import json\n\n\ndef load(path):\n    with open(path) as f:\n        \n"
+    wire = Wire("--model", str(model_dir))
+    try:
+        wire.initialize({}, load=True)
+        assert wire.wait_ready()["state"] == "ready"
+        shown = []
+        for k, typed in enumerate(("", "x", "data = json.lo")):
+            uri = f"file:///work/bytes{k}.py"
+            wire.open(uri, text.replace("        \n", f"        {typed}\n"))
+            reply = wire.call("textDocument/inlineCompletion", {
+                "textDocument": {"uri": uri}, "position": {"line": 5, "character": 8 + len(typed)},
+                "context": {"triggerKind": 1}}, timeout=60)  # invoked: no time budget, the same answer every run
+            result = reply["result"]
+            shown += [item["insertText"] for item in (result["items"] if isinstance(result, dict) else result or [])]
+        assert not [s for s in shown if "\ufffd" in s], shown
+        assert wire.stop() == 0
+    finally:
+        wire.kill()
+    # The model's answers here do hold invalid bytes (what SentencePiece alone makes of them has U+FFFD).
+    model, tok = load_model(model_dir, device=CPU, dtype=torch.float32, quant="none")
+    gen = infill(Engine(model, tok, context_length=256), text[:-1], "\n", mode="spm", max_new_tokens=32)
+    assert "\ufffd" in tok.sp.decode(gen.tokens) and tok.ends_in_bad_bytes(gen.tokens)
+    assert "\ufffd" not in gen.text

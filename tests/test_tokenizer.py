@@ -153,6 +153,28 @@ def test_decode_infilling_keeps_generated_leading_space(tok: Tokenizer) -> None:
     assert tok.decode_infilling([]) == ""
 
 
+@pytest.mark.parametrize("script, text, bad", [
+    (["ab", 0xE2, 0x82, 0xAC, "ab"], "ab€ab", False),  # "€" is three byte pieces: whole, it is text
+    (["ab", 0xE2, 0x82], "ab", False),  # still being written: held back
+    (["ab", 0xEF, 0xBF, 0xBD, "ab"], "ab\ufffdab", False),  # U+FFFD's own bytes (copied from a file): kept
+    (["ab", 0xE2, "ab", 0xE2, 0x82, 0xAC], "ab", True),  # a character cut short by a piece: the text ends
+    (["ab", 0x82, "ab"], "ab", True),  # a continuation byte with nothing to continue
+    (["ab", 0xE2, 0xE2, 0x82, 0xAC], "ab", True),  # a lead byte followed by another character's
+    (["ab", 0xC0, 0xAF, "ab"], "ab", True),  # an overlong "/"
+    (["ab", 0xFF], "ab", True),  # no UTF-8 byte at all
+    (["ab", 0x09, "ab"], "ab\tab", False),  # an ASCII byte piece is its character
+])
+def test_only_whole_valid_characters_are_decoded(tok: Tokenizer, script: list[str | int], text: str,
+                                                 bad: bool) -> None:
+    # SentencePiece decodes each byte of an unfinished or invalid sequence to U+FFFD, which the model never wrote.
+    byte_id = {tok.sp.id_to_piece(i): i for i in range(tok.n_words) if tok.sp.is_byte(i)}
+    ids = [i for part in script for i in ([byte_id[f"<0x{part:02X}>"]] if isinstance(part, int)
+                                          else tok.encode_infilling(part))]
+    assert tok.decode_infilling(ids) == text
+    assert tok.decode_infilling([tok.middle_id, *ids]) == text  # control ids take no part
+    assert tok.ends_in_bad_bytes(ids) is bad
+
+
 @pytest.mark.parametrize("mode", ["psm", "spm"])
 @pytest.mark.parametrize("which", ["user_defined", "control"])
 def test_document_spelling_fim_pieces_stays_text(tok: Tokenizer, control_tok: Tokenizer, mode: str,

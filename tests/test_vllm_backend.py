@@ -394,3 +394,26 @@ def test_credentials_in_the_url_are_used_but_never_shown(fake_vllm: str) -> None
         assert wire.stop() == 0
     finally:
         wire.kill()
+
+
+def test_a_suggestion_ends_before_bytes_that_are_no_character(fake_vllm: str) -> None:
+    """vLLM streams token ids: "€" comes as three byte pieces, and a model can write a lead byte that no
+    continuation follows. The served suggestion keeps "€" and a U+FFFD copied from the document (its own
+    three bytes), and ends before the broken byte as a cut answer ends, at its last whole word (it showed
+    U+FFFD there, which the document never held)."""
+    tok = FakeVllm.tokenizer
+    byte = {tok.sp.id_to_piece(i): i for i in range(tok.n_words) if tok.sp.is_byte(i)}
+    euro, fffd = [byte["<0xE2>"], byte["<0x82>"], byte["<0xAC>"]], [byte["<0xEF>"], byte["<0xBF>"], byte["<0xBD>"]]
+    answer = [*tok.encode_infilling('s = "5 '), *euro, *tok.encode_infilling('" + "'), *fffd,
+              *tok.encode_infilling('ok" + "ab'), byte["<0xE2>"], *tok.encode_infilling('x"')]
+    FakeVllm.stream = [*(event([t]) for t in answer), event([tok.eot_id], "", "stop"), "data: [DONE]\n\n"]
+    wire = Wire()
+    try:
+        wire.initialize({}, load=True, options={"backend": "vllm", "remoteUrl": fake_vllm})
+        assert wire.wait_ready()["state"] == "ready"
+        wire.open("file:///work/price.py", 'MISSING = "\ufffd"\n\n\ndef price():\n    \n')
+        reply = wire.inline("file:///work/price.py", 4, 4)
+        assert [item["insertText"] for item in reply["result"]["items"]] == ['s = "5 €" + "\ufffdok" + "']
+        assert wire.stop() == 0
+    finally:
+        wire.kill()
