@@ -22,6 +22,9 @@ FIM_PIECES = (PREFIX_PIECE, SUFFIX_PIECE, MIDDLE_PIECE, EOT_PIECE)
 # Encoding "☺" + text and dropping the sentinel's tokens encodes text without SentencePiece's
 # implicit leading space (Meta's encode_infilling does the same).
 SENTINEL = "☺"
+# ASCII control characters that never belong in code a model writes (all but \t \n \v \f \r): a model emits
+# their byte pieces only when it has lost its way, and they would reach the editor as invisible garbage.
+_CONTROL_BYTES = frozenset(range(0x20)) - {0x09, 0x0A, 0x0B, 0x0C, 0x0D} | {0x7F}
 # A lone UTF-16 surrogate (JSON allows "\ud800") is no character: SentencePiece cannot encode it.
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -106,14 +109,19 @@ class Tokenizer:
         return self.whole_text_len([i for i in ids if i not in self.control_ids])[1]
 
     def whole_text_len(self, ids: list[int]) -> tuple[int, bool]:
-        """(n, broken): the first n of `ids` (no control ids among them) spell whole, valid UTF-8; `broken`
-        when what follows them is invalid for good (a byte that begins or continues no character, or a
-        character cut short by a piece that is not a byte), not merely a character still being written."""
+        """(n, broken): the first n of `ids` (no control ids among them) spell whole, valid UTF-8 text;
+        `broken` when what follows them is invalid for good (a byte that begins or continues no character,
+        a character cut short by a piece that is not a byte, an ASCII control character other than
+        whitespace, `<unk>`), not merely a character still being written."""
         start = None  # where the run of byte pieces being read began
         for k in range(len(ids) + 1):
             if k < len(ids) and ids[k] in self._byte_of:
+                if self._byte_of[ids[k]] in _CONTROL_BYTES:  # never code: garbage even where it is valid UTF-8
+                    return self.whole_text_len(ids[:k])[0], True
                 start = k if start is None else start
                 continue
+            if k < len(ids) and ids[k] == self.sp.unk_id():  # decodes to " ⁇ ", which nobody wrote
+                return self.whole_text_len(ids[:k])[0], True
             if start is not None:
                 run = bytes(self._byte_of[i] for i in ids[start:k])
                 try:

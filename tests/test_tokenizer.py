@@ -163,6 +163,9 @@ def test_decode_infilling_keeps_generated_leading_space(tok: Tokenizer) -> None:
     (["ab", 0xC0, 0xAF, "ab"], "ab", True),  # an overlong "/"
     (["ab", 0xFF], "ab", True),  # no UTF-8 byte at all
     (["ab", 0x09, "ab"], "ab\tab", False),  # an ASCII byte piece is its character
+    (["ab", 0x03, "ab"], "ab", True),  # an ASCII control character other than whitespace: never code
+    (["ab", 0x7F], "ab", True),
+    (["ab", 0xE2, 0x82, 0xAC, 0x1B, "ab"], "ab€", True),
 ])
 def test_only_whole_valid_characters_are_decoded(tok: Tokenizer, script: list[str | int], text: str,
                                                  bad: bool) -> None:
@@ -173,6 +176,12 @@ def test_only_whole_valid_characters_are_decoded(tok: Tokenizer, script: list[st
     assert tok.decode_infilling(ids) == text
     assert tok.decode_infilling([tok.middle_id, *ids]) == text  # control ids take no part
     assert tok.ends_in_bad_bytes(ids) is bad
+
+
+def test_unknown_piece_ends_the_text(tok: Tokenizer) -> None:
+    # <unk> decodes to " ⁇ ", which no one wrote: a model that emits it has lost its way.
+    ids = [*tok.encode_infilling("ab"), tok.sp.unk_id(), *tok.encode_infilling("cd")]
+    assert tok.decode_infilling(ids) == "ab" and tok.ends_in_bad_bytes(ids)
 
 
 @pytest.mark.parametrize("mode", ["psm", "spm"])
