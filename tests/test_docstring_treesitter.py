@@ -16,7 +16,8 @@ from tests.docstring_helpers import Numbered, target_at
 
 def apply(text: str, edit: DocEdit) -> str:
     lines = text.split("\n")
-    lines[edit.line] = lines[edit.line][: edit.character] + edit.new_text + lines[edit.line][edit.character:]
+    line = lines[edit.line]
+    lines[edit.line] = line[: edit.character] + edit.new_text + line[edit.character + edit.replaced:]
     return "\n".join(lines)
 
 
@@ -34,7 +35,8 @@ def document(src: str, language: str, line: int) -> tuple[DocTarget, DocEdit, st
     edit = generate_docstring(src, target, Numbered())
     out = apply(src, edit)
     assert errors(out, language) == errors(src, language)
-    assert all(line == line.rstrip() for line in edit.new_text.split("\n"))
+    # No trailing blanks (after its last line break comes the indent of the declaration's line).
+    assert all(line == line.rstrip() for line in edit.new_text.split("\n")[:-1])
     return target, edit, out
 
 
@@ -478,3 +480,28 @@ def test_rust_doc_attribute_is_documentation() -> None:
     assert find_target('#[cfg(test)]\n#[doc = "Docs."]\nfn f() {}\n', "rust", 2) is None
     assert find_target('#[doc = include_str!("f.md")]\npub fn f() {}\n', "rust", 1) is None
     assert target_at("#[doc(hidden)]\npub fn f() {}\n", "rust", 1).name == "f"
+
+
+@pytest.mark.parametrize("language, src, line, expected", [
+    ("javascript", "let x = 1; function f(a) { return a }\n", 0,
+     "let x = 1;\n/**\n * Text number 1.\n *\n * @param a - Text number 2.\n * @returns Text number 3.\n */\n"
+     "function f(a) { return a }\n"),
+    ("typescript", "class A { f(): void {} }\n", 0, "class A {\n    /** Text number 1. */\n    f(): void {} }\n"),
+    ("c", "int g;  static void f(void) { g++; }\n", 0,
+     "int g;\n/** @brief Text number 1. */\nstatic void f(void) { g++; }\n"),
+    ("go", "package a\n\nvar s = \"x\"; func F() {}\n", 2, "package a\n\nvar s = \"x\";\n// F text number 1.\nfunc F() {}\n"),
+    ("rust", "struct A;\nimpl A {\n\tfn new() {} fn f(&self) {} }\n", 2,
+     "struct A;\nimpl A {\n\tfn new() {}\n\t/// Text number 1.\n\tfn f(&self) {} }\n"),
+])
+def test_declaration_after_other_code_on_its_line(language: str, src: str, line: int, expected: str) -> None:
+    # A comment above the line would document the code before the declaration (TypeScript's hover shows it on
+    # `x`, on the class A): the line is split, the comment on lines of its own right before the declaration.
+    target, edit, out = document(src, language, line)
+    assert out == expected
+    assert find_target(out, language, expected.count("\n") - 1) is None  # the declaration's line
+
+
+def test_doc_comment_earlier_on_the_line_documents_the_declaration() -> None:
+    assert find_target("/** Adds. */ function add(a, b) { return a + b }\n", "javascript", 0) is None
+    assert find_target("/** Adds. */ int add(int a, int b) { return a + b; }\n", "c", 0) is None
+    assert target_at("/* Adds. */ function add(a, b) { return a + b }\n", "javascript", 0).name == "add"

@@ -23,6 +23,9 @@ class DocTarget:
     line: int
     insert_line: int
     indent: str
+    # Where on insert_line a declaration starts after other code (`let x = 1; function f() {}`), in characters:
+    # the line is split there, since a comment above the line would document that code. 0: it starts its line.
+    column: int = 0
 
 
 @dataclass(frozen=True)

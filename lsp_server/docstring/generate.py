@@ -37,6 +37,12 @@ def generate_docstring(text: str, target: DocTarget, infill: Infill, *, style: s
         if split is not None:
             char, gap = split
             head, tail = "\n", target.indent
+    elif target.column:
+        # Other code before the declaration on its line: the comment goes on lines of its own between the two,
+        # in place of the blanks that separated them.
+        before = lines[target.insert_line][:target.column].rstrip(" \t")
+        char, gap = len(before), lines[target.insert_line][len(before):target.column]
+        head, tail = "\n", target.indent
     parts: list[Part] = [head, *skeleton(target, style, _unit(target.indent)), tail]
     offset = line_offset(text, target.insert_line) + char
     # The skeleton uses '\n'; give the model one line-ending convention throughout.

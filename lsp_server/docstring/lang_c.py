@@ -22,13 +22,13 @@ def describe(node: Node) -> Found | None:
         name = text_of(_unwrap(func.child_by_field_name("declarator")))  # `(*fp)(int)` declares `fp`
         in_class = node.parent is not None and node.parent.type in _IN_CLASS
         kind = "method" if in_class or "::" in name else "function"
-        return Found(kind, name.rsplit("::", 1)[-1], node, _outer(node).start_point.row)
+        return Found(kind, name.rsplit("::", 1)[-1], node, _outer(node))
     if node.type in _TYPES and node.child_by_field_name("body") is not None:
         outer = _outer(node)
         name_node = node.child_by_field_name("name")
         if name_node is None and outer.type == "type_definition":  # typedef struct { ... } Name;
             name_node = outer.child_by_field_name("declarator")
-        return Found("class", text_of(name_node), node, outer.start_point.row) if name_node else None
+        return Found("class", text_of(name_node), node, outer) if name_node else None
     return None
 
 

@@ -25,16 +25,16 @@ def describe(node: Node) -> Found | None:
     return None
 
 
-def _above_directives(node: Node) -> int:
-    """The row of the directives (`//go:noinline`) right above `node`, else its own: a doc comment goes above
+def _above_directives(node: Node) -> Node:
+    """The first of the directives (`//go:noinline`) right above `node`, else `node`: a doc comment goes above
     them (gofmt moves directives below its text), and one already there documents `node`."""
-    row = node.start_point.row
+    first = node
     prev = node.prev_named_sibling
-    while prev is not None and prev.type == "comment" and last_row(prev) == row - 1 \
+    while prev is not None and prev.type == "comment" and last_row(prev) == first.start_point.row - 1 \
             and _DIRECTIVE.match(text_of(prev)):
-        row = prev.start_point.row
+        first = prev
         prev = prev.prev_named_sibling
-    return row
+    return first
 
 
 def facts(found: Found) -> Facts:

@@ -18,7 +18,7 @@ def describe(node: Node) -> Found | None:
         return None
     kind = "class" if node.type in _CLASSES else "method"
     # Annotations live inside the declaration's `modifiers`, so its start is already above them.
-    return Found(kind, text_of(name), node, node.start_point.row)
+    return Found(kind, text_of(name), node, node)
 
 
 def facts(found: Found) -> Facts:

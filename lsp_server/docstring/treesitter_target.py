@@ -45,16 +45,49 @@ def find_ts_target(text: str, language_id: str, line: int, end_line: int) -> Doc
     if best is None:
         return None
     lines = split_lines(text)
-    attributes = lines[best.start_row:best.decl.start_point.row] if language_id == "rust" else []
-    if has_doc_comment(lines, best.start_row, language_id) or any(map(_DOC_ATTRIBUTE.match, attributes)):
+    row = best.start_row
+    # Tree-sitter counts UTF-8 bytes; the line's text before the declaration, if any, is other code (or a comment).
+    column = len(lines[row].encode("utf-8")[:best.start.start_point.column].decode("utf-8", "replace"))
+    if not lines[row][:column].strip():
+        column = 0
+    attributes = lines[row:best.decl.start_point.row] if language_id == "rust" else []
+    if has_doc_comment(lines, row, language_id, column) or any(map(_DOC_ATTRIBUTE.match, attributes)):
         return None
+    indent = leading_ws(lines[row])
+    if column and _opened_on_row(best.start, row):  # `class A { f() {} }`: f's line goes inside the braces
+        indent += _indent_unit(lines, language_id)
     params, returns, yields, raises = lang.facts(best)
-    return DocTarget(language_id, best.kind, best.name, params, returns, yields, raises,
-                     best.start_row, best.start_row, leading_ws(lines[best.start_row]))
+    return DocTarget(language_id, best.kind, best.name, params, returns, yields, raises, row, row, indent, column)
 
 
-def has_doc_comment(lines: list[str], row: int, language_id: str) -> bool:
-    """Whether a doc comment ends on the line directly above `row` (a blank line detaches it)."""
+def _opened_on_row(node: ts_util.Node, row: int) -> bool:
+    """Whether `node` sits in a body (a class's, a namespace's) that opens on `row`, the file aside."""
+    parent = node.parent
+    while parent is not None and parent.parent is not None:
+        if parent.start_point.row == row:
+            return True
+        parent = parent.parent
+    return False
+
+
+def _indent_unit(lines: list[str], language_id: str) -> str:
+    """The file's indentation step: the first indent that deepens the line before it; Go's tab by default."""
+    previous = None
+    for line in lines:
+        if not line.strip():
+            continue
+        indent = leading_ws(line)
+        if previous is not None and len(indent) > len(previous) and indent.startswith(previous):
+            return indent[len(previous):]
+        previous = indent
+    return "\t" if language_id == "go" else "    "
+
+
+def has_doc_comment(lines: list[str], row: int, language_id: str, column: int = 0) -> bool:
+    """Whether a doc comment ends right before the declaration at (`row`, `column`): earlier on its line
+    (`/** Doc. */ function f() {}`), else on the line directly above (a blank line detaches it)."""
+    if column:  # the text before it on its line stands in for the line above
+        lines, row = [*lines[:row], lines[row][:column]], row + 1
     above = lines[row - 1].strip() if row > 0 else ""
     if above.endswith("*/"):
         opening = _block_comment_start(lines, row - 1)

@@ -78,12 +78,17 @@ def own_descendants(node: Node, stop: frozenset[str]) -> Iterator[Node]:
 
 @dataclass(frozen=True)
 class Found:
-    """A documentable declaration: `decl` holds its parameters/body; the comment goes above `start_row`."""
+    """A documentable declaration: `decl` holds its parameters/body; the comment goes right before `start`, the
+    first node of what it documents (its `export`, `template <...>`, first attribute, decorator or directive)."""
 
     kind: str
     name: str
     decl: Node
-    start_row: int
+    start: Node
+
+    @property
+    def start_row(self) -> int:
+        return self.start.start_point.row
 
 
 # (params, returns, yields, raises) as DocTarget stores them.
@@ -94,12 +99,12 @@ def dedupe(names: list[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(n for n in names if n))
 
 
-def start_with_siblings(node: Node, types: frozenset[str]) -> int:
-    """First row of the `types` siblings (attributes, decorators) directly above `node`: some
+def start_with_siblings(node: Node, types: frozenset[str]) -> Node:
+    """The first of the `types` siblings (attributes, decorators) directly above `node`, else `node`: some
     grammars put them beside the declaration instead of inside it."""
-    row = node.start_point.row
+    first = node
     prev = node.prev_named_sibling
-    while prev is not None and prev.type in types and last_row(prev) >= row - 1:
-        row = prev.start_point.row
+    while prev is not None and prev.type in types and last_row(prev) >= first.start_point.row - 1:
+        first = prev
         prev = prev.prev_named_sibling
-    return row
+    return first
