@@ -505,3 +505,18 @@ def test_doc_comment_earlier_on_the_line_documents_the_declaration() -> None:
     assert find_target("/** Adds. */ function add(a, b) { return a + b }\n", "javascript", 0) is None
     assert find_target("/** Adds. */ int add(int a, int b) { return a + b; }\n", "c", 0) is None
     assert target_at("/* Adds. */ function add(a, b) { return a + b }\n", "javascript", 0).name == "add"
+
+
+def test_typescript_overload_implementation_is_documented_on_the_first_signature() -> None:
+    # TypeScript's hover and signature help show the overload signatures' docs (the first one's for a call that
+    # matches no other), never the implementation's: its comment goes above the first signature.
+    src = ("export function parse(s: string): number;\n/** From a number. */\nexport function parse(n: number): string;\n"
+           "export function parse(x: any): any {\n  return x;\n}\n")
+    target, edit, out = document(src, "typescript", 4)
+    assert (target.name, target.params, edit.line) == ("parse", ("s",), 0)
+    assert out.startswith("/**\n * Text number 1.\n *\n * @param s - Text number 2.\n * @returns Text number 3.\n */\n"
+                          "export function parse(s: string): number;\n")
+    assert find_target(out, "typescript", 10) is None  # documented now, from the implementation too
+    assert target_at(src, "typescript", 0).params == ("s",)  # a signature is its own
+    cls = "class A {\n  f(s: string): void;\n  f(n: number): void;\n  f(x: any) {}\n}\n"
+    assert (target_at(cls, "typescript", 3).line, target_at(cls, "typescript", 2).line) == (1, 2)

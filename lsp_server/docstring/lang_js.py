@@ -40,8 +40,29 @@ def describe(node: Node) -> Found | None:
             kind, name = "method", owner.child_by_field_name("key")
     if kind is None or name is None:
         return None
+    first = _first_overload(node, text_of(name)) if node.type in ("function_declaration", "method_definition") \
+        else None
+    if first is not None:
+        node = first  # its parameters are the ones the doc's @param tags name
     # TypeScript puts member decorators beside the member in the class body.
     return Found(kind, text_of(name), node, start_with_siblings(_outer(node), _DECORATORS))
+
+
+def _first_overload(node: Node, name: str) -> Node | None:
+    """The first of the overload signatures (`function f(x: string): number;`) right before an implementation:
+    TypeScript shows their documentation, the first one's for a call no other matches, and never the
+    implementation's."""
+    first = None
+    prev = _outer(node).prev_named_sibling
+    while prev is not None:
+        decl = prev.child_by_field_name("declaration") if prev.type == "export_statement" else prev
+        if decl is not None and decl.type in ("function_signature", "method_signature") \
+                and text_of(decl.child_by_field_name("name")) == name:
+            first = decl
+        elif prev.type != "comment":  # another overload's own doc comment
+            break
+        prev = prev.prev_named_sibling
+    return first
 
 
 def _outer(node: Node) -> Node:

@@ -34,8 +34,10 @@ def find_ts_target(text: str, language_id: str, line: int, end_line: int) -> Doc
         return None
 
     def start_row(node: ts_util.Node) -> int:
+        # Its decorators or attributes count as the node's lines, but not a declaration documented elsewhere (an
+        # overload implementation's first signature): the cursor on another signature means that signature.
         found = lang.describe(node)
-        return min(found.start_row, node.start_point.row) if found else node.start_point.row
+        return min(found.start_row, node.start_point.row) if found and found.decl == node else node.start_point.row
 
     best = None
     for node in ts_util.enclosing(root, line, end_line, start_row):
