@@ -520,3 +520,17 @@ def test_typescript_overload_implementation_is_documented_on_the_first_signature
     assert target_at(src, "typescript", 0).params == ("s",)  # a signature is its own
     cls = "class A {\n  f(s: string): void;\n  f(n: number): void;\n  f(x: any) {}\n}\n"
     assert (target_at(cls, "typescript", 3).line, target_at(cls, "typescript", 2).line) == (1, 2)
+
+
+def test_doxygen_commands_in_the_model_words_are_escaped() -> None:
+    # Doxygen reads `\n` (a line break), `\c x`, `@p x` and `\word` anywhere in the text as commands: the model's
+    # are text (`\\`, `\@`), ours (`@brief`, `@param`) stay commands, and a code span's are shown as written.
+    src = "int split(const char *s, char sep) {\n  return 0;\n}\n"
+    answers = iter(["Splits s at each \\n or at @p sep", "The string \\c s to split", "The separator, `'\\t'` say",
+                    "How many parts s splits into, @c 0 for none"])
+    blanks: list[Blank] = []
+    edit = generate_docstring(src, target_at(src, "c", 0), lambda p, s, n: next(answers), blanks=blanks)
+    assert [b.rejected for b in blanks] == [None] * 4
+    assert edit.new_text == ("/**\n * @brief Splits s at each \\\\n or at \\@p sep.\n *\n"
+                             " * @param s The string \\\\c s to split.\n * @param sep The separator, `'\\t'` say.\n"
+                             " * @return How many parts s splits into, \\@c 0 for none.\n */\n")

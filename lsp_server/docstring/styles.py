@@ -151,7 +151,7 @@ def in_markup(words: str, language: str) -> str:
     warns of unclosed tags, so a bare `<`, `>` or `&` would start a tag or an entity and vanish from the page:
     a word holding one (`List<String>`, `a<b`) goes in code markup (`{@code ...}` in Javadoc, a code span
     elsewhere) and one standing alone (`a < b`) becomes an entity. Javadoc's `/**` comment has no code spans:
-    a backtick span becomes `{@code ...}`."""
+    a backtick span becomes `{@code ...}`. Doxygen's `\\` and `@` outside code become `\\\\` and `\\@`."""
     if language in ("python", "go"):
         return words
     java = language == "java"
@@ -164,9 +164,18 @@ def in_markup(words: str, language: str) -> str:
                 piece = f"{{@code {inner}}}" if balanced and inner.strip() else f"<code>{_escape(inner)}</code>"
             out.append(piece)
         else:
-            out.append(" ".join(_mark_word(w, java, language == "rust") if any(c in w for c in "<>&") else w
-                                for w in _words(piece)))
+            out.append(" ".join(_plain_word(w, language) for w in _words(piece)))
     return "".join(out)
+
+
+def _plain_word(word: str, language: str) -> str:
+    if any(c in word for c in "<>&"):
+        return _mark_word(word, language == "java", language == "rust")
+    if language in ("c", "cpp"):
+        # Doxygen reads `\word` and `@word` anywhere in the text as commands (`\n` a line break, `\c x` code, `@p x`
+        # a parameter): the model's are text, written with Doxygen's own escapes. Code spans keep theirs as written.
+        return word.replace("\\", "\\\\").replace("@", "\\@")
+    return word
 
 
 def _words(text: str) -> list[str]:
