@@ -105,6 +105,9 @@ class CodeLlamaServer(LanguageServer):
         super().__init__("codellama-lsp", __version__, protocol_cls=CodeLlamaProtocol,
                          converter_factory=lenient_converter, notebook_document_sync=NOTEBOOK_SYNC)
         self.settings = settings
+        # What a setting the client leaves out or sends as null goes back to: the command line's flags (and
+        # initializationOptions, once given), not the value the client set last.
+        self.defaults = settings
         self.loaded: Settings | None = None  # the settings the model in use was loaded with
         self.worker = ModelWorker()
         self.documents = Documents()
@@ -143,9 +146,14 @@ class CodeLlamaServer(LanguageServer):
         log.error("%s", error)
 
     # -- settings and model ---------------------------------------------------------------------------
-    def apply_settings(self, raw: object) -> None:
-        """Merge client settings; reload the model when a setting it depends on changed."""
-        new, warnings = parse_settings(raw, self.settings)
+    def apply_settings(self, raw: object, *, whole: bool = False) -> None:
+        """Apply client settings; reload the model when a setting it depends on changed.
+
+        whole: `raw` is the client's whole section (its answer to workspace/configuration), so a setting it
+        leaves out has its default; else (didChangeConfiguration's settings, which VS Code's extension sends as
+        the changes only) `raw` is merged into the settings in use. A null value is the default in both.
+        """
+        new, warnings = parse_settings(raw, self.defaults if whole else self.settings, self.defaults)
         told = consistency_warnings(self.settings)  # shown when it arose, not again at every unrelated change
         fresh = [w for w in warnings if w not in told]
         for w in fresh[:MAX_SETTINGS_POPUPS]:
@@ -495,7 +503,7 @@ class CodeLlamaServer(LanguageServer):
             log.warning("workspace/configuration failed: %s", e)
             return
         if result and isinstance(result[0], dict):
-            self.apply_settings(result[0])
+            self.apply_settings(result[0], whole=True)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -537,6 +545,7 @@ def create_server(settings: Settings) -> CodeLlamaServer:
         ls.documents = Documents(encoding_named(ls.workspace.position_encoding))
         if params.initialization_options is not None:
             ls.apply_settings(params.initialization_options)
+            ls.defaults = ls.settings  # given once, like the command line's flags
 
     @ls.feature(types.INITIALIZED)
     async def initialized(ls: CodeLlamaServer, params: types.InitializedParams) -> None:

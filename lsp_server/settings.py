@@ -281,16 +281,18 @@ def _section(raw: Mapping[Any, Any]) -> Mapping[Any, Any] | None:
     return raw
 
 
-def parse_settings(raw: object, base: Settings = Settings()) -> tuple[Settings, list[str]]:
+def parse_settings(raw: object, base: Settings = Settings(),
+                   defaults: Settings = Settings()) -> tuple[Settings, list[str]]:
     """Apply the settings in ``raw`` on top of ``base``; never raises.
 
     ``raw`` is a mapping with camelCase, snake_case or kebab-case keys,
     optionally nested under ``"codellama"`` or written as dotted
     ``"codellama.maxTokens"`` keys. ``None`` or a non-mapping leaves ``base``
     unchanged. A JSON ``null`` value means "not set" (editors send it for
-    settings without a default) and keeps the base value, except for
-    ``model`` where null selects the demo model. Unknown keys and invalid
-    values produce one warning each and keep the base value.
+    settings without a default, and for one the user took back): the
+    setting gets its value in ``defaults`` (for the server, its command-line
+    flags). Unknown keys and invalid values produce one warning each and
+    keep the base value.
     """
     if raw is None:
         return base, []
@@ -299,11 +301,12 @@ def parse_settings(raw: object, base: Settings = Settings()) -> tuple[Settings, 
     section = _section(raw)
     if section is None:
         return base, [f"settings: '{SECTION}' must be an object; ignored"]
-    settings, warnings = _apply(section, base)
+    settings, warnings = _apply(section, base, defaults)
     return settings, warnings + consistency_warnings(settings)
 
 
-def _apply(section: Mapping[Any, Any], base: Settings) -> tuple[Settings, list[str]]:
+def _apply(section: Mapping[Any, Any], base: Settings,
+           defaults: Settings = Settings()) -> tuple[Settings, list[str]]:
     """Validate and apply one flat section; returns the per-key problems."""
     warnings: list[str] = []
     changes: dict[str, Any] = {}
@@ -318,7 +321,8 @@ def _apply(section: Mapping[Any, Any], base: Settings) -> tuple[Settings, list[s
             suggestion = f" (did you mean '{hint[0]}'?)" if hint else ""
             warnings.append(f"settings: unknown setting '{key}'{suggestion}; ignored")
             continue
-        if value is None and field != "model":
+        if value is None:
+            changes[field] = getattr(defaults, field)
             continue
         try:
             changes[field] = _COERCE[field](value)

@@ -558,6 +558,29 @@ local function settings_again()
   result.after = fim
 end
 
+--- Settings taken back: one set to nil (vim.NIL), or left out of setup() again, goes back to what it was before it was
+--- set, the `cmd` flag's value where there is one (`--model`), not the value set last.
+local function settings_removed()
+  local codellama = require('codellama')
+  open_file()
+  local status
+  local function now(pred)
+    codellama.status(function(s) status = s end)
+    return status and pred(status)
+  end
+  local cmd = require('codellama.config').options.cmd
+  local missing = vim.env.CODELLAMA_FILE .. '.missing'
+  codellama.setup({ cmd = cmd, settings = { fimMode = 'psm', model = missing } })
+  pcall(wait_until, 'set', 5000, function() return now(function(s) return s.fim_mode == 'psm' and s.model == missing end) end)
+  result.set = { status.fim_mode, status.model }
+  codellama.update_settings({ fimMode = vim.NIL })
+  pcall(wait_until, 'fimMode nil', 5000, function() return now(function(s) return s.fim_mode == 'spm' end) end)
+  result.nil_fim = status.fim_mode
+  codellama.setup({ cmd = cmd, settings = {} })
+  pcall(wait_until, 'model left out', 5000, function() return now(function(s) return s.model ~= missing end) end)
+  result.left_out_model = status.model
+end
+
 --- A model that does not load (a `model` setting naming no directory, sent before the server starts), or one
 --- that loads but cannot fill in the middle ($CODELLAMA_BAD_MODEL): the statusline says so once the load has
 --- ended, instead of "ready".
@@ -573,7 +596,7 @@ local function failed_load()
   result.health = api.nvim_buf_get_lines(0, 0, -1, false)
   vim.cmd('bwipeout')
   api.nvim_set_current_buf(bufnr)
-  codellama.update_settings({ model = vim.NIL }) -- the demo model again: its load ends in "ready"
+  codellama.update_settings({ model = vim.NIL }) -- back to `--model` in cmd (the demo's directory): "ready"
   codellama.reload()
   pcall(wait_until, 'ready', 30000, function() return codellama.statusline() == 'ready' end)
   result.statusline_after_reload = codellama.statusline()
@@ -618,7 +641,7 @@ local function toggle_restart()
 end
 
 local scenarios = { toggle_restart = toggle_restart, main = main, bottom = bottom, cycle = cycle, loading = loading, rest_of_line = rest_of_line,
-                    user_keys = user_keys, settings_again = settings_again, failed_load = failed_load }
+                    user_keys = user_keys, settings_again = settings_again, settings_removed = settings_removed, failed_load = failed_load }
 co = coroutine.create(function()
   local ok, err = xpcall(scenarios[vim.env.CODELLAMA_SCENARIO], debug.traceback)
   if not ok then result.error = err end
@@ -970,6 +993,13 @@ def test_nvim_toggle_outlives_a_server_restart(tmp_path: Path, tiny_model_dir: P
 def test_nvim_setup_again_sends_new_settings_to_the_running_server(tmp_path: Path, tiny_model_dir: Path) -> None:
     result = _run_nvim_driver(tmp_path, tiny_model_dir, SAMPLE, row=1, scenario="settings_again")
     assert (result["before"], result["after"]) == ("spm", "psm")
+
+
+def test_nvim_settings_taken_back_return_to_the_flag_or_default(tmp_path: Path, tiny_model_dir: Path) -> None:
+    result = _run_nvim_driver(tmp_path, tiny_model_dir, SAMPLE, row=1, scenario="settings_removed")
+    assert result["set"] == ["psm", str(tmp_path / "sample.py") + ".missing"]
+    assert result["nil_fim"] == "spm"  # the default: the server's value before the setting was given
+    assert result["left_out_model"] == str(tiny_model_dir)  # the `--model` flag in `cmd` again
 
 
 NVIM_SERVER_EXITS = r"""

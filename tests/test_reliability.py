@@ -481,6 +481,46 @@ def test_a_settings_object_full_of_mistakes_is_a_few_popups_not_thousands() -> N
         wire.kill()
 
 
+def test_a_setting_taken_back_returns_to_its_flag_or_initialization_option() -> None:
+    """A setting sent as null, or left out of the client's answer to workspace/configuration (its whole section),
+    gets the value the server started with: the command line's flag, the initializationOptions' value; not the
+    value the client set last."""
+    from model.loader import DEMO_MODEL_DIR
+
+    wire = Wire("--model", str(DEMO_MODEL_DIR))
+
+    def answer_pull(count: int, section: dict) -> None:
+        end = time.monotonic() + 10
+        while len(pulls := [r for r in list(wire.server_requests) if r["method"] == "workspace/configuration"]) < count:
+            assert time.monotonic() < end, wire.server_requests
+            time.sleep(0.01)
+        wire.send({"jsonrpc": "2.0", "id": pulls[-1]["id"], "result": [section]})
+
+    def settled(model: str, fim_mode: str) -> tuple[str, str]:
+        end = time.monotonic() + 10
+        while (now := (status(wire)["model"], status(wire)["fim_mode"])) != (model, fim_mode):
+            if time.monotonic() > end:
+                break
+            time.sleep(0.05)
+        return now
+
+    flag = str(DEMO_MODEL_DIR)
+    try:
+        wire.initialize(CAPABILITIES, load=True, options={"codellama": {"fimMode": "psm"}})
+        answer_pull(1, {"model": "", "fimMode": "spm"})  # "": the embedded demo model, whatever the flag
+        assert settled("embedded demo", "spm") == ("embedded demo", "spm")
+        wire.notify("workspace/didChangeConfiguration", {"settings": {"codellama": {"model": None, "fimMode": None}}})
+        assert settled(flag, "psm") == (flag, "psm")
+        wire.notify("workspace/didChangeConfiguration", {"settings": {"codellama": {"model": "", "fimMode": "spm"}}})
+        assert settled("embedded demo", "spm") == ("embedded demo", "spm")
+        wire.notify("workspace/didChangeConfiguration", {"settings": None})  # the pull model: the whole section
+        answer_pull(2, {})
+        assert settled(flag, "psm") == (flag, "psm")
+        assert wire.popups() == [], wire.popups()
+    finally:
+        wire.kill()
+
+
 def test_a_request_after_a_bare_settings_change_is_answered_with_the_settings_it_announced() -> None:
     """The pull model: didChangeConfiguration without settings, then at once a request. The request waits for
     the server's workspace/configuration to be answered (it went out with the settings before, whatever the

@@ -145,12 +145,14 @@ def test_one_bad_value_does_not_spoil_the_rest() -> None:
     assert len(warnings) == 1
 
 
-def test_null_means_unset_except_model() -> None:
-    base = Settings(model="/m", max_tokens=10)
+def test_null_means_unset_the_default_again() -> None:
+    base = Settings(model="/m", max_tokens=10, temperature=0.5)
     settings, warnings = parse_settings({"maxTokens": None, "model": None}, base)
-    assert settings == Settings(model=None, max_tokens=10)
+    assert settings == Settings(temperature=0.5)  # the defaults, not the values set before
     assert warnings == []
-    assert parse_settings({"model": "  "}, base)[0].model is None  # blank: demo model
+    flags = Settings(model="/flag", max_tokens=20)  # the server's defaults: its command line
+    assert parse_settings({"maxTokens": None, "model": None}, base, flags)[0] == flags.merged(temperature=0.5)
+    assert parse_settings({"model": "  "}, base, flags)[0].model is None  # blank: the demo model, whatever the flag
 
 
 def test_base_is_respected() -> None:

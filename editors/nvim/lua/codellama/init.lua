@@ -312,7 +312,7 @@ function M.setup(opts)
   config.setup(opts)
   -- A running server asked for the settings once, when it started: tell it about new ones.
   if not vim.deep_equal(old_settings, config.options.settings) then
-    lsp.push_settings()
+    lsp.push_settings(old_settings)
     if old_settings.enabled ~= config.options.settings.enabled then
       lsp.apply_enabled()
     end

@@ -139,9 +139,19 @@ function M.enable()
 end
 
 --- Send the settings to running servers (`workspace/didChangeConfiguration`).
-function M.push_settings()
+---
+--- The server merges what it gets into the settings it has, so a setting in {previous} that is no longer set
+--- goes as null: its default there (the flag in `cmd`, if any), not the value it had.
+---@param previous? table<string, any> the settings the servers were given before
+function M.push_settings(previous)
+  local settings = config.server_settings()
+  for key in pairs(previous or {}) do
+    if settings[key] == nil then
+      settings[key] = vim.NIL
+    end
+  end
   for _, client in ipairs(vim.lsp.get_clients({ name = M.name })) do
-    client:notify('workspace/didChangeConfiguration', { settings = { codellama = config.server_settings() } })
+    client:notify('workspace/didChangeConfiguration', { settings = { codellama = settings } })
   end
 end
 
