@@ -95,6 +95,19 @@ def test_a_bad_flag_value_is_one_line_naming_the_flag(args: tuple[str, ...], exp
     assert "pw" not in result.stderr
 
 
+@pytest.mark.parametrize("args", [("eval", "--backend", "vllm", "--remote-url", "ftp://bob:pw@gpu", "--cases", "1"),
+                                  ("typists", "--remote-url", "ftp://bob:pw@gpu")])
+def test_the_tools_check_remote_url_as_serve_does(args: tuple[str, ...]) -> None:
+    # Before: eval said "settings: invalid value ... for 'remoteUrl' ...; keeping 'http://127.0.0.1:8000'" (the
+    # editor's name, and a value it did not keep: it exited); typists started a server and passed on its
+    # "codellama-lsp serve: error: ...", exit code 1.
+    result = codellama(*args, timeout=60)
+    last = result.stderr.strip().splitlines()[-1]
+    assert result.returncode == 2 and "pw" not in result.stderr, result.stderr
+    assert last == (f"codellama-lsp {args[0]}: error: argument --remote-url: invalid value 'ftp://***@gpu': "
+                    "expected an http:// or https:// URL"), last
+
+
 @pytest.mark.parametrize("before", [("--log-level", "INFO"), ("--log-level=INFO",)])
 def test_the_log_level_before_a_passthrough_command_leaves_it_its_flags(before: tuple[str, ...]) -> None:
     # Before: `--log-level INFO eval --cases 0` took "INFO" for the command, and argparse then said

@@ -22,6 +22,7 @@ from tqdm import tqdm
 from model.backend import BackendUnavailable, redact_url
 from model.training import corpus
 
+from ..cli import setting_flag
 from ..completion import complete, complete_alternatives
 from ..loading import load_engine
 from ..settings import Settings
@@ -222,7 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="cpu | cuda (default: cpu)")
     p.add_argument("--backend", choices=("local", "vllm"), default="local",
                    help="generate here (default) or on the vLLM server at --remote-url")
-    p.add_argument("--remote-url", default=Settings.remote_url,
+    p.add_argument("--remote-url", type=setting_flag("remote_url"), default=Settings.remote_url,
                    help=f"the vLLM server, with --backend vllm (default {Settings.remote_url})")
     p.add_argument("--cases", type=positive_int, default=200, help="cursors to complete (default 200)")
     p.add_argument("--seed", type=int, default=0, help="seed for the cursors' files, lines and columns (default 0)")

@@ -22,6 +22,7 @@ import os
 import time
 from dataclasses import dataclass, field
 
+from ..cli import setting_flag
 from .client import ServerExited, ServerProcess
 from .replay import Typed, pct, type_lines
 from .terminal import output_path, positive_int, run_command
@@ -95,7 +96,7 @@ def table(result: dict) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="codellama-lsp typists", description=__doc__.split("\n\n")[0])
-    p.add_argument("--remote-url", required=True, help="the vLLM server, serving the same model as --model")
+    p.add_argument("--remote-url", type=setting_flag("remote_url"), required=True, help="the vLLM server, serving the same model as --model")
     p.add_argument("--typists", type=positive_int, default=4, help="people typing at once (default 4)")
     p.add_argument("--lines", type=positive_int, default=2, help="held-out lines each typist types per round")
     p.add_argument("--rounds", type=positive_int, default=3, help="times each side runs, alternately")
