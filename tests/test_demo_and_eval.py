@@ -153,3 +153,20 @@ def test_tool_modules_run_as_scripts(module: str) -> None:
     result = subprocess.run([sys.executable, "-m", f"lsp_server.tools.{module}", "--help"], capture_output=True,
                             text=True, timeout=120)
     assert result.returncode == 0 and result.stdout.startswith("usage: "), result.stderr[-2000:]
+
+
+def test_typists_json_dash_puts_the_figures_on_stdout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    # Before: `typists --json -` printed the table and wrote the JSON to a file named '-' in the working directory.
+    from lsp_server.tools import typists
+
+    async def compare(*_: object) -> dict:  # the figures, without the servers and the vLLM they would need
+        return {"typists": 1, "measured": True}
+
+    monkeypatch.setattr(typists, "compare", compare)
+    monkeypatch.setattr(typists, "table", lambda result: "the table")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # main() sets it for the servers it starts
+    monkeypatch.chdir(tmp_path)
+    typists.main(["--remote-url", "http://127.0.0.1:8000", "--json", "-"])
+    assert json.loads(capsys.readouterr().out) == {"typists": 1, "measured": True}
+    assert not (tmp_path / "-").exists()

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -57,7 +60,16 @@ def test_eval_suite_end_to_end_on_the_demo_model(tmp_path) -> None:
                            "2", "--fim-modes", "spm", "--json", str(out)], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     assert "single-line  SPM" in proc.stdout and "pass@1" in proc.stdout
-    import json
     report = json.loads(out.read_text())
     assert report["scores"][0]["tasks"] == 2 and len(report["rows"]) == 2
     assert all(r["result"] in ("passed", "failed", "timed out") for r in report["rows"])
+
+
+def test_json_dash_puts_the_report_on_stdout(tmp_path) -> None:
+    # Before: `--json -` printed the table and wrote the JSON to a file named '-' in the working directory.
+    proc = subprocess.run([sys.executable, "-m", "lsp_server", "eval", "--suite", "humaneval-infilling", "--limit",
+                           "1", "--fim-modes", "spm", "--json", "-"], capture_output=True, text=True, timeout=600,
+                          cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["scores"][0]["tasks"] == 1
+    assert not (tmp_path / "-").exists()

@@ -32,7 +32,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .terminal import output_path, positive_int
+from .terminal import output_path, positive_int, show_result
 
 SETS = ("single-line", "multi-line", "random-span")
 RANDOM_SPAN_URL = ("https://raw.githubusercontent.com/openai/human-eval-infilling/master/data/"
@@ -217,7 +217,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--fim-modes", default="psm,spm", help="comma-separated: psm, spm (default both)")
     p.add_argument("--limit", type=positive_int, help="run this many tasks of each set, spread evenly (default: all)")
     p.add_argument("--random-span-file", type=Path, help="HumanEval-RandomSpanInfilling.jsonl.gz, if not cached")
-    p.add_argument("--json", type=output_path, help="write the scores and every completion with its result here")
+    p.add_argument("--json", type=output_path, metavar="PATH",
+                   help="write the scores and every completion with its result to PATH ('-': stdout, no table)")
     a = p.parse_args(argv)
     names = [s.strip() for s in a.sets.split(",") if s.strip()]
     modes = [m.strip() for m in a.fim_modes.split(",") if m.strip()]
@@ -239,10 +240,8 @@ def main(argv: list[str] | None = None) -> None:
             score, done = evaluate(backend, tasks, name, mode, isolation)
             scores.append(score)
             rows += done
-    print(format_scores(scores))
-    if a.json:
-        a.json.write_text(json.dumps({"scores": [asdict(s) for s in scores], "model": a.model or "embedded demo",
-                                      "rows": rows}, indent=1))
+    show_result(format_scores(scores), {"scores": [asdict(s) for s in scores], "model": a.model or "embedded demo",
+                                        "rows": rows}, a.json)
 
 
 if __name__ == "__main__":

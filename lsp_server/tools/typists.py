@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import time
 from dataclasses import dataclass, field
@@ -25,7 +24,7 @@ from dataclasses import dataclass, field
 from ..cli import setting_flag
 from .client import ServerExited, ServerProcess
 from .replay import Typed, pct, type_lines
-from .terminal import output_path, positive_int, run_command
+from .terminal import output_path, positive_int, run_command, show_result
 
 UNTIMED = {"timeBudgetMs": 600_000}  # the longest budget there is: answers do not depend on the machine's speed
 
@@ -102,7 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rounds", type=positive_int, default=3, help="times each side runs, alternately")
     p.add_argument("--seed", type=int, default=0, help="seed for choosing the held-out lines")
     p.add_argument("--threads", type=positive_int, default=1, help="torch threads of each local engine")
-    p.add_argument("--json", type=output_path, help="also write every figure as JSON to PATH")
+    p.add_argument("--json", type=output_path, metavar="PATH",
+                   help="also write every figure as JSON to PATH ('-': stdout, no table)")
     p.add_argument("server_args", nargs="*", help="`serve` flags for both sides after --, e.g. -- --model DIR")
     return p
 
@@ -114,9 +114,7 @@ def main(argv: list[str] | None = None) -> None:
         result = asyncio.run(compare(a.server_args, a.remote_url, a.typists, a.lines, a.seed, a.rounds))
     except ServerExited as e:  # a bad `serve` flag after --: the server's own line says which
         raise SystemExit(str(e)) from e
-    print(table(result))
-    if a.json:
-        a.json.write_text(json.dumps(result, indent=1))
+    show_result(table(result), result, a.json)
 
 
 if __name__ == "__main__":
