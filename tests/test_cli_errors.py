@@ -246,6 +246,7 @@ def no_traceback(result: subprocess.CompletedProcess[str], expected: str) -> Non
     (("train-demo", "--init", "{missing}"), "no tokenizer.model there"),
     (("bench", "--no-reference", "--quant", "foo"), "unknown quantization 'foo'"),
     (("bench", "--no-reference", "--dtype", "foo"), "unknown dtype 'foo'"),
+    (("bench", "--no-reference", "--json", "-"), "writes its JSON to a file only"),  # it wrote a file named -
 ])
 def test_passthrough_commands_refuse_bad_input_in_words(tmp_path: Path, args: tuple[str, ...], expected: str) -> None:
     # Before: eval, bench and train-demo bypassed the one-line handler: a RuntimeError or ValueError traceback.

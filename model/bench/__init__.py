@@ -175,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if ns.json is not None and (ns.json.is_dir() or not ns.json.parent.is_dir()):  # known now, not after the run
         p.error(f"--json {ns.json}: not a file in an existing directory")
+    if str(ns.json) == "-":  # the other tools' stdout: bench's stdout is its table, printed as it runs
+        p.error("--json -: bench writes its JSON to a file only (its table goes to stdout); give a path")
 
     import importlib.util
 
