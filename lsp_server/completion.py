@@ -229,7 +229,7 @@ def generate(engine: Backend, prepared: Prepared, settings: Settings, *, cancel:
         return None  # cancelled, failed, or cut before it wrote the healed tail back
     raw = drop_loop(gen.text[len(healed):])
     # The text ends where the model wrote bytes that are no character (never shown as U+FFFD): cut short.
-    if gen.stop_reason in ("deadline", "max_tokens", "context") or engine.tokenizer.ends_in_bad_bytes(gen.tokens):
+    if gen.stop_reason in ("deadline", "max_tokens", "context", "invalid"):
         raw = drop_partial_word(raw)  # cut mid-word: show whole words only
         if mode == "multi":
             # and whole lines after the first, loops once

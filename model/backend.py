@@ -33,7 +33,7 @@ class Timings:
 class Generation:
     tokens: list[int]
     text: str
-    stop_reason: str  # eot | eos | max_tokens | stop | deadline | cancel | context | error
+    stop_reason: str  # eot | eos | max_tokens | stop | deadline | cancel | context | invalid | error
     timings: Timings = field(default_factory=Timings)
 
 
@@ -57,7 +57,8 @@ class Backend(Protocol):
                  recall: Sequence[int] = (), first_rank: int | None = None) -> Generation:
         """Continue `prompt` (token ids) until <EOT>/EOS, max_new_tokens, `stop(text)` is true, `cancel()` is
         true, or time.monotonic() passes `deadline`; the text (by `decode`, default the tokenizer's infilling
-        decode) begins with `constraint`. `recall`: tokens of the text the prompt leaves out, which a backend
+        decode) begins with `constraint`. With the default decode, generation also ends ("invalid") at bytes
+        that are no text, where that text ends for good. `recall`: tokens of the text the prompt leaves out, which a backend
         that `recalls` may copy from. `first_rank` r: an alternative that begins with the r-th likeliest
         first token other than a stop token (0: the likeliest), or ends at once if there is none. Returns
         what was generated so far in every case; a remote backend raises BackendUnavailable when its server
@@ -111,16 +112,21 @@ def token_budget(prompt_tokens: int, max_new_tokens: int, context_length: int) -
 def take_tokens(source: Iterable[int], tokenizer: Tokenizer, *, budget: int, exhausted: str, timings: Timings,
                 t0: float, decode: Callable[[list[int]], str], stop: Callable[[str], bool] | None,
                 cancel: Callable[[], bool], deadline: float | None,
-                observe: Callable[[str], None] | None = None) -> tuple[list[int], str, str]:
+                observe: Callable[[str], None] | None = None, ends_at_bad_bytes: bool = True
+                ) -> tuple[list[int], str, str]:
     """Pull generated tokens from `source` until the contract of `Backend.generate` says stop.
 
     Every backend stops by these same rules, so that they answer alike: a stop id (<EOT>/EOS, not kept), then
-    after each kept token `stop(text)`, `cancel()`, the deadline and the budget. `observe(text)` sees the text
+    after each kept token bytes that are no text ("invalid": the text ends before them, so no later token can
+    add to it; see Tokenizer.ends_in_bad_bytes; only with `ends_at_bad_bytes`, true where `decode` is the
+    infilling decode: text of a caller's own decode may go on), `stop(text)`, `cancel()`, the deadline and
+    the budget. `observe(text)` sees the text
     after each token (token healing). Returns (tokens, text, stop reason); the reason is `exhausted` when the
     budget or the source ran out. Sets timings.first_token_ms (from `t0`, a perf_counter time).
     """
     tokens: list[int] = []
     text = ""
+    settled = 0  # tokens[:settled] are whole text, no character in progress: only what follows can go bad
     for token in source:
         if not tokens:
             timings.first_token_ms = (time.perf_counter() - t0) * 1000
@@ -130,6 +136,11 @@ def take_tokens(source: Iterable[int], tokenizer: Tokenizer, *, budget: int, exh
         text = decode(tokens)
         if observe is not None:
             observe(text)
+        # Checked from `settled` on: the whole ids each time would cost O(n^2) per generation.
+        if ends_at_bad_bytes and tokenizer.ends_in_bad_bytes(tokens[settled:]):
+            return tokens, text, "invalid"
+        if not tokenizer.sp.is_byte(token):
+            settled = len(tokens)
         if stop is not None and stop(text):
             return tokens, text, "stop"
         if cancel():

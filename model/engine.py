@@ -112,6 +112,7 @@ class Engine:
         """
         check_request(prompt, max_new_tokens)
         budget, exhausted = token_budget(len(prompt), max_new_tokens, self.context_length)
+        whole_text = decode is None  # the infilling decode's text ends for good at bytes that are no text
         decode = decode or self.tokenizer.decode_infilling
         cancelled = cancel or (lambda: False)
         t0 = time.perf_counter()
@@ -143,7 +144,8 @@ class Engine:
             tokens, text, reason = take_tokens(
                 self._decode(logits, budget, temperature, top_p, drafts, heal, cache, timings, first_rank),
                 self.tokenizer, budget=budget, exhausted=exhausted, timings=timings, t0=t0, decode=decode,
-                stop=stop, cancel=cancelled, deadline=deadline, observe=heal.observe if heal is not None else None)
+                stop=stop, cancel=cancelled, deadline=deadline, observe=heal.observe if heal is not None else None,
+                ends_at_bad_bytes=whole_text)
             timings.new_tokens = len(tokens)
             timings.decode_ms = (time.perf_counter() - t_decode) * 1000
             return Generation(tokens, text, reason, self._done(timings, t0))

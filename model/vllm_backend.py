@@ -238,7 +238,7 @@ class VllmBackend:
             tokens, text, reason = take_tokens(
                 source, self.tokenizer, budget=budget, exhausted=exhausted, timings=timings, t0=t0,
                 decode=decode or self.tokenizer.decode_infilling, stop=stop, cancel=cancel,
-                deadline=deadline, observe=heal.observe if heal else None)
+                deadline=deadline, observe=heal.observe if heal else None, ends_at_bad_bytes=decode is None)
         finally:
             source.close()  # closes the stream if it is still open: vLLM aborts the request
         if reason == exhausted and len(tokens) < budget:

@@ -29,6 +29,14 @@ transformers = pytest.importorskip("transformers")
 CPU = torch.device("cpu")
 PREFIX = "def add(a, b):\n    "
 SUFFIX = "\n\nprint(add(1, 2))\n"
+
+
+def whole(tok: Tokenizer) -> dict[str, object]:
+    """Generate's arguments for a generation the reference's length: a decode of the caller's own, so that it
+    goes on past bytes that are no text (a random model writes plenty), where it would end by default."""
+    return {"decode": tok.decode_infilling}
+
+
 CODE = "import json\n\nclass Config:\n    def __init__(self, path):\n        self.data = json.load(open(path))\n"
 
 
@@ -158,7 +166,7 @@ def test_meta_shards_split_like_fairscale(tokenizer_path: Path, tok: Tokenizer, 
 def test_greedy_infill_matches_transformers_until_eot(eot_checkpoint: Path, tok: Tokenizer, mode: str) -> None:
     model = ours(eot_checkpoint)
     engine = Engine(model, tok, context_length=256)
-    got = engine.infill(PREFIX, SUFFIX, mode=mode, max_new_tokens=40)
+    got = engine.infill(PREFIX, SUFFIX, mode=mode, max_new_tokens=40, **whole(tok))
     prompt = infill_prompt(tok, PREFIX, SUFFIX, mode)  # type: ignore[arg-type]
     out = theirs(eot_checkpoint).generate(torch.tensor([prompt]), max_new_tokens=40, do_sample=False,
                                           eos_token_id=[tok.eot_id, tok.eos_id], pad_token_id=tok.eos_id)
@@ -175,7 +183,7 @@ def test_greedy_infill_matches_transformers_until_eot(eot_checkpoint: Path, tok:
 def test_greedy_generate_matches_transformers_gqa(checkpoint_factory, tok: Tokenizer) -> None:
     path = checkpoint_factory("hf", gqa=True, shards=2)
     prompt = infill_prompt(tok, PREFIX, SUFFIX)
-    got = Engine(ours(path), tok, context_length=256).generate(prompt, max_new_tokens=24)
+    got = Engine(ours(path), tok, context_length=256).generate(prompt, max_new_tokens=24, **whole(tok))
     out = theirs(path).generate(torch.tensor([prompt]), max_new_tokens=24, do_sample=False,
                                 eos_token_id=[tok.eot_id, tok.eos_id], pad_token_id=tok.eos_id)
     want = out[0, len(prompt):].tolist()
@@ -218,42 +226,57 @@ def _other_tokens(prompt: list[int], k: int, tok: Tokenizer) -> list[int]:
 
 
 @torch.inference_mode()
+def test_generation_stops_at_the_first_bytes_that_are_no_text(checkpoint_factory, tok: Tokenizer) -> None:
+    """A random model soon writes a byte piece that is no UTF-8 (or a control character): the text ends before
+    it for good, so generation stops there instead of running to its budget (the docstring writer has no
+    deadline); what came before is what the whole generation begins with."""
+    engine = Engine(ours(checkpoint_factory("hf", gqa=True, shards=2)), tok, context_length=256)
+    prompt = infill_prompt(tok, PREFIX, SUFFIX)
+    full = engine.generate(prompt, max_new_tokens=24, **whole(tok))
+    first_bad = next(n for n in range(1, len(full.tokens) + 1) if tok.ends_in_bad_bytes(full.tokens[:n]))
+    assert first_bad < 24  # the premise: this model writes bytes that are no text early on
+    got = engine.generate(prompt, max_new_tokens=24)
+    assert (got.stop_reason, got.tokens) == ("invalid", full.tokens[:first_bad])
+    assert got.timings.new_tokens == first_bad and got.text == full.text[:len(got.text)]
+
+
+@torch.inference_mode()
 def test_prefix_cache_hit_equals_cold(checkpoint_factory, tok: Tokenizer, long_ids: list[int]) -> None:
     model = ours(checkpoint_factory("hf"))
     a = long_ids[:300]
     b = a[:-3] + _other_tokens(a, 3, tok)  # the user typed: same window, new last tokens
     warm = Engine(model, tok, context_length=512)
-    first = warm.generate(a, max_new_tokens=8)
+    first = warm.generate(a, max_new_tokens=8, **whole(tok))
     assert first.timings.cached_tokens == 0 and first.timings.new_tokens == 8
-    hit = warm.generate(b, max_new_tokens=8)
+    hit = warm.generate(b, max_new_tokens=8, **whole(tok))
     assert hit.timings.cached_tokens == 297
     assert hit.timings.prompt_tokens == 300
     # A shorter prompt leaves stale K/V beyond it in the cache: they must be masked out.
-    shorter = warm.generate(a[:250], max_new_tokens=8)
+    shorter = warm.generate(a[:250], max_new_tokens=8, **whole(tok))
     assert shorter.timings.cached_tokens == 249
 
     cold = Engine(model, tok, context_length=512)  # fresh, zeroed cache
-    cold_b = cold.generate(b, max_new_tokens=8)
+    cold_b = cold.generate(b, max_new_tokens=8, **whole(tok))
     assert cold_b.timings.cached_tokens == 0
     assert hit.tokens == cold_b.tokens and hit.text == cold_b.text and len(hit.tokens) == 8
     cold.reset_cache()
-    assert cold.generate(a[:250], max_new_tokens=8).tokens == shorter.tokens
+    assert cold.generate(a[:250], max_new_tokens=8, **whole(tok)).tokens == shorter.tokens
     cold.reset_cache()
-    assert cold.generate(a, max_new_tokens=8).tokens == first.tokens
+    assert cold.generate(a, max_new_tokens=8, **whole(tok)).tokens == first.tokens
 
     # Typing on after a completion: the prompt extends the previous prompt + generated tokens.
     warm.reset_cache()
-    again = warm.generate(a, max_new_tokens=8)
+    again = warm.generate(a, max_new_tokens=8, **whole(tok))
     assert again.tokens == first.tokens
     extended = a + again.tokens + _other_tokens(a, 2, tok)
-    ext_hit = warm.generate(extended, max_new_tokens=8)
+    ext_hit = warm.generate(extended, max_new_tokens=8, **whole(tok))
     # The last generated token was sampled but never run through the model, so it is not cached.
     assert ext_hit.timings.cached_tokens == len(a) + len(again.tokens) - 1
     cold.reset_cache()
-    assert cold.generate(extended, max_new_tokens=8).tokens == ext_hit.tokens
+    assert cold.generate(extended, max_new_tokens=8, **whole(tok)).tokens == ext_hit.tokens
 
     # The very same request again: everything but the last prompt token comes from the cache.
-    same = warm.generate(extended, max_new_tokens=8)
+    same = warm.generate(extended, max_new_tokens=8, **whole(tok))
     assert same.timings.cached_tokens == len(extended) - 1 and same.tokens == ext_hit.tokens
 
 
@@ -262,10 +285,10 @@ def test_chunked_prefill_equals_single_pass(checkpoint_factory, tok: Tokenizer, 
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     model = ours(checkpoint_factory("hf", gqa=True))
     prompt = long_ids[:400]
-    single = Engine(model, tok, context_length=512).generate(prompt, max_new_tokens=8)
+    single = Engine(model, tok, context_length=512).generate(prompt, max_new_tokens=8, **whole(tok))
     chunking = Engine(model, tok, context_length=512)
     chunking.prefill_chunk = 64
-    chunked = chunking.generate(prompt, max_new_tokens=8)
+    chunked = chunking.generate(prompt, max_new_tokens=8, **whole(tok))
     assert chunked.tokens == single.tokens and len(single.tokens) == 8
 
 
@@ -277,7 +300,7 @@ def stop_setup(checkpoint_factory, tok: Tokenizer) -> tuple[Engine, list[int], l
     """(engine, prompt, the 12 tokens an unstopped greedy generation gives)."""
     engine = Engine(ours(checkpoint_factory("hf")), tok, context_length=256)
     prompt = infill_prompt(tok, PREFIX, SUFFIX)
-    full = engine.generate(prompt, max_new_tokens=12)
+    full = engine.generate(prompt, max_new_tokens=12, **whole(tok))
     assert full.stop_reason == "max_tokens" and len(full.tokens) == 12
     engine.reset_cache()
     return engine, prompt, full.tokens
@@ -291,13 +314,13 @@ def test_stop_predicate_returns_partial_text(stop_setup, tok: Tokenizer) -> None
         seen.append(text)
         return len(seen) == 4
 
-    got = engine.generate(prompt, max_new_tokens=12, stop=stop)
+    got = engine.generate(prompt, max_new_tokens=12, stop=stop, **whole(tok))
     assert got.stop_reason == "stop"
     assert got.tokens == ref[:4]
     assert got.text == tok.decode_infilling(ref[:4])
     assert seen == [tok.decode_infilling(ref[:k]) for k in range(1, 5)]
     # The engine stays consistent after an early stop.
-    assert engine.generate(prompt, max_new_tokens=12).tokens == ref
+    assert engine.generate(prompt, max_new_tokens=12, **whole(tok)).tokens == ref
 
 
 def test_cancel_flag_stops_generation(stop_setup, tok: Tokenizer) -> None:
@@ -316,7 +339,7 @@ def test_cancel_flag_stops_generation(stop_setup, tok: Tokenizer) -> None:
     early = engine.generate(prompt, max_new_tokens=12, cancel=flag.is_set)
     assert (early.stop_reason, early.tokens, early.text) == ("cancel", [], "")
     assert early.timings.new_tokens == 0
-    assert engine.generate(prompt, max_new_tokens=12).tokens == ref
+    assert engine.generate(prompt, max_new_tokens=12, **whole(tok)).tokens == ref
 
 
 def test_deadline_stops_generation(stop_setup, tok: Tokenizer, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -341,7 +364,7 @@ def test_deadline_stops_generation(stop_setup, tok: Tokenizer, monkeypatch: pyte
 
 def test_context_limit_and_errors(checkpoint_factory, tok: Tokenizer, long_ids: list[int]) -> None:
     engine = Engine(ours(checkpoint_factory("hf")), tok, context_length=40)
-    got = engine.generate(long_ids[:35], max_new_tokens=20)
+    got = engine.generate(long_ids[:35], max_new_tokens=20, **whole(tok))
     assert (got.stop_reason, len(got.tokens)) == ("context", 5)
     with pytest.raises(ValueError, match="prompt of 40 tokens does not fit the context of 40"):
         engine.generate(long_ids[:40])

@@ -417,3 +417,17 @@ def test_a_suggestion_ends_before_bytes_that_are_no_character(fake_vllm: str) ->
         assert wire.stop() == 0
     finally:
         wire.kill()
+
+
+def test_generation_stops_at_bytes_that_are_no_text(fake_vllm: str, tiny_model_dir: Path) -> None:
+    """The text ends before a control character for good: the stream is closed there (vLLM aborts the
+    request) instead of read to the budget; before, this waited for the server's next token."""
+    tok = FakeVllm.tokenizer
+    control = next(i for i in range(tok.n_words) if tok.sp.id_to_piece(i) == "<0x03>")
+    FakeVllm.stream = [event([281]), event([388]), event([control]), event([281]), "<wait>"]
+    backend = VllmBackend(fake_vllm, Tokenizer(tiny_model_dir / "tokenizer.model"), timeout=5)
+    t0 = time.monotonic()
+    gen = backend.generate([1, 5, 6], max_new_tokens=50)
+    assert (gen.tokens, gen.stop_reason) == ([281, 388, control], "invalid")
+    assert time.monotonic() - t0 < 4  # not the 5 s timeout
+    assert FakeVllm.disconnected.wait(10)

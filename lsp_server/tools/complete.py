@@ -88,7 +88,8 @@ class GenerationWatch:
 
 STOPPED = {"eot": "it ended the infill (<EOT>)", "eos": "it ended the text (EOS)",
            "max_tokens": "it reached the token limit", "stop": "a stop rule ended it",
-           "deadline": "the time budget ran out", "context": "the context is full", "cancel": "it was cancelled"}
+           "deadline": "the time budget ran out", "context": "the context is full", "cancel": "it was cancelled",
+           "invalid": "it wrote bytes that are no text"}
 
 
 def why_nothing(gen: Generation | None, context_length: int) -> str:
