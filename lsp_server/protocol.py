@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from concurrent.futures import Future
 from typing import Any
 
 import cattrs
@@ -112,6 +113,7 @@ class CodeLlamaProtocol(LanguageServerProtocol):
             self.fm.builtin_features.pop(method, None)
         self.initialize_received = False
         self.exit_code: int | None = None  # set by the exit notification: 0 after shutdown, 1 without
+        self._methods: dict[MsgId, str] = {}  # the method of each request being handled, for the log
 
     def receive(self, body: bytes) -> None:
         """Handle one message body, answering a request that cannot be handled with its error."""
@@ -165,7 +167,22 @@ class CodeLlamaProtocol(LanguageServerProtocol):
             raise Rejected(e, msg_id) from e
         if method == types.INITIALIZE:
             self.initialize_received = True
+        self._methods[msg_id] = method
         return message
+
+    def _send_handler_result(self, future: Future[Any], *, msg_id: MsgId) -> None:
+        """A handler's result as the request's response. A JsonRpcException it raised is its answer to the
+        client's mistake (bad arguments, an unknown command): one warning line and the error response, where
+        pygls logs a traceback, which editors show in their LSP log as the server's failure. Anything else is
+        a bug of ours: pygls' answer (-32603) and its traceback."""
+        method = self._methods.pop(msg_id, "a request")
+        error = future.exception() if future.done() and not future.cancelled() else None
+        if not isinstance(error, JsonRpcException):
+            super()._send_handler_result(future, msg_id=msg_id)
+            return
+        self._request_futures.pop(msg_id, None)
+        log.warning("%s failed: %s", method, error.message)
+        self._send_response(msg_id, error=error.to_response_error())
 
     def _admit_notification(self, method: object, data: dict[str, Any]) -> Any:
         if method == types.EXIT:

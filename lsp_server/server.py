@@ -18,7 +18,7 @@ from typing import Any, BinaryIO, TypeVar
 
 from cattrs import Converter
 from lsprotocol import types
-from pygls.exceptions import JsonRpcInvalidParams
+from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import default_converter
 
@@ -703,6 +703,9 @@ def create_server(settings: Settings) -> CodeLlamaServer:
                 APPLY_EDIT_REPLY_S)
         except TimeoutError as e:
             return {"applied": False, "reason": str(e)}
+        except JsonRpcException as e:  # the client answered with an error: its refusal, not our failure
+            log.warning("the client answered workspace/applyEdit with an error: %s", e.message)
+            return {"applied": False, "reason": f"the client refused the edit: {e.message}"}
         return {"applied": bool(result and result.applied)}
 
     # -- commands ---------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ JSON-RPC error with its id, and no error ever turns into a popup. The model is n
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -188,5 +189,84 @@ def test_a_session_ended_without_shutdown_exits_with_code_1(ending: str) -> None
         else:
             server.proc.stdin.close()  # the editor died
         assert server.wait(10) == 1
+    finally:
+        server.kill()
+
+
+# --- client mistakes: a one-line warning in the log, never a traceback -----------------------------------
+
+
+def new_log(server: Wire, start: int, expected: str) -> str:
+    """What the server logged since `start` (a length of its log), once `expected` is among it."""
+    assert server.logged(expected), server.log()[start:]
+    return server.log()[start:]
+
+
+@pytest.mark.parametrize(("method", "params", "warning"), [
+    ("workspace/executeCommand", {"command": "nope.unknown"}, "Command name 'nope.unknown' is not defined"),
+    ("workspace/executeCommand", {"command": "codellama.generateDocstring", "arguments": [1]},
+     "codellama.generateDocstring takes [uri, {line, character}]"),
+    ("codeAction/resolve", {"title": "t", "data": {"uri": 5, "line": "a"}}, "data must be {uri, line, endLine}"),
+    ("codeAction/resolve", {"title": "t", "data": "not an object"}, "data must be {uri, line, endLine}"),
+    ("textDocument/inlineCompletion", {"textDocument": {"uri": URI}, "position": {"line": 0},
+                                       "context": {"triggerKind": 2}}, "params.position.character"),
+])
+def test_a_clients_mistake_is_one_warning_line_and_its_error(wire: Wire, method: str, params: dict,
+                                                             warning: str) -> None:
+    # pygls logged each with a traceback, which editors show in their LSP log as the server failing.
+    start = len(wire.log())
+    assert error_of(wire.call(method, params)) == INVALID_PARAMS
+    log = new_log(wire, start, warning)
+    assert "Traceback" not in log and "ERROR" not in log and "WARNING" in log, log
+
+
+def test_a_notification_for_a_document_that_is_not_open_is_one_warning_line(wire: Wire) -> None:
+    start = len(wire.log())
+    wire.notify("textDocument/didChange", {"textDocument": {"uri": "file:///work/never.py", "version": 2},
+                                           "contentChanges": [{"text": "x"}]})
+    log = new_log(wire, start, "file:///work/never.py, which is not open")
+    assert "Traceback" not in log and "ERROR" not in log, log
+
+
+def test_a_client_that_refuses_the_docstrings_edit_gets_a_result_saying_so() -> None:
+    server = Wire()
+    try:
+        server.initialize({"workspace": {"applyEdit": True}}, load=True)
+        assert server.wait_ready()["state"] == "ready"
+        server.open(URI, "def f(x):\n    return x\n")
+        msg_id = server.request("workspace/executeCommand", {"command": "codellama.generateDocstring",
+                                                             "arguments": [URI, {"line": 0, "character": 4}]})
+        asked = server.inbox.get(timeout=60)
+        while asked.get("method") != "workspace/applyEdit":
+            asked = server.inbox.get(timeout=60)
+        server.send({"jsonrpc": "2.0", "id": asked["id"], "error": {"code": -32603, "message": "read-only file"}})
+        reply = server.response(msg_id, 60)
+        assert reply.get("result") == {"applied": False, "reason": "the client refused the edit: read-only file"}
+        log = new_log(server, 0, "answered workspace/applyEdit with an error: read-only file")
+        assert "Traceback" not in log and "ERROR" not in log, log
+        assert server.stop() == 0
+    finally:
+        server.kill()
+
+
+_BROKEN_HANDLER = """
+import sys
+import lsp_server.server
+def broken(args):
+    raise KeyError("a bug of ours")
+lsp_server.server._uri_and_line = broken
+from lsp_server.cli import main
+main(sys.argv[1:])
+"""
+
+
+def test_a_bug_of_ours_is_still_logged_with_its_traceback() -> None:
+    server = Wire(command=[sys.executable, "-c", _BROKEN_HANDLER, "--log-level", "WARNING", "serve"])
+    try:
+        server.initialize()
+        reply = server.call("workspace/executeCommand", {"command": "codellama.generateDocstring", "arguments": []})
+        assert error_of(reply) == -32603
+        log = new_log(server, 0, "a bug of ours")
+        assert server.logged("Traceback") and "KeyError" in server.log(), log
     finally:
         server.kill()
