@@ -35,7 +35,7 @@ def run(args: argparse.Namespace, settings: Settings) -> None:
         return
     with loading_bar(settings.model or "the demo model") as progress:
         engine = load_engine(settings, progress)
-    if args.raw:  # Meta's reference behaviour: whole file, stop only at <EOT>/EOS/max tokens, text untouched
+    if args.raw:  # Meta's reference behaviour: whole file, stop at <EOT>/EOS/max tokens, text unshaped
         gen = infill(engine, text[:offset], text[offset:], mode=settings.fim_mode,
                             max_new_tokens=settings.max_tokens, temperature=settings.temperature,
                             top_p=settings.top_p)
