@@ -58,11 +58,11 @@ class Backend(Protocol):
         """Continue `prompt` (token ids) until <EOT>/EOS, max_new_tokens, `stop(text)` is true, `cancel()` is
         true, or time.monotonic() passes `deadline`; the text (by `decode`, default the tokenizer's infilling
         decode) begins with `constraint`. With the default decode, generation also ends ("invalid") at bytes
-        that are no text, where that text ends for good. `recall`: tokens of the text the prompt leaves out,
-        which a backend that `recalls` may copy from. `first_rank` r: an alternative that begins with the r-th likeliest
-        first token other than a stop token (0: the likeliest), or ends at once if there is none. Returns
-        what was generated so far in every case; a remote backend raises BackendUnavailable when its server
-        cannot be reached or fails."""
+        that are no text, where that text ends for good. `recall`: tokens of the text the prompt leaves out, which a
+        backend that `recalls` may copy from. `first_rank` r: an alternative that begins with the r-th likeliest first
+        token other than a stop token (0: the likeliest), or ends at once if there is none. Returns what was generated
+        so far in every case; a remote backend raises BackendUnavailable when its server cannot be reached or fails.
+        """
         ...
 
     def reset_cache(self) -> None:
