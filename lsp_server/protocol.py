@@ -181,7 +181,8 @@ class CodeLlamaProtocol(LanguageServerProtocol):
             super()._send_handler_result(future, msg_id=msg_id)
             return
         self._request_futures.pop(msg_id, None)
-        log.warning("%s failed: %s", method, error.message)
+        # Our messages often name the method already ("codeAction/resolve: data must be ..."): said once.
+        log.warning("%s", error.message if error.message.startswith(method) else f"{method} failed: {error.message}")
         self._send_response(msg_id, error=error.to_response_error())
 
     def _admit_notification(self, method: object, data: dict[str, Any]) -> Any:
