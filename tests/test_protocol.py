@@ -198,7 +198,7 @@ def test_a_session_ended_without_shutdown_exits_with_code_1(ending: str) -> None
 
 def new_log(server: Wire, start: int, expected: str) -> str:
     """What the server logged since `start` (a length of its log), once `expected` is among it."""
-    assert server.logged(expected), server.log()[start:]
+    assert server.logged(expected, since=start), server.log()[start:]
     return server.log()[start:]
 
 

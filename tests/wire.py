@@ -137,12 +137,13 @@ class Wire:
     def log(self) -> str:
         return b"".join(self.stderr).decode(errors="replace")
 
-    def logged(self, text: str, timeout: float = 10) -> bool:
-        """Whether the server writes `text` to stderr within `timeout` (stderr is read on its own thread)."""
+    def logged(self, text: str, timeout: float = 10, *, since: int = 0) -> bool:
+        """Whether the server writes `text` to stderr within `timeout` (stderr is read on its own thread),
+        looking only past the first `since` characters of its log."""
         end = time.monotonic() + timeout
-        while text not in self.log() and time.monotonic() < end:
+        while text not in self.log()[since:] and time.monotonic() < end:
             time.sleep(0.05)
-        return text in self.log()
+        return text in self.log()[since:]
 
     # -- session ----------------------------------------------------------------------------------------
     def initialize(self, capabilities: dict[str, Any] | None = None, *, load: bool = False,
