@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import ast
+import bisect
 import gc
 import io
+import re
 import tokenize
 from collections.abc import Iterator
+from dataclasses import dataclass
 from functools import lru_cache
 
 from .core import DocTarget, leading_ws, split_lines
@@ -22,17 +25,31 @@ _DefNode = ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef
 _UNPARSABLE = (SyntaxError, ValueError, RecursionError, MemoryError)
 
 
-@lru_cache(maxsize=1)
-def _parsed(text: str) -> ast.Module | None:
-    """The document's tree, None when it does not parse. Cached for the latest text: an editor asks for
-    code actions at every cursor move, and a big file takes a good part of a second to parse."""
+def find_python_target(text: str, line: int, end_line: int) -> DocTarget | None:
+    layout = _layout(text)
+    if layout.starts is None:
+        return _find_with_tree_sitter(text, line, end_line)
+    # Only the top-level statements around the lines can hold the def: parse those alone.
+    k = bisect.bisect_right(layout.starts, line) - 1
+    if k < 0 or layout.ends[k] < end_line:
+        return None  # between top-level statements, or across several: no def holds the lines
+    tree = _group_tree(text, layout.starts[k], *layout.chars[k])
+    found = tree and _innermost(tree, line, end_line)
+    if found is None:
+        return None
+    node, in_class = found
+    return _describe(text, node, in_class)
+
+
+def _parse(source: str) -> ast.Module | None:
+    """ast.parse, None when the text does not parse."""
     # With the cyclic collector off: the tree's objects are not garbage, but the collections their creation
     # set off walk every object in the server (torch's: 200,000), which made a 10,000-line file's parse take
     # 250 ms instead of 140.
     collecting = gc.isenabled()
     gc.disable()
     try:
-        return ast.parse(text)
+        return ast.parse(source)
     except _UNPARSABLE:
         return None
     finally:
@@ -40,15 +57,159 @@ def _parsed(text: str) -> ast.Module | None:
             gc.enable()
 
 
-def find_python_target(text: str, line: int, end_line: int) -> DocTarget | None:
-    tree = _parsed(text)
+@lru_cache(maxsize=8)
+def _group_tree(text: str, row: int, begin: int, stop: int) -> ast.Module | None:
+    """The tree of the top-level statements at text[begin:stop], which begin on line `row` of a text that parses."""
+    # Blank lines above: the nodes' line numbers are the file's. A last line `x = 1 \` (then a blank line, then the
+    # next statement) parses only in the whole text.
+    return _parse("\n" * row + text[begin:stop]) or _parse(text)
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """Where a text's top-level statements lie. Group i, statements that share lines (`x = 1; y = 2`), is lines
+    starts[i]..ends[i] (0-based, a def's or class's from its first decorator), characters chars[i] (end: its
+    last line's end). `starts` is None when the text does not parse."""
+
+    text: str
+    starts: list[int] | None
+    ends: list[int]
+    chars: list[tuple[int, int]]
+
+
+# The layouts of the texts asked about last, latest first: about one per document being edited.
+_RECENT: list[_Layout] = []
+_KEEP = 4
+# This future import changes how `<>` parses: with it anywhere, a part of the file does not parse as in the whole.
+_PARSER_FUTURE = "barry_as_FLUFL"
+
+
+def _layout(text: str) -> _Layout:
+    """The text's layout: from a recent text's that differs from it in a few lines, by parsing only the top-level
+    statements those lines are in (an editor asks for code actions at every cursor move and after every edit, and
+    a 10,000-line file takes ~90 ms to parse); else by parsing the whole text."""
+    for known in _RECENT:
+        if known.text == text:
+            return known
+    layout = None
+    bases = [b for b in _RECENT if b.starts is not None]
+    if bases and _PARSER_FUTURE not in text:
+        base = max(bases, key=lambda b: _common_prefix(b.text, text) + _common_suffix(b.text, text))
+        layout = _reparsed(base, text)
+    if layout is None:
+        tree = _parse(text)
+        layout = _Layout(text, *_groups(text, 0, tree)) if tree is not None else _Layout(text, None, [], [])
+    # Those that parse are what later edits are parsed from: one text that does not (the cursor moves in it, or
+    # in another document) never takes their place.
+    parsing = [k for k in _RECENT if k.starts is not None][:_KEEP - 1]
+    broken = [k for k in _RECENT if k.starts is None][:1] if layout.starts is not None else []
+    _RECENT[:] = [layout, *parsing, *broken]
+    return layout
+
+
+def _groups(source: str, row: int, tree: ast.Module) -> tuple[list[int], list[int], list[tuple[int, int]]]:
+    """(starts, ends, chars) of the groups of the module's statements; `source` is its text, which begins on line
+    `row` of the file (the numbers returned are the file's lines, and characters of `source`)."""
+    starts: list[int] = []
+    ends: list[int] = []
+    for stmt in tree.body:
+        start = _span_start(stmt) if isinstance(stmt, _DEFS) else stmt.lineno - 1
+        end = (stmt.end_lineno or stmt.lineno) - 1
+        if ends and start <= ends[-1]:
+            ends[-1] = max(ends[-1], end)
+        else:
+            starts.append(start)
+            ends.append(end)
+    offsets = [0, *(m.end() for m in re.finditer("\n", source))]
+    chars = [(offsets[s], offsets[e + 1] - 1 if e + 1 < len(offsets) else len(source)) for s, e in zip(starts, ends)]
+    return [s + row for s in starts], [e + row for e in ends], chars
+
+
+def _reparsed(base: _Layout, text: str) -> _Layout | None:
+    """`text`'s layout from `base`'s (a text that parses), parsing only its lines from the start of the group of
+    statements the first changed line is in (or the line after the group before it) to the start of the first
+    group after the last changed line. None when those lines do not parse on their own: the whole text is parsed
+    then (it may not parse either).
+
+    This is the whole text's parse: the lines before and after the region are base's, and end and begin on
+    statement boundaries at the top level there; parsed on its own, the region begins with a statement at column 0
+    (else: "unexpected indent") and leaves no string, bracket or block open, nor a line continued by a backslash.
+    So the text reads as base's statements before the region, the region's, and base's after.
+    """
+    old, starts, ends, chars = base.text, base.starts, base.ends, base.chars
+    assert starts is not None
+    prefix = _common_prefix(old, text)
+    suffix = min(_common_suffix(old, text), len(old) - prefix, len(text) - prefix)
+    first = old.count("\n", 0, prefix)  # the first changed line
+    last = first + old.count("\n", prefix, len(old) - suffix)  # the last (it may end as before)
+    i = bisect.bisect_right(starts, first) - 1  # the group that starts at or before the first changed line
+    if i < 0:
+        kept, begin_row = 0, 0
+    elif first > ends[i] and not _continued(old, chars[i][1]):
+        kept, begin_row = i + 1, ends[i] + 1  # the change is after that group: it is kept
+    else:
+        kept, begin_row = i, starts[i]
+    j = bisect.bisect_right(starts, last)  # the first group after the last changed line: it is kept
+    begin = _line_start(text, prefix, first - begin_row)
+    if j < len(starts):
+        stop = _line_start(text, len(text) - suffix, 0)  # the last changed line, in text
+        for _ in range(starts[j] - last):
+            stop = text.find("\n", stop) + 1
+    else:
+        stop = len(text)
+    region = text[begin:stop]
+    if j < len(starts) and region.rstrip().endswith("\\"):
+        return None  # `x = 1 \\` would join the next group's first line
+    tree = _parse(region)
     if tree is None:
-        return _find_with_tree_sitter(text, line, end_line)
-    found = _innermost(tree, line, end_line)
-    if found is None:
         return None
-    node, in_class = found
-    return _describe(text, node, in_class)
+    shift, moved = len(text) - len(old), text.count("\n") - old.count("\n")
+    middle = _groups(region, begin_row, tree)
+    return _Layout(text, starts[:kept] + middle[0] + [s + moved for s in starts[j:]],
+                   ends[:kept] + middle[1] + [e + moved for e in ends[j:]],
+                   chars[:kept] + [(a + begin, b + begin) for a, b in middle[2]]
+                   + [(a + shift, b + shift) for a, b in chars[j:]])
+
+
+def _continued(text: str, end: int) -> bool:
+    """Whether the line that ends at `end` ends in a backslash, which joins the next line to it."""
+    return text[text.rfind("\n", 0, end) + 1:end].rstrip().endswith("\\")
+
+
+def _line_start(text: str, pos: int, up: int) -> int:
+    """Offset of the start of the line `up` lines above the one that holds `pos`."""
+    start = text.rfind("\n", 0, pos) + 1
+    for _ in range(up):
+        start = text.rfind("\n", 0, start - 1) + 1
+    return start
+
+
+_CHUNK = 1 << 14
+
+
+def _common_prefix(a: str, b: str) -> int:
+    """Length of the longest common prefix, compared a chunk at a time (slices compare in C)."""
+    n, i, step = min(len(a), len(b)), 0, _CHUNK
+    while i + step <= n and a[i:i + step] == b[i:i + step]:
+        i += step
+    while step > 1:
+        step //= 2
+        if i + step <= n and a[i:i + step] == b[i:i + step]:
+            i += step
+    return i
+
+
+def _common_suffix(a: str, b: str) -> int:
+    """Length of the longest common suffix."""
+    n, i, step = min(len(a), len(b)), 0, _CHUNK
+    la, lb = len(a), len(b)
+    while i + step <= n and a[la - i - step:la - i] == b[lb - i - step:lb - i]:
+        i += step
+    while step > 1:
+        step //= 2
+        if i + step <= n and a[la - i - step:la - i] == b[lb - i - step:lb - i]:
+            i += step
+    return i
 
 
 def header_colon(text: str, def_row: int) -> tuple[int, int] | None:

@@ -1,0 +1,119 @@
+"""The Python target after an edit is found by parsing only the top-level statements the edit touched: it must be
+the target a parse of the whole file finds, wherever the cursor and whatever the edit."""
+
+from __future__ import annotations
+
+import ast
+import random
+import sysconfig
+from pathlib import Path
+
+import pytest
+
+from lsp_server.docstring import DocTarget, find_target, python_target
+from lsp_server.tools.keystrokes import python_file
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::SyntaxWarning")  # edited code
+
+
+def whole_file_target(text: str, first: int, last: int) -> DocTarget | None:
+    """The reference: the whole file parsed, as the server did before it parsed regions."""
+    tree = parses(text)
+    if tree is None:
+        return python_target._find_with_tree_sitter(text, first, last)
+    found = python_target._innermost(tree, first, last)
+    return None if found is None else python_target._describe(text, *found)
+
+
+# What edits are made of: characters that open and close strings, brackets and blocks, or continue lines.
+PIECES = ['"""', "'''", '"', "(", ")", "[", "]", ":", "\\", "\n", "\n\n", "    ", "#", "def f(x):\n", "class C:\n",
+          "@dec\n", "x = 1; y = 2\n", "    return x\n", "pass", " ", "\t", "\r\n", 'f"{x}"', "async def g():\n"]
+
+
+def edited(rng: random.Random, text: str) -> tuple[str, int]:
+    """`text` with a random edit, and the line it was made on."""
+    at = rng.randrange(len(text) + 1)
+    if rng.random() < 0.25:  # at a line's start, where top-level statements begin
+        at = text.rfind("\n", 0, at) + 1
+    kind = rng.random()
+    if kind < 0.5:
+        text = text[:at] + rng.choice(PIECES) + text[at:]
+    elif kind < 0.8:
+        text = text[:at] + text[at + rng.randrange(1, 80):]
+    else:  # a line moved
+        lines = text.split("\n")
+        line = lines.pop(rng.randrange(len(lines)))
+        lines.insert(rng.randrange(len(lines) + 1), line)
+        text = "\n".join(lines)
+        at = min(at, len(text))
+    return text, text.count("\n", 0, at)
+
+
+def parses(text: str) -> ast.Module | None:
+    try:
+        return ast.parse(text)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+
+
+def stdlib_files(count: int) -> list[Path]:
+    files = sorted(Path(sysconfig.get_paths()["stdlib"]).glob("*.py"))
+    small = [f for f in files if 2_000 < f.stat().st_size < 60_000]
+    return random.Random(7).sample(small, count)
+
+
+@pytest.mark.parametrize("path", stdlib_files(12), ids=lambda p: p.name)
+def test_the_target_after_edits_is_the_whole_files(path: Path) -> None:
+    rng = random.Random(path.name)
+    text = path.read_text(encoding="utf-8")
+    python_target._RECENT.clear()
+    for _ in range(16):
+        lines = text.count("\n") + 1
+        near = [rng.randrange(lines) for _ in range(3)]
+        for first in near + [min(lines - 1, n + d) for n in near for d in (-1, 1)]:
+            first = max(first, 0)
+            last = first + (rng.randrange(4) if rng.random() < 0.2 else 0)
+            assert find_target(text, "python", first, last) == whole_file_target(text, first, last), (first, last)
+        before = text
+        text, line = edited(rng, text)
+        for first in (line - 1, line, line + 1, rng.randrange(text.count("\n") + 1)):
+            first = max(first, 0)
+            assert find_target(text, "python", first) == whole_file_target(text, first, first), first
+        if parses(text) is None and rng.random() < 0.75:
+            text = before  # most edits that break the file are undone, so that most are parsed from the last
+
+
+def test_an_edit_that_opens_a_string_is_read_as_the_whole_file_reads_it() -> None:
+    python_target._RECENT.clear()
+    text = 'def a():\n    return 1\n\n\nX = 1\n\n\ndef b(y):\n    return y\n\n\ndef c(z):\n    return z\n'
+    assert find_target(text, "python", 8).name == "b"
+    opened = text.replace("X = 1", 'X = """')  # b and c are now in a string that does not end: no def parses
+    assert find_target(opened, "python", 8) == whole_file_target(opened, 8, 8)
+    closed = opened.replace("    return z\n", '    return z\n"""\n')  # ... and one that ends: only a is a def
+    assert find_target(closed, "python", 8) is None and find_target(closed, "python", 0).name == "a"
+    continued = text.replace("X = 1", "X = 1 \\")  # the blank line after it ends the statement
+    assert find_target(continued, "python", 8) == whole_file_target(continued, 8, 8)
+
+
+def test_an_edit_in_a_big_file_parses_only_the_statements_around_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The light bulb asks at every cursor move and after every edit: a 10,000-line file took ~90 ms to parse.
+    # Without docstrings (the tool's have them), in a text no other test has parsed.
+    text = python_file(10_000).replace("function_", "region_").replace('    """Compute', "    # Compute")
+    parsed: list[int] = []
+    parse = ast.parse
+
+    def counted(source: str, *args: object, **kwargs: object) -> ast.AST:
+        parsed.append(len(source.lstrip("\n")))  # the blank lines that place a group at its line are not text
+        return parse(source, *args, **kwargs)
+
+    monkeypatch.setattr(ast, "parse", counted)
+    row = 9_000
+    assert find_target(text, "python", row).name == "region_1800"
+    assert sum(parsed) >= len(text)  # the first time: the whole file
+    cut = text.index("def region_1800") + 4
+    for k in range(5):
+        parsed.clear()
+        text = text[:cut] + "y" + text[cut:]  # an edit in region_1800's header, as the keystrokes tool makes
+        target = find_target(text, "python", row)
+        assert target is not None and target.name == f"{'y' * (k + 1)}region_1800"
+        assert 0 < sum(parsed) < 400, parsed  # that function, and its group again to describe it
