@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import AnyStr
 
 # (prefix, suffix, max_new_tokens) -> generated middle text, already stopped at end-of-infill.
 Infill = Callable[[str, str, int], str]
@@ -64,3 +65,31 @@ def leading_ws(line: str) -> str:
 
 def utf16_len(s: str) -> int:
     return sum(2 if ord(ch) > 0xFFFF else 1 for ch in s)
+
+
+_CHUNK = 1 << 14
+
+
+def common_prefix(a: AnyStr, b: AnyStr) -> int:
+    """Length of the longest common prefix of two texts, compared a chunk at a time (slices compare in C)."""
+    n, i, step = min(len(a), len(b)), 0, _CHUNK
+    while i + step <= n and a[i:i + step] == b[i:i + step]:
+        i += step
+    while step > 1:
+        step //= 2
+        if i + step <= n and a[i:i + step] == b[i:i + step]:
+            i += step
+    return i
+
+
+def common_suffix(a: AnyStr, b: AnyStr) -> int:
+    """Length of the longest common suffix of two texts."""
+    n, i, step = min(len(a), len(b)), 0, _CHUNK
+    la, lb = len(a), len(b)
+    while i + step <= n and a[la - i - step:la - i] == b[lb - i - step:lb - i]:
+        i += step
+    while step > 1:
+        step //= 2
+        if i + step <= n and a[la - i - step:la - i] == b[lb - i - step:lb - i]:
+            i += step
+    return i

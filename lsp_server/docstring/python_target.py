@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 
-from .core import DocTarget, leading_ws, split_lines
+from .core import DocTarget, common_prefix, common_suffix, leading_ws, split_lines
 from .python_fallback import innermost_def
 
 _DEFS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
@@ -94,7 +94,7 @@ def _layout(text: str) -> _Layout:
     layout = None
     bases = [b for b in _RECENT if b.starts is not None]
     if bases and _PARSER_FUTURE not in text:
-        base = max(bases, key=lambda b: _common_prefix(b.text, text) + _common_suffix(b.text, text))
+        base = max(bases, key=lambda b: common_prefix(b.text, text) + common_suffix(b.text, text))
         layout = _reparsed(base, text)
     if layout is None:
         tree = _parse(text)
@@ -138,8 +138,8 @@ def _reparsed(base: _Layout, text: str) -> _Layout | None:
     """
     old, starts, ends, chars = base.text, base.starts, base.ends, base.chars
     assert starts is not None
-    prefix = _common_prefix(old, text)
-    suffix = min(_common_suffix(old, text), len(old) - prefix, len(text) - prefix)
+    prefix = common_prefix(old, text)
+    suffix = min(common_suffix(old, text), len(old) - prefix, len(text) - prefix)
     first = old.count("\n", 0, prefix)  # the first changed line
     last = first + old.count("\n", prefix, len(old) - suffix)  # the last (it may end as before)
     i = bisect.bisect_right(starts, first) - 1  # the group that starts at or before the first changed line
@@ -182,34 +182,6 @@ def _line_start(text: str, pos: int, up: int) -> int:
     for _ in range(up):
         start = text.rfind("\n", 0, start - 1) + 1
     return start
-
-
-_CHUNK = 1 << 14
-
-
-def _common_prefix(a: str, b: str) -> int:
-    """Length of the longest common prefix, compared a chunk at a time (slices compare in C)."""
-    n, i, step = min(len(a), len(b)), 0, _CHUNK
-    while i + step <= n and a[i:i + step] == b[i:i + step]:
-        i += step
-    while step > 1:
-        step //= 2
-        if i + step <= n and a[i:i + step] == b[i:i + step]:
-            i += step
-    return i
-
-
-def _common_suffix(a: str, b: str) -> int:
-    """Length of the longest common suffix."""
-    n, i, step = min(len(a), len(b)), 0, _CHUNK
-    la, lb = len(a), len(b)
-    while i + step <= n and a[la - i - step:la - i] == b[lb - i - step:lb - i]:
-        i += step
-    while step > 1:
-        step //= 2
-        if i + step <= n and a[la - i - step:la - i] == b[lb - i - step:lb - i]:
-            i += step
-    return i
 
 
 def header_colon(text: str, def_row: int) -> tuple[int, int] | None:
