@@ -3,7 +3,7 @@
 Each document is opened in `codellama-lsp serve`, then typed into one character at a time (a didChange each,
 sent back to back as a fast typist's editor does), then `codellama.status` is asked: the time until its answer,
 over the keystrokes, is what one keystroke holds the server's event loop (JSON and the pipe included). Then the
-light bulb's code action after an edit is timed (the docstring action parses the file). Every figure is set
+light bulb's code action after an edit is timed (the docstring action parses what the edit touched). Every figure is set
 against a small file's in the same run: the model never runs, so this is the server's own work, which must not
 grow with the document.
 """
@@ -71,7 +71,7 @@ async def measure(server: ServerProcess, name: str, keystrokes: int) -> dict:
     per_key = (time.perf_counter() - t) * 1000 / keystrokes
     actions: list[float] = []
     for k in range(5):
-        server.insert(uri, keystrokes + 2 + k, row, 4, "y")  # an edit: the file is parsed again
+        server.insert(uri, keystrokes + 2 + k, row, 4, "y")  # an edit: what it touched is parsed again
         t = time.perf_counter()
         at = types.Position(row, 4)
         await server.client.text_document_code_action_async(types.CodeActionParams(
