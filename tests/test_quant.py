@@ -104,7 +104,7 @@ def test_quantized_load_generate_and_fidelity(checkpoint_factory, fp32_model: Tr
     assert not torch.equal(got, want)  # really a different (quantized) computation
 
     result = Engine(model, tok, context_length=128).infill("def add(a, b):\n    ", "\n", max_new_tokens=8)
-    assert result.stop_reason in ("max_tokens", "eot", "eos")
+    assert result.stop_reason in ("max_tokens", "eot", "eos", "invalid")
     assert 0 < len(result.tokens) <= 8 and all(0 <= t < tok.n_words for t in result.tokens)
 
 
@@ -116,7 +116,7 @@ def test_the_demo_model_in_4_bits_on_the_cpu() -> None:
     assert model.layers[0].feed_forward.w2.in_features % 64 != 0
     engine = Engine(model, tok, context_length=256)
     result = engine.infill("def add(a, b):\n    ", "\n", max_new_tokens=4)
-    assert result.stop_reason in ("max_tokens", "eot", "eos") and result.tokens
+    assert result.stop_reason in ("max_tokens", "eot", "eos", "invalid") and result.tokens
     assert engine.memory_bytes() > 0
 
 
