@@ -6,6 +6,7 @@ loader can stream (and quantize) a model bigger than host or GPU memory would ho
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -376,10 +377,54 @@ def open_checkpoint(model: str | os.PathLike[str]) -> tuple[Tokenizer, Reader]:
         reader = MetaReader(root, tokenizer.n_words)
     else:
         raise CheckpointError(f"{root}: neither config.json (Hugging Face) nor params.json (Meta) found")
-    if reader.args.vocab_size != tokenizer.n_words:
-        raise CheckpointError(f"{root}: the model's vocabulary ({reader.args.vocab_size}) and tokenizer.model's "
-                              f"({tokenizer.n_words}) differ")
+    rows, config = reader.args.vocab_size, "config.json" if isinstance(reader, HFReader) else "params.json"
+    if rows < tokenizer.n_words:
+        raise CheckpointError(f"{root}: tokenizer.model has {tokenizer.n_words} pieces, but the model's vocabulary "
+                              f"({config} vocab_size) has only {rows}: tokenizer.model is not this model's")
+    if rows > tokenizer.n_words:
+        reader = VocabRows(reader, tokenizer.n_words)
     return tokenizer, reader
+
+
+# The tensors with a row per token.
+VOCAB_TENSORS = ("tok_embeddings.weight", "output.weight")
+
+
+class VocabRows:
+    """A checkpoint whose embedding and output projection have more rows than tokenizer.model has pieces, read as
+    if it had only the first `n_words`: fine-tuning tools add a pad token (to added_tokens.json, which is not
+    read here) or pad the rows to a multiple of 64, so Code Llama fine-tunes come with 32017, 32032 or 32064 rows.
+    The tokenizer never produces the extra ids, and leaving out their output rows is masking their logits:
+    the model can never emit one. Every other tensor is the wrapped reader's, as it is."""
+
+    def __init__(self, reader: Reader, n_words: int) -> None:
+        self.reader, self.stored_rows = reader, reader.args.vocab_size
+        self.args = dataclasses.replace(reader.args, vocab_size=n_words)
+
+    @property
+    def dropped_rows(self) -> int:
+        return self.stored_rows - self.args.vocab_size
+
+    def source(self, name: str) -> str:
+        return self.reader.source(name)
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        """As stored, but the first n_words rows of the vocabulary tensors, once they are checked to hold the
+        config's row count."""
+        shape = self.reader.shape(name)
+        if name not in VOCAB_TENSORS:
+            return shape
+        stored = (self.stored_rows, self.args.dim)
+        if shape != stored:
+            raise CheckpointError(f"{self.source(name)} has shape {shape}, but the config implies {stored}")
+        return (self.args.vocab_size, self.args.dim)
+
+    def get(self, name: str) -> Tensor:
+        tensor = self.reader.get(name)
+        if name in VOCAB_TENSORS and tensor.dim() == 2 and tensor.shape[0] == self.stored_rows:
+            # A copy: a view would keep the dropped rows' memory alive in the loaded model.
+            return tensor[: self.args.vocab_size].clone()
+        return tensor
 
 
 def check_shapes(reader: Reader) -> None:

@@ -45,7 +45,8 @@ class ModelArgs:
 
     @classmethod
     def from_meta_params(cls, params: object, vocab_size: int, source: str = "params.json") -> ModelArgs:
-        """From Meta's params.json. The FFN size is derived exactly as Meta's reference model does."""
+        """From Meta's params.json. The FFN size is derived exactly as Meta's reference model does; `vocab_size`
+        (tokenizer.model's) stands for params.json's when that is -1 or absent, as Llama 2's is."""
         f = Fields(params, source)
         dim = f.integer("dim", 1, MAX_WIDTH)
         n_heads = f.integer("n_heads", 1, MAX_HEADS)
@@ -57,15 +58,13 @@ class ModelArgs:
         multiple_of = f.integer("multiple_of", 1, MAX_WIDTH, 256)
         hidden = multiple_of * math.ceil(hidden / multiple_of)
         file_vocab = f.integer("vocab_size", -1, MAX_VOCAB, -1)
-        if file_vocab > 0 and file_vocab != vocab_size:
-            raise ConfigError(f"{source} vocab_size {file_vocab} != tokenizer vocabulary {vocab_size}")
         f.consistent(dim, n_heads, n_kv_heads, ("dim", "n_heads", "n_kv_heads"))
         return cls(
             dim=dim,
             n_layers=f.integer("n_layers", 1, MAX_LAYERS),
             n_heads=n_heads,
             n_kv_heads=n_kv_heads,
-            vocab_size=vocab_size,
+            vocab_size=file_vocab if file_vocab > 0 else vocab_size,
             hidden_dim=hidden,
             norm_eps=f.number("norm_eps", 0.0, 1.0, 1e-5),
             rope_theta=f.number("rope_theta", 0.0, 1e12, 10000.0),

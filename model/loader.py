@@ -9,6 +9,7 @@ a 7B model in NF4 never holds its 13.5 GB of fp16 weights.
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -18,7 +19,8 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from .checkpoint import CheckpointError, check_shapes, checkpoint_shapes, open_checkpoint, resolve_model_dir
+from .checkpoint import (CheckpointError, VocabRows, check_shapes, checkpoint_shapes, open_checkpoint,
+                         resolve_model_dir)
 from .llama import FUSED, Transformer
 from .quant import KERNELS, QUANTS, Quant, quantized_linear
 from .tokenizer import Tokenizer
@@ -28,6 +30,7 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch
 DEMO_MODEL_DIR = Path(__file__).parent / "demo"
 
 Progress = Callable[[float, str], None]
+log = logging.getLogger(__name__)
 
 
 def resolve_device(device: str) -> torch.device:
@@ -77,6 +80,12 @@ def load_model(model: str | os.PathLike[str] | None, *, device: torch.device, dt
     # From the files' headers, before any tensor is read: a wrong shape late in a 7B checkpoint (the output
     # projection is its last tensor) would otherwise fail after a minute of reading and quantizing the rest.
     check_shapes(reader)
+    if isinstance(reader, VocabRows):
+        first, last = reader.args.vocab_size, reader.stored_rows - 1
+        ids = f"id {first}" if first == last else f"ids {first}-{last}"
+        log.info("%s: %d embedding and output row%s beyond tokenizer.model's %d pieces dropped (%s, which the "
+                 "tokenizer never produces; the model cannot emit them now)", model, reader.dropped_rows,
+                 "s" if reader.dropped_rows > 1 else "", first, ids)
     with torch.device("meta"), _SkipInit():
         net = Transformer(reader.args)
     shapes = checkpoint_shapes(reader.args)

@@ -136,18 +136,28 @@ def test_missing_tokenizer(copy_of, layout: str) -> None:
         load(root)
 
 
-def test_vocab_mismatch_hf(copy_of) -> None:
-    root = copy_of("hf")
-    edit_json(root / "config.json", vocab_size=600)
-    with pytest.raises(CheckpointError, match=re.escape(f"{root}: the model's vocabulary (600) and "
-                                                        "tokenizer.model's (512) differ")):
+@pytest.mark.parametrize("layout", ["hf", "meta"])
+def test_a_tokenizer_with_more_pieces_than_the_model_has_rows_is_refused(copy_of, layout: str) -> None:
+    """The opposite of a fine-tune's added rows (tests/test_padded_vocab.py): ids the tokenizer produces would
+    have no embedding."""
+    root = copy_of(layout)
+    config = root / ("config.json" if layout == "hf" else "params.json")
+    edit_json(config, vocab_size=400)
+    with pytest.raises(CheckpointError, match=re.escape(
+            f"{root}: tokenizer.model has 512 pieces, but the model's vocabulary ({config.name} vocab_size) has "
+            "only 400: tokenizer.model is not this model's")):
         load(root)
 
 
-def test_vocab_mismatch_meta(copy_of) -> None:
-    root = copy_of("meta")
-    edit_json(root / "params.json", vocab_size=600)
-    with pytest.raises(ValueError, match=re.escape("params.json vocab_size 600 != tokenizer vocabulary 512")):
+@pytest.mark.parametrize(("layout", "tensor"), [("hf", "model.embed_tokens.weight"),
+                                               ("meta", "tok_embeddings.weight")])
+def test_a_vocab_size_the_tensors_do_not_have_is_refused_naming_the_tensor(copy_of, layout: str, tensor: str) -> None:
+    """More rows in the config than the tokenizer has pieces, but not in the files: every vocabulary tensor's
+    shape is still checked against the config, before any is read."""
+    root = copy_of(layout)
+    edit_json(root / ("config.json" if layout == "hf" else "params.json"), vocab_size=576)
+    with pytest.raises(CheckpointError, match=re.escape(f"tensor {tensor} has shape (512, 64), but the config "
+                                                        "implies (576, 64)")):
         load(root)
 
 

@@ -398,8 +398,8 @@ def test_rope_theta_and_defaults_from_files() -> None:
     base = {"dim": 4096, "n_layers": 32, "n_heads": 32, "multiple_of": 256}
     assert ModelArgs.from_meta_params(base, 32016).rope_theta == 10000.0  # Llama 2 params.json
     assert ModelArgs.from_meta_params({**base, "rope_theta": 1000000}, 32016).rope_theta == 1e6
-    with pytest.raises(ValueError, match="params.json vocab_size 32000 != tokenizer vocabulary 32016"):
-        ModelArgs.from_meta_params({**base, "vocab_size": 32000}, 32016)
+    # params.json's own count wins (open_checkpoint judges it against the tokenizer's: a fine-tune's has more)
+    assert ModelArgs.from_meta_params({**base, "vocab_size": 32064}, 32016).vocab_size == 32064
     assert ModelArgs.from_meta_params({**base, "vocab_size": -1}, 32016).vocab_size == 32016
 
     hf = ModelArgs(vocab_size=32016).to_hf_config()
