@@ -58,10 +58,11 @@ class Backend(Protocol):
         """Continue `prompt` (token ids) until <EOT>/EOS, max_new_tokens, `stop(text)` is true, `cancel()` is
         true, or time.monotonic() passes `deadline`; the text (by `decode`, default the tokenizer's infilling
         decode) begins with `constraint`. With the default decode, generation also ends ("invalid") at bytes
-        that are no text, where that text ends for good. `recall`: tokens of the text the prompt leaves out, which a
-        backend that `recalls` may copy from. `first_rank` r: an alternative that begins with the r-th likeliest first
-        token other than a stop token (0: the likeliest), or ends at once if there is none. Returns what was generated
-        so far in every case; a remote backend raises BackendUnavailable when its server cannot be reached or fails.
+        that are no text, where that text ends for good; with any, before an id the tokenizer does not have.
+        `recall`: tokens of the text the prompt leaves out, which a backend that `recalls` may copy from.
+        `first_rank` r: an alternative that begins with the r-th likeliest first token other than a stop token
+        (0: the likeliest), or ends at once if there is none. Returns what was generated so far in every case; a
+        remote backend raises BackendUnavailable when its server cannot be reached or fails.
         """
         ...
 
@@ -119,8 +120,8 @@ def take_tokens(source: Iterable[int], tokenizer: Tokenizer, *, budget: int, exh
     Every backend stops by these same rules, so that they answer alike: a stop id (<EOT>/EOS, not kept), then
     after each kept token bytes that are no text ("invalid": the text ends before them, so no later token can
     add to it; see Tokenizer.ends_in_bad_bytes; only with `ends_at_bad_bytes`, true where `decode` is the
-    infilling decode: text of a caller's own decode may go on), `stop(text)`, `cancel()`, the deadline and
-    the budget. `observe(text)` sees the text
+    infilling decode: text of a caller's own decode may go on), an id outside the tokenizer ("invalid", not
+    kept, with any decode), `stop(text)`, `cancel()`, the deadline and the budget. `observe(text)` sees the text
     after each token (token healing). Returns (tokens, text, stop reason); the reason is `exhausted` when the
     budget or the source ran out. Sets timings.first_token_ms (from `t0`, a perf_counter time).
     """
@@ -132,6 +133,10 @@ def take_tokens(source: Iterable[int], tokenizer: Tokenizer, *, budget: int, exh
             timings.first_token_ms = (time.perf_counter() - t0) * 1000
         if token in tokenizer.stop_ids:
             return tokens, text, "eot" if token == tokenizer.eot_id else "eos"
+        if not 0 <= token < tokenizer.n_words:
+            # No piece of ours (a vLLM server's fine-tune with a pad token or rows padded past the tokenizer's):
+            # no text, so the text ends before it, and the id is not kept (no decode could read it).
+            return tokens, text, "invalid"
         tokens.append(token)
         text = decode(tokens)
         if observe is not None:

@@ -10,7 +10,8 @@ token at a time among the pieces that agree with the healed text (`allowed_token
 after them. An alternative (`first_rank`) picks its first token from the server's most likely ones (`logprobs`).
 
 The server's model is checked when first reached, and again after every outage: it must have our
-tokenizer's vocabulary (size and infilling pieces), else it is refused (IncompatibleModel).
+tokenizer's vocabulary (every id, and the infilling pieces at theirs), else it is refused (IncompatibleModel).
+It may have a few more rows (a fine-tune's pad token): an id past ours that it generates ends the text there.
 """
 
 from __future__ import annotations
@@ -41,6 +42,10 @@ RETRY_S = 1.0
 # First tokens asked for to choose an alternative's from: vLLM's default ceiling (--max-logprobs).
 RANKED_LOGPROBS = 20
 API_KEY_ENV = "CODELLAMA_API_KEY"
+# Rows a served model may have past our tokenizer's pieces: Code Llama fine-tunes add a pad token and round
+# the rows up to a multiple of 64 (32017, 32032, 32064), keeping tokenizer.model as it was. Rounding up to a
+# multiple of up to 256 adds fewer than 256; a model with more has another vocabulary.
+PADDED_ROWS = 256
 # How often a wait for the server's next token checks whether it was cancelled or is out of time.
 WATCH_S = 0.02
 T = TypeVar("T")
@@ -302,7 +307,9 @@ class VllmBackend:
             return None
         fits = None if allowed is None else set(allowed)
         top = next((ranked for event, _ in events if (ranked := ranked_tokens(event))), [])
-        ranked = [t for t in top if t not in stop and (fits is None or t in fits)][:count]
+        # An id past the tokenizer's (a fine-tune's pad row) has no text: no alternative begins with it.
+        ranked = [t for t in top if t not in stop and t < self.tokenizer.n_words and (fits is None or t in fits)
+                  ][:count]
         while allowed is not None and len(ranked) < count:
             rest = [t for t in allowed if t not in stop and t not in ranked]
             if not rest:
@@ -394,10 +401,11 @@ class VllmBackend:
         return wait_cancellable(checking, cancel)
 
     def _check_vocabulary(self, model: str) -> None:
-        """Refuse a model whose vocabulary is not our tokenizer's: same size, same infilling pieces."""
+        """Refuse a model whose vocabulary is not our tokenizer's: every id of ours, the same infilling pieces.
+        A few more rows are a fine-tune's (see PADDED_ROWS); more than that is another model's vocabulary."""
         tok = self.tokenizer
         size = tok.n_words
-        if not self._accepts(model, size - 1) or self._accepts(model, size):
+        if not self._accepts(model, size - 1) or self._accepts(model, size - 1 + PADDED_ROWS):
             raise IncompatibleModel(f"{model} does not have the tokenizer's {size}-piece vocabulary "
                                     f"(from {tok.path}); serve the model that tokenizer belongs to")
         ids = (tok.prefix_id, tok.suffix_id, tok.middle_id, tok.eot_id)

@@ -158,6 +158,7 @@ class FakeVllm(BaseHTTPRequestHandler):
     tokenizer: Tokenizer
     stream: list[str] | None = None
     page: bytes | None = None
+    rows: int | None = None  # the served model's embedding rows: the tokenizer's pieces unless set (a fine-tune's)
     stall = False  # a busy server or a proxy's queue: no answer to a streamed request, not even its headers
     keys: list[str] = []
     disconnected = threading.Event()
@@ -184,7 +185,7 @@ class FakeVllm(BaseHTTPRequestHandler):
             return self.answer(200, self.page, "text/html")
         if self.path == "/detokenize":
             return self.answer(200, json.dumps({"prompt": self.tokenizer.sp.id_to_piece(body["tokens"][0])}).encode())
-        if any(t >= self.tokenizer.n_words for t in body["prompt"]):
+        if any(t >= (self.rows or self.tokenizer.n_words) for t in body["prompt"]):  # as vLLM checks prompt ids
             return self.answer(400, b'{"error": {"message": "out of vocabulary"}}')
         if not body.get("stream"):
             return self.answer(200, b'{"choices": [{"text": "x"}]}')
@@ -211,7 +212,7 @@ class FakeVllm(BaseHTTPRequestHandler):
 @pytest.fixture
 def fake_vllm(tiny_model_dir: Path) -> Iterator[str]:
     FakeVllm.tokenizer = Tokenizer(tiny_model_dir / "tokenizer.model")
-    FakeVllm.stream, FakeVllm.page, FakeVllm.keys, FakeVllm.stall = None, None, [], False
+    FakeVllm.stream, FakeVllm.page, FakeVllm.keys, FakeVllm.stall, FakeVllm.rows = None, None, [], False, None
     FakeVllm.disconnected = threading.Event()
     server = ThreadingHTTPServer(("127.0.0.1", 0), FakeVllm)
     server.daemon_threads = True
@@ -431,3 +432,66 @@ def test_generation_stops_at_bytes_that_are_no_text(fake_vllm: str, tiny_model_d
     assert (gen.tokens, gen.stop_reason) == ([281, 388, control], "invalid")
     assert time.monotonic() - t0 < 4  # not the 5 s timeout
     assert FakeVllm.disconnected.wait(10)
+
+
+@pytest.mark.parametrize(("extra", "served"), [(1, True), (64, True), (255, True), (256, False), (-1, False)])
+def test_a_fine_tune_with_a_few_rows_past_the_tokenizer_is_served(fake_vllm: str, tiny_model_dir: Path, extra: int,
+                                                                  served: bool) -> None:
+    """vLLM takes prompt ids up to its model's last row: a Code Llama fine-tune with a pad token added (32017,
+    or 32064 rounded up) takes ids past tokenizer.model's. Before, any id past them read as another vocabulary
+    ("does not have the tokenizer's 32016-piece vocabulary"); still refused: fewer rows, or many more."""
+    FakeVllm.rows = FakeVllm.tokenizer.n_words + extra
+    backend = VllmBackend(fake_vllm, Tokenizer(tiny_model_dir / "tokenizer.model"), timeout=5)
+    if served:
+        backend.connect()
+        assert backend.describe()["health"] == "ok"
+    else:
+        with pytest.raises(IncompatibleModel, match="does not have the tokenizer's 4096-piece vocabulary"):
+            backend.connect()
+
+
+def test_an_id_past_the_tokenizer_ends_the_text(fake_vllm: str, tiny_model_dir: Path) -> None:
+    """A padded fine-tune served by vLLM may write a row tokenizer.model has no piece for (its [PAD]): the text
+    ends before it, as at bytes that are no text, and the stream is closed there. Before: SentencePiece's
+    IndexError ("piece id is out of range") out of generate, and no suggestion at all."""
+    n = FakeVllm.tokenizer.n_words
+    FakeVllm.rows = n + 64
+    FakeVllm.stream = [event([281]), event([388]), event([n + 3]), event([281]), "<wait>"]
+    backend = VllmBackend(fake_vllm, Tokenizer(tiny_model_dir / "tokenizer.model"), timeout=5)
+    for decode in (None, FakeVllm.tokenizer.decode):  # the infilling decode, and a caller's own
+        gen = backend.generate([1, 5, 6], max_new_tokens=50, decode=decode)
+        assert (gen.tokens, gen.stop_reason) == ([281, 388], "invalid")
+        assert gen.text == (decode or FakeVllm.tokenizer.decode_infilling)([281, 388])
+        assert FakeVllm.disconnected.wait(10)
+        FakeVllm.disconnected.clear()
+
+
+def test_an_alternative_never_begins_with_an_id_past_the_tokenizer(fake_vllm: str, tiny_model_dir: Path) -> None:
+    n = FakeVllm.tokenizer.n_words
+    FakeVllm.rows = n + 64
+    ranked = {"choices": [{"token_ids": [n + 1], "logprobs": {"top_logprobs": [
+        {f"token_id:{n + 1}": -0.1, "token_id:281": -0.5, "token_id:388": -1.0}]}}]}
+    FakeVllm.stream = ["data: " + json.dumps(ranked) + "\n\n", event([FakeVllm.tokenizer.eot_id], "", "stop"),
+                       "data: [DONE]\n\n"]
+    backend = VllmBackend(fake_vllm, Tokenizer(tiny_model_dir / "tokenizer.model"), timeout=5)
+    assert backend.generate([1, 5, 6], max_new_tokens=8, first_rank=0).tokens[:1] == [281]
+    assert backend.generate([1, 5, 6], max_new_tokens=8, first_rank=1).tokens[:1] == [388]
+
+
+def test_the_server_shows_the_text_before_an_id_past_the_tokenizer(fake_vllm: str) -> None:
+    """On the wire: a padded fine-tune on the vLLM server writes `value = compute(` and then its pad row."""
+    tok = FakeVllm.tokenizer
+    FakeVllm.rows = tok.n_words + 64
+    FakeVllm.stream = [*(event([t]) for t in tok.encode_infilling("value = compute(")), event([tok.n_words]),
+                       event([tok.eot_id], "", "stop"), "data: [DONE]\n\n"]
+    wire = Wire()
+    try:
+        wire.initialize({}, load=True, options={"backend": "vllm", "remoteUrl": fake_vllm})
+        assert wire.wait_ready()["state"] == "ready"
+        wire.open("file:///work/a.py", "def f():\n    \n")
+        reply = wire.inline("file:///work/a.py", 1, 4)
+        assert [item["insertText"] for item in reply["result"]["items"]] == ["value = compute("]
+        assert wire.stop() == 0
+        assert "Traceback" not in wire.log()
+    finally:
+        wire.kill()
