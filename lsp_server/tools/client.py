@@ -29,9 +29,12 @@ class ServerProcess:
     """`python -m lsp_server serve ARGS` over stdio, initialized and with its model loaded."""
 
     def __init__(self, server_args: list[str], capabilities: types.ClientCapabilities | None = None,
-                 settings: dict | None = None, loading: Callable[[float, str], None] | None = None) -> None:
-        """loading(fraction, message), when given, follows the model's load through LSP work-done progress."""
+                 settings: dict | None = None, loading: Callable[[float, str], None] | None = None,
+                 launcher: tuple[str, ...] = ("-m", "lsp_server")) -> None:
+        """loading(fraction, message), when given, follows the model's load through LSP work-done progress;
+        `launcher`: the interpreter's arguments before the CLI's (`-c CODE` runs CODE, which calls the CLI)."""
         self.args = server_args
+        self.launcher = launcher
         self.settings = settings
         self.capabilities = capabilities or CAPABILITIES
         self.client = LanguageClient("codellama-lsp-client", "0.1")
@@ -70,7 +73,7 @@ class ServerProcess:
 
     async def start(self, timeout: float = 300) -> dict:
         """Start, initialize and wait for the model; returns `codellama.status`."""
-        await self.client.start_io(sys.executable, "-m", "lsp_server", "--log-level", "WARNING", "serve", *self.args)
+        await self.client.start_io(sys.executable, *self.launcher, "--log-level", "WARNING", "serve", *self.args)
         server = self.client._server
         self._drain = asyncio.create_task(self._read_stderr(server.stderr if server else None))
         try:
