@@ -117,3 +117,30 @@ def test_an_edit_in_a_big_file_parses_only_the_statements_around_it(monkeypatch:
         target = find_target(text, "python", row)
         assert target is not None and target.name == f"{'y' * (k + 1)}region_1800"
         assert 0 < sum(parsed) < 400, parsed  # that function, and its group again to describe it
+
+
+def whole_layout(text: str) -> tuple[list[int], list[int], list[tuple[int, int]]] | None:
+    tree = parses(text)
+    return None if tree is None else python_target._groups(text, 0, tree)
+
+
+TRICKY = ('"""Module.\n\nUsage:\nrun it\n"""\n', "@dec\ndef f(x):\n    return x\n", "if x:\n    y = 1\nelse:\n    y = 2\n",
+          "try:\n    pass\nexcept E:\n    pass\nfinally:\n    pass\n", "x = [\n1,\n2,\n]\n", "y = 1 + \\\n2\n",
+          "s = '''\ndef not_a_def():\n'''\n", "match p:\n    case 1:\n        pass\n", "for i in r:\n    pass\nelse:\n    pass\n",
+          "class C:\n    def m(self):\n        pass\n", "a = 1; b = 2\n", "# comment\n\n", "\f\nz = 3\n", "while 1:\n    break\n")
+
+
+@pytest.mark.parametrize("part_lines", [1, 3])
+def test_a_file_parsed_in_parts_reads_as_the_whole(monkeypatch: pytest.MonkeyPatch, part_lines: int) -> None:
+    """The first parse of a file, part by part (so that the event loop is never held for a whole file's parse),
+    finds the statements one parse of the whole finds; a file that does not parse does not."""
+    monkeypatch.setattr(python_target, "_PART_LINES", part_lines)
+    rng = random.Random(part_lines)
+    texts = [path.read_text(encoding="utf-8") for path in stdlib_files(4)]
+    texts += ["".join(rng.choice(TRICKY) for _ in range(30)) for _ in range(40)]
+    for text in texts:
+        for _ in range(6):
+            layout = python_target._parsed_in_parts(text)
+            expected = whole_layout(text)
+            assert (None if layout.starts is None else (layout.starts, layout.ends, layout.chars)) == expected
+            text = edited(rng, text)[0]

@@ -97,14 +97,68 @@ def _layout(text: str) -> _Layout:
         base = max(bases, key=lambda b: common_prefix(b.text, text) + common_suffix(b.text, text))
         layout = _reparsed(base, text)
     if layout is None:
-        tree = _parse(text)
-        layout = _Layout(text, *_groups(text, 0, tree)) if tree is not None else _Layout(text, None, [], [])
+        layout = _parsed_in_parts(text)
     # Those that parse are what later edits are parsed from: one text that does not (the cursor moves in it, or
     # in another document) never takes their place.
     parsing = [k for k in _RECENT if k.starts is not None][:_KEEP - 1]
     broken = [k for k in _RECENT if k.starts is None][:1] if layout.starts is not None else []
     _RECENT[:] = [layout, *parsing, *broken]
     return layout
+
+
+# How many lines a part of a text parsed from scratch has, at least (~4 ms each): the server finds targets on a
+# thread of their own, and a thread that holds the GIL in ast.parse holds the event loop too, until it returns.
+_PART_LINES = 200
+# Where a text may be cut into parts that parse alone: a line at column 0 that starts a statement, not one that
+# goes on with the statement before it (`else:`, `except:`), closes a bracket or is blank or a comment.
+_CUT = re.compile(r"(?![ \t\f#\r\n)\]}]|(?:else|elif|except|finally)\b)")
+
+
+def _parsed_in_parts(text: str) -> _Layout:
+    """The text's layout from parses of its parts (_in_parts): a 10,000-line file took one 90-200 ms parse, for
+    which nothing else runs."""
+    if _PARSER_FUTURE in text:  # it changes how the rest parses: only the whole text says how
+        tree = _parse(text)
+        return _Layout(text, *_groups(text, 0, tree)) if tree is not None else _Layout(text, None, [], [])
+    found = _in_parts(text, 0)
+    return _Layout(text, *found) if found is not None else _Layout(text, None, [], [])
+
+
+def _in_parts(source: str, row: int) -> tuple[list[int], list[int], list[tuple[int, int]]] | None:
+    """_groups of `source` (which begins a top-level statement on line `row` of the file) from parses of its parts,
+    a few hundred lines each, cut where a top-level statement starts; None when it does not parse alone.
+
+    As in _reparsed, the parts' statements are the whole's: a part that parses alone leaves nothing open (no
+    string, bracket, block or continued line), so the next part begins a statement of its own at the top level,
+    which cannot go on a statement of the part before (`else` and friends are never cut at). A part that does not
+    parse alone (the cut was inside a string, or between a decorator and its def) is parsed again with twice the
+    lines; one that runs to the end and does not parse is where the source does not parse.
+    """
+    line_starts = [0, *(m.end() for m in re.finditer("\n", source))]
+    if line_starts[-1] == len(source):
+        line_starts.pop()  # no line after the last line break
+    starts: list[int] = []
+    ends: list[int] = []
+    chars: list[tuple[int, int]] = []
+    first, lines = 0, _PART_LINES
+    while first < len(line_starts):
+        stop = first + lines
+        while stop < len(line_starts) and not _CUT.match(source, line_starts[stop]):
+            stop += 1
+        begin, end = line_starts[first], line_starts[stop] if stop < len(line_starts) else len(source)
+        part = source[begin:end]
+        tree = None if stop < len(line_starts) and part.rstrip().endswith("\\") else _parse(part)
+        if tree is None:
+            if end == len(source):
+                return None
+            lines *= 2
+            continue
+        found = _groups(part, row + first, tree)
+        starts += found[0]
+        ends += found[1]
+        chars += [(a + begin, b + begin) for a, b in found[2]]
+        first, lines = stop, _PART_LINES
+    return starts, ends, chars
 
 
 def _groups(source: str, row: int, tree: ast.Module) -> tuple[list[int], list[int], list[tuple[int, int]]]:
@@ -160,11 +214,10 @@ def _reparsed(base: _Layout, text: str) -> _Layout | None:
     region = text[begin:stop]
     if j < len(starts) and region.rstrip().endswith("\\"):
         return None  # `x = 1 \\` would join the next group's first line
-    tree = _parse(region)
-    if tree is None:
+    middle = _in_parts(region, begin_row)
+    if middle is None:
         return None
     shift, moved = len(text) - len(old), text.count("\n") - old.count("\n")
-    middle = _groups(region, begin_row, tree)
     return _Layout(text, starts[:kept] + middle[0] + [s + moved for s in starts[j:]],
                    ends[:kept] + middle[1] + [e + moved for e in ends[j:]],
                    chars[:kept] + [(a + begin, b + begin) for a, b in middle[2]]
