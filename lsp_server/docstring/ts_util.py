@@ -61,13 +61,23 @@ def parse(text: str, language_id: str) -> Node | None:
     tree = None
     if kept:
         old, base = max(kept, key=lambda k: common_prefix(k[0], data) + common_suffix(k[0], data))
-        tree = parser.parse(data, _edited(base.copy(), old, data))
+        tree = parser.parse(_reader(data), _edited(base.copy(), old, data))
         if tree.root_node.has_error:
             tree = None
     if tree is None:
-        tree = parser.parse(data)
+        tree = parser.parse(_reader(data))
     kept[:] = [(data, tree), *kept[:_KEEP - 1]]
     return tree.root_node
+
+
+# Tree-sitter holds the GIL while it parses bytes (a 5 MB file: ~1 s), and with it the event loop, although the server
+# parses on a thread of its own. Read a slice at a time through a Python function instead, it lets other threads run
+# between slices.
+_SLICE = 4096
+
+
+def _reader(data: bytes) -> Callable[[int, object], bytes]:
+    return lambda offset, point: data[offset:offset + _SLICE]
 
 
 def _edited(tree: tree_sitter.Tree, old: bytes, new: bytes) -> tree_sitter.Tree:
