@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lsp_server.text import split_lines
+from lsp_server.tools.keystrokes import python_file
 from tests.wire import Wire, slow_loading_server
 
 CAPABILITIES = {
@@ -191,6 +192,27 @@ def test_a_request_answers_for_the_document_as_it_was_when_asked(server: Wire, m
         found = items(server.response(msg_id))
         assert found and all(i["range"]["start"] == {"line": 1, "character": 16} for i in found), found
     assert code_action(server, uri, 2)  # version 2 is what the server has now
+
+
+def test_a_files_first_parse_holds_no_other_request_and_answers_for_its_version(server: Wire) -> None:
+    """The first code action in a big file parses all of it (a second and more at 40,000 lines): off the event loop,
+    so that a request behind it is answered first; and for the document as it was when asked, though an edit that
+    moves every line came right behind the request."""
+    server.wait_ready()
+    uri = "file:///work/first_parse.py"
+    # Functions without docstrings: line 5k is `def first_parse_k(...)`.
+    server.open(uri, python_file(40_000).replace("function_", "first_parse_").replace('    """Compute', "    # Compute"))
+    at = {"line": 30_000, "character": 0}
+    above = {"range": {"start": {"line": 0, "character": 0}, "end": {"line": 0, "character": 0}},
+             "text": "import math\n\n"}
+    action = server.request_then("textDocument/codeAction", {
+        "textDocument": {"uri": uri}, "range": {"start": at, "end": at}, "context": {"diagnostics": []}},
+        ("textDocument/didChange", {"textDocument": {"uri": uri, "version": 2}, "contentChanges": [above]}))
+    assert status(server)["state"] == "ready"
+    assert server.answers[action] == 0  # the status request, read after it, was answered first
+    actions = server.response(action)["result"] or []
+    assert [(a["title"], a["data"]["line"]) for a in actions] == [("Generate docstring for first_parse_6000", 30_000)]
+    assert [a["title"] for a in code_action(server, uri, 30_000)] == ["Generate docstring for first_parse_5999"]
 
 
 def test_a_notebook_cell_edit_past_its_line_end_lands_where_the_client_puts_it(server: Wire) -> None:
