@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gc
 import logging
 import sys
 import time
@@ -188,6 +189,7 @@ class CodeLlamaServer(LanguageServer):
         settings = settings or self.settings
         name = model_name(settings)
         token = str(uuid.uuid4())
+        gc.unfreeze()  # the model in use may be released now: its reference cycles must be collectable again
         loop = asyncio.get_running_loop()
         progress = await self._begin_progress(token, f"Loading {name}")
         last = [0]
@@ -220,6 +222,12 @@ class CodeLlamaServer(LanguageServer):
             return
         self.loaded = settings
         self.cache.clear()
+        # What is loaded now (the model, torch, the LSP stack) lives as long as the model: out of the cyclic
+        # collector's way. Each full collection walked it all (100-200 ms), holding the GIL, and with it the event
+        # loop, whichever thread's allocations had set it off. One collection first, once per load: the model this
+        # one replaced may be garbage in reference cycles, which a freeze would keep for good.
+        gc.collect()
+        gc.freeze()
         if (why := self.cannot_infill()) is not None:  # it loads, but cannot fill in the middle: say so once
             self.worker.error = why
             self.window_show_message(types.ShowMessageParams(

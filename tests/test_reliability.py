@@ -591,3 +591,30 @@ def test_a_request_after_a_bare_settings_change_is_answered_with_the_settings_it
         assert wire.stop() == 0
     finally:
         wire.kill()
+
+
+# The server, its status also saying how many objects the cyclic garbage collector leaves out of its walks.
+_FROZEN = """
+import gc, sys
+import lsp_server.server as server
+status = server.CodeLlamaServer.status
+server.CodeLlamaServer.status = lambda self: {**status(self), "frozen": gc.get_freeze_count()}
+from lsp_server.cli import main
+main(sys.argv[1:])
+"""
+
+
+def test_what_the_model_load_made_is_left_out_of_the_garbage_collectors_walks() -> None:
+    """A full collection walked every object in the server (torch's and the model's: 100-200 ms), holding the GIL
+    and with it the event loop; what is loaded with the model lives as long as it, and is frozen once loaded."""
+    wire = Wire(command=[sys.executable, "-c", _FROZEN, "--log-level", "WARNING", "serve"])
+    try:
+        wire.initialize(CAPABILITIES, load=True)
+        wire.wait_ready()
+        for _ in range(200):  # "loaded" is set on the event loop right before the freeze
+            if (now := status(wire))["loaded"] is not None:
+                break
+            time.sleep(0.05)
+        assert now["frozen"] > 50_000
+    finally:
+        wire.kill()
