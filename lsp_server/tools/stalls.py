@@ -275,14 +275,15 @@ def percentile(values: list[float], fraction: float) -> float:
 def stalls(windows: Windows, records: list[tuple[str, float, float, str]]) -> dict[str, dict]:
     """Per operation, over its runs: the longest callback of each window and the heartbeat's worst lateness in
     it (0 when under a millisecond), their max, p95 and p50, and what the longest callback was. A record (kind,
-    end, ms, what) counts in the windows it overlaps."""
+    end, ms, what) counts in the window it began in (a heartbeat's lateness: when it was due), not in the next one,
+    which began when the stall ended and the response was written."""
     result = {}
     for name, spans in windows.spans.items():
         figures: dict[str, list[tuple[float, str]]] = {"callback": [], "lag": []}
         for start, end in spans:
             for kind, worst in figures.items():
                 inside = [(took, what) for k, t, took, what in records
-                          if k == kind and t >= start and t - took / 1000 <= end]
+                          if k == kind and start <= t - took / 1000 <= end]
                 worst.append(max(inside, default=(0.0, "")))
         row: dict[str, object] = {"runs": len(spans)}
         for kind, worst in figures.items():
