@@ -170,3 +170,17 @@ def test_typists_json_dash_puts_the_figures_on_stdout(tmp_path: Path, monkeypatc
     typists.main(["--remote-url", "http://127.0.0.1:8000", "--json", "-"])
     assert json.loads(capsys.readouterr().out) == {"typists": 1, "measured": True}
     assert not (tmp_path / "-").exists()
+
+
+def test_the_stalls_tool_times_each_operation_of_its_sessions_in_the_server(tmp_path: Path) -> None:
+    out = tmp_path / "stalls.json"
+    run = subprocess.run([sys.executable, "-m", "lsp_server.tools.stalls", "--runs", "1", "--only", "notebook",
+                          "--only", "many-open", "--json", str(out)], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr  # also: the probe ran in the server
+    assert "lag max" in run.stdout and "notebook (300 cells): keystroke + inline completion" in run.stdout
+    operations = json.loads(out.read_text())["operations"]
+    assert operations["notebook (300 cells): keystroke"]["runs"] == 4
+    assert operations["50 other files open: keystroke + inline completion"]["runs"] == 1
+    for figures in operations.values():
+        assert figures["lag_max_ms"] >= figures["lag_p95_ms"] >= figures["lag_p50_ms"] >= 0
+        assert figures["callback_max_ms"] >= figures["callback_p95_ms"] >= figures["callback_p50_ms"] >= 0

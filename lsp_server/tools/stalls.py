@@ -51,6 +51,7 @@ def name(callback):
 def timed(self):
     if not beating:
         beating.append(asyncio.get_running_loop().create_task(beat()))
+        out.write(f"probe {{time.monotonic():.6f}} 0 running\\n")
     t = time.monotonic()
     run(self)
     took = time.monotonic() - t
@@ -310,6 +311,8 @@ async def run(server_args: list[str], names: list[str], runs: int) -> dict:
         with open(path) as f:
             records = [(kind, float(t), float(took), what.strip())
                        for kind, t, took, what in (line.split(" ", 3) for line in f)]
+    if not any(kind == "probe" for kind, *_ in records):  # every figure would read 0
+        raise SystemExit("the event loop's probe did not run in the server: no figures")
     return {"runs": runs, "operations": stalls(windows, records)}
 
 
