@@ -18,6 +18,7 @@ from urllib.parse import unquote
 from lsprotocol import types
 from pygls.uris import to_fs_path
 
+from .languages import language_of
 from .text import Encoding, line_start, offset_at, position_at
 
 log = logging.getLogger(__name__)
@@ -26,16 +27,6 @@ log = logging.getLogger(__name__)
 # needs more, and a request must not be able to make the server read without bound.
 MAX_FILE_BYTES = 4 << 20
 
-# A file that is not open has no language id from the editor: its extension stands in (LSP's ids), so that
-# it gets its language's docstring action, comment syntax and disabledLanguages rule like an open one.
-LANGUAGE_OF_SUFFIX = {
-    ".py": "python", ".pyi": "python", ".js": "javascript", ".mjs": "javascript", ".cjs": "javascript",
-    ".jsx": "javascriptreact", ".ts": "typescript", ".mts": "typescript", ".cts": "typescript",
-    ".tsx": "typescriptreact", ".java": "java", ".go": "go", ".rs": "rust", ".c": "c", ".h": "c",
-    ".cc": "cpp", ".cpp": "cpp", ".cxx": "cpp", ".hh": "cpp", ".hpp": "cpp", ".hxx": "cpp",
-    ".lua": "lua", ".rb": "ruby", ".sh": "shellscript", ".bash": "shellscript", ".php": "php", ".cs": "csharp",
-    ".kt": "kotlin", ".swift": "swift", ".scala": "scala", ".sql": "sql",
-}
 
 
 def encoding_named(kind: object) -> Encoding:
@@ -126,11 +117,6 @@ async def read_document(uri: str, encoding: Encoding = "utf-16") -> Document | N
         log.warning("cannot read %s: %s", uri, e)
         return None
     return Document(uri, text, language_of(path), None, encoding)
-
-
-def language_of(path: str) -> str:
-    """The LSP language id of a file by its extension; "" when unknown."""
-    return LANGUAGE_OF_SUFFIX.get(os.path.splitext(path)[1].lower(), "")
 
 
 def read_regular_file(path: str, limit: int) -> str:

@@ -173,6 +173,7 @@ def test_a_cell_is_framed_by_the_code_cells_of_its_language() -> None:
 @pytest.mark.parametrize(("path", "language"), [
     ("/src/app.py", "python"), ("/src/App.TSX", "typescriptreact"), ("/src/lib.rs", "rust"),
     ("/src/util.h", "c"), ("/src/Makefile", ""), ("/src/notes.txt", ""), ("/src/.py", ""),
+    ("/site/index.html", "html"), ("/src/App.vue", "vue"), ("/src/Page.svelte", "svelte"), ("/pom.xml", "xml"),
 ])
 def test_language_of_a_file_that_is_not_open(path: str, language: str) -> None:
     assert language_of(path) == language
