@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["CLOSER_CHARS", "closer_overlap", "in_empty_braces"]
+__all__ = ["CLOSER_CHARS", "closer_overlap", "first_close", "in_empty_braces"]
 
 # Characters that may sit right of the cursor and be "typed over" by a
 # completion that ends with them (auto-closed brackets/quotes and the
@@ -212,6 +212,18 @@ def _open_frames(line: str) -> list[_Frame]:
     scanner = _Scanner()
     scanner.scan(line)
     return [] if scanner.commented else scanner.stack
+
+
+def first_close(text: str, code_before: str) -> int | None:
+    """The index in ``text`` of its first closer that closes a bracket, string or field open at the end of
+    ``code_before`` (``"`` of ``a b">`` after ``class="``); None when nothing is open there or ``text`` closes
+    none of it."""
+    frames = _open_frames(code_before)
+    if not frames:
+        return None
+    scanner = _Scanner(frames)
+    scanner.scan(text)
+    return min(scanner.outer, default=None)
 
 
 def _closes_outer(text: str, frames: list[_Frame]) -> set[int]:

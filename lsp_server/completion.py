@@ -23,7 +23,9 @@ from .context import FimContext, build_context
 from .extra_context import DATA_LINE_CHARS
 from .settings import PROMPT_OVERHEAD, Settings
 from .shaping import (block_indent, completion_mode, drop_loop, drop_partial_line, drop_partial_word,
-                      drop_repeated_lines, framing_start, looping, make_stop, next_suffix_line, opener_indent, shape)
+                      drop_repeated_lines, framing_start, looping, make_stop, next_suffix_line, opened_element,
+                      opener_indent, shape)
+from .tags import in_markup
 from .text import LinesAround, split_lines
 
 log = logging.getLogger(__name__)
@@ -184,6 +186,7 @@ class Prepared:
     """A completion at one cursor, ready for the model: everything that does not depend on which first token
     the generation takes, built once for a suggestion and its alternatives."""
     mode: str  # single | multi
+    markup: bool  # the cursor is in markup (tags.in_markup): tags shape the suggestion
     healed: str  # the end of the cursor's line, left out of the prompt for the model to write back
     ctx: FimContext
     prompt: list[int]
@@ -193,26 +196,30 @@ class Prepared:
 
 
 def prepare(engine: Backend, text: str, offset: int, settings: Settings, *, extra: str = "",
-            heal_words: bool = True) -> Prepared | None:
+            heal_words: bool = True, language: str = "") -> Prepared | None:
     """The windows, FIM prompt, stop rule and recall for a completion at `offset` (a code-point offset into
-    `text`); None when no prompt fits the model's context."""
+    `text`, a document in LSP's `language`); None when no prompt fits the model's context."""
     t0 = time.perf_counter()
     before, after = line_around(text, offset)
-    mode = completion_mode(before, after, settings.line_policy)
+    markup = in_markup(language, text[offset:offset + 4000])
+    mode = completion_mode(before, after, settings.line_policy, markup=markup)
     healed = healing_text(engine.tokenizer, before, words=heal_words)
     fitted = fitting_prompt(engine.tokenizer, engine.context_length, text, offset, settings, mode, extra, healed)
     if fitted is None:
         return None
     ctx, prompt = fitted
     block_end = make_stop(mode, line_before_cursor=before, next_suffix_line=next_suffix_line(ctx.suffix),
-                          block_indent=block_indent(ctx.prefix), opener_indent=opener_indent(ctx.prefix))
+                          block_indent=block_indent(ctx.prefix, markup=markup, rest_of_line=after),
+                          opener_indent=opener_indent(ctx.prefix, markup=markup, rest_of_line=after),
+                          element=opened_element(ctx.prefix, markup=markup, rest_of_line=after),
+                          markup=markup, rest_of_line=after)
 
     def stop(generated: str) -> bool:
         generated = generated[len(healed):]  # healing guarantees the text begins with `healed`
         return block_end(generated) or looping(generated) or framing_start(generated, before) is not None
 
     recall = recall_tokens(engine.tokenizer, text, ctx, offset=offset) if engine.recalls else ()
-    return Prepared(mode, healed, ctx, prompt, stop, recall, (time.perf_counter() - t0) * 1000)
+    return Prepared(mode, markup, healed, ctx, prompt, stop, recall, (time.perf_counter() - t0) * 1000)
 
 
 def generate(engine: Backend, prepared: Prepared, settings: Settings, *, cancel: Callable[[], bool] | None = None,
@@ -234,7 +241,7 @@ def generate(engine: Backend, prepared: Prepared, settings: Settings, *, cancel:
         if mode == "multi":
             # and whole lines after the first, loops once
             raw = drop_repeated_lines(drop_partial_line(raw), split_lines(ctx.prefix)[-1])
-    shaped = shape(raw, prefix=ctx.prefix, suffix=ctx.suffix, mode=mode)
+    shaped = shape(raw, prefix=ctx.prefix, suffix=ctx.suffix, mode=mode, markup=prepared.markup)
     t = gen.timings
     log.debug("completion mode=%s context=%.1fms prompt=%d cached=%d prefill=%.1fms first=%.1fms decode=%.1fms "
               "new=%d drafted=%d accepted=%d total=%.1fms stop=%s rank=%s", mode, prepared.context_ms,
@@ -247,25 +254,26 @@ def generate(engine: Backend, prepared: Prepared, settings: Settings, *, cancel:
 
 def complete(engine: Backend, text: str, offset: int, settings: Settings, *, extra: str = "",
              cancel: Callable[[], bool] | None = None, timed: bool = True,
-             heal_words: bool = True) -> Suggestion | None:
-    """The shaped completion at `offset` (a code-point offset into `text`), or None when there is none.
+             heal_words: bool = True, language: str = "") -> Suggestion | None:
+    """The shaped completion at `offset` (a code-point offset into `text`, a document in LSP's `language`:
+    markup is shaped by its tags, see tags.py), or None when there is none.
 
     timed: stop at the settings' time budget (interactive use); scripts and evaluations pass False, so that
     their results depend on the model alone, not on how busy the machine is.
     """
-    prepared = prepare(engine, text, offset, settings, extra=extra, heal_words=heal_words)
+    prepared = prepare(engine, text, offset, settings, extra=extra, heal_words=heal_words, language=language)
     return None if prepared is None else generate(engine, prepared, settings, cancel=cancel, timed=timed)
 
 
 def complete_alternatives(engine: Backend, text: str, offset: int, settings: Settings, count: int, *,
                           extra: str = "", cancel: Callable[[], bool] | None = None,
-                          heal_words: bool = True) -> list[Suggestion]:
+                          heal_words: bool = True, language: str = "") -> list[Suggestion]:
     """Up to `count` different suggestions at `offset`, likeliest first, for a user who asked for them and
     waits (untimed): each begins with another of the model's likeliest first tokens (0, 1, 2, ...), never
     with the end of the text, so the first is the best suggestion the model has even where, as the user typed,
     it would have offered none. Alternatives that shape to the same text count once; a few more first tokens
     are tried to make up for them. The prompt is built once, and the engine prefills it once for all."""
-    prepared = prepare(engine, text, offset, settings, extra=extra, heal_words=heal_words)
+    prepared = prepare(engine, text, offset, settings, extra=extra, heal_words=heal_words, language=language)
     if prepared is None:
         return []
     found: list[Suggestion] = []

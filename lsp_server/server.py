@@ -39,6 +39,7 @@ from .outage import OutageNotice
 from .protocol import CodeLlamaProtocol
 from .settings import Settings, consistency_warnings, extra_budget, parse_settings
 from .shaping import Shaped, shape
+from .tags import in_markup
 from .text import line_break_of, offset_at, rebased_offset, split_lines
 from .transport import serve_stdio, serve_tcp
 from .worker import CancelFlag, Cancelled, ModelWorker
@@ -370,7 +371,7 @@ class CodeLlamaServer(LanguageServer):
         count = self.settings.invoked_suggestions if invoked else 1
         cached = self.cache.lookup(prefix, suffix) if count == 1 else None
         if cached is not None:
-            shaped = reshaped(cached, prefix, suffix, line_break)
+            shaped = reshaped(cached, prefix, suffix, line_break, in_markup(doc.language_id, suffix[:4000]))
             found = [shaped] if shaped is not None else []
             self.stats.record((time.perf_counter() - t0) * 1000, cache_hit=True)
             log.debug("completion from cache in %.2fms", (time.perf_counter() - t0) * 1000)
@@ -397,12 +398,14 @@ class CodeLlamaServer(LanguageServer):
             await asyncio.sleep(self.settings.debounce_ms / 1000)
             if flag():
                 return None
-        settings, extra = self.settings, self.extra_context(doc)
+        settings, extra, language = self.settings, self.extra_context(doc), doc.language_id
 
         def job(engine: Backend, cancel: Callable[[], bool]) -> list[Suggestion]:
             if count > 1:
-                return complete_alternatives(engine, text, offset, settings, count, extra=extra, cancel=cancel)
-            found = complete(engine, text, offset, settings, extra=extra, cancel=cancel, timed=not invoked)
+                return complete_alternatives(engine, text, offset, settings, count, extra=extra, cancel=cancel,
+                                             language=language)
+            found = complete(engine, text, offset, settings, extra=extra, cancel=cancel, timed=not invoked,
+                             language=language)
             return [found] if found is not None else []
 
         try:
@@ -536,11 +539,12 @@ class Offer:
     range: types.Range
 
 
-def reshaped(cached: str, prefix: str, suffix: str, line_break: str) -> Shaped | None:
+def reshaped(cached: str, prefix: str, suffix: str, line_break: str, markup: bool = False) -> Shaped | None:
     """A cached suggestion (kept with the document's line breaks) shaped anew at this cursor: as the user
     types it through, which closers right of the cursor it types over changes."""
     cached = cached.replace(line_break, "\n")
-    return shape(cached, prefix=prefix[-2000:], suffix=suffix[:2000], mode="multi" if "\n" in cached else "single")
+    return shape(cached, prefix=prefix[-2000:], suffix=suffix[:2000], mode="multi" if "\n" in cached else "single",
+                 markup=markup)
 
 
 def completion_item(offer: Offer, rank: int, *, markdown: bool) -> types.CompletionItem:

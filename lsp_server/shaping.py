@@ -19,6 +19,7 @@ from typing import Literal
 
 from .closers import CLOSER_CHARS, closer_overlap, in_empty_braces
 from .extra_context import is_context_header
+from .tags import closing_tag_at, closing_tag_start, in_empty_element, markup_end, opening_tag_at_end
 from .text import split_lines
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "looping",
     "make_stop",
     "next_suffix_line",
+    "opened_element",
     "opener_indent",
     "opens_block",
     "repetition_start",
@@ -79,12 +81,13 @@ def indent_width(line: str) -> int:
     return width
 
 
-def opens_block(line: str) -> bool:
+def opens_block(line: str, *, markup: bool = False) -> bool:
     """Whether ``line`` ends with a block/continuation opener.
 
     ``:`` (not ``::``), ``{``, ``(``, ``[``, ``=>``, ``->`` (only after a space
     or ``)``, so C's ``ptr->`` member access is not an opener), and the words
-    ``do then else begin repeat``.
+    ``do then else begin repeat``; in ``markup`` (see :func:`tags.in_markup`),
+    also an element's opening tag (``<ul>``, ``<div className="a">``).
     """
     s = line.rstrip()
     if not s:
@@ -95,7 +98,7 @@ def opens_block(line: str) -> bool:
         return True
     if s.endswith("->"):
         return len(s) == 2 or s[-3] in " \t)"
-    return _OPENER_WORD.search(s) is not None
+    return _OPENER_WORD.search(s) is not None or (markup and opening_tag_at_end(s) is not None)
 
 
 def next_suffix_line(suffix: str) -> str | None:
@@ -106,44 +109,65 @@ def next_suffix_line(suffix: str) -> str | None:
     return None
 
 
-def _block_info(prefix: str) -> tuple[int, int | None]:
-    """``(block_indent, opener_indent)`` for the cursor at the end of ``prefix``.
+def _block_info(prefix: str, markup: bool = False, rest_of_line: str = "") -> tuple[int, int | None, str | None]:
+    """``(block_indent, opener_indent, element)`` for the cursor at the end of ``prefix``, before
+    ``rest_of_line``.
 
     ``opener_indent`` is the indent of the line that opened the cursor's block
     when that line is the cursor line or the previous non-blank line, else None.
+    ``element``: in ``markup``, the name of the element whose opening tag is
+    that line's end (``<ul>``), else None. Its content may sit at the tag's own
+    indent (`<body>` under `<html>`), so lines there stay in the block, which
+    ends with the element's closing tag. An element closed right of the cursor
+    (``<ul>|</ul>``) is a block like ``{|}``: its content lines go deeper, and
+    the closing tag ends it (:func:`tags.markup_end`).
     """
     lines = split_lines(prefix)
     current = lines[-1]
     if current.strip():
         width = indent_width(current)
-        return (width + 1, width) if opens_block(current) else (width, None)
+        if markup and (element := opening_tag_at_end(current)) is not None:
+            return (width + 1, width, None) if closing_tag_at(rest_of_line) == element else (width, width, element)
+        return (width + 1, width, None) if opens_block(current) else (width, None, None)
     column = indent_width(current)
     for previous in reversed(lines[:-1]):
         if previous.strip():
+            width = indent_width(previous)
+            if markup and (element := opening_tag_at_end(previous)) is not None:
+                return column, width, element  # the editor's indent says where the content goes
             if opens_block(previous):
-                width = indent_width(previous)
-                return max(column, width + 1), width
+                return max(column, width + 1), width, None
             break
-    return column, None
+    return column, None, None
 
 
-def block_indent(prefix: str) -> int:
+def block_indent(prefix: str, *, markup: bool = False, rest_of_line: str = "") -> int:
     """Minimum indent of a line that still belongs to the cursor's block.
 
     After a block opener (on the cursor line, or on the previous non-blank
     line when the cursor line is blank) it is the opener's indent + 1, i.e.
     anything deeper; on a blank line it is at least the cursor's column (the
     editor's auto-indent says where the block is); otherwise it is the cursor
-    line's indent. Tabs count to the next multiple of :data:`TAB_WIDTH`.
+    line's indent. Tabs count to the next multiple of :data:`TAB_WIDTH`. In
+    ``markup``, after an opening tag it is the tag's indent on its line, the
+    cursor's column on a blank line below it (see :func:`opened_element`), and
+    deeper than the tag when ``rest_of_line`` begins with its closing tag.
     """
-    return _block_info(prefix)[0]
+    return _block_info(prefix, markup, rest_of_line)[0]
 
 
-def opener_indent(prefix: str) -> int | None:
+def opener_indent(prefix: str, *, markup: bool = False, rest_of_line: str = "") -> int | None:
     """Indent of the line that opened the cursor's block, when that is the cursor line or the previous
     non-blank line (the block the completion fills); else None. A closing line (``}``) at this indent ends
     the block and is kept."""
-    return _block_info(prefix)[1]
+    return _block_info(prefix, markup, rest_of_line)[1]
+
+
+def opened_element(prefix: str, *, markup: bool = False, rest_of_line: str = "") -> str | None:
+    """In ``markup``, the name of the element whose opening tag ends the cursor's line, or the previous
+    non-blank line when the cursor's is blank (``<ul>|``): a multi-line completion ends with the line of its
+    closing tag (``</ul>``), kept. None elsewhere, and where ``rest_of_line`` begins with that closing tag."""
+    return _block_info(prefix, markup, rest_of_line)[2]
 
 
 # --------------------------------------------------------------------------
@@ -151,7 +175,7 @@ def opener_indent(prefix: str) -> int | None:
 # --------------------------------------------------------------------------
 
 
-def completion_mode(line_before_cursor: str, line_after_cursor: str, policy: str) -> Mode:
+def completion_mode(line_before_cursor: str, line_after_cursor: str, policy: str, *, markup: bool = False) -> Mode:
     """Single- or multi-line completion for this cursor.
 
     ``policy`` ``single``/``multi`` force the mode; anything else means auto.
@@ -160,13 +184,17 @@ def completion_mode(line_before_cursor: str, line_after_cursor: str, policy: str
     right of the cursor means an inline edit, which stays single-line. The
     ``}`` an editor closed as the user typed ``{`` is no code: ``f() {|}``
     is the start of an empty block, where the body goes (as Copilot and
-    Tabby take it), not an inline edit.
+    Tabby take it), not an inline edit. Likewise in ``markup`` an empty
+    element's closing tag: ``<ul>|</ul>`` is where its content goes, one line
+    of text or lines of elements; and a line ending in an opening tag
+    (``<ul>|``) opens a block.
     """
     if policy in ("single", "multi"):
         return policy  # type: ignore[return-value]
     if line_after_cursor.strip():
-        return "multi" if in_empty_braces(line_before_cursor, line_after_cursor) else "single"
-    if not line_before_cursor.strip() or opens_block(line_before_cursor):
+        return "multi" if in_empty_braces(line_before_cursor, line_after_cursor) or (
+            markup and in_empty_element(line_before_cursor, line_after_cursor)) else "single"
+    if not line_before_cursor.strip() or opens_block(line_before_cursor, markup=markup):
         return "multi"
     return "single"
 
@@ -178,6 +206,7 @@ def _end_of_block(
     next_line: str | None,
     block_indent: int,
     opener_indent: int | None = None,
+    element: str | None = None,
 ) -> int | None:
     """How many of ``lines`` (the completion split at newlines) to keep, or None
     if the block has not ended within them.
@@ -187,10 +216,14 @@ def _end_of_block(
     closing-only line like ``}`` at exactly ``opener_indent``; one there that
     closes and reopens, ``} else {``, goes on to the next block), a line equal to
     the next non-blank suffix line (the model is re-emitting existing code; a
-    closing line there counts with more or less punctuation, ``};`` for ``}``), or
-    two consecutive blank lines.
+    closing line there counts with more or less punctuation, ``};`` for ``}``),
+    two consecutive blank lines, or the line with the closing tag of ``element``
+    (see :func:`opened_element`), kept.
     """
     target = next_line.strip() if next_line else ""
+    close_line = None
+    if element is not None and (close := closing_tag_start("\n".join(lines), element)) is not None:
+        close_line = "\n".join(lines)[:close].count("\n")
     blank_run = 0
     for i, line in enumerate(lines):
         full = line_before_cursor + line if i == 0 else line
@@ -206,6 +239,8 @@ def _end_of_block(
         if target and indent_width(full) == indent_width(next_line or "") and (
                 stripped == target or _same_closer(stripped, target)):
             return i
+        if i == close_line:
+            return i + 1
         if i > 0 and indent_width(line) < block_indent:
             if opener_indent is not None and indent_width(line) == opener_indent:
                 if _CLOSING_LINE.match(stripped):
@@ -228,11 +263,12 @@ def _same_closer(line: str, other: str) -> bool:
 def _dedent_in_progress(line: str, block_indent: int) -> bool:
     """Whether a not-yet-finished line already shows a dedent that will be cut.
 
-    Not when it could still become a closing-only line (``}``, ``end``...),
+    Not when it could still become a closing-only line (``}``, ``end``, ``</ul>``...),
     which shaping may keep: then we must see the whole line.
     """
     stripped = line.lstrip(" \t")
-    if not stripped or indent_width(line) >= block_indent or stripped[0] in ")]}":
+    if not stripped or indent_width(line) >= block_indent or stripped[0] in ")]}" or stripped == "<" \
+            or stripped.startswith("</"):
         return False
     word = re.match(r"\w+", stripped)
     # A word that may still grow into `end`, `fi`, ...: wait for the newline.
@@ -247,6 +283,9 @@ def make_stop(
     block_indent: int,
     opener_indent: int | None = None,
     max_lines: int | None = 16,
+    markup: bool = False,
+    rest_of_line: str = "",
+    element: str | None = None,
 ) -> Callable[[str], bool]:
     """Early-stop predicate over the generated text so far.
 
@@ -258,11 +297,19 @@ def make_stop(
     16, the same as :func:`shape`'s cut; None for no limit). ``opener_indent``
     (see :func:`opener_indent`) lets generation go on through a line there
     that closes the block and opens the next (``} else {``), as shaping does.
+    In ``markup``, both modes also stop where :func:`tags.markup_end` cuts
+    (the model wrote the closing tag or closing quote ``rest_of_line`` has),
+    and multi mode at the line closing ``element`` (:func:`opened_element`).
     """
+    def markup_ended(text: str) -> bool:
+        return markup and markup_end(text, line_before_cursor, rest_of_line) is not None
+
     if mode != "multi":
-        return lambda text: "\n" in text
+        return lambda text: "\n" in text or markup_ended(text)
 
     def stop(text: str) -> bool:
+        if markup_ended(text):
+            return True
         if "\n" not in text:
             return False
         lines = text.split("\n")
@@ -274,6 +321,7 @@ def make_stop(
                 next_line=next_suffix_line,
                 block_indent=block_indent,
                 opener_indent=opener_indent,
+                element=element,
             )
             is not None
         ):
@@ -291,7 +339,7 @@ def make_stop(
 
 
 def shape(
-    raw: str, *, prefix: str, suffix: str, mode: str, max_lines: int = 16
+    raw: str, *, prefix: str, suffix: str, mode: str, max_lines: int = 16, markup: bool = False
 ) -> Shaped | None:
     """Shape the model's raw middle for display; None if nothing is left.
 
@@ -307,15 +355,21 @@ def shape(
     maybe blanks) before text it does not replace (the ``}`` of ``f() {|}``)
     keeps the break: that text starts a line of its own at the cursor line's
     indent, rather than being joined to the completion's last line.
+    In ``markup`` (see :func:`tags.in_markup`) the text ends first where
+    :func:`tags.markup_end` says (before the element's closing tag, or the
+    value's closing quote, that the rest of the line has), and an opening tag
+    opens a block.
     """
     text = _clean_raw(raw)
     prefix_lines = split_lines(prefix)
     line_before = prefix_lines[-1]
     rest_of_line = split_lines(suffix)[0]
     text = text[:framing_start(text, line_before)]
+    if markup:
+        text = text[:markup_end(text, line_before, rest_of_line)]
 
     if mode == "multi":
-        text = _cut_multi(text, prefix=prefix, suffix=suffix, max_lines=max_lines)
+        text = _cut_multi(text, prefix=prefix, suffix=suffix, max_lines=max_lines, markup=markup)
     else:
         text = text.split("\n", 1)[0]
     ends_line = mode == "multi" and "\n" in text and not text.rsplit("\n", 1)[1].strip()
@@ -338,9 +392,12 @@ def _rest_goes_below(text: str, rest_of_line: str) -> bool:
     """Whether the text right of the cursor starts a line of its own below a completion whose last line the
     model ended: when it is code, or closers below a completion of several lines (the `}` of `f() {|}` below
     the body). Closers after one line close that line (`print(x` + `)`); a completion that already ends its
-    last line (it was cut before a repeat of the suffix) needs no second break."""
+    last line (it was cut before a repeat of the suffix) needs no second break. A closing tag after one line
+    ends that line's element: `<p>Hello` + `</p>`."""
     rest = rest_of_line.strip()
     if not rest or not text.rsplit("\n", 1)[-1].strip():
+        return False
+    if "\n" not in text and closing_tag_at(rest) is not None:
         return False
     return "\n" in text or any(ch not in CLOSER_CHARS for ch in rest)
 
@@ -367,8 +424,8 @@ def _clean_raw(raw: str) -> str:
     return raw.replace("\r\n", "\n").replace("\r", "\n")
 
 
-def _cut_multi(text: str, *, prefix: str, suffix: str, max_lines: int) -> str:
-    indent, opener = _block_info(prefix)
+def _cut_multi(text: str, *, prefix: str, suffix: str, max_lines: int, markup: bool = False) -> str:
+    indent, opener, element = _block_info(prefix, markup, split_lines(suffix)[0])
     lines = text.split("\n")
     keep = _end_of_block(
         lines,
@@ -376,6 +433,7 @@ def _cut_multi(text: str, *, prefix: str, suffix: str, max_lines: int) -> str:
         next_line=next_suffix_line(suffix),
         block_indent=indent,
         opener_indent=opener,
+        element=element,
     )
     if keep is not None:
         lines = lines[:keep]

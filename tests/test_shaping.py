@@ -9,6 +9,7 @@ from lsp_server.shaping import (
     indent_width,
     make_stop,
     next_suffix_line,
+    opened_element,
     opener_indent,
     opens_block,
     drop_partial_line,
@@ -624,3 +625,126 @@ def test_multi_closing_line_like_the_suffix_s_is_a_repeat(prefix: str, suffix: s
                      block_indent=block_indent(prefix), opener_indent=opener_indent(prefix))
     stopped = _first_stop(stop, raw)
     assert stopped is not None and stopped.rstrip("\n").endswith(raw.rstrip("\n").split("\n")[-1])
+
+
+# --------------------------------------------------------------------------
+# markup: HTML, XML, JSX/TSX, Vue and Svelte templates (tags.py)
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("before", "after", "markup", "mode"), [
+    ("  <ul>", "</ul>", True, "multi"),  # an editor closed the tag: the element's content goes here
+    ('<div className="app">', "</div>", True, "multi"),
+    ("return <>", "</>", True, "multi"),
+    ("  <ul>", "", True, "multi"),  # an opening tag ends the line: a block
+    ('  <button onClick={() => go()}>', "", True, "multi"),
+    ("  <ul>", "</ul>", False, "single"),  # not in markup: as before
+    ("  <ul>", "", False, "single"),
+    ("  <br>", "", True, "single"),  # void and self-closing elements hold nothing
+    ("  <Icon />", "", True, "single"),
+    ("  <li>Hi ", "</li>", True, "single"),  # text already there: an inline edit
+    ('<p className="', '"></p>', True, "single"),
+    ("<button onClick={", "}></button>", True, "single"),
+    # Generics and comparisons stay single-line, in a TSX document too.
+    ("const m = new Map<string, ", ">();", True, "single"),
+    ("std::vector<int", "> v;", False, "single"),
+    ("function id<T>", "", True, "single"),
+    ("template <typename T>", "", False, "single"),
+    ("  if (a < b)", "", True, "single"),
+])  # fmt: skip
+def test_completion_mode_in_markup(before: str, after: str, markup: bool, mode: str) -> None:
+    assert completion_mode(before, after, "auto", markup=markup) == mode
+
+
+@pytest.mark.parametrize(("prefix", "suffix", "mode", "raw", "expected"), [
+    # Between tags: the text, ending before the closing tag the editor added (not a second one).
+    ("const A = () => (\n  <div>", "</div>\n);\n", "multi", "Hello</div><span>x</span>", Shaped("Hello")),
+    ("const A = () => (\n  <div>", "</div>\n);\n", "multi", "Hello</div>\n  <p>more</p>\n", Shaped("Hello")),
+    ("const A = () => (\n  <div>", "</div>\n);\n", "multi", "Hello\n", Shaped("Hello")),  # no break before </div>
+    ("<ul>\n  <li>", "</li>\n</ul>\n", "single", "{item.name}</li>", Shaped("{item.name}")),
+    # The content on lines of its own: the closing tag goes below it, at the opening tag's indent.
+    ("const A = () => (\n  <div>", "</div>\n);\n", "multi", "\n    <h1>Hello</h1>\n  </div>\n);\n",
+     Shaped("\n    <h1>Hello</h1>\n  ")),
+    ("<body>\n  <ul>", "</ul>\n</body>\n", "multi", "\n    <li>One</li>\n    <li>Two</li>\n  ",
+     Shaped("\n    <li>One</li>\n    <li>Two</li>\n  ")),
+    # Not the element's content: lines no deeper than its tag, which the closing tag right of the cursor ends.
+    ("<h1>", "</h1>\n", "multi", '\n\n"""\n\nimport re\n', None),
+    ("  <p>", "</p>\n", "multi", "Hi\n  <p>more</p>\n", Shaped("Hi")),
+    # An opening tag ends the line: its content, to the closing tag below (a repeat), or to its own one.
+    ("<ul>", "\n</ul>\n", "multi", "\n  <li>One</li>\n  <li>Two</li>\n</ul>\n", Shaped("\n  <li>One</li>\n  <li>Two</li>")),
+    ("<ul>", "\n", "multi", "\n  <li>One</li>\n</ul>\n<p>x</p>\n", Shaped("\n  <li>One</li>\n</ul>")),
+    ("<ul>\n  ", "\n</ul>\n", "multi", "<li>One</li>\n  <li>Two</li>\n</ul>\n", Shaped("<li>One</li>\n  <li>Two</li>")),
+    # A value: ending where it closes, not before the rest of the line's copy.
+    ('export const P = () => <p className="', '"></p>;\n', "single", 'text-lg">Hello</p>;', Shaped("text-lg")),
+    ("const B = () => <button onClick={", "}></button>;\n", "single", "() => inc(1)}>Add</button>;",
+     Shaped("() => inc(1)")),
+    ('<p className="', '">\n', "single", 'a">Hi</p>', Shaped('a">Hi</p>', 2)),  # closers only: typed over
+    # Generics in a TSX document: as in any other.
+    ("const m = new Map<string, ", ">();\n", "single", "number>();", Shaped("number")),
+    ("const m = new Map<string, ", ">();\n", "single", "number", Shaped("number")),
+    ("const v = useState<", ">(0);\n", "single", "number | null", Shaped("number | null")),
+])  # fmt: skip
+def test_shape_in_markup(prefix: str, suffix: str, mode: str, raw: str, expected: Shaped | None) -> None:
+    # Before: a body on lines of its own was cut to nothing (single-line mode), and what the model wrote after
+    # the closing tag or quote was offered too, doubling the rest of the line (`text-lg">Hello</p>;"></p>;`).
+    assert shape(raw, prefix=prefix, suffix=suffix, mode=mode, markup=True) == expected
+
+
+@pytest.mark.parametrize(("prefix", "suffix", "raw", "expected"), [
+    ("std::vector<int", "> v;\n", ", int", ", int"),
+    ("  if (a < b) ", "\n", "return a;", "return a;"),
+    ("auto y = x<", ">z;\n", "y", "y"),
+    ("fn f<'a>(x: &'a str) -> Vec<", "> {\n", "&'a str", "&'a str"),
+])
+def test_shape_of_generics_and_comparisons_is_unchanged(prefix: str, suffix: str, raw: str, expected: str) -> None:
+    assert shape(raw, prefix=prefix, suffix=suffix, mode="single") == Shaped(expected)
+    assert shape(raw, prefix=prefix, suffix=suffix, mode="single", markup=True) == Shaped(expected)
+
+
+def test_stop_in_markup_at_the_closing_tag_or_quote() -> None:
+    # Generation stops where shaping cuts, in both modes: not at the next line or the token budget.
+    single = make_stop("single", line_before_cursor="  <li>", next_suffix_line=None, block_indent=2, markup=True,
+                       rest_of_line="</li>")
+    assert _first_stop(single, "{item.name}</li><li>{item.id}</li>") == "{item.name}</li>"
+    value = make_stop("single", line_before_cursor='<p className="', next_suffix_line=None, block_indent=0,
+                      markup=True, rest_of_line='"></p>')
+    assert _first_stop(value, 'text-lg">Hello</p>') == 'text-lg"'
+    prefix = "const A = () => (\n  <div>"
+    multi = make_stop("multi", line_before_cursor="  <div>", next_suffix_line=");", markup=True, rest_of_line="</div>",
+                      block_indent=block_indent(prefix, markup=True, rest_of_line="</div>"),
+                      opener_indent=opener_indent(prefix, markup=True, rest_of_line="</div>"),
+                      element=opened_element(prefix, markup=True, rest_of_line="</div>"))
+    assert _first_stop(multi, "Hello</div><div>World</div>\n") == "Hello</div>"
+    assert _first_stop(multi, "\n    <h1>Hi</h1>\n    <p>x</p>\n  </div>\n") == "\n    <h1>Hi</h1>\n    <p>x</p>\n  </div>"
+    # Not in markup: a `>` or `<` is no tag.
+    generic = make_stop("single", line_before_cursor="std::vector<", next_suffix_line=None, block_indent=0,
+                        rest_of_line="> v;")
+    assert _first_stop(generic, "int> w;\n") == "int> w;\n"
+
+
+@pytest.mark.parametrize(("prefix", "raw", "expected"), [
+    # `<ul>|` with no closing tag below: the element's content, then its `</ul>`, kept; the line after is not.
+    ("<ul>", "\n  <li>One</li>\n</ul>\n<p>x</p>\n", "\n  <li>One</li>\n</ul>"),
+    ("  <ul>", "\n    <li>One</li>\n  </ul>\n  <p>x</p>\n", "\n    <li>One</li>\n  </ul>"),
+    ("<p>", "Some text</p>\n<p>Next</p>\n", "Some text</p>"),
+    # Content at the tag's own indent (`<body>` under `<html>`) is content, not the block's end.
+    ("<html>\n<body>", "\n<h1>Hi</h1>\n<p>x</p>\n</body>\n</html>\n", "\n<h1>Hi</h1>\n<p>x</p>\n</body>"),
+    ("<html>\n<body>\n", "<h1>Hi</h1>\n<p>x</p>\n</body>\n</html>\n", "<h1>Hi</h1>\n<p>x</p>\n</body>"),
+    # Its own elements of the same name are not its end; a line shallower than the tag is.
+    ("<div>", "\n  <div>a</div>\n</div>\nx\n", "\n  <div>a</div>\n</div>"),
+    ("  <div>", "\n    <p>a</p>\n</section>\n", "\n    <p>a</p>"),
+    # On a blank line below the tag, the editor's indent says where the content is.
+    ("<ul>\n  ", "<li>One</li>\n  <li>Two</li>\n</ul>\n<p>x</p>\n", "<li>One</li>\n  <li>Two</li>\n</ul>"),
+])  # fmt: skip
+def test_multi_in_markup_ends_with_the_elements_closing_tag(prefix: str, raw: str, expected: str) -> None:
+    # Before: `<ul>|` was single-line (nothing), and `</ul>` at the tag's indent or content there ended the block
+    # (its `</ul>` dropped, or `<body>`'s content cut to its first line).
+    assert completion_mode(prefix.split("\n")[-1], "", "auto", markup=True) == "multi"
+    assert shape(raw, prefix=prefix, suffix="\n", mode="multi", markup=True) == Shaped(expected)
+    # Generation stops where shaping cuts; a line that may still become the closing tag is waited for.
+    stop = make_stop("multi", line_before_cursor=prefix.split("\n")[-1], next_suffix_line=None, markup=True,
+                     block_indent=block_indent(prefix, markup=True), opener_indent=opener_indent(prefix, markup=True),
+                     element=opened_element(prefix, markup=True))
+    stopped = _first_stop(stop, raw)
+    assert stopped is not None and stopped.startswith(expected)
+    assert shape(stopped, prefix=prefix, suffix="\n", mode="multi", markup=True) == Shaped(expected)

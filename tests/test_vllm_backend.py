@@ -6,7 +6,9 @@ The real server is exercised by tests/test_vllm.py (`pytest -m vllm`).
 from __future__ import annotations
 
 import json
+import os
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -16,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from lsp_server.completion import healing_text
 from lsp_server.loading import connect_vllm
 from lsp_server.outage import OutageNotice
 from lsp_server.settings import Settings, parse_settings
@@ -495,3 +498,74 @@ def test_the_server_shows_the_text_before_an_id_past_the_tokenizer(fake_vllm: st
         assert "Traceback" not in wire.log()
     finally:
         wire.kill()
+
+
+# Documents with `|` at the cursor, the middle the model writes there, and the document once the suggestion is
+# accepted: what Code Llama writes between tags and in attribute values, and at generics, which must not read
+# as tags.
+MARKUP_CASES = [
+    # The element's content on lines of its own: the closing tag goes below it (before: no suggestion).
+    ("javascriptreact", "const A = () => (\n  <div>|</div>\n);\n", "\n    <h1>Hello</h1>\n  </div>\n);\n",
+     "const A = () => (\n  <div>\n    <h1>Hello</h1>\n  </div>\n);\n"),
+    ("html", "<ul>|\n</ul>\n", "\n  <li>One</li>\n  <li>Two</li>\n</ul>\n",
+     "<ul>\n  <li>One</li>\n  <li>Two</li>\n</ul>\n"),
+    ("javascript", "const L = () => (\n  <ul>|\n  </ul>\n);\n", "\n    <li>One</li>\n  </ul>\n);\n",
+     "const L = () => (\n  <ul>\n    <li>One</li>\n  </ul>\n);\n"),  # JSX in a .js file: its closing tag says so
+    # Text or a value, ending before the closing tag or quote the line has (before: the rest came twice).
+    ("vue", "<template>\n  <h1>|</h1>\n</template>\n", "{{ title }}</h1><p>{{ body }}</p>",
+     "<template>\n  <h1>{{ title }}</h1>\n</template>\n"),
+    ("typescriptreact", 'export const P = () => <p className="|"></p>;\n', 'text-lg">Hello</p>;',
+     'export const P = () => <p className="text-lg"></p>;\n'),
+    ("javascriptreact", "const B = () => <button onClick={|}></button>;\n", "() => inc(1)}>Add</button>;",
+     "const B = () => <button onClick={() => inc(1)}></button>;\n"),
+    # Generics and comparisons: as before.
+    ("cpp", "std::vector<int|> v;\n", ", int", "std::vector<int, int> v;\n"),
+    ("typescriptreact", "const m = new Map<string, |>();\n", "number>();\nconst n = 1;\n",
+     "const m = new Map<string, number>();\n"),
+    ("typescript", "const m = new Map<string, |>();\n", "number", "const m = new Map<string, number>();\n"),
+    ("cpp", "bool f(int a, int b) {\n  return a < b && |\n}\n", "b > 0;", "bool f(int a, int b) {\n  return a < b && b > 0;\n}\n"),
+]
+
+
+def test_suggestions_in_markup_through_the_server(fake_vllm: str) -> None:
+    """The real server with the model's middles at markup cursors (a fake vLLM streams them): the document as
+    accepting the suggestion leaves it."""
+    tok = FakeVllm.tokenizer
+    wire = Wire()
+    try:
+        wire.initialize({}, load=True, options={"backend": "vllm", "remoteUrl": fake_vllm, "debounceMs": 0})
+        assert wire.wait_ready()["state"] == "ready"
+        accepted = []
+        for n, (language, marked, middle, _) in enumerate(MARKUP_CASES):
+            cursor, text = marked.index("|"), marked.replace("|", "", 1)
+            line, character = text.count("\n", 0, cursor), cursor - text.rfind("\n", 0, cursor) - 1
+            healed = healing_text(tok, text[cursor - character:cursor])  # the prompt leaves it for the model
+            FakeVllm.stream = [*(event([t]) for t in tok.encode_infilling(healed + middle)),
+                               event([tok.eot_id], "", "stop"), "data: [DONE]\n\n"]
+            wire.open(f"file:///work/markup{n}", text, language)
+            items = (wire.inline(f"file:///work/markup{n}", line, character)["result"] or {}).get("items")
+            if not items:
+                accepted.append(None)  # no suggestion
+                continue
+            start, end = items[0]["range"]["start"], items[0]["range"]["end"]
+            assert start == {"line": line, "character": character} and end["line"] == line
+            accepted.append(text[:cursor] + items[0]["insertText"] + text[cursor + end["character"] - character:])
+        assert accepted == [case[3] for case in MARKUP_CASES]
+        assert wire.stop() == 0
+    finally:
+        wire.kill()
+
+
+def test_the_complete_command_shapes_markup_by_the_files_extension(fake_vllm: str, tmp_path: Path) -> None:
+    """`codellama-lsp complete page.html`: the file's extension names its language, as an editor would."""
+    tok = FakeVllm.tokenizer
+    page = tmp_path / "page.html"
+    page.write_text("<ul>\n</ul>\n", encoding="utf-8")
+    middle = "\n  <li>One</li>\n</ul>\n"
+    healed = healing_text(tok, "<ul>")
+    FakeVllm.stream = [*(event([t]) for t in tok.encode_infilling(healed + middle)), event([tok.eot_id], "", "stop"),
+                       "data: [DONE]\n\n"]
+    done = subprocess.run([*SERVE[:-1], "complete", str(page), "--line", "0", "--character", "4", "--backend", "vllm",
+                           "--remote-url", fake_vllm], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
+    assert (done.returncode, done.stdout) == (0, "\n  <li>One</li>\n"), done.stderr  # before: nothing

@@ -15,6 +15,7 @@ from typing import Any
 from model.backend import Backend, Generation, infill
 
 from ..completion import complete
+from ..languages import language_of
 from ..loading import load_engine
 from ..settings import Settings
 from ..text import offset_at, split_lines, utf16_len
@@ -31,7 +32,7 @@ def run(args: argparse.Namespace, settings: Settings) -> None:
         raise SystemExit(f"codellama-lsp: cannot read {path}: {e}") from e
     offset = checked_offset(text, args.line, args.character, path)
     if args.dump_prompt:
-        print(json.dumps(_windowed_prompt(settings, text, offset, args.raw)))
+        print(json.dumps(_windowed_prompt(settings, text, offset, args.raw, language_of(str(path)))))
         return
     with loading_bar(settings.model or "the demo model") as progress:
         engine = load_engine(settings, progress)
@@ -46,7 +47,8 @@ def run(args: argparse.Namespace, settings: Settings) -> None:
         return
     watched = GenerationWatch(engine)
     # Untimed: the model's answer, however busy the machine.
-    suggestion = complete(watched, text, offset, settings, timed=False)  # type: ignore[arg-type]
+    suggestion = complete(watched, text, offset, settings, timed=False,  # type: ignore[arg-type]
+                          language=language_of(str(path)))
     if suggestion is None:
         _no_suggestion(path, args, why_nothing(watched.last, engine.context_length))
         return
@@ -109,7 +111,7 @@ def _no_suggestion(path: Path, args: argparse.Namespace, why: str) -> None:
     print(f"codellama-lsp: no suggestion at {path}:{args.line}:{args.character}: {why}", file=sys.stderr)
 
 
-def _windowed_prompt(settings: Settings, text: str, offset: int, raw: bool) -> list[int]:
+def _windowed_prompt(settings: Settings, text: str, offset: int, raw: bool, language: str) -> list[int]:
     """The prompt `complete` would run, from the tokenizer and config alone (no weights are loaded)."""
     from model.checkpoint import open_checkpoint
     from model.tokenizer import infill_prompt
@@ -117,14 +119,16 @@ def _windowed_prompt(settings: Settings, text: str, offset: int, raw: bool) -> l
     from ..completion import fitting_prompt, healing_text, line_around
     from ..loading import model_dir
     from ..shaping import completion_mode
+    from ..tags import in_markup
 
     tokenizer, reader = open_checkpoint(model_dir(settings))
     if raw:
         return infill_prompt(tokenizer, text[:offset], text[offset:], settings.fim_mode)  # type: ignore[arg-type]
     before, after = line_around(text, offset)
+    markup = in_markup(language, text[offset:offset + 4000])
     context_length = min(settings.context_length, reader.args.max_seq_len)
     fitted = fitting_prompt(tokenizer, context_length, text, offset, settings,
-                            completion_mode(before, after, settings.line_policy), healed=healing_text(tokenizer, before))
+                            completion_mode(before, after, settings.line_policy, markup=markup), healed=healing_text(tokenizer, before))
     if fitted is None:
         raise ValueError(f"no prompt fits the context of {context_length} tokens")
     return fitted[1]

@@ -1,0 +1,170 @@
+"""Markup around the cursor: HTML, XML, JSX/TSX, Vue and Svelte templates. Pure functions over the cursor's line.
+
+A tag is told from a generic or a comparison by what surrounds it, so these rules never fire in C++, Rust, Java
+or TypeScript: a tag starts after a blank, a bracket or an operator, never right after a name (`vector<int>`,
+`Map<string, number>`, `x<y>z`), and its name follows the `<` at once (`a < b` is a comparison). Rules that
+would still fire on such code (an opening tag that ends a line, like C++'s `template <typename T>`) apply only
+where :func:`in_markup` says the cursor is in markup: a markup language, or a closing tag right of the cursor.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+from .closers import CLOSER_CHARS, first_close
+from .text import split_lines
+
+__all__ = ["MARKUP_LANGUAGES", "closing_tag_at", "closing_tag_start", "in_empty_element", "in_markup", "markup_end", "opening_tag_at_end"]
+
+# LSP language ids (VS Code's; Neovim's filetypes are the same) of documents written in tags.
+MARKUP_LANGUAGES = frozenset({"html", "xml", "xsl", "javascriptreact", "typescriptreact", "vue", "svelte", "astro"})
+
+_NAME = r"[A-Za-z][\w.:-]*"
+# `</div>`, `</Foo.Bar>`, `</svg:rect >`, and `</>` (a JSX fragment's end).
+_CLOSING_TAG = re.compile(rf"</({_NAME})?\s*>")
+# A tag's start: after a blank, a bracket, `>` or an operator (not a name's end), the name at once after `<`
+# and then a blank, `>` or `/`; or a JSX fragment's `<>`.
+_TAG_START = re.compile(rf"(?:^|(?<=[\s(\[{{}}>=?:,&|;]))<(?:({_NAME})(?=[\s>/])|(?=>))")
+# Elements that never have content or a closing tag in HTML: a line ending in one opens nothing.
+_VOID = frozenset({"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param", "source",
+                   "track", "wbr"})
+_QUOTES = "\"'`"
+# How much of the cursor's line the rules read, back from its end: far more than a tag or a value spans, and a
+# minified page's 100 KB line is not scanned at every generated token.
+TAIL_CHARS = 2000
+# A line that starts with an attribute and its value's quote or brace: `className="`, `:class="`, `@click="`.
+_ATTRIBUTE_LINE = re.compile(r"\s*[\w:@.-]+=[\"'{]")
+
+
+def in_markup(language_id: str, suffix: str) -> bool:
+    """Whether the cursor that `suffix` follows is in markup: in a markup language's document, or before a
+    closing tag (`</li>` on the cursor's line, or starting the next line that is not blank), whatever the
+    language (JSX in a `.js` file, HTML in a Python string)."""
+    if language_id in MARKUP_LANGUAGES:
+        return True
+    lines = split_lines(suffix)
+    if _CLOSING_TAG.search(lines[0]):
+        return True
+    following = next((line for line in lines[1:] if line.strip()), "")
+    return closing_tag_at(following) is not None
+
+
+def closing_tag_at(text: str) -> str | None:
+    """The name of the closing tag that `text` begins with, after blanks (`""` for a fragment's `</>`); else
+    None."""
+    match = _CLOSING_TAG.match(text.lstrip(" \t"))
+    return None if match is None else match.group(1) or ""
+
+
+def _tag_end(line: str, start: int) -> int | None:
+    """The index of the `>` that ends the tag whose attributes start at `line[start]`; None if the line ends
+    first. A `>` in a quoted value or in braces (`onClick={() => go()}`, `{a > b}`) is the value's."""
+    depth, i = 0, start
+    while i < len(line):
+        ch = line[i]
+        if ch in _QUOTES:
+            end = line.find(ch, i + 1)
+            if end < 0:
+                return None
+            i = end
+        elif ch == "{":
+            depth += 1
+        elif ch == "}":
+            depth = max(0, depth - 1)
+        elif ch == ">" and depth == 0:
+            return i
+        i += 1
+    return None
+
+
+def opening_tag_at_end(line: str) -> str | None:
+    """The name of the element whose opening tag ends `line` (`<ul>`, `<div className="a">`, `<>`: "" for a
+    fragment), which the lines below fill; None for anything else, a self-closing tag (`<br/>`) and HTML's void
+    elements (`<br>`) included."""
+    s = line.rstrip()[-TAIL_CHARS:]
+    if not s.endswith(">") or s.endswith("/>"):
+        return None
+    for match in reversed(list(_TAG_START.finditer(s))):
+        if _tag_end(s, match.end()) == len(s) - 1:
+            name = match.group(1) or ""
+            return None if name.lower() in _VOID else name
+    return None
+
+
+def in_empty_element(line_before: str, rest_of_line: str) -> bool:
+    """Whether the cursor is between an opening tag and its closing tag, with nothing between them but
+    blanks: `<ul>|</ul>` (an editor closed the tag as the user typed it), where the element's content goes."""
+    name = opening_tag_at_end(line_before)
+    return name is not None and closing_tag_at(rest_of_line) == name
+
+
+def closing_tag_start(text: str, name: str) -> int | None:
+    """The index in `text` of the first closing tag `</name>` that closes an element `text` did not open."""
+    if name:
+        opening = re.compile(rf"<{re.escape(name)}(?=[\s>/])|</{re.escape(name)}\s*>")
+    else:
+        opening = re.compile(r"<>|</>")
+    depth = 0
+    for match in opening.finditer(text):
+        if match.group().startswith("</"):
+            if depth == 0:
+                return match.start()
+            depth -= 1
+        elif match.group() == "<>":
+            depth += 1
+        else:
+            end = _tag_end(text, match.end())
+            if end is None or text[end - 1] != "/":  # `<div />` closes itself
+                depth += 1
+    return None
+
+
+def _code_start(line_before: str) -> int | None:
+    """Where the markup code the cursor is in starts on its line: the tag whose attributes it is among, the `{`
+    of a JSX or Svelte expression in an element's content, or the line's start when the line starts with an
+    attribute (`  onClick={`: a tag's attributes one per line); None elsewhere (script in a Vue file, the
+    ordinary code of a TSX file). An element's text is no code: its `Don't` opens no string."""
+    starts = list(_TAG_START.finditer(line_before))
+    if not starts:
+        return 0 if _ATTRIBUTE_LINE.match(line_before) else None
+    end = _tag_end(line_before, starts[-1].end())
+    if end is None:
+        return starts[-1].start()
+    brace = line_before.rfind("{", end + 1)
+    return len(line_before) if brace < 0 else brace
+
+
+def markup_end(text: str, line_before: str, rest_of_line: str) -> int | None:
+    """Where a completion in markup ends, or None: before the closing tag that the rest of the cursor's line
+    begins with (`<li>|</li>`: the model's own `</li>` would double the editor's), blanks before it left out;
+    or, when the rest of the line is more than closers (`className="|"></p>`, `onClick={|}></button>`), before
+    the quote or brace that closes the value the cursor is in: what the model wrote after it would go in front
+    of the rest of the line, doubling it."""
+    name, code = _cursor_markup(line_before, rest_of_line)
+    if name is not None:
+        end = closing_tag_start(text, name)
+        if end is not None:
+            while end and text[end - 1] in " \t":
+                end -= 1
+        return end
+    if code is None:
+        return None
+    end = first_close(text, code)
+    return end if end is not None and text[end] == rest_of_line[0] else None
+
+
+@lru_cache(maxsize=64)
+def _cursor_markup(line_before: str, rest_of_line: str) -> tuple[str | None, str | None]:
+    """What :func:`markup_end` needs of the cursor's line, once per cursor (it runs at every generated token):
+    the closing tag's name the rest of the line begins with, or else the code of the value the cursor is in,
+    when the rest of the line closes it and more (None when it is only closers, which the completion types
+    over: closers.py)."""
+    name = closing_tag_at(rest_of_line)
+    if name is not None:
+        return name, None
+    if not rest_of_line or rest_of_line[0] not in "\"'`)]}" or all(ch in CLOSER_CHARS for ch in rest_of_line):
+        return None, None
+    tail = line_before[-TAIL_CHARS:]
+    start = _code_start(tail)
+    return None, None if start is None else tail[start:]

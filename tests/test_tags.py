@@ -1,0 +1,91 @@
+"""Markup around the cursor (lsp_server/tags.py): told from generics and comparisons, and where a completion
+between tags or in an attribute's value ends."""
+
+from __future__ import annotations
+
+import pytest
+
+from lsp_server.tags import closing_tag_at, in_empty_element, in_markup, markup_end, opening_tag_at_end
+
+
+@pytest.mark.parametrize(("language", "suffix", "expected"), [
+    ("html", "\n", True),
+    ("typescriptreact", "();\n", True),
+    ("vue", "", True),
+    ("javascript", "</div>\n", True),  # JSX in a .js file: the closing tag says so
+    ("javascript", '"></p>;\n', True),
+    ("python", "\n  </ul>\n", True),  # HTML in a string
+    ("javascript", "\n\n  </>\n);\n", True),
+    ("cpp", "> v;\n", False),
+    ("typescript", ">();\n", False),
+    ("cpp", "\n  return a < b && c > d;\n", False),
+    ("rust", "\n}\n", False),
+])  # fmt: skip
+def test_in_markup(language: str, suffix: str, expected: bool) -> None:
+    assert in_markup(language, suffix) is expected
+
+
+@pytest.mark.parametrize(("line", "name"), [
+    ("<ul>", "ul"),
+    ("  <div className=\"app\">", "div"),
+    ("    <button onClick={() => setOpen(!open)}>", "button"),  # `=>` in braces is no tag end
+    ('<div :class="{ active: n > 0 }">', "div"),
+    ("return (<>", ""),
+    ("<li><a href=\"/\">", "a"),
+    ("<Foo render={() => <Bar />}>", "Foo"),
+    ("<svg:g>", "svg:g"),
+    ("<template>", "template"),
+    # Not an element's opening tag that the next lines fill:
+    ("<br>", None), ("<img src=\"a.png\">", None), ("<Icon />", None), ("<b>bold</b>", None),
+    ("</div>", None), ("<!DOCTYPE html>", None), ('<?xml version="1.0"?>', None),
+    # Generics and comparisons: a name right before `<`, or no name right after it.
+    ("std::vector<int>", None), ("Map<string, number>", None), ("x<y>", None), ("function id<T>", None),
+    ("const f = <T,>", None), ("if (a < b) x = c >", None), ("a <= b >", None),
+])  # fmt: skip
+def test_opening_tag_at_end(line: str, name: str | None) -> None:
+    assert opening_tag_at_end(line) == name
+
+
+@pytest.mark.parametrize(("before", "after", "expected"), [
+    ("  <ul>", "</ul>", True), ("<div className=\"x\">", "</div>);", True), ("<>", "</>", True),
+    ("<p> ", " </p>", True),
+    ("<ul>", "</ol>", False), ("<p>Hi ", "</p>", False), ("std::vector<int>", "</x>", False),
+])  # fmt: skip
+def test_in_empty_element(before: str, after: str, expected: bool) -> None:
+    assert in_empty_element(before, after) is expected
+
+
+@pytest.mark.parametrize(("text", "expected"), [("</div>", "div"), ("  </Foo.Bar >x", "Foo.Bar"), ("</>", ""),
+                                                ("<div>", None), ("> v;", None), ("", None)])
+def test_closing_tag_at(text: str, expected: str | None) -> None:
+    assert closing_tag_at(text) == expected
+
+
+@pytest.mark.parametrize(("line_before", "rest", "text", "kept"), [
+    # Between tags: before the closing tag the rest of the line has, blanks before it too.
+    ("  <div>", "</div>", "Hello</div><span>x</span>", "Hello"),
+    ("  <li>", "</li>", "{item.name} </li>", "{item.name}"),
+    ("  <div>", "</div>", "<div>a</div><div>b</div></div>", "<div>a</div><div>b</div>"),  # its own divs
+    ("  <div>", "</div>", "<div/>a</div>", "<div/>a"),
+    ("  <div>", "</div>", "\n    <h1>Hi</h1>\n  </div>\n);", "\n    <h1>Hi</h1>\n"),
+    ("return <>", "</>", "<A /></>", "<A />"),
+    ("  <div>", "</div>", "Hello", "Hello"),  # nothing to cut
+    # In a value: before the quote or brace that closes it, when the rest of the line is more than closers.
+    ('<p className="', '"></p>;', 'text-lg">Hello</p>;', "text-lg"),
+    ("<button onClick={", "}></button>", "() => go(1)}>Go</button>", "() => go(1)"),
+    ("<div>{", "}</div>", "xs.map((x) => <li>{x}</li>)}</div>", "xs.map((x) => <li>{x}</li>)"),
+    ("<p>Don't <a href=\"", '">x</a>', '/home">Home</a>', "/home"),  # the text's apostrophe opens no string
+    ("  onChange={(e) => set(", ")} />", "e.target.value)} />", "e.target.value"),
+    ('  :class="', '" @click="go">', "{ active }\" :key=\"k\">", "{ active }"),  # Vue, one attribute a line
+    # Not in a tag, an expression in content or an attribute: code (a TSX file's, a Vue file's script).
+    ("  return foo(", ") + bar;", "a).then(f) + bar;", "a).then(f) + bar;"),
+    ("  const s = \"", '" + name;', 'Hi" + user;', 'Hi" + user;'),
+    # Only closers right of the cursor: the completion types over them (closers.py), nothing is cut.
+    ('<p className="', '">', 'a">Hi</p>', 'a">Hi</p>'),
+    # Nothing open at the cursor, or the first closer is another: no cut.
+    ("<p>Hi ", '"x"</p>', 'a" b', 'a" b'),
+    ('<p title="', '"></p>', "a) b", "a) b"),
+])  # fmt: skip
+def test_markup_end(line_before: str, rest: str, text: str, kept: str) -> None:
+    end = markup_end(text, line_before, rest)
+    assert text[:end] == kept
