@@ -1091,3 +1091,51 @@ def test_nvim_setup_keeps_the_users_own_lsp_config(tmp_path: Path) -> None:
     assert result["cmds"] == [server_cmd], result
     assert result["enabled"] and result["filetypes"] == ["python", "lua"], result
     assert not result["notes"], result["notes"]  # no "codellama-lsp was not found"
+
+
+NVIM_MARKUP_BUFFERS = r"""
+-- setup() with the default filetypes: which of the markup buffers the server attaches to.
+vim.opt.runtimepath:prepend(vim.env.CODELLAMA_NVIM_PLUGIN)
+require('codellama').setup({ cmd = vim.json.decode(vim.env.CODELLAMA_CMD) })
+vim.cmd('filetype on') -- startup turns it on only after this file
+local attached = {}
+for _, path in ipairs(vim.json.decode(vim.env.CODELLAMA_FILES)) do
+  vim.cmd.edit(vim.fn.fnameescape(path))
+  local buf = vim.api.nvim_get_current_buf()
+  vim.wait(10000, function() return #vim.lsp.get_clients({ bufnr = buf, name = 'codellama' }) > 0 end)
+  attached[vim.fn.fnamemodify(path, ':e')] = {
+    filetype = vim.bo[buf].filetype,
+    attached = #vim.lsp.get_clients({ bufnr = buf, name = 'codellama' }) > 0,
+  }
+end
+local f = assert(io.open(vim.env.CODELLAMA_RESULT, 'w'))
+f:write(vim.json.encode(attached))
+f:close()
+vim.cmd('qall!')
+"""
+
+
+def test_nvim_attaches_to_markup_buffers_by_default(tmp_path: Path) -> None:
+    """HTML, Vue and Svelte buffers get suggestions with the default filetypes, as JSX and TSX ones do (before:
+    the server never attached to them)."""
+    nvim = _nvim_binary()
+    (tmp_path / "init.lua").write_text(NVIM_MARKUP_BUFFERS, encoding="utf-8")
+    files = []
+    for ext, text in [("html", "<ul>\n</ul>\n"), ("vue", "<template>\n</template>\n"), ("svelte", "<h1></h1>\n"),
+                      ("jsx", "const A = () => <div></div>;\n"), ("tsx", "const A = () => <div></div>;\n")]:
+        files.append(str(tmp_path / f"page.{ext}"))
+        Path(files[-1]).write_text(text, encoding="utf-8")
+    result_path = tmp_path / "result.json"
+    env = {**os.environ, "CODELLAMA_NVIM_PLUGIN": str(NVIM_DIR), "CODELLAMA_FILES": json.dumps(files),
+           "CODELLAMA_RESULT": str(result_path),
+           "CODELLAMA_CMD": json.dumps([sys.executable, "-m", "lsp_server", "serve"]),
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+           **{f"XDG_{d}_HOME": str(tmp_path / d.lower()) for d in ("STATE", "DATA", "CACHE", "CONFIG")}}
+    proc = subprocess.run([str(nvim), "--headless", "--clean", "-u", str(tmp_path / "init.lua")], cwd=ROOT, env=env,
+                          stdin=subprocess.DEVNULL, capture_output=True, timeout=90)
+    assert result_path.is_file(), (proc.stdout + proc.stderr).decode("utf-8", "replace")
+    assert json.loads(result_path.read_text(encoding="utf-8")) == {
+        "html": {"filetype": "html", "attached": True}, "vue": {"filetype": "vue", "attached": True},
+        "svelte": {"filetype": "svelte", "attached": True},
+        "jsx": {"filetype": "javascriptreact", "attached": True},
+        "tsx": {"filetype": "typescriptreact", "attached": True}}
