@@ -52,8 +52,9 @@ def build_tokenizer(out: Path, texts: list[str], vocab_size: int = VOCAB, learne
     return out
 
 
-def random_tensors(args: ModelArgs, seed: int) -> Iterator[tuple[str, torch.Tensor]]:
-    """(our name, fp16 CPU tensor) one at a time, in checkpoint order; drawn on the GPU when there is one."""
+def random_tensors(args: ModelArgs, seed: int, dtype: torch.dtype = torch.float16
+                   ) -> Iterator[tuple[str, torch.Tensor]]:
+    """(our name, CPU tensor of `dtype`) one at a time, in checkpoint order; drawn on the GPU when there is one."""
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     g = torch.Generator(device).manual_seed(seed)
     for name, shape in checkpoint_shapes(args).items():
@@ -64,18 +65,18 @@ def random_tensors(args: ModelArgs, seed: int) -> Iterator[tuple[str, torch.Tens
             t = torch.randn(shape, generator=g, device=device)
             t.mul_(1.0 if name == "tok_embeddings.weight" else shape[1] ** -0.5)
         # Random weights: HF's rotate-half permutation of q/k would only reorder noise, so none is applied.
-        yield name, t.to(torch.float16).cpu()
+        yield name, t.to(dtype).cpu()
 
 
 def write_random_checkpoint(out: Path, args: ModelArgs, tokenizer: Path, *, layout: str = "hf", shards: int = 1,
-                            seed: int = 0, shard_bytes: int = SHARD_BYTES) -> int:
+                            seed: int = 0, shard_bytes: int = SHARD_BYTES, dtype: torch.dtype = torch.float16) -> int:
     """A random checkpoint in Hugging Face layout (safetensors shards of at most shard_bytes, written as they
-    fill, so a 7B model never sits in memory whole) or Meta's (`shards` model-parallel consolidated.NN.pth).
-    Returns the bytes of weights written."""
+    fill, so a 7B model never sits in memory whole) or Meta's (`shards` model-parallel consolidated.NN.pth), its
+    weights of `dtype` (fp16; Code Llama's Hugging Face release is bf16). Returns the bytes of weights written."""
     out.mkdir(parents=True, exist_ok=True)
     (out / "tokenizer.model").write_bytes(tokenizer.read_bytes())
     if layout == "meta":
-        state = dict(random_tensors(args, seed))
+        state = dict(random_tensors(args, seed, dtype))
         save_meta(state, args, out, shards=shards)
         return sum(t.numel() * t.element_size() for t in state.values())
     if layout != "hf":
@@ -95,7 +96,7 @@ def write_random_checkpoint(out: Path, args: ModelArgs, tokenizer: Path, *, layo
         shard.clear()  # drop the tensors: at most one shard is ever held in memory
 
     total = 0
-    for name, t in random_tensors(args, seed):
+    for name, t in random_tensors(args, seed, dtype):
         nbytes = t.numel() * t.element_size()
         if shard and size + nbytes > shard_bytes:
             flush()
