@@ -112,6 +112,53 @@ class _PickledFile:
         return _Shape(self.get_tensor(name).shape)
 
 
+# safetensors' dtype names; a tensor of another dtype is read through safetensors itself (and copied).
+_SAFETENSORS_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
+                       "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8,
+                       "U8": torch.uint8, "BOOL": torch.bool, "F8_E4M3": torch.float8_e4m3fn,
+                       "F8_E5M2": torch.float8_e5m2}
+
+
+class _SafetensorsFile:
+    """A safetensors file whose tensors are read into memory of their own, never left mapped from the file.
+
+    safetensors maps the whole file, and the tensors it hands out are views of that mapping: every page read
+    stays in the process's resident set while the file is open, and for as long as a parameter is such a view.
+    Loading a 7B model to the CPU then showed the checkpoint's pages beside the copies made of them (the
+    bf16 weights' 13.5 GB twice over in RSS, half of it page cache). Read, the file's pages go to the page
+    cache alone, which the kernel reclaims as it needs.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.handle = safe_open(str(path), framework="pt", device="cpu")  # checks the header and the offsets
+        with open(path, "rb") as f:
+            size = int.from_bytes(f.read(8), "little")
+            self.header: dict[str, dict] = json.loads(f.read(size))
+        self.data_start = 8 + size
+
+    def keys(self) -> list[str]:
+        return list(self.handle.keys())
+
+    def get_slice(self, name: str):  # noqa: ANN201 - safetensors' slice type is not exported
+        return self.handle.get_slice(name)
+
+    def get_tensor(self, name: str) -> Tensor:
+        info = self.header.get(name) if name != "__metadata__" else None
+        dtype = _SAFETENSORS_DTYPES.get(info["dtype"]) if info else None
+        if info is None or dtype is None:
+            return self.handle.get_tensor(name).clone()  # a name it lacks raises; an unusual dtype is copied
+        begin, end = info["data_offsets"]
+        tensor = torch.empty(info["shape"], dtype=dtype)
+        raw = tensor.view(-1).view(torch.uint8).numpy()
+        with open(self.path, "rb") as f:
+            f.seek(self.data_start + begin)
+            got = f.readinto(memoryview(raw)) if raw.size else 0
+        if raw.size != end - begin or got != raw.size:
+            raise CheckpointError(f"{self.path}: tensor {name} ends after the file")
+        return tensor
+
+
 class _Shape:
     def __init__(self, shape: torch.Size) -> None:
         self.shape = shape
@@ -167,7 +214,7 @@ class HFReader:
         if path.exists() and not path.is_file():  # a FIFO or a device: opening it could block for good
             raise CheckpointError(f"cannot read {path}: not a regular file")
         try:
-            return safe_open(str(path), framework="pt", device="cpu")
+            return _SafetensorsFile(path)
         except Exception as e:  # safetensors raises its own error types for truncated or corrupt files
             raise CheckpointError(f"cannot read {path}: {e}") from e
 
