@@ -125,7 +125,7 @@ def check_engine_settings(settings: Settings) -> None:
             resolve_device(settings.device)
         return
     from .loading import check_model
-    check_model(settings)
+    check_model(settings, memory=True)  # nothing is loaded yet: the memory available now is what there is
 
 
 def cmd_serve(args: argparse.Namespace) -> None:

@@ -41,7 +41,7 @@ def load_engine(settings: Settings, progress: Callable[[float, str], None] | Non
         return connect_vllm(settings, progress)
 
     from model.engine import Engine
-    from model.loader import load_model, resolve_device, resolve_dtype, resolve_kernel, resolve_quant
+    from model.loader import NotEnoughMemory, load_model, resolve_device, resolve_kernel, resolve_quant
     from model.ngram_cache import resolve_weights
     from model.quant import use_4bit_kernel
 
@@ -50,8 +50,11 @@ def load_engine(settings: Settings, progress: Callable[[float, str], None] | Non
     ngram_cache = resolve_weights(settings.ngram_cache, model_dir(settings))
     loading = (lambda f, m: progress(0.9 * f, m)) if progress else None
     warming = (lambda f, m: progress(0.9 + 0.1 * f, m)) if progress else None
-    model, tokenizer = load_model(settings.model, device=device, dtype=resolve_dtype(settings.dtype, device),
-                                  quant=quant, progress=loading)
+    try:
+        model, tokenizer = load_model(settings.model, device=device, dtype=settings.dtype, quant=quant,
+                                      progress=loading, context_length=settings.context_length)
+    except NotEnoughMemory as e:  # the editor's message names the setting to change
+        raise SettingError(e.setting, str(e)) from None
     if quant in ("nf4", "fp4"):
         use_4bit_kernel(model, resolve_kernel(settings.kernel, device, quant))
     return Engine(model, tokenizer, context_length=settings.context_length, ngram_cache=ngram_cache,
@@ -104,13 +107,15 @@ def connect_vllm(settings: Settings, progress: Callable[[float, str], None] | No
     return backend
 
 
-def check_model(settings: Settings) -> None:
+def check_model(settings: Settings, *, memory: bool = False) -> None:
     """What can be checked before the current model is released: the checkpoint's files, config, tensor
-    names and shapes, the n-gram cache's weights, and the device, dtype, quantization and kernel. Raises with
-    the reason."""
+    names and shapes, the n-gram cache's weights, and the device, dtype, quantization and kernel; with
+    `memory` (nothing loaded yet, so what is available is all there will be), whether it fits the memory.
+    Raises with the reason."""
     # torch: imported here, not at start-up
     from model.checkpoint import check_shapes, open_checkpoint, open_tokenizer
-    from model.loader import resolve_device, resolve_dtype, resolve_kernel, resolve_quant
+    from model.loader import (NotEnoughMemory, available_memory, fit_in_memory, resolve_device, resolve_dtype,
+                              resolve_kernel, resolve_quant)
     from model.ngram_cache import resolve_weights
 
     root = model_dir(settings)
@@ -125,4 +130,11 @@ def check_model(settings: Settings) -> None:
     except ValueError as e:  # a GPU asked for where there is none
         raise SettingError("device", str(e)) from None
     resolve_dtype(settings.dtype, device)
-    resolve_kernel(settings.kernel, device, resolve_quant(settings.quant, device))
+    quant = resolve_quant(settings.quant, device)
+    resolve_kernel(settings.kernel, device, quant)
+    if memory and device.type == "cpu":
+        try:
+            fit_in_memory(reader.args, dtype=settings.dtype, quant=quant, context_length=settings.context_length,
+                          available=available_memory())
+        except NotEnoughMemory as e:
+            raise SettingError(e.setting, str(e)) from None

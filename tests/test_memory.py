@@ -1,4 +1,5 @@
-"""Host memory on the CPU path: loaded weights never stay mapped from the checkpoint file."""
+"""Host memory on the CPU path: a model that cannot fit is refused before a tensor is read, with settings that
+would fit; `auto` takes bfloat16 where float32 would not fit; loaded weights never stay mapped from the file."""
 
 from __future__ import annotations
 
@@ -9,9 +10,71 @@ from pathlib import Path
 import pytest
 import torch
 
-from model.loader import load_model
+from model.bench import SHAPES
+from model.bench.fixtures import VOCAB
+from model.config import ModelArgs
+from model.engine import Engine
+from model.loader import RUNTIME_BYTES, NotEnoughMemory, fit_in_memory, footprint_bytes, load_model
 
 CPU = torch.device("cpu")
+GiB = 1 << 30
+CODE_LLAMA_7B = ModelArgs(vocab_size=VOCAB, norm_eps=1e-5, rope_theta=1e6, **SHAPES["7b"])
+
+
+def test_footprint_is_what_the_loaded_model_holds(checkpoint_factory) -> None:
+    model, tokenizer = load_model(str(checkpoint_factory("hf")), device=CPU, dtype=torch.float32, quant="none")
+    engine = Engine(model, tokenizer, context_length=256)
+    assert footprint_bytes(model.args, torch.float32, "none", 256) == engine.memory_bytes()
+
+
+def test_code_llama_7b_footprints() -> None:
+    """The figures the messages quote: 6.7B parameters, 25 GiB in float32, half in bf16, a quarter again in NF4."""
+    assert footprint_bytes(CODE_LLAMA_7B, torch.float32, "none", 0) / GiB == pytest.approx(25.1, abs=0.1)
+    assert footprint_bytes(CODE_LLAMA_7B, torch.bfloat16, "none", 0) / GiB == pytest.approx(12.55, abs=0.05)
+    assert footprint_bytes(CODE_LLAMA_7B, torch.bfloat16, "none", 4096) / GiB == pytest.approx(14.55, abs=0.05)
+    assert footprint_bytes(CODE_LLAMA_7B, torch.bfloat16, "nf4", 4096) / GiB == pytest.approx(5.88, abs=0.05)
+
+
+def test_auto_is_float32_where_it_fits_and_bfloat16_where_only_that_does() -> None:
+    fit = {"dtype": "auto", "quant": "none", "context_length": 4096}
+    assert fit_in_memory(CODE_LLAMA_7B, **fit, available=None) == torch.float32  # unknown: nothing refused
+    assert fit_in_memory(CODE_LLAMA_7B, **fit, available=40 * GiB) == torch.float32
+    assert fit_in_memory(CODE_LLAMA_7B, **fit, available=22 * GiB) == torch.bfloat16  # a 24 GB machine
+
+
+def test_float32_asked_for_is_refused_with_what_fits() -> None:
+    with pytest.raises(NotEnoughMemory) as refused:
+        fit_in_memory(CODE_LLAMA_7B, dtype="float32", quant="none", context_length=4096, available=22 * GiB)
+    assert str(refused.value) == (
+        "this 6.7B-parameter model (float32) needs about 30.1 GiB of memory (weights 25.1 GiB, KV cache of 4096 "
+        "tokens 4.0 GiB, runtime 1.0 GiB), but 22.0 GiB is available: use --quant nf4 (about 9.4 GiB) or "
+        "--dtype bfloat16 (about 15.6 GiB)")
+    assert refused.value.setting == "quant"
+
+
+def test_too_little_for_bfloat16_points_to_nf4() -> None:
+    """Also with bfloat16 asked for: the same remedy is not offered twice."""
+    with pytest.raises(NotEnoughMemory, match=r"available: use --quant nf4 \(about 9.4 GiB\) or --quant nf4 "
+                                              r"--dtype bfloat16 \(about 6.9 GiB\)$") as refused:
+        fit_in_memory(CODE_LLAMA_7B, dtype="auto", quant="none", context_length=4096, available=12 * GiB)
+    assert refused.value.setting == "quant"
+    with pytest.raises(NotEnoughMemory, match=r"available: use --quant nf4 \(about 6.9 GiB\) or --quant nf4 --dtype "
+                                              r"bfloat16 --context-length 2048 \(about 5.9 GiB\)$"):
+        fit_in_memory(CODE_LLAMA_7B, dtype="bfloat16", quant="none", context_length=4096, available=12 * GiB)
+
+
+def test_nothing_fits() -> None:
+    with pytest.raises(NotEnoughMemory, match="even 4-bit weights with a 2048-token cache would not fit") as refused:
+        fit_in_memory(CODE_LLAMA_7B, dtype="auto", quant="none", context_length=4096, available=3 * GiB)
+    assert refused.value.setting == "model"
+
+
+def test_what_fits_exactly_is_not_refused() -> None:
+    need = footprint_bytes(CODE_LLAMA_7B, torch.bfloat16, "nf4", 1024) + RUNTIME_BYTES
+    assert fit_in_memory(CODE_LLAMA_7B, dtype="bfloat16", quant="nf4", context_length=1024,
+                         available=need) == torch.bfloat16
+    with pytest.raises(NotEnoughMemory):
+        fit_in_memory(CODE_LLAMA_7B, dtype="bfloat16", quant="nf4", context_length=1024, available=need - 1)
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/maps")
