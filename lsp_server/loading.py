@@ -61,6 +61,15 @@ def load_engine(settings: Settings, progress: Callable[[float, str], None] | Non
                   progress=warming)
 
 
+def time_left(fraction: float, elapsed_s: float) -> str | None:
+    """The rest of a load at the pace so far, in words ("about 6 min left"); None until the pace means
+    something (a few seconds and percent in) and once it is done."""
+    if elapsed_s < 5 or not 0.05 <= fraction < 1:
+        return None
+    left = elapsed_s * (1 - fraction) / fraction
+    return f"about {round(left / 60)} min left" if left >= 90 else f"about {max(5, round(left / 5) * 5)} s left"
+
+
 def model_dir(settings: Settings) -> Path:
     """The directory of the configured model (the embedded demo model's when none is)."""
     from model.checkpoint import resolve_model_dir

@@ -33,7 +33,7 @@ from .completion import Suggestion, complete, complete_alternatives, infill_text
 from .docstring import DocEdit, DocTarget, find_target, generate_docstring
 from .documents import Document, Documents, Notebooks, encoding_named, read_document
 from .extra_context import ExtraContext
-from .loading import SettingError, check_model, load_engine
+from .loading import SettingError, check_model, load_engine, time_left
 from .metrics import LatencyStats
 from .outage import OutageNotice
 from .protocol import CodeLlamaProtocol
@@ -201,8 +201,9 @@ class CodeLlamaServer(LanguageServer):
             pct = int(fraction * 100)
             if progress and pct >= last[0] + 5:
                 last[0] = pct
-                loop.call_soon_threadsafe(self.work_done_progress.report, token,
-                                          types.WorkDoneProgressReport(message=tensor, percentage=pct))
+                left = time_left(fraction, time.perf_counter() - t0)  # a 7B quantized on a CPU takes minutes
+                loop.call_soon_threadsafe(self.work_done_progress.report, token, types.WorkDoneProgressReport(
+                    message=f"{tensor} ({left})" if left else tensor, percentage=pct))
 
         t0 = time.perf_counter()
         try:

@@ -26,3 +26,12 @@ def test_a_completion_item_is_labelled_by_its_first_line_and_documented_by_its_w
     second = completion_item(offer, 1, markdown=False)
     assert (second.documentation, second.sort_text, second.preselect) == (offer.text, "1", False)
     assert completion_item(Offer("  ", at), 0, markdown=False).label == "  "  # blanks: labelled as they are
+
+
+def test_a_long_load_says_how_long_is_left() -> None:
+    """The progress an editor shows while a model loads (a 7B quantized on 2 CPU cores took 10 minutes)."""
+    from lsp_server.loading import time_left
+    assert time_left(0.25, 127) == "about 6 min left"
+    assert time_left(0.5, 20) == "about 20 s left"
+    assert time_left(0.9, 10) == "about 5 s left"
+    assert time_left(0.02, 30) is None and time_left(0.5, 2) is None and time_left(1.0, 60) is None

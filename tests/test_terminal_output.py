@@ -6,6 +6,7 @@ import fcntl
 import json
 import os
 import pty
+import re
 import struct
 import subprocess
 import sys
@@ -70,6 +71,7 @@ def test_model_loading_progress_on_a_terminal_only(tmp_path: Path) -> None:
     args = ("complete", str(doc), "--line", "1", "--character", "15", "--max-tokens", "4")
     result, terminal = run_with_terminal_stderr(*args)
     assert result.returncode == 0 and "loading the demo model:" in terminal
+    assert re.search(r"\d+:\d+, (\d+:\d+|\?) left", terminal), terminal  # elapsed, and the time left
     piped = subprocess.run([sys.executable, "-m", "lsp_server", *args], capture_output=True, text=True, timeout=120)
     assert piped.returncode == 0 and piped.stderr == ""
 
