@@ -57,6 +57,21 @@ def import_bitsandbytes() -> ModuleType:
     return bitsandbytes
 
 
+def _not_the_int8_cast(record: logging.LogRecord) -> bool:
+    return not record.getMessage().startswith("MatMul8bitLt: inputs will be cast from")
+
+
+def quiet_int8_cast() -> None:
+    """Drop bitsandbytes' warning that an int8 matmul casts its float32 or bf16 inputs to fp16.
+
+    LLM.int8() quantizes activations from fp16, so the cast is how it works, not a fault; bitsandbytes 0.50 logs
+    it at WARNING on every matmul, 224 lines a token for a 7B model (a terminal's `complete`, an editor's log).
+    """
+    logger = logging.getLogger("bitsandbytes.autograd._functions")
+    if _not_the_int8_cast not in logger.filters:
+        logger.addFilter(_not_the_int8_cast)
+
+
 def quantized_linear(weight: Tensor, quant: Quant, compute_dtype: torch.dtype, device: torch.device) -> nn.Module:
     """A bias-free Linear holding `weight` (out, in), quantized on `device` (the 16-bit copy is dropped)."""
     out_features, in_features = weight.shape
@@ -80,6 +95,7 @@ def quantized_linear(weight: Tensor, quant: Quant, compute_dtype: torch.dtype, d
     elif quant == "int8":
         # Activations above 6 in magnitude (outlier features) are multiplied in 16 bits: LLM.int8()'s threshold,
         # as transformers' load_in_8bit uses it; 0 would quantize them too, and lose their precision.
+        quiet_int8_cast()
         layer = bnb.nn.Linear8bitLt(in_features, out_features, bias=False, has_fp16_weights=False,
                                     threshold=6.0, device="meta")
         layer.weight = bnb.nn.Int8Params(source, requires_grad=False, has_fp16_weights=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -16,7 +17,7 @@ from model.checkpoint import HFReader
 from model.engine import Engine
 from model.llama import Transformer
 from model.loader import load_model, resolve_quant
-from model.quant import is_quantized
+from model.quant import is_quantized, quantized_linear
 
 bnb = pytest.importorskip("bitsandbytes")
 
@@ -154,3 +155,16 @@ def test_quantizing_asks_no_hub_for_kernels(tmp_path: Path) -> None:
     assert result.returncode == 0 and result.stdout.strip() == "(1, 64)", result.stderr
     assert not (tmp_path / "asked").exists(), "bitsandbytes asked the Hub for kernels-community's kernel"
     assert "kernels-community" not in result.stderr, result.stderr
+
+
+@torch.inference_mode()
+def test_an_int8_matmul_logs_nothing(caplog: pytest.LogCaptureFixture) -> None:
+    """bitsandbytes 0.50 logged a warning on every int8 matmul whose inputs are not fp16: 224 lines a token
+    for a 7B model computing in float32 on the CPU, or in bf16 on CUDA."""
+    weight = torch.randn(64, 128) / 128 ** 0.5
+    layer = quantized_linear(weight, "int8", torch.float32, CPU).eval()  # as loaded: training uses another path
+    with caplog.at_level(logging.WARNING):
+        out = layer(torch.randn(1, 3, 128))
+        layer(torch.randn(1, 1, 128, dtype=torch.bfloat16))
+    assert out.shape == (1, 3, 64)
+    assert [r.getMessage() for r in caplog.records] == []
