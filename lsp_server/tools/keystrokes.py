@@ -19,7 +19,7 @@ from collections.abc import Callable
 from lsprotocol import types
 
 from .client import ServerProcess, ready_server
-from .terminal import format_table, ms, output_path, positive_int, run_command, show_result
+from .terminal import add_report_and_server_args, format_table, ms, positive_int, run_command, show_result
 
 
 def python_file(lines: int) -> str:
@@ -107,9 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keystrokes", type=positive_int, default=200, help="characters typed per document (default 200)")
     p.add_argument("--only", choices=[n for n in SCENARIOS if n != "small"], action="append",
                    help="measure only this document beside the small one (repeatable)")
-    p.add_argument("--json", type=output_path, metavar="PATH",
-                   help="write every figure as JSON to PATH ('-': stdout, no table)")
-    p.add_argument("server_args", nargs="*", help="`serve` flags after --, e.g. -- --model DIR")
+    add_report_and_server_args(p)
     return p
 
 

@@ -22,7 +22,7 @@ from tqdm import tqdm
 from model.training import corpus
 
 from .client import ServerProcess, ready_server
-from .terminal import format_table, ms, output_path, positive_int, run_command, show_result
+from .terminal import add_report_and_server_args, format_table, ms, positive_int, run_command, show_result
 
 
 def pct(values: list[float], q: float) -> float:
@@ -136,9 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lines", type=positive_int, default=20, help="held-out lines to type (default 20)")
     p.add_argument("--seed", type=int, default=0, help="seed for the lines chosen (default 0)")
     p.add_argument("--fim-mode", choices=("psm", "spm"), help="override the server's default infilling order")
-    p.add_argument("--json", type=output_path, metavar="PATH",
-                   help="write every figure as JSON to PATH ('-': stdout, no table)")
-    p.add_argument("server_args", nargs="*", help="`serve` flags after --, e.g. -- --model DIR")
+    add_report_and_server_args(p)
     return p
 
 

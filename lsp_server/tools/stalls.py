@@ -25,7 +25,7 @@ from lsprotocol import types
 
 from .client import ServerProcess
 from .keystrokes import minified_js, python_file
-from .terminal import format_table, output_path, positive_int, run_command, show_result
+from .terminal import add_report_and_server_args, format_table, positive_int, run_command, show_result
 
 # Run as `python -c PROBE ARGS...`: times the loop's callbacks (asyncio.events.Handle._run, which every callback,
 # task step and timer of the pure-Python event loop goes through), and how late a heartbeat task on the loop wakes
@@ -334,9 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--only", choices=list(SCENARIOS), action="append",
                    help="measure only this session (repeatable): " + "; ".join(
                        f"{k}: {v}" for k, v in SCENARIOS.items()))
-    p.add_argument("--json", type=output_path, metavar="PATH",
-                   help="write every figure as JSON to PATH ('-': stdout, no table)")
-    p.add_argument("server_args", nargs="*", help="`serve` flags after --, e.g. -- --model DIR")
+    add_report_and_server_args(p)
     return p
 
 

@@ -62,6 +62,13 @@ def output_path(text: str) -> Path:
     return path
 
 
+def add_report_and_server_args(p: argparse.ArgumentParser, *, sides: str = "") -> None:
+    """The arguments every tool that measures a `serve` process takes: `--json PATH` and the `serve` flags after
+    `--` (`sides`: whose, when the tool starts more than one kind of server)."""
+    p.add_argument("--json", type=output_path, metavar="PATH",
+                   help="also write every figure as JSON to PATH ('-': stdout, no table)")
+    p.add_argument("server_args", nargs="*", help=f"`serve` flags{sides} after --, e.g. -- --model DIR")
+
 def run_command(main: Callable[[], object], name: str = "codellama-lsp") -> None:
     """Run a command as a person at a terminal expects: Ctrl+C ends it with status 130 and one line, not a
     traceback; a reader of stdout that went away (`| head`) ends it quietly; main()'s int is the exit status."""

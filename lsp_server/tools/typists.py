@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from ..cli import setting_flag
 from .client import ServerExited, ServerProcess
 from .replay import Typed, pct, type_lines
-from .terminal import output_path, positive_int, run_command, show_result
+from .terminal import add_report_and_server_args, positive_int, run_command, show_result
 
 UNTIMED = {"timeBudgetMs": 600_000}  # the longest budget there is: answers do not depend on the machine's speed
 
@@ -101,9 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rounds", type=positive_int, default=3, help="times each side runs, alternately")
     p.add_argument("--seed", type=int, default=0, help="seed for choosing the held-out lines")
     p.add_argument("--threads", type=positive_int, default=1, help="torch threads of each local engine")
-    p.add_argument("--json", type=output_path, metavar="PATH",
-                   help="also write every figure as JSON to PATH ('-': stdout, no table)")
-    p.add_argument("server_args", nargs="*", help="`serve` flags for both sides after --, e.g. -- --model DIR")
+    add_report_and_server_args(p, sides=" for both sides")
     return p
 
 
