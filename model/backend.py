@@ -20,6 +20,7 @@ from .tokenizer import FimMode, Tokenizer, infill_prompt
 class Timings:
     prompt_tokens: int = 0
     cached_tokens: int = 0  # prompt tokens whose K/V were reused
+    prefilled_tokens: int = 0  # prompt tokens this request read (all past cached_tokens, unless cut short); 0: unknown
     new_tokens: int = 0
     prefill_ms: float = 0.0
     first_token_ms: float = 0.0

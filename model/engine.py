@@ -126,6 +126,8 @@ class Engine:
             pos = start
             while pos < len(prompt):
                 if cancelled() or (deadline is not None and time.monotonic() > deadline):
+                    # What was read stays cached for the next request; the timings say how far it got, how fast.
+                    timings.prefilled_tokens, timings.prefill_ms = pos - start, (time.perf_counter() - t0) * 1000
                     return Generation([], "", "cancel" if cancelled() else "deadline", self._done(timings, t0))
                 chunk = prompt[pos:pos + self.prefill_chunk]
                 logits = self.stepper(chunk, pos)[-1]
@@ -133,7 +135,7 @@ class Engine:
                 pos += len(chunk)
             assert logits is not None
             self._sync()  # the GPU runs behind the host: time the prefill, not its launch
-            timings.prefill_ms = (time.perf_counter() - t0) * 1000
+            timings.prefilled_tokens, timings.prefill_ms = len(prompt) - start, (time.perf_counter() - t0) * 1000
 
             t_decode = time.perf_counter()
             greedy = temperature <= 0

@@ -362,6 +362,28 @@ def test_deadline_stops_generation(stop_setup, tok: Tokenizer, monkeypatch: pyte
     assert (late.stop_reason, late.tokens, late.text) == ("deadline", [], "")
 
 
+def test_a_prefill_cut_at_the_deadline_says_how_far_it_read(stop_setup, monkeypatch: pytest.MonkeyPatch) -> None:
+    engine, prompt, ref = stop_setup
+    now = [1000.0]
+    monkeypatch.setattr(engine_mod, "time", SimpleNamespace(perf_counter=time.perf_counter, monotonic=lambda: now[0]))
+    engine.prefill_chunk = 4
+    step = engine.stepper
+
+    def slow_step(tokens: list[int], start: int, **kwargs: object) -> object:
+        now[0] += 0.6  # each chunk of the prompt takes 0.6 s of the 1 s budget
+        return step(tokens, start, **kwargs)
+
+    monkeypatch.setattr(engine, "stepper", slow_step)
+    cut = engine.generate(prompt, max_new_tokens=12, deadline=1001.0)
+    assert (cut.stop_reason, cut.tokens) == ("deadline", [])
+    assert (cut.timings.prompt_tokens, cut.timings.cached_tokens, cut.timings.prefilled_tokens) == (len(prompt), 0, 8)
+    assert cut.timings.prefill_ms > 0
+    # What it read is kept: the next request reads on from there.
+    monkeypatch.setattr(engine, "stepper", step)
+    done = engine.generate(prompt, max_new_tokens=12, **whole(engine.tokenizer))
+    assert done.tokens == ref and (done.timings.cached_tokens, done.timings.prefilled_tokens) == (8, len(prompt) - 8)
+
+
 def test_context_limit_and_errors(checkpoint_factory, tok: Tokenizer, long_ids: list[int]) -> None:
     engine = Engine(ours(checkpoint_factory("hf")), tok, context_length=40)
     got = engine.generate(long_ids[:35], max_new_tokens=20, **whole(tok))
