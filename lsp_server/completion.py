@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import TypeVar
 
-from model.backend import Backend, Timings
+from model.backend import Backend, Generation, Timings
 from model.tokenizer import Tokenizer, infill_prompt
 
 from .context import FimContext, build_context
@@ -223,15 +223,18 @@ def prepare(engine: Backend, text: str, offset: int, settings: Settings, *, extr
 
 
 def generate(engine: Backend, prepared: Prepared, settings: Settings, *, cancel: Callable[[], bool] | None = None,
-             timed: bool = True, first_rank: int | None = None) -> Suggestion | None:
+             timed: bool = True, first_rank: int | None = None,
+             seen: Callable[[Generation], None] | None = None) -> Suggestion | None:
     """The model's shaped answer to `prepared`, or None when there is none (see complete; first_rank: an
-    alternative, see Backend.generate)."""
+    alternative, see Backend.generate; `seen` is handed the model's raw answer, which says why there is none)."""
     deadline = time.monotonic() + settings.time_budget_ms / 1000 if timed else None
     mode, healed, ctx = prepared.mode, prepared.healed, prepared.ctx
     max_tokens = settings.max_tokens_single_line if mode == "single" else settings.max_tokens
     gen = engine.generate(prepared.prompt, max_new_tokens=max_tokens, temperature=settings.temperature,
                           top_p=settings.top_p, stop=prepared.stop, cancel=cancel, deadline=deadline,
                           constraint=healed, recall=prepared.recall, first_rank=first_rank)
+    if seen is not None:
+        seen(gen)
     if gen.stop_reason in ("cancel", "error") or not gen.text.startswith(healed):
         return None  # cancelled, failed, or cut before it wrote the healed tail back
     raw = drop_loop(gen.text[len(healed):])
@@ -254,15 +257,17 @@ def generate(engine: Backend, prepared: Prepared, settings: Settings, *, cancel:
 
 def complete(engine: Backend, text: str, offset: int, settings: Settings, *, extra: str = "",
              cancel: Callable[[], bool] | None = None, timed: bool = True,
-             heal_words: bool = True, language: str = "") -> Suggestion | None:
+             heal_words: bool = True, language: str = "",
+             seen: Callable[[Generation], None] | None = None) -> Suggestion | None:
     """The shaped completion at `offset` (a code-point offset into `text`, a document in LSP's `language`:
     markup is shaped by its tags, see tags.py), or None when there is none.
 
     timed: stop at the settings' time budget (interactive use); scripts and evaluations pass False, so that
     their results depend on the model alone, not on how busy the machine is.
+    seen: handed the model's raw answer (not called when no prompt fits), e.g. to tell a cut by the time budget.
     """
     prepared = prepare(engine, text, offset, settings, extra=extra, heal_words=heal_words, language=language)
-    return None if prepared is None else generate(engine, prepared, settings, cancel=cancel, timed=timed)
+    return None if prepared is None else generate(engine, prepared, settings, cancel=cancel, timed=timed, seen=seen)
 
 
 def complete_alternatives(engine: Backend, text: str, offset: int, settings: Settings, count: int, *,

@@ -25,7 +25,7 @@ from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import default_converter
 
-from model.backend import Backend, BackendUnavailable
+from model.backend import Backend, BackendUnavailable, Generation
 
 from . import __version__
 from .cache import CompletionCache
@@ -39,6 +39,7 @@ from .outage import OutageNotice
 from .protocol import CodeLlamaProtocol
 from .settings import Settings, consistency_warnings, extra_budget, parse_settings
 from .shaping import Shaped, shape
+from .slowness import SlowNotice
 from .tags import in_markup
 from .text import line_break_of, offset_at, rebased_offset, split_lines
 from .transport import serve_stdio, serve_tcp
@@ -130,6 +131,9 @@ class CodeLlamaServer(LanguageServer):
         self.outage = OutageNotice(
             lambda m: self.window_show_message(types.ShowMessageParams(types.MessageType.Warning, m)),
             lambda m: self.window_log_message(types.LogMessageParams(types.MessageType.Info, m)))
+        self.slow = SlowNotice(
+            lambda m: self.window_show_message(types.ShowMessageParams(types.MessageType.Warning, m)),
+            lambda m: self.window_log_message(types.LogMessageParams(types.MessageType.Info, m)))
 
     # -- transport --------------------------------------------------------------------------------------
     def start_io(self, stdin: BinaryIO | None = None, stdout: BinaryIO | None = None) -> None:
@@ -176,6 +180,8 @@ class CodeLlamaServer(LanguageServer):
         old, self.settings = self.settings, new
         if new.enabled != old.enabled:
             self.enabled = new.enabled
+        if new.time_budget_ms != old.time_budget_ms:
+            self.slow.reset()  # told in numbers of the old budget
         self.cache.clear()
         if self.worker.state != "idle" and any(getattr(old, k) != getattr(new, k) for k in RELOAD_KEYS):
             self.start_loading()
@@ -224,6 +230,7 @@ class CodeLlamaServer(LanguageServer):
             return
         self.loaded = settings
         self.cache.clear()
+        self.slow.reset()
         # What is loaded now (the model, torch, the LSP stack) lives as long as the model: out of the cyclic
         # collector's way. Each full collection walked it all (100-200 ms), holding the GIL, and with it the event
         # loop, whichever thread's allocations had set it off. One collection first, once per load: the model this
@@ -286,6 +293,7 @@ class CodeLlamaServer(LanguageServer):
             "context_length": engine.context_length if engine else None,
             "runtime": engine.describe() if engine else None,
             "fim_mode": self.settings.fim_mode,
+            "too_slow": self.slow.told,  # why completions as you type stay empty, while they do
             **self.stats.summary(),
             "cache_hit_rate": round(self.cache.hit_rate, 3),
         }
@@ -400,13 +408,14 @@ class CodeLlamaServer(LanguageServer):
             if flag():
                 return None
         settings, extra, language = self.settings, self.extra_context(doc), doc.language_id
+        answers: list[Generation] = []  # the model's raw answer, which says why there is no suggestion
 
         def job(engine: Backend, cancel: Callable[[], bool]) -> list[Suggestion]:
             if count > 1:
                 return complete_alternatives(engine, text, offset, settings, count, extra=extra, cancel=cancel,
                                              language=language)
             found = complete(engine, text, offset, settings, extra=extra, cancel=cancel, timed=not invoked,
-                             language=language)
+                             language=language, seen=answers.append)
             return [found] if found is not None else []
 
         try:
@@ -420,6 +429,15 @@ class CodeLlamaServer(LanguageServer):
             log.exception("completion failed at %s:%s", uri, position)
             return None
         self.outage.succeeded()
+        if answers and not invoked:  # only completions made as you type are timed
+            if suggestions or answers[0].stop_reason not in ("deadline", "cancel", "error"):
+                self.slow.answered()
+            elif answers[0].stop_reason == "deadline" and (engine := self.worker.engine) is not None:
+                runtime = engine.describe()
+                self.slow.missed(answers[0].timings, settings.time_budget_ms,
+                                 gpu=str(runtime["device"]).startswith("cuda"),
+                                 quantized=runtime.get("layers", ["Linear"]) != ["Linear"],
+                                 demo=self.loaded is not None and not self.loaded.model)
         return suggestions
 
     def client_reads_markdown_documentation(self) -> bool:

@@ -44,6 +44,31 @@ def slow_loading_server(seconds: float) -> list[str]:
     return [sys.executable, "-c", _SLOW_LOADING.format(steps=max(1, round(seconds * 10)))]
 
 
+_SLOW_PREFILL = """
+import sys, time
+from pathlib import Path
+import model.engine
+from lsp_server.cli import main
+from model.llama import Transformer
+model.engine.PREFILL_CHUNK["cpu"] = {chunk}
+forward = Transformer.forward
+def slow(self, idx, *args, **kwargs):
+    if idx.shape[1] > 1 and Path({arm!r}).exists():
+        time.sleep({seconds})
+    return forward(self, idx, *args, **kwargs)
+Transformer.forward = slow
+main(sys.argv[1:])
+"""
+
+
+def slow_prefill_server(arm: Path, seconds: float, chunk: int = 8) -> list[str]:
+    """`python ...` (then the `codellama-lsp` arguments): the real CLI, whose model reads prompts `chunk` tokens
+    per forward pass (the CPU's is 512) and, while the file `arm` exists, takes `seconds` more for each such pass
+    (decoding one token at a time stays fast): a model too slow to read a prompt within the time budget, as a 7B
+    is on a CPU. The warm-up is a prefill pass too: arm it after the model has loaded."""
+    return [sys.executable, "-c", _SLOW_PREFILL.format(chunk=chunk, arm=str(arm), seconds=seconds)]
+
+
 class Wire:
     """`command` (default: `codellama-lsp serve ARGS`) over stdio; every message it sends is kept."""
 

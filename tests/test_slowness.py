@@ -1,0 +1,155 @@
+"""A model too slow for completions as you type is told once (slowness.py): the rule, then the real server."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from lsp_server.slowness import MISSES_TO_TELL, SlowNotice, slow_message
+from model.backend import Timings
+from tests.wire import Wire, slow_prefill_server
+
+
+def cut_reading(prompt: int = 1500, read: int = 512, ms: float = 40_000, cached: int = 0) -> Timings:
+    """A miss cut while the prompt was read: `read` of its tokens in `ms`."""
+    return Timings(prompt_tokens=prompt, cached_tokens=cached, prefilled_tokens=read, prefill_ms=ms, total_ms=ms)
+
+
+def test_the_message_says_how_slow_and_what_to_do() -> None:
+    message = slow_message([cut_reading(1600, 480), cut_reading(1600, 480, cached=480),
+                            cut_reading(1600, 480, cached=960)], 2000)
+    assert "the last 3 completions as you type ran out of their 2000 ms time budget" in message
+    # 1,440 tokens read in 120 s: 12 a second, so the whole prompt takes over two minutes
+    assert "about 12 prompt tokens a second" in message and "1,600-token prompt takes ~2 min" in message
+    assert "is kept for the next request" in message  # true: the engine keeps what it read
+    assert "not timed: it waits for the model" in message
+    for fix in ("a GPU", "`quant: nf4`", "`prefixTokens`", "`contextLength`", "a larger `timeBudgetMs`", "demo model"):
+        assert fix in message, fix
+
+
+def test_the_message_offers_only_what_the_model_is_not() -> None:
+    message = slow_message([cut_reading()] * 3, 2000, gpu=True, quantized=True, demo=True)
+    assert "GPU" not in message and "nf4" not in message and "demo model" not in message
+    assert message.endswith("smaller `prefixTokens`/`suffixTokens` or `contextLength`, or a larger `timeBudgetMs`.")
+
+
+def test_a_prompt_read_in_time_but_nothing_written_says_how_long_the_reading_took() -> None:
+    read = Timings(prompt_tokens=900, cached_tokens=100, prefilled_tokens=800, prefill_ms=1900, total_ms=2100,
+                   new_tokens=1)
+    message = slow_message([read] * 3, 2000)
+    assert "reading the 900-token prompt took ~1.9 s (100 tokens of it already read before)" in message
+    assert "is kept" not in message
+
+
+def test_a_remote_server_is_not_told_to_buy_a_gpu() -> None:
+    message = slow_message([Timings(prompt_tokens=900, prefill_ms=2000)] * 3, 2000)  # vLLM: nothing read here
+    assert "before the model server had written anything" in message
+    assert "GPU" not in message and "a less busy model server" in message
+
+
+def test_told_once_per_episode_and_again_only_after_an_answer_in_time() -> None:
+    shown: list[str] = []
+    noted: list[str] = []
+    notice = SlowNotice(shown.append, noted.append)
+    for _ in range(MISSES_TO_TELL - 1):
+        notice.missed(cut_reading(), 2000)
+    assert not shown and notice.told is None
+    notice.missed(cut_reading(), 2000)
+    assert len(shown) == 1 and notice.told == shown[0]
+    for _ in range(10):  # every keystroke misses: still one message
+        notice.missed(cut_reading(), 2000)
+    assert len(shown) == 1 and len(notice.misses) == MISSES_TO_TELL
+    notice.answered()
+    assert notice.told is None and noted == ["codellama: completions as you type come in time again"]
+    notice.answered()
+    assert len(noted) == 1  # said once
+    for _ in range(MISSES_TO_TELL):
+        notice.missed(cut_reading(), 2000)
+    assert len(shown) == 2
+
+
+def test_an_answer_in_time_breaks_the_streak() -> None:
+    shown: list[str] = []
+    notice = SlowNotice(shown.append, lambda m: None)
+    for _ in range(3):
+        for _ in range(MISSES_TO_TELL - 1):
+            notice.missed(cut_reading(), 2000)
+        notice.answered()
+    notice.reset()
+    assert not shown
+
+
+# -- the real server ----------------------------------------------------------------------------------------
+BUDGET_MS = 800
+TEXT = "".join(f"def f{i}(x):\n    return x + {i}\n\n" for i in range(12)) + "def main():\n    "
+URI = "file:///tmp/slowness.py"
+
+
+def warnings(wire: Wire) -> list[str]:
+    return [n["params"]["message"] for n in wire.notifications if n["method"] == "window/showMessage"
+            and n["params"]["type"] == 2 and "time budget" in n["params"]["message"]]
+
+
+def logged_back(wire: Wire) -> int:
+    return sum(n["method"] == "window/logMessage" and "come in time again" in n["params"]["message"]
+               for n in wire.notifications)
+
+
+def too_slow(wire: Wire) -> str | None:
+    return wire.result("workspace/executeCommand", {"command": "codellama.status"})["too_slow"]
+
+
+def automatic(wire: Wire) -> list[dict]:
+    reply = wire.inline(URI, TEXT.count("\n"), 4)
+    assert "error" not in reply, reply
+    return reply["result"]["items"]
+
+
+def test_a_model_too_slow_for_the_time_budget_is_told_once(tmp_path: Path) -> None:
+    arm = tmp_path / "slow"
+    # Prompts are read 8 tokens per forward pass; while armed, each pass takes 1.5 s, longer than the budget
+    wire = Wire(command=[*slow_prefill_server(arm, 1.5), "--log-level", "WARNING", "serve"])
+    try:
+        wire.initialize(load=True, options={"timeBudgetMs": BUDGET_MS})
+        wire.wait_ready()
+        wire.open(URI, TEXT)
+        arm.write_text("")
+        for _ in range(MISSES_TO_TELL - 2):
+            assert automatic(wire) == []
+
+        # A request superseded by a newer one (the next keystroke) does not count: two misses so far, not three.
+        first = wire.request("textDocument/inlineCompletion", {
+            "textDocument": {"uri": URI}, "position": {"line": TEXT.count("\n"), "character": 4},
+            "context": {"triggerKind": 2}})
+        time.sleep(0.3)  # the first is in its prefill pass now
+        assert automatic(wire) == []
+        assert wire.response(first)["result"]["items"] == []
+        assert warnings(wire) == [] and too_slow(wire) is None
+
+        assert automatic(wire) == []
+        (told,) = warnings(wire)
+        assert f"the last {MISSES_TO_TELL} completions as you type ran out of their {BUDGET_MS} ms" in told
+        assert "prompt tokens a second" in told and "demo model" not in told  # the demo model is in use
+        assert too_slow(wire) == told
+        assert wire.logged("ran out of their", timeout=5)
+
+        for _ in range(3):  # every keystroke misses: still one message
+            assert automatic(wire) == []
+        assert len(warnings(wire)) == 1
+
+        arm.unlink()  # fast again: the rest of the prompt is read and the model answers in time
+        for _ in range(5):
+            if automatic(wire):
+                break
+        assert logged_back(wire) == 1 and too_slow(wire) is None
+
+        # Slow again, on a prompt read afresh (an edit at the top of the file): told again.
+        arm.write_text("")
+        wire.notify("textDocument/didChange", {"textDocument": {"uri": URI, "version": 2},
+                                               "contentChanges": [{"text": "import os\n" + TEXT}]})
+        for _ in range(MISSES_TO_TELL):
+            reply = wire.inline(URI, TEXT.count("\n") + 1, 4)
+            assert reply["result"]["items"] == []
+        assert len(warnings(wire)) == 2
+    finally:
+        wire.kill()
