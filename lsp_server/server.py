@@ -434,7 +434,7 @@ class CodeLlamaServer(LanguageServer):
                 self.slow.answered()
             elif answers[0].stop_reason == "deadline" and (engine := self.worker.engine) is not None:
                 runtime = engine.describe()
-                self.slow.missed(answers[0].timings, settings.time_budget_ms,
+                self.slow.missed(answers[0].timings, settings.time_budget_ms, remote=runtime["backend"] != "local",
                                  gpu=str(runtime["device"]).startswith("cuda"),
                                  quantized=runtime.get("layers", ["Linear"]) != ["Linear"],
                                  demo=self.loaded is not None and not self.loaded.model)

@@ -24,20 +24,21 @@ def _seconds(s: float) -> str:
     return f"~{s / 60:.0f} min" if s >= 120 else f"~{s:.0f} s" if s >= 10 else f"~{s:.1f} s"
 
 
-def slow_message(misses: list[Timings], budget_ms: int, *, gpu: bool = False, quantized: bool = False,
-                 demo: bool = False) -> str:
+def slow_message(misses: list[Timings], budget_ms: int, *, remote: bool = False, gpu: bool = False,
+                 quantized: bool = False, demo: bool = False) -> str:
     """What the user is told about `misses`, completions cut by the time budget with nothing to show (oldest
-    first): how many, how fast the model read their prompts (where the backend says), and what to do, of what the
-    model in use is not already: on a GPU, `quantized`, the `demo` model."""
+    first): how many, how fast the model read their prompts (unless it runs on a `remote` server, whose reading is
+    not seen from here), and what to do, of what the model in use is not already: on a GPU, `quantized`, the
+    `demo` model."""
     last = misses[-1]
     read_tokens, read_ms = sum(t.prefilled_tokens for t in misses), sum(t.prefill_ms for t in misses)
     head = (f"codellama: the last {len(misses)} completions as you type ran out of their {budget_ms} ms time budget "
-            f"(`timeBudgetMs`) before the model{' server' if not read_tokens else ''} had written anything to show")
+            f"(`timeBudgetMs`) before the model{' server' if remote else ''} had written anything to show")
     asked = ("A completion you ask for (Alt+\\ in VS Code, Ctrl+Space) is not timed: it waits for the model. "
              "For completions as you type: ")
-    if not read_tokens or read_ms <= 0:  # a remote server: its prompt reading is not seen from here
+    if remote:
         return f"{head}. {asked}a larger `timeBudgetMs`, or a less busy model server."
-    if last.prefilled_tokens < last.prompt_tokens - last.cached_tokens:  # cut while still reading the prompt
+    if read_tokens and last.prefilled_tokens < last.prompt_tokens - last.cached_tokens:  # cut while reading
         rate = read_tokens / (read_ms / 1000)
         why = (f"it reads about {rate:.{0 if rate >= 10 else 1}f} prompt tokens a second here, so this "
                f"{last.prompt_tokens:,}-token prompt takes {_seconds(last.prompt_tokens / rate)} to read. What was "
@@ -68,12 +69,13 @@ class SlowNotice:
         self.misses: list[Timings] = []  # the last misses since a completion last came in time
         self.told: str | None = None  # the message shown for the misses in progress; None until then
 
-    def missed(self, timings: Timings, budget_ms: int, *, gpu: bool = False, quantized: bool = False,
-               demo: bool = False) -> None:
+    def missed(self, timings: Timings, budget_ms: int, *, remote: bool = False, gpu: bool = False,
+               quantized: bool = False, demo: bool = False) -> None:
         """One more miss, cut at `budget_ms`, of a model as slow_message's arguments describe it."""
         self.misses = [*self.misses, timings][-MISSES_TO_TELL:]  # all the message is made of
         if self.told is None and len(self.misses) >= MISSES_TO_TELL:
-            self.told = slow_message(self.misses, budget_ms, gpu=gpu, quantized=quantized, demo=demo)
+            self.told = slow_message(self.misses, budget_ms, remote=remote, gpu=gpu, quantized=quantized,
+                                      demo=demo)
             log.warning("%s", self.told)
             self._show(self.told)
 

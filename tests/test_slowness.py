@@ -42,7 +42,7 @@ def test_a_prompt_read_in_time_but_nothing_written_says_how_long_the_reading_too
 
 
 def test_a_remote_server_is_not_told_to_buy_a_gpu() -> None:
-    message = slow_message([Timings(prompt_tokens=900, prefill_ms=2000)] * 3, 2000)  # vLLM: nothing read here
+    message = slow_message([Timings(prompt_tokens=900, prefill_ms=2000)] * 3, 2000, remote=True)
     assert "before the model server had written anything" in message
     assert "GPU" not in message and "a less busy model server" in message
 
@@ -108,7 +108,7 @@ def automatic(wire: Wire) -> list[dict]:
 def test_a_model_too_slow_for_the_time_budget_is_told_once(tmp_path: Path) -> None:
     arm = tmp_path / "slow"
     # Prompts are read 8 tokens per forward pass; while armed, each pass takes 1.5 s, longer than the budget
-    wire = Wire(command=[*slow_prefill_server(arm, 1.5), "--log-level", "WARNING", "serve"])
+    wire = Wire(command=[*slow_prefill_server(arm, 1.5), "--log-level", "DEBUG", "serve"])
     try:
         wire.initialize(load=True, options={"timeBudgetMs": BUDGET_MS})
         wire.wait_ready()
@@ -124,9 +124,10 @@ def test_a_model_too_slow_for_the_time_budget_is_told_once(tmp_path: Path) -> No
         time.sleep(0.3)  # the first is in its prefill pass now
         assert automatic(wire) == []
         assert wire.response(first)["result"]["items"] == []
-        assert warnings(wire) == [] and too_slow(wire) is None
+        assert warnings(wire) == [] and too_slow(wire) is None, (wire.notifications, wire.log()[-4000:])
 
         assert automatic(wire) == []
+        assert len(warnings(wire)) == 1, (wire.notifications, wire.log()[-4000:])
         (told,) = warnings(wire)
         assert f"the last {MISSES_TO_TELL} completions as you type ran out of their {BUDGET_MS} ms" in told
         assert "prompt tokens a second" in told and "demo model" not in told  # the demo model is in use
@@ -138,10 +139,10 @@ def test_a_model_too_slow_for_the_time_budget_is_told_once(tmp_path: Path) -> No
         assert len(warnings(wire)) == 1
 
         arm.unlink()  # fast again: the rest of the prompt is read and the model answers in time
-        for _ in range(5):
+        for _ in range(10):
             if automatic(wire):
                 break
-        assert logged_back(wire) == 1 and too_slow(wire) is None
+        assert logged_back(wire) == 1 and too_slow(wire) is None, (wire.notifications, wire.log()[-4000:])
 
         # Slow again, on a prompt read afresh (an edit at the top of the file): told again.
         arm.write_text("")
@@ -149,7 +150,7 @@ def test_a_model_too_slow_for_the_time_budget_is_told_once(tmp_path: Path) -> No
                                                "contentChanges": [{"text": "import os\n" + TEXT}]})
         for _ in range(MISSES_TO_TELL):
             reply = wire.inline(URI, TEXT.count("\n") + 1, 4)
-            assert reply["result"]["items"] == []
-        assert len(warnings(wire)) == 2
+            assert reply["result"]["items"] == [], reply
+        assert len(warnings(wire)) == 2, (wire.notifications, wire.log()[-4000:])
     finally:
         wire.kill()
