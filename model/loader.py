@@ -185,8 +185,12 @@ def load_model(model: str | os.PathLike[str] | None, *, device: torch.device, dt
     if isinstance(dtype, str):
         name, dtype = dtype, resolve_dtype(dtype, device)
         if device.type == "cpu" and context_length is not None:
-            dtype = fit_in_memory(reader.args, dtype=name, quant=quant, context_length=context_length,
-                                  available=available_memory())
+            fitted = fit_in_memory(reader.args, dtype=name, quant=quant, context_length=context_length,
+                                   available=available_memory())
+            if fitted != dtype:
+                log.info("%s: computing in %s, as float32 would not fit the memory available (dtype auto)",
+                         model or "the demo model", str(fitted).removeprefix("torch."))
+            dtype = fitted
     with torch.device("meta"), _SkipInit():
         net = Transformer(reader.args)
     shapes = checkpoint_shapes(reader.args)

@@ -87,3 +87,21 @@ def test_loaded_weights_are_not_views_of_the_checkpoint_file(checkpoint_factory)
     mapped = [line for line in Path("/proc/self/maps").read_text().splitlines() if str(root) in line]
     assert mapped == []
     del model
+
+
+def test_a_load_that_only_fits_in_bfloat16_computes_in_it_and_says_so(checkpoint_factory, monkeypatch,
+                                                                        caplog) -> None:
+    """load_model asks fit_in_memory when given a dtype's name and a context length: with memory between the
+    bfloat16 and float32 footprints (as for a 7B on a 24 GB machine), auto loads bfloat16 weights, logged."""
+    import model.loader as loader
+
+    path = str(checkpoint_factory("hf"))
+    probe, _ = load_model(path, device=CPU, dtype=torch.float32, quant="none")
+    need = {d: footprint_bytes(probe.args, d, "none", 256) + RUNTIME_BYTES for d in (torch.float32, torch.bfloat16)}
+    monkeypatch.setattr(loader, "available_memory", lambda: (need[torch.float32] + need[torch.bfloat16]) // 2)
+    with caplog.at_level("INFO", logger="model.loader"):
+        model, _ = load_model(path, device=CPU, dtype="auto", quant="none", context_length=256)
+    assert model.output.weight.dtype == torch.bfloat16
+    assert "computing in bfloat16, as float32 would not fit" in caplog.text
+    with pytest.raises(NotEnoughMemory):
+        load_model(path, device=CPU, dtype="float32", quant="none", context_length=256)
