@@ -336,3 +336,15 @@ def test_complete_max_tokens_zero_is_refused(complete_line: Path) -> None:
     line = one_clear_line(codellama("complete", str(complete_line), "--line", "0", "--character", "0",
                                     "--max-tokens", "0"))
     assert "--max-tokens" in line and "keeping" not in line  # the command ends: it keeps nothing
+
+
+def test_bench_refuses_a_cpu_run_the_memory_cannot_hold_before_writing_its_checkpoint() -> None:
+    """A 13B in float32 on the CPU (56 GiB): refused in words at once, not after writing 48 GB of random weights
+    and being killed for memory while loading them."""
+    from model.loader import available_memory
+
+    if (available_memory() or 0) > 60 * 2**30:  # it would fit: the bench would really run
+        pytest.skip("this machine could hold a 13B model in float32")
+    result = codellama("bench", "--shape", "13b", "--device", "cpu", "--dtype", "float32", "--no-reference")
+    assert result.returncode == 2, result.stderr
+    assert "needs about" in result.stderr and "--quant nf4" in result.stderr

@@ -183,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from ..config import ModelArgs
-    from ..loader import resolve_device, resolve_dtype, resolve_quant
+    from ..loader import NotEnoughMemory, available_memory, fit_in_memory, resolve_device, resolve_dtype, resolve_quant
     from .fixtures import build_tokenizer, make_prompts, stdlib_texts, write_random_checkpoint
 
     device = resolve_device(ns.device)
@@ -201,6 +201,13 @@ def main(argv: list[str] | None = None) -> int:
     skipped = [n for n in requested if n not in sizes]
     if ns.context > args.max_seq_len:
         p.error(f"--context {ns.context} exceeds the model's {args.max_seq_len}")
+    if device.type == "cpu":  # before a 13.5 GB checkpoint is written for a load the memory cannot hold
+        try:
+            dtype = fit_in_memory(args, dtype=ns.dtype, quant=quant, context_length=ns.context,
+                                  available=available_memory())
+        except NotEnoughMemory as e:
+            p.error(str(e))
+        dtype_name = str(dtype).removeprefix("torch.")
     if not sizes or ns.decode_context + decode_tokens >= ns.context:
         p.error(f"prompts and decoding must fit the context of {ns.context} tokens")
     reference = not ns.no_reference
