@@ -39,7 +39,7 @@ def test_version() -> None:
 
 def _parsers() -> dict[str, argparse.ArgumentParser]:
     from lsp_server.cli import build_parser
-    from lsp_server.tools import demo, docstring_eval, evaluate, keystrokes, replay, stalls, typists
+    from lsp_server.tools import demo, docstring_eval, evaluate, keystrokes, replay, soak, stalls, typists
     from model import bench
     from model.training import train
 
@@ -48,7 +48,7 @@ def _parsers() -> dict[str, argparse.ArgumentParser]:
     return {"codellama-lsp": top, "serve": sub.choices["serve"], "complete": sub.choices["complete"],
             "demo": demo.build_parser(), "eval": evaluate.build_parser(), "bench": bench.build_parser(),
             "train-demo": train.build_parser(), "replay": replay.build_parser(), "keystrokes": keystrokes.build_parser(),
-            "stalls": stalls.build_parser(), "typists": typists.build_parser(), "eval --suite docstrings": docstring_eval.build_parser()}
+            "stalls": stalls.build_parser(), "soak": soak.build_parser(), "typists": typists.build_parser(), "eval --suite docstrings": docstring_eval.build_parser()}
 
 
 @pytest.mark.parametrize("name", list(_parsers()))
