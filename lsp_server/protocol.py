@@ -170,6 +170,20 @@ class CodeLlamaProtocol(LanguageServerProtocol):
         self._methods[msg_id] = method
         return message
 
+    def _execute_handler(self, msg_id: MsgId, handler: Any, callback: Any, args: tuple[Any, ...] | None = None,
+                         kwargs: dict[str, Any] | None = None) -> None:
+        super()._execute_handler(msg_id, handler, callback, args, kwargs)
+        # pygls keeps the future of each async or generator handler it runs under the id it ran it with, to cancel
+        # it; for a notification's handler and a handler its own handlers call (an async command, through
+        # workspace/executeCommand) that id is a fresh uuid nobody ever pops: one done future kept per such
+        # message, for the whole session. A done future has nothing left to cancel: it is forgotten.
+        if (future := self._request_futures.get(msg_id)) is not None:
+            future.add_done_callback(lambda done: self._forget_future(msg_id, done))
+
+    def _forget_future(self, msg_id: MsgId, future: Future[Any]) -> None:
+        if self._request_futures.get(msg_id) is future:
+            del self._request_futures[msg_id]
+
     def _send_handler_result(self, future: Future[Any], *, msg_id: MsgId) -> None:
         """A handler's result as the request's response. A JsonRpcException it raised is its answer to the
         client's mistake (bad arguments, an unknown command): one warning line and the error response, where
