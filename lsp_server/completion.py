@@ -19,7 +19,7 @@ from typing import TypeVar
 from model.backend import Backend, Generation, Timings
 from model.tokenizer import Tokenizer, infill_prompt
 
-from .context import FimContext, build_context
+from .context import FimContext, build_context, forget_counters
 from .extra_context import DATA_LINE_CHARS
 from .settings import PROMPT_OVERHEAD, Settings
 from .shaping import (block_indent, completion_mode, drop_loop, drop_partial_line, drop_partial_word,
@@ -100,6 +100,15 @@ def healing_text(tokenizer: Tokenizer, line_before_cursor: str, *, words: bool =
         if piece.strip() and line_before_cursor.endswith(piece):
             return piece
     return ""
+
+
+def forget_tokenizer() -> None:
+    """Drop what is remembered by tokenizer (lines' tokens, recalled text, token counts): keyed by the tokenizer, it
+    kept each model's alive after a reload (Code Llama's: megabytes of vocabulary tables), one more per reload, and
+    the next model's tokenizer never asks for it."""
+    _line_tokens.cache_clear()
+    _recalled_lines.cache_clear()
+    forget_counters()
 
 
 @lru_cache(maxsize=1 << 15)

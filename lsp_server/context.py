@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from .text import LinesAround
 
-__all__ = ["FimContext", "TokenCounter", "build_context", "counter_for", "line_cost"]
+__all__ = ["FimContext", "TokenCounter", "build_context", "counter_for", "forget_counters", "line_cost"]
 
 CountTokens = Callable[[str], int]
 
@@ -97,6 +97,13 @@ def counter_for(count_tokens: CountTokens) -> TokenCounter:
         else:
             _COUNTERS.move_to_end(count_tokens)
         return counter
+
+
+def forget_counters() -> None:
+    """Drop every shared counter: each holds its tokenizer (a bound method's object), which a model replaced
+    must not keep alive."""
+    with _COUNTERS_LOCK:
+        _COUNTERS.clear()
 
 
 # --------------------------------------------------------------------------

@@ -29,7 +29,7 @@ from model.backend import Backend, BackendUnavailable, Generation
 
 from . import __version__
 from .cache import CompletionCache
-from .completion import Suggestion, complete, complete_alternatives, infill_text, inside_a_word
+from .completion import Suggestion, complete, complete_alternatives, forget_tokenizer, infill_text, inside_a_word
 from .docstring import DocEdit, DocTarget, find_target, generate_docstring
 from .documents import Document, Documents, Notebooks, encoding_named, read_document
 from .extra_context import ExtraContext
@@ -231,6 +231,7 @@ class CodeLlamaServer(LanguageServer):
         self.loaded = settings
         self.cache.clear()
         self.slow.reset()
+        forget_tokenizer()
         # What is loaded now (the model, torch, the LSP stack) lives as long as the model: out of the cyclic
         # collector's way. Each full collection walked it all (100-200 ms), holding the GIL, and with it the event
         # loop, whichever thread's allocations had set it off. One collection first, once per load: the model this

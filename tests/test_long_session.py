@@ -1,0 +1,105 @@
+"""What a long session leaves behind in the real server process: tables that grew by one entry per message or per
+model load, for as long as the editor stays open. Counted through the soak tool's probe (lsp_server/tools/soak.py),
+which answers the sizes of the server's tables in `codellama.status`, run only in the process these tests start."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import pytest
+
+from lsp_server.tools.soak import PROBE
+from tests.wire import Wire
+
+# A client that answers the server's progress requests (see `reload`), resolves code actions and applies edits.
+CAPABILITIES = {
+    "workspace": {"applyEdit": True, "workspaceFolders": True},
+    "window": {"workDoneProgress": True},
+    "textDocument": {"inlineCompletion": {}},
+}
+SOURCE = "import math\n\n\n" + "".join(f"def area_{i}(radius):\n    return math.pi * radius ** {i}\n\n\n"
+                                       for i in range(20))
+
+
+@pytest.fixture(scope="module")
+def wire() -> Wire:
+    wire = Wire(command=[sys.executable, "-c", PROBE, "--log-level", "WARNING", "serve"])
+    try:
+        wire.initialize(CAPABILITIES, load=False, options={"codellama": {"maxTokens": 4, "maxTokensSingleLine": 4}})
+        reload(wire, "initialized")
+        yield wire
+    finally:
+        wire.kill()
+
+
+def sizes(wire: Wire) -> dict:
+    return wire.result("workspace/executeCommand", {"command": "codellama.status"})["soak"]
+
+
+def reload(wire: Wire, how: str = "command") -> None:
+    """Load the model (at `initialized`, or by the reload command), answering its progress request as an editor
+    does, so that the load makes a progress token; returns once it is loaded."""
+    answered = {m["id"] for m in wire.server_requests}
+    msg_id = None
+    if how == "initialized":
+        wire.notify("initialized", {})
+    else:
+        msg_id = wire.request("workspace/executeCommand", {"command": "codellama.reloadModel"})
+    end = time.monotonic() + 30
+    while time.monotonic() < end:
+        asked = [m for m in wire.server_requests if m["method"] == "window/workDoneProgress/create"
+                 and m["id"] not in answered]
+        if asked:
+            wire.send({"jsonrpc": "2.0", "id": asked[0]["id"], "result": None})
+            break
+        time.sleep(0.02)
+    else:
+        raise AssertionError("the server did not ask to create a progress token")
+    if msg_id is not None:
+        assert "error" not in wire.response(msg_id, 120)
+    assert wire.wait_ready()["state"] == "ready"
+
+
+def type_in(wire: Wire, uri: str) -> None:
+    """Open `uri`, type a few characters with completions, as the tokenizer's caches fill up when typing."""
+    wire.open(uri, SOURCE)
+    for i, ch in enumerate("total", 1):
+        wire.notify("textDocument/didChange", {"textDocument": {"uri": uri, "version": i + 1}, "contentChanges": [
+            {"range": {"start": {"line": 5, "character": i - 1}, "end": {"line": 5, "character": i - 1}},
+             "text": ch}]})
+        assert "error" not in wire.inline(uri, 5, i)
+
+
+def test_a_model_reload_frees_the_model_it_replaces_its_tokenizer_and_the_documents_open_then(wire: Wire) -> None:
+    """The tokenizer caches (lines' tokens, token counts) are keyed by the tokenizer: each reload kept the old one
+    alive (Code Llama's: megabytes of vocabulary tables). The load freezes the heap (gc.freeze): a document open
+    then must still be freed when it is closed."""
+    type_in(wire, "file:///long/a.py")
+    assert sizes(wire)["line_tokens"] > 0 and sizes(wire)["token_counters"] > 0
+    for n in range(3):
+        reload(wire)
+        type_in(wire, f"file:///long/b{n}.py")
+    wire.notify("textDocument/didClose", {"textDocument": {"uri": "file:///long/a.py"}})
+    for n in range(3):
+        wire.notify("textDocument/didClose", {"textDocument": {"uri": f"file:///long/b{n}.py"}})
+    now = sizes(wire)
+    assert now["engines_loaded"] >= 4
+    assert (now["engines_alive"], now["tokenizers_alive"]) == (1, 1)
+    assert (now["documents_open"], now["documents_alive"]) == (0, 0)
+
+
+def test_notifications_and_async_commands_leave_no_request_bookkeeping(wire: Wire) -> None:
+    """pygls kept the done future of every async or generator handler it ran for a notification (a workspace folder
+    change) or for an async command (generateDocstring, reloadModel) under an id nobody popped: one per message."""
+    before = sizes(wire)["request_futures"]
+    for n in range(30):
+        wire.notify("workspace/didChangeWorkspaceFolders", {"event": {
+            "added": [{"uri": f"file:///long/p{n}", "name": f"p{n}"}],
+            "removed": [{"uri": f"file:///long/p{n - 1}", "name": f"p{n - 1}"}] if n else []}})
+        reply = wire.result("workspace/executeCommand", {"command": "codellama.generateDocstring", "arguments": [
+            "file:///long/not-open.py", {"line": 0, "character": 0}]})
+        assert reply["applied"] is False
+    now = sizes(wire)
+    assert now["request_futures"] <= before
+    assert now["workspace_folders"] == 1
