@@ -223,7 +223,7 @@ class CodeLlamaServer(LanguageServer):
             else:
                 log.exception("model load failed")
             if progress:
-                self.work_done_progress.end(token, types.WorkDoneProgressEnd(message="failed"))
+                self._end_progress(token, "failed")
             if (previous := self._load_failed(settings, e)) is not None:
                 self.loaded = None
                 await self._load(previous)
@@ -248,7 +248,7 @@ class CodeLlamaServer(LanguageServer):
         log.info(msg)
         self.window_log_message(types.LogMessageParams(types.MessageType.Info, f"codellama: {msg}"))
         if progress:
-            self.work_done_progress.end(token, types.WorkDoneProgressEnd(message=msg))
+            self._end_progress(token, msg)
 
     def _load_failed(self, settings: Settings, error: Exception) -> Settings | None:
         """Tell the user why the model of `settings` did not load, and what is used instead. Returns the
@@ -280,6 +280,12 @@ class CodeLlamaServer(LanguageServer):
         self.work_done_progress.begin(token, types.WorkDoneProgressBegin(title=title, percentage=0,
                                                                          cancellable=False))
         return True
+
+    def _end_progress(self, token: str, message: str) -> None:
+        self.work_done_progress.end(token, types.WorkDoneProgressEnd(message=message))
+        # pygls keeps every token it created, with a future for the client's cancellation, for the whole session:
+        # one more per model load. An ended one can be cancelled no more.
+        self.work_done_progress.tokens.pop(token, None)
 
     def status(self) -> dict[str, Any]:
         engine = self.worker.engine

@@ -89,6 +89,13 @@ def test_a_model_reload_frees_the_model_it_replaces_its_tokenizer_and_the_docume
     assert (now["documents_open"], now["documents_alive"]) == (0, 0)
 
 
+def test_model_loads_leave_no_progress_token_behind(wire: Wire) -> None:
+    """pygls keeps each progress token the server creates, for the session: one more per model load."""
+    for _ in range(2):
+        reload(wire)
+    assert sizes(wire)["progress_tokens"] == 0
+
+
 def test_notifications_and_async_commands_leave_no_request_bookkeeping(wire: Wire) -> None:
     """pygls kept the done future of every async or generator handler it ran for a notification (a workspace folder
     change) or for an async command (generateDocstring, reloadModel) under an id nobody popped: one per message."""
