@@ -24,6 +24,7 @@ class _Entry:
     suffix: str
     completion: str
     suffix_hash: int
+    uri: str  # the document it was made in
 
 
 def _size(entry: _Entry) -> int:
@@ -57,13 +58,13 @@ class CompletionCache:
         total = self.hits + self.misses
         return self.hits / total if total else 0.0
 
-    def put(self, prefix: str, suffix: str, completion: str) -> None:
-        """Store (or refresh to most-recent) a completion; evicts least recently used entries while over
-        `capacity` entries or `max_chars` characters (the newest entry is always kept)."""
+    def put(self, prefix: str, suffix: str, completion: str, uri: str = "") -> None:
+        """Store (or refresh to most-recent) a completion made in document `uri`; evicts least recently used
+        entries while over `capacity` entries or `max_chars` characters (the newest entry is always kept)."""
         key = (prefix, suffix)
         if (old := self._entries.pop(key, None)) is not None:
             self._chars -= _size(old)
-        self._entries[key] = entry = _Entry(prefix, suffix, completion, hash(suffix))
+        self._entries[key] = entry = _Entry(prefix, suffix, completion, hash(suffix), uri)
         self._chars += _size(entry)
         while len(self._entries) > 1 and (len(self._entries) > self.capacity or self._chars > self.max_chars):
             self._chars -= _size(self._entries.popitem(last=False)[1])
@@ -110,6 +111,12 @@ class CompletionCache:
             return entry.completion[typed_len:]
         self.misses += 1
         return None
+
+    def forget(self, uri: str) -> None:
+        """Drop the entries made in document `uri`: each holds its whole text, which a closed document's must not
+        stay in memory for."""
+        for key in [key for key, entry in self._entries.items() if entry.uri == uri]:
+            self._chars -= _size(self._entries.pop(key))
 
     def clear(self) -> None:
         """Drop all entries (counters are kept)."""

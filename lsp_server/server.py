@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, BinaryIO, TypeVar
+from urllib.parse import unquote
 
 from cattrs import Converter
 from lsprotocol import types
@@ -317,6 +318,7 @@ class CodeLlamaServer(LanguageServer):
         """Forget the open document `uri`. A suggestion being generated for it can be shown nowhere: it is
         cancelled, so that the model thread is free for the next request."""
         self.documents.close(uri)
+        self.cache.forget(unquote(uri))  # its completions hold its text
         self.worker.cancel(uri)
 
     # -- completions ------------------------------------------------------------------------------------
@@ -398,7 +400,7 @@ class CodeLlamaServer(LanguageServer):
             self.stats.record((time.perf_counter() - t0) * 1000, cache_hit=False)
             if suggestions and suggestions[0].stop_reason != "deadline":  # a half answer is not served again
                 # With the document's line breaks, as the user types it: Enter in a CRLF file types "\r\n".
-                self.cache.put(prefix, suffix, suggestions[0].text.replace("\n", line_break))
+                self.cache.put(prefix, suffix, suggestions[0].text.replace("\n", line_break), unquote(uri))
             found = [Shaped(s.text, s.replace_chars) for s in suggestions]
         return [Offer(lead + s.text.replace("\n", line_break),
                       types.Range(doc.position_at(start), doc.position_at(end + s.replace_chars)))

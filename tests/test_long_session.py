@@ -89,6 +89,19 @@ def test_a_model_reload_frees_the_model_it_replaces_its_tokenizer_and_the_docume
     assert (now["documents_open"], now["documents_alive"]) == (0, 0)
 
 
+def test_a_closed_documents_completions_leave_the_cache(wire: Wire) -> None:
+    """Each completion cache entry holds its document's whole text: a closed document's stayed until evicted (128
+    entries, 16 million characters). A notebook's cells go when it closes."""
+    for n in range(2):
+        type_in(wire, f"file:///long/c{n}.py")
+    assert sizes(wire)["completion_cache"] > 0
+    wire.notify("textDocument/didClose", {"textDocument": {"uri": "file:///long/c0.py"}})
+    left = sizes(wire)["completion_cache"]
+    assert left > 0  # the other document's
+    wire.notify("textDocument/didClose", {"textDocument": {"uri": "file:///long/c1.py"}})
+    assert sizes(wire)["completion_cache"] == 0
+
+
 def test_model_loads_leave_no_progress_token_behind(wire: Wire) -> None:
     """pygls keeps each progress token the server creates, for the session: one more per model load."""
     for _ in range(2):
