@@ -15,6 +15,7 @@ import logging
 import sys
 import time
 import uuid
+from collections import deque
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, BinaryIO, TypeVar
@@ -31,7 +32,7 @@ from model.backend import Backend, BackendUnavailable, Generation
 from . import __version__
 from .cache import CompletionCache
 from .completion import Suggestion, complete, complete_alternatives, forget_tokenizer, infill_text, inside_a_word
-from .docstring import DocEdit, DocTarget, find_target, generate_docstring
+from .docstring import DocEdit, DocTarget, find_target, forget_parses, generate_docstring
 from .documents import Document, Documents, Notebooks, encoding_named, read_document
 from .extra_context import ExtraContext
 from .loading import SettingError, check_model, load_engine, time_left
@@ -119,6 +120,9 @@ class CodeLlamaServer(LanguageServer):
         # Where docstring targets are found (find_target): off the event loop, one at a time, so that the
         # parsers' caches of recent texts and trees are only ever touched from this thread.
         self.targets = ThreadPoolExecutor(max_workers=1, thread_name_prefix="targets")
+        # The hashes of the texts of each open document (by URI) found targets in, on the targets thread alone: what
+        # the parsers' caches hold of it is forgotten when it closes (`close_document`).
+        self.parsed: dict[str, deque[int]] = {}
         self.documents = Documents()
         self.notebooks = Notebooks()
         self.cache = CompletionCache()
@@ -320,6 +324,14 @@ class CodeLlamaServer(LanguageServer):
         self.documents.close(uri)
         self.cache.forget(unquote(uri))  # its completions hold its text
         self.worker.cancel(uri)
+        try:  # its trees: those of a 4 MB file held ~200 MB, four of them per language, after it closed
+            self.targets.submit(self._forget_parses, unquote(uri))
+        except RuntimeError:  # the session is over: the targets thread is gone
+            pass
+
+    def _forget_parses(self, uri: str) -> None:  # on the targets thread
+        if (hashes := self.parsed.pop(uri, None)) is not None:
+            forget_parses(set(hashes))
 
     # -- completions ------------------------------------------------------------------------------------
     def serves(self, doc: Document) -> bool:
@@ -483,8 +495,15 @@ class CodeLlamaServer(LanguageServer):
         """The docstring target at `line` (to `end_line`) of `doc`, a snapshot: the answer is for the version asked
         about, whatever edits come meanwhile. Found on the targets thread: a file's first parse, or one while it does
         not parse, took 50-300 ms at 10,000 lines (seconds at megabytes), when nothing else was read or answered."""
+        uri = unquote(doc.uri) if self.documents.get(doc.uri) is not None else None  # a file not open: no close
         return await asyncio.get_running_loop().run_in_executor(
-            self.targets, find_target, doc.text, doc.language_id, line, end_line)
+            self.targets, self._find_target, uri, doc.text, doc.language_id, line, end_line)
+
+    def _find_target(self, uri: str | None, text: str, language_id: str, line: int,
+                     end_line: int | None) -> DocTarget | None:  # on the targets thread
+        # A few more than the parsers keep of one text's versions (4): these are what they may hold of the document.
+        parsed = self.parsed.setdefault(uri, deque(maxlen=8)) if uri is not None else None
+        return find_target(text, language_id, line, end_line, parsed=parsed)
 
     async def docstring_edit(self, doc: Document, target: DocTarget) -> types.WorkspaceEdit | None:
         """Write the docstring for `target` on the model thread; None when superseded or out of time."""

@@ -8,7 +8,7 @@ import gc
 import io
 import re
 import tokenize
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -104,6 +104,14 @@ def _layout(text: str) -> _Layout:
     broken = [k for k in _RECENT if k.starts is None][:1] if layout.starts is not None else []
     _RECENT[:] = [layout, *parsing, *broken]
     return layout
+
+
+def forget_layouts(hashes: Collection[int]) -> None:
+    """Drop the layouts (and the statements' trees) of the texts of these hashes: a closed document's."""
+    kept = [k for k in _RECENT if hash(k.text) not in hashes]
+    if len(kept) < len(_RECENT):
+        _RECENT[:] = kept
+        _group_tree.cache_clear()
 
 
 # How many lines a part of a text parsed from scratch has, at least (~4 ms each): the server finds targets on a

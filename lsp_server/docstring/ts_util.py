@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import importlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 
 import tree_sitter
@@ -40,8 +40,9 @@ def _parser(language_id: str) -> tree_sitter.Parser | None:
     return tree_sitter.Parser(tree_sitter.Language(getattr(module, spec[1])()))
 
 
-# The trees of the texts parsed last, per language, latest first: the next edit of one is parsed from its tree.
-_TREES: dict[str, list[tuple[bytes, tree_sitter.Tree]]] = {}
+# The trees of the texts parsed last, per language, latest first, with each text's hash (forget_trees): the next
+# edit of one is parsed from its tree.
+_TREES: dict[str, list[tuple[int, bytes, tree_sitter.Tree]]] = {}
 _KEEP = 4
 
 
@@ -55,19 +56,25 @@ def parse(text: str, language_id: str) -> Node | None:
         return None
     data = text.encode("utf-8")
     kept = _TREES.setdefault(language_id, [])
-    for old, tree in kept:
+    for _, old, tree in kept:
         if old == data:
             return tree.root_node
     tree = None
     if kept:
-        old, base = max(kept, key=lambda k: common_prefix(k[0], data) + common_suffix(k[0], data))
+        _, old, base = max(kept, key=lambda k: common_prefix(k[1], data) + common_suffix(k[1], data))
         tree = parser.parse(_reader(data), _edited(base.copy(), old, data))
         if tree.root_node.has_error:
             tree = None
     if tree is None:
         tree = parser.parse(_reader(data))
-    kept[:] = [(data, tree), *kept[:_KEEP - 1]]
+    kept[:] = [(hash(text), data, tree), *kept[:_KEEP - 1]]
     return tree.root_node
+
+
+def forget_trees(hashes: Collection[int]) -> None:
+    """Drop the trees of the texts of these hashes (a closed document's: a 4 MB file's tree held ~200 MB)."""
+    for kept in _TREES.values():
+        kept[:] = [k for k in kept if k[0] not in hashes]
 
 
 # Tree-sitter holds the GIL while it parses bytes (a 5 MB file: ~1 s), and with it the event loop, although the server
