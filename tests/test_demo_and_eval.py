@@ -184,3 +184,18 @@ def test_the_stalls_tool_times_each_operation_of_its_sessions_in_the_server(tmp_
     for figures in operations.values():
         assert figures["lag_max_ms"] >= figures["lag_p95_ms"] >= figures["lag_p50_ms"] >= 0
         assert figures["callback_max_ms"] >= figures["callback_p95_ms"] >= figures["callback_p50_ms"] >= 0
+
+
+def test_the_soak_tool_tabulates_the_servers_tables_round_after_round(tmp_path: Path) -> None:
+    out = tmp_path / "soak.json"
+    run = subprocess.run([sys.executable, "-m", "lsp_server.tools.soak", "--rounds", "2", "--files", "1",
+                          "--keystrokes", "3", "--reload-every", "1", "--json", str(out)],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr  # also: the probe ran in the server
+    assert "keystroke p50" in run.stdout and "tokenizers_alive" in run.stdout
+    samples = json.loads(out.read_text())["samples"]
+    assert [s["round"] for s in samples] == [0, 1, 2]
+    last = samples[-1]
+    assert last["completions"] > 0 and last["requests"] > last["completions"]  # the model ran, code actions too
+    assert last["engines_loaded"] == 3 and (last["engines_alive"], last["tokenizers_alive"]) == (1, 1)
+    assert last["documents_open"] == last["documents_alive"] == 0
