@@ -162,9 +162,15 @@ class Session:
                                                        for u in removed])))
 
 
-async def play_round(s: Session, r: int, files: int) -> None:
-    """One round: `files` of each kind opened, typed in and closed, with code actions and a docstring or two."""
+async def play_round(s: Session, r: int, files: int, big_mb: float = 0) -> None:
+    """One round: `files` of each kind opened, typed in and closed, with code actions and a docstring or two; with
+    `big_mb`, also a TypeScript file of that many megabytes opened, asked for a code action and closed."""
     folder = f"file:///soak/project{r % 3}"
+    if big_mb:
+        big = f"{folder}/bundle{r}.ts"
+        s.open(big, typescript_file(r, int(big_mb * 1e6 / 90)), "typescript")
+        await s.docstring(big, 5, resolve=False)
+        s.close(big)
     for f in range(files):
         py, ts, go = (f"{folder}/r{r}_{f}.{ext}" for ext in ("py", "ts", "go"))
         untitled = f"untitled:Untitled-{r}-{f}"
@@ -222,7 +228,8 @@ COLUMNS = ("completions", "rss_mib", "gc_objects", "engines_alive", "tokenizers_
            "worker_jobs", "request_futures", "result_types", "request_methods", "progress_tokens", "tasks")
 
 
-async def run(server_args: list[str], rounds: int, files: int, keystrokes: int, reload_every: int) -> dict:
+async def run(server_args: list[str], rounds: int, files: int, keystrokes: int, reload_every: int,
+              big_mb: float = 0) -> dict:
     server = ServerProcess(server_args, capabilities=CAPABILITIES, settings=SETTINGS, launcher=("-c", PROBE),
                            loading=lambda fraction, message: None)
     status = await server.start()
@@ -236,7 +243,7 @@ async def run(server_args: list[str], rounds: int, files: int, keystrokes: int, 
     try:
         for r in range(1, rounds + 1):
             first = len(s.keystroke_ms)
-            await play_round(s, r, files)
+            await play_round(s, r, files, big_mb)
             # Between rounds, what a day brings: a settings change, a folder added and another removed, a reload.
             s.settings({"maxTokens": 4 + r % 2, "docstringStyle": ("google", "numpy")[r % 2]})
             s.folders([f"file:///soak/project{r % 3}"], [f"file:///soak/project{(r - 1) % 3}"] if r > 1 else [])
@@ -252,7 +259,7 @@ async def run(server_args: list[str], rounds: int, files: int, keystrokes: int, 
                             "completions": status["total"], **status["soak"]})
     finally:
         await server.stop()
-    return {"rounds": rounds, "files_per_round": files, "keystrokes_per_line": keystrokes, "samples": samples}
+    return {"rounds": rounds, "files_per_round": files, "big_mb": big_mb, "keystrokes_per_line": keystrokes, "samples": samples}
 
 
 def format_result(result: dict) -> str:
@@ -272,6 +279,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keystrokes typed per line, each with an inline completion (default 8)")
     p.add_argument("--reload-every", type=int, default=5, metavar="N",
                    help="reload the model every N rounds (0: never; default 5)")
+    p.add_argument("--big-mb", type=float, default=0, metavar="MB",
+                   help="also open a TypeScript file of MB megabytes per round, ask for a code action, close it")
     p.add_argument("--json", type=output_path, metavar="PATH",
                    help="write every figure as JSON to PATH ('-': stdout, no table)")
     p.add_argument("server_args", nargs="*", help="`serve` flags after --, e.g. -- --model DIR")
@@ -280,7 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     a = build_parser().parse_args(argv)
-    result = asyncio.run(run(a.server_args, a.rounds, a.files, a.keystrokes, a.reload_every))
+    result = asyncio.run(run(a.server_args, a.rounds, a.files, a.keystrokes, a.reload_every, a.big_mb))
     show_result(format_result(result), result, a.json)
 
 
