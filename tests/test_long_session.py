@@ -62,8 +62,9 @@ def reload(wire: Wire, how: str = "command") -> None:
 
 
 def type_in(wire: Wire, uri: str) -> None:
-    """Open `uri`, type a few characters with completions, as the tokenizer's caches fill up when typing."""
-    wire.open(uri, SOURCE)
+    """Open `uri`, type a few characters with completions, as the tokenizer's caches fill up when typing. Its last
+    line names it: another document's cached completions are no hit here."""
+    wire.open(uri, f"{SOURCE}# {uri}\n")
     for i, ch in enumerate("total", 1):
         wire.notify("textDocument/didChange", {"textDocument": {"uri": uri, "version": i + 1}, "contentChanges": [
             {"range": {"start": {"line": 5, "character": i - 1}, "end": {"line": 5, "character": i - 1}},
