@@ -94,3 +94,26 @@ def test_an_edit_is_parsed_from_the_tree_before_it(monkeypatch: pytest.MonkeyPat
         lines[row] = lines[row].replace("function ", "function y", 1)
         assert find_target("\n".join(lines), "javascript", row).name == "y" * (k + 1) + "g400"
     assert given == [False, True, True, True]
+
+
+def test_parses_from_scratch_leave_no_memory_behind() -> None:
+    """Each parse from scratch (a file's first, or one after an edit while it does not parse: the light bulb asks at
+    every cursor move) kept about twice the text alive for good while tree-sitter read it through a callback."""
+    import gc
+    import tracemalloc
+
+    texts = [minified_js(2_000).replace("function", f"function v{n}_", 1) for n in range(12)]  # no shared tree
+    ts_util.parse(texts[0], "javascript")  # the parser and grammar, made once
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for text in texts[1:]:
+            ts_util.forget_trees({hash(t) for t in texts})  # nothing to parse from: each is a parse from scratch
+            assert ts_util.parse(text, "javascript") is not None
+        ts_util.forget_trees({hash(t) for t in texts})
+        gc.collect()
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert grown < 1_000_000, f"{grown:,} bytes kept after 11 parses of {len(texts[1]):,} characters"

@@ -59,14 +59,16 @@ def parse(text: str, language_id: str) -> Node | None:
     for _, old, tree in kept:
         if old == data:
             return tree.root_node
+    # Bytes, not a read callback: tree-sitter lets go of the GIL while it parses them (the targets thread then holds
+    # up no other), and tree-sitter 0.26 keeps what a read callback returns (twice the text per parse, for good).
     tree = None
     if kept:
         _, old, base = max(kept, key=lambda k: common_prefix(k[1], data) + common_suffix(k[1], data))
-        tree = parser.parse(_reader(data), _edited(base.copy(), old, data))
+        tree = parser.parse(data, _edited(base.copy(), old, data))
         if tree.root_node.has_error:
             tree = None
     if tree is None:
-        tree = parser.parse(_reader(data))
+        tree = parser.parse(data)
     kept[:] = [(hash(text), data, tree), *kept[:_KEEP - 1]]
     return tree.root_node
 
@@ -75,16 +77,6 @@ def forget_trees(hashes: Collection[int]) -> None:
     """Drop the trees of the texts of these hashes (a closed document's: a 4 MB file's tree held ~200 MB)."""
     for kept in _TREES.values():
         kept[:] = [k for k in kept if k[0] not in hashes]
-
-
-# Tree-sitter holds the GIL while it parses bytes (a 5 MB file: ~1 s), and with it the event loop, although the server
-# parses on a thread of its own. Read a slice at a time through a Python function instead, it lets other threads run
-# between slices.
-_SLICE = 4096
-
-
-def _reader(data: bytes) -> Callable[[int, object], bytes]:
-    return lambda offset, point: data[offset:offset + _SLICE]
 
 
 def _edited(tree: tree_sitter.Tree, old: bytes, new: bytes) -> tree_sitter.Tree:

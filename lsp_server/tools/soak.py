@@ -18,7 +18,7 @@ import time
 from lsprotocol import types
 
 from .client import ServerProcess
-from .terminal import format_table, output_path, positive_int, run_command, show_result
+from .terminal import add_report_and_server_args, format_table, positive_int, run_command, show_result
 
 # Run as `python -c PROBE ARGS...`: `codellama.status` also answers "soak", the sizes below, then the CLI runs.
 # Weak references count what is still alive of what was made: every engine loaded, every Document (open ones and
@@ -281,9 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="reload the model every N rounds (0: never; default 5)")
     p.add_argument("--big-mb", type=float, default=0, metavar="MB",
                    help="also open a TypeScript file of MB megabytes per round, ask for a code action, close it")
-    p.add_argument("--json", type=output_path, metavar="PATH",
-                   help="write every figure as JSON to PATH ('-': stdout, no table)")
-    p.add_argument("server_args", nargs="*", help="`serve` flags after --, e.g. -- --model DIR")
+    add_report_and_server_args(p)
     return p
 
 
