@@ -118,14 +118,19 @@ def remote_addresses(host: str, port: int) -> list[str]:
 def check_engine_settings(settings: Settings) -> None:
     """Fail at start-up, not when an editor connects, when the model cannot load: the server's own check
     before a reload (files, config, tensor names and shapes, device, dtype, kernel; no weights are read;
-    with the vLLM backend, the tokenizer alone)."""
+    with the vLLM backend, the tokenizer alone). A model too big for the memory is only warned of."""
     if settings.model is None:  # the embedded demo model ships with the package: only the device can be wrong
         if settings.backend == "local":
             from model.loader import resolve_device
             resolve_device(settings.device)
         return
     from .loading import check_model
-    check_model(settings, memory=True)  # nothing is loaded yet: the memory available now is what there is
+    # Nothing is loaded yet: the memory available now is what there is. Too little is said, not refused: an
+    # editor's settings (dtype, quant, contextLength) override these flags once it connects, and may fit; the
+    # load checks again with those, and its refusal names the setting to change.
+    if (too_big := check_model(settings, memory=True)) is not None:
+        print(f"codellama-lsp: warning: {too_big}. Serving anyway: an editor's `dtype`, `quant` or `contextLength` "
+              "setting overrides these flags, and the load checks again with it", file=sys.stderr, flush=True)
 
 
 def cmd_serve(args: argparse.Namespace) -> None:

@@ -116,11 +116,11 @@ def connect_vllm(settings: Settings, progress: Callable[[float, str], None] | No
     return backend
 
 
-def check_model(settings: Settings, *, memory: bool = False) -> None:
+def check_model(settings: Settings, *, memory: bool = False) -> str | None:
     """What can be checked before the current model is released: the checkpoint's files, config, tensor
-    names and shapes, the n-gram cache's weights, and the device, dtype, quantization and kernel; with
-    `memory` (nothing loaded yet, so what is available is all there will be), whether it fits the memory.
-    Raises with the reason."""
+    names and shapes, the n-gram cache's weights, and the device, dtype, quantization and kernel. Raises with
+    the reason. With `memory` (nothing loaded yet, so what is available is all there will be), returns why the
+    model as `settings` ask for it would not fit the memory (None: it fits), which the load itself refuses."""
     # torch: imported here, not at start-up
     from model.checkpoint import check_shapes, open_checkpoint, open_tokenizer
     from model.loader import (NotEnoughMemory, available_memory, fit_in_memory, resolve_device, resolve_dtype,
@@ -146,4 +146,5 @@ def check_model(settings: Settings, *, memory: bool = False) -> None:
             fit_in_memory(reader.args, dtype=settings.dtype, quant=quant, context_length=settings.context_length,
                           available=available_memory())
         except NotEnoughMemory as e:
-            raise SettingError(e.setting, str(e)) from None
+            return str(e)
+    return None

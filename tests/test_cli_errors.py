@@ -348,3 +348,66 @@ def test_bench_refuses_a_cpu_run_the_memory_cannot_hold_before_writing_its_check
     result = codellama("bench", "--shape", "13b", "--device", "cpu", "--dtype", "float32", "--no-reference")
     assert result.returncode == 2, result.stderr
     assert "needs about" in result.stderr and "--quant nf4" in result.stderr
+
+
+def _sparse_13b_checkpoint(out: Path) -> None:
+    """A 13B-shaped Hugging Face checkpoint whose headers are real and whose weights are holes in sparse files
+    (no disk is used): enough for every check, none of which reads a weight."""
+    import json
+
+    from model.checkpoint import checkpoint_shapes, hf_name
+    from model.config import ModelArgs
+    from model.tokenizer import Tokenizer
+
+    out.mkdir()
+    shutil.copy(DEMO_MODEL_DIR / "tokenizer.model", out)
+    args = ModelArgs(vocab_size=Tokenizer(str(out / "tokenizer.model")).n_words, norm_eps=1e-5, rope_theta=1e6,
+                     dim=5120, n_layers=40, n_heads=40, n_kv_heads=40, hidden_dim=13824, max_seq_len=16384)
+    (out / "config.json").write_text(json.dumps(args.to_hf_config()))
+    tensors, shards, weight_map = list(checkpoint_shapes(args).items()), 4, {}
+    for k in range(shards):  # files of 6 GB: safetensors maps each whole
+        header, end, file = {}, 0, f"model-{k + 1:05d}-of-{shards:05d}.safetensors"
+        for name, shape in tensors[k::shards]:
+            size = 2 * shape[0] * (shape[1] if len(shape) > 1 else 1)
+            header[hf_name(name)] = {"dtype": "BF16", "shape": list(shape), "data_offsets": [end, end + size]}
+            weight_map[hf_name(name)], end = file, end + size
+        raw = json.dumps(header).encode()
+        with open(out / file, "wb") as f:
+            f.write(len(raw).to_bytes(8, "little") + raw)
+            f.truncate(8 + len(raw) + end)
+    (out / "model.safetensors.index.json").write_text(json.dumps({"weight_map": weight_map}))
+
+
+def test_serve_only_warns_of_a_model_too_big_for_the_memory_as_its_flags_ask(tmp_path: Path) -> None:
+    """`serve --model 13B` on the CPU, too big for the memory in bfloat16: the editor's settings (`quant: nf4` here,
+    in initializationOptions; VS Code's override serverArgs' flags) come only once it connects, so start-up warns
+    and serves (it exited, and the editor never got to send them). A load as the flags ask is refused then, the
+    setting to change named."""
+    from model.checkpoint import open_checkpoint
+    from model.loader import NotEnoughMemory, available_memory, fit_in_memory
+    from tests.wire import Wire
+
+    model = tmp_path / "13b"
+    _sparse_13b_checkpoint(model)
+    args = open_checkpoint(model)[1].args
+    try:
+        fit_in_memory(args, dtype="auto", quant="none", context_length=4096, available=available_memory())
+        pytest.skip("this machine could hold a 13B model in bfloat16")
+    except NotEnoughMemory:
+        pass
+    wire = Wire("--model", str(model), "--device", "cpu")
+    try:
+        wire.initialize(options={"quant": "nf4"})  # no `initialized`: nothing loads
+        assert wire.result("workspace/executeCommand", {"command": "codellama.status"})["state"] == "idle"
+        assert wire.logged("codellama-lsp: warning: this 12.7B-parameter model (float32) needs about")
+        assert wire.stop() == 0
+    finally:
+        wire.kill()
+    wire = Wire("--model", str(model), "--device", "cpu")  # the flags' settings: the load refuses them
+    try:
+        wire.initialize(load=True)
+        assert wire.wait_ready()["state"] == "failed"
+        assert any("Fix the `codellama.quant` setting" in m for m in wire.popups()), wire.popups()
+        assert wire.stop() == 0
+    finally:
+        wire.kill()
