@@ -1,4 +1,5 @@
-"""The `codellama-lsp` command: serve and complete; demo, eval, replay, keystrokes, stalls, soak, typists, bench and train-demo."""
+"""The `codellama-lsp` command: serve and complete; demo, eval, replay, keystrokes, stalls, soak, typists, bench
+and train-demo."""
 
 from __future__ import annotations
 
@@ -199,7 +200,8 @@ PASSTHROUGH = {
     "eval": ("lsp_server.tools.evaluate", "evaluate completions on held-out files"),
     "replay": ("lsp_server.tools.replay", "time completions while typing held-out lines into the server process"),
     "keystrokes": ("lsp_server.tools.keystrokes", "what a keystroke and a code action cost in big documents"),
-    "stalls": ("lsp_server.tools.stalls", "how long the server's event loop is held, per operation, in realistic sessions"),
+    "stalls": ("lsp_server.tools.stalls",
+               "how long the server's event loop is held, per operation, in realistic sessions"),
     "soak": ("lsp_server.tools.soak", "whether the server's memory and tables grow over a long session"),
     "typists": ("lsp_server.tools.typists", "several people typing at once, on local engines or one vLLM"),
     "bench": ("model.bench", "benchmark the engine on a random checkpoint of a named shape"),

@@ -28,7 +28,6 @@ log = logging.getLogger(__name__)
 MAX_FILE_BYTES = 4 << 20
 
 
-
 def encoding_named(kind: object) -> Encoding:
     """The encoding of a PositionEncodingKind (or its string); UTF-16, LSP's default, for anything else."""
     value = getattr(kind, "value", kind)

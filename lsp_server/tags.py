@@ -15,7 +15,8 @@ from functools import lru_cache
 from .closers import CLOSER_CHARS, first_close
 from .text import split_lines
 
-__all__ = ["MARKUP_LANGUAGES", "closing_tag_at", "closing_tag_start", "in_empty_element", "in_markup", "markup_end", "opening_tag_at_end"]
+__all__ = ["MARKUP_LANGUAGES", "closing_tag_at", "closing_tag_start", "in_empty_element", "in_markup", "markup_end",
+           "opening_tag_at_end"]
 
 # LSP language ids (VS Code's; Neovim's filetypes are the same) of documents written in tags.
 MARKUP_LANGUAGES = frozenset({"html", "xml", "xsl", "javascriptreact", "typescriptreact", "vue", "svelte", "astro"})

@@ -128,7 +128,8 @@ def _windowed_prompt(settings: Settings, text: str, offset: int, raw: bool, lang
     markup = in_markup(language, text[offset:offset + 4000])
     context_length = min(settings.context_length, reader.args.max_seq_len)
     fitted = fitting_prompt(tokenizer, context_length, text, offset, settings,
-                            completion_mode(before, after, settings.line_policy, markup=markup), healed=healing_text(tokenizer, before))
+                            completion_mode(before, after, settings.line_policy, markup=markup),
+                            healed=healing_text(tokenizer, before))
     if fitted is None:
         raise ValueError(f"no prompt fits the context of {context_length} tokens")
     return fitted[1]

@@ -69,6 +69,7 @@ def add_report_and_server_args(p: argparse.ArgumentParser, *, sides: str = "") -
                    help="also write every figure as JSON to PATH ('-': stdout, no table)")
     p.add_argument("server_args", nargs="*", help=f"`serve` flags{sides} after --, e.g. -- --model DIR")
 
+
 def run_command(main: Callable[[], object], name: str = "codellama-lsp") -> None:
     """Run a command as a person at a terminal expects: Ctrl+C ends it with status 130 and one line, not a
     traceback; a reader of stdout that went away (`| head`) ends it quietly; main()'s int is the exit status."""
