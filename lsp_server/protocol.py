@@ -10,6 +10,7 @@ logged and dropped. Messages that pass are handled by pygls as usual.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -177,8 +178,17 @@ class CodeLlamaProtocol(LanguageServerProtocol):
         # it; for a notification's handler and a handler its own handlers call (an async command, through
         # workspace/executeCommand) that id is a fresh uuid nobody ever pops: one done future kept per such
         # message, for the whole session. A done future has nothing left to cancel: it is forgotten.
+        # Forgotten on the event loop, later: a generator handler's future runs its callbacks at once when cancelled,
+        # which pygls' shutdown does while it iterates over this table, and a thread handler's on its own thread.
         if (future := self._request_futures.get(msg_id)) is not None:
-            future.add_done_callback(lambda done: self._forget_future(msg_id, done))
+            loop = asyncio.get_running_loop()  # handlers run on it
+            future.add_done_callback(lambda done: self._forget_later(loop, msg_id, done))
+
+    def _forget_later(self, loop: asyncio.AbstractEventLoop, msg_id: MsgId, future: Future[Any]) -> None:
+        try:
+            loop.call_soon_threadsafe(self._forget_future, msg_id, future)
+        except RuntimeError:  # the loop is closed: the session is over, and the table with it
+            pass
 
     def _forget_future(self, msg_id: MsgId, future: Future[Any]) -> None:
         if self._request_futures.get(msg_id) is future:
