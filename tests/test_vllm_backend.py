@@ -22,10 +22,10 @@ from lsp_server.completion import healing_text
 from lsp_server.loading import connect_vllm
 from lsp_server.outage import OutageNotice
 from lsp_server.settings import Settings, parse_settings
-from model.backend import BackendUnavailable
+from model.backend import BackendUnavailable, IncompatibleModel
 from model.tokenizer import Tokenizer
-from model.vllm_backend import (IncompatibleModel, VllmBackend, completion_body, event_tokens, http_error,
-                                pick_model, ranked_tokens, sse_events, sse_lines)
+from model.vllm_backend import VllmBackend
+from model.vllm_wire import completion_body, event_tokens, http_error, pick_model, ranked_tokens, sse_events, sse_lines
 from tests.vllm_server import free_port
 from tests.wire import SERVE, Wire
 
