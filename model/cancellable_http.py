@@ -22,46 +22,9 @@ from typing import Any, TypeVar
 import httpcore
 import httpx
 
-# How often a wait for the server's next token checks whether it was cancelled or is out of time.
+# How often a wait checks whether it was cancelled or is out of time.
 WATCH_S = 0.02
 T = TypeVar("T")
-
-
-class StreamWatcher:
-    """Shuts a streamed response's connection down once `cancel()` turns true or `deadline` passes, which
-    wakes a read blocked on it; checked every WATCH_S until the block it guards is left."""
-
-    def __init__(self, response: httpx.Response, cancel: Callable[[], bool], deadline: float | None) -> None:
-        stream = response.extensions.get("network_stream")
-        self._socket = stream.get_extra_info("socket") if stream is not None else None
-        self._cancel, self._deadline = cancel, deadline
-        self._left = threading.Event()
-        # Held while shutting the socket down and while leaving: once the block is left, the connection
-        # may go back to httpx's pool (a stream read to its end), and must never be shut from here then.
-        self._lock = threading.Lock()
-        self.interrupted = False
-
-    def __enter__(self) -> StreamWatcher:
-        if self._socket is not None:
-            threading.Thread(target=self._watch, name="vllm-watch", daemon=True).start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        with self._lock:
-            self._left.set()
-
-    def _watch(self) -> None:
-        while not self._left.wait(WATCH_S):
-            if self._cancel() or (self._deadline is not None and time.monotonic() >= self._deadline):
-                with self._lock:
-                    if self._left.is_set():
-                        return
-                    self.interrupted = True
-                    try:
-                        self._socket.shutdown(socket.SHUT_RDWR)
-                    except OSError:  # already closed
-                        pass
-                return
 
 
 def in_thread(call: Callable[[], T], name: str) -> Future[T]:
@@ -89,28 +52,35 @@ def wait_cancellable(answer: Future[T], cancel: Callable[[], bool]) -> T | None:
                 return None
 
 
-def send_cancellable(client: httpx.Client, request: httpx.Request, cancel: Callable[[], bool]
-                     ) -> httpx.Response | None:
+def send_cancellable(client: httpx.Client, request: httpx.Request, cancel: Callable[[], bool], *,
+                     thread_name: str) -> httpx.Response | None:
     """`client`'s streamed response to `request`; None once `cancel()` turns true before its headers came.
 
-    A server that holds the headers back (busy, or a proxy queueing requests) would hold the model thread for
-    up to the timeout: every request queued behind one the user no longer wants, and the process's exit,
-    would wait as long. So the request is sent on a daemon thread, and once it is cancelled its connection is
-    shut down (where the client's sockets are named, see name_sockets), which ends that thread's wait and
-    makes vLLM abort the request, rather than leave both to the timeout. A response that comes all the same
-    is closed unread, and a failure then is nobody's (the next request meets the outage itself)."""
+    A server that holds the headers back (busy, or a proxy queueing requests) would hold the calling thread
+    for up to the timeout: every request queued behind one the user no longer wants, and the process's exit,
+    would wait as long. So the request is sent on a daemon thread named `thread_name`, and once it is
+    cancelled its connection is shut down (where the client's sockets are named, see name_sockets), which
+    ends that thread's wait and makes the server abort the request (vLLM does when its connection closes),
+    rather than leave both to the timeout. A response that comes all the same is closed unread, and a failure
+    then is nobody's (the next request meets the outage itself)."""
     sending = _Sending()
 
     def send() -> httpx.Response:
         _sent_here.request = sending  # this thread sends this one request: its writes name the socket
         return client.send(request, stream=True)
 
-    answer = in_thread(send, "vllm-send")
+    answer = in_thread(send, thread_name)
     response = wait_cancellable(answer, cancel)
     if response is None:
         sending.abandon()
         answer.add_done_callback(_close_unread)
     return response
+
+
+def _close_unread(answer: Future[httpx.Response]) -> None:
+    """Close the response an abandoned request got all the same (a failure then is nobody's to hear)."""
+    if answer.exception() is None:
+        answer.result().close()
 
 
 class _Sending:
@@ -123,12 +93,14 @@ class _Sending:
         self._abandoned = False
 
     def uses(self, sock: socket.socket | None) -> None:
+        """The request is being written on `sock`: shut it down at once if the request is abandoned already."""
         with self._lock:
             self._socket = sock
             if self._abandoned:
                 _shut_down(sock)
 
     def abandon(self) -> None:
+        """Shut the request's connection down now, or as soon as it is known (uses)."""
         with self._lock:
             self._abandoned = True
             _shut_down(self._socket)
@@ -145,7 +117,10 @@ def _shut_down(sock: socket.socket | None) -> None:
 
 
 class _SentHere(threading.local):
-    request: _Sending | None = None  # the request this thread sends (send_cancellable), if any
+    """Per thread: the request it sends (send_cancellable), if any. A connection's writes happen on the sending
+    thread, so _NamedStream.write finds here whom to tell its socket."""
+
+    request: _Sending | None = None
 
 
 _sent_here = _SentHere()
@@ -205,6 +180,39 @@ def name_sockets(client: httpx.Client) -> None:
             pool._network_backend = _NamingBackend(backend)  # type: ignore[union-attr]
 
 
-def _close_unread(answer: Future[httpx.Response]) -> None:
-    if answer.exception() is None:
-        answer.result().close()
+class StreamWatcher:
+    """Shuts a streamed response's connection down once `cancel()` turns true or `deadline` passes, which
+    wakes a read blocked on it; checked every WATCH_S, on a daemon thread named `thread_name`, until the
+    `with` block it guards is left. `interrupted` says whether it shut the connection: a read that failed
+    then was stopped on purpose, not by the server."""
+
+    def __init__(self, response: httpx.Response, cancel: Callable[[], bool], deadline: float | None, *,
+                 thread_name: str) -> None:
+        stream = response.extensions.get("network_stream")
+        self._socket: socket.socket | None = stream.get_extra_info("socket") if stream is not None else None
+        self._cancel, self._deadline = cancel, deadline
+        self._thread_name = thread_name
+        self._left = threading.Event()
+        # Held while shutting the socket down and while leaving: once the block is left, the connection
+        # may go back to httpx's pool (a stream read to its end), and must never be shut from here then.
+        self._lock = threading.Lock()
+        self.interrupted = False
+
+    def __enter__(self) -> StreamWatcher:
+        if self._socket is not None:
+            threading.Thread(target=self._watch, name=self._thread_name, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            self._left.set()
+
+    def _watch(self) -> None:
+        while not self._left.wait(WATCH_S):
+            if self._cancel() or (self._deadline is not None and time.monotonic() >= self._deadline):
+                with self._lock:
+                    if self._left.is_set():
+                        return
+                    self.interrupted = True
+                    _shut_down(self._socket)
+                return

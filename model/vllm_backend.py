@@ -12,6 +12,9 @@ after them. An alternative (`first_rank`) picks its first token from the server'
 The server's model is checked when first reached, and again after every outage: it must have our
 tokenizer's vocabulary (every id, and the infilling pieces at theirs), else it is refused (IncompatibleModel).
 It may have a few more rows (a fine-tune's pad token): an id past ours that it generates ends the text there.
+
+What goes over the wire is written and read in vllm_wire.py (pure functions); a request that a newer keystroke
+cancels is abandoned at once through cancellable_http.py.
 """
 
 from __future__ import annotations
@@ -218,7 +221,7 @@ class VllmBackend:
         try:
             request = self._http.build_request("POST", "/v1/completions", json=body,
                                                timeout=httpx.Timeout(self.timeout, read=read))
-            response = send_cancellable(self._http, request, cancel)
+            response = send_cancellable(self._http, request, cancel, thread_name="vllm-send")
             if response is None:  # cancelled before the server answered
                 return
             try:
@@ -226,7 +229,7 @@ class VllmBackend:
                     response.read()
                     raise BackendUnavailable(http_error(response.status_code, response.text))
                 self.error = None
-                with StreamWatcher(response, cancel, deadline) as watcher:
+                with StreamWatcher(response, cancel, deadline, thread_name="vllm-watch") as watcher:
                     try:
                         for event in sse_events(sse_lines(response.iter_text())):
                             yield event, event_tokens(event)
@@ -319,6 +322,7 @@ class VllmBackend:
         return answer
 
     def _check_retry(self) -> None:
+        """Fail at once, with the outage's reason, within RETRY_S of the last failed try."""
         if self.error is not None and time.monotonic() < self._retry_at:
             raise BackendUnavailable(self.error)
 

@@ -20,8 +20,10 @@ API_KEY_ENV = "CODELLAMA_API_KEY"
 
 @dataclass(frozen=True)
 class ServedModel:
+    """A model the server serves, as /v1/models lists it."""
+
     name: str  # the `model` field of requests
-    max_model_len: int
+    max_model_len: int  # its context in tokens; 0 where the server does not say
 
 
 def completion_body(model: str, prompt: list[int], *, max_tokens: int, temperature: float, top_p: float,
