@@ -66,6 +66,10 @@ SETTINGS_WAIT_S = 1.0
 # (a workspace's settings.json) showed one popup per key: thousands.
 MAX_SETTINGS_POPUPS = 3
 APPLY_EDIT_REPLY_S = 30.0  # workspace/applyEdit may wait for the user (a file to save, a dialog)
+# Sent with {"too_slow": <codellama.status's too_slow>} each time that changes, so that an editor's status display
+# follows it without asking for the status at every keystroke. `$/`: a client that does not know it may ignore it
+# (LSP), as Neovim's and most others do silently.
+TOO_SLOW_NOTIFICATION = "$/codellama/tooSlow"
 
 
 async def ask_client(request: Awaitable[T], what: str, timeout: float = CLIENT_REPLY_S) -> T:
@@ -138,7 +142,8 @@ class CodeLlamaServer(LanguageServer):
             lambda m: self.window_log_message(types.LogMessageParams(types.MessageType.Info, m)))
         self.slow = SlowNotice(
             lambda m: self.window_show_message(types.ShowMessageParams(types.MessageType.Warning, m)),
-            lambda m: self.window_log_message(types.LogMessageParams(types.MessageType.Info, m)))
+            lambda m: self.window_log_message(types.LogMessageParams(types.MessageType.Info, m)),
+            lambda told: self.protocol.notify(TOO_SLOW_NOTIFICATION, {"too_slow": told}))
 
     # -- transport --------------------------------------------------------------------------------------
     def start_io(self, stdin: BinaryIO | None = None, stdout: BinaryIO | None = None) -> None:

@@ -62,10 +62,13 @@ class SlowNotice:
     suggestion to show. Cancelled and failed requests, cache hits and completions asked for (untimed) are neither.
     """
 
-    def __init__(self, show: Callable[[str], None], note: Callable[[str], None]) -> None:
-        """show: a message the user sees (window/showMessage); note: one for the log (window/logMessage)."""
+    def __init__(self, show: Callable[[str], None], note: Callable[[str], None],
+                 changed: Callable[[str | None], None] = lambda told: None) -> None:
+        """show: a message the user sees (window/showMessage); note: one for the log (window/logMessage);
+        changed: called with `told` each time it changes (set, or back to None), for editors' status displays."""
         self._show = show
         self._note = note
+        self._changed = changed
         self.misses: list[Timings] = []  # the last misses since a completion last came in time
         self.told: str | None = None  # the message shown for the misses in progress; None until then
 
@@ -78,6 +81,7 @@ class SlowNotice:
                                       demo=demo)
             log.warning("%s", self.told)
             self._show(self.told)
+            self._changed(self.told)
 
     def answered(self) -> None:
         if self.told is not None:
@@ -87,4 +91,6 @@ class SlowNotice:
 
     def reset(self) -> None:
         """Forget the misses: another model or time budget is another story."""
-        self.misses, self.told = [], None
+        told, self.misses, self.told = self.told, [], None
+        if told is not None:
+            self._changed(None)

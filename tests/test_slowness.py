@@ -68,6 +68,27 @@ def test_told_once_per_episode_and_again_only_after_an_answer_in_time() -> None:
     assert len(shown) == 2
 
 
+def test_each_change_of_what_was_told_is_announced_once() -> None:
+    """`changed` follows `told` (what codellama.status's too_slow says): set at the warning, None when a completion
+    comes in time or the state is reset (a model load, a new time budget), and never called for what is no change."""
+    changes: list[str | None] = []
+    notice = SlowNotice(lambda m: None, lambda m: None, changes.append)
+    for _ in range(MISSES_TO_TELL + 5):
+        notice.missed(cut_reading(), 2000)
+    assert changes == [notice.told] and notice.told is not None
+    notice.answered()
+    notice.answered()
+    assert changes[1:] == [None]
+    for _ in range(MISSES_TO_TELL - 1):
+        notice.missed(cut_reading(), 2000)
+    notice.reset()  # misses, nothing told yet: nothing changes for an editor
+    assert len(changes) == 2
+    for _ in range(MISSES_TO_TELL):
+        notice.missed(cut_reading(), 2000)
+    notice.reset()
+    assert len(changes) == 4 and changes[2] is not None and changes[3] is None
+
+
 def test_an_answer_in_time_breaks_the_streak() -> None:
     shown: list[str] = []
     notice = SlowNotice(shown.append, lambda m: None)
@@ -93,6 +114,11 @@ def warnings(wire: Wire) -> list[str]:
 def logged_back(wire: Wire) -> int:
     return sum(n["method"] == "window/logMessage" and "come in time again" in n["params"]["message"]
                for n in wire.notifications)
+
+
+def announced(wire: Wire) -> list[str | None]:
+    """The server's $/codellama/tooSlow notifications, which editors' status displays follow."""
+    return [n["params"]["too_slow"] for n in wire.notifications if n["method"] == "$/codellama/tooSlow"]
 
 
 def too_slow(wire: Wire) -> str | None:
@@ -125,24 +151,26 @@ def test_a_model_too_slow_for_the_time_budget_is_told_once(tmp_path: Path) -> No
         assert automatic(wire) == []
         assert wire.response(first)["result"]["items"] == []
         assert warnings(wire) == [] and too_slow(wire) is None, (wire.notifications, wire.log()[-4000:])
+        assert announced(wire) == []
 
         assert automatic(wire) == []
         assert len(warnings(wire)) == 1, (wire.notifications, wire.log()[-4000:])
         (told,) = warnings(wire)
         assert f"the last {MISSES_TO_TELL} completions as you type ran out of their {BUDGET_MS} ms" in told
         assert "prompt tokens a second" in told and "demo model" not in told  # the demo model is in use
-        assert too_slow(wire) == told
+        assert too_slow(wire) == told and announced(wire) == [told]
         assert wire.logged("ran out of their", timeout=5)
 
         for _ in range(3):  # every keystroke misses: still one message
             assert automatic(wire) == []
-        assert len(warnings(wire)) == 1
+        assert len(warnings(wire)) == 1 and announced(wire) == [told]
 
         arm.unlink()  # fast again: the rest of the prompt is read and the model answers in time
         for _ in range(10):
             if automatic(wire):
                 break
         assert logged_back(wire) == 1 and too_slow(wire) is None, (wire.notifications, wire.log()[-4000:])
+        assert announced(wire) == [told, None]  # the editors' status displays return to normal
 
         # Slow again, on a prompt read afresh (an edit at the top of the file): told again.
         arm.write_text("")
@@ -152,5 +180,9 @@ def test_a_model_too_slow_for_the_time_budget_is_told_once(tmp_path: Path) -> No
             reply = wire.inline(URI, TEXT.count("\n") + 1, 4)
             assert reply["result"]["items"] == [], reply
         assert len(warnings(wire)) == 2, (wire.notifications, wire.log()[-4000:])
+        assert announced(wire) == [told, None, warnings(wire)[1]]
+        # A new time budget is another story: the warning is withdrawn, and the editors are told.
+        wire.notify("workspace/didChangeConfiguration", {"settings": {"codellama": {"timeBudgetMs": BUDGET_MS * 2}}})
+        assert too_slow(wire) is None and announced(wire)[3:] == [None], wire.notifications
     finally:
         wire.kill()
