@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from lsp_server.settings import SETTING_NAMES, Settings, parse_settings
-from tests.wire import slow_loading_server
+from tests.wire import slow_loading_server, slow_prefill_server
 
 ROOT = Path(__file__).resolve().parents[1]
 VSCODE_DIR = ROOT / "editors" / "vscode"
@@ -602,6 +602,44 @@ local function failed_load()
   result.statusline_after_reload = codellama.statusline()
 end
 
+--- Completions as you type that keep running out of their time budget (the server's model is slow while
+--- $CODELLAMA_ARM exists): the statusline says "slow" and :checkhealth warns with the server's words, until one
+--- comes in time again. The server's notification says so: the plugin asks for no status meanwhile.
+local function too_slow()
+  local codellama = require('codellama')
+  local bufnr = open_file()
+  codellama.update_settings({ timeBudgetMs = 800 })
+  assert(io.open(vim.env.CODELLAMA_ARM, 'w')):close() -- after the load: its warm-up reads a prompt too
+  api.nvim_win_set_cursor(0, { api.nvim_buf_line_count(bufnr), 0 })
+  -- One key at a time, each request left to end at its budget: the next key would cancel it (no miss then).
+  local typed, count = 'total = 1 + 2 + 3 + 4 + 5 + 6', 0
+  local function type_until(state, keys, ms)
+    for _ = 1, keys do
+      if codellama.statusline() == state then break end
+      count = count + 1
+      feed(typed:sub(count, count))
+      sleep(ms)
+    end
+    return codellama.statusline()
+  end
+  feed('A')
+  result.statusline = type_until('slow', 8, 2500) -- 3 misses make it; the rest is room for a busy machine
+  feed('<Esc>')
+  wait_until('Normal mode', 5000, function() return api.nvim_get_mode().mode == 'n' end)
+  vim.cmd('checkhealth codellama')
+  result.health = api.nvim_buf_get_lines(0, 0, -1, false)
+  vim.cmd('bwipeout')
+  api.nvim_set_current_buf(bufnr)
+  os.remove(vim.env.CODELLAMA_ARM) -- fast again
+  feed('A')
+  result.statusline_after = type_until('ready', 10, 1500)
+  feed('<Esc>')
+  wait_until('Normal mode', 5000, function() return api.nvim_get_mode().mode == 'n' end)
+  vim.cmd('checkhealth codellama')
+  result.health_after = api.nvim_buf_get_lines(0, 0, -1, false)
+  result.keys = count
+end
+
 --- Completions toggled off stay off in a server started again (the last one crashed, or was restarted), until the
 --- `enabled` setting is given.
 local function toggle_restart()
@@ -641,7 +679,8 @@ local function toggle_restart()
 end
 
 local scenarios = { toggle_restart = toggle_restart, main = main, bottom = bottom, cycle = cycle, loading = loading, rest_of_line = rest_of_line,
-                    user_keys = user_keys, settings_again = settings_again, settings_removed = settings_removed, failed_load = failed_load }
+                    user_keys = user_keys, settings_again = settings_again, settings_removed = settings_removed, failed_load = failed_load,
+                    too_slow = too_slow }
 co = coroutine.create(function()
   local ok, err = xpcall(scenarios[vim.env.CODELLAMA_SCENARIO], debug.traceback)
   if not ok then result.error = err end
@@ -701,8 +740,9 @@ def save_screenshot(result: dict[str, Any], png: Path) -> None:
 
 
 def _run_nvim_driver(tmp_path: Path, model_dir: Path, text: str, row: int, scenario: str = "main",
-                     slow_load: bool = False, **extra_env: str) -> dict[str, Any]:
-    """Run NVIM_DRIVER's {scenario} in headless nvim against the real server on a file holding {text}."""
+                     slow_load: bool = False, server: list[str] | None = None, **extra_env: str) -> dict[str, Any]:
+    """Run NVIM_DRIVER's {scenario} in headless nvim against the real server (`server`, then `serve --model`
+    {model_dir}; default: `python -m lsp_server`) on a file holding {text}."""
     nvim = _nvim_binary()
     (tmp_path / "init.lua").write_text(NVIM_INIT, encoding="utf-8")
     (tmp_path / "driver.lua").write_text(NVIM_DRIVER, encoding="utf-8")
@@ -711,7 +751,7 @@ def _run_nvim_driver(tmp_path: Path, model_dir: Path, text: str, row: int, scena
     result_path = tmp_path / "result.json"
 
     # slow_load: a load of 2 s, so that a scenario begins while it loads however fast the machine is.
-    server = slow_loading_server(2) if slow_load else [sys.executable, "-m", "lsp_server"]
+    server = server or (slow_loading_server(2) if slow_load else [sys.executable, "-m", "lsp_server"])
     server_cmd = [*server, "serve", "--model", str(model_dir)]
     env = {
         **os.environ,
@@ -906,6 +946,22 @@ def test_nvim_statusline_says_when_the_model_failed_to_load(tmp_path: Path, tiny
     result = _run_nvim_driver(tmp_path, tiny_model_dir, SAMPLE, row=1, scenario="failed_load")
     assert result["statusline"] == "failed", result["steps"]
     assert result["statusline_after_reload"] == "ready", result["steps"]
+
+
+def test_nvim_statusline_and_health_say_when_completions_as_you_type_are_too_slow(tmp_path: Path,
+                                                                                  tiny_model_dir: Path) -> None:
+    """Before: the server's warning was a message that scrolled away; the statusline went on saying "ready" and
+    :checkhealth said nothing of it. Now both follow the server's too_slow, and return to normal with it."""
+    arm = tmp_path / "slow"
+    text = "".join(f"def f{i}(x):\n    return x + {i}\n\n" for i in range(12))  # prompts of many 8-token passes
+    result = _run_nvim_driver(tmp_path, tiny_model_dir, text, row=1, scenario="too_slow",
+                              server=slow_prefill_server(arm, 1.5), CODELLAMA_ARM=str(arm))
+    assert result["statusline"] == "slow", result
+    health = "\n".join(result["health"])
+    assert "WARNING completions as you type are too slow: the last 3 completions as you type ran out of their " \
+           "800 ms time budget" in health, health
+    assert result["statusline_after"] == "ready", result
+    assert "too slow" not in "\n".join(result["health_after"]), result["health_after"]
 
 
 def test_nvim_statusline_says_when_the_model_cannot_infill(tmp_path: Path, tiny_model_dir: Path) -> None:

@@ -103,6 +103,10 @@ local function check_client()
     health.info(model)
   end
   health.info('completions ' .. (status.enabled and 'enabled' or 'disabled (:CodellamaToggle)'))
+  if type(status.too_slow) == 'string' then
+    -- The server's warning, shown once as a message: completions as you type keep ending empty.
+    health.warn('completions as you type are too slow: ' .. status.too_slow:gsub('^codellama: ', ''))
+  end
 end
 
 function M.check()

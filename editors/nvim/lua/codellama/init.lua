@@ -90,7 +90,7 @@ function M.update_settings(settings)
   lsp.update_settings(settings)
 end
 
---- `""`, `"loading"`, `"failed"`, `"ready"` or `"off"` for the current buffer; handy in a statusline.
+--- `""`, `"loading"`, `"failed"`, `"ready"`, `"slow"` or `"off"` for the current buffer; handy in a statusline.
 ---@return string
 function M.statusline()
   return lsp.status_text()

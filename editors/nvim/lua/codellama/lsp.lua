@@ -10,6 +10,7 @@ M.name = 'codellama'
 ---@field loading table<string|integer, true> Work-done progress tokens that have begun but not ended.
 ---@field enabled boolean? Last known value of the server's `enabled` flag.
 ---@field failed boolean? Whether the server's last model load failed (its `codellama.status` state).
+---@field too_slow string? Why completions as you type stay empty (the server's `too_slow`), while they do.
 
 ---@type table<integer, codellama.ClientState>
 local client_state = {}
@@ -86,6 +87,13 @@ function M.client_config()
     -- started. Neither `init_options` nor `settings` (which Neovim also pushes with
     -- `workspace/didChangeConfiguration`) carry them, or the server would check them twice.
     handlers = {
+      -- The server says when completions as you type start or stop running out of their time budget.
+      ['$/codellama/tooSlow'] = function(_, params, ctx)
+        if type(params) == 'table' then
+          state_of(ctx.client_id).too_slow = type(params.too_slow) == 'string' and params.too_slow or nil
+          vim.cmd.redrawstatus({ bang = true })
+        end
+      end,
       ['workspace/configuration'] = function(_, params)
         return vim.tbl_map(function(item)
           if item.section ~= 'codellama' then
@@ -233,10 +241,12 @@ function M.note_status(client_id, result)
   if type(result.state) == 'string' then
     -- A model that loaded but cannot fill in the middle (Code Llama - Python) will never suggest anything.
     st.failed = result.state == 'failed' or result.infilling == false
+    st.too_slow = type(result.too_slow) == 'string' and result.too_slow or nil
   end
 end
 
---- Short state for statuslines: `""` (no server), `"loading"`, `"failed"`, `"off"` or `"ready"`.
+--- Short state for statuslines: `""` (no server), `"loading"`, `"failed"`, `"off"`, `"slow"` (completions as you
+--- type keep running out of their time budget) or `"ready"`.
 ---@param bufnr? integer
 ---@return string
 function M.status_text(bufnr)
@@ -258,7 +268,10 @@ function M.status_text(bufnr)
   if enabled == nil then
     enabled = config.options.settings.enabled ~= false
   end
-  return enabled and 'ready' or 'off'
+  if not enabled then
+    return 'off'
+  end
+  return st.too_slow and 'slow' or 'ready'
 end
 
 --- Track `$/progress` (model loading) for `status_text()`.
