@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import socket
 import subprocess
@@ -27,6 +28,7 @@ from lsp_server.loading import load_engine
 from lsp_server.settings import Settings
 from model.loader import DEMO_MODEL_DIR
 from tests.tiny import make_checkpoint, make_plain_tokenizer
+from tests.wire import slow_prefill_server
 
 pytestmark = pytest.mark.vscode
 
@@ -144,9 +146,14 @@ def test_extension_in_a_real_vscode(tmp_path: Path) -> None:
     # The server, behind a script that says where it runs (exec keeps the pid), for the driver to kill it, and
     # that fails as a broken installation would while the flag file exists.
     server_pid, broken = tmp_path / "server.pid", tmp_path / "broken"
+    # Started while `slow` exists, the server's model reads prompts 8 tokens a pass, 1.5 s a pass while `slow-arm`
+    # exists (tests/wire.py): too slow for completions as you type.
+    slow, slow_arm = tmp_path / "slow", tmp_path / "slow-arm"
+    slow_server = " ".join(shlex.quote(arg) for arg in slow_prefill_server(slow_arm, 1.5))
     wrapper = tmp_path / "codellama-lsp"
     wrapper.write_text(f'#!/bin/sh\nif [ -e "{broken}" ]; then echo "codellama-lsp: simulated start-up failure" >&2; '
-                       f'exit 1; fi\necho $$ > "{server_pid}"\nexec "{SERVER}" "$@"\n')
+                       f'exit 1; fi\necho $$ > "{server_pid}"\n'
+                       f'if [ -e "{slow}" ]; then cd "{ROOT}" && exec {slow_server} "$@"; fi\nexec "{SERVER}" "$@"\n')
     wrapper.chmod(0o755)
     # In a remote window (code-server) serverPath and serverArgs are read from the machine's settings.
     machine_settings = user_data / "Machine" / "settings.json"
@@ -182,6 +189,8 @@ def test_extension_in_a_real_vscode(tmp_path: Path) -> None:
             "CODELLAMA_MACHINE_SETTINGS": str(machine_settings),
             "CODELLAMA_SERVER_PID": str(server_pid),
             "CODELLAMA_BROKEN": str(broken),
+            "CODELLAMA_SLOW": str(slow),
+            "CODELLAMA_SLOW_ARM": str(slow_arm),
             "CODELLAMA_PLAIN_MODEL": str(plain_model),
             "CODELLAMA_CHROMIUM": str(CHROMIUM),
             "CODELLAMA_OUT": str(out),
@@ -210,6 +219,7 @@ def test_extension_in_a_real_vscode(tmp_path: Path) -> None:
     check_docstrings(result)
     check_commands(result, log)
     check_crashes(result)
+    check_too_slow(result)
     # Code Llama - Python loads but can never suggest: the status bar says so (it said "ready").
     summary = result["noInfillingLabel"].split("\n")[0]  # "ready", then the status's error among the details
     assert "cannot fill in the middle" in summary and "ready" not in summary, result["noInfillingLabel"]
@@ -312,3 +322,13 @@ def check_crashes(result: dict[str, Any]) -> None:
     assert "simulated start-up failure" in result["brokenRestartToast"], result["brokenRestartToast"]
     assert not any("couldn't create connection" in toast for toast in result["brokenRestartToasts"]), result
 
+
+
+def check_too_slow(result: dict[str, Any]) -> None:
+    """Completions as you type that kept running out of their time budget turned the status bar item into a warning
+    with the server's words (it said "ready" with the popup gone), and it said "ready" again once one came in time."""
+    label = result["slowLabel"]
+    assert "completions as you type are too slow" in label and "ran out of their 800 ms time budget" in label, label
+    assert "ready" not in label.split("\n")[0], label
+    assert "ran out of their 800 ms time budget" in result["slowToast"], result["slowToast"]
+    assert "ready (click" in result["recoveredLabel"] and "too slow" not in result["recoveredLabel"], result

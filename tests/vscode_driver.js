@@ -19,6 +19,8 @@ const NOTEBOOK = env('CODELLAMA_NOTEBOOK');
 const MACHINE_SETTINGS = env('CODELLAMA_MACHINE_SETTINGS');
 const SERVER_PID = env('CODELLAMA_SERVER_PID'); // written by the server's wrapper script at each start
 const BROKEN = env('CODELLAMA_BROKEN'); // while this file exists, the server fails at start
+const SLOW = env('CODELLAMA_SLOW'); // a server started while this file exists reads prompts slowly ...
+const SLOW_ARM = env('CODELLAMA_SLOW_ARM'); // ... while this one exists: 1.5 s per 8 tokens
 const PLAIN_MODEL = env('CODELLAMA_PLAIN_MODEL'); // loads, but has no infilling pieces (Code Llama - Python)
 const USER_SETTINGS = path.join(path.dirname(MACHINE_SETTINGS), '..', 'User', 'settings.json');
 const STATUS_ITEM = '[id="codellama-lsp.codellama-lsp.codellama.status"]';
@@ -332,6 +334,51 @@ async function main() {
     await closeToasts();
     fs.writeFileSync(MACHINE_SETTINGS, good);
     await waitForStatus('ready', 90000);
+  });
+
+  await stage('completions as you type too slow: the status bar warns, then recovers', async () => {
+    const good = fs.readFileSync(MACHINE_SETTINGS, 'utf8');
+    const machine = JSON.parse(good);
+    // A new serverArgs restarts the server: the slow one, with a budget shorter than its 1.5 s per prompt chunk.
+    fs.writeFileSync(SLOW, '');
+    machine['codellama.serverArgs'] = [...machine['codellama.serverArgs'], '--log-level', 'DEBUG'];
+    machine['codellama.timeBudgetMs'] = 800;
+    const restarted = async (from) =>
+      waitFor('the restarted server to have loaded', async () => (await labelsSince(from)).some((l) => l.includes('ready (click')), 90000);
+    let from = await page.evaluate(() => window.codellamaStatusLabels.length);
+    fs.writeFileSync(MACHINE_SETTINGS, JSON.stringify(machine, null, 2));
+    await restarted(from);
+    await closeToasts();
+    fs.writeFileSync(SLOW_ARM, ''); // after the load: its warm-up is a prompt pass too
+    await quickOpen(SAMPLE); // the editor of the file, focused (the notebook's are open too)
+    await goToLineStarting('def volume(x, y, z)');
+    await page.keyboard.press('Control+End');
+    // One key at a time, each request left to end at its budget: a keystroke while one runs would cancel it
+    // (a cancelled request is no miss). At the end of the file, never inside a word.
+    const typed = 'total = 1 + 2 + 3 + 4 + 5 + 6 + 7 + 8 + 9';
+    let count = 0;
+    const typeUntil = async (word, seconds) => {
+      for (; count < typed.length; count++) {
+        if ((await statusLabel()).includes(word)) return true;
+        await page.keyboard.type(typed[count]);
+        await page.waitForTimeout(seconds * 1000);
+      }
+      return (await statusLabel()).includes(word);
+    };
+    if (!(await typeUntil('too slow', 2.5))) throw new Error(`no "too slow" after ${count} keys: ${await statusLabel()}`);
+    result.slowLabel = await statusLabel();
+    result.slowToast = await toastWith('ran out of their');
+    fs.unlinkSync(SLOW_ARM); // fast again: the next completion as you type comes in time
+    if (!(await typeUntil('ready (click', 1.5))) throw new Error(`still slow after ${count} keys: ${await statusLabel()}`);
+    result.recoveredLabel = await statusLabel();
+    await page.keyboard.press('Escape');
+    for (let i = 0; i < count; i++) await page.keyboard.press('Backspace');
+    await saveAndRead();
+    fs.unlinkSync(SLOW);
+    from = await page.evaluate(() => window.codellamaStatusLabels.length);
+    fs.writeFileSync(MACHINE_SETTINGS, good);
+    await restarted(from);
+    await closeToasts();
   });
 
   await stage('completion list when ghost text is off', async () => {

@@ -25,7 +25,7 @@ import { buildMiddleware } from './middleware';
 import { LoadingProgressFeature } from './progress';
 import { ServerLog } from './serverLog';
 import { SECTION, SettingsSync, serverCommand } from './settings';
-import { CMD_RESTART, CMD_STATUS, CMD_TOGGLE, StatusBar, isRecord } from './status';
+import { CMD_RESTART, CMD_STATUS, CMD_TOGGLE, StatusBar, TOO_SLOW_NOTIFICATION, isRecord } from './status';
 
 let client: CodeLlamaClient | undefined;
 let output: vscode.LogOutputChannel;
@@ -163,6 +163,13 @@ async function startClient(): Promise<void> {
     },
   );
   newClient.registerFeature(new LoadingProgressFeature(newClient, statusBar, () => void refreshStatus()));
+  // The server says when completions as you type start or stop running out of time: the status bar follows,
+  // without asking for the status at every keystroke (its warning popup alone is gone after a while).
+  newClient.onNotification(TOO_SLOW_NOTIFICATION, (params: unknown) => {
+    if (client === newClient) {
+      statusBar.applyTooSlow(params);
+    }
+  });
   newClient.onDidChangeState((event) => {
     if (client !== newClient) {
       return; // an old client going away

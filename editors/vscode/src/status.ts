@@ -11,7 +11,13 @@ export const CMD_TOGGLE = 'codellama.toggle';
 export const CMD_RESTART = 'codellama.restartServer';
 
 type ClientState = 'starting' | 'running' | 'stopped';
-type UiState = 'starting' | 'loading' | 'ready' | 'off' | 'failed' | 'no-infilling' | 'error';
+type UiState = 'starting' | 'loading' | 'ready' | 'slow' | 'off' | 'failed' | 'no-infilling' | 'error';
+
+/**
+ * The server's notification of a change of `too_slow` (its params: `{ too_slow: string | null }`): completions as
+ * you type keep running out of their time budget (the warning it showed once), or no longer do.
+ */
+export const TOO_SLOW_NOTIFICATION = '$/codellama/tooSlow';
 
 export class StatusBar implements vscode.Disposable {
   private readonly item: vscode.StatusBarItem;
@@ -25,6 +31,8 @@ export class StatusBar implements vscode.Disposable {
   private infilling: boolean | undefined;
   private details: Record<string, unknown> | undefined;
   private stopReason: string | undefined;
+  /** The server's `too_slow`: why completions as you type stay empty, while they do. */
+  private tooSlow: string | undefined;
   enabled: boolean;
 
   constructor(enabled: boolean) {
@@ -43,7 +51,7 @@ export class StatusBar implements vscode.Disposable {
   starting(): void {
     this.clientState = 'starting';
     this.activeProgress = 0;
-    this.modelState = this.modelError = this.infilling = this.details = this.stopReason = undefined;
+    this.modelState = this.modelError = this.infilling = this.details = this.stopReason = this.tooSlow = undefined;
     this.render();
   }
 
@@ -89,7 +97,20 @@ export class StatusBar implements vscode.Disposable {
       this.modelState = status.state;
       this.modelError = typeof status.error === 'string' ? status.error : undefined;
       this.infilling = typeof status.infilling === 'boolean' ? status.infilling : undefined;
+      this.tooSlow = typeof status.too_slow === 'string' ? status.too_slow : undefined;
       this.details = status;
+    }
+    this.render();
+  }
+
+  /** Update from the server's TOO_SLOW_NOTIFICATION. */
+  applyTooSlow(params: unknown): void {
+    if (!isRecord(params)) {
+      return;
+    }
+    this.tooSlow = typeof params.too_slow === 'string' ? params.too_slow : undefined;
+    if (this.details) {
+      this.details = { ...this.details, too_slow: params.too_slow ?? null }; // the tooltip's lines say the same
     }
     this.render();
   }
@@ -107,7 +128,10 @@ export class StatusBar implements vscode.Disposable {
     if (this.infilling === false) {
       return 'no-infilling';
     }
-    return this.enabled ? 'ready' : 'off';
+    if (!this.enabled) {
+      return 'off';
+    }
+    return this.tooSlow ? 'slow' : 'ready';
   }
 
   render(): void {
@@ -127,6 +151,14 @@ export class StatusBar implements vscode.Disposable {
       case 'ready':
         item.text = '$(sparkle) Code Llama';
         item.tooltip = this.detailsTooltip('ready (click for status)');
+        break;
+      case 'slow':
+        // Not the warning background of a model that failed: completions you ask for (Alt+\) still come.
+        item.text = '$(warning) Code Llama';
+        item.tooltip = this.detailsTooltip(
+          `completions as you type are too slow (click for status): ${this.tooSlow?.replace(/^codellama: /, '') ?? ''}`,
+          'too_slow', // said above already, in full
+        );
         break;
       case 'off':
         item.text = '$(circle-slash) Code Llama';
@@ -152,12 +184,13 @@ export class StatusBar implements vscode.Disposable {
     }
   }
 
-  private detailsTooltip(summary: string): vscode.MarkdownString | string {
+  private detailsTooltip(summary: string, omit?: string): vscode.MarkdownString | string {
     if (!this.details) {
       return `Code Llama: ${summary}`;
     }
+    const details = Object.fromEntries(Object.entries(this.details).filter(([key]) => key !== omit));
     return new vscode.MarkdownString(
-      [`**Code Llama**: ${summary}`, '', ...describeStatus(this.details).map((line) => `- ${line}`)].join('\n'),
+      [`**Code Llama**: ${summary}`, '', ...describeStatus(details).map((line) => `- ${line}`)].join('\n'),
     );
   }
 }
