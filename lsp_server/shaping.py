@@ -27,6 +27,7 @@ __all__ = [
     "Shaped",
     "TAB_WIDTH",
     "block_indent",
+    "closing_tag_below_start",
     "completion_mode",
     "drop_partial_line",
     "drop_repeated_lines",
@@ -170,6 +171,22 @@ def opened_element(prefix: str, *, markup: bool = False, rest_of_line: str = "")
     return _block_info(prefix, markup, rest_of_line)[2]
 
 
+def closing_tag_below_start(text: str, element: str | None, opener_indent: int | None,
+                            next_line: str | None) -> int | None:
+    """Where `text` writes the closing tag of `element` (:func:`opened_element`) when the document already has
+    it on the next non-blank line, at the opening tag's indent (`<ul>|` above `</ul>`), blanks before it left
+    out: the model's own would double it, on its own line or inline after the last child (`<li>b</li></ul>`).
+    The element's own nested elements of that name are kept. None elsewhere."""
+    if element is None or next_line is None or closing_tag_at(next_line) != element \
+            or indent_width(next_line) != opener_indent:
+        return None
+    end = closing_tag_start(text, element)
+    if end is not None:
+        while end and text[end - 1] in " \t":
+            end -= 1
+    return end
+
+
 # --------------------------------------------------------------------------
 # Mode and early stop
 # --------------------------------------------------------------------------
@@ -298,11 +315,14 @@ def make_stop(
     (see :func:`opener_indent`) lets generation go on through a line there
     that closes the block and opens the next (``} else {``), as shaping does.
     In ``markup``, both modes also stop where :func:`tags.markup_end` cuts
-    (the model wrote the closing tag or closing quote ``rest_of_line`` has),
-    and multi mode at the line closing ``element`` (:func:`opened_element`).
+    (the model wrote the closing tag or closing quote ``rest_of_line`` has)
+    or :func:`closing_tag_below_start` does (the closing tag of ``element``
+    that ``next_suffix_line`` has), and multi mode at the line closing
+    ``element`` (:func:`opened_element`).
     """
     def markup_ended(text: str) -> bool:
-        return markup and markup_end(text, line_before_cursor, rest_of_line) is not None
+        return markup and (markup_end(text, line_before_cursor, rest_of_line) is not None or closing_tag_below_start(
+            text, element, opener_indent, next_suffix_line) is not None)
 
     if mode != "multi":
         return lambda text: "\n" in text or markup_ended(text)
@@ -357,8 +377,9 @@ def shape(
     indent, rather than being joined to the completion's last line.
     In ``markup`` (see :func:`tags.in_markup`) the text ends first where
     :func:`tags.markup_end` says (before the element's closing tag, or the
-    value's closing quote, that the rest of the line has), and an opening tag
-    opens a block.
+    value's closing quote, that the rest of the line has) or before the
+    element's closing tag that the next line has
+    (:func:`closing_tag_below_start`), and an opening tag opens a block.
     """
     text = _clean_raw(raw)
     prefix_lines = split_lines(prefix)
@@ -367,6 +388,8 @@ def shape(
     text = text[:framing_start(text, line_before)]
     if markup:
         text = text[:markup_end(text, line_before, rest_of_line)]
+        _, opener, element = _block_info(prefix, markup, rest_of_line)
+        text = text[:closing_tag_below_start(text, element, opener, next_suffix_line(suffix))]
 
     if mode == "multi":
         text = _cut_multi(text, prefix=prefix, suffix=suffix, max_lines=max_lines, markup=markup)

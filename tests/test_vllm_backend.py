@@ -518,6 +518,8 @@ MARKUP_CASES = [
      'export const P = () => <p className="text-lg"></p>;\n'),
     ("javascriptreact", "const B = () => <button onClick={|}></button>;\n", "() => inc(1)}>Add</button>;",
      "const B = () => <button onClick={() => inc(1)}></button>;\n"),
+    # The element closed inline after its last child, its closing tag already on the next line: one `</ol>`.
+    ("html", "<ol>|\n</ol>\n", "\n  <li>a</li>\n  <li>b</li></ol>", "<ol>\n  <li>a</li>\n  <li>b</li>\n</ol>\n"),
     # Generics and comparisons: as before.
     ("cpp", "std::vector<int|> v;\n", ", int", "std::vector<int, int> v;\n"),
     ("typescriptreact", "const m = new Map<string, |>();\n", "number>();\nconst n = 1;\n",
