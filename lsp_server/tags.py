@@ -58,25 +58,114 @@ def closing_tag_at(text: str) -> str | None:
     return None if match is None else match.group(1) or ""
 
 
+# What the lexer is in, innermost last, each frame with where it starts: an element's text (its name), a tag's
+# attributes (its name), an attribute's quoted value (its quote), a `{` expression's code and a string of code
+# (its quote; a template literal's `${` opens code again). At the bottom, what lies around the line's
+# outermost elements, which may be code (`return <p>`) or an element's text opened on an earlier line (`Don't
+# <a>`): only a tag or a `{` there opens anything, as in the rest of this module.
+_GAP, _TEXT, _TAG, _VALUE, _CODE, _STRING = "gap", "text", "tag", "value", "code", "string"
+_Frame = tuple[str, str, int]
+_CLOSING_AT = re.compile(rf"</({_NAME})?\s*>")
+
+
+def _lex(s: str, stack: tuple[_Frame, ...], offset: int = 0) -> tuple[str, tuple[_Frame, ...], int | None]:
+    """Markup and the code in it, left to right from the frames `stack` (never empty at the start): `s` with
+    every character of an element's text and of a comment in code blanked (`Don't` between tags is no string,
+    its quote opens nothing for the string scanner of closers.py; line breaks are kept), the frames open at its
+    end, and the index of the character that closed the bottom frame, where lexing stopped (None if it stayed
+    open). `offset` is added to the start recorded for each frame.
+
+    In code a string, a template literal's fields and comments are told apart, and a tag starts only as
+    :data:`_TAG_START` says, so a generic or a comparison (`Map<string, T>`, `a < b`) opens nothing."""
+    frames, i = list(stack), 0
+    blanks: list[list[int]] = []  # [start, end) runs to blank; the line is copied once, at the end
+    while i < len(s):
+        kind, detail, _ = frames[-1]
+        ch = s[i]
+        closed = False
+        if kind == _TEXT:
+            if s.startswith("</", i) and (match := _CLOSING_AT.match(s, i)):
+                name = match.group(1) or ""
+                depth = next((d for d in range(len(frames) - 1, -1, -1) if frames[d][:2] == (_TEXT, name)), None)
+                if depth is not None:  # else an element opened above the text lexed: no frame of its own
+                    del frames[depth:]
+                    closed = depth == 0
+                i = match.end() - 1
+            elif ch == "<" and (match := _TAG_START.match(s, i)):
+                frames.append((_TAG, match.group(1) or "", offset + i))
+                i = match.end() - 1
+            elif ch == "{":
+                frames.append((_CODE, "", offset + i))
+            elif ch != "\n":
+                if blanks and blanks[-1][1] == i:
+                    blanks[-1][1] = i + 1
+                else:
+                    blanks.append([i, i + 1])
+        elif kind == _TAG:
+            if ch in "\"'":
+                frames.append((_VALUE, ch, offset + i))
+            elif ch == "{":
+                frames.append((_CODE, "", offset + i))
+            elif ch == ">" or s.startswith("/>", i):
+                i += ch == "/"
+                frames.pop()
+                closed = not frames
+                if ch == ">" and detail.lower() not in _VOID:
+                    frames.append((_TEXT, detail, offset + i + 1))
+        elif kind == _VALUE:
+            if ch == detail:
+                frames.pop()
+                closed = not frames
+        elif kind == _STRING:
+            if ch == "\\":
+                i += 1
+            elif ch == detail or (ch == "\n" and detail != "`"):
+                frames.pop()
+                closed = not frames
+            elif detail == "`" and s.startswith("${", i):
+                frames.append((_CODE, "", offset + i + 1))
+                i += 1
+        elif ch == "{":
+            frames.append((_CODE, "", offset + i))
+        elif kind == _GAP:
+            if ch == "<" and (match := _TAG_START.match(s, i)):
+                frames.append((_TAG, match.group(1) or "", offset + i))
+                i = match.end() - 1
+        elif ch in _QUOTES:
+            frames.append((_STRING, ch, offset + i))
+        elif ch == "}":
+            frames.pop()
+            closed = not frames
+        elif s.startswith(("//", "/*"), i):
+            end = s.find("\n", i) if s[i + 1] == "/" else s.find("*/", i + 2) + 1
+            end = len(s) if end <= 0 else end + (s[i + 1] == "*")
+            blanks.append([i, end])
+            i = end - 1
+        elif ch == "<" and (match := _TAG_START.match(s, i)):
+            frames.append((_TAG, match.group(1) or "", offset + i))
+            i = match.end() - 1
+        if closed:
+            return _blank(s[:i + 1], blanks), (), i
+        i += 1
+    return _blank(s, blanks), tuple(frames), None
+
+
+def _blank(s: str, runs: list[list[int]]) -> str:
+    """`s` with the characters of `runs` blanked, line breaks kept."""
+    if not runs:
+        return s
+    out = list(s)
+    for start, end in runs:
+        out[start:end] = (" " if c != "\n" else c for c in s[start:end])
+    return "".join(out)
+
+
 def _tag_end(line: str, start: int) -> int | None:
     """The index of the `>` that ends the tag whose attributes start at `line[start]`; None if the line ends
-    first. A `>` in a quoted value or in braces (`onClick={() => go()}`, `{a > b}`) is the value's."""
-    depth, i = 0, start
-    while i < len(line):
-        ch = line[i]
-        if ch in _QUOTES:
-            end = line.find(ch, i + 1)
-            if end < 0:
-                return None
-            i = end
-        elif ch == "{":
-            depth += 1
-        elif ch == "}":
-            depth = max(0, depth - 1)
-        elif ch == ">" and depth == 0:
-            return i
-        i += 1
-    return None
+    first. A `>` in a quoted value or in braces (`onClick={() => go()}`, `{a > b}`, `render={() => <p>Don't</p>}`)
+    is the value's."""
+    _, _, end = _lex(line[start:], ((_TAG, "", start),))
+    return None if end is None else start + end
 
 
 def opening_tag_at_end(line: str) -> str | None:
@@ -121,19 +210,24 @@ def closing_tag_start(text: str, name: str) -> int | None:
     return None
 
 
-def _code_start(line_before: str) -> int | None:
-    """Where the markup code the cursor is in starts on its line: the tag whose attributes it is among, the `{`
-    of a JSX or Svelte expression in an element's content, or the line's start when the line starts with an
-    attribute (`  onClick={`: a tag's attributes one per line); None elsewhere (script in a Vue file, the
-    ordinary code of a TSX file). An element's text is no code: its `Don't` opens no string."""
-    starts = list(_TAG_START.finditer(line_before))
-    if not starts:
-        return 0 if _ATTRIBUTE_LINE.match(line_before) else None
-    end = _tag_end(line_before, starts[-1].end())
-    if end is None:
-        return starts[-1].start()
-    brace = line_before.rfind("{", end + 1)
-    return len(line_before) if brace < 0 else brace
+def _code_start(line_before: str) -> tuple[int, str, tuple[_Frame, ...]] | None:
+    """Where the markup code the cursor is in starts on its line: the outermost tag or `{` expression still open
+    at the cursor (the tag whose attributes it is among, though an attribute's expression holds elements of its
+    own: `render={() => <p>Don't</p>} path="|`), or the line's start when the line starts with an attribute
+    (`  onClick={`: a tag's attributes one per line); with the line from there on, every element's text blanked,
+    and the lexer's frames at the cursor. None elsewhere: script in a Vue file, the ordinary code of a TSX file,
+    an element's text (its `Don't` opens no string)."""
+    first = _TAG_START.search(line_before)
+    if first is not None:
+        masked, frames, _ = _lex(line_before[first.start():], ((_GAP, "", 0),), first.start())
+    elif _ATTRIBUTE_LINE.match(line_before):
+        masked, frames, _ = _lex(line_before, ((_GAP, "", 0), (_TAG, "", 0)))
+    else:
+        return None
+    start = next((start for kind, _, start in frames[1:] if kind != _TEXT), None)
+    if start is None:
+        return None
+    return start, masked[start - (first.start() if first else 0):], frames
 
 
 def markup_end(text: str, line_before: str, rest_of_line: str) -> int | None:
@@ -151,21 +245,23 @@ def markup_end(text: str, line_before: str, rest_of_line: str) -> int | None:
         return end
     if code is None:
         return None
-    end = first_close(text, code)
+    masked_code, frames = code
+    masked_text, _, _ = _lex(text, frames)  # the model's own elements' text is no code either
+    end = first_close(masked_text, masked_code)
     return end if end is not None and text[end] == rest_of_line[0] else None
 
 
 @lru_cache(maxsize=64)
-def _cursor_markup(line_before: str, rest_of_line: str) -> tuple[str | None, str | None]:
+def _cursor_markup(line_before: str, rest_of_line: str
+                   ) -> tuple[str | None, tuple[str, tuple[_Frame, ...]] | None]:
     """What :func:`markup_end` needs of the cursor's line, once per cursor (it runs at every generated token):
-    the closing tag's name the rest of the line begins with, or else the code of the value the cursor is in,
-    when the rest of the line closes it and more (None when it is only closers, which the completion types
-    over: closers.py)."""
+    the closing tag's name the rest of the line begins with, or else the code of the value the cursor is in (its
+    elements' text blanked) and the lexer's frames there, when the rest of the line closes it and more (None
+    when it is only closers, which the completion types over: closers.py)."""
     name = closing_tag_at(rest_of_line)
     if name is not None:
         return name, None
     if not rest_of_line or rest_of_line[0] not in "\"'`)]}" or all(ch in CLOSER_CHARS for ch in rest_of_line):
         return None, None
-    tail = line_before[-TAIL_CHARS:]
-    start = _code_start(tail)
-    return None, None if start is None else tail[start:]
+    found = _code_start(line_before[-TAIL_CHARS:])
+    return None, None if found is None else found[1:]

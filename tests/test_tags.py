@@ -33,6 +33,7 @@ def test_in_markup(language: str, suffix: str, expected: bool) -> None:
     ("return (<>", ""),
     ("<li><a href=\"/\">", "a"),
     ("<Foo render={() => <Bar />}>", "Foo"),
+    ("<Route render={() => <p>Don't</p>}>", "Route"),  # the apostrophe is the element's text, no string
     ("<svg:g>", "svg:g"),
     ("<template>", "template"),
     # Not an element's opening tag that the next lines fill:
@@ -76,6 +77,18 @@ def test_closing_tag_at(text: str, expected: str | None) -> None:
     ("<div>{", "}</div>", "xs.map((x) => <li>{x}</li>)}</div>", "xs.map((x) => <li>{x}</li>)"),
     ("<p>Don't <a href=\"", '">x</a>', '/home">Home</a>', "/home"),  # the text's apostrophe opens no string
     ("  onChange={(e) => set(", ")} />", "e.target.value)} />", "e.target.value"),
+    # An element in an attribute's expression: its text is no code, the tag's other values are cut as any.
+    ('<Route render={() => <p>Don\'t</p>} path="', '" />;', '/home" exact />;', "/home"),
+    ("<Foo render={() => <p>Don't {x}</p>} onClick={", "} />", "go} />", "go"),
+    ("<Foo render={", "} />", "() => <p>Don't</p>} />", "() => <p>Don't</p>"),  # the model's own text too
+    ("<Foo title={`a ${b} ", "`} />", "c`} />", "c"),  # a template literal, a field in it
+    ("<Foo onClick={() => go() /* it's */} title=\"", '" />', 'a" b />', "a"),  # a comment
+    ("<Foo html={'<p>'} show={a < b && 'x'} title=\"", '" />', 'a" b />', "a"),  # a string, a comparison
+    ("<Foo value={useState<string>(\"it's\")} title=\"", '" />', 'a" b />', "a"),  # a generic
+    ("<Foo render={() => <p>Don't</p>} title=\"", '" />', "it's\" />", "it's"),
+    ("  <b>x</b> isn't <a href=\"", '">x</a>', '/home">Home</a>', "/home"),  # text after an element, the line's
+    ("  Don't <b>x</b> <a href=\"", '">x</a>', '/home">Home</a>', "/home"),  # element opened on an earlier line
+    ("<p>if a<b it's <a href=\"", '">x</a>', '/home">Home</a>', "/home"),  # `<` after a word is text, no tag
     ('  :class="', '" @click="go">', "{ active }\" :key=\"k\">", "{ active }"),  # Vue, one attribute a line
     # Not in a tag, an expression in content or an attribute: code (a TSX file's, a Vue file's script).
     ("  return foo(", ") + bar;", "a).then(f) + bar;", "a).then(f) + bar;"),

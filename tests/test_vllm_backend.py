@@ -520,6 +520,12 @@ MARKUP_CASES = [
      "const B = () => <button onClick={() => inc(1)}></button>;\n"),
     # The element closed inline after its last child, its closing tag already on the next line: one `</ol>`.
     ("html", "<ol>|\n</ol>\n", "\n  <li>a</li>\n  <li>b</li></ol>", "<ol>\n  <li>a</li>\n  <li>b</li>\n</ol>\n"),
+    # Values after an element in an attribute's expression (its text's apostrophe is no string) or in a template
+    # literal's field (its `${` is not the expression's `{`).
+    ("typescriptreact", "const R = () => <Route render={() => <p>Don't</p>} path=\"|\" />;\n", '/home" exact />;',
+     "const R = () => <Route render={() => <p>Don't</p>} path=\"/home\" />;\n"),
+    ("typescriptreact", "const N = () => <p>{`${n} item|`}</p>;\n", "s`}</p>; // it's",
+     "const N = () => <p>{`${n} items`}</p>;\n"),
     # Generics and comparisons: as before.
     ("cpp", "std::vector<int|> v;\n", ", int", "std::vector<int, int> v;\n"),
     ("typescriptreact", "const m = new Map<string, |>();\n", "number>();\nconst n = 1;\n",
