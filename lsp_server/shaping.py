@@ -173,14 +173,17 @@ def opened_element(prefix: str, *, markup: bool = False, rest_of_line: str = "")
 
 def closing_tag_below_start(text: str, element: str | None, opener_indent: int | None,
                             next_line: str | None) -> int | None:
-    """Where `text` writes the closing tag of `element` (:func:`opened_element`) when the document already has
-    it on the next non-blank line, at the opening tag's indent (`<ul>|` above `</ul>`), blanks before it left
-    out: the model's own would double it, on its own line or inline after the last child (`<li>b</li></ul>`).
-    The element's own nested elements of that name are kept. None elsewhere."""
-    if element is None or next_line is None or closing_tag_at(next_line) != element \
-            or indent_width(next_line) != opener_indent:
+    """Where `text` writes the closing tag that the document's next non-blank line begins with, blanks before it
+    left out: the model's own would double it, on its own line or inline after the last child or text
+    (`<li>b</li></ul>`, `Hello world</p>`). That is the first closing tag of that name that `text` did not open
+    (its own nested elements are kept), which closes the element open at the cursor as the line below does;
+    unless that element's opening tag is the cursor's line or the line above (`element`, see
+    :func:`opened_element`) and the closing tag below sits at another indent than it, so it closes an outer one
+    (`<li>`+`<ul>|` above `</ul>`). None elsewhere."""
+    name = None if next_line is None else closing_tag_at(next_line)
+    if name is None or (element == name and indent_width(next_line or "") != opener_indent):
         return None
-    end = closing_tag_start(text, element)
+    end = closing_tag_start(text, name)
     if end is not None:
         while end and text[end - 1] in " \t":
             end -= 1
@@ -316,8 +319,8 @@ def make_stop(
     that closes the block and opens the next (``} else {``), as shaping does.
     In ``markup``, both modes also stop where :func:`tags.markup_end` cuts
     (the model wrote the closing tag or closing quote ``rest_of_line`` has)
-    or :func:`closing_tag_below_start` does (the closing tag of ``element``
-    that ``next_suffix_line`` has), and multi mode at the line closing
+    or :func:`closing_tag_below_start` does (the closing tag that
+    ``next_suffix_line`` begins with), and multi mode at the line closing
     ``element`` (:func:`opened_element`).
     """
     def markup_ended(text: str) -> bool:
@@ -378,8 +381,8 @@ def shape(
     In ``markup`` (see :func:`tags.in_markup`) the text ends first where
     :func:`tags.markup_end` says (before the element's closing tag, or the
     value's closing quote, that the rest of the line has) or before the
-    element's closing tag that the next line has
-    (:func:`closing_tag_below_start`), and an opening tag opens a block.
+    closing tag that the next line has (:func:`closing_tag_below_start`),
+    and an opening tag opens a block.
     """
     text = _clean_raw(raw)
     prefix_lines = split_lines(prefix)

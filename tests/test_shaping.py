@@ -750,29 +750,34 @@ def test_multi_in_markup_ends_with_the_elements_closing_tag(prefix: str, raw: st
     assert shape(stopped, prefix=prefix, suffix="\n", mode="multi", markup=True) == Shaped(expected)
 
 
-@pytest.mark.parametrize(("prefix", "suffix", "raw", "expected"), [
+@pytest.mark.parametrize(("prefix", "suffix", "mode", "raw", "expected"), [
     # The model closes the element inline after its last child, the document on the next line: one `</ul>`.
-    ("<ul>", "\n</ul>\n", "\n  <li>a</li>\n  <li>b</li></ul>", "\n  <li>a</li>\n  <li>b</li>"),
-    ("<ul>\n  ", "\n</ul>\n", "<li>a</li>\n  <li>b</li></ul>\n", "<li>a</li>\n  <li>b</li>"),
-    ("const A = () => (\n  <>", "\n  </>\n);\n", "\n    <A />\n    <B /></>\n);", "\n    <A />\n    <B />"),
-    ("<ul>", "\n</ul>\n", "\n  <li>a</li>\n  </ul>\n", "\n  <li>a</li>"),  # its own line, at another indent
+    ("<ul>", "\n</ul>\n", "multi", "\n  <li>a</li>\n  <li>b</li></ul>", "\n  <li>a</li>\n  <li>b</li>"),
+    ("<ul>\n  ", "\n</ul>\n", "multi", "<li>a</li>\n  <li>b</li></ul>\n", "<li>a</li>\n  <li>b</li>"),
+    ("const A = () => (\n  <>", "\n  </>\n);\n", "multi", "\n    <A />\n    <B /></>\n);", "\n    <A />\n    <B />"),
+    ("<ul>", "\n</ul>\n", "multi", "\n  <li>a</li>\n  </ul>\n", "\n  <li>a</li>"),  # its own line, at another indent
     # Its own nested element of that name is kept; another element's closing tag is no end.
-    ("<div>", "\n</div>\n", "\n  <div>\n    <p>x</p>\n  </div></div>", "\n  <div>\n    <p>x</p>\n  </div>"),
-    ("<ul>", "\n</ul>\n", "\n  <li><b>a</b></li>", "\n  <li><b>a</b></li>"),
+    ("<div>", "\n</div>\n", "multi", "\n  <div>\n    <p>x</p>\n  </div></div>", "\n  <div>\n    <p>x</p>\n  </div>"),
+    ("<ul>", "\n</ul>\n", "multi", "\n  <li><b>a</b></li>", "\n  <li><b>a</b></li>"),
     # The closing tag below is an outer element's (deeper `<ul>` unclosed): the model's is the inner one's.
-    ("<ul>\n  <li>\n    <ul>", "\n</ul>\n", "\n      <li>x</li></ul>", "\n      <li>x</li></ul>"),
+    ("<ul>\n  <li>\n    <ul>", "\n</ul>\n", "multi", "\n      <li>x</li></ul>", "\n      <li>x</li></ul>"),
+    # The element was opened further up: text or children the model ends with its closing tag.
+    ("<p>\n  Hello ", "\n</p>\n", "single", "world</p>", "world"),
+    ("<div>\n  <p>x</p>\n  ", "\n</div>\n", "multi", "<p>y</p></div>\n</html>", "<p>y</p>"),
+    ("<div>\n  <ul>", "\n</div>\n", "multi", "\n    <li>a</li></ul></div>", "\n    <li>a</li></ul>"),
+    ("<div>\n  <p>Hello ", "\n</div>\n", "single", "world</p>", "world</p>"),  # the line's own `<p>`
 ])  # fmt: skip
-def test_the_closing_tag_on_the_next_line_is_not_written_again(prefix: str, suffix: str, raw: str,
+def test_the_closing_tag_on_the_next_line_is_not_written_again(prefix: str, suffix: str, mode: str, raw: str,
                                                                 expected: str) -> None:
     # Before: the model's inline `</ul>` was kept (the line of the element's closing tag ends the block, kept),
-    # and accepting showed `<li>b</li></ul>` above the document's `</ul>`.
-    assert shape(raw, prefix=prefix, suffix=suffix, mode="multi", markup=True) == Shaped(expected)
+    # and accepting showed `<li>b</li></ul>` above the document's `</ul>`; so did `Hello world</p>` above `</p>`.
+    assert shape(raw, prefix=prefix, suffix=suffix, mode=mode, markup=True) == Shaped(expected)
     line_before, rest = prefix.split("\n")[-1], suffix.split("\n")[0]
-    stop = make_stop("multi", line_before_cursor=line_before, next_suffix_line=next_suffix_line(suffix), markup=True,
+    stop = make_stop(mode, line_before_cursor=line_before, next_suffix_line=next_suffix_line(suffix), markup=True,
                      block_indent=block_indent(prefix, markup=True, rest_of_line=rest),
                      opener_indent=opener_indent(prefix, markup=True, rest_of_line=rest),
                      element=opened_element(prefix, markup=True, rest_of_line=rest), rest_of_line=rest)
     stopped = _first_stop(stop, raw) or raw
-    assert shape(stopped, prefix=prefix, suffix=suffix, mode="multi", markup=True) == Shaped(expected)
+    assert shape(stopped, prefix=prefix, suffix=suffix, mode=mode, markup=True) == Shaped(expected)
     if expected != raw:  # generation stops as the model's closing tag is written, not at the end of its line
         assert stopped == raw[:raw.index(">", len(expected)) + 1]

@@ -520,6 +520,7 @@ MARKUP_CASES = [
      "const B = () => <button onClick={() => inc(1)}></button>;\n"),
     # The element closed inline after its last child, its closing tag already on the next line: one `</ol>`.
     ("html", "<ol>|\n</ol>\n", "\n  <li>a</li>\n  <li>b</li></ol>", "<ol>\n  <li>a</li>\n  <li>b</li>\n</ol>\n"),
+    ("html", "<p>\n  Hello |\n</p>\n", "world</p>\n<p>x</p>", "<p>\n  Hello world\n</p>\n"),  # opened above
     # Values after an element in an attribute's expression (its text's apostrophe is no string) or in a template
     # literal's field (its `${` is not the expression's `{`).
     ("typescriptreact", "const R = () => <Route render={() => <p>Don't</p>} path=\"|\" />;\n", '/home" exact />;',
