@@ -19,7 +19,8 @@ from typing import Literal
 
 from .closers import CLOSER_CHARS, closer_overlap, in_empty_braces
 from .extra_context import is_context_header
-from .tags import closing_tag_at, closing_tag_start, in_empty_element, markup_end, opening_tag_at_end
+from .tags import (closing_tag_at, closing_tag_start, in_empty_element, markup_end, opening_tag_at_end,
+                   tag_end_overlap)
 from .text import split_lines
 
 __all__ = [
@@ -407,6 +408,8 @@ def shape(
     if not text.strip():
         return None
     replace = closer_overlap(text, rest_of_line, line_before)
+    if markup:
+        replace = max(replace, tag_end_overlap(text, line_before, rest_of_line))
     if ends_line and replace == 0 and _rest_goes_below(text, rest_of_line):
         # The rest of the line, blanks before it left out, goes below the completion: `{` + body + `}`.
         text += "\n" + line_before[: len(line_before) - len(line_before.lstrip(" \t"))]

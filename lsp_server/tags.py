@@ -16,7 +16,7 @@ from .closers import CLOSER_CHARS, first_close
 from .text import split_lines
 
 __all__ = ["MARKUP_LANGUAGES", "closing_tag_at", "closing_tag_start", "in_empty_element", "in_markup", "markup_end",
-           "opening_tag_at_end"]
+           "opening_tag_at_end", "tag_end_overlap"]
 
 # LSP language ids (VS Code's; Neovim's filetypes are the same) of documents written in tags.
 MARKUP_LANGUAGES = frozenset({"html", "xml", "xsl", "javascriptreact", "typescriptreact", "vue", "svelte", "astro"})
@@ -249,6 +249,26 @@ def markup_end(text: str, line_before: str, rest_of_line: str) -> int | None:
     masked_text, _, _ = _lex(text, frames)  # the model's own elements' text is no code either
     end = first_close(masked_text, masked_code)
     return end if end is not None and text[end] == rest_of_line[0] else None
+
+
+def tag_end_overlap(text: str, line_before: str, rest_of_line: str) -> int:
+    """How many characters right of the cursor `text` replaces when it ends the tag the cursor is in, where the
+    rest of the line is only closers up to that tag's `>` (`<a href="|">`): the model closed the value, wrote
+    more attributes and the `>` itself (`x" title="y">Home</a>`), so the rest's closers up to its `>` are
+    typed over, not left after the text. 0 elsewhere."""
+    rest = rest_of_line.rstrip()
+    gt = rest.find(">")
+    if gt < 0 or any(ch not in CLOSER_CHARS for ch in rest):
+        return 0
+    found = _code_start(line_before[-TAIL_CHARS:])
+    if found is None:
+        return 0
+    frames = found[2]
+    tag = max((depth for depth, frame in enumerate(frames) if frame[0] == _TAG), default=None)
+    if tag is None:
+        return 0
+    _, _, end = _lex(text, frames[tag:])  # the tag at the bottom: where the text closes it
+    return 0 if end is None else gt + 1
 
 
 @lru_cache(maxsize=64)

@@ -679,6 +679,11 @@ def test_completion_mode_in_markup(before: str, after: str, markup: bool, mode: 
     ("const B = () => <button onClick={", "}></button>;\n", "single", "() => inc(1)}>Add</button>;",
      Shaped("() => inc(1)")),
     ('<p className="', '">\n', "single", 'a">Hi</p>', Shaped('a">Hi</p>', 2)),  # closers only: typed over
+    # More attributes before the tag's `>`: the rest's closers up to its `>` are typed over too (before: `>>`).
+    ('<nav>\n  <a href="', '">\n</nav>\n', "single", 'x" title="y">Home</a>', Shaped('x" title="y">Home</a>', 2)),
+    ('<button onClick={() => f("', '")}>\n', "single", 'x")} title="a">Go</button>',
+     Shaped('x")} title="a">Go</button>', 4)),
+    ('<a href="', '">\n', "single", 'x" title="y', Shaped('x" title="y')),  # the tag not ended: the rest ends it
     # Generics in a TSX document: as in any other.
     ("const m = new Map<string, ", ">();\n", "single", "number>();", Shaped("number")),
     ("const m = new Map<string, ", ">();\n", "single", "number", Shaped("number")),

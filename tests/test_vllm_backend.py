@@ -521,6 +521,9 @@ MARKUP_CASES = [
     # The element closed inline after its last child, its closing tag already on the next line: one `</ol>`.
     ("html", "<ol>|\n</ol>\n", "\n  <li>a</li>\n  <li>b</li></ol>", "<ol>\n  <li>a</li>\n  <li>b</li>\n</ol>\n"),
     ("html", "<p>\n  Hello |\n</p>\n", "world</p>\n<p>x</p>", "<p>\n  Hello world\n</p>\n"),  # opened above
+    # The value closed, then more attributes and the tag's `>`: the line's `">` typed over (before: `>>`).
+    ("html", "<nav>\n  <a href=\"|\">\n</nav>\n", 'x" title="y">Home</a>',
+     '<nav>\n  <a href="x" title="y">Home</a>\n</nav>\n'),
     # Values after an element in an attribute's expression (its text's apostrophe is no string) or in a template
     # literal's field (its `${` is not the expression's `{`).
     ("typescriptreact", "const R = () => <Route render={() => <p>Don't</p>} path=\"|\" />;\n", '/home" exact />;',
