@@ -50,8 +50,10 @@ Mode = Literal["single", "multi"]
 
 TAB_WIDTH = 4
 
-# A line that only closes blocks: `}`, `})`, `]);`, `end`, `fi`, ...
-_CLOSING_LINE = re.compile(r"^(?:[)\]}]+|end|fi|done|esac)[)\]};,]*$")
+# A line that only closes blocks: `}`, `})`, `]);`, `end`, `fi`, ..., and a Svelte block's `{/if}`.
+_CLOSING_LINE = re.compile(r"^(?:[)\]}]+|end|fi|done|esac|\{/[a-z]+\})[)\]};,]*$")
+# A Svelte template block that the lines below fill: `{#if open}`, `{#each items as item}`, `{:else}`.
+_SVELTE_BLOCK = re.compile(r"\{[#:][a-z]+\b[^{}]*\}$")
 _CLOSING_WORDS = ("end", "fi", "done", "esac")
 
 _OPENER_WORD = re.compile(r"(?:^|[^\w.$])(?:do|then|else|begin|repeat)$")
@@ -89,7 +91,8 @@ def opens_block(line: str, *, markup: bool = False) -> bool:
     ``:`` (not ``::``), ``{``, ``(``, ``[``, ``=>``, ``->`` (only after a space
     or ``)``, so C's ``ptr->`` member access is not an opener), and the words
     ``do then else begin repeat``; in ``markup`` (see :func:`tags.in_markup`),
-    also an element's opening tag (``<ul>``, ``<div className="a">``).
+    also an element's opening tag (``<ul>``, ``<div className="a">``) and a
+    Svelte block's (``{#if open}``, ``{:else}``).
     """
     s = line.rstrip()
     if not s:
@@ -100,7 +103,8 @@ def opens_block(line: str, *, markup: bool = False) -> bool:
         return True
     if s.endswith("->"):
         return len(s) == 2 or s[-3] in " \t)"
-    return _OPENER_WORD.search(s) is not None or (markup and opening_tag_at_end(s) is not None)
+    return _OPENER_WORD.search(s) is not None or (markup and (opening_tag_at_end(s) is not None
+                                                              or _SVELTE_BLOCK.search(s) is not None))
 
 
 def next_suffix_line(suffix: str) -> str | None:
@@ -130,14 +134,14 @@ def _block_info(prefix: str, markup: bool = False, rest_of_line: str = "") -> tu
         width = indent_width(current)
         if markup and (element := opening_tag_at_end(current)) is not None:
             return (width + 1, width, None) if closing_tag_at(rest_of_line) == element else (width, width, element)
-        return (width + 1, width, None) if opens_block(current) else (width, None, None)
+        return (width + 1, width, None) if opens_block(current, markup=markup) else (width, None, None)
     column = indent_width(current)
     for previous in reversed(lines[:-1]):
         if previous.strip():
             width = indent_width(previous)
             if markup and (element := opening_tag_at_end(previous)) is not None:
                 return column, width, element  # the editor's indent says where the content goes
-            if opens_block(previous):
+            if opens_block(previous, markup=markup):
                 return max(column, width + 1), width, None
             break
     return column, None, None
@@ -284,12 +288,12 @@ def _same_closer(line: str, other: str) -> bool:
 def _dedent_in_progress(line: str, block_indent: int) -> bool:
     """Whether a not-yet-finished line already shows a dedent that will be cut.
 
-    Not when it could still become a closing-only line (``}``, ``end``, ``</ul>``...),
+    Not when it could still become a closing-only line (``}``, ``end``, ``</ul>``, ``{/if}``...),
     which shaping may keep: then we must see the whole line.
     """
     stripped = line.lstrip(" \t")
-    if not stripped or indent_width(line) >= block_indent or stripped[0] in ")]}" or stripped == "<" \
-            or stripped.startswith("</"):
+    if not stripped or indent_width(line) >= block_indent or stripped[0] in ")]}" or stripped in ("<", "{") \
+            or stripped.startswith(("</", "{/")):
         return False
     word = re.match(r"\w+", stripped)
     # A word that may still grow into `end`, `fi`, ...: wait for the newline.

@@ -643,6 +643,8 @@ def test_multi_closing_line_like_the_suffix_s_is_a_repeat(prefix: str, suffix: s
     ("  <br>", "", True, "single"),  # void and self-closing elements hold nothing
     ("  <Icon />", "", True, "single"),
     ("  <li>Hi ", "</li>", True, "single"),  # text already there: an inline edit
+    ("{#if open}", "", True, "multi"), ("  {#each items as item}", "", True, "multi"), ("{:else}", "", True, "multi"),
+    ("const o = {a: 1}", "", True, "single"), ("{#if open}", "", False, "single"),  # Svelte blocks, in markup
     ('<p className="', '"></p>', True, "single"),
     ("<button onClick={", "}></button>", True, "single"),
     # Generics and comparisons stay single-line, in a TSX document too.
@@ -740,6 +742,9 @@ def test_stop_in_markup_at_the_closing_tag_or_quote() -> None:
     ("  <div>", "\n    <p>a</p>\n</section>\n", "\n    <p>a</p>"),
     # On a blank line below the tag, the editor's indent says where the content is.
     ("<ul>\n  ", "<li>One</li>\n  <li>Two</li>\n</ul>\n<p>x</p>\n", "<li>One</li>\n  <li>Two</li>\n</ul>"),
+    # A Svelte block: its content, to its `{/if}` (kept as a `}` is).
+    ("{#if open}", "\n  <p>Open</p>\n{/if}\n<p>x</p>\n", "\n  <p>Open</p>\n{/if}"),
+    ("<ul>\n  {#each items as item}", "\n    <li>{item}</li>\n  {/each}\n</ul>\n", "\n    <li>{item}</li>\n  {/each}"),
 ])  # fmt: skip
 def test_multi_in_markup_ends_with_the_elements_closing_tag(prefix: str, raw: str, expected: str) -> None:
     # Before: `<ul>|` was single-line (nothing), and `</ul>` at the tag's indent or content there ended the block

@@ -530,6 +530,8 @@ MARKUP_CASES = [
      "const R = () => <Route render={() => <p>Don't</p>} path=\"/home\" />;\n"),
     ("typescriptreact", "const N = () => <p>{`${n} item|`}</p>;\n", "s`}</p>; // it's",
      "const N = () => <p>{`${n} items`}</p>;\n"),
+    # A Svelte block's content, its `{/if}` below it (before: single-line, no suggestion).
+    ("svelte", "{#if open}|\n{/if}\n", "\n  <p>Open</p>\n{/if}\n", "{#if open}\n  <p>Open</p>\n{/if}\n"),
     # Generics and comparisons: as before.
     ("cpp", "std::vector<int|> v;\n", ", int", "std::vector<int, int> v;\n"),
     ("typescriptreact", "const m = new Map<string, |>();\n", "number>();\nconst n = 1;\n",
