@@ -534,3 +534,19 @@ def test_doxygen_commands_in_the_model_words_are_escaped() -> None:
     assert edit.new_text == ("/**\n * @brief Splits s at each \\\\n or at \\@p sep.\n *\n"
                              " * @param s The string \\\\c s to split.\n * @param sep The separator, `'\\t'` say.\n"
                              " * @return How many parts s splits into, \\@c 0 for none.\n */\n")
+
+
+@pytest.mark.parametrize("src, line, expected", [
+    ('extern "C" int f(void);\n', 0,
+     '/**\n * @brief Text number 1.\n *\n * @return Text number 2.\n */\nextern "C" int f(void);\n'),
+    ('extern "C" void g(int x) { use(x); }\n', 0,
+     '/**\n * @brief Text number 1.\n *\n * @param x Text number 2.\n */\nextern "C" void g(int x) { use(x); }\n'),
+    ('extern "C" {\nvoid h(void);\n}\n', 1, 'extern "C" {\n/** @brief Text number 1. */\nvoid h(void);\n}\n'),
+])
+def test_cpp_extern_c_linkage(src: str, line: int, expected: str) -> None:
+    # `extern "C" int f(void);` was split after `extern "C"`, the comment inside the declaration, indented; a
+    # comment above the whole line did not count. A block's declarations are documented one by one.
+    _, _, out = document(src, "cpp", line)
+    assert out == expected
+    assert find_target(out, "cpp", out.count("\n") - 1 - (line == 1)) is None
+

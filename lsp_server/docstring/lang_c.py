@@ -38,11 +38,12 @@ def _in_body(node: Node) -> bool:
 
 
 def _outer(node: Node) -> Node:
-    """Climb to what the comment must precede: `template <...>`, or the declaration/typedef
+    """Climb to what the comment must precede: `template <...>`, `extern "C"` before a single declaration (not
+    a `extern "C" { ... }` block: that holds its declarations in a declaration_list), or the declaration/typedef
     that a struct definition is part of."""
     cur = node
     while cur.parent is not None and (
-        cur.parent.type == "template_declaration"
+        cur.parent.type in ("template_declaration", "linkage_specification")
         or (cur.type in _TYPES and cur.parent.type in ("declaration", "type_definition")
             and cur.parent.start_point.row == cur.start_point.row)
     ):
