@@ -536,6 +536,24 @@ def test_doxygen_commands_in_the_model_words_are_escaped() -> None:
                              " * @return How many parts s splits into, \\@c 0 for none.\n */\n")
 
 
+@pytest.mark.parametrize("src, line", [
+    ("package a\n\n/* x */ func F() {}\n", 2),  # on the declaration's line: go/ast's doc is the group above
+    ("package a\n\nvar v = 1 /* the v */\nfunc F() {}\n", 3),  # after code on its line: v's line comment
+    ("package a\n\nvar v = 1 /* the v,\n   in words */\nfunc F() {}\n", 4),
+])
+def test_go_comment_that_is_not_a_doc_comment(src: str, line: int) -> None:
+    # go/ast attaches a comment group as a declaration's doc only when it ends on the line before and starts its
+    # own line; these were taken for docs, and the action was not offered.
+    target, edit, out = document(src, "go", line)
+    assert target.name == "F"
+    assert out.endswith("\n// F text number 1.\nfunc F() {}\n")
+    assert find_target(out, "go", out.count("\n") - 1) is None
+
+
+def test_go_block_comment_on_lines_of_its_own_is_a_doc_comment() -> None:
+    assert find_target("package a\n\n/*\nF adds.\n*/\nfunc F() {}\n", "go", 5) is None
+
+
 @pytest.mark.parametrize("src, line, expected", [
     ('extern "C" int f(void);\n', 0,
      '/**\n * @brief Text number 1.\n *\n * @return Text number 2.\n */\nextern "C" int f(void);\n'),
@@ -550,3 +568,13 @@ def test_cpp_extern_c_linkage(src: str, line: int, expected: str) -> None:
     assert out == expected
     assert find_target(out, "cpp", out.count("\n") - 1 - (line == 1)) is None
 
+
+@pytest.mark.parametrize("language, src, line", [
+    ("cpp", "struct S {\n  int n; /**< The count. */\n  int size() const;\n};\n", 2),
+    ("c", "int n; /*!< The count. */\nint size(void);\n", 1),
+    ("rust", "/*! The crate. */\nfn f() {}\n", 1),
+    ("rust", "/*** banner ***/\nfn f() {}\n", 1),
+])
+def test_comment_documenting_something_else_does_not_count(language: str, src: str, line: int) -> None:
+    # Doxygen's `<` forms document the member before them; Rust's `/*!` the enclosing module; `/***` is plain.
+    assert target_at(src, language, line) is not None

@@ -89,11 +89,20 @@ def has_doc_comment(lines: list[str], row: int, language_id: str, column: int = 
     """Whether a doc comment ends right before the declaration at (`row`, `column`): earlier on its line
     (`/** Doc. */ function f() {}`), else on the line directly above (a blank line detaches it)."""
     if column:  # the text before it on its line stands in for the line above
+        if language_id == "go":  # go/ast: a comment group on the declaration's own line is not its doc
+            return False
         lines, row = [*lines[:row], lines[row][:column]], row + 1
     above = lines[row - 1].strip() if row > 0 else ""
     if above.endswith("*/"):
-        opening = _block_comment_start(lines, row - 1)
-        return opening.startswith(("/**", "/*!")) or (language_id == "go" and opening.startswith("/*"))
+        before, opening = _block_comment_start(lines, row - 1)
+        if language_id == "go":
+            # go/ast: a comment that starts after code on its line is that code's line comment, never a doc.
+            return bool(opening) and not before.strip()
+        if language_id == "rust":  # `/*!` documents the enclosing module; `/***` and `/**/` are plain comments
+            return opening.startswith("/**") and not opening.startswith(("/***", "/**/"))
+        if language_id in ("c", "cpp") and opening.startswith(("/**<", "/*!<")):  # Doxygen: the previous member's
+            return False
+        return opening.startswith(("/**", "/*!"))
     if language_id == "go":
         # Any comment directly above is a Go doc comment, except `//go:build`-style directives.
         return above.startswith("//") and not above.startswith("//go:")
@@ -103,10 +112,11 @@ def has_doc_comment(lines: list[str], row: int, language_id: str, column: int = 
     return above.startswith("//!") and language_id in ("c", "cpp")
 
 
-def _block_comment_start(lines: list[str], end_row: int) -> str:
+def _block_comment_start(lines: list[str], end_row: int) -> tuple[str, str]:
+    """The text before the block comment that ends on `end_row` on its first line, and the comment from its `/*`."""
     for row in range(end_row, max(-1, end_row - 500), -1):
         limit = lines[row].rfind("*/") if row == end_row else len(lines[row])
         idx = lines[row].rfind("/*", 0, limit)
         if idx >= 0:
-            return lines[row][idx:].lstrip()
-    return ""
+            return lines[row][:idx], lines[row][idx:].lstrip()
+    return "", ""
