@@ -578,3 +578,17 @@ def test_cpp_extern_c_linkage(src: str, line: int, expected: str) -> None:
 def test_comment_documenting_something_else_does_not_count(language: str, src: str, line: int) -> None:
     # Doxygen's `<` forms document the member before them; Rust's `/*!` the enclosing module; `/***` is plain.
     assert target_at(src, language, line) is not None
+
+
+@pytest.mark.parametrize("language, src, kind, params", [
+    ("javascript", "export default function (req, res) {\n  res.end();\n}\n", "function", ("req", "res")),
+    ("typescript", "export default (a: number): number => a;\n", "function", ("a",)),
+    ("javascript", "export default class {\n  f() {}\n}\n", "class", ()),
+])
+def test_anonymous_default_export_is_documented_as_default(language: str, src: str, kind: str,
+                                                          params: tuple[str, ...]) -> None:
+    # Nameless, it had no target; ECMAScript names it `default`, and its doc goes above `export`.
+    target, edit, out = document(src, language, 0)
+    assert (target.name, target.kind, target.params, edit.line, edit.character) == ("default", kind, params, 0, 0)
+    assert out.startswith("/**") and find_target(out, language, out.count("\n", 0, out.index("export"))) is None
+    assert find_target("export default foo(function (a) { return a; });\n", "javascript", 0) is None  # a callback

@@ -38,14 +38,21 @@ def describe(node: Node) -> Found | None:
                 else left
         elif owner.type == "pair":  # an object literal's `{ greet: (name) => ... }`
             kind, name = "method", owner.child_by_field_name("key")
-    if kind is None or name is None:
+        elif _default_export(owner):
+            kind = "function"
+    if kind is None or (name is None and not _default_export(node.parent)):
         return None
-    first = _first_overload(node, text_of(name)) if node.type in ("function_declaration", "method_definition") \
-        else None
+    # `export default function (a) {}`, `export default class {}`: ECMAScript names them `default`.
+    label = text_of(name) if name is not None else "default"
+    first = _first_overload(node, label) if node.type in ("function_declaration", "method_definition") else None
     if first is not None:
         node = first  # its parameters are the ones the doc's @param tags name
     # TypeScript puts member decorators beside the member in the class body.
-    return Found(kind, text_of(name), node, start_with_siblings(_outer(node), _DECORATORS))
+    return Found(kind, label, node, start_with_siblings(_outer(node), _DECORATORS))
+
+
+def _default_export(node: Node | None) -> bool:
+    return node is not None and node.type == "export_statement" and any(c.type == "default" for c in node.children)
 
 
 def _first_overload(node: Node, name: str) -> Node | None:
