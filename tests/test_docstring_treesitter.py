@@ -592,3 +592,9 @@ def test_anonymous_default_export_is_documented_as_default(language: str, src: s
     assert (target.name, target.kind, target.params, edit.line, edit.character) == ("default", kind, params, 0, 0)
     assert out.startswith("/**") and find_target(out, language, out.count("\n", 0, out.index("export"))) is None
     assert find_target("export default foo(function (a) { return a; });\n", "javascript", 0) is None  # a callback
+
+
+def test_c_k_and_r_definition_parameters() -> None:
+    # Its parameter list holds bare names, which got no @param before.
+    src = "int f(a, b)\nint a;\nchar *b;\n{\n    return a;\n}\n"
+    assert target_at(src, "c", 0).params == ("a", "b")

@@ -91,9 +91,10 @@ def facts(found: Found) -> Facts:
     top = decl.child_by_field_name("declarator")
     func = function_declarator(top)
     params = func.child_by_field_name("parameters") if func is not None else None
-    names = [_first_identifier(p.child_by_field_name("declarator"))
+    # A K&R definition's list holds bare names (`int f(a, b) int a; char *b; {`), typed in the lines after it.
+    names = [text_of(p) if p.type == "identifier" else _first_identifier(p.child_by_field_name("declarator"))
              for p in (params.named_children if params is not None else [])
-             if p.type in _PARAMS]
+             if p.type in _PARAMS or p.type == "identifier"]
     result = decl.child_by_field_name("type")
     # `void *f()` returns a pointer: only a bare `void` declarator means no value.
     returns = result is not None and not (text_of(result) == "void" and top is func)
