@@ -574,9 +574,12 @@ def test_cpp_extern_c_linkage(src: str, line: int, expected: str) -> None:
     ("c", "int n; /*!< The count. */\nint size(void);\n", 1),
     ("rust", "/*! The crate. */\nfn f() {}\n", 1),
     ("rust", "/*** banner ***/\nfn f() {}\n", 1),
+    ("java", "class A {\n    /**/\n    void f() {}\n}\n", 2),
+    ("javascript", "/**/ function f() {}\n", 0),
 ])
 def test_comment_documenting_something_else_does_not_count(language: str, src: str, line: int) -> None:
-    # Doxygen's `<` forms document the member before them; Rust's `/*!` the enclosing module; `/***` is plain.
+    # Doxygen's `<` forms document the member before them; Rust's `/*!` the enclosing module; `/***` and `/**/`
+    # are plain comments.
     assert target_at(src, language, line) is not None
 
 

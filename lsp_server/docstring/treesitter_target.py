@@ -102,7 +102,7 @@ def has_doc_comment(lines: list[str], row: int, language_id: str, column: int = 
             return opening.startswith("/**") and not opening.startswith(("/***", "/**/"))
         if language_id in ("c", "cpp") and opening.startswith(("/**<", "/*!<")):  # Doxygen: the previous member's
             return False
-        return opening.startswith(("/**", "/*!"))
+        return opening.startswith(("/**", "/*!")) and not opening.startswith("/**/")  # `/**/`: an empty comment
     if language_id == "go":
         # Any comment directly above is a Go doc comment, except `//go:build`-style directives.
         return above.startswith("//") and not above.startswith("//go:")
