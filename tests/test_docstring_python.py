@@ -586,3 +586,21 @@ def test_words_are_judged_as_cut_to_length() -> None:
     assert '"""Distance.' in edit.new_text
     edit = generate_docstring(GRAPH, target, lambda prefix, suffix, n: words, max_words=7)
     assert '"""The absolute distance between `a and b`.' in edit.new_text
+
+
+def test_cursor_on_an_overload_signature_documents_the_implementation() -> None:
+    # help(), Sphinx and pyright's fallback read the implementation's docstring; a stub's is lost at run time.
+    # The cursor on a signature used to put the docstring into that stub.
+    src = ("from typing import overload\n\n@overload\ndef f(x: int) -> int: ...\n@overload\ndef f(x: str) -> str: ...\n"
+           "def f(x):\n    return x\n")
+    assert [target_at(src, "python", row).line for row in (2, 3, 5, 6)] == [6, 6, 6, 6]
+    documented = src.replace("def f(x):\n", 'def f(x):\n    """Doc."""\n')
+    assert find_target(documented, "python", 3) is None
+    cls = ("class A:\n    @typing.overload\n    def g(self, x: int) -> int: ...\n    @typing.overload\n"
+           "    def g(self, x: str) -> str: ...\n    def g(self, x):\n        return x\n")
+    target = target_at(cls, "python", 2)
+    assert (target.line, target.kind, target.params) == (5, "method", ("x",))
+    # No implementation after it (a stub file), or something else first: the signature itself.
+    stubs = "@overload\ndef f(x: int) -> int: ...\n@overload\ndef f(x: str) -> str: ...\n"
+    assert target_at(stubs, "python", 1).line == 1
+    assert target_at("@overload\ndef f(x: int) -> int: ...\nX = 1\ndef f(x):\n    return x\n", "python", 1).line == 1

@@ -38,7 +38,49 @@ def find_python_target(text: str, line: int, end_line: int) -> DocTarget | None:
     if found is None:
         return None
     node, in_class = found
+    if _is_overload(node):
+        later = (s for j in range(k + 1, len(layout.starts)) for s in _top_level(text, layout, j))
+        node = _implementation(node, _siblings_after(tree, node, later)) or node
     return _describe(text, node, in_class)
+
+
+_OVERLOAD = frozenset({"overload", "typing.overload", "typing_extensions.overload"})
+
+
+def _is_overload(node: _DefNode) -> bool:
+    return isinstance(node, _FuncDef) and any(_dotted(d) in _OVERLOAD for d in node.decorator_list)
+
+
+def _top_level(text: str, layout: _Layout, j: int) -> list[ast.stmt]:
+    """The statements of top-level group j (a group's tree may be the whole file's: only those of its lines)."""
+    assert layout.starts is not None
+    group = _group_tree(text, layout.starts[j], *layout.chars[j])
+    return [s for s in group.body if layout.starts[j] <= s.lineno - 1 <= layout.ends[j]] if group else []
+
+
+def _siblings_after(tree: ast.Module, node: _DefNode, later_top_level: Iterator[ast.stmt]) -> Iterator[ast.stmt]:
+    """The statements after `node` in the body that holds it; a top-level def's go on in the later groups."""
+    if node in tree.body:
+        yield from tree.body[tree.body.index(node) + 1:]
+        yield from later_top_level
+        return
+    for parent in ast.walk(tree):
+        for field in ("body", "orelse", "finalbody"):
+            body = getattr(parent, field, None)
+            if isinstance(body, list) and node in body:
+                yield from body[body.index(node) + 1:]
+                return
+
+
+def _implementation(stub: _DefNode, following: Iterator[ast.stmt]) -> _FuncDef | None:
+    """The def whose `@overload` signature `stub` is: the next def of its name that is no overload, with only
+    overloads of that name between (a stub file's overloads have none)."""
+    for stmt in following:
+        if not isinstance(stmt, _FuncDef) or stmt.name != stub.name:
+            return None
+        if not _is_overload(stmt):
+            return stmt
+    return None
 
 
 def _parse(source: str) -> ast.Module | None:
