@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -89,3 +90,63 @@ def test_bad_input_gives_one_clear_line(tmp_path: Path, checkpoint_factory) -> N
     doc.write_text("x = 1\n")
     bad_model = run_cli(str(doc), "--line", "0", "--character", "0", "--model", str(tmp_path / "no-model"))
     assert bad_model.returncode != 0 and "does not exist" in bad_model.stderr and "Traceback" not in bad_model.stderr
+
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ["README.md", "editors/vscode/README.md", "editors/nvim/README.md", "editors/nvim/doc/codellama.txt"]
+
+
+def _help(argv: list[str]) -> str:
+    """What `codellama-lsp ARGV --help` prints, in-process."""
+    import contextlib
+    import io
+
+    from lsp_server.cli import _main
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), pytest.raises(SystemExit):
+        _main([*argv, "--help"])
+    return out.getvalue()
+
+
+def _documented_commands() -> list[str]:
+    """Every `codellama-lsp …` command line in the docs' code spans and blocks (continuation lines joined)."""
+    from lsp_server.cli import PASSTHROUGH
+
+    commands = []
+    for doc in DOCS:
+        text = (ROOT / doc).read_text(encoding="utf-8").replace("\\\n", " ")
+        blocks = re.findall(r"```[a-z]*\n(.*?)```", text, re.S)
+        spans = [" ".join(span.split()) for span in  # fenced blocks and ``spans with a ` `` taken out first
+                  re.findall(r"`([^`]+)`", re.sub(r"```.*?```|``.*?``", "", text, flags=re.S))]
+        for chunk in blocks + spans:
+            commands += re.findall(r"(?:^|[\s(])codellama-lsp( [^\n#]*)", chunk, re.M)
+        # A span that starts with a subcommand and has flags: `replay --lines 10 -- --ngram-cache off`.
+        commands += [" " + span for span in spans if span.split()[0] in {"serve", "complete", *PASSTHROUGH}
+                     and " --" in span]
+    return commands
+
+
+def test_every_command_in_the_docs_names_a_real_subcommand_and_flags() -> None:
+    from lsp_server.cli import PASSTHROUGH, build_parser
+
+    top_flags = set(re.findall(r"--[a-z][a-z-]*", build_parser().format_help()))
+    subcommands = {"serve", "complete", *PASSTHROUGH}
+    helps: dict[tuple[str, ...], set[str]] = {}
+    checked = 0
+    for command in _documented_commands():
+        words = command.replace("\\|", "|").split()
+        while words and words[0].startswith("-"):  # top-level options: --log-level DEBUG, --version
+            assert words[0] in top_flags, command
+            words = words[2:] if words[0] == "--log-level" else words[1:]
+        if not words or words[0] == "COMMAND":
+            continue
+        assert words[0] in subcommands, command
+        own, _, passed_on = " ".join(words).partition(" -- ")
+        key = (words[0], *(["--suite", words[words.index("--suite") + 1]] if "--suite" in words else []))
+        for argv, flags in ((list(key), own), (["serve"], passed_on)):
+            known = helps.setdefault(tuple(argv), set(re.findall(r"--[a-z][a-z-]*", _help(argv))))
+            unknown = set(re.findall(r"(?<![\w-])--[a-z][a-z-]*", flags)) - known
+            assert not unknown, f"`codellama-lsp{command}`: {sorted(unknown)} not among {' '.join(argv)}'s flags"
+        checked += 1
+    assert checked > 30  # the docs show many; a broken extraction would check none

@@ -1195,3 +1195,86 @@ def test_nvim_attaches_to_markup_buffers_by_default(tmp_path: Path) -> None:
         "svelte": {"filetype": "svelte", "attached": True},
         "jsx": {"filetype": "javascriptreact", "attached": True},
         "tsx": {"filetype": "typescriptreact", "attached": True}}
+
+
+# ---------------------------------------------------------------------------------------------------
+# The documentation's settings against the code (a renamed setting or changed default left the prose stale)
+# ---------------------------------------------------------------------------------------------------
+
+
+def _documented_value(text: str) -> object:
+    """A default as the docs write it (`96`, `"auto"`, `true`, `[]`, `{}`), as the setting holds it."""
+    text = text.strip().strip("`")
+    if text in ("[]", "{}"):
+        return []
+    if text in ("true", "false"):
+        return text == "true"
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text.strip('"')
+
+
+def _table_defaults(markdown: str, heading: str, prefix: str = "") -> dict[str, object]:
+    """{setting: default} from the first two cells of each row of the table under `heading`; a row may document
+    several settings (`a` / `b`), with one default each or one for all."""
+    section = markdown.split(heading, 1)[1]
+    rows = re.findall(r"^\| *(`[^|]*`) *\| *([^|]*?) *\|", section[:section.find("\n#")], re.M)
+    defaults: dict[str, object] = {}
+    for names_cell, default_cell in rows:
+        names = [n.removeprefix(prefix) for n in re.findall(r"`([^`]+)`", names_cell)]
+        values = default_cell.split(" / ") if " / " in default_cell else [default_cell] * len(names)
+        assert len(values) == len(names), (names_cell, default_cell)
+        defaults.update(zip(names, map(_documented_value, values)))
+    return defaults
+
+
+def test_readme_settings_table_names_every_setting_with_its_default() -> None:
+    documented = _table_defaults((ROOT / "README.md").read_text(encoding="utf-8"), "\n## Settings\n")
+    assert set(documented) == set(SETTING_NAMES)
+    defaults = Settings().to_camel_dict()
+    assert documented.pop("model") == "embedded demo" and defaults.pop("model") is None
+    assert documented == defaults
+
+
+def test_vscode_readme_settings_table_matches_the_manifest() -> None:
+    documented = _table_defaults((VSCODE_DIR / "README.md").read_text(encoding="utf-8"), "\n## Settings\n",
+                                 prefix="codellama.")
+    props = _contributed_settings()
+    assert set(documented) == set(props)
+    assert documented == {name: spec["default"] for name, spec in props.items()}
+
+
+def test_nvim_help_lists_every_setting_with_its_default() -> None:
+    help_text = (NVIM_DIR / "doc" / "codellama.txt").read_text(encoding="utf-8")
+    block = help_text.split("*codellama-settings*", 1)[1].split("Keys (", 1)[1].split("Example:", 1)[0]
+    # `name` then its default (a literal) or its choices, the default first ("auto" | "cpu"), or words.
+    documented = dict(re.findall(r"`(\w+)`\s+(-?[\d.]+|true|false|\{\}|\"[^\"]*\"|[a-z]+)", block))
+    assert set(documented) == set(SETTING_NAMES)
+    defaults = Settings().to_camel_dict()
+    for name, text in documented.items():
+        if name != "model":  # documented in words
+            assert _documented_value(text) == defaults[name], (name, text)
+
+
+def test_nvim_help_shows_the_plugins_defaults(tmp_path: Path) -> None:
+    """The setup() options block in :help codellama-setup is Lua: evaluated, it equals config.lua's defaults."""
+    nvim = _nvim_binary()
+    help_text = (NVIM_DIR / "doc" / "codellama.txt").read_text(encoding="utf-8")
+    block = help_text.split("with their defaults: >lua\n", 1)[1].split("\n<", 1)[0]
+    (tmp_path / "documented.lua").write_text("return " + block, encoding="utf-8")
+    script = tmp_path / "check.lua"
+    script.write_text(
+        "vim.opt.runtimepath:prepend(vim.env.CODELLAMA_NVIM_PLUGIN)\n"
+        "local documented = dofile(vim.env.CODELLAMA_DOCUMENTED)\n"
+        "local defaults = require('codellama.config').defaults\n"
+        "io.stdout:write(vim.json.encode({ same = vim.deep_equal(documented, defaults),"
+        " documented = documented, defaults = defaults }))\n", encoding="utf-8")
+    env = {**os.environ, "CODELLAMA_NVIM_PLUGIN": str(NVIM_DIR),
+           "CODELLAMA_DOCUMENTED": str(tmp_path / "documented.lua"),
+           **{f"XDG_{d}_HOME": str(tmp_path / d.lower()) for d in ("STATE", "DATA", "CACHE", "CONFIG")}}
+    proc = subprocess.run([str(nvim), "--clean", "-l", str(script)], env=env, stdin=subprocess.DEVNULL,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["same"], result
