@@ -1278,3 +1278,28 @@ def test_nvim_help_shows_the_plugins_defaults(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
     assert result["same"], result
+
+
+def _anchors(markdown: str) -> set[str]:
+    """GitHub's anchors for a Markdown file's headings (a repeated heading's get -1, -2, …)."""
+    anchors: set[str] = set()
+    counts: dict[str, int] = {}
+    for heading in re.findall(r"^#+ (.+)$", re.sub(r"```.*?```", "", markdown, flags=re.S), re.M):
+        slug = re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+        counts[slug] = counts.get(slug, 0) + 1
+        anchors.add(slug if counts[slug] == 1 else f"{slug}-{counts[slug] - 1}")
+    return anchors
+
+
+def test_links_between_the_docs_lead_somewhere() -> None:
+    """Relative links in the READMEs name files that exist, and their #anchors headings that exist (sections
+    were moved and renamed; a link to the old name would lead to the top of the page)."""
+    for doc in (ROOT / "README.md", VSCODE_DIR / "README.md", NVIM_DIR / "README.md"):
+        for target in re.findall(r"\]\(([^)\s]+)\)", doc.read_text(encoding="utf-8")):
+            if re.match(r"[a-z]+:", target):
+                continue  # https://…
+            path, _, anchor = target.partition("#")
+            linked = (doc.parent / path).resolve() if path else doc
+            assert linked.exists(), (doc.name, target)
+            if anchor:
+                assert anchor in _anchors(linked.read_text(encoding="utf-8")), (doc.name, target)
