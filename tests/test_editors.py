@@ -1245,6 +1245,15 @@ def test_vscode_readme_settings_table_matches_the_manifest() -> None:
     assert documented == {name: spec["default"] for name, spec in props.items()}
 
 
+def test_vscode_readme_names_the_flags_a_setting_overrides() -> None:
+    from lsp_server.cli import ENGINE_FLAGS
+
+    readme = (VSCODE_DIR / "README.md").read_text(encoding="utf-8")
+    listed = re.search(r"the same flag in `serverArgs` \(([^)]*)\)", " ".join(readme.split()))
+    assert listed is not None
+    assert re.findall(r"`--([a-z-]+)`", listed.group(1)) == [flag.replace("_", "-") for flag in ENGINE_FLAGS]
+
+
 def test_nvim_help_lists_every_setting_with_its_default() -> None:
     help_text = (NVIM_DIR / "doc" / "codellama.txt").read_text(encoding="utf-8")
     block = help_text.split("*codellama-settings*", 1)[1].split("Keys (", 1)[1].split("Example:", 1)[0]
