@@ -42,6 +42,15 @@ class Side:
                 "cold_p95_ms": pct(self.cold, 0.95), "wall_s": round(self.wall_s, 1)}
 
 
+def check_reachable(statuses: list[dict]) -> None:
+    """Refuse to report a side whose vLLM server is down: while it is, every completion is answered at once
+    with nothing, which would be timed as the fastest keystrokes (a wrong --remote-url gave vLLM a p50 of 4 ms)."""
+    for status in statuses:
+        if (health := (status.get("runtime") or {}).get("health", "ok")) != "ok":
+            raise SystemExit(f"codellama-lsp typists: the vLLM server is {health}: its completions were empty, "
+                             "so there is nothing to time")
+
+
 async def run_side(side: Side, server_args: list[str], typists: int, lines: int, seed: int) -> None:
     """Start N servers with `server_args`, type on all of them at once, add their latencies to `side`."""
     servers = [ServerProcess(server_args, settings=UNTIMED) for _ in range(typists)]
@@ -49,10 +58,12 @@ async def run_side(side: Side, server_args: list[str], typists: int, lines: int,
     try:
         if failed := [s for s in statuses if s["state"] != "ready"]:
             raise SystemExit(f"a server failed to load: {failed[0]['error']}")
+        check_reachable(statuses)
         t0 = time.perf_counter()
         sessions: list[Typed] = await asyncio.gather(*(
             type_lines(server, lines, seed + i, f"file:///typist{i}") for i, server in enumerate(servers)))
         side.wall_s += time.perf_counter() - t0
+        check_reachable(await asyncio.gather(*(s.status() for s in servers)))  # down since: answers were empty
     finally:
         await asyncio.gather(*(s.stop() for s in servers))
     for typed in sessions:
