@@ -2,7 +2,8 @@
 
 A 7B on a CPU reads a 1,500-token prompt in minutes; every completion made as the user types then ends at the
 time budget (`timeBudgetMs`) with nothing to show, and the editor shows nothing, forever. This says so, with the
-numbers measured, once a few in a row have, and again only after completions have come in time in between.
+numbers measured, once a few in a row have. The editors' status displays follow it until completions come in time
+again; a later streak of misses sets them again, but pops up no second message for the same model and budget.
 """
 
 from __future__ import annotations
@@ -54,8 +55,10 @@ def slow_message(misses: list[Timings], budget_ms: int, *, remote: bool = False,
 
 
 class SlowNotice:
-    """Shows one message when MISSES_TO_TELL completions in a row ran out of time with nothing to show, and logs
-    one line when one comes in time again.
+    """Tells of MISSES_TO_TELL completions in a row that ran out of time with nothing to show, and logs one line
+    when one comes in time again. The first time for a model and time budget the message pops up; later streaks
+    only log it and set `told`, which status displays show: a machine just too slow would otherwise pop it up again
+    every few keystrokes.
 
     `missed` is called for each completion made as the user types that ended at the time budget without a
     suggestion; `answered` for each one the model answered within it (suggestion or not) or cut at it with a
@@ -71,6 +74,7 @@ class SlowNotice:
         self._changed = changed
         self.misses: list[Timings] = []  # the last misses since a completion last came in time
         self.told: str | None = None  # the message shown for the misses in progress; None until then
+        self.popped_up = False  # whether it was shown since the last reset
 
     def missed(self, timings: Timings, budget_ms: int, *, remote: bool = False, gpu: bool = False,
                quantized: bool = False, demo: bool = False) -> None:
@@ -80,17 +84,25 @@ class SlowNotice:
             self.told = slow_message(self.misses, budget_ms, remote=remote, gpu=gpu, quantized=quantized,
                                       demo=demo)
             log.warning("%s", self.told)
-            self._show(self.told)
+            if self.popped_up:
+                self._note(self.told)
+            else:
+                self._show(self.told)
+                self.popped_up = True
             self._changed(self.told)
 
     def answered(self) -> None:
         if self.told is not None:
             log.info("completions as you type come in time again")
             self._note("codellama: completions as you type come in time again")
-        self.reset()
+        self._forget_misses()
 
     def reset(self) -> None:
-        """Forget the misses: another model or time budget is another story."""
+        """Forget the misses and that the message popped up: another model or time budget is another story."""
+        self._forget_misses()
+        self.popped_up = False
+
+    def _forget_misses(self) -> None:
         told, self.misses, self.told = self.told, [], None
         if told is not None:
             self._changed(None)

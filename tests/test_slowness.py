@@ -47,7 +47,7 @@ def test_a_remote_server_is_not_told_to_buy_a_gpu() -> None:
     assert "GPU" not in message and "a less busy model server" in message
 
 
-def test_told_once_per_episode_and_again_only_after_an_answer_in_time() -> None:
+def test_told_once_per_streak_and_popped_up_once_per_model_and_budget() -> None:
     shown: list[str] = []
     noted: list[str] = []
     notice = SlowNotice(shown.append, noted.append)
@@ -63,9 +63,13 @@ def test_told_once_per_episode_and_again_only_after_an_answer_in_time() -> None:
     assert notice.told is None and noted == ["codellama: completions as you type come in time again"]
     notice.answered()
     assert len(noted) == 1  # said once
+    for _ in range(MISSES_TO_TELL):  # a second streak: told again, to the log and the status displays only
+        notice.missed(cut_reading(), 2000)
+    assert len(shown) == 1 and notice.told is not None and noted[1:] == [notice.told]
+    notice.reset()  # another model or time budget
     for _ in range(MISSES_TO_TELL):
         notice.missed(cut_reading(), 2000)
-    assert len(shown) == 2
+    assert len(shown) == 2 and len(noted) == 2
 
 
 def test_each_change_of_what_was_told_is_announced_once() -> None:
@@ -172,15 +176,19 @@ def test_a_model_too_slow_for_the_time_budget_is_told_once(tmp_path: Path) -> No
         assert logged_back(wire) == 1 and too_slow(wire) is None, (wire.notifications, wire.log()[-4000:])
         assert announced(wire) == [told, None]  # the editors' status displays return to normal
 
-        # Slow again, on a prompt read afresh (an edit at the top of the file): told again.
+        # Slow again, on a prompt read afresh (an edit at the top of the file): told again, in the log and the status
+        # displays, but with no second popup for the same model and budget.
         arm.write_text("")
         wire.notify("textDocument/didChange", {"textDocument": {"uri": URI, "version": 2},
                                                "contentChanges": [{"text": "import os\n" + TEXT}]})
         for _ in range(MISSES_TO_TELL):
             reply = wire.inline(URI, TEXT.count("\n") + 1, 4)
             assert reply["result"]["items"] == [], reply
-        assert len(warnings(wire)) == 2, (wire.notifications, wire.log()[-4000:])
-        assert announced(wire) == [told, None, warnings(wire)[1]]
+        assert len(warnings(wire)) == 1, (wire.notifications, wire.log()[-4000:])
+        again = too_slow(wire)
+        assert again is not None and again.startswith(f"codellama: the last {MISSES_TO_TELL} completions")
+        assert announced(wire) == [told, None, again]
+        assert any(n["method"] == "window/logMessage" and n["params"]["message"] == again for n in wire.notifications)
         # A new time budget is another story: the warning is withdrawn, and the editors are told.
         wire.notify("workspace/didChangeConfiguration", {"settings": {"codellama": {"timeBudgetMs": BUDGET_MS * 2}}})
         assert too_slow(wire) is None and announced(wire)[3:] == [None], wire.notifications
