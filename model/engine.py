@@ -31,7 +31,32 @@ from .tokenizer import FimMode, Tokenizer
 
 # Tokens per prefill step; cancellation is checked between chunks. A GPU runs 2,048 tokens in tens of
 # milliseconds, and every chunk pays for dequantizing all 4-bit weights once, so it takes bigger ones.
+# On the CPU this is the largest chunk: there a chunk is sized by the model's measured speed (PrefillChunks).
 PREFILL_CHUNK = {"cpu": 512, "cuda": 2048}
+# A CPU chunk takes about this long: a 7B reads 8-20 tokens a second on a laptop's cores, so a fixed 512-token
+# chunk held the model thread (a newer request, a cancel, a reload) for 30-60 s.
+CPU_CHUNK_SECONDS = 0.2
+# ...but holds at least this many tokens: a forward pass reads every weight once whatever its size, so for a big
+# model a few tokens cost about what one does, and smaller chunks would only slow the reading down.
+CPU_CHUNK_FLOOR = 16
+
+
+class PrefillChunks:
+    """Prefill chunk sizes that follow the measured speed: as many tokens as the last full chunk's speed says
+    take `seconds`, between `floor` and `largest`. It starts at `floor` (the speed is not known yet) and grows
+    at most 4x a chunk (one fast chunk is no proof), so a fast model reaches `largest` within a few chunks."""
+
+    def __init__(self, largest: int, *, floor: int = CPU_CHUNK_FLOOR, seconds: float = CPU_CHUNK_SECONDS) -> None:
+        self.largest, self.floor, self.seconds = largest, min(floor, largest), seconds
+        self.size = self.floor
+
+    def ran(self, tokens: int, elapsed: float) -> None:
+        """A chunk of `tokens` took `elapsed` seconds. A short one (a prompt's last few tokens) says little of
+        the speed, as a forward pass costs something whatever its size: it counts only when it ran too long."""
+        if tokens < self.size and elapsed <= self.seconds:
+            return
+        fits = int(tokens * self.seconds / max(elapsed, 1e-6))
+        self.size = max(self.floor, min(fits, 4 * self.size, self.largest))
 
 
 def common_prefix_len(a: list[int], b: list[int]) -> int:
@@ -85,7 +110,9 @@ class Engine:
         # Control tokens are never copied, nor line breaks: a prompt holds lines in progress (other files'
         # recent edits, blanks typed at the cursor), and where a line ends is the model's call.
         self._not_copied = (tokenizer.control_ids | tokenizer.newline_ids) if self.ngram_cache else frozenset()
-        self.prefill_chunk = PREFILL_CHUNK["cuda" if on_cuda else "cpu"]
+        self.prefill_chunk = PREFILL_CHUNK["cuda" if on_cuda else "cpu"]  # the largest chunk
+        # CUDA keeps its fixed chunk: it is done in tens of milliseconds, and times only with a synchronize.
+        self.chunks: PrefillChunks | None = None if on_cuda else PrefillChunks(self.prefill_chunk)
         self.stepper.warmup(progress)
         self._cached: list[int] = []  # tokens whose K/V sit in cache positions [0, len)
         self._recall: Recall | None = None  # the last request's, reused while the windows stay put
@@ -129,8 +156,12 @@ class Engine:
                     # What was read stays cached for the next request; the timings say how far it got, how fast.
                     timings.prefilled_tokens, timings.prefill_ms = pos - start, (time.perf_counter() - t0) * 1000
                     return Generation([], "", "cancel" if cancelled() else "deadline", self._done(timings, t0))
-                chunk = prompt[pos:pos + self.prefill_chunk]
+                size = self.prefill_chunk if self.chunks is None else min(self.prefill_chunk, self.chunks.size)
+                chunk = prompt[pos:pos + size]
+                t_chunk = time.perf_counter()
                 logits = self.stepper(chunk, pos)[-1]
+                if self.chunks is not None:  # the CPU computes synchronously: the call's time is the chunk's
+                    self.chunks.ran(len(chunk), time.perf_counter() - t_chunk)
                 self._cached.extend(chunk)
                 pos += len(chunk)
             assert logits is not None

@@ -292,6 +292,45 @@ def test_chunked_prefill_equals_single_pass(checkpoint_factory, tok: Tokenizer, 
     assert chunked.tokens == single.tokens and len(single.tokens) == 8
 
 
+@torch.inference_mode()
+def test_a_cpu_prefill_chunk_takes_a_fraction_of_a_second_whatever_the_model_speed(
+        checkpoint_factory, tok: Tokenizer, long_ids: list[int], monkeypatch: pytest.MonkeyPatch) -> None:
+    # The model thread is held a chunk at a time (a newer request, a cancel wait for it): a 7B reads 8-20 tokens
+    # a second on a laptop's CPU, where a fixed 512-token chunk held it for 30-60 s.
+    model = ours(checkpoint_factory("hf", gqa=True))
+    prompt = long_ids[:400]
+    single = Engine(model, tok, context_length=512).generate(prompt, max_new_tokens=8, **whole(tok))
+    now = [0.0]
+    monkeypatch.setattr(engine_mod, "time", SimpleNamespace(perf_counter=lambda: now[0], monotonic=lambda: now[0]))
+    for seconds_per_token in (0.05, 0.002, 1e-5):  # a 7B on 2 cores, a ~1B, the demo model
+        engine = Engine(model, tok, context_length=512)
+        step = engine.stepper
+        chunks: list[int] = []
+
+        def timed_step(tokens: list[int], start: int, **kwargs: object) -> object:
+            if len(tokens) > 1:  # prefill; decoding is one token at a time
+                chunks.append(len(tokens))
+                now[0] += seconds_per_token * len(tokens)
+            return step(tokens, start, **kwargs)
+
+        monkeypatch.setattr(engine, "stepper", timed_step)
+        got = engine.generate(prompt, max_new_tokens=8, **whole(tok))
+        assert got.tokens == single.tokens  # chunks of changing sizes read the same prompt
+        assert got.timings.prefilled_tokens == len(prompt) and sum(chunks) == len(prompt)
+        longest = max(chunks) * seconds_per_token
+        if seconds_per_token == 0.05:  # held at the floor: 16 tokens, 0.8 s a chunk (was 400 tokens: 20 s)
+            assert set(chunks[:-1]) == {16} and longest <= 0.8, chunks
+        elif seconds_per_token == 0.002:  # ~0.2 s a chunk once the speed is known
+            assert longest <= 0.4, chunks
+            assert max(chunks) >= 64, chunks
+        else:  # a fast model reaches the largest chunk within a few: it is not slowed down
+            assert chunks[:3] == [16, 64, 256] and len(chunks) == 4, chunks
+            engine.reset_cache()
+            chunks.clear()
+            engine.generate(prompt, max_new_tokens=1)
+            assert chunks == [400]  # the next prompt starts at the size learnt
+
+
 # --- stopping -------------------------------------------------------------------------------------------
 
 

@@ -194,3 +194,46 @@ def test_a_model_too_slow_for_the_time_budget_is_told_once(tmp_path: Path) -> No
         assert too_slow(wire) is None and announced(wire)[3:] == [None], wire.notifications
     finally:
         wire.kill()
+
+
+LONG_TEXT = "".join(f"def handler_{i}(request, value):\n    return request.reply(value * {i} + {i * 7})\n\n"
+                    for i in range(80)) + "def main():\n    "
+LONG_URI = "file:///tmp/long.py"
+
+
+def test_a_newer_request_and_a_cancel_wait_a_fraction_of_a_second_for_a_slow_model_reading_a_long_prompt(
+        tmp_path: Path) -> None:
+    # A model that reads 50 prompt tokens a second (a 7B reads 8-20 on a laptop's CPU): a 512-token prefill
+    # chunk held the model thread for 10 s, and every request behind it waited. Chunks are sized to ~0.2 s now.
+    arm = tmp_path / "slow"
+    wire = Wire(command=[*slow_prefill_server(arm, 0.02, chunk=None, per_token=True), "serve"])
+    line = LONG_TEXT.count("\n")
+
+    def invoked(uri: str) -> int:  # asked for (Alt+\): no time budget, so only a newer request or a cancel ends it
+        return wire.request("textDocument/inlineCompletion", {
+            "textDocument": {"uri": uri}, "position": {"line": line, "character": 4}, "context": {"triggerKind": 1}})
+
+    try:
+        wire.initialize(load=True, options={"timeBudgetMs": BUDGET_MS})
+        wire.wait_ready()
+        wire.open(LONG_URI, LONG_TEXT)
+        arm.write_text("")
+        older = invoked(LONG_URI)
+        time.sleep(1.0)  # reading its prompt now
+        sent = time.monotonic()
+        newer = wire.inline(LONG_URI, line, 4)  # the next keystroke: supersedes the older request, for ~0.8 s
+        waited = time.monotonic() - sent
+        assert wire.response(older, timeout=1)["result"]["items"] == [] and newer["result"]["items"] == []
+        assert waited < 2.5, f"the newer request waited {waited:.1f} s"
+
+        cancelled = invoked(LONG_URI)
+        time.sleep(1.0)
+        wire.notify("$/cancelRequest", {"id": cancelled})
+        sent = time.monotonic()
+        wire.open(URI, TEXT)
+        other = wire.inline(URI, TEXT.count("\n"), 4)  # another document's request, for its 0.8 s time budget
+        waited = time.monotonic() - sent
+        assert "error" in wire.response(cancelled, timeout=1) and other["result"]["items"] == []
+        assert waited < 2.5, f"the next request waited {waited:.1f} s"
+    finally:
+        wire.kill()

@@ -50,23 +50,26 @@ from pathlib import Path
 import model.engine
 from lsp_server.cli import main
 from model.llama import Transformer
-model.engine.PREFILL_CHUNK["cpu"] = {chunk}
+if {chunk}:
+    model.engine.PREFILL_CHUNK["cpu"] = {chunk}
 forward = Transformer.forward
 def slow(self, idx, *args, **kwargs):
     if idx.shape[1] > 1 and Path({arm!r}).exists():
-        time.sleep({seconds})
+        time.sleep({seconds} * (idx.shape[1] if {per_token} else 1))
     return forward(self, idx, *args, **kwargs)
 Transformer.forward = slow
 main(sys.argv[1:])
 """
 
 
-def slow_prefill_server(arm: Path, seconds: float, chunk: int = 8) -> list[str]:
-    """`python ...` (then the `codellama-lsp` arguments): the real CLI, whose model reads prompts `chunk` tokens
-    per forward pass (the CPU's is 512) and, while the file `arm` exists, takes `seconds` more for each such pass
-    (decoding one token at a time stays fast): a model too slow to read a prompt within the time budget, as a 7B
-    is on a CPU. The warm-up is a prefill pass too: arm it after the model has loaded."""
-    return [sys.executable, "-c", _SLOW_PREFILL.format(chunk=chunk, arm=str(arm), seconds=seconds)]
+def slow_prefill_server(arm: Path, seconds: float, chunk: int | None = 8, *, per_token: bool = False) -> list[str]:
+    """`python ...` (then the `codellama-lsp` arguments): the real CLI, whose model reads prompts at most `chunk`
+    tokens per forward pass (None: the engine's own sizes) and, while the file `arm` exists, takes `seconds` more
+    for each such pass, or for each token of it with `per_token` (decoding one token at a time stays fast): a model
+    too slow to read a prompt within the time budget, as a 7B is on a CPU. The warm-up is a prefill pass too: arm
+    it after the model has loaded."""
+    return [sys.executable, "-c", _SLOW_PREFILL.format(chunk=chunk, arm=str(arm), seconds=seconds,
+                                                      per_token=per_token)]
 
 
 class Wire:
