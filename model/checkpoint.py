@@ -10,6 +10,8 @@ import dataclasses
 import json
 import os
 import re
+import struct
+import zipfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Protocol
@@ -81,8 +83,8 @@ def unpermute_from_rotate_half(w: Tensor, n_heads: int) -> Tensor:
 
 
 def load_pickle(path: Path) -> object:
-    """A torch.save file, mmap'd (tensors are paged in as they are used) and loaded with weights_only (never
-    running pickled code)."""
+    """A torch.save file, mmap'd (no tensor data is read until used) and loaded with weights_only (never
+    running pickled code). Read its tensors through PickledTensors, not through the mapping."""
     if not path.is_file():  # a FIFO or a device: opening it could block for good
         raise CheckpointError(f"cannot read {path}: " + ("not a regular file" if path.exists() else "no such file"))
     try:
@@ -91,25 +93,82 @@ def load_pickle(path: Path) -> object:
         raise CheckpointError(f"cannot read {path}: {e}") from e
 
 
+def _record_offsets(path: Path) -> list[int]:
+    """Where the bytes of each tensor storage (a stored, uncompressed `.../data/N` zip entry) begin in a
+    torch.save file."""
+    offsets = []
+    with zipfile.ZipFile(path) as archive, open(path, "rb") as f:
+        for info in archive.infolist():
+            if info.filename.split("/")[-2:-1] == ["data"] and info.compress_type == zipfile.ZIP_STORED:
+                f.seek(info.header_offset + 26)  # the local header's name and extra field lengths
+                name_len, extra_len = struct.unpack("<HH", f.read(4))
+                offsets.append(info.header_offset + 30 + name_len + extra_len)
+    return offsets
+
+
+class PickledTensors:
+    """The tensors of a torch.save file (a dict of them) read into memory of their own, one at a time.
+
+    torch.load(mmap=True) maps the whole file, and its tensors are views of the mapping: every page read stays
+    in the process's resident set while the mapping lives, and a parameter that needed no conversion stayed a
+    view of the file. Loading counted a checkpoint's pages beside the copies made of them (as _SafetensorsFile
+    found for safetensors). Read, the file's pages go to the page cache alone, which the kernel reclaims.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        state = load_pickle(path)
+        if not isinstance(state, dict):
+            raise CheckpointError(f"{path}: holds a {type(state).__name__}, not a dict of tensors")
+        self.tensors: dict[str, Tensor] = {k: v for k, v in state.items() if isinstance(v, Tensor)}
+        # torch.load(mmap=True) maps the file from its start and slices each storage from its record's offset,
+        # so a storage's address less the mapping's is where its bytes are in the file. The mapping's address
+        # is the lowest storage's less the lowest record's offset; checked against every storage, else unknown.
+        self._base: int | None = None
+        pointers = {t.untyped_storage().data_ptr() for t in self.tensors.values() if t.untyped_storage().nbytes()}
+        try:
+            offsets = set(_record_offsets(path))
+        except (OSError, zipfile.BadZipFile, struct.error):
+            offsets = set()
+        if pointers and offsets:
+            base = min(pointers) - min(offsets)
+            if all(p - base in offsets for p in pointers):
+                self._base = base
+
+    def get(self, name: str) -> Tensor:
+        t = self.tensors[name]
+        if self._base is None or not t.numel():  # its place in the file unknown: copied through the mapping
+            return t.clone()
+        # The bytes from the tensor's first element to its last (a view may use part of a larger storage).
+        extent = 1 + sum((n - 1) * stride for n, stride in zip(t.shape, t.stride()))
+        size = t.element_size()
+        buffer = torch.empty(extent * size, dtype=torch.uint8)
+        with open(self.path, "rb") as f:
+            f.seek(t.untyped_storage().data_ptr() - self._base + t.storage_offset() * size)
+            got = f.readinto(memoryview(buffer.numpy()))
+        if got != extent * size:
+            raise CheckpointError(f"{self.path}: tensor {name} ends after the file")
+        return torch.empty(0, dtype=t.dtype).set_(buffer.untyped_storage(), 0, t.shape, t.stride())
+
+
 class _PickledFile:
     """A pytorch_model*.bin read through the calls HFReader makes of a safetensors file."""
 
     def __init__(self, path: Path) -> None:
-        state = load_pickle(path)
-        if not isinstance(state, dict):
-            raise CheckpointError(f"{path}: holds a {type(state).__name__}, not a dict of tensors")
-        self.tensors = {k: v for k, v in state.items() if isinstance(v, Tensor)}
+        self.file = PickledTensors(path)
 
     def keys(self) -> list[str]:
-        return list(self.tensors)
+        return list(self.file.tensors)
 
     def get_tensor(self, name: str) -> Tensor:
-        if name not in self.tensors:
+        if name not in self.file.tensors:
             raise KeyError(f"no tensor named {name}")
-        return self.tensors[name]
+        return self.file.get(name)
 
     def get_slice(self, name: str) -> _Shape:  # all HFReader asks of a slice is get_shape()
-        return _Shape(self.get_tensor(name).shape)
+        if name not in self.file.tensors:
+            raise KeyError(f"no tensor named {name}")
+        return _Shape(self.file.tensors[name].shape)
 
 
 # safetensors' dtype names; a tensor of another dtype is read through safetensors itself (and copied).
@@ -276,11 +335,8 @@ class MetaReader:
         if self.files != expected:
             raise CheckpointError(f"{root}: shards must be consolidated.00.pth ... numbered without gaps; "
                                   f"found {[f.name for f in self.files]}")
-        self.shards = []
-        for f in self.files:
-            self.shards.append(load_pickle(f))
-            if not isinstance(self.shards[-1], dict):
-                raise CheckpointError(f"{f}: holds a {type(self.shards[-1]).__name__}, not a dict of tensors")
+        self.pickles = [PickledTensors(f) for f in self.files]
+        self.shards = [p.tensors for p in self.pickles]  # mapped: for names and shapes, never for tensor data
         check_layer_count(root / "params.json", "n_layers", self.args, self.shards[0], self.files[0].name)
         self._check_shard_count()
 
@@ -298,12 +354,13 @@ class MetaReader:
                                   f"{len(self.files)} {'is' if len(self.files) == 1 else 'are'} here; missing: "
                                   f"{', '.join(missing)}")
 
-    def _parts(self, name: str) -> list[Tensor]:
+    def _parts(self, name: str, *, read: bool = False) -> list[Tensor]:
+        """Each shard's part of `name`: mapped (for its shape), or `read` into memory of its own."""
         parts = []
-        for f, shard in zip(self.files, self.shards):
+        for f, shard, pickled in zip(self.files, self.shards, self.pickles):
             if not isinstance(shard.get(name), Tensor):
                 raise CheckpointError(f"{f}: tensor {name} is missing")
-            parts.append(shard[name])
+            parts.append(pickled.get(name) if read else shard[name])
         return parts
 
     def source(self, name: str) -> str:
@@ -327,7 +384,7 @@ class MetaReader:
 
     def get(self, name: str) -> Tensor:
         self.shape(name)  # the parts fit together
-        parts = self._parts(name)
+        parts = self._parts(name, read=True)
         if len(parts) == 1:
             return parts[0]
         dim = _META_SPLIT_DIM.get(name.split(".")[-2])
