@@ -36,18 +36,23 @@ PREFILL_CHUNK = {"cpu": 512, "cuda": 2048}
 # A CPU chunk takes about this long: a 7B reads 8-20 tokens a second on a laptop's cores, so a fixed 512-token
 # chunk held the model thread (a newer request, a cancel, a reload) for 30-60 s.
 CPU_CHUNK_SECONDS = 0.2
-# ...but holds at least this many tokens: a forward pass reads every weight once whatever its size, so for a big
-# model a few tokens cost about what one does, and smaller chunks would only slow the reading down.
+# ...or PASSES_PER_CHUNK one-token passes, when that is longer: a pass reads every weight once whatever its size,
+# and few-token passes run the CPU's matrix kernels poorly (a ~1B here: 1 token 0.2 s, 16 tokens 0.5 s, 64 1.0 s,
+# 512 5.0 s), so much shorter chunks would read many times slower. And never under CPU_CHUNK_FLOOR tokens.
+PASSES_PER_CHUNK = 4
 CPU_CHUNK_FLOOR = 16
 
 
 class PrefillChunks:
     """Prefill chunk sizes that follow the measured speed: as many tokens as the last full chunk's speed says
-    take `seconds`, between `floor` and `largest`. It starts at `floor` (the speed is not known yet) and grows
-    at most 4x a chunk (one fast chunk is no proof), so a fast model reaches `largest` within a few chunks."""
+    take `seconds` (or PASSES_PER_CHUNK one-token passes of `pass_seconds`, when longer), between `floor` and
+    `largest`. It starts at `floor` (the speed is not known yet) and grows at most 4x a chunk (one fast chunk is
+    no proof), so a fast model reaches `largest` within a few chunks."""
 
-    def __init__(self, largest: int, *, floor: int = CPU_CHUNK_FLOOR, seconds: float = CPU_CHUNK_SECONDS) -> None:
-        self.largest, self.floor, self.seconds = largest, min(floor, largest), seconds
+    def __init__(self, largest: int, *, floor: int = CPU_CHUNK_FLOOR, seconds: float = CPU_CHUNK_SECONDS,
+                 pass_seconds: float = 0.0) -> None:
+        self.largest, self.floor = largest, min(floor, largest)
+        self.seconds = max(seconds, PASSES_PER_CHUNK * pass_seconds)
         self.size = self.floor
 
     def ran(self, tokens: int, elapsed: float) -> None:
@@ -111,9 +116,13 @@ class Engine:
         # recent edits, blanks typed at the cursor), and where a line ends is the model's call.
         self._not_copied = (tokenizer.control_ids | tokenizer.newline_ids) if self.ngram_cache else frozenset()
         self.prefill_chunk = PREFILL_CHUNK["cuda" if on_cuda else "cpu"]  # the largest chunk
-        # CUDA keeps its fixed chunk: it is done in tens of milliseconds, and times only with a synchronize.
-        self.chunks: PrefillChunks | None = None if on_cuda else PrefillChunks(self.prefill_chunk)
         self.stepper.warmup(progress)
+        # CUDA keeps its fixed chunk: it is done in tens of milliseconds, and times only with a synchronize.
+        self.chunks: PrefillChunks | None = None
+        if not on_cuda:
+            t = time.perf_counter()
+            self.stepper([tokenizer.bos_id], 0)  # warm now: a pass's own cost, the least a chunk should outweigh
+            self.chunks = PrefillChunks(self.prefill_chunk, pass_seconds=time.perf_counter() - t)
         self._cached: list[int] = []  # tokens whose K/V sit in cache positions [0, len)
         self._recall: Recall | None = None  # the last request's, reused while the windows stay put
         self._lock = threading.Lock()  # one generation at a time: the cache is shared state

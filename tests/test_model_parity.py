@@ -331,6 +331,47 @@ def test_a_cpu_prefill_chunk_takes_a_fraction_of_a_second_whatever_the_model_spe
             assert chunks == [400]  # the next prompt starts at the size learnt
 
 
+@torch.inference_mode()
+def test_a_cpu_prefill_chunk_outweighs_the_cost_of_a_pass(checkpoint_factory, tok: Tokenizer, long_ids: list[int],
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    # A pass that costs 1 s whatever its size and 10 ms a token: 16-token chunks would read 6x slower than
+    # 512-token ones, so a chunk holds the thread about four passes' time instead, ~4 s: at most ~2x slower.
+    model = ours(checkpoint_factory("hf", gqa=True))
+    prompt = long_ids[:400]
+    now = [0.0]
+    monkeypatch.setattr(engine_mod, "time", SimpleNamespace(perf_counter=lambda: now[0], monotonic=lambda: now[0]))
+    forward = Transformer.forward
+
+    def slow(self: Transformer, idx: torch.Tensor, *args: object, **kwargs: object) -> object:
+        now[0] += 1.0 + 0.01 * idx.shape[1]
+        return forward(self, idx, *args, **kwargs)
+
+    monkeypatch.setattr(Transformer, "forward", slow)
+    engine = Engine(model, tok, context_length=512)  # its warm-up times a pass: 1.01 s
+    one_pass = (1.0 + 0.01 * len(prompt)) * 1000  # the whole prompt in one 512-token chunk: 5 s
+    first = engine.generate(prompt, max_new_tokens=1)  # from 16-token chunks up
+    assert first.timings.prefilled_tokens == len(prompt) and first.timings.prefill_ms <= 2.5 * one_pass
+    assert engine.chunks.size >= 64
+    engine.reset_cache()
+    again = engine.generate(prompt, max_new_tokens=1)  # at the size learnt
+    assert again.timings.prefill_ms <= 2 * one_pass
+
+
+def test_the_cpu_engine_times_a_pass_at_warm_up(checkpoint_factory, tok: Tokenizer,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    now = [0.0]
+    monkeypatch.setattr(engine_mod, "time", SimpleNamespace(perf_counter=lambda: now[0], monotonic=lambda: now[0]))
+    forward = Transformer.forward
+
+    def slow(self: Transformer, *args: object, **kwargs: object) -> object:
+        now[0] += 3.0
+        return forward(self, *args, **kwargs)
+
+    monkeypatch.setattr(Transformer, "forward", slow)
+    engine = Engine(ours(checkpoint_factory("hf", gqa=True)), tok, context_length=512)
+    assert engine.chunks is not None and engine.chunks.seconds == 4 * 3.0
+
+
 # --- stopping -------------------------------------------------------------------------------------------
 
 
