@@ -31,37 +31,42 @@ from .tokenizer import FimMode, Tokenizer
 
 # Tokens per prefill step; cancellation is checked between chunks. A GPU runs 2,048 tokens in tens of
 # milliseconds, and every chunk pays for dequantizing all 4-bit weights once, so it takes bigger ones.
-# On the CPU this is the largest chunk: there a chunk is sized by the model's measured speed (PrefillChunks).
+# On the CPU this is the largest chunk: there a chunk is sized by the model's measured costs (PrefillChunks).
 PREFILL_CHUNK = {"cpu": 512, "cuda": 2048}
-# A CPU chunk takes about this long: a 7B reads 8-20 tokens a second on a laptop's cores, so a fixed 512-token
-# chunk held the model thread (a newer request, a cancel, a reload) for 30-60 s.
-CPU_CHUNK_SECONDS = 0.2
-# ...or PASSES_PER_CHUNK one-token passes, when that is longer: a pass reads every weight once whatever its size,
-# and few-token passes run the CPU's matrix kernels poorly (a ~1B here: 1 token 0.2 s, 16 tokens 0.5 s, 64 1.0 s,
-# 512 5.0 s), so much shorter chunks would read many times slower. And never under CPU_CHUNK_FLOOR tokens.
-PASSES_PER_CHUNK = 4
+# A fixed 512-token chunk held the CPU model thread (a newer request, a cancel, a reload) for 30-60 s with a 7B,
+# which reads 8-20 prompt tokens a second there. But a forward pass costs about one decoding step whatever its
+# size (it reads every weight once) plus so much a token, and few-token passes read many times slower (a ~1B
+# here: 1 token 0.2 s, 16 tokens 0.5 s, 64 1.0 s, 512 5.0 s). So a chunk is as long as PASSES_PER_CHUNK decoding
+# steps: that fixed cost is then an eighth of its time (the ~1B: ~120-token chunks of ~1.5 s, reading 1.2-1.35x
+# slower than in 512s; the 7B: ~50 tokens, ~5 s). A decoding step's cost is timed once, at load; a token's is
+# measured chunk by chunk. (Decoding steps are not timed as they run: under other processes' load they slowed
+# less than a prefill pass's fixed cost did, and the chunks sized by them shrank: the ~1B beside two busy
+# processes read 600 tokens in 50-62 s that way, 36-46 s this way, 16-18 s in 512s.) Never under CPU_CHUNK_FLOOR.
+PASSES_PER_CHUNK = 8
 CPU_CHUNK_FLOOR = 16
 
 
 class PrefillChunks:
-    """Prefill chunk sizes that follow the measured speed: as many tokens as the last full chunk's speed says
-    take `seconds` (or PASSES_PER_CHUNK one-token passes of `pass_seconds`, when longer), between `floor` and
-    `largest`. It starts at `floor` (the speed is not known yet) and grows at most 4x a chunk (one fast chunk is
-    no proof), so a fast model reaches `largest` within a few chunks."""
+    """CPU prefill chunk sizes from the measured costs of a forward pass: `pass_s` for any pass (a decoding step's
+    time, timed at load) and `token_s` more for each token (measured chunk by chunk). A chunk holds the tokens
+    that make it last PASSES_PER_CHUNK passes, between `floor` and `largest`. It starts at `floor` and grows at
+    most 4x a chunk, one chunk being no proof."""
 
-    def __init__(self, largest: int, *, floor: int = CPU_CHUNK_FLOOR, seconds: float = CPU_CHUNK_SECONDS,
-                 pass_seconds: float = 0.0) -> None:
+    def __init__(self, largest: int, pass_s: float, *, floor: int = CPU_CHUNK_FLOOR) -> None:
         self.largest, self.floor = largest, min(floor, largest)
-        self.seconds = max(seconds, PASSES_PER_CHUNK * pass_seconds)
+        self.pass_s = pass_s
+        self.token_s: float | None = None  # unknown until a chunk has run
         self.size = self.floor
 
     def ran(self, tokens: int, elapsed: float) -> None:
-        """A chunk of `tokens` took `elapsed` seconds. A short one (a prompt's last few tokens) says little of
-        the speed, as a forward pass costs something whatever its size: it counts only when it ran too long."""
-        if tokens < self.size and elapsed <= self.seconds:
+        """A chunk of `tokens` took `elapsed` seconds. One of fewer than `floor` (a prompt's last few tokens) says
+        too little of the cost a token."""
+        if tokens < self.floor:
             return
-        fits = int(tokens * self.seconds / max(elapsed, 1e-6))
-        self.size = max(self.floor, min(fits, 4 * self.size, self.largest))
+        token_s = max(elapsed - self.pass_s, 0.0) / (tokens - 1)  # a pass holds one token already
+        self.token_s = token_s if self.token_s is None else (self.token_s + token_s) / 2
+        fits = 1 + (PASSES_PER_CHUNK - 1) * self.pass_s / self.token_s if self.token_s > 0 else self.largest
+        self.size = max(self.floor, min(int(fits), 4 * self.size, self.largest))
 
 
 def common_prefix_len(a: list[int], b: list[int]) -> int:
@@ -119,10 +124,10 @@ class Engine:
         self.stepper.warmup(progress)
         # CUDA keeps its fixed chunk: it is done in tens of milliseconds, and times only with a synchronize.
         self.chunks: PrefillChunks | None = None
-        if not on_cuda:
+        if not on_cuda:  # a pass's own cost, timed once warm
             t = time.perf_counter()
-            self.stepper([tokenizer.bos_id], 0)  # warm now: a pass's own cost, the least a chunk should outweigh
-            self.chunks = PrefillChunks(self.prefill_chunk, pass_seconds=time.perf_counter() - t)
+            self.stepper([tokenizer.bos_id], 0)
+            self.chunks = PrefillChunks(self.prefill_chunk, pass_s=time.perf_counter() - t)
         self._cached: list[int] = []  # tokens whose K/V sit in cache positions [0, len)
         self._recall: Recall | None = None  # the last request's, reused while the windows stay put
         self._lock = threading.Lock()  # one generation at a time: the cache is shared state
