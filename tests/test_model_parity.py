@@ -292,7 +292,8 @@ def test_chunked_prefill_equals_single_pass(checkpoint_factory, tok: Tokenizer, 
     assert chunked.tokens == single.tokens and len(single.tokens) == 8
 
 
-@pytest.mark.parametrize(("pass_s", "token_s", "model"), [(0.6, 0.08, "7B"), (0.2, 0.0093, "1B"), (0.002, 1e-5, "demo")])
+@pytest.mark.parametrize(("pass_s", "token_s", "model"),
+                         [(0.6, 0.08, "7B"), (0.2, 0.0093, "1B"), (0.002, 1e-5, "demo")])
 @torch.inference_mode()
 def test_a_cpu_prefill_chunk_lasts_about_eight_passes(checkpoint_factory, tok: Tokenizer, long_ids: list[int],
                                                       monkeypatch: pytest.MonkeyPatch, pass_s: float, token_s: float,
