@@ -6,6 +6,9 @@ is checked in order: UTF-8, JSON, a JSON-RPC envelope, the session's state (init
 then the params' types; the first failure is the JSON-RPC error response to that request (-32700,
 -32600, -32002 or -32602), naming what was wrong. Notifications cannot be answered: a bad one is
 logged and dropped. Messages that pass are handled by pygls as usual.
+
+The server's own requests to the client (workspace/configuration, progress creation, workspace/applyEdit)
+are given up after a time (REPLY_S), so that a client that never answers leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ import asyncio
 import json
 import logging
 import re
+import uuid
+from collections import deque
 from concurrent.futures import Future
 from typing import Any
 
@@ -36,6 +41,9 @@ from .text import replace_lone_surrogates
 log = logging.getLogger(__name__)
 
 MsgId = int | str
+# How long the server waits for the client's answer to one of its requests before it gives the request up.
+REPLY_S = 2.0
+REPLY_S_BY_METHOD = {types.WORKSPACE_APPLY_EDIT: 30.0}  # may wait for the user (a file to save, a dialog)
 # JSON can only spell a lone surrogate as an escape; without one, a message needs no scrubbing.
 _ESCAPED_SURROGATE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 
@@ -98,6 +106,10 @@ def _describe(error: BaseException) -> str:
     return "; ".join(problems)
 
 
+class ReplyTimeout(TimeoutError):
+    """The client did not answer one of the server's requests in time; the request was given up."""
+
+
 class CodeLlamaProtocol(LanguageServerProtocol):
     """pygls' LSP protocol, fed one body at a time by transport.py through `receive`."""
 
@@ -115,10 +127,14 @@ class CodeLlamaProtocol(LanguageServerProtocol):
         self.initialize_received = False
         self.exit_code: int | None = None  # set by the exit notification: 0 after shutdown, 1 without
         self._methods: dict[MsgId, str] = {}  # the method of each request being handled, for the log
+        self._given_up: deque[MsgId] = deque(maxlen=64)  # the server's requests given up lately, whose answer is late
+        self._loop: asyncio.AbstractEventLoop | None = None  # the session's, where requests are given up
 
     def receive(self, body: bytes) -> None:
         """Handle one message body, answering a request that cannot be handled with its error."""
         msg_id = None
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
         try:
             data = decode(body)
             msg_id = _valid_id(data.get("id")) if "method" in data else None
@@ -208,6 +224,44 @@ class CodeLlamaProtocol(LanguageServerProtocol):
         # Our messages often name the method already ("codeAction/resolve: data must be ..."): said once.
         log.warning("%s", error.message if error.message.startswith(method) else f"{method} failed: {error.message}")
         self._send_response(msg_id, error=error.to_response_error())
+
+    def send_request(self, method: str, params: Any | None = None, callback: Any = None,
+                     msg_id: MsgId | None = None) -> Future[Any]:
+        """pygls' request to the client, given up after REPLY_S (REPLY_S_BY_METHOD): its future then fails with
+        ReplyTimeout and leaves pygls' tables. pygls keeps an unanswered request there for the session, and awaits
+        it for ever."""
+        msg_id = str(uuid.uuid4()) if msg_id is None else msg_id  # pygls' default, made here to know it
+        future = super().send_request(method, params, callback, msg_id)
+        timeout = REPLY_S_BY_METHOD.get(method, REPLY_S)
+        try:
+            asyncio.get_running_loop().call_later(timeout, self._give_up, msg_id, future, method, timeout)
+        except RuntimeError:  # sent from another thread: the timer is set on the session's loop
+            if self._loop is not None:
+                self._loop.call_soon_threadsafe(self._loop.call_later, timeout, self._give_up, msg_id, future,
+                                                method, timeout)
+        return future
+
+    def _give_up(self, msg_id: MsgId, future: Future[Any], method: str, timeout: float) -> None:
+        if self._request_futures.get(msg_id) is not future:  # answered
+            return
+        del self._request_futures[msg_id]
+        self._result_types.pop(msg_id, None)
+        self._given_up.append(msg_id)
+        if not future.done():  # else its waiter was cancelled, which cancelled it
+            future.set_exception(ReplyTimeout(f"the client did not answer {method} within {timeout:g}s"))
+
+    def _handle_response(self, msg_id: MsgId, result: Any | None = None,
+                         error: types.ResponseError | None = None) -> None:
+        """pygls' handling of the client's answer, but a late one (to a request given up, or whose waiter was
+        cancelled) is dropped with a debug line: pygls warned of an unknown id, or raised InvalidStateError
+        setting the result of a cancelled future."""
+        self._result_types.pop(msg_id, None)  # left there by an error answer (structure_message pops a result's)
+        future = self._request_futures.get(msg_id)
+        if future is None and msg_id in self._given_up or future is not None and future.done():
+            self._request_futures.pop(msg_id, None)
+            log.debug("dropped the client's late answer to request %s", msg_id)
+            return
+        super()._handle_response(msg_id, result, error)
 
     def _admit_notification(self, method: object, data: dict[str, Any]) -> Any:
         if method == types.EXIT:

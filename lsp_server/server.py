@@ -16,9 +16,9 @@ import sys
 import time
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, BinaryIO, TypeVar
+from typing import Any, BinaryIO
 from urllib.parse import unquote
 
 from cattrs import Converter
@@ -38,7 +38,7 @@ from .extra_context import ExtraContext
 from .loading import SettingError, check_model, load_engine, time_left
 from .metrics import LatencyStats
 from .outage import OutageNotice
-from .protocol import CodeLlamaProtocol
+from .protocol import CodeLlamaProtocol, ReplyTimeout
 from .settings import Settings, consistency_warnings, extra_budget, parse_settings
 from .shaping import Shaped, shape
 from .slowness import SlowNotice
@@ -48,16 +48,12 @@ from .transport import serve_stdio, serve_tcp
 from .worker import CancelFlag, Cancelled, ModelWorker
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 CMD_STATUS, CMD_RELOAD, CMD_TOGGLE, CMD_DOCSTRING = (
     "codellama.status", "codellama.reloadModel", "codellama.toggle", "codellama.generateDocstring")
 COMMANDS = (CMD_STATUS, CMD_RELOAD, CMD_TOGGLE, CMD_DOCSTRING)
 RELOAD_KEYS = ("model", "device", "dtype", "quant", "kernel", "ngram_cache", "context_length", "backend",
                "remote_url", "remote_timeout_ms")
-# How long the server waits for the client to answer its own requests (workspace/configuration,
-# window/workDoneProgress/create) before going on without: loading never depends on a client's goodwill.
-CLIENT_REPLY_S = 2.0
 # How long a request waits for the settings a workspace/configuration pull under way will bring (from the
 # pull's start): a client that sends a bare didChangeConfiguration and then a request means the request to
 # see the change, and answers within milliseconds; one that does not answer costs requests no more than this.
@@ -65,20 +61,10 @@ SETTINGS_WAIT_S = 1.0
 # Settings problems shown as popups per change; the rest go to the log. A settings object full of unknown keys
 # (a workspace's settings.json) showed one popup per key: thousands.
 MAX_SETTINGS_POPUPS = 3
-APPLY_EDIT_REPLY_S = 30.0  # workspace/applyEdit may wait for the user (a file to save, a dialog)
 # Sent with {"too_slow": <codellama.status's too_slow>} each time that changes, so that an editor's status display
 # follows it without asking for the status at every keystroke. `$/`: a client that does not know it may ignore it
 # (LSP), as Neovim's and most others do silently.
 TOO_SLOW_NOTIFICATION = "$/codellama/tooSlow"
-
-
-async def ask_client(request: Awaitable[T], what: str, timeout: float = CLIENT_REPLY_S) -> T:
-    """The client's answer to one of the server's requests; TimeoutError when it does not come in time."""
-    try:
-        # shield: a late answer then completes a request nobody waits for, instead of a cancelled one
-        return await asyncio.wait_for(asyncio.shield(request), timeout)
-    except asyncio.TimeoutError as e:
-        raise TimeoutError(f"the client did not answer {what} within {timeout:g}s") from e
 
 
 def model_name(settings: Settings) -> str:
@@ -283,7 +269,7 @@ class CodeLlamaServer(LanguageServer):
         if not (caps and caps.work_done_progress):
             return False
         try:
-            await ask_client(self.work_done_progress.create_async(token), "window/workDoneProgress/create")
+            await self.work_done_progress.create_async(token)  # given up after protocol.REPLY_S
         except Exception as e:  # the client refused or is silent: load without progress
             log.warning("no progress report: %s", e)
             return False
@@ -573,9 +559,8 @@ class CodeLlamaServer(LanguageServer):
         if not (caps and caps.configuration):
             return
         try:
-            result = await ask_client(self.workspace_configuration_async(
-                types.ConfigurationParams(items=[types.ConfigurationItem(section="codellama")])),
-                "workspace/configuration")
+            result = await self.workspace_configuration_async(  # given up after protocol.REPLY_S
+                types.ConfigurationParams(items=[types.ConfigurationItem(section="codellama")]))
         except Exception as e:  # go on with the settings already known
             log.warning("workspace/configuration failed: %s", e)
             return
@@ -776,10 +761,9 @@ def create_server(settings: Settings) -> CodeLlamaServer:
         if edit is None:
             return {"applied": False, "reason": "cancelled"}
         try:
-            result = await ask_client(ls.workspace_apply_edit_async(
-                types.ApplyWorkspaceEditParams(edit, label="Generate docstring")), "workspace/applyEdit",
-                APPLY_EDIT_REPLY_S)
-        except TimeoutError as e:
+            result = await ls.workspace_apply_edit_async(
+                types.ApplyWorkspaceEditParams(edit, label="Generate docstring"))
+        except ReplyTimeout as e:  # given up after protocol.REPLY_S_BY_METHOD
             return {"applied": False, "reason": str(e)}
         except JsonRpcException as e:  # the client answered with an error: its refusal, not our failure
             log.warning("the client answered workspace/applyEdit with an error: %s", e.message)

@@ -20,8 +20,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from lsp_server.protocol import REPLY_S
 from lsp_server.text import split_lines
 from lsp_server.tools.keystrokes import python_file
+from lsp_server.tools.soak import PROBE
 from tests.wire import Wire, slow_loading_server
 
 CAPABILITIES = {
@@ -63,6 +65,53 @@ def test_loads_although_the_client_never_answers(server: Wire) -> None:
     asked = {r["method"] for r in server.server_requests}
     assert {"workspace/configuration", "window/workDoneProgress/create"} <= asked  # asked, and never answered
     assert time.monotonic() - t0 < 45
+
+
+def test_requests_the_client_never_answers_are_given_up_and_leave_nothing_behind() -> None:
+    """pygls kept each request of the server's that the client left unanswered (workspace/configuration, progress
+    creation) in its tables for the session, one per load and per settings pull. Now each is given up after its
+    time; an answer that comes later is dropped with a debug line (pygls warned of an unknown id)."""
+    wire = Wire(command=[sys.executable, "-c", PROBE, "--log-level", "DEBUG", "serve"])
+
+    def tables() -> tuple[int, int]:
+        soak = wire.result("workspace/executeCommand", {"command": "codellama.status"})["soak"]
+        return soak["request_futures"], soak["result_types"]  # the status request being answered is one of the first
+
+    try:
+        wire.initialize(CAPABILITIES, load=True)
+        assert wire.wait_ready(60)["state"] == "ready"
+        for _ in range(4):  # a settings pull each
+            wire.notify("workspace/didChangeConfiguration", {"settings": None})
+        assert wire.result("workspace/executeCommand", {"command": "codellama.reloadModel"}, 60)  # progress creation
+        end = time.monotonic() + 10
+        while len(asked := list(wire.server_requests)) < 7 and time.monotonic() < end:
+            time.sleep(0.01)
+        assert [r["method"] for r in asked].count("workspace/configuration") == 5, asked
+        assert [r["method"] for r in asked].count("window/workDoneProgress/create") == 2, asked
+        time.sleep(REPLY_S + 0.5)
+        assert tables() == (1, 0)  # the status request asking; before: (8, 7)
+
+        since = len(wire.log())
+        for request in asked:  # late: each request was given up
+            wire.send({"jsonrpc": "2.0", "id": request["id"], "result": [{}] if "configuration" in request["method"]
+                       else None})
+        wire.send({"jsonrpc": "2.0", "id": asked[0]["id"], "error": {"code": -32603, "message": "late, and wrong"}})
+        assert tables() == (1, 0)
+        assert wire.logged("dropped the client's late answer", since=since)
+        late = wire.log()[since:]
+        assert late.count("dropped the client's late answer") == len(asked) + 1, late
+        assert "unknown message id" not in late and "Traceback" not in late and "ERROR" not in late, late
+
+        # An error answer in time (pygls kept the result type of the request it answered)
+        wire.notify("workspace/didChangeConfiguration", {"settings": None})
+        while len(wire.server_requests) == len(asked) and time.monotonic() < end + 10:
+            time.sleep(0.01)
+        wire.send({"jsonrpc": "2.0", "id": wire.server_requests[-1]["id"], "error": {"code": -32601, "message": "no"}})
+        assert wire.logged("workspace/configuration failed: no")
+        assert tables() == (1, 0)
+        assert wire.stop() == 0
+    finally:
+        wire.kill()
 
 
 # -- class 2: documents that are not open --------------------------------------------------------------
