@@ -46,6 +46,11 @@ REPLY_S = 2.0
 REPLY_S_BY_METHOD = {types.WORKSPACE_APPLY_EDIT: 30.0}  # may wait for the user (a file to save, a dialog)
 # JSON can only spell a lone surrogate as an escape; without one, a message needs no scrubbing.
 _ESCAPED_SURROGATE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+# A body over this is read by decode_in_steps, STEP_CHARS at a time (json.loads: about 0.2 ms per 64K characters).
+STEPPED_BODY_BYTES = 256 << 10
+STEP_CHARS = 64 << 10
+MAX_STEPPED_STRINGS = 4096  # a body with more strings is decoded at once
+_NO_BACKSLASH_RUN = re.compile(r"[^\\]{6}")
 
 
 class Rejected(Exception):
@@ -70,6 +75,83 @@ def decode(body: bytes) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise Rejected(JsonRpcInvalidRequest("Invalid request: a message is one JSON object (LSP has no batches)"))
     return _scrub(data) if _ESCAPED_SURROGATE.search(text) else data
+
+
+async def decode_in_steps(body: bytes) -> dict[str, Any]:
+    """decode(body), the event loop given back (asyncio.sleep(0)) every STEP_CHARS characters or so: its long strings
+    (a document's text) are decoded in pieces, the rest at once. json.loads holds the GIL throughout, so on a thread
+    it would hold the loop as long: 15-30 ms for a 5 MB document. Falls back to decode(body) for what it cannot
+    split (a body of many short strings) and for what is not valid JSON, whose error decode names."""
+    try:
+        data = await _decode_long_strings(body.decode("utf-8"))
+    except (ValueError, RecursionError):
+        data = None
+    return decode(body) if data is None else data
+
+
+async def _decode_long_strings(text: str) -> dict[str, Any] | None:
+    # The strings' delimiters: the quotes left once escaped backslashes, then escaped quotes, are masked (JSON has
+    # no backslash outside strings). Masked a piece at a time between safe cuts: a run of backslashes never spans one.
+    quotes: list[int] = []
+    start = 0
+    while start < len(text):
+        end = _safe_cut(text, start + STEP_CHARS)
+        masked = text[start:end].replace("\\\\", "  ").replace('\\"', "  ")
+        found = masked.find('"')
+        while found != -1:
+            quotes.append(start + found)
+            found = masked.find('"', found + 1)
+        if len(quotes) > MAX_STEPPED_STRINGS * 2:
+            return None  # many short strings: no piece of work here is long, nor any saved by steps
+        start = end
+        await asyncio.sleep(0)
+    if len(quotes) % 2:
+        return None
+    token = uuid.uuid4().hex  # names the long strings' places in the rest, which no message can contain by chance
+    skeleton, long_strings, done = [], {}, 0
+    for opening, closing in zip(quotes[::2], quotes[1::2]):
+        if closing - opening <= STEP_CHARS:
+            continue
+        pieces, start = [], opening + 1
+        while start < closing:
+            end = min(_safe_cut(text, start + STEP_CHARS), closing)
+            piece = json.loads(f'"{text[start:end]}"')
+            pieces.append(replace_lone_surrogates(piece) if _ESCAPED_SURROGATE.search(text, start, end) else piece)
+            start = end
+            await asyncio.sleep(0)
+        place = f"{token}:{len(long_strings)}"
+        long_strings[place] = "".join(pieces)
+        skeleton += [text[done:opening], json.dumps(place)]
+        done = closing + 1
+    if not long_strings:
+        return None
+    skeleton.append(text[done:])
+    rest = "".join(skeleton)
+    data = json.loads(rest)
+    if not isinstance(data, dict):
+        return None
+    data = _put_back(_scrub(data) if _ESCAPED_SURROGATE.search(rest) else data, long_strings)
+    return data if not long_strings else None  # one was dropped (a duplicate key): whatever decode makes of it
+
+
+def _safe_cut(text: str, at: int) -> int:
+    """The first place from `at` (or the end) with no backslash in the 6 characters before: never inside an escape
+    (\\n, \\uXXXX) nor between the two of a surrogate pair, which decode apart as two lone surrogates."""
+    if at >= len(text):
+        return len(text)
+    found = _NO_BACKSLASH_RUN.search(text, max(0, at - 6))
+    return found.end() if found else len(text)
+
+
+def _put_back(value: Any, long_strings: dict[str, str]) -> Any:
+    """`value` with each place named in `long_strings` replaced by its string, taken from `long_strings`."""
+    if isinstance(value, str):
+        return long_strings.pop(value, value)
+    if isinstance(value, list):
+        return [_put_back(v, long_strings) for v in value]
+    if isinstance(value, dict):
+        return {long_strings.pop(k, k): _put_back(v, long_strings) for k, v in value.items()}
+    return value
 
 
 def request_id(text: str) -> MsgId | None:
@@ -132,11 +214,25 @@ class CodeLlamaProtocol(LanguageServerProtocol):
 
     def receive(self, body: bytes) -> None:
         """Handle one message body, answering a request that cannot be handled with its error."""
+        self._handle(body, None)
+
+    async def receive_in_steps(self, body: bytes) -> None:
+        """`receive` for a big body (over STEPPED_BODY_BYTES): its JSON is decoded a piece at a time, the event loop
+        free between pieces (decode_in_steps). The caller awaits it before it hands on the next message."""
+        try:
+            data: dict[str, Any] | Rejected = await decode_in_steps(body)
+        except Rejected as rejected:
+            data = rejected
+        self._handle(body, data)
+
+    def _handle(self, body: bytes, decoded: dict[str, Any] | Rejected | None) -> None:
         msg_id = None
         if self._loop is None:
             self._loop = asyncio.get_running_loop()
         try:
-            data = decode(body)
+            if isinstance(decoded, Rejected):
+                raise decoded
+            data = decode(body) if decoded is None else decoded
             msg_id = _valid_id(data.get("id")) if "method" in data else None
             message = self._admit(data)
         except Rejected as rejected:

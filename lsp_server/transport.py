@@ -22,7 +22,7 @@ from typing import BinaryIO
 from pygls.io_ import StdoutWriter
 
 from .framing import Framer, frame
-from .protocol import CodeLlamaProtocol, request_id
+from .protocol import STEPPED_BODY_BYTES, CodeLlamaProtocol, request_id
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,10 @@ async def run_session(read: Callable[[], Awaitable[bytes]], protocol: CodeLlamaP
     try:
         while protocol.exit_code is None and (data := await read()):
             for body in framer.feed(data):
-                protocol.receive(body)
+                if len(body) > STEPPED_BODY_BYTES:  # a big document's text: decoded in pieces, the loop free between
+                    await protocol.receive_in_steps(body)  # awaited: the next message waits for this one
+                else:
+                    protocol.receive(body)
                 if protocol.exit_code is not None:
                     break
                 # pygls starts an async handler as a task, which first runs when the loop next gets control.

@@ -1,17 +1,21 @@
 """Protocol abuse against the real server process: every request gets exactly one response, a result or a
 JSON-RPC error with its id, and no error ever turns into a popup. The model is not loaded here (no
-`initialized`): these are the protocol's answers, which must not depend on it."""
+`initialized`): these are the protocol's answers, which must not depend on it. At the end, the decoder of big
+bodies alone, in-process."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from lsp_server import protocol
+from lsp_server.protocol import Rejected, decode, decode_in_steps
 from tests.wire import Wire
 
 PARSE_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, INVALID_PARAMS, NOT_INITIALIZED = -32700, -32600, -32601, -32602, -32002
@@ -270,3 +274,66 @@ def test_a_bug_of_ours_is_still_logged_with_its_traceback() -> None:
         assert server.logged("Traceback") and "KeyError" in server.log(), log
     finally:
         server.kill()
+
+
+# -- big bodies, decoded in steps (in-process: the decoder alone) ---------------------------------------
+def outcome(decoding: Callable[[], dict]) -> object:
+    try:
+        return decoding()
+    except Rejected as rejected:
+        return rejected.error.code, rejected.error.message, rejected.msg_id
+
+
+# Characters that escapes and cuts can go wrong on: quotes, backslashes, control characters, a surrogate pair, lone
+# surrogates, non-ASCII.
+TRICKY = st.sampled_from(['"', "\\", "\\\\", '\\"', "\n", "\t", "\x00", "é", "\U0001f600", "\ud83d", "\ude00",
+                          "\u2028", "u", "d83d", " ", "x" * 7])
+
+
+@settings(max_examples=300, deadline=None)
+@given(texts=st.lists(st.lists(TRICKY, max_size=60).map("".join), min_size=1, max_size=4),
+       ascii_only=st.booleans(), cut=st.integers(0, 400), step=st.integers(1, 16))
+def test_decoding_in_steps_gives_what_decoding_at_once_does(texts: list[str], ascii_only: bool, cut: int,
+                                                            step: int) -> None:
+    """Whatever the strings hold and wherever the pieces are cut, the same message, or the same error: a lone
+    surrogate scrubbed, a pair kept whole, a body cut short (`cut`) or not UTF-8 rejected with the same words."""
+    message = {"jsonrpc": "2.0", "id": 7, "method": "textDocument/didOpen",
+               "params": {"text": texts[0], "more": texts[1:], texts[-1]: {"key": texts[0][::-1]}}}
+    body = json.dumps(message, ensure_ascii=ascii_only).encode("utf-8", "surrogatepass")
+    if cut % 5 == 0:
+        body = body[:cut]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(protocol, "STEP_CHARS", step)  # a piece every few characters: every kind of cut is tried
+        assert outcome(lambda: asyncio.run(decode_in_steps(body))) == outcome(lambda: decode(body))
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            return
+        if cut % 5:  # whole, valid JSON: decoded in steps, not at once for want of a way to cut it
+            assert asyncio.run(protocol._decode_long_strings(text)) == decode(body)
+
+
+def test_a_big_body_is_decoded_with_the_event_loop_free_between_pieces() -> None:
+    """json.loads of a 5 MB document held the loop 15-30 ms; in steps, the loop runs other work between pieces."""
+    text = 'def f(x):\n    return "\\"" + x\n' * 40_000
+    body = json.dumps({"jsonrpc": "2.0", "method": "textDocument/didOpen", "params": {"textDocument": {
+        "uri": URI, "languageId": "python", "version": 1, "text": text}}}).encode()
+
+    async def decode_counting_turns() -> tuple[dict, int]:
+        turns = 0
+
+        async def count() -> None:
+            nonlocal turns
+            while True:
+                turns += 1
+                await asyncio.sleep(0)
+
+        counter = asyncio.create_task(count())
+        await asyncio.sleep(0)
+        data = await decode_in_steps(body)
+        counter.cancel()
+        return data, turns - 1
+
+    data, turns = asyncio.run(decode_counting_turns())
+    assert data == decode(body)
+    assert turns >= len(body) // protocol.STEP_CHARS  # at once: 0

@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lsp_server.protocol import REPLY_S
+from lsp_server.protocol import REPLY_S, STEPPED_BODY_BYTES
 from lsp_server.text import split_lines
 from lsp_server.tools.keystrokes import python_file
 from lsp_server.tools.soak import PROBE
@@ -241,6 +241,27 @@ def test_a_request_answers_for_the_document_as_it_was_when_asked(server: Wire, m
         found = items(server.response(msg_id))
         assert found and all(i["range"]["start"] == {"line": 1, "character": 16} for i in found), found
     assert code_action(server, uri, 2)  # version 2 is what the server has now
+
+
+def test_a_big_full_text_change_is_taken_before_the_messages_read_behind_it(server: Wire) -> None:
+    """A body over STEPPED_BODY_BYTES is decoded a piece at a time, other work of the loop running between; the
+    edit and the request read behind it in the same chunk must still wait for it, in order."""
+    server.wait_ready()
+    uri = "file:///work/big_then_small.py"
+    server.open(uri, "x = 1\n")
+    big = "def add(a, b):\n    return a + b\n\n\n" + "y = 2\n" * 60_000
+    assert len(json.dumps(big)) > STEPPED_BODY_BYTES
+    rename = {"range": {"start": {"line": 0, "character": 4}, "end": {"line": 0, "character": 7}}, "text": "total"}
+    at = {"line": 0, "character": 0}
+    msg_id = server.notifications_then([
+        ("textDocument/didChange", {"textDocument": {"uri": uri, "version": 2}, "contentChanges": [{"text": big}]}),
+        ("textDocument/didChange", {"textDocument": {"uri": uri, "version": 3}, "contentChanges": [rename]}),
+    ], "textDocument/codeAction", {"textDocument": {"uri": uri}, "range": {"start": at, "end": at},
+                                   "context": {"diagnostics": []}})
+    actions = server.response(msg_id, 60)["result"] or []
+    # Overtaken by the request: no action (in "x = 1"); by the small edit: "add", which it renamed in "x = 1".
+    assert [a["title"] for a in actions] == ["Generate docstring for total"]
+    server.notify("textDocument/didClose", {"textDocument": {"uri": uri}})
 
 
 def test_a_files_first_parse_holds_no_other_request_and_answers_for_its_version(server: Wire) -> None:

@@ -127,6 +127,14 @@ class Wire:
         self.send_bytes(b"".join(frame(json.dumps(m).encode()) for m in messages))
         return self._next_id
 
+    def notifications_then(self, notifications: list[tuple[str, Any]], method: str, params: Any) -> int:
+        """Notifications and a request after them in one write, read by the server together; the request's id."""
+        self._next_id += 1
+        messages = [*({"jsonrpc": "2.0", "method": m, "params": p} for m, p in notifications),
+                    {"jsonrpc": "2.0", "id": self._next_id, "method": method, "params": params}]
+        self.send_bytes(b"".join(frame(json.dumps(m).encode()) for m in messages))
+        return self._next_id
+
     def notify(self, method: str, params: Any = None) -> None:
         self.send({"jsonrpc": "2.0", "method": method, "params": params})
 
