@@ -54,6 +54,8 @@ TAB_WIDTH = 4
 _CLOSING_LINE = re.compile(r"^(?:[)\]}]+|end|fi|done|esac|\{/[a-z]+\})[)\]};,]*$")
 # A Svelte template block that the lines below fill: `{#if open}`, `{#each items as item}`, `{:else}`.
 _SVELTE_BLOCK = re.compile(r"\{[#:][a-z]+\b[^{}]*\}$")
+# A Svelte block's next branch, which closes one and opens the next: `{:else}`, `{:else if x}`, `{:then v}`.
+_SVELTE_BRANCH = re.compile(r"\{:[a-z]+\b[^{}]*\}$")
 _CLOSING_WORDS = ("end", "fi", "done", "esac")
 
 _OPENER_WORD = re.compile(r"(?:^|[^\w.$])(?:do|then|else|begin|repeat)$")
@@ -232,6 +234,7 @@ def _end_of_block(
     block_indent: int,
     opener_indent: int | None = None,
     element: str | None = None,
+    markup: bool = False,
 ) -> int | None:
     """How many of ``lines`` (the completion split at newlines) to keep, or None
     if the block has not ended within them.
@@ -239,7 +242,8 @@ def _end_of_block(
     The first line continues the cursor line, so only later lines are checked
     for dedent. Ends: a line shallower than ``block_indent`` (kept if it is a
     closing-only line like ``}`` at exactly ``opener_indent``; one there that
-    closes and reopens, ``} else {``, goes on to the next block), a line equal to
+    closes and reopens, ``} else {`` or in ``markup`` Svelte's ``{:else}``, goes
+    on to the next block), a line equal to
     the next non-blank suffix line (the model is re-emitting existing code; a
     closing line there counts with more or less punctuation, ``};`` for ``}``),
     two consecutive blank lines, or the line with the closing tag of ``element``
@@ -274,6 +278,8 @@ def _end_of_block(
                     # `} else {`, `} catch (e) {`, `}).then((r) => {`: cut here, the block would be left
                     # without its `}`; the next block is the same statement's and ends at its own closer.
                     continue
+                if markup and _SVELTE_BRANCH.match(stripped):
+                    continue  # `{:else}`: the same, the block going on to its `{/if}`
             return i
     return None
 
@@ -288,12 +294,12 @@ def _same_closer(line: str, other: str) -> bool:
 def _dedent_in_progress(line: str, block_indent: int) -> bool:
     """Whether a not-yet-finished line already shows a dedent that will be cut.
 
-    Not when it could still become a closing-only line (``}``, ``end``, ``</ul>``, ``{/if}``...),
-    which shaping may keep: then we must see the whole line.
+    Not when it could still become a closing-only line (``}``, ``end``, ``</ul>``, ``{/if}``...)
+    or a Svelte branch (``{:else}``), which shaping may keep: then we must see the whole line.
     """
     stripped = line.lstrip(" \t")
     if not stripped or indent_width(line) >= block_indent or stripped[0] in ")]}" or stripped in ("<", "{") \
-            or stripped.startswith(("</", "{/")):
+            or stripped.startswith(("</", "{/", "{:")):
         return False
     word = re.match(r"\w+", stripped)
     # A word that may still grow into `end`, `fi`, ...: wait for the newline.
@@ -350,6 +356,7 @@ def make_stop(
                 block_indent=block_indent,
                 opener_indent=opener_indent,
                 element=element,
+                markup=markup,
             )
             is not None
         ):
@@ -467,6 +474,7 @@ def _cut_multi(text: str, *, prefix: str, suffix: str, max_lines: int, markup: b
         block_indent=indent,
         opener_indent=opener,
         element=element,
+        markup=markup,
     )
     if keep is not None:
         lines = lines[:keep]

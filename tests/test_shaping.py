@@ -745,6 +745,11 @@ def test_stop_in_markup_at_the_closing_tag_or_quote() -> None:
     # A Svelte block: its content, to its `{/if}` (kept as a `}` is).
     ("{#if open}", "\n  <p>Open</p>\n{/if}\n<p>x</p>\n", "\n  <p>Open</p>\n{/if}"),
     ("<ul>\n  {#each items as item}", "\n    <li>{item}</li>\n  {/each}\n</ul>\n", "\n    <li>{item}</li>\n  {/each}"),
+    # A branch in the middle (`{:else}`, `{:else if}`, `{:then}`) goes on to the block's end (before: cut there).
+    ("{#if open}", "\n  <p>A</p>\n{:else}\n  <p>B</p>\n{/if}\n<p>x</p>\n", "\n  <p>A</p>\n{:else}\n  <p>B</p>\n{/if}"),
+    ("<div>\n  {#if a}", "\n    1\n  {:else if b}\n    2\n  {:else}\n    3\n  {/if}\n</div>\n",
+     "\n    1\n  {:else if b}\n    2\n  {:else}\n    3\n  {/if}"),
+    ("{#await p}", "\n  ...\n{:then v}\n  {v}\n{/await}\nx\n", "\n  ...\n{:then v}\n  {v}\n{/await}"),
 ])  # fmt: skip
 def test_multi_in_markup_ends_with_the_elements_closing_tag(prefix: str, raw: str, expected: str) -> None:
     # Before: `<ul>|` was single-line (nothing), and `</ul>` at the tag's indent or content there ended the block
@@ -791,3 +796,8 @@ def test_the_closing_tag_on_the_next_line_is_not_written_again(prefix: str, suff
     assert shape(stopped, prefix=prefix, suffix=suffix, mode=mode, markup=True) == Shaped(expected)
     if expected != raw:  # generation stops as the model's closing tag is written, not at the end of its line
         assert stopped == raw[:raw.index(">", len(expected)) + 1]
+
+
+def test_a_svelte_branch_is_no_block_in_code() -> None:
+    # Outside markup a line `{:else}` is a dedent like any other: the block ends there.
+    assert shape("\n    a\n{:else}\n    b\n", prefix="if x:", suffix="\n", mode="multi") == Shaped("\n    a")

@@ -532,6 +532,9 @@ MARKUP_CASES = [
      "const N = () => <p>{`${n} items`}</p>;\n"),
     # A Svelte block's content, its `{/if}` below it (before: single-line, no suggestion).
     ("svelte", "{#if open}|\n{/if}\n", "\n  <p>Open</p>\n{/if}\n", "{#if open}\n  <p>Open</p>\n{/if}\n"),
+    # Its `{:else}` in the middle: the block goes on to its `{/if}` (before: the first branch only).
+    ("svelte", "{#if ok}|\n{/if}\n", "\n  <p>Yes</p>\n{:else}\n  <p>No</p>\n{/if}\n",
+     "{#if ok}\n  <p>Yes</p>\n{:else}\n  <p>No</p>\n{/if}\n"),
     # Generics and comparisons: as before.
     ("cpp", "std::vector<int|> v;\n", ", int", "std::vector<int, int> v;\n"),
     ("typescriptreact", "const m = new Map<string, |>();\n", "number>();\nconst n = 1;\n",
