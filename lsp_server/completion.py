@@ -22,10 +22,10 @@ from model.tokenizer import Tokenizer, infill_prompt
 from .context import FimContext, build_context, forget_counters
 from .extra_context import DATA_LINE_CHARS
 from .settings import PROMPT_OVERHEAD, Settings
-from .shaping import (block_indent, completion_mode, drop_loop, drop_partial_line, drop_partial_word,
-                      drop_repeated_lines, framing_start, looping, make_stop, next_suffix_line, opened_element,
-                      opener_indent, shape)
-from .tags import in_markup
+from .shaping import (block_indent, closing_line_below, completion_mode, drop_loop, drop_partial_line,
+                      drop_partial_word, drop_repeated_lines, framing_start, looping, make_stop, next_suffix_line,
+                      opened_element, opener_indent, shape)
+from .tags import TAIL_CHARS, in_markup
 from .text import LinesAround, split_lines
 
 log = logging.getLogger(__name__)
@@ -217,11 +217,13 @@ def prepare(engine: Backend, text: str, offset: int, settings: Settings, *, extr
     if fitted is None:
         return None
     ctx, prompt = fitted
+    indent = block_indent(ctx.prefix, markup=markup, rest_of_line=after)
+    opener = opener_indent(ctx.prefix, markup=markup, rest_of_line=after)
+    element = opened_element(ctx.prefix, markup=markup, rest_of_line=after)
     block_end = make_stop(mode, line_before_cursor=before, next_suffix_line=next_suffix_line(ctx.suffix),
-                          block_indent=block_indent(ctx.prefix, markup=markup, rest_of_line=after),
-                          opener_indent=opener_indent(ctx.prefix, markup=markup, rest_of_line=after),
-                          element=opened_element(ctx.prefix, markup=markup, rest_of_line=after),
-                          markup=markup, rest_of_line=after)
+                          block_indent=indent, opener_indent=opener, element=element, markup=markup,
+                          rest_of_line=after,
+                          closing_below=closing_line_below(ctx.suffix, indent, opener, element) if markup else None)
 
     def stop(generated: str) -> bool:
         generated = generated[len(healed):]  # healing guarantees the text begins with `healed`

@@ -28,6 +28,7 @@ __all__ = [
     "Shaped",
     "TAB_WIDTH",
     "block_indent",
+    "closing_line_below",
     "closing_tag_below_start",
     "completion_mode",
     "drop_partial_line",
@@ -197,12 +198,37 @@ def closing_tag_below_start(text: str, element: str | None, opener_indent: int |
     return end
 
 
+def closing_line_below(suffix: str, block_indent: int, opener_indent: int | None, element: str | None,
+                       limit: int = 200) -> str | None:
+    """The line below the cursor's whose closing tag ends the element the cursor is in, for
+    :func:`closing_tag_below_start`: the next non-blank line if it begins with one; else the first line that
+    leaves the cursor's block, if it begins with one (`<div>|` above children the document has, then its
+    `</div>`). That line is shallower than ``block_indent``; with ``element`` opened on the cursor's line or the
+    one above, shallower than its tag (``opener_indent``) or a closing tag at its indent. None elsewhere; only
+    `limit` lines are read."""
+    lines = split_lines(suffix)[1:limit]
+    below = [line for line in lines if line.strip()]
+    if not below or closing_tag_at(below[0]) is not None:
+        return below[0] if below else None
+    if element is not None and opener_indent is not None:
+        # Content may sit at the tag's own indent (`<body>` under `<html>`): only a closing tag ends it there.
+        def inside(line: str) -> bool:
+            width = indent_width(line)
+            return width > opener_indent or width == opener_indent and closing_tag_at(line) is None
+    else:
+        def inside(line: str) -> bool:
+            return indent_width(line) >= block_indent
+    leaving = next((line for line in below if not inside(line)), None)
+    return leaving if leaving is not None and closing_tag_at(leaving) is not None else None
+
+
 # --------------------------------------------------------------------------
 # Mode and early stop
 # --------------------------------------------------------------------------
 
 
-def completion_mode(line_before_cursor: str, line_after_cursor: str, policy: str, *, markup: bool = False) -> Mode:
+def completion_mode(line_before_cursor: str, line_after_cursor: str, policy: str, *, markup: bool = False,
+                    above: str = "") -> Mode:
     """Single- or multi-line completion for this cursor.
 
     ``policy`` ``single``/``multi`` force the mode; anything else means auto.
@@ -317,6 +343,7 @@ def make_stop(
     markup: bool = False,
     rest_of_line: str = "",
     element: str | None = None,
+    closing_below: str | None = None,
 ) -> Callable[[str], bool]:
     """Early-stop predicate over the generated text so far.
 
@@ -331,12 +358,13 @@ def make_stop(
     In ``markup``, both modes also stop where :func:`tags.markup_end` cuts
     (the model wrote the closing tag or closing quote ``rest_of_line`` has)
     or :func:`closing_tag_below_start` does (the closing tag that
+    ``closing_below``, see :func:`closing_line_below`, or else
     ``next_suffix_line`` begins with), and multi mode at the line closing
     ``element`` (:func:`opened_element`).
     """
     def markup_ended(text: str) -> bool:
         return markup and (markup_end(text, line_before_cursor, rest_of_line) is not None or closing_tag_below_start(
-            text, element, opener_indent, next_suffix_line) is not None)
+            text, element, opener_indent, closing_below or next_suffix_line) is not None)
 
     if mode != "multi":
         return lambda text: "\n" in text or markup_ended(text)
@@ -393,7 +421,7 @@ def shape(
     In ``markup`` (see :func:`tags.in_markup`) the text ends first where
     :func:`tags.markup_end` says (before the element's closing tag, or the
     value's closing quote, that the rest of the line has) or before the
-    closing tag that the next line has (:func:`closing_tag_below_start`),
+    closing tag that a line below has (:func:`closing_tag_below_start`),
     and an opening tag opens a block.
     """
     text = _clean_raw(raw)
@@ -403,8 +431,9 @@ def shape(
     text = text[:framing_start(text, line_before)]
     if markup:
         text = text[:markup_end(text, line_before, rest_of_line)]
-        _, opener, element = _block_info(prefix, markup, rest_of_line)
-        text = text[:closing_tag_below_start(text, element, opener, next_suffix_line(suffix))]
+        indent, opener, element = _block_info(prefix, markup, rest_of_line)
+        below = closing_line_below(suffix, indent, opener, element)
+        text = text[:closing_tag_below_start(text, element, opener, below)]
 
     if mode == "multi":
         text = _cut_multi(text, prefix=prefix, suffix=suffix, max_lines=max_lines, markup=markup)

@@ -8,6 +8,7 @@ from lsp_server.shaping import (
     completion_mode,
     indent_width,
     make_stop,
+    closing_line_below,
     next_suffix_line,
     opened_element,
     opener_indent,
@@ -801,3 +802,30 @@ def test_the_closing_tag_on_the_next_line_is_not_written_again(prefix: str, suff
 def test_a_svelte_branch_is_no_block_in_code() -> None:
     # Outside markup a line `{:else}` is a dedent like any other: the block ends there.
     assert shape("\n    a\n{:else}\n    b\n", prefix="if x:", suffix="\n", mode="multi") == Shaped("\n    a")
+
+
+@pytest.mark.parametrize(("prefix", "suffix", "mode", "raw", "expected"), [
+    # The document has the element's children and then its closing tag: the model's own (glued to its last
+    # child, or on its own line) would close the element above them.
+    ("<div>", "\n  <p>old</p>\n</div>\n", "multi", "\n  <p>a</p></div>", "\n  <p>a</p>"),
+    ("<div>", "\n  <p>old</p>\n</div>\n", "multi", "\n  <p>a</p>\n</div>\n", "\n  <p>a</p>"),
+    ("<div>\n  <p>x</p>\n  ", "\n  <p>old</p>\n</div>\n", "multi", "<p>a</p></div>", "<p>a</p>"),
+    ("<p>\n  Hello ", "\n  more\n</p>\n", "single", "world</p>", "world"),
+    ("<html>\n<body>", "\n<p>x</p>\n</body>\n</html>\n", "multi", "\n<p>a</p></body>", "\n<p>a</p>"),
+    # Not where the line leaving the block is an outer element's, or no closing tag at all.
+    ("<ul>\n  <li>", "\n  <li>c</li>\n</ul>\n", "multi", "\n    a\n  </li>\n  <li>b</li></ul>", "\n    a\n  </li>"),
+    ("<div>", "\n  <p>old</p>\n<p>y</p>\n", "multi", "\n  <p>a</p></div>", "\n  <p>a</p></div>"),
+])  # fmt: skip
+def test_the_closing_tag_below_the_documents_children_is_not_written_again(prefix: str, suffix: str, mode: str,
+                                                                          raw: str, expected: str) -> None:
+    assert shape(raw, prefix=prefix, suffix=suffix, mode=mode, markup=True) == Shaped(expected)
+    line_before = prefix.split("\n")[-1]
+    indent, opener, element = (block_indent(prefix, markup=True), opener_indent(prefix, markup=True),
+                               opened_element(prefix, markup=True))
+    stop = make_stop(mode, line_before_cursor=line_before, next_suffix_line=next_suffix_line(suffix), markup=True,
+                     block_indent=indent, opener_indent=opener, element=element,
+                     closing_below=closing_line_below(suffix, indent, opener, element))
+    stopped = _first_stop(stop, raw) or raw
+    assert shape(stopped, prefix=prefix, suffix=suffix, mode=mode, markup=True) == Shaped(expected)
+    if raw[len(expected):].lstrip().startswith("</"):  # generation stops as that closing tag is written
+        assert stopped == raw[:raw.index(">", len(expected)) + 1]

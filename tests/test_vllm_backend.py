@@ -535,6 +535,8 @@ MARKUP_CASES = [
     # Its `{:else}` in the middle: the block goes on to its `{/if}` (before: the first branch only).
     ("svelte", "{#if ok}|\n{/if}\n", "\n  <p>Yes</p>\n{:else}\n  <p>No</p>\n{/if}\n",
      "{#if ok}\n  <p>Yes</p>\n{:else}\n  <p>No</p>\n{/if}\n"),
+    # New children above the document's own, its `</div>` below them: the model's is not kept (before: doubled).
+    ("html", "<div>|\n  <p>old</p>\n</div>\n", "\n  <p>new</p></div>", "<div>\n  <p>new</p>\n  <p>old</p>\n</div>\n"),
     # Generics and comparisons: as before.
     ("cpp", "std::vector<int|> v;\n", ", int", "std::vector<int, int> v;\n"),
     ("typescriptreact", "const m = new Map<string, |>();\n", "number>();\nconst n = 1;\n",
