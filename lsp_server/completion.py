@@ -211,7 +211,10 @@ def prepare(engine: Backend, text: str, offset: int, settings: Settings, *, extr
     t0 = time.perf_counter()
     before, after = line_around(text, offset)
     markup = in_markup(language, text[offset:offset + 4000])
-    mode = completion_mode(before, after, settings.line_policy, markup=markup)
+    # The lines above, where a tag whose `>` the cursor follows may start (`<div⏎  className="x"⏎>|`)
+    line_start = offset - len(before)
+    mode = completion_mode(before, after, settings.line_policy, markup=markup,
+                           above=text[max(0, line_start - TAIL_CHARS):line_start] if markup else "")
     healed = healing_text(engine.tokenizer, before, words=heal_words)
     fitted = fitting_prompt(engine.tokenizer, engine.context_length, text, offset, settings, mode, extra, healed)
     if fitted is None:

@@ -19,8 +19,8 @@ from typing import Literal
 
 from .closers import CLOSER_CHARS, closer_overlap, in_empty_braces
 from .extra_context import is_context_header
-from .tags import (closing_tag_at, closing_tag_start, in_empty_element, markup_end, opening_tag_at_end,
-                   tag_end_overlap)
+from .tags import (closing_tag_at, closing_tag_start, in_empty_element, markup_end, opening_tag,
+                   opening_tag_at_end, tag_end_overlap)
 from .text import split_lines
 
 __all__ = [
@@ -88,14 +88,16 @@ def indent_width(line: str) -> int:
     return width
 
 
-def opens_block(line: str, *, markup: bool = False) -> bool:
+def opens_block(line: str, *, markup: bool = False, above: str = "") -> bool:
     """Whether ``line`` ends with a block/continuation opener.
 
     ``:`` (not ``::``), ``{``, ``(``, ``[``, ``=>``, ``->`` (only after a space
     or ``)``, so C's ``ptr->`` member access is not an opener), and the words
     ``do then else begin repeat``; in ``markup`` (see :func:`tags.in_markup`),
-    also an element's opening tag (``<ul>``, ``<div className="a">``) and a
-    Svelte block's (``{#if open}``, ``{:else}``).
+    also an element's opening tag (``<ul>``, ``<div className="a">``, or the
+    ``>`` line of one whose attributes take lines of their own, begun in
+    ``above``: see :func:`tags.opening_tag_at_end`) and a Svelte block's
+    (``{#if open}``, ``{:else}``).
     """
     s = line.rstrip()
     if not s:
@@ -106,7 +108,7 @@ def opens_block(line: str, *, markup: bool = False) -> bool:
         return True
     if s.endswith("->"):
         return len(s) == 2 or s[-3] in " \t)"
-    return _OPENER_WORD.search(s) is not None or (markup and (opening_tag_at_end(s) is not None
+    return _OPENER_WORD.search(s) is not None or (markup and (opening_tag_at_end(s, above) is not None
                                                               or _SVELTE_BLOCK.search(s) is not None))
 
 
@@ -135,19 +137,28 @@ def _block_info(prefix: str, markup: bool = False, rest_of_line: str = "") -> tu
     current = lines[-1]
     if current.strip():
         width = indent_width(current)
-        if markup and (element := opening_tag_at_end(current)) is not None:
+        # A tag's `>` on a line below its start (Prettier's `<div⏎  className="x"⏎>`): the element's indent is
+        # that of the line it starts on.
+        if markup and (found := opening_tag(current, _lines_above(lines, len(lines) - 1))) is not None:
+            element, width = found[0], indent_width(found[1])
             return (width + 1, width, None) if closing_tag_at(rest_of_line) == element else (width, width, element)
         return (width + 1, width, None) if opens_block(current, markup=markup) else (width, None, None)
     column = indent_width(current)
-    for previous in reversed(lines[:-1]):
+    for index in range(len(lines) - 2, -1, -1):
+        previous = lines[index]
         if previous.strip():
             width = indent_width(previous)
-            if markup and (element := opening_tag_at_end(previous)) is not None:
-                return column, width, element  # the editor's indent says where the content goes
+            if markup and (found := opening_tag(previous, _lines_above(lines, index))) is not None:
+                return column, indent_width(found[1]), found[0]  # the editor's indent says where the content goes
             if opens_block(previous, markup=markup):
                 return max(column, width + 1), width, None
             break
     return column, None, None
+
+
+def _lines_above(lines: list[str], index: int, count: int = 40) -> str:
+    """The `count` lines above `lines[index]`, each with its line break: where a tag that ends there starts."""
+    return "".join(line + "\n" for line in lines[max(0, index - count):index])
 
 
 def block_indent(prefix: str, *, markup: bool = False, rest_of_line: str = "") -> int:
@@ -240,14 +251,15 @@ def completion_mode(line_before_cursor: str, line_after_cursor: str, policy: str
     Tabby take it), not an inline edit. Likewise in ``markup`` an empty
     element's closing tag: ``<ul>|</ul>`` is where its content goes, one line
     of text or lines of elements; and a line ending in an opening tag
-    (``<ul>|``) opens a block.
+    (``<ul>|``) opens a block, as does the ``>|`` line of a tag begun in
+    ``above`` (the text before the cursor's line).
     """
     if policy in ("single", "multi"):
         return policy  # type: ignore[return-value]
     if line_after_cursor.strip():
         return "multi" if in_empty_braces(line_before_cursor, line_after_cursor) or (
-            markup and in_empty_element(line_before_cursor, line_after_cursor)) else "single"
-    if not line_before_cursor.strip() or opens_block(line_before_cursor, markup=markup):
+            markup and in_empty_element(line_before_cursor, line_after_cursor, above)) else "single"
+    if not line_before_cursor.strip() or opens_block(line_before_cursor, markup=markup, above=above):
         return "multi"
     return "single"
 

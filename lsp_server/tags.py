@@ -16,7 +16,7 @@ from .closers import CLOSER_CHARS, first_close
 from .text import split_lines
 
 __all__ = ["MARKUP_LANGUAGES", "closing_tag_at", "closing_tag_start", "in_empty_element", "in_markup", "markup_end",
-           "opening_tag_at_end", "tag_end_overlap"]
+           "opening_tag", "opening_tag_at_end", "tag_end_overlap"]
 
 # LSP language ids (VS Code's; Neovim's filetypes are the same) of documents written in tags.
 MARKUP_LANGUAGES = frozenset({"html", "xml", "xsl", "javascriptreact", "typescriptreact", "vue", "svelte", "astro"})
@@ -168,24 +168,56 @@ def _tag_end(line: str, start: int) -> int | None:
     return None if end is None else start + end
 
 
-def opening_tag_at_end(line: str) -> str | None:
+def opening_tag_at_end(line: str, above: str = "") -> str | None:
     """The name of the element whose opening tag ends `line` (`<ul>`, `<div className="a">`, `<>`: "" for a
     fragment), which the lines below fill; None for anything else, a self-closing tag (`<br/>`) and HTML's void
-    elements (`<br>`) included."""
+    elements (`<br>`) included. `above`: the text before `line` (up to its line break), where a tag whose
+    attributes take lines of their own starts (Prettier's `<div⏎  className="x"⏎>`)."""
+    found = opening_tag(line, above)
+    return None if found is None else found[0]
+
+
+# How many tag starts above a line are tried for the tag its `>` ends: a tag's attributes hold few elements, and
+# each try lexes to that tag's end (a page of unclosed `<a {` would take the rest of the text each time).
+_TRIED_ABOVE = 16
+
+
+def opening_tag(line: str, above: str = "") -> tuple[str, str] | None:
+    """:func:`opening_tag_at_end`'s element name, and the line its tag starts on (`line` itself, or one in
+    `above`: its indent is the element's)."""
     s = line.rstrip()[-TAIL_CHARS:]
     if not s.endswith(">") or s.endswith("/>"):
         return None
-    for match in reversed(list(_TAG_START.finditer(s))):
+    found = _tag_ending(s, 0)
+    if found is None and above and not _TAG_START.search(s):
+        # A line with no tag start of its own may end one begun above: the nearest start whose tag ends here.
+        text = above[-TAIL_CHARS:] + s
+        found = _tag_ending(text, len(text) - len(s) - 1, _TRIED_ABOVE)
+        if found is not None:
+            start = text.rfind("\n", 0, found[1]) + 1
+            end = text.find("\n", found[1])
+            return found[0], text[start:end]
+    if found is None:
+        return None
+    return found[0], line
+
+
+def _tag_ending(s: str, before: int, tried: int | None = None) -> tuple[str, int] | None:
+    """The name and start of the tag, starting before `s[before]`, whose `>` is the last character of `s`,
+    the nearest such start of the `tried` nearest (all if None); None if there is none or it is a void
+    element's."""
+    for match in list(reversed(list(_TAG_START.finditer(s, 0, len(s) if before <= 0 else before + 1))))[:tried]:
         if _tag_end(s, match.end()) == len(s) - 1:
             name = match.group(1) or ""
-            return None if name.lower() in _VOID else name
+            return None if name.lower() in _VOID else (name, match.start())
     return None
 
 
-def in_empty_element(line_before: str, rest_of_line: str) -> bool:
+def in_empty_element(line_before: str, rest_of_line: str, above: str = "") -> bool:
     """Whether the cursor is between an opening tag and its closing tag, with nothing between them but
-    blanks: `<ul>|</ul>` (an editor closed the tag as the user typed it), where the element's content goes."""
-    name = opening_tag_at_end(line_before)
+    blanks: `<ul>|</ul>` (an editor closed the tag as the user typed it), where the element's content goes.
+    `above`: as for :func:`opening_tag_at_end`."""
+    name = opening_tag_at_end(line_before, above)
     return name is not None and closing_tag_at(rest_of_line) == name
 
 

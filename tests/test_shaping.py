@@ -804,6 +804,46 @@ def test_a_svelte_branch_is_no_block_in_code() -> None:
     assert shape("\n    a\n{:else}\n    b\n", prefix="if x:", suffix="\n", mode="multi") == Shaped("\n    a")
 
 
+_PRETTIER = 'const A = () => (\n  <div\n    className="x"\n    id="y"\n  >'
+
+
+@pytest.mark.parametrize(("prefix", "suffix", "raw", "expected"), [
+    # Its closing tag below: the content, that `</div>` not written again, inline or on its own line.
+    (_PRETTIER, "\n  </div>\n);\n", "\n    <p>a</p>\n  </div>\n);\n", "\n    <p>a</p>"),
+    (_PRETTIER, "\n  </div>\n);\n", "\n    <p>a</p>\n    <p>b</p></div>\n);", "\n    <p>a</p>\n    <p>b</p>"),
+    # None below: its own, kept at the indent of the line the tag starts on, and the line after it not.
+    (_PRETTIER, "\n", "\n    <p>a</p>\n  </div>\n);\n", "\n    <p>a</p>\n  </div>"),
+    # The `>` on the last attribute's line.
+    ("<section>\n  <a\n    href=\"/x\">", "\n  </a>\n</section>\n", "\n    Home\n  </a>\n</section>", "\n    Home"),
+    # An attribute's expression holding a tag of its own.
+    ("<Route\n  render={() => <p>Don't</p>}\n>", "\n</Route>\n", "\n  <Child />\n</Route>", "\n  <Child />"),
+])  # fmt: skip
+def test_the_gt_line_of_a_tag_begun_above_opens_a_block(prefix: str, suffix: str, raw: str, expected: str) -> None:
+    # Before: `>|` was single-line, so a model starting on a new line gave no suggestion.
+    lines = prefix.split("\n")
+    above = "".join(line + "\n" for line in lines[:-1])
+    assert completion_mode(lines[-1], "", "auto", markup=True, above=above) == "multi"
+    assert completion_mode(lines[-1], "", "auto", markup=False, above=above) == "single"
+    assert shape(raw, prefix=prefix, suffix=suffix, mode="multi", markup=True) == Shaped(expected)
+    indent, opener, element = (block_indent(prefix, markup=True), opener_indent(prefix, markup=True),
+                               opened_element(prefix, markup=True))
+    stop = make_stop("multi", line_before_cursor=lines[-1], next_suffix_line=next_suffix_line(suffix), markup=True,
+                     block_indent=indent, opener_indent=opener, element=element,
+                     closing_below=closing_line_below(suffix, indent, opener, element))
+    stopped = _first_stop(stop, raw)
+    assert stopped is not None and shape(stopped, prefix=prefix, suffix=suffix, mode="multi", markup=True) \
+        == Shaped(expected)
+
+
+def test_the_gt_line_of_an_empty_element_begun_above() -> None:
+    # Prettier's `<div⏎  className="x"⏎></div>`: between the tags is where its content goes, as in `<div>|</div>`.
+    above = '<div\n  className="x"\n'
+    assert completion_mode(">", "</div>", "auto", markup=True, above=above) == "multi"
+    assert completion_mode(">", "</p>", "auto", markup=True, above=above) == "single"
+    assert shape("\n  <p>a</p>\n</div>", prefix=above + ">", suffix="</div>\n", mode="multi", markup=True) \
+        == Shaped("\n  <p>a</p>\n", 0)
+
+
 @pytest.mark.parametrize(("prefix", "suffix", "mode", "raw", "expected"), [
     # The document has the element's children and then its closing tag: the model's own (glued to its last
     # child, or on its own line) would close the element above them.

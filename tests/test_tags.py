@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from lsp_server.tags import closing_tag_at, in_empty_element, in_markup, markup_end, opening_tag_at_end
+from lsp_server.tags import closing_tag_at, in_empty_element, in_markup, markup_end, opening_tag, opening_tag_at_end
 
 
 @pytest.mark.parametrize(("language", "suffix", "expected"), [
@@ -45,6 +45,22 @@ def test_in_markup(language: str, suffix: str, expected: bool) -> None:
 ])  # fmt: skip
 def test_opening_tag_at_end(line: str, name: str | None) -> None:
     assert opening_tag_at_end(line) == name
+
+
+@pytest.mark.parametrize(("above", "line", "expected"), [
+    # A tag whose attributes take lines of their own: the element, and the line its tag starts on.
+    ('<div\n  className="x"\n', ">", ("div", "<div")),
+    ("  <a\n    href=\"/x\"\n", '    title="y">', ("a", "  <a")),
+    ("<Route\n  render={() => <p>Don't</p>}\n  path=\"/\"\n", ">", ("Route", "<Route")),
+    ("<ul>\n  <li\n    key={1}\n", "  >", ("li", "  <li")),
+    # Not: a void element, a self-closing tag, a tag closed above, code, the line's own tag.
+    ("<input\n  type=\"text\"\n", ">", None), ("<Foo\n  a={1}\n", "/>", None), ("<p>x</p>\n", ">", None),
+    ("if (a\n  && b\n", "  >", None),
+    ("<div\n", '  <span a="1">', ("span", '  <span a="1">')),
+])  # fmt: skip
+def test_opening_tag_begun_above(above: str, line: str, expected: tuple[str, str] | None) -> None:
+    assert opening_tag(line, above) == expected
+    assert opening_tag(line) == (expected if expected is not None and expected[1] == line else None)
 
 
 @pytest.mark.parametrize(("before", "after", "expected"), [

@@ -535,6 +535,10 @@ MARKUP_CASES = [
     # Its `{:else}` in the middle: the block goes on to its `{/if}` (before: the first branch only).
     ("svelte", "{#if ok}|\n{/if}\n", "\n  <p>Yes</p>\n{:else}\n  <p>No</p>\n{/if}\n",
      "{#if ok}\n  <p>Yes</p>\n{:else}\n  <p>No</p>\n{/if}\n"),
+    # Prettier's `>` line of a tag begun above opens a block (before: single-line, no suggestion).
+    ("typescriptreact", 'const C = () => (\n  <div\n    className="card"\n  >|\n  </div>\n);\n',
+     "\n    <p>a</p>\n    <p>b</p></div>\n);", 'const C = () => (\n  <div\n    className="card"\n  >\n    <p>a</p>\n'
+     '    <p>b</p>\n  </div>\n);\n'),
     # New children above the document's own, its `</div>` below them: the model's is not kept (before: doubled).
     ("html", "<div>|\n  <p>old</p>\n</div>\n", "\n  <p>new</p></div>", "<div>\n  <p>new</p>\n  <p>old</p>\n</div>\n"),
     # Generics and comparisons: as before.
