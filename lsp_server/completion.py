@@ -67,6 +67,15 @@ def line_around(text: str, offset: int) -> tuple[str, str]:
     return text[start:offset], text[offset:min(ends) if ends else len(text)]
 
 
+def cursor_mode(text: str, offset: int, policy: str, markup: bool) -> str:
+    """:func:`shaping.completion_mode` at `offset`, with the lines above in markup: a tag whose `>` the cursor
+    follows may start there (`<div⏎  className="x"⏎>|`)."""
+    before, after = line_around(text, offset)
+    line_start = offset - len(before)
+    return completion_mode(before, after, policy, markup=markup,
+                           above=text[max(0, line_start - TAIL_CHARS):line_start] if markup else "")
+
+
 def inside_a_word(text: str, offset: int) -> bool:
     """Whether the cursor is inside a word: letters, digits or `_` on both sides of it. A suggestion there
     splits the word (`os.pa|th.getsize(name)` + `th.join(name))`), so the server makes one only when the
@@ -211,10 +220,7 @@ def prepare(engine: Backend, text: str, offset: int, settings: Settings, *, extr
     t0 = time.perf_counter()
     before, after = line_around(text, offset)
     markup = in_markup(language, text[offset:offset + 4000])
-    # The lines above, where a tag whose `>` the cursor follows may start (`<div⏎  className="x"⏎>|`)
-    line_start = offset - len(before)
-    mode = completion_mode(before, after, settings.line_policy, markup=markup,
-                           above=text[max(0, line_start - TAIL_CHARS):line_start] if markup else "")
+    mode = cursor_mode(text, offset, settings.line_policy, markup)
     healed = healing_text(engine.tokenizer, before, words=heal_words)
     fitted = fitting_prompt(engine.tokenizer, engine.context_length, text, offset, settings, mode, extra, healed)
     if fitted is None:

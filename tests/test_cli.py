@@ -150,3 +150,24 @@ def test_every_command_in_the_docs_names_a_real_subcommand_and_flags() -> None:
             assert not unknown, f"`codellama-lsp{command}`: {sorted(unknown)} not among {' '.join(argv)}'s flags"
         checked += 1
     assert checked > 30  # the docs show many; a broken extraction would check none
+
+
+def test_dump_prompt_takes_the_mode_a_tag_begun_above_gives(checkpoint_factory, tmp_path: Path) -> None:
+    # After Prettier's `>` line the completion is multi-line, so the prompt leaves multi-line's room for the
+    # answer (before: single-line's, a prompt other than the one the server runs there).
+    from lsp_server.completion import fitting_prompt, healing_text
+    from lsp_server.settings import Settings
+
+    model_dir = checkpoint_factory("hf")
+    tok = Tokenizer(model_dir / "tokenizer.model")
+    doc = tmp_path / "card.tsx"
+    filler = "".join(f"const v{i} = {i} * 2; // filler line {i}\n" for i in range(300))
+    text = filler + 'const C = () => (\n  <div\n    className="card"\n  >\n  </div>\n);\n'
+    doc.write_text(text, encoding="utf-8")
+    result = run_cli(str(doc), "--line", "303", "--character", "3", "--model", str(model_dir), "--dump-prompt",
+                     "--context-length", "200", "--fim-mode", "spm")
+    assert result.returncode == 0, result.stderr
+    offset, settings = text.index("  >\n  </div>") + 3, Settings(context_length=200, fim_mode="spm")
+    prompts = {mode: fitting_prompt(tok, 200, text, offset, settings, mode, healed=healing_text(tok, "  >"))[1]
+               for mode in ("single", "multi")}
+    assert prompts["single"] != prompts["multi"] and json.loads(result.stdout) == prompts["multi"]

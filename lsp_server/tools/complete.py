@@ -116,19 +116,18 @@ def _windowed_prompt(settings: Settings, text: str, offset: int, raw: bool, lang
     from model.checkpoint import open_checkpoint
     from model.tokenizer import infill_prompt
 
-    from ..completion import fitting_prompt, healing_text, line_around
+    from ..completion import cursor_mode, fitting_prompt, healing_text, line_around
     from ..loading import model_dir
-    from ..shaping import completion_mode
     from ..tags import in_markup
 
     tokenizer, reader = open_checkpoint(model_dir(settings))
     if raw:
         return infill_prompt(tokenizer, text[:offset], text[offset:], settings.fim_mode)  # type: ignore[arg-type]
-    before, after = line_around(text, offset)
+    before, _ = line_around(text, offset)
     markup = in_markup(language, text[offset:offset + 4000])
     context_length = min(settings.context_length, reader.args.max_seq_len)
     fitted = fitting_prompt(tokenizer, context_length, text, offset, settings,
-                            completion_mode(before, after, settings.line_policy, markup=markup),
+                            cursor_mode(text, offset, settings.line_policy, markup),
                             healed=healing_text(tokenizer, before))
     if fitted is None:
         raise ValueError(f"no prompt fits the context of {context_length} tokens")
