@@ -44,13 +44,16 @@ PREFILL_CHUNK = {"cpu": 512, "cuda": 2048}
 # processes read 600 tokens in 50-62 s that way, 36-46 s this way, 16-18 s in 512s.) Never under CPU_CHUNK_FLOOR.
 PASSES_PER_CHUNK = 8
 CPU_CHUNK_FLOOR = 16
+# ...and never shorter than this: no one waits on a hold this short, and every pass saved is reading time (the demo
+# model's chunks were ~165 tokens of ~30 ms by the rule above, and read a 900-token prompt 13% slower than in 512s).
+CPU_CHUNK_SECONDS = 0.25
 
 
 class PrefillChunks:
     """CPU prefill chunk sizes from the measured costs of a forward pass: `pass_s` for any pass (a decoding step's
     time, timed at load) and `token_s` more for each token (measured chunk by chunk). A chunk holds the tokens
-    that make it last PASSES_PER_CHUNK passes, between `floor` and `largest`. It starts at `floor` and grows at
-    most 4x a chunk, one chunk being no proof."""
+    that make it last PASSES_PER_CHUNK passes, or CPU_CHUNK_SECONDS when that is longer, between `floor` and
+    `largest`. It starts at `floor` and grows at most 4x a chunk, one chunk being no proof."""
 
     def __init__(self, largest: int, pass_s: float, *, floor: int = CPU_CHUNK_FLOOR) -> None:
         self.largest, self.floor = largest, min(floor, largest)
@@ -65,7 +68,8 @@ class PrefillChunks:
             return
         token_s = max(elapsed - self.pass_s, 0.0) / (tokens - 1)  # a pass holds one token already
         self.token_s = token_s if self.token_s is None else (self.token_s + token_s) / 2
-        fits = 1 + (PASSES_PER_CHUNK - 1) * self.pass_s / self.token_s if self.token_s > 0 else self.largest
+        fits = (max(1 + (PASSES_PER_CHUNK - 1) * self.pass_s / self.token_s, CPU_CHUNK_SECONDS / self.token_s)
+                if self.token_s > 0 else self.largest)
         self.size = max(self.floor, min(int(fits), 4 * self.size, self.largest))
 
 
