@@ -74,7 +74,11 @@ def decode(body: bytes) -> dict[str, Any]:
         raise Rejected(JsonRpcParseError(f"Parse error: {e}")) from e
     if not isinstance(data, dict):
         raise Rejected(JsonRpcInvalidRequest("Invalid request: a message is one JSON object (LSP has no batches)"))
-    return _scrub(data) if _ESCAPED_SURROGATE.search(text) else data
+    try:
+        return _scrub(data) if _ESCAPED_SURROGATE.search(text) else data
+    except RecursionError as e:  # _scrub takes two frames a level where json.loads took one
+        msg_id = _valid_id(data.get("id")) if "method" in data else None
+        raise Rejected(JsonRpcParseError("Parse error: the message is nested too deeply"), msg_id) from e
 
 
 async def decode_in_steps(body: bytes) -> dict[str, Any]:

@@ -57,6 +57,19 @@ def test_params_that_do_not_parse_get_an_error_with_their_id(wire: Wire, params:
     assert wire.popups() == []
 
 
+@pytest.mark.parametrize("padding", [0, 300_000])  # decoded at once, and in steps (over 256 KB)
+def test_a_message_nested_deeper_than_its_scrubbing_can_go_is_answered_with_its_id(wire: Wire, padding: int) -> None:
+    # json.loads takes 700 nested arrays, but replacing the lone surrogate deep inside them took twice the frames:
+    # the request was left unanswered, and a body big enough to be decoded in steps ended the server.
+    head = json.dumps({"jsonrpc": "2.0", "id": f"deep-{padding}", "method": "textDocument/hover"})[:-1]
+    body = f'{head}, "params": {{"pad": "{"a" * padding}", "deep": {"[" * 700}"\\ud800"{"]" * 700}}}}}'.encode()
+    wire.send(body)
+    reply = wire.response(f"deep-{padding}", timeout=10)
+    assert error_of(reply) == PARSE_ERROR and "nested too deeply" in reply["error"]["message"], reply
+    assert error_of(wire.call("textDocument/hover", position_params(0, 0))) == METHOD_NOT_FOUND  # the session goes on
+    assert wire.answers[f"deep-{padding}"] == 1
+
+
 def test_a_body_that_is_not_utf8_is_answered_with_its_id(wire: Wire) -> None:
     body = b'{"jsonrpc": "2.0", "id": "latin-1", "method": "textDocument/inlineCompletion", "params": ' \
            b'{"textDocument": {"uri": "file:///caf\xe9.py"}, "position": {"line": 0, "character": 0}}}'
