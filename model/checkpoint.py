@@ -94,12 +94,13 @@ def load_pickle(path: Path) -> object:
 
 
 def _record_offsets(path: Path) -> list[int]:
-    """Where the bytes of each tensor storage (a stored, uncompressed `.../data/N` zip entry) begin in a
-    torch.save file."""
+    """Where the bytes of each non-empty tensor storage (a stored, uncompressed `.../data/N` zip entry) begin in
+    a torch.save file."""
     offsets = []
     with zipfile.ZipFile(path) as archive, open(path, "rb") as f:
         for info in archive.infolist():
-            if info.filename.split("/")[-2:-1] == ["data"] and info.compress_type == zipfile.ZIP_STORED:
+            if (info.filename.split("/")[-2:-1] == ["data"] and info.compress_type == zipfile.ZIP_STORED
+                    and info.file_size):  # an empty storage has no data pointer to match
                 f.seek(info.header_offset + 26)  # the local header's name and extra field lengths
                 name_len, extra_len = struct.unpack("<HH", f.read(4))
                 offsets.append(info.header_offset + 30 + name_len + extra_len)
@@ -123,7 +124,9 @@ class PickledTensors:
         self.tensors: dict[str, Tensor] = {k: v for k, v in state.items() if isinstance(v, Tensor)}
         # torch.load(mmap=True) maps the file from its start and slices each storage from its record's offset,
         # so a storage's address less the mapping's is where its bytes are in the file. The mapping's address
-        # is the lowest storage's less the lowest record's offset; checked against every storage, else unknown.
+        # is the lowest storage's less the lowest record's offset, if the storages are exactly the records: a
+        # record no tensor here uses (one of a value that is not a tensor) could be the lowest, and equal spacing
+        # would then pass a check of each storage alone with every tensor read from the record before its own.
         self._base: int | None = None
         pointers = {t.untyped_storage().data_ptr() for t in self.tensors.values() if t.untyped_storage().nbytes()}
         try:
@@ -132,7 +135,7 @@ class PickledTensors:
             offsets = set()
         if pointers and offsets:
             base = min(pointers) - min(offsets)
-            if all(p - base in offsets for p in pointers):
+            if {p - base for p in pointers} == offsets:
                 self._base = base
 
     def get(self, name: str) -> Tensor:

@@ -114,6 +114,22 @@ def test_pickled_tensors_are_read_into_their_own_memory(tmp_path: Path) -> None:
         assert got.untyped_storage().data_ptr() not in mapping
 
 
+def test_pickled_tensors_are_read_from_their_own_records_whatever_else_the_file_holds(tmp_path: Path) -> None:
+    """A storage that no tensor of the dict uses (one inside a value that is not a tensor) came first in the file,
+    equally spaced from the others: every tensor was read from the record before its own (w1 held x's sevens)."""
+    w1, w2 = torch.full((64,), 1.0), torch.full((64,), 2.0)
+    path = tmp_path / "extra.pth"
+    torch.save({"extra": {"x": torch.full((64,), 7.0)}, "w1": w1, "w2": w2}, path)
+    pickled = PickledTensors(path)
+    assert torch.equal(pickled.get("w1"), w1) and torch.equal(pickled.get("w2"), w2)
+    path = tmp_path / "empty.pth"  # an empty storage's record has no pointer to match, and does not stop reading
+    torch.save({"empty": torch.empty(0), "w1": w1, "w2": w2}, path)
+    pickled = PickledTensors(path)
+    assert pickled._base is not None
+    assert torch.equal(pickled.get("w1"), w1) and torch.equal(pickled.get("w2"), w2)
+    assert pickled.get("empty").shape == (0,)
+
+
 def test_a_load_that_only_fits_in_bfloat16_computes_in_it_and_says_so(checkpoint_factory, monkeypatch,
                                                                         caplog) -> None:
     """load_model asks fit_in_memory when given a dtype's name and a context length: with memory between the
