@@ -578,10 +578,11 @@ class Offer:
 
 def reshaped(cached: str, prefix: str, suffix: str, line_break: str, markup: bool = False) -> Shaped | None:
     """A cached suggestion (kept with the document's line breaks) shaped anew at this cursor: as the user
-    types it through, which closers right of the cursor it types over changes."""
+    types it through, which closers right of the cursor it types over changes. Its end is not trimmed against the
+    suffix again: the cache's entry has this same suffix, against which it was trimmed when it was made."""
     cached = cached.replace(line_break, "\n")
     return shape(cached, prefix=prefix[-2000:], suffix=suffix[:2000], mode="multi" if "\n" in cached else "single",
-                 markup=markup)
+                 markup=markup, suffix_trimmed=True)
 
 
 def completion_item(offer: Offer, rank: int, *, markdown: bool) -> types.CompletionItem:

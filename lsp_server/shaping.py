@@ -414,7 +414,8 @@ def make_stop(
 
 
 def shape(
-    raw: str, *, prefix: str, suffix: str, mode: str, max_lines: int = 16, markup: bool = False
+    raw: str, *, prefix: str, suffix: str, mode: str, max_lines: int = 16, markup: bool = False,
+    suffix_trimmed: bool = False,
 ) -> Shaped | None:
     """Shape the model's raw middle for display; None if nothing is left.
 
@@ -435,6 +436,9 @@ def shape(
     value's closing quote, that the rest of the line has) or before the
     closing tag that a line below has (:func:`closing_tag_below_start`),
     and an opening tag opens a block.
+    ``suffix_trimmed``: ``raw`` was shaped before, before this same ``suffix`` (a cached suggestion), so its
+    end is not compared with the suffix again: it already lost the copy of the suffix the model wrote, and
+    what is left may end as the suffix begins (``10`` before ``0``) without repeating it.
     """
     text = _clean_raw(raw)
     prefix_lines = split_lines(prefix)
@@ -453,10 +457,11 @@ def shape(
         text = text.split("\n", 1)[0]
     ends_line = mode == "multi" and "\n" in text and not text.rsplit("\n", 1)[1].strip()
 
-    text = _trim_trailing_whitespace(text, rest_of_line)
+    text = _trim_trailing_whitespace(text, rest_of_line, keep_last=suffix_trimmed)
     if not text.strip():
         return None
-    text = _trim_suffix_overlap(text, suffix.replace("\r\n", "\n").replace("\r", "\n"))
+    if not suffix_trimmed:
+        text = _trim_suffix_overlap(text, suffix.replace("\r\n", "\n").replace("\r", "\n"))
     if not text.strip():
         return None
     replace = closer_overlap(text, rest_of_line, line_before)
@@ -522,16 +527,18 @@ def _cut_multi(text: str, *, prefix: str, suffix: str, max_lines: int, markup: b
     return "\n".join(lines[: max(1, max_lines)])
 
 
-def _trim_trailing_whitespace(text: str, rest_of_line: str) -> str:
+def _trim_trailing_whitespace(text: str, rest_of_line: str, keep_last: bool = False) -> str:
     """Strip trailing whitespace of every line and drop trailing blank lines.
 
     Exception: the last line's trailing whitespace is kept when it joins
-    non-whitespace text right of the cursor (``foo(a, |b)`` needs the space).
+    non-whitespace text right of the cursor (``foo(a, |b)`` needs the space),
+    or with ``keep_last`` wherever text is right of the cursor (a cached suggestion, trimmed before: blanks
+    left at its end are those that a copy of the suffix began with, ``x  `` of ``x    x`` before ``  x``).
     """
     lines = text.split("\n")
     while len(lines) > 1 and not lines[-1].strip():
         lines.pop()
-    keep_last = bool(rest_of_line) and not rest_of_line[0].isspace() and bool(lines[-1].strip())
+    keep_last = bool(rest_of_line) and (keep_last or not rest_of_line[0].isspace()) and bool(lines[-1].strip())
     last = lines[-1]
     lines = [line.rstrip() for line in lines]
     if keep_last:
@@ -543,7 +550,7 @@ def _trim_suffix_overlap(text: str, suffix: str) -> str:
     """Drop the completion's end where it duplicates the start of the suffix.
 
     The overlap must contain non-whitespace, and be at least 3 characters or
-    end exactly at a line end of the suffix (so a lone shared letter is not
+    end at a line end of the suffix, blanks before it aside (so a lone shared letter is not
     mistaken for a duplicate). Overlaps made only of closers within the
     cursor's line are left to :func:`closers.closer_overlap`, which replaces them.
     """
@@ -551,12 +558,20 @@ def _trim_suffix_overlap(text: str, suffix: str) -> str:
         overlap = suffix[:k]
         if not text.endswith(overlap) or not overlap.strip():
             continue
-        if k < 3 and suffix[k : k + 1] not in ("", "\n"):
+        # Blanks after the overlap, ending the line, count as its end: the text's own were trimmed (` = ` at
+        # `x| = ` comes as ` =`).
+        if k < 3 and _rest_of_line(suffix, k).strip():
             continue
         if "\n" not in overlap and all(ch in CLOSER_CHARS for ch in overlap):
             continue
         return text[:-k]
     return text
+
+
+def _rest_of_line(text: str, start: int) -> str:
+    """``text`` from ``start`` to the end of its line (without copying the lines after it)."""
+    end = text.find("\n", start)
+    return text[start:] if end < 0 else text[start:end]
 
 
 def _is_word(c: str) -> bool:
