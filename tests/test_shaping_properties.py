@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from lsp_server.cache import CompletionCache
 from lsp_server.closers import CLOSER_CHARS
+from lsp_server.completion import cursor_mode
 from lsp_server.context import build_context
 from lsp_server.server import reshaped
 from lsp_server.shaping import Shaped, shape
@@ -23,6 +24,7 @@ pieces = st.one_of(st.sampled_from(FRAGMENTS), st.sampled_from(BREAKS))
 documents = st.lists(pieces, max_size=14).map("".join)
 middles = st.lists(st.one_of(pieces, st.sampled_from(["\n    ", "\n}", "\n\n", "  \n"])), max_size=10).map("".join)
 modes = st.sampled_from(["single", "multi"])
+policies = st.sampled_from(["auto", "single", "multi"])  # lineCompletions
 CHECKS = settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
 
 
@@ -107,41 +109,49 @@ def test_shaping_reads_every_line_break_alike(text: str, raw: str, mode: str, ma
 
 
 @CHECKS
-@given(documents, middles, modes, st.booleans(), st.data())
-def test_a_suggestion_served_again_from_the_cache_is_the_same(text: str, raw: str, mode: str, markup: bool,
+@given(documents, middles, policies, st.booleans(), st.data())
+def test_a_suggestion_served_again_from_the_cache_is_the_same(text: str, raw: str, policy: str, markup: bool,
                                                               data: st.DataObject) -> None:
     offset = cursor_in(text, data)
     prefix, suffix = text[:offset], text[offset:]
-    shaped = shape(raw, prefix=prefix, suffix=suffix, mode=mode, markup=markup)
-    # Narrowed: a multi-line text whose copy of the suffix began a line ends with a line break and blanks, which
-    # shaping anew takes for the model ending its last line (the rest of the line goes below it, re-indented).
-    if shaped is None or not shaped.text.rsplit("\n", 1)[-1].strip():
+    shaped = shape(raw, prefix=prefix, suffix=suffix, mode=cursor_mode(text, offset, policy, markup), markup=markup)
+    # Narrowed, where lineCompletions forces "multi" with code right of the cursor: a text whose copy of the suffix
+    # began a line ends with a line break and blanks, which shaping anew takes for the model ending its last line
+    # (the rest of the line then goes below it at the cursor line's indent).
+    if shaped is None or (policy == "multi" and not shaped.text.rsplit("\n", 1)[-1].strip()):
         return
     line_break = line_break_of(text)
     assert reshaped(shaped.text.replace("\n", line_break), prefix, suffix, line_break, markup) == shaped
 
 
 @CHECKS
-@given(documents, middles, st.booleans(), st.data())
-def test_typing_a_suggestion_through_leaves_the_rest_of_it(text: str, raw: str, markup: bool,
+@given(documents, middles, st.sampled_from(["auto", "single"]), st.booleans(), st.data())
+def test_typing_a_suggestion_through_leaves_the_rest_of_it(text: str, raw: str, policy: str, markup: bool,
                                                            data: st.DataObject) -> None:
-    # Single-line suggestions (the lines of a multi-line one are judged anew against the block the typed text
-    # opens, by design). Which closers right of the cursor the rest replaces may change: that is what the
-    # cache's reshaping is for.
+    """The rest of a single-line suggestion is served whole as it is typed through; the rest of a multi-line one
+    may come out shorter, never longer or other: its lines are judged anew against the block that the typed text
+    opens (``x:`` typed, an unindented ``x`` below it ends the block), by design. Which closers right of the
+    cursor the rest replaces may change: that is what reshaping a cached suggestion is for."""
     offset = cursor_in(text, data)
     prefix, suffix = text[:offset], text[offset:]
-    shaped = shape(raw, prefix=prefix, suffix=suffix, mode="single", markup=markup)
+    mode = cursor_mode(text, offset, policy, markup)
+    shaped = shape(raw, prefix=prefix, suffix=suffix, mode=mode, markup=markup)
     if shaped is None or len(shaped.text) < 2:
         return
-    typed = data.draw(st.integers(1, len(shaped.text) - 1))
-    if not shaped.text[typed:].strip():
-        return  # nothing but blanks left: no suggestion
+    line_break = line_break_of(text)
+    shown = shaped.text.replace("\n", line_break)
+    typed = data.draw(st.integers(1, len(shown) - 1))
+    if shown[typed - 1:typed + 1] == "\r\n" or not shown[typed:].strip():
+        return  # Enter types a CRLF whole; nothing but blanks left is no suggestion
     cache = CompletionCache()
-    cache.put(prefix, suffix, shaped.text)
-    rest = cache.lookup(prefix + shaped.text[:typed], suffix)
-    assert rest == shaped.text[typed:]
-    again = reshaped(rest, prefix + shaped.text[:typed], suffix, line_break_of(text), markup)
-    assert again is not None and again.text == rest
+    cache.put(prefix, suffix, shown)
+    rest = cache.lookup(prefix + shown[:typed], suffix)
+    assert rest == shown[typed:]
+    again = reshaped(rest, prefix + shown[:typed], suffix, line_break, markup)
+    if mode == "single":
+        assert again is not None and again.text == rest
+    else:
+        assert again is None or rest.startswith(again.text.replace("\n", line_break))
 
 
 @CHECKS
