@@ -9,11 +9,15 @@ from hypothesis import strategies as st
 
 from lsp_server.cache import CompletionCache
 from lsp_server.closers import CLOSER_CHARS
-from lsp_server.completion import cursor_mode
+from lsp_server.completion import cursor_mode, generate, prepare
 from lsp_server.context import build_context
 from lsp_server.server import reshaped
-from lsp_server.shaping import Shaped, shape
+from lsp_server.settings import Settings
+from lsp_server.shaping import Shaped, drop_loop, shape
 from lsp_server.text import line_break_of, offset_at, position_at
+from model.backend import Generation
+from model.loader import DEMO_MODEL_DIR
+from model.tokenizer import Tokenizer
 
 FRAGMENTS = ["x", "foo", "def f(a):", "if (x) {", "}", "  ", "    ", "\t", "return 1", "(", ")", "]", '"', "'", "`",
              ";", ":", ",", "{", "<div>", "</div>", "<li>", "</li>", "😀", "é", "\u2028", "\x0c", "#", "//", " = ",
@@ -25,6 +29,7 @@ documents = st.lists(pieces, max_size=14).map("".join)
 middles = st.lists(st.one_of(pieces, st.sampled_from(["\n    ", "\n}", "\n\n", "  \n"])), max_size=10).map("".join)
 modes = st.sampled_from(["single", "multi"])
 policies = st.sampled_from(["auto", "single", "multi"])  # lineCompletions
+TOKENIZER = Tokenizer(DEMO_MODEL_DIR / "tokenizer.model")
 CHECKS = settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
 
 
@@ -128,9 +133,10 @@ def test_a_suggestion_served_again_from_the_cache_is_the_same(text: str, raw: st
 @given(documents, middles, st.sampled_from(["auto", "single"]), st.booleans(), st.data())
 def test_typing_a_suggestion_through_leaves_the_rest_of_it(text: str, raw: str, policy: str, markup: bool,
                                                            data: st.DataObject) -> None:
-    """The rest of a single-line suggestion is served whole as it is typed through; the rest of a multi-line one
-    may come out shorter, never longer or other: its lines are judged anew against the block that the typed text
-    opens (``x:`` typed, an unindented ``x`` below it ends the block), by design. Which closers right of the
+    """The rest of a single-line suggestion is served whole as it is typed through; the rest of a multi-line one,
+    or one in markup, may come out shorter, never longer or other: its lines are judged anew against the block
+    that the typed text opens (``x:`` typed, an unindented ``x`` below it ends the block), and a closing tag
+    against the element open at the new cursor, by design. Which closers right of the
     cursor the rest replaces may change: that is what reshaping a cached suggestion is for."""
     offset = cursor_in(text, data)
     prefix, suffix = text[:offset], text[offset:]
@@ -148,7 +154,7 @@ def test_typing_a_suggestion_through_leaves_the_rest_of_it(text: str, raw: str, 
     rest = cache.lookup(prefix + shown[:typed], suffix)
     assert rest == shown[typed:]
     again = reshaped(rest, prefix + shown[:typed], suffix, line_break, markup)
-    if mode == "single":
+    if mode == "single" and not markup:
         assert again is not None and again.text == rest
     else:
         assert again is None or rest.startswith(again.text.replace("\n", line_break))
@@ -178,3 +184,56 @@ def test_a_middle_that_ends_with_a_copy_of_the_suffix_does_not_repeat_it(text: s
 def test_a_blank_middle_is_no_suggestion(text: str, raw: str, mode: str, markup: bool, data: st.DataObject) -> None:
     offset = cursor_in(text, data)
     assert shape(raw, prefix=text[:offset], suffix=text[offset:], mode=mode, markup=markup) is None
+
+
+@CHECKS
+@given(documents, st.integers(0, 60), st.integers(0, 60), st.integers(1, 8), st.integers(-3, 200))
+def test_the_windows_are_the_text_around_the_cursor(text: str, prefix_tokens: int, suffix_tokens: int, snap: int,
+                                                    offset: int) -> None:
+    """The prompt's windows, for any cursor (clamped; one inside a CRLF is at its line's end): the LF text right
+    before and right after the cursor, of whole lines but the cursor's own, within their budgets (a token a
+    character here), and their line numbers those of the document."""
+    ctx = build_context(text, offset, len, prefix_tokens=prefix_tokens, suffix_tokens=suffix_tokens,
+                        snap_lines=snap)
+    at = max(0, min(offset, len(text)))
+    at -= 0 < at < len(text) and text[at - 1:at + 1] == "\r\n"
+    before, after = lf(text[:at]), lf(text[at:])
+    assert before.endswith(ctx.prefix) and after.startswith(ctx.suffix)
+    assert len(ctx.prefix) <= prefix_tokens and len(ctx.suffix) <= suffix_tokens
+    line = before.count("\n")
+    assert ctx.prefix_start_line <= line <= ctx.suffix_end_line
+    assert ctx.suffix.count("\n") == ctx.suffix_end_line - line
+    if ctx.prefix_start_line < line:  # whole lines above the cursor's
+        assert before[:len(before) - len(ctx.prefix)] == "".join(
+            f"{above}\n" for above in before.split("\n")[:ctx.prefix_start_line])
+    if ctx.suffix_end_line > line:  # whole lines below it
+        assert after[len(ctx.suffix):].startswith("\n") or len(ctx.suffix) == len(after)
+
+
+@CHECKS
+@given(documents, middles, st.sampled_from(["auto", "single", "multi"]), st.data())
+def test_the_completion_path_shapes_the_middle_as_the_document_has_it(text: str, raw: str, policy: str,
+                                                                      data: st.DataObject) -> None:
+    """prepare + generate (windows, token healing, loop cut) give what shaping the model's middle at the
+    document's own prefix and suffix gives, in any line breaks: the windows lose nothing shaping reads."""
+    offset = cursor_in(text, data)
+    chosen = Settings(line_policy=policy)
+    engine = CannedBackend("", "stop")
+    prepared = prepare(engine, text, offset, chosen)  # type: ignore[arg-type]
+    assert prepared is not None
+    engine.text = prepared.healed + raw  # healing: the model writes the healed end of the line back first
+    suggestion = generate(engine, prepared, chosen, timed=False)  # type: ignore[arg-type]
+    expected = shape(drop_loop(raw), prefix=text[:offset], suffix=text[offset:], mode=prepared.mode,
+                     markup=prepared.markup)
+    assert (None if suggestion is None else Shaped(suggestion.text, suggestion.replace_chars)) == expected
+
+
+class CannedBackend:
+    """A model that answers `text`, stopped as `stop_reason` says."""
+
+    def __init__(self, text: str, stop_reason: str) -> None:
+        self.tokenizer, self.context_length, self.recalls = TOKENIZER, 4096, False
+        self.text, self.stop_reason = text, stop_reason
+
+    def generate(self, prompt: list[int], **kwargs: object) -> Generation:
+        return Generation([], self.text, self.stop_reason)
