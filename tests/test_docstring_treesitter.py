@@ -576,10 +576,13 @@ def test_cpp_extern_c_linkage(src: str, line: int, expected: str) -> None:
     ("rust", "/*** banner ***/\nfn f() {}\n", 1),
     ("java", "class A {\n    /**/\n    void f() {}\n}\n", 2),
     ("javascript", "/**/ function f() {}\n", 0),
+    ("c", "int n;\n///< The count.\nint size(void);\n", 2),  # a trailing member doc wrapped onto its own line
+    ("cpp", "struct S {\n  int n;\n  //!< The count.\n  int size() const;\n};\n", 3),
+    ("typescript", '/// <reference types="node" />\nexport function f(a: number) { return a; }\n', 1),
 ])
 def test_comment_documenting_something_else_does_not_count(language: str, src: str, line: int) -> None:
     # Doxygen's `<` forms document the member before them; Rust's `/*!` the enclosing module; `/***` and `/**/`
-    # are plain comments.
+    # are plain comments; TypeScript's `/// <reference />` is a compiler directive.
     assert target_at(src, language, line) is not None
 
 

@@ -106,8 +106,11 @@ def has_doc_comment(lines: list[str], row: int, language_id: str, column: int = 
     if language_id == "go":
         # Any comment directly above is a Go doc comment, except `//go:build`-style directives.
         return above.startswith("//") and not above.startswith("//go:")
+    if language_id in ("c", "cpp") and above.startswith(("///<", "//!<")):  # Doxygen: the previous member's
+        return False
     if above.startswith("///") and not above.startswith("////"):
-        return True
+        # JSDoc reads only `/** */`: TypeScript's `/// <reference ... />` is a directive to the compiler.
+        return language_id in ("rust", "java", "c", "cpp")
     # `//!` documents the enclosing module in Rust, but the next item in Doxygen.
     return above.startswith("//!") and language_id in ("c", "cpp")
 
