@@ -550,6 +550,23 @@ def test_go_comment_that_is_not_a_doc_comment(src: str, line: int) -> None:
     assert find_target(out, "go", out.count("\n") - 1) is None
 
 
+@pytest.mark.parametrize("src, line, expected", [
+    ("package a\n\n/* x */ func F() {}\n", 2, "package a\n\n/* x */\n\n// F text number 1.\nfunc F() {}\n"),
+    ("package a\n\n/* a,\n b */ func F() {}\n", 3, "package a\n\n/* a,\n b */\n\n// F text number 1.\nfunc F() {}\n"),
+    # After code the comment is that code's line comment, a group of its own: no blank line needed.
+    ("package a\n\nvar v = 1 /* v */; func F() {}\n", 2,
+     "package a\n\nvar v = 1 /* v */;\n// F text number 1.\nfunc F() {}\n"),
+    ("package a\n\nvar v = 1; /* v */ func F() {}\n", 2,
+     "package a\n\nvar v = 1; /* v */\n// F text number 1.\nfunc F() {}\n"),
+])
+def test_go_comment_on_the_func_line_stays_out_of_the_doc(src: str, line: int, expected: str) -> None:
+    # Split off onto the line above the new doc comment, a user's `/* x */` joined its comment group: go/ast's
+    # doc read "x\nF text number 1." (`go doc` showed both, and the doc no longer began with F). A blank line
+    # between keeps them apart.
+    _, _, out = document(src, "go", line)
+    assert out == expected
+
+
 def test_go_block_comment_on_lines_of_its_own_is_a_doc_comment() -> None:
     assert find_target("package a\n\n/*\nF adds.\n*/\nfunc F() {}\n", "go", 5) is None
 

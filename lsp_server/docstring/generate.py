@@ -9,6 +9,7 @@ from .clean import clean, fallback, max_tokens
 from .core import DocEdit, DocTarget, Infill, line_offset, split_lines, utf16_len
 from .python_target import header_colon
 from .styles import Part, Slot, in_markup, skeleton
+from .treesitter_target import joins_go_doc
 
 PREFIX_CHARS = 4000
 SUFFIX_CHARS = 2000
@@ -42,7 +43,9 @@ def generate_docstring(text: str, target: DocTarget, infill: Infill, *, style: s
         # in place of the blanks that separated them.
         before = lines[target.insert_line][:target.column].rstrip(" \t")
         char, gap = len(before), lines[target.insert_line][len(before):target.column]
-        head, tail = "\n", target.indent
+        # A blank line keeps a user's `/* x */` (that was on the `func` line) out of the new Go doc comment's group.
+        head = "\n\n" if target.language == "go" and joins_go_doc(lines, target.insert_line, target.column) else "\n"
+        tail = target.indent
     parts: list[Part] = [head, *skeleton(target, style, _unit(target.indent)), tail]
     offset = line_offset(text, target.insert_line) + char
     # The skeleton uses '\n'; give the model one line-ending convention throughout.

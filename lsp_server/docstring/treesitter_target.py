@@ -55,7 +55,9 @@ def find_ts_target(text: str, language_id: str, line: int, end_line: int) -> Doc
     attributes = lines[row:best.decl.start_point.row] if language_id == "rust" else []
     if has_doc_comment(lines, row, language_id, column) or any(map(_DOC_ATTRIBUTE.match, attributes)):
         return None
-    indent = leading_ws(lines[row])
+    # What ends before it on its line may have begun on a line above (`/* a,\n b */ func F()`): that line's indent.
+    before = best.start.prev_sibling if column else None
+    indent = leading_ws(lines[before.start_point.row if before is not None else row])
     if column and _opened_on_row(best.start, row):  # `class A { f() {} }`: f's line goes inside the braces
         indent += _indent_unit(lines, language_id)
     params, returns, yields, raises = lang.facts(best)
@@ -113,6 +115,18 @@ def has_doc_comment(lines: list[str], row: int, language_id: str, column: int = 
         return language_id in ("rust", "java", "c", "cpp")
     # `//!` documents the enclosing module in Rust, but the next item in Doxygen.
     return above.startswith("//!") and language_id in ("c", "cpp")
+
+
+def joins_go_doc(lines: list[str], row: int, column: int) -> bool:
+    """Whether what comes before a Go declaration on its line (`/* x */ func F() {}`) is a block comment that starts
+    its line: split off, it would end on the line above a doc comment put between, and go/ast would read the two as
+    one comment group, `x` the first line of the declaration's doc (`go doc` shows it, and the doc no longer begins
+    with the name). After code it is that code's line comment, a group of its own."""
+    before = lines[row][:column].rstrip()
+    if not before.endswith("*/"):
+        return False
+    code, opening = _block_comment_start([*lines[:row], before], row)
+    return bool(opening) and not code.strip()
 
 
 def _block_comment_start(lines: list[str], end_row: int) -> tuple[str, str]:
