@@ -490,6 +490,7 @@ def test_rust_doc_attribute_is_documentation() -> None:
     ("c", "int g;  static void f(void) { g++; }\n", 0,
      "int g;\n/** @brief Text number 1. */\nstatic void f(void) { g++; }\n"),
     ("go", "package a\n\nvar s = \"x\"; func F() {}\n", 2, "package a\n\nvar s = \"x\";\n// F text number 1.\nfunc F() {}\n"),
+    ("cpp", "namespace m { void f(void); }\n", 0, "namespace m {\n/** @brief Text number 1. */\nvoid f(void); }\n"),
     ("rust", "struct A;\nimpl A {\n\tfn new() {} fn f(&self) {} }\n", 2,
      "struct A;\nimpl A {\n\tfn new() {}\n\t/// Text number 1.\n\tfn f(&self) {} }\n"),
 ])
@@ -577,6 +578,11 @@ def test_go_block_comment_on_lines_of_its_own_is_a_doc_comment() -> None:
     ('extern "C" void g(int x) { use(x); }\n', 0,
      '/**\n * @brief Text number 1.\n *\n * @param x Text number 2.\n */\nextern "C" void g(int x) { use(x); }\n'),
     ('extern "C" {\nvoid h(void);\n}\n', 1, 'extern "C" {\n/** @brief Text number 1. */\nvoid h(void);\n}\n'),
+    # A one-line block of one declaration: above the line, as without braces (it was split inside them).
+    ('extern "C" { void k(void); }\n', 0, '/** @brief Text number 1. */\nextern "C" { void k(void); }\n'),
+    # Of several, only the first would be documented from above the line: split, unindented as clang-format has it.
+    ('extern "C" { void k(void); void m(void); }\n', 0,
+     'extern "C" { void k(void);\n/** @brief Text number 1. */\nvoid m(void); }\n'),
 ])
 def test_cpp_extern_c_linkage(src: str, line: int, expected: str) -> None:
     # `extern "C" int f(void);` was split after `extern "C"`, the comment inside the declaration, indented; a

@@ -68,10 +68,15 @@ def _opened_on_row(node: ts_util.Node, row: int) -> bool:
     """Whether `node` sits in a body (a class's, a namespace's) that opens on `row`, the file aside."""
     parent = node.parent
     while parent is not None and parent.parent is not None:
-        if parent.start_point.row == row:
+        owner = parent.parent if parent.type == "declaration_list" else parent  # the body's namespace, say
+        if parent.start_point.row == row and owner.type not in _UNINDENTED_BODIES:
             return True
         parent = parent.parent
     return False
+
+
+# What C++ does not indent the insides of (clang-format's defaults): `namespace m {`, `extern "C" {`.
+_UNINDENTED_BODIES = frozenset({"namespace_definition", "linkage_specification"})
 
 
 def _indent_unit(lines: list[str], language_id: str) -> str:
