@@ -475,6 +475,17 @@ def test_go_doc_comment_goes_above_directives() -> None:
     assert find_target(out, "go", 4) is None
 
 
+def test_rust_impl_block_is_documented() -> None:
+    # rustdoc shows an impl block's doc with the impl; the cursor on `impl Display for Point {` offered nothing.
+    src = "struct Point;\n\n#[cfg(feature = \"std\")]\nimpl<T: Clone> fmt::Display for geo::Point<T> {\n" \
+          "    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result { Ok(()) }\n}\n"
+    target, edit, out = document(src, "rust", 3)
+    assert (target.kind, target.name, edit.line) == ("class", "Point", 2)
+    assert out == src.replace("#[cfg", "/// Text number 1.\n#[cfg")
+    assert find_target(out, "rust", 4) is None
+    assert target_at(src, "rust", 4).name == "fmt"  # its methods are their own
+
+
 def test_rust_doc_attribute_is_documentation() -> None:
     # `#[doc = "..."]` is what `///` stands for: the item is documented, and offering the action wrote a second doc.
     assert find_target('#[cfg(test)]\n#[doc = "Docs."]\nfn f() {}\n', "rust", 2) is None

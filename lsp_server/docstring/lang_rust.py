@@ -19,6 +19,9 @@ _SECTIONS = ("panic", "error", "safety")
 
 
 def describe(node: Node) -> Found | None:
+    if node.type == "impl_item":  # rustdoc shows an impl block's doc above its methods (`impl Display for Point`)
+        name = _base_name(node.child_by_field_name("type"))
+        return Found("class", name, node, start_with_siblings(node, _ATTRIBUTES)) if name else None
     if node.type not in _FUNCS and node.type not in _TYPES:
         return None
     name = node.child_by_field_name("name")
@@ -49,6 +52,13 @@ def facts(found: Found) -> Facts:
                  for m in decl.children)
     sections = {"panic": panics, "error": _is_result(result), "safety": unsafe}
     return tuple(names), returns, False, tuple(key for key in _SECTIONS if sections[key])
+
+
+def _base_name(node: Node | None) -> str:
+    """The type an impl is for: `Point` for `Point`, `Point<T>`, `geo::Point<T>`, `&Point`."""
+    while node is not None and node.type in ("generic_type", "reference_type", "pointer_type"):
+        node = node.child_by_field_name("type")
+    return _last_segment(node)
 
 
 def _last_segment(node: Node | None) -> str:
