@@ -634,6 +634,22 @@ def test_anonymous_default_export_is_documented_as_default(language: str, src: s
     assert find_target("export default foo(function (a) { return a; });\n", "javascript", 0) is None  # a callback
 
 
+@pytest.mark.parametrize("src, kind, name, params", [
+    ("module.exports = (a) => a;\n", "function", "default", ("a",)),
+    ("module.exports = function parse(s) { return s; };\n", "function", "parse", ("s",)),
+    ("module.exports = class {\n  f() {}\n};\n", "class", "default", ()),
+    ("module.exports.foo = function (a) { return a; };\n", "function", "foo", ("a",)),
+    ("exports.foo = (a) => a;\n", "function", "foo", ("a",)),
+])
+def test_commonjs_exports_are_named_as_node_imports_them(src: str, kind: str, name: str,
+                                                         params: tuple[str, ...]) -> None:
+    # `module.exports = (a) => a` was named `exports` (its neutral summary read `Exports.`): the module's one
+    # export is what `import x from` gives, its default, or the function's own name; a class expression had none.
+    target, edit, out = document(src, "javascript", 0)
+    assert (target.kind, target.name, target.params, edit.line, edit.character) == (kind, name, params, 0, 0)
+    assert out.endswith(" */\n" + src) and find_target(out, "javascript", out.count("\n") - src.count("\n")) is None
+
+
 def test_c_k_and_r_definition_parameters() -> None:
     # Its parameter list holds bare names, which got no @param before.
     src = "int f(a, b)\nint a;\nchar *b;\n{\n    return a;\n}\n"

@@ -30,6 +30,8 @@ def describe(node: Node) -> Found | None:
         elif owner.type in _FIELDS:
             kind = "method"
             name = owner.child_by_field_name("property") or owner.child_by_field_name("name")
+        elif _module_exports(node):
+            kind = "function"  # named by its own name if it has one, else `default`
         elif owner.type == "assignment_expression" and owner.parent is not None \
                 and owner.parent.type == "expression_statement":  # `module.exports.run = function () {...}`
             left = owner.child_by_field_name("left")
@@ -40,9 +42,10 @@ def describe(node: Node) -> Found | None:
             kind, name = "method", owner.child_by_field_name("key")
         elif _default_export(owner):
             kind = "function"
-    if kind is None or (name is None and not _default_export(node.parent)):
+    if kind is None or (name is None and not _default_export(node.parent) and not _module_exports(node)):
         return None
-    # `export default function (a) {}`, `export default class {}`: ECMAScript names them `default`.
+    # `export default function (a) {}`, `export default class {}`: ECMAScript names them `default`, and
+    # `module.exports = (a) => a` is the CommonJS form of it (what Node imports as a CommonJS module's default).
     label = text_of(name) if name is not None else "default"
     first = _first_overload(node, label) if node.type in ("function_declaration", "method_definition") else None
     if first is not None:
@@ -53,6 +56,14 @@ def describe(node: Node) -> Found | None:
 
 def _default_export(node: Node | None) -> bool:
     return node is not None and node.type == "export_statement" and any(c.type == "default" for c in node.children)
+
+
+def _module_exports(node: Node) -> bool:
+    """Whether `node` is the value of a `module.exports = ...` statement: the module's one export."""
+    owner = node.parent
+    return owner is not None and owner.type == "assignment_expression" and owner.child_by_field_name("right") == node \
+        and "".join(text_of(owner.child_by_field_name("left")).split()) == "module.exports" \
+        and owner.parent is not None and owner.parent.type == "expression_statement"
 
 
 def _first_overload(node: Node, name: str) -> Node | None:
