@@ -604,3 +604,20 @@ def test_cursor_on_an_overload_signature_documents_the_implementation() -> None:
     stubs = "@overload\ndef f(x: int) -> int: ...\n@overload\ndef f(x: str) -> str: ...\n"
     assert target_at(stubs, "python", 1).line == 1
     assert target_at("@overload\ndef f(x: int) -> int: ...\nX = 1\ndef f(x):\n    return x\n", "python", 1).line == 1
+
+
+def test_overload_signature_documents_the_implementation_while_the_file_does_not_parse() -> None:
+    # Half-typed code elsewhere sends the lookup through tree-sitter, where the docstring went into the stub.
+    broken = "\n\ndef later(:\n"
+    src = ("from typing import overload\n\n@overload\ndef f(x: int) -> int: ...\n# text\n@overload\n"
+           "def f(x: str) -> str: ...\ndef f(x):\n    return x\n" + broken)
+    assert [target_at(src, "python", row).line for row in (2, 3, 6, 7, 8)] == [7, 7, 7, 7, 7]
+    assert find_target(src.replace("def f(x):\n", 'def f(x):\n    """Doc."""\n'), "python", 3) is None
+    cls = ("class A:\n    @typing.overload\n    def g(self, x: int) -> int: ...\n    @typing.overload\n"
+           "    def g(self, x: str) -> str: ...\n    def g(self, x):\n        return x\n    def h(:\n")
+    target = target_at(cls, "python", 2)
+    assert (target.line, target.kind, target.params) == (5, "method", ("x",))
+    stubs = "@overload\ndef f(x: int) -> int: ...\n@overload\ndef f(x: str) -> str: ...\n" + broken
+    assert target_at(stubs, "python", 1).line == 1
+    assert target_at("@overload\ndef f(x: int) -> int: ...\nX = 1\ndef f(x):\n    return x\n" + broken,
+                     "python", 1).line == 1

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from .core import DocTarget, common_prefix, common_suffix, leading_ws, split_lines
-from .python_fallback import innermost_def
+from .python_fallback import OVERLOAD_DECORATORS, innermost_def
 
 _DEFS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 _FuncDef = ast.FunctionDef | ast.AsyncFunctionDef
@@ -44,11 +44,8 @@ def find_python_target(text: str, line: int, end_line: int) -> DocTarget | None:
     return _describe(text, node, in_class)
 
 
-_OVERLOAD = frozenset({"overload", "typing.overload", "typing_extensions.overload"})
-
-
 def _is_overload(node: _DefNode) -> bool:
-    return isinstance(node, _FuncDef) and any(_dotted(d) in _OVERLOAD for d in node.decorator_list)
+    return isinstance(node, _FuncDef) and any(_dotted(d) in OVERLOAD_DECORATORS for d in node.decorator_list)
 
 
 def _top_level(text: str, layout: _Layout, j: int) -> list[ast.stmt]:
@@ -476,8 +473,9 @@ def _find_with_tree_sitter(text: str, line: int, end_line: int) -> DocTarget | N
             tree = ast.parse(source)
         except _UNPARSABLE:
             continue
-        # A cursor below the cut means the ts node itself, never a def that happens to be kept.
-        lo, hi = (line, end_line) if end_line <= last else (start, start)
+        # A cursor outside the kept lines (below the cut, or on an overload signature above the implementation that
+        # tree-sitter found for it) means the ts node itself, never a def that happens to be kept.
+        lo, hi = (line, end_line) if start <= line and end_line <= last else (start, start)
         inner = _innermost(tree, lo, hi)
         if inner is None:
             continue
