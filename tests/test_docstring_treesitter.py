@@ -484,6 +484,12 @@ def test_rust_impl_block_is_documented() -> None:
     assert out == src.replace("#[cfg", "/// Text number 1.\n#[cfg")
     assert find_target(out, "rust", 4) is None
     assert target_at(src, "rust", 4).name == "fmt"  # its methods are their own
+    assert target_at(src, "rust", 2).name == "Point"  # the cursor on its attribute
+    # Among many top-level items (only those joined to the cursor's line by the lines above them are described).
+    items = "".join(f"struct S{i};\nimpl S{i} {{}}\n\n" for i in range(3))
+    stacked = items + "#[cfg(test)]\n#[allow(dead_code)]\n#[inline]\nfn t() {}\n\n" + items
+    assert [target_at(stacked, "rust", row).name for row in (9, 10, 11, 12)] == ["t"] * 4
+    assert find_target(stacked, "rust", 8) is None
 
 
 def test_rust_doc_attribute_is_documentation() -> None:

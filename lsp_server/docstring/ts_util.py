@@ -107,16 +107,31 @@ def last_row(node: Node) -> int:
 def enclosing(root: Node, first: int, last: int,
               start_row: Callable[[Node], int] = lambda n: n.start_point.row) -> Iterator[Node]:
     """Named nodes whose rows cover [first, last], outermost first. `start_row` may extend a
-    node upwards (over decorators or attributes that the grammar puts beside it), never down."""
+    node upwards, never down: over the siblings right above it (decorators or attributes that the grammar puts
+    beside it, each ending on the line before the next or later), or to an ancestor other than the root."""
     stack = [root]
     while stack:
         node = stack.pop()
         # start_row, which may describe the node, only where the cheap tests cannot tell: a file's thousands of
         # top-level nodes took 40 ms.
-        covering = [c for c in node.named_children if last <= last_row(c) and (
+        covering = [c for c in _reachable(node, first) if last <= last_row(c) and (
             c.start_point.row <= first or start_row(c) <= first)]
         yield from covering
         stack.extend(reversed(covering))
+
+
+def _reachable(node: Node, first: int) -> list[Node]:
+    """`node`'s named children, less the top-level ones that no `start_row` can take up to row `first`: after one
+    that starts below it with a gap above (a blank line, code of another line), none joins it by its siblings.
+    Rust's top-level `impl` blocks describe themselves: testing each one of a long file's took a few ms."""
+    children = node.named_children
+    if node.parent is not None:  # an ancestor (an `export`) may take it up
+        return children
+    for i, child in enumerate(children):
+        start = child.start_point.row
+        if start > first and (i == 0 or last_row(children[i - 1]) < start - 1):
+            return children[:i]
+    return children
 
 
 def own_descendants(node: Node, stop: frozenset[str]) -> Iterator[Node]:
