@@ -606,6 +606,16 @@ def test_cursor_on_an_overload_signature_documents_the_implementation() -> None:
     assert target_at("@overload\ndef f(x: int) -> int: ...\nX = 1\ndef f(x):\n    return x\n", "python", 1).line == 1
 
 
+def test_one_line_method_in_an_indented_class_while_the_file_does_not_parse() -> None:
+    # The lines kept for `ast` open with our `if 1:`, the class's line, whose body is the def: the step measured
+    # there was the def's whole indent, and the docstring went eight columns deeper than the method's body.
+    src = "if TYPE_CHECKING:\n    class A:\n        @property\n        def f(self): return 1\n\ndef broken(:\n"
+    target = target_at(src, "python", 3)
+    assert (target.insert_line, target.indent) == (3, " " * 12)
+    out = apply(src, generate_docstring(src, target, Numbered()))
+    assert out.split("\n")[3:5] == ["        def f(self):", ' ' * 12 + '"""Text number 1.']
+
+
 def test_overload_signature_documents_the_implementation_while_the_file_does_not_parse() -> None:
     # Half-typed code elsewhere sends the lookup through tree-sitter, where the docstring went into the stub.
     broken = "\n\ndef later(:\n"

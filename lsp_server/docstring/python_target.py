@@ -340,7 +340,8 @@ def _holds(node: ast.stmt | ast.excepthandler, first: int, last: int) -> bool:
     return start <= first and last <= (node.end_lineno or node.lineno) - 1
 
 
-def _describe(text: str, node: _DefNode, in_class: bool) -> DocTarget | None:
+def _describe(text: str, node: _DefNode, in_class: bool, unit: str | None = None) -> DocTarget | None:
+    """`node`'s target; `unit`, the file's indentation step, when `text` is not the whole file."""
     if ast.get_docstring(node, clean=False) is not None:
         return None
     colon = header_colon(text, node.lineno - 1)
@@ -353,7 +354,7 @@ def _describe(text: str, node: _DefNode, in_class: bool) -> DocTarget | None:
         insert_line, indent = colon_row + 1, leading_ws(lines[body_row])
     else:
         # One-line body (`def f(x): return x`): the generator splits the line at the statement.
-        insert_line, indent = colon_row, leading_ws(lines[node.lineno - 1]) + _indent_unit(lines)
+        insert_line, indent = colon_row, leading_ws(lines[node.lineno - 1]) + (unit or _indent_unit(lines))
     params: tuple[str, ...] = ()
     raises: tuple[str, ...] = ()
     returns = yields = False
@@ -480,5 +481,7 @@ def _find_with_tree_sitter(text: str, line: int, end_line: int) -> DocTarget | N
         if inner is None:
             continue
         node, nested_in_class = inner
-        return _describe(source, node, in_class if _span_start(node) == start else nested_in_class)
+        # The step is the file's: in the kept lines the first header is our `if 1:`, the def's indent below it.
+        return _describe(source, node, in_class if _span_start(node) == start else nested_in_class,
+                         _indent_unit(lines))
     return None
