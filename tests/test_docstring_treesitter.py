@@ -595,9 +595,9 @@ def test_go_block_comment_on_lines_of_its_own_is_a_doc_comment() -> None:
     ('extern "C" void g(int x) { use(x); }\n', 0,
      '/**\n * @brief Text number 1.\n *\n * @param x Text number 2.\n */\nextern "C" void g(int x) { use(x); }\n'),
     ('extern "C" {\nvoid h(void);\n}\n', 1, 'extern "C" {\n/** @brief Text number 1. */\nvoid h(void);\n}\n'),
-    # A one-line block of one declaration: above the line, as without braces (it was split inside them).
-    ('extern "C" { void k(void); }\n', 0, '/** @brief Text number 1. */\nextern "C" { void k(void); }\n'),
-    # Of several, only the first would be documented from above the line: split, unindented as clang-format has it.
+    # A one-line block: split inside the braces, since clang (clangd's hover) takes no comment across a `{`;
+    # unindented, as clang-format writes an extern "C" block (it was indented a level).
+    ('extern "C" { void k(void); }\n', 0, 'extern "C" {\n/** @brief Text number 1. */\nvoid k(void); }\n'),
     ('extern "C" { void k(void); void m(void); }\n', 0,
      'extern "C" { void k(void);\n/** @brief Text number 1. */\nvoid m(void); }\n'),
 ])

@@ -46,21 +46,9 @@ def _outer(node: Node) -> Node:
         cur.parent.type in ("template_declaration", "linkage_specification")
         or (cur.type in _TYPES and cur.parent.type in ("declaration", "type_definition")
             and cur.parent.start_point.row == cur.start_point.row)
-        or _alone_in_one_line_block(cur)
     ):
         cur = cur.parent
     return cur
-
-
-def _alone_in_one_line_block(node: Node) -> bool:
-    """Whether `node` is all there is in a one-line `extern "C" { int g(int y); }`: its comment goes above the line,
-    as for `extern "C" int g(int y);` (Doxygen passes over `extern "C" {`), instead of splitting the line inside the
-    braces. Where the line holds several declarations, one above it would document only the first."""
-    block = node.parent
-    linkage = block.parent if block is not None and block.type == "declaration_list" else None
-    return linkage is not None and linkage.type == "linkage_specification" \
-        and linkage.start_point.row == linkage.end_point.row \
-        and [c for c in block.named_children if c.type != "comment"] == [node]
 
 
 def _unwrap(decl: Node | None) -> Node | None:
