@@ -815,8 +815,10 @@ _PRETTIER = 'const A = () => (\n  <div\n    className="x"\n    id="y"\n  >'
     (_PRETTIER, "\n", "\n    <p>a</p>\n  </div>\n);\n", "\n    <p>a</p>\n  </div>"),
     # The `>` on the last attribute's line.
     ("<section>\n  <a\n    href=\"/x\">", "\n  </a>\n</section>\n", "\n    Home\n  </a>\n</section>", "\n    Home"),
-    # An attribute's expression holding a tag of its own.
+    # An attribute's expression holding a tag of its own, or a TSX generic arrow (`<T extends Row>` is no tag).
     ("<Route\n  render={() => <p>Don't</p>}\n>", "\n</Route>\n", "\n  <Child />\n</Route>", "\n  <Child />"),
+    ("<Table\n  rowKey={<T extends Row>(r: T) => r.id}\n>", "\n", "\n  <Column title=\"Name\" />\n</Table>\n);",
+     "\n  <Column title=\"Name\" />\n</Table>"),
 ])  # fmt: skip
 def test_the_gt_line_of_a_tag_begun_above_opens_a_block(prefix: str, suffix: str, raw: str, expected: str) -> None:
     # Before: `>|` was single-line, so a model starting on a new line gave no suggestion.

@@ -35,6 +35,8 @@ def test_in_markup(language: str, suffix: str, expected: bool) -> None:
     ("<Foo render={() => <Bar />}>", "Foo"),
     ("<Route render={() => <p>Don't</p>}>", "Route"),  # the apostrophe is the element's text, no string
     ("<svg:g>", "svg:g"),
+    # A TSX generic arrow's type parameters in an attribute's expression are no tag.
+    ("<Table rowKey={<T extends Row>(r: T) => r.id}>", "Table"), ("<Foo init={<T = unknown>(x: T) => x}>", "Foo"),
     ("<template>", "template"),
     # Not an element's opening tag that the next lines fill:
     ("<br>", None), ("<img src=\"a.png\">", None), ("<Icon />", None), ("<b>bold</b>", None),
@@ -101,6 +103,8 @@ def test_closing_tag_at(text: str, expected: str | None) -> None:
     ("<Foo onClick={() => go() /* it's */} title=\"", '" />', 'a" b />', "a"),  # a comment
     ("<Foo html={'<p>'} show={a < b && 'x'} title=\"", '" />', 'a" b />', "a"),  # a string, a comparison
     ("<Foo value={useState<string>(\"it's\")} title=\"", '" />', 'a" b />', "a"),  # a generic
+    ("<List render={<T extends User>(u: T) => u.name} title=\"", '" onSelect={go} />', 'Users" />', "Users"),
+    ("<List render={<T = User>(u: T) => u.name} title=\"", '" onSelect={go} />', 'Users" />', "Users"),
     ("<Foo render={() => <p>Don't</p>} title=\"", '" />', "it's\" />", "it's"),
     ("  <b>x</b> isn't <a href=\"", '">x</a>', '/home">Home</a>', "/home"),  # text after an element, the line's
     ("  Don't <b>x</b> <a href=\"", '">x</a>', '/home">Home</a>', "/home"),  # element opened on an earlier line
