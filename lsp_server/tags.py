@@ -24,10 +24,11 @@ MARKUP_LANGUAGES = frozenset({"html", "xml", "xsl", "javascriptreact", "typescri
 _NAME = r"[A-Za-z][\w.:-]*"
 # `</div>`, `</Foo.Bar>`, `</svg:rect >`, and `</>` (a JSX fragment's end).
 _CLOSING_TAG = re.compile(rf"</({_NAME})?\s*>")
-# A tag's start: after a blank, a bracket, `>` or an operator (not a name's end), the name at once after `<`
-# and then a blank, `>` or `/`; or a JSX fragment's `<>`. Not a TSX generic arrow's type parameters
+# A tag's start: after a blank, a bracket, `>`, an operator (not a name's end) or a template literal's backtick
+# (`` `<a href="${url}"> ``: HTML built in JavaScript), the name at once after `<` and then a blank, `>` or `/`;
+# or a JSX fragment's `<>`. Not a TSX generic arrow's type parameters
 # (`render={<T extends Row>(r: T) => r.id}`, `<T = unknown>`): no tag has an attribute `extends` or a bare `=`.
-_TAG_START = re.compile(rf"(?:^|(?<=[\s(\[{{}}>=?:,&|;]))<(?:({_NAME})(?!\s+(?:extends\s|=))(?=[\s>/])|(?=>))")
+_TAG_START = re.compile(rf"(?:^|(?<=[\s(\[{{}}>=?:,&|;`]))<(?:({_NAME})(?!\s+(?:extends\s|=))(?=[\s>/])|(?=>))")
 # Elements that never have content or a closing tag in HTML: a line ending in one opens nothing.
 _VOID = frozenset({"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param", "source",
                    "track", "wbr"})

@@ -35,6 +35,7 @@ def test_in_markup(language: str, suffix: str, expected: bool) -> None:
     ("<Foo render={() => <Bar />}>", "Foo"),
     ("<Route render={() => <p>Don't</p>}>", "Route"),  # the apostrophe is the element's text, no string
     ("<svg:g>", "svg:g"),
+    ('  return `<div class="card">', "div"),  # HTML in a template literal
     # A TSX generic arrow's type parameters in an attribute's expression are no tag.
     ("<Table rowKey={<T extends Row>(r: T) => r.id}>", "Table"), ("<Foo init={<T = unknown>(x: T) => x}>", "Foo"),
     ("<template>", "template"),
@@ -103,6 +104,8 @@ def test_closing_tag_at(text: str, expected: str | None) -> None:
     ("<Foo onClick={() => go() /* it's */} title=\"", '" />', 'a" b />', "a"),  # a comment
     ("<Foo html={'<p>'} show={a < b && 'x'} title=\"", '" />', 'a" b />', "a"),  # a string, a comparison
     ("<Foo value={useState<string>(\"it's\")} title=\"", '" />', 'a" b />', "a"),  # a generic
+    # HTML in a JavaScript template literal: the backtick before the tag is no name's end.
+    ('  return `<a href="${url}" class="', '">${label}</a>`;', 'nav-link">${icon} ${label}</a>`;', "nav-link"),
     ("<List render={<T extends User>(u: T) => u.name} title=\"", '" onSelect={go} />', 'Users" />', "Users"),
     ("<List render={<T = User>(u: T) => u.name} title=\"", '" onSelect={go} />', 'Users" />', "Users"),
     ("<Foo render={() => <p>Don't</p>} title=\"", '" />', "it's\" />", "it's"),
