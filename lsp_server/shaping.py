@@ -106,7 +106,7 @@ def opens_block(line: str, *, markup: bool = False, above: str = "") -> bool:
         return False  # C++/Rust path separator: the user is typing a name
     if s.endswith((":", "{", "(", "[", "=>")):
         return True
-    if s.endswith("->"):
+    if s.endswith("->") and not s.endswith("-->"):  # `-->` ends an HTML comment, maybe after a tag (below)
         return len(s) == 2 or s[-3] in " \t)"
     return _OPENER_WORD.search(s) is not None or (markup and (opening_tag_at_end(s, above) is not None
                                                               or _SVELTE_BLOCK.search(s) is not None))

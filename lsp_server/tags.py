@@ -187,7 +187,7 @@ _TRIED_ABOVE = 16
 def opening_tag(line: str, above: str = "") -> tuple[str, str] | None:
     """:func:`opening_tag_at_end`'s element name, and the line its tag starts on (`line` itself, or one in
     `above`: its indent is the element's)."""
-    s = line.rstrip()[-TAIL_CHARS:]
+    s = _without_trailing_comments(line.rstrip()[-TAIL_CHARS:])
     if not s.endswith(">") or s.endswith("/>"):
         return None
     found = _tag_ending(s, 0)
@@ -202,6 +202,14 @@ def opening_tag(line: str, above: str = "") -> tuple[str, str] | None:
     if found is None:
         return None
     return found[0], line
+
+
+def _without_trailing_comments(s: str) -> str:
+    """`s` without the HTML comments that end it, and the blanks before them: the tag before a note
+    (`<div class="container"> <!-- main wrapper -->`) still ends the line's markup."""
+    while s.endswith("-->") and (start := s.rfind("<!--")) >= 0:
+        s = s[:start].rstrip()
+    return s
 
 
 def _tag_ending(s: str, before: int, tried: int | None = None) -> tuple[str, int] | None:
