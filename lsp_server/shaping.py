@@ -288,11 +288,14 @@ def _end_of_block(
     (see :func:`opened_element`), kept.
     """
     target = next_line.strip() if next_line else ""
+    text = "\n".join(lines)
     close_line = None
-    if element is not None and (close := closing_tag_start("\n".join(lines), element)) is not None:
-        close_line = "\n".join(lines)[:close].count("\n")
+    if element is not None and (close := closing_tag_start(text, element)) is not None:
+        close_line = text[:close].count("\n")
     blank_run = 0
+    line_start = 0
     for i, line in enumerate(lines):
+        line_start += len(lines[i - 1]) + 1 if i > 0 else 0
         full = line_before_cursor + line if i == 0 else line
         stripped = full.strip()
         if not stripped:
@@ -308,6 +311,11 @@ def _end_of_block(
             return i
         if i == close_line:
             return i + 1
+        if i > 0 and element is not None and indent_width(line) == opener_indent \
+                and _closes_an_outer_element(text[:line_start + len(line)], line_start):
+            # Content at the tag's own indent (`<li>` under `<ul>` unindented) ends where the model closes an
+            # element around it (`</ul>`, its own `</li>` left out): a deeper one would have dedented.
+            return i
         if i > 0 and indent_width(line) < block_indent:
             if opener_indent is not None and indent_width(line) == opener_indent:
                 if _CLOSING_LINE.match(stripped):
@@ -320,6 +328,16 @@ def _end_of_block(
                     continue  # `{:else}`: the same, the block going on to its `{/if}`
             return i
     return None
+
+
+def _closes_an_outer_element(text: str, line_start: int) -> bool:
+    """Whether the last line of `text`, from `text[line_start]`, begins with a closing tag that closes no element
+    `text` opened before it, but one around the cursor."""
+    name = closing_tag_at(text[line_start:])
+    if name is None:
+        return False
+    end = closing_tag_start(text, name)
+    return end is not None and end >= line_start
 
 
 def _same_closer(line: str, other: str) -> bool:

@@ -740,6 +740,13 @@ def test_stop_in_markup_at_the_closing_tag_or_quote() -> None:
     # Content at the tag's own indent (`<body>` under `<html>`) is content, not the block's end.
     ("<html>\n<body>", "\n<h1>Hi</h1>\n<p>x</p>\n</body>\n</html>\n", "\n<h1>Hi</h1>\n<p>x</p>\n</body>"),
     ("<html>\n<body>\n", "<h1>Hi</h1>\n<p>x</p>\n</body>\n</html>\n", "<h1>Hi</h1>\n<p>x</p>\n</body>"),
+    # There, an outer element's closing tag ends it, left out as a shallower line is (before: kept, and the
+    # suggestion ran on into the markup after it); one that closes the model's own element does not.
+    ("<ul>\n<li>Flour</li>\n<li>", "Milk\n</ul>\n<h2>Steps</h2>\n<p>Mix.</p>\n", "Milk"),
+    ("<html>\n<body>", "\n<h1>Pancakes</h1>\n</html>\n<p>stray</p>\n", "\n<h1>Pancakes</h1>"),
+    ("<template>\n<div class=\"card\">", "\n<h2>{{ title }}</h2>\n</template>\n\n<script>\nexport default {}\n",
+     "\n<h2>{{ title }}</h2>"),
+    ("<body>", "\n<div>\n<p>x</p>\n</div>\n</body>\n<p>y</p>\n", "\n<div>\n<p>x</p>\n</div>\n</body>"),
     # Its own elements of the same name are not its end; a line shallower than the tag is.
     ("<div>", "\n  <div>a</div>\n</div>\nx\n", "\n  <div>a</div>\n</div>"),
     ("  <div>", "\n    <p>a</p>\n</section>\n", "\n    <p>a</p>"),
