@@ -541,6 +541,20 @@ MARKUP_CASES = [
      '    <p>b</p>\n  </div>\n);\n'),
     # New children above the document's own, its `</div>` below them: the model's is not kept (before: doubled).
     ("html", "<div>|\n  <p>old</p>\n</div>\n", "\n  <p>new</p></div>", "<div>\n  <p>new</p>\n  <p>old</p>\n</div>\n"),
+    # A value after a TSX generic arrow in another attribute (before: `<T extends User>` read as a tag, the rest
+    # of the line came twice).
+    ("typescriptreact", 'const U = () => <List render={<T extends User>(u: T) => u.name} title="|" onSelect={go} />;\n',
+     'Users" />;', 'const U = () => <List render={<T extends User>(u: T) => u.name} title="Users" onSelect={go} />;\n'),
+    # A value in HTML built in a template literal (before: the rest of the line came twice).
+    ("javascript", 'const a = (url, label) => `<a href="${url}" class="|">${label}</a>`;\n',
+     'nav-link">${icon(url)} ${label}</a>`;',
+     'const a = (url, label) => `<a href="${url}" class="nav-link">${label}</a>`;\n'),
+    # An opening tag with a comment after it opens a block (before: single-line, no suggestion).
+    ("html", "<div class=\"container\"> <!-- main -->|\n</div>\n", "\n  <h1>Shop</h1>\n</div>\n",
+     "<div class=\"container\"> <!-- main -->\n  <h1>Shop</h1>\n</div>\n"),
+    # Content at the tag's own indent ends before an outer element's closing tag (before: ran on past it).
+    ("html", "<ul>\n<li>Flour</li>\n<li>|", "Milk\n</ul>\n<h2>Steps</h2>\n<p>Mix.</p>\n",
+     "<ul>\n<li>Flour</li>\n<li>Milk"),
     # Generics and comparisons: as before.
     ("cpp", "std::vector<int|> v;\n", ", int", "std::vector<int, int> v;\n"),
     ("typescriptreact", "const m = new Map<string, |>();\n", "number>();\nconst n = 1;\n",
