@@ -40,6 +40,12 @@ TAIL_CHARS = 2000
 _ATTRIBUTE_LINE = re.compile(r"\s*[\w:@.-]+=[\"'{]")
 
 
+def _is_void(name: str) -> bool:
+    """Whether `name` is an HTML void element's, in HTML's any case (`br`, `BR`); not a JSX component named like
+    one (`<Link href="/">`, `<Col span={8}>`), which has children."""
+    return name.lower() in _VOID and (name.islower() or name.isupper())
+
+
 def in_markup(language_id: str, suffix: str) -> bool:
     """Whether the cursor that `suffix` follows is in markup: in a markup language's document, or before a
     closing tag (`</li>` on the cursor's line, or starting the next line that is not blank), whatever the
@@ -112,7 +118,7 @@ def _lex(s: str, stack: tuple[_Frame, ...], offset: int = 0) -> tuple[str, tuple
                 i += ch == "/"
                 frames.pop()
                 closed = not frames
-                if ch == ">" and detail.lower() not in _VOID:
+                if ch == ">" and not _is_void(detail):
                     frames.append((_TEXT, detail, offset + i + 1))
         elif kind == _VALUE:
             if ch == detail:
@@ -219,7 +225,7 @@ def _tag_ending(s: str, before: int, tried: int | None = None) -> tuple[str, int
     for match in list(reversed(list(_TAG_START.finditer(s, 0, len(s) if before <= 0 else before + 1))))[:tried]:
         if _tag_end(s, match.end()) == len(s) - 1:
             name = match.group(1) or ""
-            return None if name.lower() in _VOID else (name, match.start())
+            return None if _is_void(name) else (name, match.start())
     return None
 
 

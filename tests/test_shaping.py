@@ -646,6 +646,7 @@ def test_multi_closing_line_like_the_suffix_s_is_a_repeat(prefix: str, suffix: s
     ("  <li>Hi ", "</li>", True, "single"),  # text already there: an inline edit
     ('  return `<div class="card">', "", True, "multi"),  # HTML in a template literal
     ('  <div class="container"> <!-- main wrapper -->', "", True, "multi"),  # a note after the tag
+    ("    <Col span={12}>", "</Col>", True, "multi"), ('  <Link href="/about">', "", True, "multi"),  # components
     ("{#if open}", "", True, "multi"), ("  {#each items as item}", "", True, "multi"), ("{:else}", "", True, "multi"),
     ("const o = {a: 1}", "", True, "single"), ("{#if open}", "", False, "single"),  # Svelte blocks, in markup
     ('<p className="', '"></p>', True, "single"),

@@ -37,11 +37,12 @@ def test_in_markup(language: str, suffix: str, expected: bool) -> None:
     ("<svg:g>", "svg:g"),
     ('  return `<div class="card">', "div"),  # HTML in a template literal
     ('<div class="container"> <!-- main wrapper -->', "div"), ("<main><!-- a --><!-- b -->", "main"),  # notes after
+    ('<Link href="/about">', "Link"), ("<Col span={12}>", "Col"),  # JSX components named like void elements
     # A TSX generic arrow's type parameters in an attribute's expression are no tag.
     ("<Table rowKey={<T extends Row>(r: T) => r.id}>", "Table"), ("<Foo init={<T = unknown>(x: T) => x}>", "Foo"),
     ("<template>", "template"),
     # Not an element's opening tag that the next lines fill:
-    ("<br>", None), ("<img src=\"a.png\">", None), ("<Icon />", None), ("<b>bold</b>", None),
+    ("<br>", None), ("<BR>", None), ("<img src=\"a.png\">", None), ("<Icon />", None), ("<b>bold</b>", None),
     ("</div>", None), ("<!DOCTYPE html>", None), ('<?xml version="1.0"?>', None),
     ("<!-- <section> -->", None), ("<br> <!-- gap -->", None), ("<b>bold</b> <!-- x -->", None),
     # Generics and comparisons: a name right before `<`, or no name right after it.
