@@ -40,10 +40,15 @@ TAIL_CHARS = 2000
 _ATTRIBUTE_LINE = re.compile(r"\s*[\w:@.-]+=[\"'{]")
 
 
+def _is_html(name: str, names: frozenset[str]) -> bool:
+    """Whether `name` is one of HTML's element `names`, in HTML's any case (`br`, `BR`); not a JSX component
+    named like one (`<Link href="/">`, `<Col span={8}>`, `<Script>`), which has children of its own kind."""
+    return name.lower() in names and (name.islower() or name.isupper())
+
+
 def _is_void(name: str) -> bool:
-    """Whether `name` is an HTML void element's, in HTML's any case (`br`, `BR`); not a JSX component named like
-    one (`<Link href="/">`, `<Col span={8}>`), which has children."""
-    return name.lower() in _VOID and (name.islower() or name.isupper())
+    """Whether `name` is an HTML void element's (:func:`_is_html`)."""
+    return _is_html(name, _VOID)
 
 
 def in_markup(language_id: str, suffix: str) -> bool:
@@ -70,8 +75,11 @@ def closing_tag_at(text: str) -> str | None:
 # attributes (its name), an attribute's quoted value (its quote), a `{` expression's code and a string of code
 # (its quote; a template literal's `${` opens code again). At the bottom, what lies around the line's
 # outermost elements, which may be code (`return <p>`) or an element's text opened on an earlier line (`Don't
-# <a>`): only a tag or a `{` there opens anything, as in the rest of this module.
-_GAP, _TEXT, _TAG, _VALUE, _CODE, _STRING = "gap", "text", "tag", "value", "code", "string"
+# <a>`): only a tag or a `{` there opens anything, as in the rest of this module. A `<script>`'s or `<style>`'s
+# content is code (its name), to its closing tag: `"</div>"` there is a string, not the end of an element.
+_GAP, _TEXT, _TAG, _VALUE, _CODE, _STRING, _RAW = "gap", "text", "tag", "value", "code", "string", "raw"
+# HTML's elements whose content is JavaScript or CSS, not markup.
+_RAW_TEXT = frozenset({"script", "style"})
 _Frame = tuple[str, str, int]
 _CLOSING_AT = re.compile(rf"</({_NAME})?\s*>")
 
@@ -109,6 +117,19 @@ def _lex(s: str, stack: tuple[_Frame, ...], offset: int = 0) -> tuple[str, tuple
                     blanks[-1][1] = i + 1
                 else:
                     blanks.append([i, i + 1])
+        elif kind == _RAW:
+            if s.startswith("</", i) and (match := _CLOSING_AT.match(s, i)) and match.group(1) == detail:
+                frames.pop()
+                closed = not frames
+                i = match.end() - 1
+            elif ch in _QUOTES:
+                frames.append((_STRING, ch, offset + i))
+            elif ch == "{":
+                frames.append((_CODE, "", offset + i))
+            elif s.startswith("/*", i) or (s.startswith("//", i) and detail.lower() == "script"):  # CSS has no `//`
+                end = _comment_end(s, i)
+                blanks.append([i, end])
+                i = end - 1
         elif kind == _TAG:
             if ch in "\"'":
                 frames.append((_VALUE, ch, offset + i))
@@ -119,7 +140,7 @@ def _lex(s: str, stack: tuple[_Frame, ...], offset: int = 0) -> tuple[str, tuple
                 frames.pop()
                 closed = not frames
                 if ch == ">" and not _is_void(detail):
-                    frames.append((_TEXT, detail, offset + i + 1))
+                    frames.append((_RAW if _is_html(detail, _RAW_TEXT) else _TEXT, detail, offset + i + 1))
         elif kind == _VALUE:
             if ch == detail:
                 frames.pop()
@@ -145,8 +166,7 @@ def _lex(s: str, stack: tuple[_Frame, ...], offset: int = 0) -> tuple[str, tuple
             frames.pop()
             closed = not frames
         elif s.startswith(("//", "/*"), i):
-            end = s.find("\n", i) if s[i + 1] == "/" else s.find("*/", i + 2) + 1
-            end = len(s) if end <= 0 else end + (s[i + 1] == "*")
+            end = _comment_end(s, i)
             blanks.append([i, end])
             i = end - 1
         elif ch == "<" and (match := _TAG_START.match(s, i)):
@@ -156,6 +176,12 @@ def _lex(s: str, stack: tuple[_Frame, ...], offset: int = 0) -> tuple[str, tuple
             return _blank(s[:i + 1], blanks), (), i
         i += 1
     return _blank(s, blanks), tuple(frames), None
+
+
+def _comment_end(s: str, i: int) -> int:
+    """Where the `//` or `/*` comment at `s[i]` ends: after its `*/`, at its line break, or at the end of `s`."""
+    end = s.find("\n", i) if s[i + 1] == "/" else s.find("*/", i + 2) + 1
+    return len(s) if end <= 0 else end + (s[i + 1] == "*")
 
 
 def _blank(s: str, runs: list[list[int]]) -> str:
@@ -259,12 +285,13 @@ def closing_tag_start(text: str, name: str) -> int | None:
 
 
 def _code_start(line_before: str) -> tuple[int, str, tuple[_Frame, ...]] | None:
-    """Where the markup code the cursor is in starts on its line: the outermost tag or `{` expression still open
-    at the cursor (the tag whose attributes it is among, though an attribute's expression holds elements of its
-    own: `render={() => <p>Don't</p>} path="|`), or the line's start when the line starts with an attribute
-    (`  onClick={`: a tag's attributes one per line); with the line from there on, every element's text blanked,
-    and the lexer's frames at the cursor. None elsewhere: script in a Vue file, the ordinary code of a TSX file,
-    an element's text (its `Don't` opens no string)."""
+    """Where the markup code the cursor is in starts on its line: the outermost tag, `{` expression or script's
+    content still open at the cursor (the tag whose attributes it is among, though an attribute's expression
+    holds elements of its own: `render={() => <p>Don't</p>} path="|`; `<script>` + `x = "|`), or the line's
+    start when the line starts with an attribute (`  onClick={`: a tag's attributes one per line); with the line
+    from there on, every element's text blanked, and the lexer's frames at the cursor. None elsewhere: script
+    lines of a Vue file below its `<script>`, the ordinary code of a TSX file, an element's text (its `Don't`
+    opens no string)."""
     first = _TAG_START.search(line_before)
     if first is not None:
         masked, frames, _ = _lex(line_before[first.start():], ((_GAP, "", 0),), first.start())

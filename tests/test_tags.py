@@ -107,6 +107,11 @@ def test_closing_tag_at(text: str, expected: str | None) -> None:
     ("<Foo onClick={() => go() /* it's */} title=\"", '" />', 'a" b />', "a"),  # a comment
     ("<Foo html={'<p>'} show={a < b && 'x'} title=\"", '" />', 'a" b />', "a"),  # a string, a comparison
     ("<Foo value={useState<string>(\"it's\")} title=\"", '" />', 'a" b />', "a"),  # a generic
+    # A script's or a style's content is code, not an element's text: its strings are strings (`</div>` too).
+    ('  <script>window.API_URL = "', '";</script>', 'https://api.example.com/v1";', "https://api.example.com/v1"),
+    ('<script>if (a < b) { x = "<p>" + m + "</p>"; } document.title = "', '";</script>', 'Shop";', "Shop"),
+    ('<p>Hi</p><script>const close = "', '";</script>', '</div>";', "</div>"),
+    ('<style>@import "', '";</style>', 'theme.css";', "theme.css"),
     # HTML in a JavaScript template literal: the backtick before the tag is no name's end.
     ('  return `<a href="${url}" class="', '">${label}</a>`;', 'nav-link">${icon} ${label}</a>`;', "nav-link"),
     ("<List render={<T extends User>(u: T) => u.name} title=\"", '" onSelect={go} />', 'Users" />', "Users"),

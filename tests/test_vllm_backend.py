@@ -549,6 +549,9 @@ MARKUP_CASES = [
     ("javascript", 'const a = (url, label) => `<a href="${url}" class="|">${label}</a>`;\n',
      'nav-link">${icon(url)} ${label}</a>`;',
      'const a = (url, label) => `<a href="${url}" class="nav-link">${label}</a>`;\n'),
+    # A value in a script's code (before: read as an element's text, `";` came twice).
+    ("html", '<head>\n  <script>window.API_URL = "|";</script>\n</head>\n', 'https://api.example.com/v1";',
+     '<head>\n  <script>window.API_URL = "https://api.example.com/v1";</script>\n</head>\n'),
     # An opening tag with a comment after it opens a block (before: single-line, no suggestion).
     ("html", "<div class=\"container\"> <!-- main -->|\n</div>\n", "\n  <h1>Shop</h1>\n</div>\n",
      "<div class=\"container\"> <!-- main -->\n  <h1>Shop</h1>\n</div>\n"),
