@@ -552,6 +552,9 @@ MARKUP_CASES = [
     # A value in a script's code (before: read as an element's text, `";` came twice).
     ("html", '<head>\n  <script>window.API_URL = "|";</script>\n</head>\n', 'https://api.example.com/v1";',
      '<head>\n  <script>window.API_URL = "https://api.example.com/v1";</script>\n</head>\n'),
+    # A JSX component named like a void element holds children (before: single-line, no suggestion).
+    ("typescriptreact", "const G = () => (\n  <Col span={12}>|</Col>\n);\n", "\n    <Card />\n  </Col>\n);",
+     "const G = () => (\n  <Col span={12}>\n    <Card />\n  </Col>\n);\n"),
     # An opening tag with a comment after it opens a block (before: single-line, no suggestion).
     ("html", "<div class=\"container\"> <!-- main -->|\n</div>\n", "\n  <h1>Shop</h1>\n</div>\n",
      "<div class=\"container\"> <!-- main -->\n  <h1>Shop</h1>\n</div>\n"),
