@@ -223,10 +223,14 @@ class CodeLlamaProtocol(LanguageServerProtocol):
     async def receive_in_steps(self, body: bytes) -> None:
         """`receive` for a big body (over STEPPED_BODY_BYTES): its JSON is decoded a piece at a time, the event loop
         free between pieces (decode_in_steps). The caller awaits it before it hands on the next message."""
+        data: dict[str, Any] | Rejected | None
         try:
-            data: dict[str, Any] | Rejected = await decode_in_steps(body)
+            data = await decode_in_steps(body)
         except Rejected as rejected:
             data = rejected
+        except Exception:  # a bug in the stepped decoder: escaping, it ended the session
+            log.exception("cannot decode a %d-byte message in steps: decoded at once", len(body))
+            data = None  # _handle decodes it as it does a small one, and answers whatever fails there
         self._handle(body, data)
 
     def _handle(self, body: bytes, decoded: dict[str, Any] | Rejected | None) -> None:
@@ -244,12 +248,21 @@ class CodeLlamaProtocol(LanguageServerProtocol):
             self.send_error(rejected.msg_id, rejected.error)
             return
         except Exception as e:  # a bug here must cost one message, never the session
-            log.exception("cannot handle a message")
-            if msg_id is not None:
-                self.send_error(msg_id, JsonRpcInternalError(f"Internal error: {e}"))
+            self._lost_to_a_bug(msg_id, e)
             return
-        if message is not None:
-            self.handle_message(message)
+        if message is None:
+            return
+        try:
+            self.handle_message(message)  # pygls answers what its handlers raise, but not what it raises itself
+        except ConnectionError:  # the client is gone: the session ends (transport.py)
+            raise
+        except Exception as e:
+            self._lost_to_a_bug(msg_id, e)
+
+    def _lost_to_a_bug(self, msg_id: MsgId | None, error: Exception) -> None:
+        log.exception("cannot handle a message")
+        if msg_id is not None:
+            self.send_error(msg_id, JsonRpcInternalError(f"Internal error: {error}"))
 
     def send_error(self, msg_id: MsgId | None, error: JsonRpcException) -> None:
         # Written by hand: lsprotocol's converter leaves out "id": null, which JSON-RPC requires here.

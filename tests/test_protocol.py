@@ -289,6 +289,48 @@ def test_a_bug_of_ours_is_still_logged_with_its_traceback() -> None:
         server.kill()
 
 
+# A bug at the message layer: in the stepped decoder of big bodies (the message whose id is "in-steps"), or in pygls'
+# dispatch of a message that passed our checks (id "dispatch").
+_BROKEN_MESSAGE_LAYER = """
+import sys
+from lsp_server import protocol
+decode_long_strings, handle_message = protocol._decode_long_strings, protocol.CodeLlamaProtocol.handle_message
+async def broken_decoder(text):
+    if '"id": "in-steps"' in text[:100]:
+        raise KeyError("a bug in the stepped decoder")
+    return await decode_long_strings(text)
+def broken_dispatch(self, message):
+    if getattr(message, "id", None) == "dispatch":
+        raise KeyError("a bug in the dispatch")
+    return handle_message(self, message)
+protocol._decode_long_strings = broken_decoder
+protocol.CodeLlamaProtocol.handle_message = broken_dispatch
+from lsp_server.cli import main
+main(sys.argv[1:])
+"""
+
+
+@pytest.mark.parametrize(("msg_id", "padding", "answer"), [
+    ("in-steps", 300_000, "result"),  # the stepped decoder failed: the body is decoded at once instead, and handled
+    ("dispatch", 0, "error"),  # pygls' dispatch failed: the request gets an internal error
+])
+def test_a_bug_at_the_message_layer_costs_one_message_not_the_session(msg_id: str, padding: int, answer: str) -> None:
+    # Either bug escaped to the reading loop, which ended: the server exited with a traceback, unanswered.
+    server = Wire(command=[sys.executable, "-c", _BROKEN_MESSAGE_LAYER, "--log-level", "WARNING", "serve"])
+    try:
+        server.initialize()
+        server.send({"jsonrpc": "2.0", "id": msg_id, "method": "workspace/executeCommand",
+                     "params": {"command": "codellama.status", "pad": "x" * padding}})
+        reply = server.response(msg_id, timeout=20)
+        assert answer in reply, reply
+        assert answer == "result" or error_of(reply) == -32603 and "a bug in the dispatch" in reply["error"]["message"]
+        assert server.result("workspace/executeCommand", {"command": "codellama.status"})["state"] == "idle"
+        assert server.logged("Traceback") and "a bug in the" in server.log()
+        assert server.stop() == 0
+    finally:
+        server.kill()
+
+
 # -- big bodies, decoded in steps (in-process: the decoder alone) ---------------------------------------
 def outcome(decoding: Callable[[], dict]) -> object:
     try:
