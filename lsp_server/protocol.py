@@ -22,6 +22,7 @@ from collections import deque
 from concurrent.futures import Future
 from typing import Any
 
+import attrs
 import cattrs
 from cattrs.errors import BaseValidationError
 from lsprotocol import types
@@ -166,6 +167,11 @@ def request_id(text: str) -> MsgId | None:
     return _valid_id(data.get("id")) if isinstance(data, dict) else None
 
 
+def _is_notification(kind: type | None) -> bool:
+    """Whether lsprotocol's type for a method's message is a notification's (None: a method it does not know)."""
+    return kind is not None and attrs.has(kind) and "id" not in attrs.fields_dict(kind)
+
+
 def _valid_id(value: object) -> MsgId | None:
     return value if isinstance(value, (int, str)) and not isinstance(value, bool) else None
 
@@ -282,6 +288,10 @@ class CodeLlamaProtocol(LanguageServerProtocol):
             raise Rejected(JsonRpcInvalidRequest('Invalid request: "jsonrpc" must be "2.0"'), msg_id)
         if not isinstance(method, str):
             raise Rejected(JsonRpcInvalidRequest("Invalid request: method must be a string"), msg_id)
+        if _is_notification(self.get_message_type(method)):
+            # With an id, pygls ran it as the notification and answered nothing (exit: the process ended).
+            raise Rejected(JsonRpcInvalidRequest(f"Invalid request: {method} is a notification, which has no id"),
+                           msg_id)
         if self._shutdown:
             raise Rejected(JsonRpcInvalidRequest(f"Invalid request: {method} after shutdown"), msg_id)
         if method == types.INITIALIZE and self.initialize_received:

@@ -109,12 +109,19 @@ def test_messages_without_a_usable_id_get_an_error_with_a_null_id(wire: Wire, bo
       "params": {"command": "codellama.generateDocstring", "arguments": [1, "x"]}}, INVALID_PARAMS),
     ({"jsonrpc": "2.0", "id": "resolve", "method": "codeAction/resolve",
       "params": {"title": "t", "data": {"uri": URI, "line": "zero"}}}, INVALID_PARAMS),
+    # A notification's method with an id: pygls ran the notification and answered nothing; exit ended the server.
+    ({"jsonrpc": "2.0", "id": "open", "method": "textDocument/didOpen", "params": {"textDocument": {
+        "uri": "file:///work/opened-by-request.py", "languageId": "python", "version": 1, "text": "x"}}},
+     INVALID_REQUEST),
+    ({"jsonrpc": "2.0", "id": "initialized", "method": "initialized", "params": {}}, INVALID_REQUEST),
+    ({"jsonrpc": "2.0", "id": "exit", "method": "exit"}, INVALID_REQUEST),
 ])
 def test_invalid_requests_are_answered_with_their_id(wire: Wire, message: dict, code: int) -> None:
     wire.send(message)
     reply = wire.response(message["id"])
     assert error_of(reply) == code, reply
     assert wire.answers[message["id"]] == 1
+    assert wire.result("workspace/executeCommand", {"command": "codellama.status"})["state"] == "idle"
 
 
 def test_a_bad_notification_is_dropped_without_a_popup(wire: Wire) -> None:
