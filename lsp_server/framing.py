@@ -5,6 +5,9 @@ body can never contain a header line, because JSON forbids raw CR and LF inside 
 ``Content-Length`` is not a JSON token. So a header found where a body should be proves the length was
 too long, and the body is cut there; bytes left over from a length that was too short, or any other
 garbage, are skipped up to the next header.
+
+A header's lines may end with LF alone, as a hand-written client's often do: LSP says CRLF, but such a client
+was left unanswered, without a word in the log, and a raw LF is no more possible inside a JSON string than CRLF.
 """
 
 from __future__ import annotations
@@ -16,12 +19,12 @@ log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 64 << 20  # larger than any document an editor sends; more is a framing error
 
-_HEADER = re.compile(rb"content-length:[ \t]{0,8}(\d{1,12})[ \t]{0,8}\r\n", re.IGNORECASE)
+_HEADER = re.compile(rb"content-length:[ \t]{0,8}(\d{1,12})[ \t]{0,8}\r?\n", re.IGNORECASE)
 _HEADER_MAX = 64  # longer than any match of _HEADER
 _NAME = b"content-length:"
 _VALUE_PREFIX = re.compile(rb"[ \t]{0,8}(?:\d{1,12}[ \t]{0,8}\r?)?")
 # Another header field (Content-Type), a prefix of one, and the longest we wait for.
-_FIELD = re.compile(rb"[!-9;-~]+:[^\r\n]*\r\n")
+_FIELD = re.compile(rb"[!-9;-~]+:[^\r\n]*\r?\n")
 _FIELD_PREFIX = re.compile(rb"\r|[!-9;-~]*(?::[^\r\n]*\r?)?")
 _FIELD_MAX = 1024
 
@@ -31,6 +34,13 @@ def _header_prefix(tail: bytes | bytearray) -> bool:
     if not tail or not _NAME.startswith(bytes(tail[: len(_NAME)]).lower()):
         return False
     return len(tail) <= len(_NAME) or _VALUE_PREFIX.fullmatch(tail, len(_NAME)) is not None
+
+
+def _end_of_header(buf: bytearray, pos: int) -> int | None:
+    """Where the body starts when the blank line that ends a header is at `pos`, else None."""
+    if buf.startswith(b"\r\n", pos):
+        return pos + 2
+    return pos + 1 if buf.startswith(b"\n", pos) else None
 
 
 class Framer:
@@ -76,7 +86,7 @@ class Framer:
                 return False
             length, pos = int(m.group(1)), m.end() - m.start()
             self._skip(m.start())
-            while not buf.startswith(b"\r\n", pos):
+            while (end_of_header := _end_of_header(buf, pos)) is None:
                 field = _FIELD.match(buf, pos)
                 if field is not None:
                     pos = field.end()
@@ -89,7 +99,7 @@ class Framer:
                     log.warning("skipped %d bytes that were not part of a message", self._skipped)
                     self._skipped = 0
                 if length <= self.max_body:
-                    self._body_start, self._length, self._scanned = pos + 2, length, pos + 2
+                    self._body_start, self._length, self._scanned = end_of_header, length, end_of_header
                     return True
                 log.warning("a message of %d bytes is over the %d-byte limit: skipped", length, self.max_body)
             self._skip(1)  # not a usable header: look for the next one

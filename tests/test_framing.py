@@ -53,9 +53,21 @@ def test_every_well_framed_message_survives_broken_neighbours(broken: list[tuple
     assert len(out) <= len(broken) + 1  # nothing is read twice
 
 
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(bodies, st.sampled_from([b"\r\n", b"\n"]), st.sampled_from([b"\r\n", b"\n"]),
+                          st.booleans()), min_size=1, max_size=6),
+       st.lists(st.integers(0, 10**6), max_size=12))
+def test_header_lines_may_end_with_lf_alone(messages: list[tuple[bytes, bytes, bytes, bool]], cuts: list[int]) -> None:
+    """A client that ends its header lines with LF alone (as printf does) was skipped as garbage: never answered."""
+    data = b"".join(b"Content-Length: %d%s%s%s" % (len(body), end, b"Content-Type: x" + end if typed else b"", blank)
+                    + body for body, end, blank, typed in messages)
+    assert feed_in_chunks(data, cuts) == [body for body, *_ in messages]
+
+
 def test_a_too_long_length_is_cut_at_the_next_header() -> None:
     a, b = b'{"id": 1}', b'{"id": 2}'
     assert Framer().feed(b"Content-Length: 50\r\n\r\n" + a + frame(b)) == [a, b]
+    assert Framer().feed(b"Content-Length: 50\n\n" + a + b"Content-Length: 9\n\n" + b) == [a, b]
 
 
 def test_other_header_fields_and_case() -> None:

@@ -184,6 +184,9 @@ def test_framing_errors_resynchronise(wire: Wire) -> None:
     wire.send_bytes(b"Content-Length: 99999999999\r\n\r\n")  # over the size limit: skipped
     wire.send({**status, "id": "after-huge"})
     assert "result" in wire.response("after-huge")
+    body = json.dumps({**status, "id": "lf-alone"}).encode()
+    wire.send_bytes(b"Content-Length: %d\n\n%s" % (len(body), body))  # as printf writes it: skipped, unanswered
+    assert "result" in wire.response("lf-alone")
 
 
 def test_before_initialize_and_after_shutdown() -> None:
