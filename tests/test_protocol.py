@@ -206,7 +206,7 @@ def test_before_initialize_and_after_shutdown() -> None:
         server.kill()
 
 
-@pytest.mark.parametrize("ending", ["exit notification", "end of input"])
+@pytest.mark.parametrize("ending", ["exit notification", "end of input", "end of input inside a message"])
 def test_a_session_ended_without_shutdown_exits_with_code_1(ending: str) -> None:
     server = Wire()
     try:
@@ -214,6 +214,8 @@ def test_a_session_ended_without_shutdown_exits_with_code_1(ending: str) -> None
         if ending == "exit notification":
             server.notify("exit")
         else:
+            if ending == "end of input inside a message":
+                server.send_bytes(b'Content-Length: 100\r\n\r\n{"jsonrpc": "2.0", ')
             server.proc.stdin.close()  # the editor died
         assert server.wait(10) == 1
     finally:
