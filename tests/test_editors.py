@@ -678,7 +678,33 @@ local function toggle_restart()
   result.client_changed = client.id ~= old.id
 end
 
-local scenarios = { toggle_restart = toggle_restart, main = main, bottom = bottom, cycle = cycle, loading = loading, rest_of_line = rest_of_line,
+--- Two buffers without a name (:enew, a filetype set by hand): Neovim gives both the URI file://, for which the
+--- server keeps one text. The first, attached, goes on getting suggestions for its own text.
+local function nameless()
+  local codellama = require('codellama')
+  local lsp = require('codellama.lsp')
+  open_file()
+  local text = vim.split(vim.env.CODELLAMA_TEXT, '\n', { plain = true })
+  vim.cmd('enew')
+  local first = api.nvim_get_current_buf()
+  api.nvim_buf_set_lines(first, 0, -1, false, text)
+  vim.bo[first].filetype = 'python'
+  wait_until('first attached', 10000, function() return lsp.get_client(first) end)
+  vim.cmd('enew')
+  local second = api.nvim_get_current_buf()
+  api.nvim_buf_set_lines(second, 0, -1, false, { 'y = 2' })
+  vim.bo[second].filetype = 'python'
+  sleep(500) -- time to attach, where it would
+  result.second_attached = lsp.get_client(second) ~= nil
+  vim.cmd.buffer(first)
+  api.nvim_win_set_cursor(0, { tonumber(vim.env.CODELLAMA_ROW), 0 })
+  feed('A')
+  pcall(wait_until, 'ghost text', 20000, codellama.is_visible)
+  result.suggestion = codellama.get_suggestion() or vim.NIL
+  feed('<Esc>')
+end
+
+local scenarios = { nameless = nameless, toggle_restart = toggle_restart, main = main, bottom = bottom, cycle = cycle, loading = loading, rest_of_line = rest_of_line,
                     user_keys = user_keys, settings_again = settings_again, settings_removed = settings_removed, failed_load = failed_load,
                     too_slow = too_slow }
 co = coroutine.create(function()
@@ -978,6 +1004,19 @@ def test_nvim_statusline_says_when_the_model_cannot_infill(tmp_path: Path, tiny_
     health = "\n".join(result["health"])
     assert "ERROR model:" in health and "OK model:" not in health, health
     assert "has no infilling pieces" in health, health
+
+
+def test_nvim_second_buffer_without_a_name_leaves_the_first_its_suggestions(tmp_path: Path,
+                                                                           tiny_model_dir: Path) -> None:
+    """Neovim gives every buffer without a name the URI file://: a second one (`:enew`, `:set ft=python`) replaced
+    the first's text in the server, and the first got no more suggestions (or ones for the other's text). Now
+    only the first is attached."""
+    result = _run_nvim_driver(tmp_path, tiny_model_dir, SAMPLE, row=1, scenario="nameless",
+                              CODELLAMA_TEXT=SAMPLE.rstrip("\n"))
+    assert result["second_attached"] is False
+    suggestion = result["suggestion"]
+    assert suggestion is not None, result["steps"]
+    assert (suggestion["row"], suggestion["col"]) == (0, len("def add(a, b):"))
 
 
 # Tab-indented: the first probe is the real server's answer (with linePolicy "multi"), whatever the demo model

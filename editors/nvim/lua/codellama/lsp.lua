@@ -62,6 +62,31 @@ function M.get_client(bufnr)
   return vim.lsp.get_clients({ bufnr = bufnr, name = M.name })[1]
 end
 
+--- The buffer without a name last let attach: its client attaches on the next tick, after the other buffers
+--- of a |:doautoall| (vim.lsp.enable(), a restart) have been looked at.
+---@type integer?
+local nameless_claim = nil
+
+--- Whether another buffer without a name is attached to a codellama client already (or about to be). Neovim
+--- gives every such buffer the same URI (`file://`), so the server would keep one text for all of them: a
+--- second one opened replaces the first's text there, and the first's edits are then applied to the second's.
+---@param bufnr integer
+---@return boolean
+local function other_nameless_attached(bufnr)
+  local claim = nameless_claim
+  if claim and claim ~= bufnr and vim.api.nvim_buf_is_loaded(claim) and vim.api.nvim_buf_get_name(claim) == '' then
+    return true
+  end
+  for _, client in ipairs(vim.lsp.get_clients({ name = M.name, _uninitialized = true })) do
+    for other in pairs(client.attached_buffers) do
+      if other ~= bufnr and vim.api.nvim_buf_is_valid(other) and vim.api.nvim_buf_get_name(other) == '' then
+        return true
+      end
+    end
+  end
+  return false
+end
+
 --- The `vim.lsp.Config` for the server, built from the plugin options.
 ---@return vim.lsp.Config
 function M.client_config()
@@ -76,8 +101,18 @@ function M.client_config()
   return {
     cmd = opts.cmd,
     filetypes = opts.filetypes,
-    -- No root: one server (one model in memory) serves every buffer of the session.
+    -- No root: one server (one model in memory) serves every buffer of the session. on_dir(nil) attaches
+    -- the buffer with none; not calling it leaves a second buffer without a name alone (see above).
     root_markers = nil,
+    root_dir = function(bufnr, on_dir)
+      if vim.api.nvim_buf_get_name(bufnr) == '' then
+        if other_nameless_attached(bufnr) then
+          return
+        end
+        nameless_claim = bufnr
+      end
+      on_dir(nil)
+    end,
     capabilities = capabilities,
     on_exit = function(code, signal)
       local cmd = effective_cmd or opts.cmd
