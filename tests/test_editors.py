@@ -704,7 +704,37 @@ local function nameless()
   feed('<Esc>')
 end
 
-local scenarios = { nameless = nameless, toggle_restart = toggle_restart, main = main, bottom = bottom, cycle = cycle, loading = loading, rest_of_line = rest_of_line,
+--- The server killed: the commands say it stopped and how to start it again, and :CodellamaRestart does; run
+--- while a server is up, it replaces it with one new one.
+local function restart()
+  local codellama = require('codellama')
+  local lsp = require('codellama.lsp')
+  local bufnr = open_file()
+  local old = lsp.get_client(bufnr)
+  for _, pid in ipairs(api.nvim_get_proc_children(vim.fn.getpid())) do vim.uv.kill(pid, 'sigkill') end
+  wait_until('stopped', 10000, function() return old:is_stopped() and not lsp.get_client(bufnr) end)
+  vim.cmd('CodellamaStatus')
+  result.notice = notifications[#notifications]
+  local function restarted(previous)
+    return wait_until('new client', 30000, function()
+      local c = lsp.get_client(bufnr)
+      return c and c.initialized and c.id ~= previous.id and c
+    end)
+  end
+  vim.cmd('CodellamaRestart')
+  local new = restarted(old)
+  pcall(wait_until, 'model loaded', 30000, function() return codellama.statusline() == 'ready' end)
+  api.nvim_win_set_cursor(0, { tonumber(vim.env.CODELLAMA_ROW), 0 })
+  feed('A')
+  result.shown = pcall(wait_until, 'ghost text', 20000, codellama.is_visible)
+  feed('<Esc>')
+  vim.cmd('CodellamaRestart')
+  restarted(new)
+  result.clients = #vim.lsp.get_clients({ name = 'codellama', _uninitialized = true })
+  result.children = #api.nvim_get_proc_children(vim.fn.getpid())
+end
+
+local scenarios = { restart = restart, nameless = nameless, toggle_restart = toggle_restart, main = main, bottom = bottom, cycle = cycle, loading = loading, rest_of_line = rest_of_line,
                     user_keys = user_keys, settings_again = settings_again, settings_removed = settings_removed, failed_load = failed_load,
                     too_slow = too_slow }
 co = coroutine.create(function()
@@ -1017,6 +1047,16 @@ def test_nvim_second_buffer_without_a_name_leaves_the_first_its_suggestions(tmp_
     suggestion = result["suggestion"]
     assert suggestion is not None, result["steps"]
     assert (suggestion["row"], suggestion["col"]) == (0, len("def add(a, b):"))
+
+
+def test_nvim_restarts_a_server_that_stopped(tmp_path: Path, tiny_model_dir: Path) -> None:
+    """A server that crashed left the commands saying only "no codellama-lsp client in this buffer", and nothing
+    short of reloading the buffer (or Neovim) started one again. Now they say it stopped and how to restart it."""
+    result = _run_nvim_driver(tmp_path, tiny_model_dir, SAMPLE, row=1, scenario="restart")
+    assert "the server stopped (exit code 0, signal 9)" in result["notice"], result["notice"]
+    assert ":CodellamaRestart" in result["notice"]
+    assert result["shown"], result["steps"]
+    assert (result["clients"], result["children"]) == (1, 1), result  # the old server is gone, not beside it
 
 
 # Tab-indented: the first probe is the real server's answer (with linePolicy "multi"), whatever the demo model

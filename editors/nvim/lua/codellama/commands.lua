@@ -1,4 +1,4 @@
---- User commands: :CodellamaStatus, :CodellamaToggle, :CodellamaReload, :CodellamaDocstring.
+--- User commands: :CodellamaStatus, :CodellamaToggle, :CodellamaReload, :CodellamaRestart, :CodellamaDocstring.
 local lsp = require('codellama.lsp')
 
 local M = {}
@@ -60,7 +60,7 @@ function M.docstring()
   local bufnr = vim.api.nvim_get_current_buf()
   local client = lsp.get_client(bufnr)
   if not client then
-    vim.notify('codellama: no codellama-lsp client in this buffer', vim.log.levels.WARN)
+    vim.notify(lsp.no_client_message(), vim.log.levels.WARN)
     return
   end
   local position = vim.lsp.util.make_position_params(0, client.offset_encoding).position
@@ -80,6 +80,7 @@ function M.create()
   end, { desc = 'Show the codellama-lsp server status' })
   command('CodellamaToggle', M.toggle, { desc = 'Enable/disable codellama completions' })
   command('CodellamaReload', M.reload, { desc = 'Reload the codellama model' })
+  command('CodellamaRestart', lsp.restart, { desc = 'Restart the codellama-lsp server (also after it stopped)' })
   command('CodellamaDocstring', M.docstring, { desc = 'Generate a docstring at the cursor' })
 end
 

@@ -72,7 +72,7 @@ local function check_client()
       last_stderr_line(exit.program) or 'it wrote nothing to stderr'), {
       'check the flags in `cmd` and the `settings`; the server\'s output is in the LSP log: '
         .. vim.lsp.log.get_filename(),
-      'then restart Neovim, or reopen the buffer',
+      'then :CodellamaRestart',
     })
     return
   end

@@ -82,6 +82,7 @@ end
 
 M.toggle = commands.toggle
 M.reload = commands.reload
+M.restart = lsp.restart
 M.docstring = commands.docstring
 
 --- Change server settings at runtime (sent with `workspace/didChangeConfiguration`).

@@ -181,6 +181,49 @@ function M.enable()
   vim.lsp.enable(M.name, M.check_command())
 end
 
+--- Why there is no server for a buffer, and what to do: after a server has stopped, that it did and how to
+--- start it again.
+---@return string
+function M.no_client_message()
+  local exit = M.last_exit
+  if exit and #vim.lsp.get_clients({ name = M.name, _uninitialized = true }) == 0 then
+    return ('codellama: the server stopped (exit code %d, signal %d); :CodellamaRestart starts it again, '
+      .. ':checkhealth codellama says why it stopped'):format(exit.code, exit.signal)
+  end
+  return 'codellama: no codellama-lsp client in this buffer'
+end
+
+--- Stop the running servers and start one again for every buffer of the configured filetypes, as opening
+--- them would; also after a server has crashed. The new one starts only once the old ones have exited, so that
+--- two copies of the model are never in memory at once.
+function M.restart()
+  local old = vim.lsp.get_clients({ name = M.name, _uninitialized = true })
+  for _, client in ipairs(old) do
+    client:stop()
+  end
+  local waited_ms, step_ms = 0, 50
+  local timer = assert(vim.uv.new_timer())
+  timer:start(0, step_ms, vim.schedule_wrap(function()
+    if timer:is_closing() then
+      return
+    end
+    local running = vim.tbl_filter(function(client)
+      return vim.lsp.get_client_by_id(client.id) ~= nil
+    end, old)
+    if #running > 0 then
+      waited_ms = waited_ms + step_ms
+      if waited_ms >= 5000 then -- a server that does not shut down when asked
+        for _, client in ipairs(running) do
+          client:stop(true)
+        end
+      end
+      return
+    end
+    timer:close()
+    M.enable() -- vim.lsp.enable() starts a client for each buffer it applies to
+  end))
+end
+
 --- Send the settings to running servers (`workspace/didChangeConfiguration`).
 ---
 --- The server merges what it gets into the settings it has, so a setting in {previous} that is no longer set
@@ -239,7 +282,7 @@ function M.exec(command, arguments, on_result, bufnr)
   bufnr = bufnr or vim.api.nvim_get_current_buf()
   local client = M.get_client(bufnr)
   if not client then
-    vim.notify('codellama: no codellama-lsp client in this buffer', vim.log.levels.WARN)
+    vim.notify(M.no_client_message(), vim.log.levels.WARN)
     return false
   end
   client:exec_cmd({ title = command, command = command, arguments = arguments }, { bufnr = bufnr }, function(err, result)
