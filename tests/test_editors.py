@@ -713,6 +713,7 @@ local function restart()
   local old = lsp.get_client(bufnr)
   for _, pid in ipairs(api.nvim_get_proc_children(vim.fn.getpid())) do vim.uv.kill(pid, 'sigkill') end
   wait_until('stopped', 10000, function() return old:is_stopped() and not lsp.get_client(bufnr) end)
+  result.statusline_stopped = codellama.statusline()
   vim.cmd('CodellamaStatus')
   result.notice = notifications[#notifications]
   local function restarted(previous)
@@ -1055,6 +1056,7 @@ def test_nvim_restarts_a_server_that_stopped(tmp_path: Path, tiny_model_dir: Pat
     result = _run_nvim_driver(tmp_path, tiny_model_dir, SAMPLE, row=1, scenario="restart")
     assert "the server stopped (exit code 0, signal 9)" in result["notice"], result["notice"]
     assert ":CodellamaRestart" in result["notice"]
+    assert result["statusline_stopped"] == "stopped"  # was "", as in a buffer the server is not for
     assert result["shown"], result["steps"]
     assert (result["clients"], result["children"]) == (1, 1), result  # the old server is gone, not beside it
 

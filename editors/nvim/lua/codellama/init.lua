@@ -91,7 +91,8 @@ function M.update_settings(settings)
   lsp.update_settings(settings)
 end
 
---- `""`, `"loading"`, `"failed"`, `"ready"`, `"slow"` or `"off"` for the current buffer; handy in a statusline.
+--- `""`, `"stopped"`, `"loading"`, `"failed"`, `"ready"`, `"slow"` or `"off"` for the current buffer; handy in a
+--- statusline.
 ---@return string
 function M.statusline()
   return lsp.status_text()

@@ -29,6 +29,10 @@ local toggled = nil
 ---@type string[]|function|nil
 local effective_cmd = nil
 
+--- The filetypes the server is started for, once setup() has registered the config.
+---@type string[]?
+local effective_filetypes = nil
+
 --- The server's config as |vim.lsp.config| resolves it: `lsp/codellama.lua` files, then vim.lsp.config() calls.
 ---@return vim.lsp.Config
 function M.resolved_config()
@@ -117,6 +121,9 @@ function M.client_config()
     on_exit = function(code, signal)
       local cmd = effective_cmd or opts.cmd
       M.last_exit = { code = code, signal = signal, program = type(cmd) == 'table' and cmd[1] or tostring(cmd) }
+      vim.schedule(function()
+        vim.cmd.redrawstatus({ bang = true }) -- "stopped"
+      end)
     end,
     -- The settings reach the server once: it asks for them (`workspace/configuration`) when it has
     -- started. Neither `init_options` nor `settings` (which Neovim also pushes with
@@ -178,6 +185,7 @@ function M.enable()
   end
   vim.lsp.config(M.name, cfg)
   effective_cmd = M.cmd()
+  effective_filetypes = M.resolved_config().filetypes
   vim.lsp.enable(M.name, M.check_command())
 end
 
@@ -323,14 +331,27 @@ function M.note_status(client_id, result)
   end
 end
 
---- Short state for statuslines: `""` (no server), `"loading"`, `"failed"`, `"off"`, `"slow"` (completions as you
---- type keep running out of their time budget) or `"ready"`.
+--- Whether {bufnr} would have a server but the last one stopped on its own (a crash, a signal) and none runs.
+---@param bufnr integer
+---@return boolean
+local function stopped_for(bufnr)
+  local exit = M.last_exit
+  if not exit or (exit.code == 0 and exit.signal == 0) then
+    return false -- none has stopped, or one was stopped on purpose
+  end
+  local filetypes = effective_filetypes or config.options.filetypes
+  return vim.tbl_contains(filetypes, vim.bo[bufnr].filetype) and #vim.lsp.get_clients({ name = M.name }) == 0
+end
+
+--- Short state for statuslines: `""` (no server), `"stopped"` (the server stopped on its own), `"loading"`,
+--- `"failed"`, `"off"`, `"slow"` (completions as you type keep running out of their time budget) or `"ready"`.
 ---@param bufnr? integer
 ---@return string
 function M.status_text(bufnr)
+  bufnr = bufnr or vim.api.nvim_get_current_buf()
   local client = M.get_client(bufnr)
   if not client then
-    return ''
+    return stopped_for(bufnr) and 'stopped' or ''
   end
   local st = state_of(client.id)
   if not client.initialized or next(st.loading) ~= nil then
