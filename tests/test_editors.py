@@ -920,6 +920,10 @@ local result = {
   clients = #vim.lsp.get_clients({ name = 'codellama' }),
   fg = vim.api.nvim_get_hl(0, { name = 'CodellamaSuggestion' }).fg,
 }
+local said = #notes
+vim.cmd('CodellamaRestart') -- asked for: it says again why there is nothing to start
+vim.wait(1000, function() return #notes > said end)
+result.notes, result.restart_notes = vim.list_slice(notes, 1, said), vim.list_slice(notes, said + 1)
 vim.cmd('checkhealth codellama')
 result.health = vim.api.nvim_buf_get_lines(0, 0, -1, false)
 vim.cmd('helptags ' .. vim.fn.fnameescape(vim.env.CODELLAMA_NVIM_PLUGIN .. '/doc'))
@@ -950,6 +954,7 @@ def test_nvim_without_the_server_says_how_to_fix_it(tmp_path: Path) -> None:
     result = json.loads(result_path.read_text(encoding="utf-8"))
 
     (note,) = result["notes"]  # said once, not once per buffer
+    assert result["restart_notes"] == [note]  # and again when :CodellamaRestart cannot start it
     assert "/nonexistent/bin/codellama-lsp" in note and "was not found" in note and "cmd = {" in note
     assert result["clients"] == 0
     health = "\n".join(result["health"])

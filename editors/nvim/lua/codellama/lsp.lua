@@ -149,9 +149,10 @@ function M.client_config()
   }
 end
 
---- Whether the server command can be run; says how to fix it (once) when it cannot.
+--- Whether the server command can be run; says how to fix it (once, unless {every_time}) when it cannot.
+---@param every_time? boolean say it again (asked for by the user: a restart)
 ---@return boolean
-function M.check_command()
+function M.check_command(every_time)
   local cmd = M.cmd()
   if type(cmd) ~= 'table' then
     return true -- a function that connects to the server some other way
@@ -160,7 +161,8 @@ function M.check_command()
   if vim.fn.executable(program) == 1 then
     return true
   end
-  vim.notify_once(
+  local notify = every_time and vim.notify or vim.notify_once
+  notify(
     ('codellama: `%s` was not found. Install the server (pip install -e . in a checkout of codellama-lsp) or give its full path, '
       .. "e.g. require('codellama').setup({ cmd = { '/path/to/.venv/bin/codellama-lsp', 'serve' } }); "
       .. 'see :checkhealth codellama'):format(program),
@@ -173,7 +175,8 @@ end
 ---
 --- A `cmd` or `filetypes` the user configured for the server themselves (Neovim 0.11's `lsp/codellama.lua`,
 --- a vim.lsp.config() call) is kept unless setup() was given one: the plugin's defaults must not replace it.
-function M.enable()
+---@param every_time? boolean say again when the command cannot be run (see check_command())
+function M.enable(every_time)
   local cfg = M.client_config()
   local theirs = M.resolved_config()
   for _, key in ipairs({ 'cmd', 'filetypes' }) do
@@ -186,7 +189,7 @@ function M.enable()
   vim.lsp.config(M.name, cfg)
   effective_cmd = M.cmd()
   effective_filetypes = M.resolved_config().filetypes
-  vim.lsp.enable(M.name, M.check_command())
+  vim.lsp.enable(M.name, M.check_command(every_time))
 end
 
 --- Why there is no server for a buffer, and what to do: after a server has stopped, that it did and how to
@@ -228,7 +231,7 @@ function M.restart()
       return
     end
     timer:close()
-    M.enable() -- vim.lsp.enable() starts a client for each buffer it applies to
+    M.enable(true) -- vim.lsp.enable() starts a client for each buffer it applies to
   end))
 end
 
