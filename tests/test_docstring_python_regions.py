@@ -144,3 +144,55 @@ def test_a_file_parsed_in_parts_reads_as_the_whole(monkeypatch: pytest.MonkeyPat
             expected = whole_layout(text)
             assert (None if layout.starts is None else (layout.starts, layout.ends, layout.chars)) == expected
             text = edited(rng, text)[0]
+
+
+JOINING = 'def a():\n    return 1\n\n\nif X:\n    pass\ny = 2\n\n\ntry:\n    pass\nexcept E:\n    pass\nz = 3\n'
+
+
+@pytest.mark.parametrize("edit", [("y = 2", "else:\n    y = 2"), ("\ny = 2", "\n    y = 2"),
+                                  ("z = 3", "finally:\n    z = 3"), ("\nz = 3", "\n    z = 3"),
+                                  ("\n\n\nif X", "\n    x = 0\nif X")])
+def test_an_edit_that_goes_on_with_the_statement_above_is_read_as_the_whole_file_reads_it(
+        edit: tuple[str, str]) -> None:
+    # The edited lines do not parse alone (`else:` without its `if`, an indented line), the whole text does: the
+    # text is read from the statement above them, not from them.
+    python_target._RECENT.clear()
+    assert find_target(JOINING, "python", 0).name == "a"  # what the edited text is parsed from
+    text = JOINING.replace(*edit)
+    layout = python_target._layout(text)
+    assert (layout.starts, layout.ends, layout.chars) == whole_layout(text)
+    for line in range(text.count("\n")):
+        assert find_target(text, "python", line) == whole_file_target(text, line, line), line
+
+
+def broken_big_file() -> tuple[str, int]:
+    """A 10,000-line file that parses (in a text no other test has parsed), and a def's line near its end, where
+    the user is about to type an unclosed parenthesis (after its `return`)."""
+    text = python_file(10_000).replace("function_", "broken_").replace('    """Compute', "    # Compute")
+    return text, text.split("\n").index("def broken_1800(alpha, beta, gamma):")
+
+
+def test_typing_in_a_file_that_does_not_parse_parses_only_from_the_edit_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Each keystroke parsed the whole file again (in parts) to learn that it does not parse: 40 ms of a 10,000-line
+    # file broken near its end, at every keystroke, for the lines above the edit that had not changed.
+    text, row = broken_big_file()
+    assert find_target(text, "python", row).name == "broken_1800"  # the file's first parse: what later ones start from
+    parsed: list[str] = []
+    parse = ast.parse
+
+    def counted(source: str, *args: object, **kwargs: object) -> ast.AST:
+        parsed.append(source.strip("\n"))  # less the blank lines that place a part at its lines
+        return parse(source, *args, **kwargs)
+
+    monkeypatch.setattr(ast, "parse", counted)
+    lines = text.split("\n")
+    lines.insert(row + 4, "    x = call(")
+    for k in range(4):
+        lines[row + 4] += "ab"[k % 2]
+        broken = "\n".join(lines)
+        parsed.clear()
+        found = find_target(broken, "python", row)
+        # Only text from about the edit on, 90% down the file: the lines above it are as when last parsed.
+        assert parsed and min(broken.index(part) for part in parsed) > len(broken) * 8 // 10
+        assert found == whole_file_target(broken, row, row) and found is not None
+

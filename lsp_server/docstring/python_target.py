@@ -130,12 +130,11 @@ def _layout(text: str) -> _Layout:
     for known in _RECENT:
         if known.text == text:
             return known
-    layout = None
     bases = [b for b in _RECENT if b.starts is not None]
     if bases and _PARSER_FUTURE not in text:
         base = max(bases, key=lambda b: common_prefix(b.text, text) + common_suffix(b.text, text))
         layout = _reparsed(base, text)
-    if layout is None:
+    else:
         layout = _parsed_in_parts(text)
     # Those that parse are what later edits are parsed from: one text that does not (the cursor moves in it, or
     # in another document) never takes their place.
@@ -226,16 +225,17 @@ def _groups(source: str, row: int, tree: ast.Module) -> tuple[list[int], list[in
     return [s + row for s in starts], [e + row for e in ends], chars
 
 
-def _reparsed(base: _Layout, text: str) -> _Layout | None:
+def _reparsed(base: _Layout, text: str) -> _Layout:
     """`text`'s layout from `base`'s (a text that parses), parsing only its lines from the start of the group of
     statements the first changed line is in (or the line after the group before it) to the start of the first
-    group after the last changed line. None when those lines do not parse on their own: the whole text is parsed
-    then (it may not parse either).
+    group after the last changed line. When those lines do not parse on their own, the text from the group above
+    them to its end is parsed in parts instead (it may not parse either).
 
     This is the whole text's parse: the lines before and after the region are base's, and end and begin on
     statement boundaries at the top level there; parsed on its own, the region begins with a statement at column 0
     (else: "unexpected indent") and leaves no string, bracket or block open, nor a line continued by a backslash.
-    So the text reads as base's statements before the region, the region's, and base's after.
+    So the text reads as base's statements before the region, the region's, and base's after; or, where the region
+    does not parse alone, as base's statements before the group above it and those of the text from that group on.
     """
     old, starts, ends, chars = base.text, base.starts, base.ends, base.chars
     assert starts is not None
@@ -259,11 +259,20 @@ def _reparsed(base: _Layout, text: str) -> _Layout | None:
     else:
         stop = len(text)
     region = text[begin:stop]
-    if j < len(starts) and region.rstrip().endswith("\\"):
-        return None  # `x = 1 \\` would join the next group's first line
-    middle = _in_parts(region, begin_row)
+    joins_next = j < len(starts) and region.rstrip().endswith("\\")  # `x = 1 \\` would join the next group's line
+    middle = None if joins_next else _in_parts(region, begin_row)
     if middle is None:
-        return None
+        # The text from the group above the region to its end decides then: base's groups before are the whole text's
+        # still (parsing them too took 40 ms of each keystroke in a 10,000-line file broken near its end). Not from
+        # the region: an `else:` or an indented line there may go on with that group; its own first line, unchanged,
+        # starts a statement that none above goes on into.
+        above = max(kept - 1, 0)
+        begin, begin_row = (chars[above][0], starts[above]) if kept else (0, 0)
+        rest = _in_parts(text[begin:], begin_row)
+        if rest is None:
+            return _Layout(text, None, [], [])
+        return _Layout(text, starts[:above] + rest[0], ends[:above] + rest[1],
+                       chars[:above] + [(a + begin, b + begin) for a, b in rest[2]])
     shift, moved = len(text) - len(old), text.count("\n") - old.count("\n")
     return _Layout(text, starts[:kept] + middle[0] + [s + moved for s in starts[j:]],
                    ends[:kept] + middle[1] + [e + moved for e in ends[j:]],
