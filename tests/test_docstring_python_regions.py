@@ -9,8 +9,9 @@ import sysconfig
 from pathlib import Path
 
 import pytest
+import tree_sitter
 
-from lsp_server.docstring import DocTarget, find_target, python_target
+from lsp_server.docstring import DocTarget, find_target, python_target, ts_util
 from lsp_server.tools.keystrokes import python_file
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::SyntaxWarning")  # edited code
@@ -196,3 +197,60 @@ def test_typing_in_a_file_that_does_not_parse_parses_only_from_the_edit_on(monke
         assert parsed and min(broken.index(part) for part in parsed) > len(broken) * 8 // 10
         assert found == whole_file_target(broken, row, row) and found is not None
 
+
+class CountedParser:
+    """The Python grammar's parser, noting for each parse whether it was from an older tree."""
+
+    def __init__(self) -> None:
+        parser = ts_util._parser("python")
+        assert parser is not None
+        self.parser = parser
+        self.given: list[bool] = []
+
+    def parse(self, data: bytes, old_tree: tree_sitter.Tree | None = None) -> tree_sitter.Tree:
+        self.given.append(old_tree is not None)
+        return self.parser.parse(data, old_tree) if old_tree is not None else self.parser.parse(data)
+
+
+def test_typing_in_a_file_that_does_not_parse_parses_its_tree_once_a_keystroke(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Each keystroke's tree was parsed from the last one's (with an error in it), had an error too and was parsed
+    # again from scratch: 7-30 ms of a 10,000-line file for nothing, holding the GIL and so the event loop.
+    text, row = broken_big_file()
+    text = text.replace("broken_", "typed_")
+    counted = CountedParser()
+    monkeypatch.setattr(ts_util, "_parser", lambda language_id: counted)
+    monkeypatch.setitem(ts_util._TREES, "python", [])  # none from other tests
+    lines = text.split("\n")
+    lines.insert(row + 4, "    x = call(")
+    for k in range(4):
+        lines[row + 4] += "ab"[k % 2]
+        broken = "\n".join(lines)
+        found = find_target(broken, "python", row)
+        assert found is not None and found == whole_file_target(broken, row, row)
+    assert counted.given == [False] * 4
+
+
+def test_a_cursor_move_in_a_file_that_does_not_parse_parses_nothing_anew(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The light bulb asks at every cursor move: the text's layout and tree are those of the last request; only the
+    # lines of the def found are parsed again, to describe it.
+    text, row = broken_big_file()
+    lines = text.replace("broken_", "moved_").split("\n")
+    lines.insert(row + 4, "    x = call(")
+    broken = "\n".join(lines)
+    assert find_target(broken, "python", row).name == "moved_1800"
+    counted = CountedParser()
+    monkeypatch.setattr(ts_util, "_parser", lambda language_id: counted)
+    parsed: list[str] = []
+    parse = ast.parse
+
+    def noted(source: str, *args: object, **kwargs: object) -> ast.AST:
+        parsed.append(source.strip("\n"))
+        return parse(source, *args, **kwargs)
+
+    monkeypatch.setattr(ast, "parse", noted)
+    for line in (n for n in range(row - 20, row + 4) if n % 5 != 4):  # not the blank lines between defs
+        parsed.clear()
+        found = find_target(broken, "python", line)
+        assert found is not None and found.name == f"moved_{line // 5}"
+        assert counted.given == [] and 0 < len(parsed) <= 2, parsed
+        assert all(p.startswith(f"def {found.name}(") for p in parsed), parsed  # the def's lines (and those after)
