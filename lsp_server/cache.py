@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass
 
-__all__ = ["CompletionCache"]
+__all__ = ["CompletionCache", "Found"]
 
 # Characters of an entry's prefix compared before the full ``startswith``; a
 # cheap filter that rejects almost every non-matching entry.
@@ -25,6 +25,17 @@ class _Entry:
     completion: str
     suffix_hash: int
     uri: str  # the document it was made in
+    replace_chars: int  # the characters right of the cursor that it replaces
+
+
+@dataclass(frozen=True)
+class Found:
+    """What the cache has for a cursor: the rest of a stored completion, all of it at the cursor it was made at.
+    There, ``replace_chars`` is what it replaced right of the cursor; after type-through None, for the rest
+    is shaped anew at the new cursor."""
+
+    completion: str
+    replace_chars: int | None
 
 
 def _size(entry: _Entry) -> int:
@@ -58,18 +69,24 @@ class CompletionCache:
         total = self.hits + self.misses
         return self.hits / total if total else 0.0
 
-    def put(self, prefix: str, suffix: str, completion: str, uri: str = "") -> None:
-        """Store (or refresh to most-recent) a completion made in document `uri`; evicts least recently used
-        entries while over `capacity` entries or `max_chars` characters (the newest entry is always kept)."""
+    def put(self, prefix: str, suffix: str, completion: str, uri: str = "", replace_chars: int = 0) -> None:
+        """Store (or refresh to most-recent) a completion made in document `uri`, which replaces `replace_chars`
+        characters right of the cursor; evicts least recently used entries while over `capacity` entries or
+        `max_chars` characters (the newest entry is always kept)."""
         key = (prefix, suffix)
         if (old := self._entries.pop(key, None)) is not None:
             self._chars -= _size(old)
-        self._entries[key] = entry = _Entry(prefix, suffix, completion, hash(suffix), uri)
+        self._entries[key] = entry = _Entry(prefix, suffix, completion, hash(suffix), uri, replace_chars)
         self._chars += _size(entry)
         while len(self._entries) > 1 and (len(self._entries) > self.capacity or self._chars > self.max_chars):
             self._chars -= _size(self._entries.popitem(last=False)[1])
 
     def lookup(self, prefix: str, suffix: str) -> str | None:
+        """The completion of an exact hit, else the remainder of one the user typed into (see :meth:`find`)."""
+        found = self.find(prefix, suffix)
+        return None if found is None else found.completion
+
+    def find(self, prefix: str, suffix: str) -> Found | None:
         """Exact hit, else the remainder of a completion the user typed into.
 
         Type-through matches an entry when ``prefix == entry.prefix + typed``,
@@ -83,7 +100,7 @@ class CompletionCache:
         if entry is not None:
             self._entries.move_to_end(key)
             self.hits += 1
-            return entry.completion
+            return Found(entry.completion, entry.replace_chars)
 
         suffix_len = len(suffix)
         suffix_hash = hash(suffix)
@@ -108,7 +125,7 @@ class CompletionCache:
                 continue
             self._entries.move_to_end((entry.prefix, entry.suffix))
             self.hits += 1
-            return entry.completion[typed_len:]
+            return Found(entry.completion[typed_len:], None)
         self.misses += 1
         return None
 

@@ -30,7 +30,7 @@ from pygls.protocol import default_converter
 from model.backend import Backend, BackendUnavailable, Generation
 
 from . import __version__
-from .cache import CompletionCache
+from .cache import CompletionCache, Found
 from .completion import Suggestion, complete, complete_alternatives, forget_tokenizer, infill_text, inside_a_word
 from .docstring import DocEdit, DocTarget, find_target, forget_parses, generate_docstring
 from .documents import Document, Documents, Notebooks, encoding_named, read_document
@@ -390,9 +390,9 @@ class CodeLlamaServer(LanguageServer):
         prefix, suffix = text[:offset], text[offset:]
         line_break = line_break_of(doc.text)  # a multi-line suggestion's lines end as the document's do
         count = self.settings.invoked_suggestions if invoked else 1
-        cached = self.cache.lookup(prefix, suffix) if count == 1 else None
+        cached = self.cache.find(prefix, suffix) if count == 1 else None
         if cached is not None:
-            shaped = reshaped(cached, prefix, suffix, line_break, in_markup(doc.language_id, suffix[:4000]))
+            shaped = served_again(cached, prefix, suffix, line_break, in_markup(doc.language_id, suffix[:4000]))
             found = [shaped] if shaped is not None else []
             self.stats.record((time.perf_counter() - t0) * 1000, cache_hit=True)
             log.debug("completion from cache in %.2fms", (time.perf_counter() - t0) * 1000)
@@ -403,7 +403,8 @@ class CodeLlamaServer(LanguageServer):
             self.stats.record((time.perf_counter() - t0) * 1000, cache_hit=False)
             if suggestions and suggestions[0].stop_reason != "deadline":  # a half answer is not served again
                 # With the document's line breaks, as the user types it: Enter in a CRLF file types "\r\n".
-                self.cache.put(prefix, suffix, suggestions[0].text.replace("\n", line_break), unquote(uri))
+                self.cache.put(prefix, suffix, suggestions[0].text.replace("\n", line_break), unquote(uri),
+                               suggestions[0].replace_chars)
             found = [Shaped(s.text, s.replace_chars) for s in suggestions]
         return [Offer(lead + s.text.replace("\n", line_break),
                       types.Range(doc.position_at(start), doc.position_at(end + s.replace_chars)))
@@ -574,6 +575,16 @@ class Offer:
     it that the suggestion types over, plus the selected completion item it extends)."""
     text: str
     range: types.Range
+
+
+def served_again(found: Found, prefix: str, suffix: str, line_break: str, markup: bool = False) -> Shaped | None:
+    """A cached suggestion (kept with the document's line breaks) for this cursor: at the cursor it was made at,
+    what was shown there, as it was (shaping the shaped text anew may judge it otherwise than the model's middle
+    it came from: `foo(x` + `, y⏎    bar)` shows `, y⏎    ` before `bar)`, which looks like a middle whose
+    last line the model ended); typed into, its rest shaped anew (:func:`reshaped`)."""
+    if found.replace_chars is None:
+        return reshaped(found.completion, prefix, suffix, line_break, markup)
+    return Shaped(found.completion.replace(line_break, "\n"), found.replace_chars) if found.completion.strip() else None
 
 
 def reshaped(cached: str, prefix: str, suffix: str, line_break: str, markup: bool = False) -> Shaped | None:

@@ -456,12 +456,23 @@ def shape(
     and an opening tag opens a block.
     ``suffix_trimmed``: ``raw`` was shaped before, before this same ``suffix`` (a cached suggestion), so its
     end is not compared with the suffix again: it already lost the copy of the suffix the model wrote, and
-    what is left may end as the suffix begins (``10`` before ``0``) without repeating it.
+    what is left may end as the suffix begins (``10`` before ``0``) without repeating it. One that ends with a
+    line of blanks before the rest of the line (``, y⏎    `` before ``bar)``) was shown with that rest on its
+    last line: that line is kept as it is when the lines before it come back whole.
     """
     text = _clean_raw(raw)
     prefix_lines = split_lines(prefix)
     line_before = prefix_lines[-1]
     rest_of_line = split_lines(suffix)[0]
+    if suffix_trimmed and _rest_on_last_line(text, rest_of_line):
+        # Not the model ending its line (the rest would go below at the cursor line's indent), nor a blank line
+        # that may end a block: the line the rest goes on, at the indent it was shown at.
+        body, last = text.rsplit("\n", 1)
+        again = shape(body, prefix=prefix, suffix=suffix, mode=mode, max_lines=max_lines, markup=markup,
+                      suffix_trimmed=True)
+        if again is None or again.text != body:
+            return again  # the lines before it were cut: what is left is shaped as any text
+        return Shaped(f"{body}\n{last}", _leading_blanks(rest_of_line))
     text = text[:framing_start(text, line_before)]
     if markup:
         text = text[:markup_end(text, line_before, rest_of_line)]
@@ -482,14 +493,30 @@ def shape(
         text = _trim_suffix_overlap(text, suffix.replace("\r\n", "\n").replace("\r", "\n"))
     if not text.strip():
         return None
+    if _rest_on_last_line(text, rest_of_line):
+        # The model's copy of the rest of the line began a line (`foo(x` + `, y⏎    bar)`): the rest goes on that
+        # line, at the model's indent. The blanks the copy began with come back, replacing the rest's own, as
+        # where the rest goes below by the rule further down: one form, which a cached text keeps as it is.
+        blanks = _leading_blanks(rest_of_line)
+        return Shaped(text + rest_of_line[:blanks], blanks)
     replace = closer_overlap(text, rest_of_line, line_before)
     if markup:
         replace = max(replace, tag_end_overlap(text, line_before, rest_of_line))
     if ends_line and replace == 0 and _rest_goes_below(text, rest_of_line):
         # The rest of the line, blanks before it left out, goes below the completion: `{` + body + `}`.
-        text += "\n" + line_before[: len(line_before) - len(line_before.lstrip(" \t"))]
-        replace = len(rest_of_line) - len(rest_of_line.lstrip(" \t"))
+        text += "\n" + line_before[:_leading_blanks(line_before)]
+        replace = _leading_blanks(rest_of_line)
     return Shaped(text=text, replace_chars=replace)
+
+
+def _leading_blanks(line: str) -> int:
+    return len(line) - len(line.lstrip(" \t"))
+
+
+def _rest_on_last_line(text: str, rest_of_line: str) -> bool:
+    """Whether the code right of the cursor goes on the last line of a multi-line `text`, which has only blanks
+    (the indent it goes at) and replaces the blanks that begin it."""
+    return bool(rest_of_line.strip()) and "\n" in text and not text.rsplit("\n", 1)[1].strip()
 
 
 def _rest_goes_below(text: str, rest_of_line: str) -> bool:

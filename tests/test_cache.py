@@ -143,3 +143,15 @@ def test_the_characters_held_are_bounded_in_big_documents() -> None:
     cache.put("a" * 50_000, "", "c")  # a refreshed entry counts once
     cache.put("small", "", "d")
     assert len(cache) == 1 and cache.lookup("small", "") == "d"
+
+
+def test_find_tells_the_same_cursor_from_type_through() -> None:
+    # At the cursor it was made at, a completion comes back with what it replaced right of the cursor (it is
+    # served as it was shown); typed into, its rest comes without, to be shaped anew at the new cursor.
+    cache = CompletionCache()
+    cache.put("print(", ")\n", "x)", replace_chars=1)
+    found = cache.find("print(", ")\n")
+    assert found is not None and (found.completion, found.replace_chars) == ("x)", 1)
+    found = cache.find("print(x", ")\n")
+    assert found is not None and (found.completion, found.replace_chars) == (")", None)
+    assert cache.find("print(y", ")\n") is None

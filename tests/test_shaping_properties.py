@@ -11,7 +11,7 @@ from lsp_server.cache import CompletionCache
 from lsp_server.closers import CLOSER_CHARS
 from lsp_server.completion import cursor_mode, generate, prepare
 from lsp_server.context import build_context
-from lsp_server.server import reshaped
+from lsp_server.server import reshaped, served_again
 from lsp_server.settings import Settings
 from lsp_server.shaping import Shaped, drop_loop, shape
 from lsp_server.text import line_break_of, offset_at, position_at
@@ -70,6 +70,46 @@ def test_a_middle_that_retypes_the_rest_of_the_line_before_its_trailing_blanks_a
     assert shape("y = ", prefix="", suffix="y \n", mode="single") == Shaped("y = ", 0)  # not the suffix: kept
 
 
+def served_from_the_cache(shaped: Shaped, prefix: str, suffix: str, typed: int = 0) -> Shaped | None:
+    """What the server serves for `shaped`, made at `prefix`|`suffix` in an LF document, once the user typed its
+    first `typed` characters."""
+    cache = CompletionCache()
+    cache.put(prefix, suffix, shaped.text, "", shaped.replace_chars)
+    found = cache.find(prefix + shaped.text[:typed], suffix)
+    assert found is not None
+    return served_again(found, prefix + shaped.text[:typed], suffix, "\n")
+
+
+def test_a_suggestion_that_puts_the_rest_of_the_line_below_is_served_again_at_the_indent_it_gave_it() -> None:
+    # lineCompletions "multi" at `foo(x|bar)`: the model wrote `, y⏎    bar)`, shown as `, y⏎    ` before `bar)`.
+    # From the cache it was taken for a middle whose line the model ended, and `bar)` went below at the cursor
+    # line's indent: `foo(x, y⏎bar)`, at the same cursor and with `,` typed.
+    shaped = shape(", y\n    bar)", prefix="foo(x", suffix="bar)\n", mode="multi")
+    assert shaped == Shaped(", y\n    ", 0)
+    assert served_from_the_cache(shaped, "foo(x", "bar)\n") == shaped
+    assert served_from_the_cache(shaped, "foo(x", "bar)\n", typed=1) == Shaped(" y\n    ", 0)
+    # Blanks before the rest of the line were part of the model's copy: they come back, and replace the rest's own.
+    shaped = shape(", y\n    bar)", prefix="foo(x", suffix="  bar)\n", mode="multi")
+    assert shaped == Shaped(", y\n    ", 2)
+    assert served_from_the_cache(shaped, "foo(x", "  bar)\n", typed=1) == Shaped(" y\n    ", 2)
+    # `    f() {|}` typed through past the body's line break: the `}` still goes below, at the indent of `f`.
+    shaped = shape("\n        body\n", prefix="    f() {", suffix="}\n", mode="multi")
+    assert shaped == Shaped("\n        body\n    ", 0)
+    assert served_from_the_cache(shaped, "    f() {", "}\n", typed=9) == Shaped("body\n    ", 0)
+    # The line the rest goes on is no blank line: with the blank line above it, no pair of blank lines ends a block.
+    shaped = shape("a\nx\n\nx", prefix="", suffix="x", mode="multi")
+    assert shaped == Shaped("a\nx\n\n", 0)
+    assert served_from_the_cache(shaped, "", "x", typed=2) == Shaped("x\n\n", 0)
+
+
+def test_a_suggestion_served_again_at_the_same_cursor_is_what_was_shown() -> None:
+    # Shaping the shown text anew judges it otherwise than the model's middle: `\nxx` before `x⏎x` is shown as
+    # `\nx`, whose last line, anew, repeats the line below (`x`), so it was cut, to nothing: the suggestion vanished.
+    shaped = shape("\nxx", prefix="", suffix="x\nx", mode="multi")
+    assert shaped == Shaped("\nx", 0)
+    assert served_from_the_cache(shaped, "", "x\nx") == shaped
+
+
 # --------------------------------------------------------------------------
 # Properties
 # --------------------------------------------------------------------------
@@ -113,33 +153,46 @@ def test_shaping_reads_every_line_break_alike(text: str, raw: str, mode: str, ma
         raw, prefix=lf(prefix), suffix=lf(suffix), mode=mode, markup=markup)
 
 
+def with_a_copy_of_the_suffix(raw: str, suffix: str, data: st.DataObject) -> str:
+    """`raw`, maybe ending with a copy of the start of `suffix`, on a line of its own or not, as models write."""
+    if not data.draw(st.booleans()):
+        return raw
+    return raw + data.draw(st.sampled_from(["", "\n", "\n  ", "\n    "])) + lf(suffix)[:data.draw(st.integers(1, 12))]
+
+
 @CHECKS
 @given(documents, middles, policies, st.booleans(), st.data())
 def test_a_suggestion_served_again_from_the_cache_is_the_same(text: str, raw: str, policy: str, markup: bool,
                                                               data: st.DataObject) -> None:
+    """At the same cursor, as the server stores it (the document's line breaks) and serves it from the cache."""
     offset = cursor_in(text, data)
     prefix, suffix = text[:offset], text[offset:]
+    raw = with_a_copy_of_the_suffix(raw, suffix, data)
     shaped = shape(raw, prefix=prefix, suffix=suffix, mode=cursor_mode(text, offset, policy, markup), markup=markup)
-    # Narrowed, where lineCompletions forces "multi" with code right of the cursor: a text whose copy of the suffix
-    # began a line ends with a line break and blanks, which shaping anew takes for the model ending its last line
-    # (the rest of the line then goes below it at the cursor line's indent).
-    if shaped is None or (policy == "multi" and not shaped.text.rsplit("\n", 1)[-1].strip()):
+    if shaped is None:
         return
     line_break = line_break_of(text)
-    assert reshaped(shaped.text.replace("\n", line_break), prefix, suffix, line_break, markup) == shaped
+    cache = CompletionCache()
+    cache.put(prefix, suffix, shaped.text.replace("\n", line_break), "", shaped.replace_chars)
+    found = cache.find(prefix, suffix)
+    assert found is not None and served_again(found, prefix, suffix, line_break, markup) == shaped
 
 
 @CHECKS
-@given(documents, middles, st.sampled_from(["auto", "single"]), st.booleans(), st.data())
+@given(documents, middles, policies, st.booleans(), st.data())
 def test_typing_a_suggestion_through_leaves_the_rest_of_it(text: str, raw: str, policy: str, markup: bool,
                                                            data: st.DataObject) -> None:
     """The rest of a single-line suggestion is served whole as it is typed through; the rest of a multi-line one,
     or one in markup, may come out shorter, never longer or other: its lines are judged anew against the block
     that the typed text opens (``x:`` typed, an unindented ``x`` below it ends the block), and a closing tag
     against the element open at the new cursor, by design. Which closers right of the
-    cursor the rest replaces may change: that is what reshaping a cached suggestion is for."""
+    cursor the rest replaces may change: that is what reshaping a cached suggestion is for. Outside markup, a
+    rest of several lines that keeps them all makes the document that the whole suggestion made (the rest of
+    the cursor's line goes where it went: `foo(x` + `, y⏎    ` before `bar)`, typed through `,`, is ` y⏎    `).
+    A rest that was cut may end with a line that the rest of the cursor's line goes on."""
     offset = cursor_in(text, data)
     prefix, suffix = text[:offset], text[offset:]
+    raw = with_a_copy_of_the_suffix(raw, suffix, data)
     mode = cursor_mode(text, offset, policy, markup)
     shaped = shape(raw, prefix=prefix, suffix=suffix, mode=mode, markup=markup)
     if shaped is None or len(shaped.text) < 2:
@@ -156,8 +209,13 @@ def test_typing_a_suggestion_through_leaves_the_rest_of_it(text: str, raw: str, 
     again = reshaped(rest, prefix + shown[:typed], suffix, line_break, markup)
     if mode == "single" and not markup:
         assert again is not None and again.text == rest
-    else:
-        assert again is None or rest.startswith(again.text.replace("\n", line_break))
+    elif again is not None:
+        # Cut, its last line may be the new one that the rest of the cursor's line goes on.
+        body, _, last = again.text.rpartition("\n")
+        assert rest.startswith((body if body and not last.strip() else again.text).replace("\n", line_break))
+    if again is not None and not markup and "\n" in again.text and again.text.count("\n") == lf(rest).count("\n"):
+        assert (shown[:typed] + again.text.replace("\n", line_break) + suffix[again.replace_chars:]
+                == shown + suffix[shaped.replace_chars:])
 
 
 @CHECKS
