@@ -195,5 +195,9 @@ class Notebooks:
                 below = []
             elif entry.kind == types.NotebookCellKind.Code and (doc := documents.get(entry.document)) is not None \
                     and doc.language_id == cell.language_id and doc.text.strip():
-                (above if below is None else below).append(doc.text.rstrip("\n"))
-        return "".join(f"{text}\n\n\n" for text in above), "".join(f"\n\n\n{text}" for text in below or ())
+                (above if below is None else below).append(doc.text.rstrip("\r\n"))
+        # The cells around lose their own last line breaks, so only this cell's end can be a lone "\r" (old Mac),
+        # which a "\n" after it would make one CRLF with: the cursor at the cell's end, on its last (empty) line,
+        # would be inside a line break, and the model would complete the line above. "\r\n" goes after anything.
+        after = "\r\n" if cell.text.endswith("\r") else "\n"
+        return "".join(f"{text}\n\n\n" for text in above), "".join(f"{after * 3}{text}" for text in below or ())

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from lsprotocol import types
 
 from lsp_server.documents import Document, Documents, Notebooks, language_of, read_regular_file
-from lsp_server.text import code_units, line_starts, offset_at, position_at
+from lsp_server.text import code_units, line_starts, offset_at, position_at, split_lines
 
 ENCODINGS = ["utf-8", "utf-16", "utf-32"]
 # Text with every kind of line break LSP knows, the ones it does not (\f, \v, U+2028/9, U+0085), and
@@ -168,6 +168,28 @@ def test_a_cell_is_framed_by_the_code_cells_of_its_language() -> None:
     assert notebooks.around("cell:4", documents) == ("print(y)\n\n\nimport numpy as np\n\n\n", "")
     notebooks.close("file:///nb.ipynb")
     assert notebooks.around("cell:4", documents) == ("", "")
+
+
+@pytest.mark.parametrize("cells", [("import math\r", "def area(r):\r", "print(area(2))\r"),  # old Mac
+                                   ("import math\r\n", "def area(r):\r\n", "print(area(2))\r\n"),
+                                   ("import math", "def f():\n    x = 1\r", "\nprint(f())\r")])  # mixed
+def test_a_cell_ending_in_a_lone_cr_is_not_joined_to_the_next_by_a_crlf(cells: tuple[str, ...]) -> None:
+    # A cell that ends with a lone "\r" was followed by "\n\n\n": one CRLF of its "\r" and the first "\n". The
+    # cursor on the cell's last (empty) line was then inside a line break; the model completed the line above,
+    # `def area(r):`, and the suggestion began with a line break: a blank line above the body.
+    documents, notebooks = Documents(), Notebooks()
+    for n, text in enumerate(cells):
+        documents.open(types.TextDocumentItem(f"cell:{n}", "python", 1, text))
+    notebooks.open(types.NotebookDocument("file:///nb.ipynb", "jupyter-notebook", 1, [
+        types.NotebookCell(types.NotebookCellKind.Code, f"cell:{n}") for n in range(len(cells))]))
+    head, tail = notebooks.around("cell:1", documents)
+    cell = cells[1]
+    joined, cursor = head + cell + tail, len(head) + len(cell)
+    assert joined[cursor - 1:cursor + 1] != "\r\n"
+    # Each cell's lines, two blank lines apart, as the cells in LF are.
+    lf = [text.replace("\r\n", "\n").replace("\r", "\n") for text in cells]
+    assert split_lines(joined) == split_lines(f"{lf[0].rstrip()}\n\n\n{lf[1]}\n\n\n{lf[2].rstrip()}")
+    assert position_at(joined, cursor)[0] == len(split_lines(head + cell)) - 1  # on the cell's last line
 
 
 @pytest.mark.parametrize(("path", "language"), [

@@ -295,6 +295,29 @@ async def test_a_notebook_cell_is_completed_with_the_code_cells_around_it(client
     assert await inline(client, 0, 12, uri=cell(2), kind=asked) == []  # closed, and no file on disk
 
 
+async def test_a_notebook_cell_in_old_mac_line_breaks_is_completed_on_its_last_line(client: LanguageClient) -> None:
+    # The cell ends with a lone "\r": the cursor is on its last line, empty. Joined to the cell below by "\n\n\n",
+    # that "\r" and the first "\n" were one CRLF: the model completed `def circle_area(radius):` from its end.
+    await ready(client)
+    code = types.NotebookCellKind.Code
+    cells = ["import math\r", "def circle_area(radius):\r", "print(circle_area(2))\r"]
+    notebook = "file:///work/old_mac.ipynb"
+    uris = [f"vscode-notebook-cell:/work/old_mac.ipynb#W{n}" for n in range(len(cells))]
+    client.notebook_document_did_open(types.DidOpenNotebookDocumentParams(
+        types.NotebookDocument(notebook, "jupyter-notebook", 1, [types.NotebookCell(code, uri) for uri in uris]),
+        [types.TextDocumentItem(uri, "python", 1, text) for uri, text in zip(uris, cells)]))
+    settings = Settings(model=str(DEMO_MODEL_DIR))
+    engine = load_engine(settings)
+    above = "import math\n\n\ndef circle_area(radius):\n"  # the same cells in LF
+    expected = complete(engine, above + "\n\n\nprint(circle_area(2))", len(above), settings, timed=False)
+    above_line = "import math\n\n\ndef circle_area(radius):"  # the cursor at the end of the line above
+    wrong = complete(engine, above_line + "\n\n\n\nprint(circle_area(2))", len(above_line), settings, timed=False)
+    assert expected is not None and (wrong is None or wrong.text != expected.text)  # the test can tell
+    items = await inline(client, 1, 0, uri=uris[1], kind=types.InlineCompletionTriggerKind.Invoked)
+    assert items and items[0].insert_text == expected.text.replace("\n", "\r")
+    assert items[0].range is not None and items[0].range.start == types.Position(1, 0)
+
+
 async def test_asking_offers_different_suggestions_and_typing_one(client: LanguageClient) -> None:
     await ready(client)
     text = "import math\n\n\ndef circle_area(radius):\n    return \n"
