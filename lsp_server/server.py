@@ -2,19 +2,22 @@
 
 Handlers never run the model: they read the document, hand a job to the model thread (worker.py) and
 await it, so didChange and friends are processed while a completion is being generated. Nor do they parse a
-whole file: docstring targets are found on a thread of their own (`find_target`). Messages reach
+whole file: docstring targets are found on a thread of their own (docstring_action.target_at). Messages reach
 them through protocol.py (every request gets exactly one response) and transport.py (stdio or TCP).
+
+Here: CodeLlamaServer (the session's state: settings, documents, model worker, cache; the completion flow) and
+create_server, the one place every handler is registered. Beside it, each with the flow of one feature over that
+state: model_load.py (a model load: progress, failure, recovery), docstring_action.py (the "Generate docstring"
+code action and command), offers.py (suggestions as the client applies them: pure).
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-import gc
 import logging
 import sys
 import time
-import uuid
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -23,34 +26,33 @@ from urllib.parse import unquote
 
 from cattrs import Converter
 from lsprotocol import types
-from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import default_converter
 
 from model.backend import Backend, BackendUnavailable, Generation
 
-from . import __version__
-from .cache import CompletionCache, Found
-from .completion import Suggestion, complete, complete_alternatives, forget_tokenizer, infill_text, inside_a_word
-from .docstring import DocEdit, DocTarget, find_target, forget_parses, generate_docstring
+from . import __version__, docstring_action
+from .cache import CompletionCache
+from .completion import Suggestion, complete, complete_alternatives, inside_a_word
+from .docstring_action import CMD_DOCSTRING
 from .documents import Document, Documents, Notebooks, encoding_named, read_document
 from .extra_context import ExtraContext
-from .loading import SettingError, check_model, load_engine, time_left
 from .metrics import LatencyStats
+from .model_load import load, model_name
+from .offers import Offer, completion_item, reads_markdown_documentation, served_again
 from .outage import OutageNotice
-from .protocol import CodeLlamaProtocol, ReplyTimeout
+from .protocol import CodeLlamaProtocol
 from .settings import Settings, consistency_warnings, extra_budget, parse_settings
-from .shaping import Shaped, shape
+from .shaping import Shaped
 from .slowness import SlowNotice
 from .tags import in_markup
-from .text import line_break_of, offset_at, rebased_offset, split_lines
+from .text import line_break_of
 from .transport import serve_stdio, serve_tcp
-from .worker import CancelFlag, Cancelled, ModelWorker
+from .worker import Cancelled, ModelWorker
 
 log = logging.getLogger(__name__)
 
-CMD_STATUS, CMD_RELOAD, CMD_TOGGLE, CMD_DOCSTRING = (
-    "codellama.status", "codellama.reloadModel", "codellama.toggle", "codellama.generateDocstring")
+CMD_STATUS, CMD_RELOAD, CMD_TOGGLE = "codellama.status", "codellama.reloadModel", "codellama.toggle"
 COMMANDS = (CMD_STATUS, CMD_RELOAD, CMD_TOGGLE, CMD_DOCSTRING)
 RELOAD_KEYS = ("model", "device", "dtype", "quant", "kernel", "ngram_cache", "context_length", "backend",
                "remote_url", "remote_timeout_ms")
@@ -65,10 +67,6 @@ MAX_SETTINGS_POPUPS = 3
 # follows it without asking for the status at every keystroke. `$/`: a client that does not know it may ignore it
 # (LSP), as Neovim's and most others do silently.
 TOO_SLOW_NOTIFICATION = "$/codellama/tooSlow"
-
-
-def model_name(settings: Settings) -> str:
-    return settings.model or "the embedded demo model"
 
 
 def lenient_converter() -> Converter:
@@ -107,7 +105,7 @@ class CodeLlamaServer(LanguageServer):
         self.defaults = settings
         self.loaded: Settings | None = None  # the settings the model in use was loaded with
         self.worker = ModelWorker()
-        # Where docstring targets are found (find_target): off the event loop, one at a time, so that the
+        # Where docstring targets are found (docstring_action.target_at): off the event loop, one at a time, so that the
         # parsers' caches of recent texts and trees are only ever touched from this thread.
         self.targets = ThreadPoolExecutor(max_workers=1, thread_name_prefix="targets")
         # The hashes of the texts of each open document (by URI) found targets in, on the targets thread alone: what
@@ -154,7 +152,7 @@ class CodeLlamaServer(LanguageServer):
         # in its response, and a bad notification is the client's bug, not the user's: log them.
         log.error("%s", error)
 
-    # -- settings and model ---------------------------------------------------------------------------
+    # -- settings ---------------------------------------------------------------------------------------
     def apply_settings(self, raw: object, *, whole: bool = False) -> None:
         """Apply client settings; reload the model when a setting it depends on changed.
 
@@ -182,106 +180,46 @@ class CodeLlamaServer(LanguageServer):
         if self.worker.state != "idle" and any(getattr(old, k) != getattr(new, k) for k in RELOAD_KEYS):
             self.start_loading()
 
+    def start_pull(self) -> asyncio.Future[None]:
+        """Start asking the client for its settings (pull_configuration), which requests from now on wait for
+        (current_settings)."""
+        self.pull = asyncio.ensure_future(self.pull_configuration())
+        self.pull_deadline, self.pull_wait_logged = time.monotonic() + SETTINGS_WAIT_S, False
+        return self.pull
+
+    async def current_settings(self) -> Settings:
+        """The settings to answer a request with: once a pull under way is answered, those it brought; after
+        SETTINGS_WAIT_S from its start, the settings known before (said in the log once per pull)."""
+        pull = self.pull
+        if pull is not None and not pull.done():
+            try:
+                # shield: a request cancelled while it waits must not cancel the pull
+                await asyncio.wait_for(asyncio.shield(pull), max(0.0, self.pull_deadline - time.monotonic()))
+            except asyncio.TimeoutError:
+                if not self.pull_wait_logged:
+                    self.pull_wait_logged = True
+                    log.warning("the client has not answered workspace/configuration within %gs: requests go on "
+                                "with the settings known before", SETTINGS_WAIT_S)
+        return self.settings
+
+    async def pull_configuration(self) -> None:
+        """Ask the client for the `codellama` section (workspace/configuration), when it can answer."""
+        caps = self.client_capabilities.workspace
+        if not (caps and caps.configuration):
+            return
+        try:
+            result = await self.workspace_configuration_async(  # given up after protocol.REPLY_S
+                types.ConfigurationParams(items=[types.ConfigurationItem(section="codellama")]))
+        except Exception as e:  # go on with the settings already known
+            log.warning("workspace/configuration failed: %s", e)
+            return
+        if result and isinstance(result[0], dict):
+            self.apply_settings(result[0], whole=True)
+
+    # -- model and status -------------------------------------------------------------------------------
     def start_loading(self) -> None:
-        asyncio.ensure_future(self._load())
-
-    async def _load(self, settings: Settings | None = None) -> None:
-        """Load the model of `settings` (default: the current ones). A load that fails keeps the model in
-        use: the checks that need no weights run before it is released, and should the load fail after
-        that, the previous model is loaded again."""
-        settings = settings or self.settings
-        name = model_name(settings)
-        token = str(uuid.uuid4())
-        gc.unfreeze()  # the model in use may be released now: its reference cycles must be collectable again
-        loop = asyncio.get_running_loop()
-        progress = await self._begin_progress(token, f"Loading {name}")
-        last = [0]
-
-        def report(fraction: float, tensor: str) -> None:  # called on the model thread
-            if self.worker.closing.is_set():  # the session is over: stop loading, do not hold the exit
-                raise Cancelled("the server is shutting down")
-            pct = int(fraction * 100)
-            if progress and pct >= last[0] + 5:
-                last[0] = pct
-                left = time_left(fraction, time.perf_counter() - t0)  # a 7B quantized on a CPU takes minutes
-                loop.call_soon_threadsafe(self.work_done_progress.report, token, types.WorkDoneProgressReport(
-                    message=f"{tensor} ({left})" if left else tensor, percentage=pct))
-
-        t0 = time.perf_counter()
-        try:
-            engine = await asyncio.wrap_future(self.worker.load(lambda: load_engine(settings, report),
-                                                                check=lambda: check_model(settings)))
-        except Cancelled:  # shutdown or exit: nobody is waiting for this model any more
-            return
-        except Exception as e:  # a bad path or a broken checkpoint must not take the server down
-            if isinstance(e, (ValueError, OSError, BackendUnavailable)):  # the checkpoint's or a setting's fault,
-                log.error("model load failed: %s", e)  # which the message names: a traceback says no more
-            else:
-                log.exception("model load failed")
-            if progress:
-                self._end_progress(token, "failed")
-            if (previous := self._load_failed(settings, e)) is not None:
-                self.loaded = None
-                await self._load(previous)
-            return
-        self.loaded = settings
-        self.cache.clear()
-        self.slow.reset()
-        forget_tokenizer()
-        # What is loaded now (the model, torch, the LSP stack) lives as long as the model: out of the cyclic
-        # collector's way. Each full collection walked it all (100-200 ms), holding the GIL, and with it the event
-        # loop, whichever thread's allocations had set it off. One collection first, once per load: the model this
-        # one replaced may be garbage in reference cycles, which a freeze would keep for good.
-        gc.collect()
-        gc.freeze()
-        if (why := self.cannot_infill()) is not None:  # it loads, but cannot fill in the middle: say so once
-            self.worker.error = why
-            self.window_show_message(types.ShowMessageParams(
-                types.MessageType.Error, f"codellama: {why}. No completions or docstrings are offered until "
-                "`codellama.model` names a base or Instruct Code Llama model."))
-        msg = (f"{name} ready on {engine.describe()['device']} in {time.perf_counter() - t0:.1f}s "
-               f"({engine.memory_bytes() / 2**20:.0f} MiB)")
-        log.info(msg)
-        self.window_log_message(types.LogMessageParams(types.MessageType.Info, f"codellama: {msg}"))
-        if progress:
-            self._end_progress(token, msg)
-
-    def _load_failed(self, settings: Settings, error: Exception) -> Settings | None:
-        """Tell the user why the model of `settings` did not load, and what is used instead. Returns the
-        settings to load again: the previous model's, when it was released before the load failed (its
-        check passed), unless it is the one that failed."""
-        previous, outcome, restore = self.loaded, "", None
-        if previous is not None and self.worker.engine is not None:  # the check failed: the model in use is kept
-            outcome = f" Still using {model_name(previous)}."
-        elif previous is not None and previous is not settings:  # it was released before the load failed
-            outcome, restore = f" Loading {model_name(previous)} again.", previous
-        fix = (f"the `codellama.{error.setting}` setting" if isinstance(error, SettingError) else
-               "the `codellama.model` setting (a Code Llama directory with tokenizer.model and config.json or "
-               "params.json, or a cached repo id such as codellama/CodeLlama-7b-hf)")
-        self.window_show_message(types.ShowMessageParams(
-            types.MessageType.Error,
-            f"codellama: could not load {model_name(settings)}: {error}. Fix {fix} and run the "
-            f"`codellama.reloadModel` command.{outcome}"))
-        return restore
-
-    async def _begin_progress(self, token: str, title: str) -> bool:
-        caps = self.client_capabilities.window
-        if not (caps and caps.work_done_progress):
-            return False
-        try:
-            await self.work_done_progress.create_async(token)  # given up after protocol.REPLY_S
-        except Exception as e:  # the client refused or is silent: load without progress
-            log.warning("no progress report: %s", e)
-            return False
-        self.work_done_progress.begin(token, types.WorkDoneProgressBegin(title=title, percentage=0,
-                                                                         cancellable=False))
-        return True
-
-    def _end_progress(self, token: str, message: str) -> None:
-        self.work_done_progress.end(token, types.WorkDoneProgressEnd(message=message))
-        # pygls keeps every token it created, with a future for the client's cancellation, for the whole session:
-        # one more per model load. An ended one can be cancelled no more.
-        self.work_done_progress.tokens.pop(token, None)
+        """Load the model of the current settings (model_load.py), without waiting for it."""
+        asyncio.ensure_future(load(self))
 
     def status(self) -> dict[str, Any]:
         engine = self.worker.engine
@@ -301,6 +239,7 @@ class CodeLlamaServer(LanguageServer):
             "cache_hit_rate": round(self.cache.hit_rate, 3),
         }
 
+    # -- documents --------------------------------------------------------------------------------------
     async def document(self, uri: str) -> Document | None:
         """A snapshot of the open document (edits arriving while a request waits for the model do not move
         its positions), or else the file on disk (read off the event loop, regular files of a bounded size
@@ -315,14 +254,7 @@ class CodeLlamaServer(LanguageServer):
         self.documents.close(uri)
         self.cache.forget(unquote(uri))  # its completions hold its text
         self.worker.cancel(uri)
-        try:  # its trees: those of a 4 MB file held ~200 MB, four of them per language, after it closed
-            self.targets.submit(self._forget_parses, unquote(uri))
-        except RuntimeError:  # the session is over: the targets thread is gone
-            pass
-
-    def _forget_parses(self, uri: str) -> None:  # on the targets thread
-        if (hashes := self.parsed.pop(uri, None)) is not None:
-            forget_parses(set(hashes))
+        docstring_action.forget_targets(self, uri)
 
     # -- completions ------------------------------------------------------------------------------------
     def serves(self, doc: Document) -> bool:
@@ -453,164 +385,6 @@ class CodeLlamaServer(LanguageServer):
                                  demo=self.loaded is not None and not self.loaded.model)
         return suggestions
 
-    def client_reads_markdown_documentation(self) -> bool:
-        """Whether the client renders completion items' documentation as Markdown (if not, it gets a plain
-        string, which every client takes)."""
-        caps = self.client_capabilities.text_document
-        item = caps and caps.completion and caps.completion.completion_item
-        return bool(item and types.MarkupKind.Markdown in (item.documentation_format or ()))
-
-    # -- docstrings -------------------------------------------------------------------------------------
-    def client_takes_code_actions(self) -> bool:
-        """Whether a textDocument/codeAction result may hold CodeAction literals. Without codeActionLiteralSupport
-        a client takes Command literals only (LSP 3.8); one that resolves actions or keeps their data takes them
-        too, since those are CodeAction properties."""
-        caps = self.client_capabilities.text_document
-        action = caps and caps.code_action
-        return bool(action and (action.code_action_literal_support is not None
-                                or action.resolve_support is not None or action.data_support))
-
-    def client_resolves_edits(self) -> bool:
-        """Whether the client fills in an action's edit by codeAction/resolve, sending back the action's `data`
-        (which it keeps only with dataSupport), which says where the docstring goes."""
-        caps = self.client_capabilities.text_document
-        action = caps and caps.code_action
-        return bool(action and action.data_support and action.resolve_support
-                    and "edit" in action.resolve_support.properties)
-
-    def client_applies_edits(self) -> bool:
-        """Whether the client takes workspace/applyEdit, through which the docstring command writes."""
-        caps = self.client_capabilities.workspace
-        return bool(caps and caps.apply_edit)
-
-    async def find_target(self, doc: Document, line: int, end_line: int | None = None) -> DocTarget | None:
-        """The docstring target at `line` (to `end_line`) of `doc`, a snapshot: the answer is for the version asked
-        about, whatever edits come meanwhile. Found on the targets thread: a file's first parse, or one while it does
-        not parse, took 50-300 ms at 10,000 lines (seconds at megabytes), when nothing else was read or answered."""
-        uri = unquote(doc.uri) if self.documents.get(doc.uri) is not None else None  # a file not open: no close
-        return await asyncio.get_running_loop().run_in_executor(
-            self.targets, self._find_target, uri, doc.text, doc.language_id, line, end_line)
-
-    def _find_target(self, uri: str | None, text: str, language_id: str, line: int,
-                     end_line: int | None) -> DocTarget | None:  # on the targets thread
-        # A few more than the parsers keep of one text's versions (4): these are what they may hold of the document.
-        parsed = self.parsed.setdefault(uri, deque(maxlen=8)) if uri is not None else None
-        return find_target(text, language_id, line, end_line, parsed=parsed)
-
-    async def docstring_edit(self, doc: Document, target: DocTarget) -> types.WorkspaceEdit | None:
-        """Write the docstring for `target` on the model thread; None when superseded or out of time."""
-        uri, text, settings = doc.uri, doc.text, self.settings
-        deadline = time.monotonic() + 4 * settings.time_budget_ms / 1000
-
-        def write(engine: Backend, cancel: CancelFlag) -> DocEdit:
-            def infill(prefix: str, suffix: str, max_tokens: int) -> str:
-                if time.monotonic() > deadline:  # out of time: the skeleton keeps its neutral words
-                    return ""
-                return infill_text(engine, prefix, suffix, max_tokens, settings, cancel)
-            return generate_docstring(text, target, infill, style=settings.docstring_style)
-
-        try:
-            edit = await self.worker.run(uri + "#docstring", write)
-        except Cancelled:
-            return None
-        except BackendUnavailable as e:
-            self.outage.failed(e)
-            return None
-        except Exception:
-            log.exception("docstring generation failed at %s:%s", uri, target.line)
-            return None
-        self.outage.succeeded()
-        # The user may have typed while it was written (seconds): it goes where its place is now. DocEdit
-        # counts UTF-16 units; the client may have negotiated another position encoding.
-        now = self.documents.get(uri) or doc
-        start = offset_at(text, edit.line, edit.character, "utf-16")
-        end = offset_at(text, edit.line, edit.character + edit.replaced, "utf-16")
-        start_now, end_now = rebased_offset(text, now.text, start), rebased_offset(text, now.text, end)
-        if start_now is None or end_now is None or end_now - start_now != end - start:
-            log.info("docstring for %s left out: the document changed where it goes", target.name)
-            return None
-        span = types.Range(now.position_at(start_now), now.position_at(end_now))
-        return types.WorkspaceEdit(changes={uri: [types.TextEdit(span, edit.new_text)]})
-
-    def start_pull(self) -> asyncio.Future[None]:
-        """Start asking the client for its settings (pull_configuration), which requests from now on wait for
-        (current_settings)."""
-        self.pull = asyncio.ensure_future(self.pull_configuration())
-        self.pull_deadline, self.pull_wait_logged = time.monotonic() + SETTINGS_WAIT_S, False
-        return self.pull
-
-    async def current_settings(self) -> Settings:
-        """The settings to answer a request with: once a pull under way is answered, those it brought; after
-        SETTINGS_WAIT_S from its start, the settings known before (said in the log once per pull)."""
-        pull = self.pull
-        if pull is not None and not pull.done():
-            try:
-                # shield: a request cancelled while it waits must not cancel the pull
-                await asyncio.wait_for(asyncio.shield(pull), max(0.0, self.pull_deadline - time.monotonic()))
-            except asyncio.TimeoutError:
-                if not self.pull_wait_logged:
-                    self.pull_wait_logged = True
-                    log.warning("the client has not answered workspace/configuration within %gs: requests go on "
-                                "with the settings known before", SETTINGS_WAIT_S)
-        return self.settings
-
-    async def pull_configuration(self) -> None:
-        """Ask the client for the `codellama` section (workspace/configuration), when it can answer."""
-        caps = self.client_capabilities.workspace
-        if not (caps and caps.configuration):
-            return
-        try:
-            result = await self.workspace_configuration_async(  # given up after protocol.REPLY_S
-                types.ConfigurationParams(items=[types.ConfigurationItem(section="codellama")]))
-        except Exception as e:  # go on with the settings already known
-            log.warning("workspace/configuration failed: %s", e)
-            return
-        if result and isinstance(result[0], dict):
-            self.apply_settings(result[0], whole=True)
-
-
-@dataclasses.dataclass(frozen=True)
-class Offer:
-    """A suggestion as the client applies it: `text` replaces `range` (the cursor, plus the closers right of
-    it that the suggestion types over, plus the selected completion item it extends)."""
-    text: str
-    range: types.Range
-
-
-def served_again(found: Found, prefix: str, suffix: str, line_break: str, markup: bool = False) -> Shaped | None:
-    """A cached suggestion (kept with the document's line breaks) for this cursor: at the cursor it was made at,
-    what was shown there, as it was (shaping the shaped text anew may judge it otherwise than the model's middle
-    it came from: `foo(x` + `, y⏎    bar)` shows `, y⏎    ` before `bar)`, which looks like a middle whose
-    last line the model ended); typed into, its rest shaped anew (:func:`reshaped`)."""
-    if found.replace_chars is None:
-        return reshaped(found.completion, prefix, suffix, line_break, markup)
-    return Shaped(found.completion.replace(line_break, "\n"), found.replace_chars) if found.completion.strip() else None
-
-
-def reshaped(cached: str, prefix: str, suffix: str, line_break: str, markup: bool = False) -> Shaped | None:
-    """A cached suggestion (kept with the document's line breaks) shaped anew at this cursor: as the user
-    types it through, which closers right of the cursor it types over changes. Its end is not trimmed against the
-    suffix again: the cache's entry has this same suffix, against which it was trimmed when it was made."""
-    cached = cached.replace(line_break, "\n")
-    return shape(cached, prefix=prefix[-2000:], suffix=suffix[:2000], mode="multi" if "\n" in cached else "single",
-                 markup=markup, suffix_trimmed=True)
-
-
-def completion_item(offer: Offer, rank: int, *, markdown: bool) -> types.CompletionItem:
-    """`offer` as the completion menu's `rank`-th item (0: preselected), labelled by its first line; its full
-    text is the item's documentation, in a code block where the client reads `markdown`. Its lines after the first
-    carry their own indentation (the document's), so it is inserted as is: a client whose default is to indent
-    them as the cursor's line (VS Code's) would indent them twice."""
-    text = offer.text
-    # First lines by LSP's line breaks: a suggestion's lines end as the document's do ("\r\n", "\r").
-    return types.CompletionItem(
-        label=split_lines(text.strip())[0][:60] or text, kind=types.CompletionItemKind.Snippet,
-        detail="codellama",
-        documentation=types.MarkupContent(types.MarkupKind.Markdown, f"```\n{text}\n```") if markdown else text,
-        text_edit=types.TextEdit(offer.range, text), insert_text_format=types.InsertTextFormat.PlainText,
-        insert_text_mode=types.InsertTextMode.AsIs,
-        sort_text=str(rank), filter_text=split_lines(text)[0], preselect=rank == 0)
-
 
 def create_server(settings: Settings) -> CodeLlamaServer:
     ls = CodeLlamaServer(settings)
@@ -698,89 +472,24 @@ def create_server(settings: Settings) -> CodeLlamaServer:
     async def completion(ls: CodeLlamaServer, params: types.CompletionParams) -> types.CompletionList:
         invoked = params.context is not None and params.context.trigger_kind == types.CompletionTriggerKind.Invoked
         offers = await ls.suggest(params.text_document.uri, params.position, invoked=invoked)
-        markdown = ls.client_reads_markdown_documentation()
+        markdown = reads_markdown_documentation(ls.client_capabilities)
         return types.CompletionList(is_incomplete=True, items=[
             completion_item(offer, rank, markdown=markdown) for rank, offer in enumerate(offers or ())])
 
-    # -- docstrings -------------------------------------------------------------------------------------
+    # -- docstrings: the flow is docstring_action.py's ------------------------------------------------------
     @ls.feature(types.TEXT_DOCUMENT_CODE_ACTION, types.CodeActionOptions(
         code_action_kinds=[types.CodeActionKind.RefactorRewrite], resolve_provider=True))
     async def code_action(ls: CodeLlamaServer, params: types.CodeActionParams
                           ) -> list[types.CodeAction] | list[types.Command] | None:
-        if not kind_requested(types.CodeActionKind.RefactorRewrite, params.context.only):
-            return None  # e.g. quick fixes only: nothing of ours would be shown
-        doc = await ls.document(params.text_document.uri)
-        await ls.current_settings()
-        if doc is None or not ls.serves(doc):
-            return None
-        start, end = params.range.start, params.range.end
-        target = await ls.find_target(doc, start.line, end.line)
-        if target is None:
-            return None
-        title = f"Generate docstring for {target.name}"
-        command = types.Command(title=title, command=CMD_DOCSTRING, arguments=[
-            doc.uri, {"line": start.line, "character": start.character}])
-        if not ls.client_takes_code_actions():  # Command literals only: the command writes it when chosen
-            return [command] if ls.client_applies_edits() else None
-        action = types.CodeAction(title=title, kind=types.CodeActionKind.RefactorRewrite,
-                                  data={"uri": doc.uri, "line": start.line, "endLine": end.line})
-        if ls.client_resolves_edits():
-            return [action]
-        if params.context.trigger_kind == types.CodeActionTriggerKind.Automatic:
-            # Asked for at a cursor move, not by the user: writing the docstring now would hold the model
-            # thread (and the completions queued behind it) for an action that is rarely chosen. The command
-            # writes it when it is, through workspace/applyEdit: a client without that gets the action when
-            # it asks for the menu.
-            if not ls.client_applies_edits():
-                return None
-            action.command = command
-            return [action]
-        edit = await ls.docstring_edit(doc, target)  # eager, within the time budget
-        if edit is None:
-            return None
-        action.edit = edit
-        return [action]
+        return await docstring_action.code_actions(ls, params)
 
     @ls.feature(types.CODE_ACTION_RESOLVE)
     async def resolve_code_action(ls: CodeLlamaServer, action: types.CodeAction) -> types.CodeAction:
-        data = action.data if isinstance(action.data, dict) else {}
-        uri, line = data.get("uri"), data.get("line")
-        end_line = data.get("endLine", line)
-        if not (isinstance(uri, str) and isinstance(line, int) and isinstance(end_line, int)):
-            raise JsonRpcInvalidParams("codeAction/resolve: data must be {uri, line, endLine}, as sent")
-        doc = await ls.document(uri)
-        await ls.current_settings()  # the docstring style, time budget
-        target = doc and await ls.find_target(doc, line, end_line)
-        if doc and target:
-            action.edit = await ls.docstring_edit(doc, target)
-        return action
+        return await docstring_action.resolve_code_action(ls, action)
 
     @ls.command(CMD_DOCSTRING)
     async def generate_docstring_command(ls: CodeLlamaServer, *args: Any) -> dict[str, Any]:
-        uri, line = _uri_and_line(args)
-        if not ls.client_applies_edits():  # the edit could reach it no other way: nothing to write it for
-            return {"applied": False, "reason": "the client does not take workspace/applyEdit"}
-        doc = await ls.document(uri)
-        await ls.current_settings()
-        target = doc and await ls.find_target(doc, line)
-        if not doc or not target:
-            return {"applied": False, "reason": "no function or class without a docstring here"}
-        if not ls.worker.ready:
-            return {"applied": False, "reason": f"model {ls.worker.state}"}
-        if (why := ls.cannot_infill()) is not None:
-            return {"applied": False, "reason": why}
-        edit = await ls.docstring_edit(doc, target)
-        if edit is None:
-            return {"applied": False, "reason": "cancelled"}
-        try:
-            result = await ls.workspace_apply_edit_async(
-                types.ApplyWorkspaceEditParams(edit, label="Generate docstring"))
-        except ReplyTimeout as e:  # given up after protocol.REPLY_S_BY_METHOD
-            return {"applied": False, "reason": str(e)}
-        except JsonRpcException as e:  # the client answered with an error: its refusal, not our failure
-            log.warning("the client answered workspace/applyEdit with an error: %s", e.message)
-            return {"applied": False, "reason": f"the client refused the edit: {e.message}"}
-        return {"applied": bool(result and result.applied)}
+        return await docstring_action.generate_docstring_command(ls, args)
 
     # -- commands ---------------------------------------------------------------------------------------
     @ls.command(CMD_STATUS)
@@ -794,26 +503,7 @@ def create_server(settings: Settings) -> CodeLlamaServer:
 
     @ls.command(CMD_RELOAD)
     async def reload(ls: CodeLlamaServer, *args: Any) -> dict[str, Any]:
-        await ls._load()
+        await load(ls)
         return ls.status()
 
     return ls
-
-
-def kind_requested(kind: str, only: list[str] | None) -> bool:
-    """Whether a code action of `kind` is among those asked for: LSP kinds are hierarchical, so `only`
-    ["refactor"] asks for "refactor.rewrite" too."""
-    return not only or any(not wanted or kind == wanted or kind.startswith(wanted + ".") for wanted in only)
-
-
-def _uri_and_line(args: tuple[Any, ...]) -> tuple[str, int]:
-    """(uri, position) as [uri, {line, character}] or [{uri, position}]; a clear error otherwise."""
-    if len(args) == 1 and isinstance(args[0], dict):
-        args = (args[0].get("uri"), args[0].get("position"))
-    if len(args) < 2 or not isinstance(args[0], str):
-        raise JsonRpcInvalidParams("codellama.generateDocstring takes [uri, {line, character}]")
-    pos = args[1]
-    line = pos.get("line") if isinstance(pos, dict) else getattr(pos, "line", None)
-    if not isinstance(line, int) or isinstance(line, bool):
-        raise JsonRpcInvalidParams("codellama.generateDocstring: position must be {line, character}")
-    return args[0], line

@@ -121,7 +121,7 @@ def test_stdio_flags_and_every_trigger_kind_get_answers() -> None:
         assert "error" not in answer, (kind, answer)
         assert answer["result"]["items"], (kind, answer)
     # `--log-level` given after `serve` applies.
-    assert "INFO lsp_server.server" in stderr_after_exit(proc)
+    assert "INFO lsp_server.model_load" in stderr_after_exit(proc)
 
 
 def test_stderr_carries_only_warnings_and_errors_by_default() -> None:

@@ -280,10 +280,10 @@ def test_a_client_that_refuses_the_docstrings_edit_gets_a_result_saying_so() -> 
 
 _BROKEN_HANDLER = """
 import sys
-import lsp_server.server
+import lsp_server.docstring_action
 def broken(args):
     raise KeyError("a bug of ours")
-lsp_server.server._uri_and_line = broken
+lsp_server.docstring_action._uri_and_line = broken
 from lsp_server.cli import main
 main(sys.argv[1:])
 """

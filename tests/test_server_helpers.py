@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from lsprotocol import types
 
-from lsp_server.server import Offer, completion_item, reshaped
+from lsp_server.offers import Offer, completion_item, reshaped
 from lsp_server.shaping import Shaped
 
 

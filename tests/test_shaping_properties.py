@@ -1,5 +1,5 @@
 """Properties of the text a suggestion inserts, for any document, cursor and model middle: the windows
-(context.py), shaping (shaping.py, closers.py) and the range the server sends (text.py, server.py), without
+(context.py), shaping (shaping.py, closers.py) and the range the server sends (text.py, offers.py), without
 a model. Documents mix every LSP line break, tabs, astral characters and FIM control text."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from lsp_server.cache import CompletionCache
 from lsp_server.closers import CLOSER_CHARS
 from lsp_server.completion import cursor_mode, generate, prepare
 from lsp_server.context import build_context
-from lsp_server.server import reshaped, served_again
+from lsp_server.offers import reshaped, served_again
 from lsp_server.settings import Settings
 from lsp_server.shaping import Shaped, drop_loop, shape
 from lsp_server.text import line_break_of, offset_at, position_at

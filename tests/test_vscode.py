@@ -305,7 +305,7 @@ def check_commands(result: dict[str, Any], log: str) -> None:
     assert "not running" in result["badArgsLabel"]
     assert "unrecognized arguments: --no-such-flag" in result["badArgsRestartToast"]  # a click restarted it
     # --log-level INFO after `serve` took effect; nothing but set settings were sent; no noise.
-    assert "INFO lsp_server.server" in log
+    assert "INFO lsp_server.model_load" in log
     for noise in ("unknown setting", "[object Object]", "Cancel notification"):
         assert noise not in log, noise
 

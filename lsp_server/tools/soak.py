@@ -25,17 +25,18 @@ from .terminal import add_report_and_server_args, format_table, positive_int, ru
 # the snapshots requests take).
 PROBE = """
 import dataclasses, gc, sys, weakref
+import lsp_server.model_load as model_load
 import lsp_server.server as server
 from lsp_server import completion, context, documents
 from lsp_server.docstring import python_target, ts_util
 engines, tokenizers, docs = [], [], []  # weak references (a Document is unhashable: no WeakSet)
-load_engine = server.load_engine
+load_engine = model_load.load_engine
 def loading(*args, **kwargs):
     engine = load_engine(*args, **kwargs)
     engines.append(weakref.ref(engine))
     tokenizers.append(weakref.ref(engine.tokenizer))
     return engine
-server.load_engine = loading
+model_load.load_engine = loading
 init = documents.Document.__init__
 def tracked(self, *args, **kwargs):
     init(self, *args, **kwargs)
