@@ -42,7 +42,7 @@ class ModelWorker:
         self.engine: Backend | None = None
         self.state = "idle"  # idle | loading | ready | failed
         self.error: str | None = None
-        # Set by shutdown: a load under way gives up at its next progress report (server.py)
+        # Set by shutdown: a load under way gives up at its next progress report (model_load.py)
         # rather than hold the process's exit until the whole model has loaded.
         self.closing = threading.Event()
 
