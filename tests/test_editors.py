@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from lsp_server.settings import SETTING_NAMES, Settings, parse_settings
+from lsp_server.settings import SETTING_NAMES, Settings, parse_settings, setting_value
 from tests.wire import slow_loading_server, slow_prefill_server
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -66,6 +66,25 @@ def test_vscode_setting_defaults_and_enums_agree_with_the_server() -> None:
             assert not warnings, (name, choice, warnings)
     assert props["serverPath"]["default"] == "codellama-lsp"
     assert props["serverArgs"]["default"] == []
+
+
+def test_vscode_number_bounds_are_the_servers() -> None:
+    """The Settings editor flags a value out of the manifest's bounds as you type it: they must be the server's,
+    which would otherwise refuse a value the editor took (prefixTokens 2000000: "must be between 0 and 1048576")."""
+    for name, spec in _contributed_settings().items():
+        if spec["type"] not in ("integer", "number"):
+            continue
+        step = 1 if spec["type"] == "integer" else 0.001
+        low = spec.get("minimum", spec.get("exclusiveMinimum"))
+        assert low is not None and "maximum" in spec, (name, "needs both bounds")
+        refused = (low - step if "minimum" in spec else low, spec["maximum"] + step)
+        accepted = (low if "minimum" in spec else low + step, spec["maximum"])
+        field = re.sub(r"([A-Z])", lambda m: "_" + m.group(1).lower(), name)
+        for value in accepted:
+            setting_value(field, value)  # raises when the server refuses it
+        for value in refused:
+            with pytest.raises(ValueError):
+                setting_value(field, value)
 
 
 def test_vscode_knows_which_settings_a_server_flag_also_sets() -> None:
