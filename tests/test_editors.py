@@ -56,16 +56,41 @@ def test_vscode_contributes_exactly_the_server_settings() -> None:
     assert CLIENT_ONLY_SETTINGS <= names
 
 
+def _unset_when_empty() -> set[str]:
+    """The settings whose empty value the extension leaves unsent (settings.ts), so that the server's default (or
+    the serverArgs flag) applies."""
+    source = (VSCODE_DIR / "src" / "settings.ts").read_text(encoding="utf-8")
+    block = re.search(r"const UNSET_WHEN_EMPTY = new Set\(\[(.*?)\]\)", source, re.S)
+    assert block is not None
+    return set(re.findall(r"'(\w+)'", block.group(1)))
+
+
 def test_vscode_setting_defaults_and_enums_agree_with_the_server() -> None:
     props = _contributed_settings()
     defaults = Settings().to_camel_dict()
+    unsent = _unset_when_empty()
     for name in SETTING_NAMES:
+        if name in unsent:  # the manifest's "" is never sent: the server's default it is
+            assert props[name]["default"] == "" and defaults[name] is None, name
+            continue
         assert props[name]["default"] == defaults[name], name
         for choice in props[name].get("enum", []):
             _, warnings = parse_settings({name: choice})
             assert not warnings, (name, choice, warnings)
     assert props["serverPath"]["default"] == "codellama-lsp"
     assert props["serverArgs"]["default"] == []
+
+
+def test_vscode_settings_editor_can_edit_every_setting() -> None:
+    """VS Code's Settings editor has a text box, number box, checkbox, drop-down or list for these types only; for
+    any other (a string-or-null), it shows "Edit in settings.json". `codellama.model`, the setting a user of a real
+    Code Llama must set first, was one."""
+    editable = {"string", "number", "integer", "boolean", "array"}
+    for name, spec in _contributed_settings().items():
+        kind = spec["type"]
+        assert kind in (["number", "null"], ["integer", "null"]) or isinstance(kind, str) and kind in editable, (name, kind)
+        if spec["type"] == "array":
+            assert spec["items"] == {"type": "string"}, name
 
 
 def test_vscode_number_bounds_are_the_servers() -> None:

@@ -299,6 +299,8 @@ def check_commands(result: dict[str, Any], log: str) -> None:
     assert f"model: {DEMO_MODEL_DIR}" in status, status
     assert "completions off" in result["offLabel"]
     assert "enabled: true" in result["enabledToast"], result["enabledToast"]  # the setting undid the toggle
+    # An empty codellama.model left serverArgs' --model in charge (it was sent, and meant the demo model).
+    assert f"model: {DEMO_MODEL_DIR} " in result["enabledToast"], result["enabledToast"]
     assert "ready" in result["reloadedLabel"]
     assert len(re.findall(r"\] codellama: .* ready on ", log)) >= 2, log  # loaded, then reloaded
     assert "unrecognized arguments: --no-such-flag" in result["badArgsToast"], result["badArgsToast"]

@@ -274,7 +274,9 @@ async function main() {
     result.offLabel = await waitForStatus('completions off');
     // Setting codellama.enabled to true turns them on again, though the toggle left the setting as it was.
     const settings = fs.readFileSync(MACHINE_SETTINGS, 'utf8'); // the file a running window notices
-    fs.writeFileSync(MACHINE_SETTINGS, JSON.stringify({ ...JSON.parse(settings), 'codellama.enabled': true }, null, 2));
+    // An empty codellama.model (the Settings editor's box, emptied) is no model setting: serverArgs' --model stays.
+    const changed = { ...JSON.parse(settings), 'codellama.enabled': true, 'codellama.model': '' };
+    fs.writeFileSync(MACHINE_SETTINGS, JSON.stringify(changed, null, 2));
     await waitForStatus('ready (click'); // the summary: "completions off" has "state: ready" in its details too
     await runCommand('Code Llama: Show Status');
     result.enabledToast = await toastWith('Code Llama: state:');

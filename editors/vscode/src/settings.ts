@@ -33,14 +33,25 @@ export function serverCommand(): ServerCommand {
   };
 }
 
+/**
+ * Settings whose empty value means "not set": `model` is a plain string, so that the Settings editor shows a text
+ * box for it (it has none for a string-or-null), and emptying that box gives the `--model` flag back its say.
+ * The server would take an empty model for the demo model, whatever the flag.
+ */
+const UNSET_WHEN_EMPTY = new Set(['model']);
+
 /** The server settings the user set in any scope, with their effective values (camelCase keys). */
 export function userSettings(): Record<string, unknown> {
   const config = vscode.workspace.getConfiguration(SECTION);
   const settings: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(config)) {
-    if (typeof value !== 'function' && !CLIENT_ONLY.has(key) && isSet(config.inspect(key))) {
-      settings[key] = value;
+    if (typeof value === 'function' || CLIENT_ONLY.has(key) || !isSet(config.inspect(key))) {
+      continue;
     }
+    if (UNSET_WHEN_EMPTY.has(key) && typeof value === 'string' && value.trim() === '') {
+      continue;
+    }
+    settings[key] = value;
   }
   return settings;
 }
