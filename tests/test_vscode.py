@@ -301,6 +301,10 @@ def check_commands(result: dict[str, Any], log: str) -> None:
     assert "enabled: true" in result["enabledToast"], result["enabledToast"]  # the setting undid the toggle
     # An empty codellama.model left serverArgs' --model in charge (it was sent, and meant the demo model).
     assert f"model: {DEMO_MODEL_DIR} " in result["enabledToast"], result["enabledToast"]
+    # A model that failed to load, the one before kept: the status bar said so (it said "ready").
+    summary = result["fallbackLabel"].split("\n")[0]
+    assert "no-such-model did not load" in summary and "does not exist" in summary, summary
+    assert f"still using {DEMO_MODEL_DIR} " in summary and "ready" not in summary, summary
     assert "ready" in result["reloadedLabel"]
     assert len(re.findall(r"\] codellama: .* ready on ", log)) >= 2, log  # loaded, then reloaded
     assert "unrecognized arguments: --no-such-flag" in result["badArgsToast"], result["badArgsToast"]

@@ -287,6 +287,16 @@ async function main() {
     result.reloadedLabel = await waitForStatus('ready');
   });
 
+  await stage('a model that does not load: the status bar says which one is used instead', async () => {
+    const good = fs.readFileSync(MACHINE_SETTINGS, 'utf8');
+    const missing = path.join(OUT, 'no-such-model');
+    fs.writeFileSync(MACHINE_SETTINGS, JSON.stringify({ ...JSON.parse(good), 'codellama.model': missing }, null, 2));
+    result.fallbackLabel = await waitForStatus('did not load', 30000);
+    await closeToasts();
+    fs.writeFileSync(MACHINE_SETTINGS, good); // the model setting removed: a restart, with serverArgs' --model
+    await waitForStatus('ready (click', 90000);
+  });
+
   await stage('bad serverArgs: the server says why', async () => {
     const good = fs.readFileSync(MACHINE_SETTINGS, 'utf8');
     const machine = JSON.parse(good);

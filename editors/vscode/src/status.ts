@@ -11,7 +11,7 @@ export const CMD_TOGGLE = 'codellama.toggle';
 export const CMD_RESTART = 'codellama.restartServer';
 
 type ClientState = 'starting' | 'running' | 'stopped';
-type UiState = 'starting' | 'loading' | 'ready' | 'slow' | 'off' | 'failed' | 'no-infilling' | 'error';
+type UiState = 'starting' | 'loading' | 'ready' | 'slow' | 'off' | 'failed' | 'fallback' | 'no-infilling' | 'error';
 
 /**
  * The server's notification of a change of `too_slow` (its params: `{ too_slow: string | null }`): completions as
@@ -128,6 +128,9 @@ export class StatusBar implements vscode.Disposable {
     if (this.infilling === false) {
       return 'no-infilling';
     }
+    if (this.fallbackFrom() !== undefined) {
+      return 'fallback';
+    }
     if (!this.enabled) {
       return 'off';
     }
@@ -171,6 +174,16 @@ export class StatusBar implements vscode.Disposable {
           '(fix "codellama.model", then run "Code Llama: Reload Model")';
         item.backgroundColor = new vscode.ThemeColor('statusBarItem.warningBackground');
         break;
+      case 'fallback':
+        // Completions still come, from the model loaded before: "ready" would hide that the one asked for is not it.
+        item.text = '$(warning) Code Llama';
+        item.tooltip = this.detailsTooltip(
+          `${this.fallbackFrom()} did not load${this.modelError ? `: ${this.modelError}` : ''}; still using ` +
+            `${String(this.details?.loaded)} (fix the setting, then run "Code Llama: Reload Model")`,
+          'error', // said above already
+        );
+        item.backgroundColor = new vscode.ThemeColor('statusBarItem.warningBackground');
+        break;
       case 'no-infilling':
         item.text = '$(warning) Code Llama';
         item.tooltip = `Code Llama: ${this.modelError ?? 'the model cannot fill in the middle'} (choose a base or Instruct model in "codellama.model", then run "Code Llama: Reload Model")`;
@@ -182,6 +195,18 @@ export class StatusBar implements vscode.Disposable {
         item.backgroundColor = new vscode.ThemeColor('statusBarItem.errorBackground');
         break;
     }
+  }
+
+  /**
+   * The model asked for, when a model is ready but it is not that one: its load (or that of a device, dtype… setting)
+   * failed and the server kept, or loaded again, the model it had (`error` says why, `loaded` which it is).
+   */
+  private fallbackFrom(): string | undefined {
+    if (this.modelState !== 'ready' || !this.details) {
+      return undefined;
+    }
+    const { model, loaded } = this.details;
+    return this.modelError !== undefined || (typeof loaded === 'string' && loaded !== model) ? String(model) : undefined;
   }
 
   private detailsTooltip(summary: string, omit?: string): vscode.MarkdownString | string {
