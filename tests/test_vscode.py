@@ -309,6 +309,7 @@ def check_commands(result: dict[str, Any], log: str) -> None:
     assert len(re.findall(r"\] codellama: .* ready on ", log)) >= 2, log  # loaded, then reloaded
     assert "unrecognized arguments: --no-such-flag" in result["badArgsToast"], result["badArgsToast"]
     assert "not running" in result["badArgsLabel"]
+    assert {"Server Args", "Server Path"} <= set(result["badArgsSettings"]), result["badArgsSettings"]
     assert "unrecognized arguments: --no-such-flag" in result["badArgsRestartToast"]  # a click restarted it
     # --log-level INFO after `serve` took effect; nothing but set settings were sent; no noise.
     assert "INFO lsp_server.model_load" in log

@@ -298,6 +298,15 @@ async function main() {
     machine['codellama.serverArgs'] = [...machine['codellama.serverArgs'], '--no-such-flag'];
     fs.writeFileSync(MACHINE_SETTINGS, JSON.stringify(machine, null, 2));
     result.badArgsToast = await toastWith('no-such-flag');
+    // Its "Open Settings" shows the settings to fix, in code-server on the Remote tab: the User tab of a remote window
+    // lists no machine-overridable setting ("No Settings Found").
+    await page.locator('.notifications-toasts .monaco-button', { hasText: 'Open Settings' }).first().click();
+    const labels = () => page.locator('.settings-editor .setting-item-label').allInnerTexts();
+    result.badArgsSettings = await waitFor('Server Args in the Settings editor', async () => {
+      const shown = await labels();
+      return shown.includes('Server Args') && shown;
+    }, 10000).catch(labels);
+    await page.locator('.tabs-container .tab.active .codicon-close').click(); // the Settings editor
     result.badArgsLabel = await waitForStatus('not running');
     // A click on the item restarts a server that is not running (the server's own commands went with it).
     await closeToasts();

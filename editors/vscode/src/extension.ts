@@ -251,10 +251,21 @@ async function reportStopped(command: string, reason: string | undefined, notFou
   if (choice === 'Restart') {
     await restartClient('Restart requested');
   } else if (choice === 'Open Settings') {
-    await vscode.commands.executeCommand('workbench.action.openSettings', notFound ? 'codellama.serverPath' : SECTION);
+    // Not found: the path. Else the server's command too (a bad flag in serverArgs), and the model it was to load.
+    await openSettings(notFound ? `${SECTION}.serverPath` : `${SECTION}.server`);
   } else if (choice === 'Show Log') {
     output.show(true);
   }
+}
+
+/**
+ * The Settings editor, searched for `query`: in a remote window (code-server, SSH, WSL, a container) on its Remote
+ * tab, since the User tab leaves out machine-overridable settings there (serverPath, serverArgs, model): it said
+ * "No Settings Found" for the very setting the error asked to fix.
+ */
+function openSettings(query: string): Thenable<unknown> {
+  const command = vscode.env.remoteName ? 'workbench.action.openRemoteSettings' : 'workbench.action.openSettings';
+  return vscode.commands.executeCommand(command, { query });
 }
 
 /** Ask the server for its status (bypassing the command middleware: no popup) and update the status bar. */
