@@ -168,6 +168,14 @@ def test_vscode_extension_compiles_and_packages(tmp_path: Path) -> None:
     assert out.is_file()
     assert "vscode-languageclient/node" in out.read_text(encoding="utf-8")
     assert list(work.glob("codellama-lsp-*.vsix"))
+    # serverPath is run without a shell: its `~` is the extension's to expand (it was "not found" before).
+    check = ("const { expandHome } = require('./out/paths.js'); console.log(JSON.stringify(["
+             "'~/venv/bin/codellama-lsp', '${userHome}/x', '~', '/usr/bin/codellama-lsp', 'codellama-lsp', '~user/x'"
+             "].map((p) => expandHome(p, '/home/me'))));")
+    proc = subprocess.run(["node", "-e", check], cwd=work, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == ["/home/me/venv/bin/codellama-lsp", "/home/me/x", "/home/me",
+                                       "/usr/bin/codellama-lsp", "codellama-lsp", "~user/x"]
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -8,6 +8,8 @@
  */
 import * as vscode from 'vscode';
 
+import { expandHome } from './paths';
+
 export const SECTION = 'codellama';
 
 /** Read by the extension (`trace.server`: by vscode-languageclient); never sent to the server. */
@@ -24,11 +26,11 @@ export interface ServerCommand {
   args: string[];
 }
 
-/** `<serverPath> serve <serverArgs…>` (vscode-languageclient appends `--stdio`). */
+/** `<serverPath> serve <serverArgs…>` (vscode-languageclient appends `--stdio`), `~` in serverPath expanded. */
 export function serverCommand(): ServerCommand {
   const config = vscode.workspace.getConfiguration(SECTION);
   return {
-    command: config.get<string>('serverPath') || 'codellama-lsp',
+    command: expandHome(config.get<string>('serverPath') || 'codellama-lsp'),
     args: ['serve', ...config.get<string[]>('serverArgs', [])],
   };
 }
