@@ -444,12 +444,14 @@ end
 
 --- Answer inlineCompletion requests with {items} instead of asking the server, until the function returned
 --- is called: for items the demo model does not make (a tab after text, non-ASCII words). Every request, not
---- only the next: one made as the user types may come after the one asked for, and win.
-local function answer_with(bufnr, items)
+--- only the next: one made as the user types may come after the one asked for, and win. {on_request}, if
+--- given, is called with each request's params.
+local function answer_with(bufnr, items, on_request)
   local client = require('codellama.lsp').get_client(bufnr)
   local request = client.request
   client.request = function(self, method, params, handler, ...)
     if method ~= 'textDocument/inlineCompletion' then return request(self, method, params, handler, ...) end
+    if on_request then on_request(params) end
     vim.schedule(function() handler(nil, { items = items }) end)
     return true, -1
   end
@@ -539,6 +541,40 @@ local function rest_of_line()
   result.split_rows = { first_row(here), first_row(there) }
   feed('<Esc>')
   restore()
+end
+
+--- <CR> where the suggestion starts with a line break: what is shown once the new line is auto-indented,
+--- how many requests that made, and what accepting it then makes of the lines.
+local function enter_through()
+  local codellama = require('codellama')
+  local bufnr = open_file()
+  local keymaps = require('codellama.config').options.keymaps
+  result.probes = {}
+  for _, probe in ipairs(vim.json.decode(vim.env.CODELLAMA_PROBES)) do
+    local original = api.nvim_buf_get_lines(bufnr, 0, -1, false)
+    api.nvim_win_set_cursor(0, { probe.row, probe.col or 0 })
+    local requests = 0
+    local restore = answer_with(bufnr, { { insertText = probe.text } }, function() requests = requests + 1 end)
+    feed(probe.col and 'i' or 'A')
+    local before = wait_until('ghost text', 5000, codellama.get_suggestion)
+    requests = 0
+    feed(probe.keys)
+    wait_until('typed', 5000, function() return api.nvim_win_get_cursor(0)[1] > probe.row end)
+    -- Long enough for a request made by typing to be sent (debounce_ms = 50) and answered.
+    sleep(300)
+    local s = codellama.get_suggestion()
+    local shown = s and { row = s.row, col = s.col, text = s.text } or vim.NIL
+    if s then
+      feed(keymaps.accept)
+      wait_until('accepted', 5000, function() return not codellama.is_visible() end)
+    end
+    restore()
+    table.insert(result.probes, { before = before.text, requests = requests, shown = shown,
+                                  after = api.nvim_buf_get_lines(bufnr, 0, -1, false) })
+    feed('<Esc>')
+    wait_until('Normal mode', 5000, function() return api.nvim_get_mode().mode == 'n' end)
+    api.nvim_buf_set_lines(bufnr, 0, -1, false, original)
+  end
 end
 
 --- The user's own <Tab> mapping still works where the plugin does not take the key: with no suggestion,
@@ -789,7 +825,7 @@ end
 
 local scenarios = { restart = restart, nameless = nameless, toggle_restart = toggle_restart, main = main, bottom = bottom, cycle = cycle, loading = loading, rest_of_line = rest_of_line,
                     user_keys = user_keys, settings_again = settings_again, settings_removed = settings_removed, failed_load = failed_load,
-                    too_slow = too_slow }
+                    too_slow = too_slow, enter_through = enter_through }
 co = coroutine.create(function()
   local ok, err = xpcall(scenarios[vim.env.CODELLAMA_SCENARIO], debug.traceback)
   if not ok then result.error = err end
@@ -1155,6 +1191,44 @@ def test_nvim_ghost_text_shows_what_accepting_makes(tmp_path: Path, tiny_model_d
     assert result["marks_after_ctrl_c"] == 0
     assert result["word_line"] == "größe_naïve"
     assert result["split_rows"] == [result["word_line"] + " # GHOST", result["word_line"]]
+
+
+def test_nvim_enter_through_a_suggestion_keeps_the_rest(tmp_path: Path, tiny_model_dir: Path) -> None:
+    """<CR> where the suggestion starts with a line break keeps the rest shown without asking again when the
+    new line's auto-indent starts the suggestion's indent; accepting it then makes the suggested lines (no
+    doubled indent). Where the editor indents deeper than the suggestion, it is asked again."""
+    text = "def add(a, b):\n\nprint(add(1, ))\n"  # Python's indentexpr indents 4 after the `:`
+    probes = [
+        {"row": 1, "text": "\n    return a + b", "keys": "<CR>"},
+        {"row": 1, "text": "\n        s = a + b\n    return s", "keys": "<CR>"},  # deeper than the auto-indent
+        {"row": 1, "text": "\n    return a + b", "keys": "<CR>ret"},  # typing on through the new line
+        {"row": 1, "text": "\nx = 1", "keys": "<CR>"},  # the editor indents, the suggestion does not
+        {"row": 3, "col": 13, "text": "2,\n          3", "keys": "2,<CR>"},  # `))` moves down, under `1`
+    ]
+    result = _run_nvim_driver(tmp_path, tiny_model_dir, text, row=1, scenario="enter_through",
+                              CODELLAMA_PROBES=json.dumps(probes))
+    kept, deeper, typed_on, dedented, mid_line = result["probes"]
+    rest = ["", "print(add(1, ))"]
+
+    assert kept["requests"] == 0
+    assert kept["shown"] == {"row": 1, "col": 4, "text": "return a + b"}
+    assert kept["after"] == ["def add(a, b):", "    return a + b", *rest]
+
+    assert deeper["requests"] == 0
+    assert deeper["shown"] == {"row": 1, "col": 4, "text": "    s = a + b\n    return s"}
+    assert deeper["after"] == ["def add(a, b):", "        s = a + b", "    return s", *rest]
+
+    assert typed_on["requests"] == 0
+    assert typed_on["shown"] == {"row": 1, "col": 7, "text": "urn a + b"}
+    assert typed_on["after"] == ["def add(a, b):", "    return a + b", *rest]
+
+    # Made for code outside the function: asked again for the indented line (the answer here is the same item).
+    assert dedented["requests"] == 1
+    assert dedented["shown"] == {"row": 1, "col": 4, "text": "\nx = 1"}
+
+    assert mid_line["requests"] == 0, mid_line
+    assert mid_line["shown"] == {"row": 3, "col": 10, "text": "3"}
+    assert mid_line["after"] == ["def add(a, b):", "", "print(add(1, 2,", "          3))"]
 
 
 def test_nvim_keys_fall_back_to_the_users_mappings(tmp_path: Path, tiny_model_dir: Path) -> None:

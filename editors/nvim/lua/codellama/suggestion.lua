@@ -394,27 +394,45 @@ function M.schedule()
   )
 end
 
+--- The buffer's text from ({row}, {col}) to ({end_row}, {end_col}) (0-based rows, byte columns), lines joined
+--- with "\n"; nil where a row is no longer in the buffer. A column past the end of its line counts from the
+--- end (as where <CR> on a line of nothing but auto-indent removes that indent).
+---@param bufnr integer
+---@param row integer
+---@param col integer
+---@param end_row integer
+---@param end_col integer
+---@return string?
+local function text_between(bufnr, row, col, end_row, end_col)
+  local ok, lines = pcall(api.nvim_buf_get_text, bufnr, row, col, end_row, end_col, {})
+  return ok and table.concat(lines, '\n') or nil
+end
+
 --- If the user typed exactly the next characters of the suggestion, keep it
---- (shortened) instead of asking the server again.
+--- (shortened) instead of asking the server again. That includes line breaks: <CR> types "\n" and the
+--- new line's auto-indent, which is kept through when the suggestion's next line starts with that indent
+--- (it then shows the rest of its indent). Where the editor indented differently, the suggestion was made
+--- for other code (in Python the indent is the block), so it is asked again, as the server's cache would.
 ---@param snap codellama.Snapshot
 ---@return boolean kept
 local function type_through(snap)
   local s = current
-  if not s or s.bufnr ~= snap.bufnr or s.row ~= snap.row or snap.col <= s.col then
+  local moved_on = s ~= nil and (snap.row > s.row or (snap.row == s.row and snap.col > s.col))
+  if not s or s.is_snippet or s.bufnr ~= snap.bufnr or not moved_on then
     return false
   end
-  local line = get_line(snap.bufnr, snap.row)
-  local typed = line:sub(s.col + 1, snap.col)
-  if s.is_snippet or s.text:sub(1, #typed) ~= typed or #typed >= #s.text then
+  local typed = text_between(snap.bufnr, s.row, s.col, snap.row, snap.col)
+  if not typed or s.text:sub(1, #typed) ~= typed or #typed >= #s.text then
     return false
   end
-  if line:sub(snap.col + 1) ~= s.line_rest then
+  -- The rest of the line follows the cursor, also onto the new line after a line break.
+  if get_line(snap.bufnr, snap.row):sub(snap.col + 1) ~= s.line_rest then
     return false -- something else changed the rest of the line (autopairs, …)
   end
   clear_extmark()
   s.text = s.text:sub(#typed + 1)
-  s.replace_end = s.replace_end + #typed
-  s.tick, s.col = snap.tick, snap.col
+  s.replace_end = snap.col + (s.replace_end - s.col)
+  s.tick, s.row, s.col = snap.tick, snap.row, snap.col
   choices, choice = { s }, 1 -- the others were for the cursor before
   draw(s)
   return true
