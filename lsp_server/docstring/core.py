@@ -32,7 +32,8 @@ class DocTarget:
 @dataclass(frozen=True)
 class DocEdit:
     """`new_text` goes at (line, character), in place of the `replaced` characters that follow there (UTF-16
-    units throughout; a pure insertion unless a one-line body's blank gap after the colon is taken out)."""
+    units throughout; a pure insertion unless a one-line body's blank gap after the colon is taken out, with the
+    backslash that ends the line when the body is on the next: `def f(x): \\`)."""
 
     line: int
     character: int

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from ..text import line_break_of, lone_cr_to_lf
 from .clean import clean, fallback, max_tokens
 from .core import DocEdit, DocTarget, Infill, line_offset, split_lines, utf16_len
-from .python_target import header_colon
+from .python_target import continued_header, header_colon
 from .styles import Part, Slot, in_markup, skeleton
 from .treesitter_target import joins_go_doc
 
@@ -33,11 +33,13 @@ def generate_docstring(text: str, target: DocTarget, infill: Infill, *, style: s
     text = lone_cr_to_lf(text)  # the same lines and offsets as LSP's, split on "\n" alone
     lines = split_lines(text)
     char, gap, head, tail = 0, "", "", ""
+    joined = False  # a header's backslash taken out: the statement keeps its own line
     if target.language == "python":
         split = _python_split(text, lines, target)
         if split is not None:
             char, gap = split
-            head, tail = "\n", target.indent
+            joined = gap.endswith("\\")
+            head, tail = "\n", "" if joined else target.indent
     elif target.column:
         # Other code before the declaration on its line: the comment goes on lines of its own between the two,
         # in place of the blanks that separated them.
@@ -46,7 +48,10 @@ def generate_docstring(text: str, target: DocTarget, infill: Infill, *, style: s
         # A blank line keeps a user's `/* x */` (that was on the `func` line) out of the new Go doc comment's group.
         head = "\n\n" if target.language == "go" and joins_go_doc(lines, target.insert_line, target.column) else "\n"
         tail = target.indent
-    parts: list[Part] = [head, *skeleton(target, style, _unit(target.indent)), tail]
+    body = skeleton(target, style, _unit(target.indent))
+    if joined:  # the line's own break follows the docstring, and the statement, already indented, after it
+        body[-1] = str(body[-1]).removesuffix("\n")
+    parts: list[Part] = [head, *body, tail]
     offset = line_offset(text, target.insert_line) + char
     # The skeleton uses '\n'; give the model one line-ending convention throughout.
     before = _tail(text[:offset], PREFIX_CHARS).replace("\r\n", "\n")
@@ -83,12 +88,15 @@ def generate_docstring(text: str, target: DocTarget, infill: Infill, *, style: s
 def _python_split(text: str, lines: list[str], target: DocTarget) -> tuple[int, str] | None:
     """For a one-line body (`def f(x): return x`) return (column right after the colon, the blank gap that
     follows it): the docstring goes in place of the gap, so the statement moves onto its own line below
-    it with the body's indent and no blank is left at the end of the header; None for an ordinary body."""
+    it with the body's indent and no blank is left at the end of the header; None for an ordinary body.
+    A body carried onto the next line by a backslash (`def f(x): \\`) has the gap and the backslash taken out."""
     colon = header_colon(text, target.line)
     if colon is None or colon[0] != target.insert_line:
         return None
     row, col = colon
     rest = lines[row][col + 1:]
+    if continued_header(lines, colon):  # `def f(x): \\`, the statement on the next line: the backslash goes too
+        return col + 1, rest
     gap = rest[: len(rest) - len(rest.lstrip(" \t"))]
     if not rest.strip() or rest.lstrip().startswith("#"):
         return None

@@ -359,8 +359,20 @@ def _describe(text: str, node: _DefNode, in_class: bool, unit: str | None = None
     lines = split_lines(text)
     colon_row = colon[0]
     body_row = node.body[0].lineno - 1
-    if body_row > colon_row:
-        insert_line, indent = colon_row + 1, leading_ws(lines[body_row])
+    if body_row > colon_row and continued_header(lines, colon):
+        # `def f(x): \\` above `    return x`: a one-line body on the next physical line. The docstring takes the
+        # backslash's place (see generate), at the statement's indent, the statement keeping its own line: that
+        # line must be the very next, and deeper than the header.
+        def_indent, indent = _indent_of(lines[node.lineno - 1]), _indent_of(lines[body_row])
+        if body_row != colon_row + 1 or not (len(indent) > len(def_indent) and indent.startswith(def_indent)):
+            return None  # a docstring anywhere would cut the body off the header: not offered
+        insert_line = colon_row
+    elif body_row > colon_row:
+        if any(line.strip(" \t\f") == "\\" for line in lines[colon_row + 1:body_row]):
+            # A bare backslash begins the body (`\t\\` above `\treturn x`): CPython takes such a line for
+            # inconsistent tabs unless it is its block's first, and an edit may take out only blanks on one line.
+            return None
+        insert_line, indent = colon_row + 1, _indent_of(lines[body_row])
     else:
         # One-line body (`def f(x): return x`): the generator splits the line at the statement.
         insert_line, indent = colon_row, leading_ws(lines[node.lineno - 1]) + (unit or _indent_unit(lines))
@@ -380,6 +392,20 @@ def _describe(text: str, node: _DefNode, in_class: bool, unit: str | None = None
         returns, raises = _returns(node, own, yields), _raises(own)
     return DocTarget("python", kind, node.name, params, returns, yields, raises,
                      node.lineno - 1, insert_line, indent)
+
+
+def _indent_of(line: str) -> str:
+    """The line's indent as Python counts it: a form feed (a page break, `^L`) among the leading blanks sets the
+    column back to 0, so only the blanks after the last one indent the line (`\\f    return x` is 4 deep)."""
+    blanks = line[: len(line) - len(line.lstrip(" \t\f"))]
+    return blanks.rsplit("\f", 1)[-1]
+
+
+def continued_header(lines: list[str], colon: tuple[int, int]) -> bool:
+    """Whether nothing but a backslash follows the header's colon: the body goes on the header's logical line
+    (`def f(x): \\` above `return x`), and a docstring on a line of its own under the header would leave it behind."""
+    row, col = colon
+    return lines[row][col + 1:].strip(" \t") == "\\"
 
 
 def _params(fn: _FuncDef, skip_self: bool) -> tuple[str, ...]:
