@@ -1,17 +1,15 @@
 """The "Generate docstring" code action over LSP: which form the client takes it in, where its target is, and the
 edit the model writes for it. docstring/ finds targets and writes docstrings without LSP; this is the flow
 around it, for the textDocument/codeAction, codeAction/resolve and codellama.generateDocstring handlers that
-create_server registers. The state it uses (the targets thread, the texts parsed there) is CodeLlamaServer's.
+create_server registers. The state it uses (the targets process, targets.py) is CodeLlamaServer's.
 
-Targets are found on the targets thread (`target_at`), never on the event loop: a whole file is parsed.
+Targets are found in a process of their own (`target_at`), never on the event loop: a whole file is parsed.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
-from collections import deque
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
@@ -21,7 +19,7 @@ from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
 from model.backend import Backend, BackendUnavailable
 
 from .completion import infill_text
-from .docstring import DocEdit, DocTarget, find_target, forget_parses, generate_docstring
+from .docstring import DocEdit, DocTarget, generate_docstring
 from .documents import Document
 from .protocol import ReplyTimeout
 from .text import offset_at, rebased_offset
@@ -161,35 +159,14 @@ async def generate_docstring_command(ls: CodeLlamaServer, args: tuple[Any, ...])
     return {"applied": bool(result and result.applied)}
 
 
-# -- targets, on the targets thread -------------------------------------------------------------------------
+# -- targets, in the targets process ------------------------------------------------------------------------
 async def target_at(ls: CodeLlamaServer, doc: Document, line: int, end_line: int | None = None) -> DocTarget | None:
     """The docstring target at `line` (to `end_line`) of `doc`, a snapshot: the answer is for the version asked
-    about, whatever edits come meanwhile. Found on the targets thread: a file's first parse, or one while it does
-    not parse, took 50-300 ms at 10,000 lines (seconds at megabytes), when nothing else was read or answered."""
+    about, whatever edits come meanwhile. Found in the targets process (targets.py): a file's first parse, or one
+    while it does not parse, took 50-300 ms at 10,000 lines (seconds at megabytes), when nothing else was read or
+    answered."""
     uri = unquote(doc.uri) if ls.documents.get(doc.uri) is not None else None  # a file not open: no close
-    return await asyncio.get_running_loop().run_in_executor(
-        ls.targets, _find_target, ls, uri, doc.text, doc.language_id, line, end_line)
-
-
-def _find_target(ls: CodeLlamaServer, uri: str | None, text: str, language_id: str, line: int,
-                 end_line: int | None) -> DocTarget | None:  # on the targets thread
-    # A few more than the parsers keep of one text's versions (4): these are what they may hold of the document.
-    parsed = ls.parsed.setdefault(uri, deque(maxlen=8)) if uri is not None else None
-    return find_target(text, language_id, line, end_line, parsed=parsed)
-
-
-def forget_targets(ls: CodeLlamaServer, uri: str) -> None:
-    """Have the targets thread forget what its parsers hold of the document `uri` (closed): the trees of a 4 MB
-    file held ~200 MB, four of them per language, after it closed."""
-    try:
-        ls.targets.submit(_forget_parses, ls, unquote(uri))
-    except RuntimeError:  # the session is over: the targets thread is gone
-        pass
-
-
-def _forget_parses(ls: CodeLlamaServer, uri: str) -> None:  # on the targets thread
-    if (hashes := ls.parsed.pop(uri, None)) is not None:
-        forget_parses(set(hashes))
+    return await ls.targets.find(uri, doc.text, doc.language_id, line, end_line)
 
 
 # -- the edit, on the model thread --------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 Handlers never run the model: they read the document, hand a job to the model thread (worker.py) and
 await it, so didChange and friends are processed while a completion is being generated. Nor do they parse a
-whole file: docstring targets are found on a thread of their own (docstring_action.target_at). Messages reach
+whole file: docstring targets are found in a process of their own (targets.py). Messages reach
 them through protocol.py (every request gets exactly one response) and transport.py (stdio or TCP).
 
 Here: CodeLlamaServer (the session's state: settings, documents, model worker, cache; the completion flow) and
@@ -18,9 +18,7 @@ import dataclasses
 import logging
 import sys
 import time
-from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, BinaryIO
 from urllib.parse import unquote
 
@@ -46,6 +44,7 @@ from .settings import Settings, consistency_warnings, extra_budget, parse_settin
 from .shaping import Shaped
 from .slowness import SlowNotice
 from .tags import in_markup
+from .targets import Targets
 from .text import line_break_of
 from .transport import serve_stdio, serve_tcp
 from .worker import Cancelled, ModelWorker
@@ -105,12 +104,9 @@ class CodeLlamaServer(LanguageServer):
         self.defaults = settings
         self.loaded: Settings | None = None  # the settings the model in use was loaded with
         self.worker = ModelWorker()
-        # Where docstring targets are found (docstring_action.target_at): off the event loop, one at a time, so that the
-        # parsers' caches of recent texts and trees are only ever touched from this thread.
-        self.targets = ThreadPoolExecutor(max_workers=1, thread_name_prefix="targets")
-        # The hashes of the texts of each open document (by URI) found targets in, on the targets thread alone: what
-        # the parsers' caches hold of it is forgotten when it closes (`close_document`).
-        self.parsed: dict[str, deque[int]] = {}
+        # Where docstring targets are found (docstring_action.target_at): a process of their own, one at a time, which
+        # keeps the parsers' caches of recent texts and trees; a document's are forgotten when it closes.
+        self.targets = Targets()
         self.documents = Documents()
         self.notebooks = Notebooks()
         self.cache = CompletionCache()
@@ -136,7 +132,7 @@ class CodeLlamaServer(LanguageServer):
             self.exit_code = serve_stdio(self.protocol, stdin or sys.stdin.buffer, stdout or sys.stdout.buffer)
         finally:
             self.worker.shutdown()
-            self.targets.shutdown(wait=False, cancel_futures=True)
+            self.targets.close()
 
     def start_tcp(self, host: str, port: int,
                   listening: Callable[[list[tuple[str, int]]], None] = lambda addresses: None) -> None:
@@ -145,7 +141,7 @@ class CodeLlamaServer(LanguageServer):
             self.exit_code = serve_tcp(self.protocol, host, port, listening)
         finally:
             self.worker.shutdown()
-            self.targets.shutdown(wait=False, cancel_futures=True)
+            self.targets.close()
 
     def report_server_error(self, error: Exception, source: Any) -> None:
         # pygls' default shows a popup for errors outside requests; a request already carries its error
@@ -254,7 +250,7 @@ class CodeLlamaServer(LanguageServer):
         self.documents.close(uri)
         self.cache.forget(unquote(uri))  # its completions hold its text
         self.worker.cancel(uri)
-        docstring_action.forget_targets(self, uri)
+        self.targets.forget(unquote(uri))
 
     # -- completions ------------------------------------------------------------------------------------
     def serves(self, doc: Document) -> bool:

@@ -4,11 +4,14 @@ which answers the sizes of the server's tables in `codellama.status`, run only i
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 import time
 
 import pytest
 
+from lsp_server.docstring import find_target
 from lsp_server.tools.soak import PROBE
 from tests.wire import Wire
 
@@ -149,3 +152,52 @@ def test_notifications_and_async_commands_leave_no_request_bookkeeping(wire: Wir
     now = sizes(wire)
     assert now["request_futures"] <= before
     assert now["workspace_folders"] == 1
+
+
+def broken_python(functions: int) -> str:
+    """Python that does not parse (a def left unfinished halfway), of functions without docstrings: 44 bytes each."""
+    defs = [f"def scale_{i}(value, factor):\n    return value * factor + {i}\n\n\n" for i in range(functions)]
+    return "".join(defs[:functions // 2]) + "def unfinished(:\n\n\n" + "".join(defs[functions // 2:])
+
+
+def titles(wire: Wire, uri: str, line: int, timeout: float = 60) -> list[str] | None:
+    at = {"line": line, "character": 0}
+    actions = wire.result("textDocument/codeAction", {"textDocument": {"uri": uri}, "range": {"start": at, "end": at},
+                                                       "context": {"diagnostics": []}}, timeout)
+    return actions and [action["title"] for action in actions]
+
+
+def test_docstring_targets_are_found_in_a_process_of_their_own(wire: Wire) -> None:
+    """A file that does not parse is parsed from scratch at each code action (a cursor move), and tree-sitter holds
+    the GIL for all of a parse: on a thread of the server, typing in a broken 5 MB file held its event loop ~0.5 s per
+    code action. Targets are found in a child process, with the answers found in-process, and the parses kept there."""
+    uri, text = "file:///long/broken.py", broken_python(4_000)
+    wire.open(uri, text)
+    for line in (4, 8_004, 16_000):  # before the broken def, just after it, at the end
+        expected = find_target(text, "python", line)
+        assert expected is not None
+        assert titles(wire, uri, line) == [f"Generate docstring for {expected.name}"]
+    now = sizes(wire)
+    assert now["targets_pid"] != wire.proc.pid
+    assert now["python_layouts"] == 1 and now["parses_in_server"] == 0
+    wire.notify("textDocument/didClose", {"textDocument": {"uri": uri}})
+    assert (sizes(wire)["python_layouts"], sizes(wire)["ts_trees"]) == (0, 0)
+
+
+def test_a_targets_process_that_dies_is_replaced(wire: Wire) -> None:
+    """Killed (or crashed) while it parses, the targets process answers the code action with no action, and the next
+    one is answered by a new process: the session goes on."""
+    uri, text = "file:///long/huge.py", broken_python(60_000)  # 2.6 MB: a parse from scratch of a few hundred ms
+    wire.open(uri, text)
+    expected = [f"Generate docstring for {find_target(text, 'python', 4).name}"]
+    first = sizes(wire)["targets_pid"]
+    at = {"line": 4, "character": 0}
+    asked = wire.request("textDocument/codeAction", {"textDocument": {"uri": uri}, "range": {"start": at, "end": at},
+                                                     "context": {"diagnostics": []}})
+    os.kill(first, signal.SIGKILL)
+    reply = wire.response(asked, 60)
+    assert "error" not in reply
+    assert reply["result"] is None or [a["title"] for a in reply["result"]] == expected  # answered before the kill
+    assert titles(wire, uri, 4) == expected
+    assert sizes(wire)["targets_pid"] not in (first, wire.proc.pid)
+    wire.notify("textDocument/didClose", {"textDocument": {"uri": uri}})

@@ -27,7 +27,7 @@ PROBE = """
 import dataclasses, gc, sys, weakref
 import lsp_server.model_load as model_load
 import lsp_server.server as server
-from lsp_server import completion, context, documents
+from lsp_server import completion, context, documents, targets
 from lsp_server.docstring import python_target, ts_util
 engines, tokenizers, docs = [], [], []  # weak references (a Document is unhashable: no WeakSet)
 load_engine = model_load.load_engine
@@ -50,6 +50,7 @@ def probed(self):
     gc.collect()
     docs[:] = [ref for ref in docs if ref() is not None]
     ws, proto = self.workspace, self.protocol
+    parsers = self.targets.call(targets.cache_sizes).result(120)  # where targets are found: the targets process
     sizes = {
         "rss_mib": round(rss_kib() / 1024, 1),
         "gc_objects": len(gc.get_objects()), "gc_frozen": gc.get_freeze_count(),
@@ -64,9 +65,11 @@ def probed(self):
         "recalled_lines": completion._recalled_lines.cache_info().currsize,
         "token_counters": len(context._COUNTERS),
         "token_counter_memo": sum(len(c) for c in context._COUNTERS.values()),
-        "python_layouts": len(python_target._RECENT),
-        "python_group_trees": python_target._group_tree.cache_info().currsize,
-        "ts_trees": sum(len(kept) for kept in ts_util._TREES.values()),
+        "python_layouts": parsers["python_layouts"], "python_group_trees": parsers["python_group_trees"],
+        "ts_trees": parsers["ts_trees"], "targets_pid": parsers["pid"],
+        "targets_rss_mib": round(parsers["rss_kib"] / 1024, 1),
+        # What the parsers hold in the server process itself: nothing, unless targets are found on a thread there.
+        "parses_in_server": len(python_target._RECENT) + sum(len(kept) for kept in ts_util._TREES.values()),
         "worker_jobs": len(self.worker._latest),
         "pygls_documents": len(ws._text_documents) + len(ws._notebook_documents),
         "workspace_folders": len(ws._folders),
@@ -224,7 +227,7 @@ async def notebook(s: Session, r: int) -> None:
 
 
 # The probe's figures shown in the table, in this order (the JSON has them all).
-COLUMNS = ("completions", "rss_mib", "gc_objects", "engines_alive", "tokenizers_alive", "documents_open", "documents_alive", "notebook_cells",
+COLUMNS = ("completions", "rss_mib", "targets_rss_mib", "gc_objects", "engines_alive", "tokenizers_alive", "documents_open", "documents_alive", "notebook_cells",
            "completion_cache", "completion_cache_kchars", "extra_chunks", "line_tokens", "python_layouts", "ts_trees",
            "worker_jobs", "request_futures", "result_types", "request_methods", "progress_tokens", "tasks")
 
