@@ -67,7 +67,7 @@ def cache_sizes() -> dict[str, int]:
 
 def _start_child(server_pid: int) -> None:
     """The child's first step. Its stdout is the server's, which may be the LSP channel: nothing may reach it. And it
-    ends with the server, which a kill leaves no time to stop it (the child would wait for work forever)."""
+    ends with the server: a killed server cannot stop it, and it would wait for work forever."""
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)
     os.close(devnull)
