@@ -110,8 +110,9 @@ class Targets:
             return None
 
     def forget(self, uri: str) -> None:
-        """Have what the parsers hold of the document `uri` (closed) forgotten, after the requests before."""
-        if not self._closed:
+        """Have what the parsers hold of the document `uri` (closed) forgotten, after the requests before. Where no
+        child runs, none holds anything: none is started for it (a session without code actions never has one)."""
+        if not self._closed and self._pool is not None:
             self._submit(forget_here, uri)
 
     def call(self, fn: Callable[..., T], *args: Any) -> Future[T]:

@@ -76,3 +76,15 @@ def test_the_targets_process_ends_with_the_server_killed() -> None:
         if child is not None and alive(child):
             os.kill(child, signal.SIGKILL)  # it holds the server's stderr, which the wire's reader waits on
         wire.kill()
+
+
+def test_closing_a_document_starts_no_process_where_none_runs() -> None:
+    """A session without code actions never starts the targets process: a document closed there has nothing in it to
+    forget (before, its didClose spawned one, to forget nothing)."""
+    before = set(multiprocessing.active_children())
+    targets = Targets()
+    try:
+        targets.forget("file:///closed.py")
+        assert set(multiprocessing.active_children()) == before
+    finally:
+        targets.close()
