@@ -152,8 +152,9 @@ def forget_layouts(hashes: Collection[int]) -> None:
         _group_tree.cache_clear()
 
 
-# How many lines a part of a text parsed from scratch has, at least (~4 ms each): the server finds targets on a
-# thread of their own, and a thread that holds the GIL in ast.parse holds the event loop too, until it returns.
+# How many lines a part of a text parsed from scratch has, at least (~4 ms each): where targets are found on a
+# thread of the server (no process could be started, targets.py), a thread that holds the GIL in ast.parse holds
+# the event loop too, until it returns.
 _PART_LINES = 200
 # Where a text may be cut into parts that parse alone: a line at column 0 that starts a statement, not one that
 # goes on with the statement before it (`else:`, `except:`), closes a bracket or is blank or a comment.
